@@ -1,0 +1,32 @@
+//! peerdex: a Napster-style peer-to-peer file sharing service.
+//!
+//! An index server keeps who is registered, who is connected and where, and what each
+//! user shares; clients download directly from each other; every request is audited
+//! through an ONC-RPC logger; clients stamp requests with the time from a small web
+//! service. `../shared/PROTOCOL.md` is the wire contract.
+//!
+//! Modules, one concern each:
+//! - [`wire`]: NUL-terminated field framing with hard limits.
+//! - [`index`]: index protocol messages; [`registry`]: the index state;
+//!   [`server`]: the index server.
+//! - [`net`]: binding, the bounded accept loop, connection cap, shutdown.
+//! - [`audit`]: audit records; [`shipper`]: sends them to the logger.
+//! - [`console`]: batched console lines on stdout; [`clock`]: the DATETIME format.
+//! - [`client`]: the interactive shell; [`peer`]: the peer listener and downloads.
+//! - [`logger`]: the ONC-RPC audit logger; [`timesvc`]: the time web service.
+//! - [`bench`]: the load generator and baselines of `peerdex bench`.
+
+pub mod audit;
+pub mod bench;
+pub mod client;
+pub mod clock;
+pub mod console;
+pub mod index;
+pub mod logger;
+pub mod net;
+pub mod peer;
+pub mod registry;
+pub mod server;
+pub mod shipper;
+pub mod timesvc;
+pub mod wire;

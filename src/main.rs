@@ -1,0 +1,49 @@
+//! The `peerdex` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "peerdex",
+    version,
+    about = "Napster-style peer-to-peer file sharing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the index server.
+    Server(peerdex::server::ServerArgs),
+    /// Run the interactive client shell.
+    Client(peerdex::client::ClientArgs),
+    /// Run the ONC-RPC audit logger.
+    Logger(peerdex::logger::LoggerArgs),
+    /// Run the time web service.
+    Time(peerdex::timesvc::TimeArgs),
+    /// Measure peerdex against baselines.
+    Bench(peerdex::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Server(args) => peerdex::server::run(args).map_err(Into::into),
+        Command::Client(args) => peerdex::client::run(args),
+        Command::Logger(args) => peerdex::logger::run(args),
+        Command::Time(args) => peerdex::timesvc::run(args),
+        Command::Bench(args) => peerdex::bench::run(args).map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peerdex: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

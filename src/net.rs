@@ -1,0 +1,405 @@
+//! Shared TCP plumbing for every peerdex listener: binding, a bounded accept loop, the
+//! connection cap, timeouts, and clean shutdown on SIGINT/SIGTERM.
+//!
+//! Owns: how connections are accepted and handed to a thread, how many may be open
+//! at once and what happens past that, how a blocked `accept` is woken for shutdown.
+//! Does not own: what is spoken on a connection (each service module decides).
+//!
+//! The cap works like this: each accepted connection holds a [`Permit`]. A connection
+//! that has not yet delivered its request is *idle* and may be evicted: when all
+//! permits are taken and a new connection arrives, the oldest idle connection is shut
+//! down to make room. A flood of silent connections therefore cannot lock out clients
+//! that send their request at once; it only evicts itself.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as SockShutdown, SocketAddr, TcpListener, TcpStream,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Listen backlog. Larger than std's 128 so a burst of connections waits in the
+/// kernel instead of having its SYNs dropped and retried a second later.
+const BACKLOG: i32 = 1024;
+
+/// Stack of a connection thread. Handlers keep their buffers on the heap; 256 KiB is
+/// ample and keeps 1024 threads at a fraction of the default 2 MiB each.
+pub const CONNECTION_STACK: usize = 256 * 1024;
+
+/// How long the accept loop waits after an `accept` error (EMFILE, ENFILE,
+/// ECONNABORTED) before trying again: long enough not to spin, short enough to
+/// recover at once when descriptors free up.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Binds a TCP listener with `SO_REUSEADDR` and a large backlog.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // Let "::" accept IPv4 too where the system allows it; ignore if not.
+        let _ = socket.set_only_v6(false);
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Connects with a timeout and sets read and write timeouts on the stream.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    set_timeouts(&stream, timeout)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Sets both read and write timeouts.
+pub fn set_timeouts(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))
+}
+
+/// The address to connect to in order to reach a listener bound to `addr`: the
+/// loopback address of the same family when it is bound to all interfaces.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// The address other hosts most likely use to reach this one: the source address
+/// of the default route (found by connecting a UDP socket, which sends nothing), or
+/// loopback when there is none.
+pub fn primary_ip() -> IpAddr {
+    let probe = || -> io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        // TEST-NET-2 (RFC 5737): never routed, never sent to; only the route lookup
+        // happens.
+        s.connect((Ipv4Addr::new(198, 51, 100, 1), 9))?;
+        Ok(s.local_addr()?.ip())
+    };
+    probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// A shared stop flag, raised by a signal or by code, that also wakes the accept
+/// loops blocked on their listeners.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Default)]
+struct ShutdownInner {
+    flag: AtomicBool,
+    listeners: Mutex<Vec<SocketAddr>>,
+    cond: Condvar,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Raises the flag on SIGINT and SIGTERM (from a dedicated thread).
+    pub fn on_signals(&self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let this = self.clone();
+        thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    log::info!("signal {sig}: shutting down");
+                    this.trigger();
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Registers a listener so that [`Shutdown::trigger`] wakes its accept loop.
+    pub fn watch(&self, listener: &TcpListener) -> io::Result<()> {
+        self.inner
+            .listeners
+            .lock()
+            .push(reachable(listener.local_addr()?));
+        Ok(())
+    }
+
+    /// Raises the flag and wakes every watched accept loop.
+    pub fn trigger(&self) {
+        if self.inner.flag.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let listeners = self.inner.listeners.lock().clone();
+        for addr in listeners {
+            // A connection to ourselves makes the blocked accept return.
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        }
+        let _guard = self.inner.listeners.lock();
+        self.inner.cond.notify_all();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until the flag is raised.
+    pub fn wait(&self) {
+        let mut guard = self.inner.listeners.lock();
+        while !self.is_triggered() {
+            self.inner
+                .cond
+                .wait_for(&mut guard, Duration::from_millis(200));
+        }
+    }
+}
+
+/// Caps the number of open connections; see the module comment.
+pub struct ConnLimiter {
+    cap: usize,
+    state: Mutex<LimiterState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    active: usize,
+    next_id: u64,
+    /// Connections still waiting for their request, oldest first, with a handle to
+    /// shut them down.
+    idle: BTreeMap<u64, TcpStream>,
+}
+
+impl ConnLimiter {
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(ConnLimiter {
+            cap: cap.max(1),
+            state: Mutex::new(LimiterState::default()),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Takes a slot for `stream`, evicting the oldest idle connection when all are
+    /// taken. Returns `None` only when `shutdown` is raised while waiting.
+    pub fn acquire(self: &Arc<Self>, stream: &TcpStream, shutdown: &Shutdown) -> Option<Permit> {
+        let mut state = self.state.lock();
+        let mut evicted = false;
+        while state.active >= self.cap {
+            if shutdown.is_triggered() {
+                return None;
+            }
+            if !evicted && let Some((_, victim)) = state.idle.pop_first() {
+                log::debug!(
+                    "connection cap {} reached: evicting the oldest idle connection",
+                    self.cap
+                );
+                let _ = victim.shutdown(SockShutdown::Both);
+                evicted = true;
+            }
+            let timed_out = self
+                .freed
+                .wait_for(&mut state, Duration::from_millis(100))
+                .timed_out();
+            if timed_out {
+                evicted = false;
+            }
+        }
+        state.active += 1;
+        let id = state.next_id;
+        state.next_id += 1;
+        if let Ok(clone) = stream.try_clone() {
+            state.idle.insert(id, clone);
+        }
+        Some(Permit {
+            limiter: Arc::clone(self),
+            id,
+        })
+    }
+
+    /// Open connections right now.
+    pub fn active(&self) -> usize {
+        self.state.lock().active
+    }
+
+    /// Shuts down every idle connection (at server shutdown).
+    pub fn close_idle(&self) {
+        let idle = std::mem::take(&mut self.state.lock().idle);
+        for stream in idle.values() {
+            let _ = stream.shutdown(SockShutdown::Both);
+        }
+    }
+
+    /// Waits until no connection is open, at most `limit`. Returns true if none is.
+    pub fn wait_empty(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut state = self.state.lock();
+        while state.active > 0 {
+            if self.freed.wait_until(&mut state, deadline).timed_out() {
+                return state.active == 0;
+            }
+        }
+        true
+    }
+}
+
+/// A connection's slot; released on drop.
+pub struct Permit {
+    limiter: Arc<ConnLimiter>,
+    id: u64,
+}
+
+impl Permit {
+    /// The request has arrived: this connection can no longer be evicted.
+    pub fn busy(&self) {
+        self.limiter.state.lock().idle.remove(&self.id);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut state = self.limiter.state.lock();
+        state.idle.remove(&self.id);
+        state.active -= 1;
+        self.limiter.freed.notify_all();
+    }
+}
+
+/// Accepts connections until `shutdown` is raised, running `handle` for each on its
+/// own thread, with at most the limiter's cap open at once. `accept` errors are
+/// logged and retried after a short pause: they concern one connection, not the
+/// listener.
+pub fn accept_loop<F>(
+    name: &str,
+    listener: &TcpListener,
+    limiter: &Arc<ConnLimiter>,
+    shutdown: &Shutdown,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Permit) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    while !shutdown.is_triggered() {
+        let (stream, peer) = match listener.accept() {
+            Ok(pair) => pair,
+            Err(e) => {
+                if shutdown.is_triggered() {
+                    break;
+                }
+                log::warn!("{name}: accept failed: {e}");
+                thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        if shutdown.is_triggered() {
+            break;
+        }
+        let Some(permit) = limiter.acquire(&stream, shutdown) else {
+            break;
+        };
+        let handle = Arc::clone(&handle);
+        let spawned = thread::Builder::new()
+            .name(format!("{name}-conn"))
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || handle(stream, peer, permit));
+        if let Err(e) = spawned {
+            // The closure (stream and permit) is dropped: the connection closes and
+            // its slot is released.
+            log::warn!("{name}: cannot start a connection thread: {e}");
+            thread::sleep(ACCEPT_BACKOFF);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn limiter_evicts_the_oldest_idle_connection() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limiter = ConnLimiter::new(1);
+        let shutdown = Shutdown::new();
+        let _c1 = TcpStream::connect(addr).unwrap();
+        let (s1, _) = listener.accept().unwrap();
+        let p1 = limiter.acquire(&s1, &shutdown).unwrap();
+        let _c2 = TcpStream::connect(addr).unwrap();
+        let (s2, _) = listener.accept().unwrap();
+        // The evicted connection sees end of stream; releasing its permit lets the
+        // second one in.
+        let reader = thread::spawn(move || {
+            let mut s1 = s1;
+            let mut buf = [0u8; 1];
+            let n = s1.read(&mut buf).unwrap_or(0);
+            drop(p1);
+            n
+        });
+        let p2 = limiter.acquire(&s2, &shutdown).unwrap();
+        assert_eq!(reader.join().unwrap(), 0);
+        assert_eq!(limiter.active(), 1);
+        drop(p2);
+        assert!(limiter.wait_empty(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn busy_connections_are_not_evicted() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limiter = ConnLimiter::new(1);
+        let shutdown = Shutdown::new();
+        let _c1 = TcpStream::connect(addr).unwrap();
+        let (s1, _) = listener.accept().unwrap();
+        let p1 = limiter.acquire(&s1, &shutdown).unwrap();
+        p1.busy();
+        let _c2 = TcpStream::connect(addr).unwrap();
+        let (s2, _) = listener.accept().unwrap();
+        let waiter = {
+            let limiter = Arc::clone(&limiter);
+            let shutdown = shutdown.clone();
+            thread::spawn(move || limiter.acquire(&s2, &shutdown).is_some())
+        };
+        thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "a busy connection was evicted");
+        drop(p1);
+        assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn shutdown_wakes_a_blocked_accept_loop() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let shutdown = Shutdown::new();
+        shutdown.watch(&listener).unwrap();
+        let limiter = ConnLimiter::new(4);
+        let s = shutdown.clone();
+        let t = thread::spawn(move || {
+            accept_loop("test", &listener, &limiter, &s, |_, _, _| {});
+        });
+        thread::sleep(Duration::from_millis(50));
+        shutdown.trigger();
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn reachable_maps_unspecified_to_loopback() {
+        assert_eq!(
+            reachable("0.0.0.0:80".parse().unwrap()),
+            "127.0.0.1:80".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            reachable("10.1.2.3:80".parse().unwrap()),
+            "10.1.2.3:80".parse::<SocketAddr>().unwrap()
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! `peerdex server`: the index server (PROTOCOL.md sections 1 and 6).
+//!
+//! Owns: the per-connection request cycle (read one request within the timeout,
+//! apply it to the registry, write the whole reply in one write, close), the console
+//! lines, the audit record of each request, and the address recorded at CONNECT.
+//! Does not own: decoding (`index`), state rules (`registry`), accepting and capping
+//! connections (`net`), shipping audit records (`shipper`).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{AuditRecord, AuditSink};
+use crate::console::Console;
+use crate::index::{self, Body, Request, RequestError};
+use crate::net::{self, ConnLimiter, Permit, Shutdown};
+use crate::registry::{Change, Registry};
+use crate::wire::FieldReader;
+use crate::{clock, shipper};
+
+/// Command-line options of `peerdex server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// TCP port to listen on.
+    #[arg(short, long, default_value_t = 9090)]
+    pub port: u16,
+    /// Address to bind (0.0.0.0: every interface).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Address to report in LIST_USERS for users that connected from loopback
+    /// (127.0.0.1), so peers on other hosts can reach them.
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<IpAddr>,
+    /// Read and write timeout per connection, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: f64,
+    /// Most connections open at once; past it the oldest connection that has not
+    /// yet sent its request is closed to make room.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Do not print a console line per request.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub logger: shipper::ShipperArgs,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    Signals(std::io::Error),
+    Shipper(shipper::ShipperError),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::Bind { addr, source }
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {addr}: the port is already in use (another server running? pick one with -p)"
+                )
+            }
+            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            ServerError::Shipper(e) => write!(f, "audit logger: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Everything a connection thread needs.
+struct Context {
+    registry: Registry,
+    audit: AuditSink,
+    console: Console,
+    timeout: Duration,
+    advertise: Option<IpAddr>,
+}
+
+/// A bound index server, ready to run.
+pub struct IndexServer {
+    listener: TcpListener,
+    limiter: Arc<ConnLimiter>,
+    ctx: Arc<Context>,
+}
+
+impl IndexServer {
+    /// Binds the listening socket.
+    pub fn bind(
+        args: &ServerArgs,
+        audit: AuditSink,
+        console: Console,
+    ) -> Result<IndexServer, ServerError> {
+        let addr = SocketAddr::new(args.bind, args.port);
+        let listener = net::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(IndexServer {
+            listener,
+            limiter: ConnLimiter::new(args.max_connections as usize),
+            ctx: Arc::new(Context {
+                registry: Registry::new(),
+                audit,
+                console: if args.quiet {
+                    Console::silent()
+                } else {
+                    console
+                },
+                timeout: Duration::from_secs_f64(args.timeout),
+                advertise: args.advertise,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is raised, then closes idle connections and waits
+    /// (at most one timeout) for the others to finish.
+    pub fn run(self, shutdown: &Shutdown) {
+        let ctx = Arc::clone(&self.ctx);
+        if let Err(e) = shutdown.watch(&self.listener) {
+            log::warn!("shutdown will not wake the accept loop: {e}");
+        }
+        net::accept_loop(
+            "index",
+            &self.listener,
+            &self.limiter,
+            shutdown,
+            move |stream, peer, permit| {
+                handle_connection(&ctx, stream, peer, permit);
+            },
+        );
+        self.limiter.close_idle();
+        if !self.limiter.wait_empty(self.ctx.timeout) {
+            log::warn!(
+                "{} connections still open at shutdown",
+                self.limiter.active()
+            );
+        }
+    }
+}
+
+/// Runs `peerdex server` until SIGINT or SIGTERM.
+pub fn run(args: ServerArgs) -> Result<(), ServerError> {
+    let shutdown = Shutdown::new();
+    shutdown.on_signals().map_err(ServerError::Signals)?;
+    let (console, writer) = Console::stdout();
+    let (audit, shipper) = shipper::start(&args.logger, &shutdown).map_err(ServerError::Shipper)?;
+    let server = IndexServer::bind(&args, audit, console.clone())?;
+    let addr = server.local_addr();
+    let shown = if addr.ip().is_unspecified() {
+        net::primary_ip()
+    } else {
+        addr.ip()
+    };
+    console.line(format!(
+        "s> init server {}",
+        SocketAddr::new(shown, addr.port())
+    ));
+    log::info!("listening on {addr}");
+    server.run(&shutdown);
+    if let Some(shipper) = shipper {
+        shipper.finish();
+    }
+    console.line("s> server stopped".into());
+    drop(console);
+    writer.finish();
+    Ok(())
+}
+
+fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit: Permit) {
+    if let Err(e) = net::set_timeouts(&stream, ctx.timeout) {
+        log::debug!("{peer}: cannot set timeouts: {e}");
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let mut reader = FieldReader::new(&stream);
+    let request = index::read_request(&mut reader);
+    permit.busy();
+    let mut reply = Vec::with_capacity(128);
+    match request {
+        Ok(req) => {
+            execute(ctx, &req, peer, &mut reply);
+            ctx.console
+                .line(format!("s> {} FROM {}", req.body.op().name(), req.user));
+            ctx.audit.record(AuditRecord {
+                user: req.user.clone(),
+                operation: req.audit_text(),
+                datetime: req.datetime.clone().unwrap_or_else(clock::now),
+            });
+        }
+        Err(RequestError::UnknownOp) => {
+            log::info!("{peer}: unknown operation: closing without a reply");
+            return;
+        }
+        Err(RequestError::Bad { op, user, error }) => {
+            log::info!("{peer}: {} request rejected: {error}", op.name());
+            reply.push(op.other_error());
+            if let Some(user) = user {
+                ctx.console.line(format!("s> {} FROM {user}", op.name()));
+                ctx.audit.record(AuditRecord {
+                    user,
+                    operation: op.name().to_owned(),
+                    datetime: clock::now(),
+                });
+            }
+        }
+    }
+    let mut stream = &stream;
+    if let Err(e) = stream.write_all(&reply) {
+        log::debug!("{peer}: reply not delivered: {e}");
+    }
+}
+
+fn execute(ctx: &Context, req: &Request, peer: SocketAddr, reply: &mut Vec<u8>) {
+    let user = req.user.clone();
+    let change = match &req.body {
+        Body::Register => Change::Register { user },
+        Body::Unregister => Change::Unregister { user },
+        Body::Connect { port } => Change::Connect {
+            user,
+            ip: recorded_ip(peer.ip(), ctx.advertise),
+            port: *port,
+        },
+        Body::Disconnect => Change::Disconnect { user },
+        Body::Publish { file, description } => Change::Publish {
+            user,
+            file: file.clone(),
+            description: description.clone(),
+        },
+        Body::Delete { file } => Change::Delete {
+            user,
+            file: file.clone(),
+        },
+        Body::ListUsers => return ctx.registry.list_users(&req.user, reply),
+        Body::ListContent { target } => return ctx.registry.list_content(&req.user, target, reply),
+        Body::Search { pattern } => return ctx.registry.search(&req.user, pattern, reply),
+    };
+    reply.push(ctx.registry.apply(&change));
+}
+
+/// The address recorded for a CONNECT from `peer`: IPv4-mapped IPv6 addresses are
+/// shown as IPv4; a loopback peer is replaced by `--advertise` when given.
+pub fn recorded_ip(peer: IpAddr, advertise: Option<IpAddr>) -> IpAddr {
+    let ip = peer.to_canonical();
+    match advertise {
+        Some(adv) if ip.is_loopback() => adv,
+        _ => ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_replaced_only_when_advertising() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let adv: IpAddr = "10.0.0.5".parse().unwrap();
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(recorded_ip(lo, None), lo);
+        assert_eq!(recorded_ip(lo, Some(adv)), adv);
+        assert_eq!(recorded_ip(other, Some(adv)), other);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(recorded_ip(mapped, None), other);
+    }
+}
