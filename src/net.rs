@@ -79,17 +79,28 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// The address other hosts most likely use to reach this one: the source address
-/// of the default route (found by connecting a UDP socket, which sends nothing), or
-/// loopback when there is none.
+/// of the default route (found by connecting a UDP socket, which sends nothing);
+/// without a default route (an isolated lab network), the first non-loopback IPv4
+/// interface address; loopback when there is none.
 pub fn primary_ip() -> IpAddr {
-    let probe = || -> io::Result<IpAddr> {
+    let via_route = || -> io::Result<IpAddr> {
         let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
         // TEST-NET-2 (RFC 5737): never routed, never sent to; only the route lookup
         // happens.
         s.connect((Ipv4Addr::new(198, 51, 100, 1), 9))?;
         Ok(s.local_addr()?.ip())
     };
-    probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    let via_interfaces = || {
+        if_addrs::get_if_addrs()
+            .ok()?
+            .into_iter()
+            .map(|i| i.ip())
+            .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+    };
+    via_route()
+        .ok()
+        .or_else(via_interfaces)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// A shared stop flag, raised by a signal or by code, that also wakes the accept

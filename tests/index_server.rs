@@ -29,7 +29,10 @@ fn files(addr: SocketAddr, as_user: &str, target: &str) -> Vec<(String, String)>
     let f = list_fields(&call(addr, &["LIST_CONTENT", DT, as_user, target]));
     let n: usize = f[0].parse().unwrap();
     assert_eq!(f.len(), 1 + 2 * n, "LIST_CONTENT fields: {f:?}");
-    f[1..].chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect()
+    f[1..]
+        .chunks(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect()
 }
 
 /// Registers and connects `user` with `port`.
@@ -47,11 +50,19 @@ fn register_and_unregister_codes() {
     assert_eq!(code(a, &["REGISTER", DT, ""]), 2);
     assert_eq!(code(a, &["UNREGISTER", DT, "bob"]), 1);
     assert_eq!(code(a, &["CONNECT", DT, "alice", "5000"]), 0);
-    assert_eq!(code(a, &["UNREGISTER", DT, "alice"]), 2, "connected users cannot unregister");
+    assert_eq!(
+        code(a, &["UNREGISTER", DT, "alice"]),
+        2,
+        "connected users cannot unregister"
+    );
     assert_eq!(code(a, &["DISCONNECT", DT, "alice"]), 0);
     assert_eq!(code(a, &["UNREGISTER", DT, "alice"]), 0);
     assert_eq!(code(a, &["UNREGISTER", DT, "alice"]), 1);
-    assert_eq!(code(a, &["REGISTER", DT, "alice"]), 0, "the name is free again");
+    assert_eq!(
+        code(a, &["REGISTER", DT, "alice"]),
+        0,
+        "the name is free again"
+    );
 }
 
 #[test]
@@ -77,7 +88,10 @@ fn publish_delete_and_list_content_codes() {
     assert_eq!(code(a, &["PUBLISH", DT, "erin", "f.txt", "d"]), 2);
     assert_eq!(code(a, &["DELETE", DT, "erin", "f.txt"]), 2);
     assert_eq!(code(a, &["CONNECT", DT, "erin", "5000"]), 0);
-    assert_eq!(code(a, &["PUBLISH", DT, "erin", "f.txt", "lecture notes"]), 0);
+    assert_eq!(
+        code(a, &["PUBLISH", DT, "erin", "f.txt", "lecture notes"]),
+        0
+    );
     assert_eq!(code(a, &["PUBLISH", DT, "erin", "f.txt", "again"]), 3);
     assert_eq!(code(a, &["PUBLISH", DT, "erin", "/abs/g.bin", ""]), 0);
     assert_eq!(code(a, &["PUBLISH", DT, "erin", "bad name", "d"]), 4);
@@ -120,7 +134,11 @@ fn list_users_reports_connected_users_with_address_and_port() {
     );
     assert_eq!(call(a, &["LIST_USERS", DT, "idle"]), [2]);
     assert_eq!(call(a, &["LIST_USERS", DT, "ghost"]), [1]);
-    assert_eq!(call(a, &["LIST_USERS", DT, "a b"]), [3], "a space makes it a DATETIME: user missing");
+    assert_eq!(
+        call(a, &["LIST_USERS", DT, "a b"]),
+        [3],
+        "a space makes it a DATETIME: user missing"
+    );
 }
 
 #[test]
@@ -136,8 +154,14 @@ fn search_finds_substrings_among_connected_users() {
     let a = s.addr;
     online(a, "u1", "7001");
     online(a, "u2", "7002");
-    assert_eq!(code(a, &["PUBLISH", DT, "u1", "notes-week1.pdf", "week one"]), 0);
-    assert_eq!(code(a, &["PUBLISH", DT, "u2", "notes-week2.pdf", "week two"]), 0);
+    assert_eq!(
+        code(a, &["PUBLISH", DT, "u1", "notes-week1.pdf", "week one"]),
+        0
+    );
+    assert_eq!(
+        code(a, &["PUBLISH", DT, "u2", "notes-week2.pdf", "week two"]),
+        0
+    );
     assert_eq!(code(a, &["PUBLISH", DT, "u2", "song.mp3", "music"]), 0);
     let f = list_fields(&call(a, &["SEARCH", DT, "u1", "notes"]));
     assert_eq!(
@@ -156,7 +180,11 @@ fn search_finds_substrings_among_connected_users() {
             "7002"
         ]
     );
-    assert_eq!(list_fields(&call(a, &["SEARCH", DT, "u1", "Notes"])), ["0"], "case-sensitive");
+    assert_eq!(
+        list_fields(&call(a, &["SEARCH", DT, "u1", "Notes"])),
+        ["0"],
+        "case-sensitive"
+    );
     assert_eq!(code(a, &["DISCONNECT", DT, "u2"]), 0);
     assert_eq!(list_fields(&call(a, &["SEARCH", DT, "u1", ""]))[0], "1");
     assert_eq!(call(a, &["SEARCH", DT, "u2", "x"]), [2]);
@@ -170,8 +198,14 @@ fn first_version_layout_without_datetime() {
     assert_eq!(code(a, &["REGISTER", "old"]), 0);
     assert_eq!(code(a, &["CONNECT", "old", "6000"]), 0);
     assert_eq!(code(a, &["PUBLISH", "old", "a.txt", "old style"]), 0);
-    assert_eq!(list_fields(&call(a, &["LIST_USERS", "old"])), ["1", "old", "127.0.0.1", "6000"]);
-    assert_eq!(list_fields(&call(a, &["LIST_CONTENT", "old", "old"])), ["1", "a.txt", "old style"]);
+    assert_eq!(
+        list_fields(&call(a, &["LIST_USERS", "old"])),
+        ["1", "old", "127.0.0.1", "6000"]
+    );
+    assert_eq!(
+        list_fields(&call(a, &["LIST_CONTENT", "old", "old"])),
+        ["1", "a.txt", "old style"]
+    );
     assert_eq!(list_fields(&call(a, &["SEARCH", "old", "a."]))[0], "1");
     assert_eq!(code(a, &["DELETE", "old", "a.txt"]), 0);
     assert_eq!(code(a, &["DISCONNECT", "old"]), 0);
@@ -183,7 +217,11 @@ fn console_prints_init_and_one_line_per_request() {
     let s = Server::start(&[]);
     code(s.addr, &["REGISTER", DT, "alice"]);
     code(s.addr, &["LIST_USERS", "alice"]);
-    let seen = |l: &str| s.proc.wait_line(Duration::from_secs(5), |x| x == l).is_some();
+    let seen = |l: &str| {
+        s.proc
+            .wait_line(Duration::from_secs(5), |x| x == l)
+            .is_some()
+    };
     assert!(seen("s> REGISTER FROM alice"));
     assert!(seen("s> LIST_USERS FROM alice"));
     assert!(s.proc.lines()[0].starts_with("s> init server 127.0.0.1:"));
@@ -224,45 +262,78 @@ fn oversized_and_invalid_fields_get_the_error_code_and_change_nothing() {
     online(a, "watch", "7000");
     let long = "n".repeat(257);
     assert_eq!(code(a, &["REGISTER", DT, &long]), 2);
-    assert_eq!(code(a, &["REGISTER", DT, &"m".repeat(256)]), 0, "256 bytes is within the limit");
+    assert_eq!(
+        code(a, &["REGISTER", DT, &"m".repeat(256)]),
+        0,
+        "256 bytes is within the limit"
+    );
     assert_eq!(code(a, &["PUBLISH", DT, "watch", &long, "d"]), 4);
     assert_eq!(code(a, &["PUBLISH", DT, "watch", "f", &long]), 4);
     assert_eq!(code(a, &["PUBLISH", DT, "watch", "f", "bell\x07"]), 4);
     assert_eq!(code(a, &["REGISTER", DT, "tab\tname"]), 2);
-    assert_eq!(code(a, &["REGISTER", &format!("{} x", "9".repeat(64)), "u"]), 2, "DATETIME over 64 bytes");
+    assert_eq!(
+        code(a, &["REGISTER", &format!("{} x", "9".repeat(64)), "u"]),
+        2,
+        "DATETIME over 64 bytes"
+    );
     let mut bad_utf8 = fields(&["REGISTER", DT]);
     bad_utf8.extend_from_slice(b"\xff\xfeuser\0");
     assert_eq!(exchange(a, &bad_utf8), [2]);
     for port in ["abc", "0", "70000", "-1", "", "80 "] {
-        assert_eq!(code(a, &["CONNECT", DT, "m".repeat(256).as_str(), port]), 3, "port {port:?}");
+        assert_eq!(
+            code(a, &["CONNECT", DT, "m".repeat(256).as_str(), port]),
+            3,
+            "port {port:?}"
+        );
     }
     assert_eq!(users(a, "watch").len(), 1, "no bad CONNECT took effect");
-    assert!(files(a, "watch", "watch").is_empty(), "no bad PUBLISH took effect");
+    assert!(
+        files(a, "watch", "watch").is_empty(),
+        "no bad PUBLISH took effect"
+    );
 }
 
 #[test]
 fn unknown_operation_gets_no_result_byte() {
     let s = Server::start(&[]);
     assert!(call(s.addr, &["FROBNICATE", DT, "x"]).is_empty());
-    assert!(call(s.addr, &["register", "x"]).is_empty(), "OP names are upper case");
-    assert!(exchange(s.addr, &[b'A'; 100]).is_empty(), "an OP without NUL");
+    assert!(
+        call(s.addr, &["register", "x"]).is_empty(),
+        "OP names are upper case"
+    );
+    assert!(
+        exchange(s.addr, &[b'A'; 100]).is_empty(),
+        "an OP without NUL"
+    );
 }
 
 #[test]
 fn truncated_request_gets_the_error_code_and_no_state_change() {
     let s = Server::start(&[]);
     let a = s.addr;
-    for partial in [&b"REGISTER\0"[..], b"REGISTER\017/12/2014 13:20:35\0ali", b"REGIS"] {
+    for partial in [
+        &b"REGISTER\0"[..],
+        b"REGISTER\017/12/2014 13:20:35\0ali",
+        b"REGIS",
+    ] {
         let mut c = TcpStream::connect(a).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         c.write_all(partial).unwrap();
         c.shutdown(Shutdown::Write).unwrap();
         let mut reply = Vec::new();
         let _ = c.read_to_end(&mut reply);
-        let expected: &[u8] = if partial.ends_with(b"REGIS") { b"" } else { b"\x02" };
+        let expected: &[u8] = if partial.ends_with(b"REGIS") {
+            b""
+        } else {
+            b"\x02"
+        };
         assert_eq!(reply, expected, "{partial:?}");
     }
-    assert_eq!(code(a, &["REGISTER", DT, "ali"]), 0, "the cut REGISTER did not register ali");
+    assert_eq!(
+        code(a, &["REGISTER", DT, "ali"]),
+        0,
+        "the cut REGISTER did not register ali"
+    );
 }
 
 #[test]
@@ -288,7 +359,10 @@ fn ten_megabytes_without_nul_are_refused_with_flat_memory() {
     let _ = c.read_to_end(&mut reply);
     assert!(reply.is_empty() || reply == [2], "reply {reply:?}");
     let after = s.proc.peak_rss_kib();
-    assert!(after < before + 2048, "server memory grew from {before} KiB to {after} KiB");
+    assert!(
+        after < before + 2048,
+        "server memory grew from {before} KiB to {after} KiB"
+    );
     assert_eq!(users(a, "probe").len(), 1, "no user was registered");
 }
 
@@ -297,7 +371,9 @@ fn silent_connection_is_closed_after_the_timeout_while_others_are_served() {
     let s = Server::start(&["--timeout", "1"]);
     let a = s.addr;
     let mut silent = TcpStream::connect(a).unwrap();
-    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     silent.write_all(b"PUBLISH\0").unwrap();
     // Served while the silent connection waits.
     assert_eq!(code(a, &["REGISTER", DT, "busy"]), 0);
@@ -305,7 +381,10 @@ fn silent_connection_is_closed_after_the_timeout_while_others_are_served() {
     let mut reply = Vec::new();
     let _ = silent.read_to_end(&mut reply);
     assert_eq!(reply, [4], "PUBLISH's other-error code, then close");
-    assert!(started.elapsed() < Duration::from_secs(8), "the silent connection was not closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the silent connection was not closed"
+    );
 }
 
 #[test]
@@ -338,9 +417,15 @@ fn sigint_and_sigterm_stop_the_server_cleanly() {
         let mut s = Server::start(&[]);
         code(s.addr, &["REGISTER", DT, "x"]);
         s.proc.signal(sig);
-        let status = s.proc.wait_exit(Duration::from_secs(10)).expect("server did not stop");
+        let status = s
+            .proc
+            .wait_exit(Duration::from_secs(10))
+            .expect("server did not stop");
         assert!(status.success(), "exit status {status}");
-        assert!(TcpStream::connect(s.addr).is_err(), "still listening after SIG{sig}");
+        assert!(
+            TcpStream::connect(s.addr).is_err(),
+            "still listening after SIG{sig}"
+        );
     }
 }
 
@@ -348,7 +433,13 @@ fn sigint_and_sigterm_stop_the_server_cleanly() {
 fn port_in_use_is_a_clear_error() {
     let s = Server::start(&[]);
     let out = std::process::Command::new(bin())
-        .args(["server", "-p", &s.addr.port().to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "server",
+            "-p",
+            &s.addr.port().to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -1,0 +1,120 @@
+//! The multi-host test bed (tests/netbed/netbed.sh) seen from a test: build it, run
+//! peerdex processes on its hosts, open sockets from inside a host, tear it down on
+//! drop (also when the test fails).
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::Proc;
+
+/// Set in CI: a bed that cannot be built fails the test instead of skipping it.
+pub const REQUIRE: &str = "PEERDEX_REQUIRE_SYSTEM_TESTS";
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/netbed/netbed.sh")
+}
+
+fn run(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(script())
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A running bed.
+pub struct Bed {
+    tag: String,
+}
+
+impl Bed {
+    /// Builds a bed, or returns `None` (after saying why) when this machine cannot and
+    /// the environment does not require it.
+    pub fn up() -> Option<Bed> {
+        if let Err(why) = run(&["check"]) {
+            if std::env::var(REQUIRE).as_deref() == Ok("1") {
+                panic!("the multi-host bed is required ({REQUIRE}=1) but cannot run: {why}");
+            }
+            eprintln!("SKIPPED: multi-host bed unavailable: {why}");
+            return None;
+        }
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let tag = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let bed = Bed { tag };
+        run(&["up", &bed.tag]).unwrap_or_else(|e| panic!("netbed up: {e}"));
+        Some(bed)
+    }
+
+    /// The namespace of `host`.
+    pub fn ns(&self, host: &str) -> String {
+        format!("pdx-{}-{host}", self.tag)
+    }
+
+    /// The address of `host` inside the bed.
+    pub fn ip(host: &str) -> IpAddr {
+        run(&["ip", host]).unwrap().parse().unwrap()
+    }
+
+    /// Starts `peerdex <args>` on `host`.
+    pub fn peerdex(&self, host: &str, args: &[&str]) -> Proc {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(host)])
+            .arg(super::bin())
+            .args(args);
+        Proc::start_with(&mut cmd)
+    }
+
+    /// A command to run on `host` (not started).
+    pub fn command(&self, host: &str, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(host), program]);
+        cmd
+    }
+
+    /// Runs `f` on a thread that lives in `host`'s network namespace: every socket it
+    /// opens is that host's.
+    pub fn on<T: Send + 'static>(&self, host: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.ns(host));
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("open netns");
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on a valid namespace fd; it changes only this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("thread in bed")
+    }
+
+    /// Takes `host` off the network (its link goes down).
+    pub fn cut(&self, host: &str) {
+        run(&["cut", &self.tag, host]).unwrap();
+    }
+
+    /// `addr` on `host`, for a port.
+    pub fn addr(host: &str, port: u16) -> SocketAddr {
+        SocketAddr::new(Self::ip(host), port)
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = run(&["down", &self.tag]);
+    }
+}
