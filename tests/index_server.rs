@@ -313,7 +313,7 @@ fn truncated_request_gets_the_error_code_and_no_state_change() {
     let a = s.addr;
     for partial in [
         &b"REGISTER\0"[..],
-        b"REGISTER\017/12/2014 13:20:35\0ali",
+        b"REGISTER\x0017/12/2014 13:20:35\0ali",
         b"REGIS",
     ] {
         let mut c = TcpStream::connect(a).unwrap();
