@@ -164,6 +164,13 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Fault> {
             return Err(Fault::Client("content after the envelope".into()));
         }
         let name = resolve(&reader, &e);
+        let in_header = stack.len() == 2 && stack[1].is(SOAP11_ENV, "Header");
+        if in_header && must_understand(&reader, &e)? {
+            return Err(Fault::MustUnderstand(format!(
+                "header entry {} is not understood",
+                String::from_utf8_lossy(&name.local)
+            )));
+        }
         match stack.len() {
             0 => {
                 if name.is(SOAP12_ENV, "Envelope") {
@@ -187,15 +194,7 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Fault> {
                     ));
                 }
             }
-            2 if stack[1].is(SOAP11_ENV, "Header") => {
-                if must_understand(&reader, &e)? {
-                    return Err(Fault::MustUnderstand(format!(
-                        "header entry {} is not understood",
-                        String::from_utf8_lossy(&name.local)
-                    )));
-                }
-            }
-            2 if call.is_none() => {
+            2 if !in_header && call.is_none() => {
                 let tns_or_none = name.ns.is_none() || name.ns.as_deref() == Some(TNS.as_bytes());
                 call = Some(if tns_or_none && name.local == OPERATION.as_bytes() {
                     Ok(Call::GetTime)
