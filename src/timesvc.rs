@@ -624,8 +624,8 @@ struct JsonTime {
 }
 
 fn get(stream: &TcpStream, head: &Head, query: Option<&str>) -> Reply {
-    match want(query, head.header("Accept")) {
-        Err(why) => Reply::text(400, format!("bad request: {why}")),
+    let mut reply = match want(query, head.header("Accept")) {
+        Err(why) => return Reply::text(400, format!("bad request: {why}")),
         Ok(Want::Text) => Reply::text(200, clock::now()),
         Ok(Want::Json) => {
             let now = chrono::Local::now();
@@ -633,16 +633,24 @@ fn get(stream: &TcpStream, head: &Head, query: Option<&str>) -> Reply {
                 datetime: now.format(clock::FORMAT).to_string(),
                 unix_ms: now.timestamp_millis(),
             };
-            let body =
-                serde_json::to_vec(&body).expect("a struct of a string and a number serialises");
-            Reply::new(200, "application/json", body)
+            match serde_json::to_vec(&body) {
+                Ok(body) => Reply::new(200, "application/json", body),
+                Err(e) => return Reply::text(500, format!("cannot encode JSON: {e}")),
+            }
         }
-        Ok(Want::Wsdl) => Reply::new(
-            200,
-            "text/xml; charset=utf-8",
-            soap::wsdl(&service_url(head.header("Host"), stream)),
-        ),
-    }
+        Ok(Want::Wsdl) => {
+            return Reply::new(
+                200,
+                "text/xml; charset=utf-8",
+                soap::wsdl(&service_url(head.header("Host"), stream)),
+            );
+        }
+    };
+    // The answer changes every second and with the Accept header: no cache may
+    // keep it.
+    reply.extra.push(("Cache-Control", "no-store".into()));
+    reply.extra.push(("Vary", "Accept".into()));
+    reply
 }
 
 /// The service URL as the client reached it: its Host header when that is a plain
@@ -674,7 +682,12 @@ fn post(head: &Head, body: &[u8]) -> Reply {
             "SOAP 1.2 (application/soap+xml): this service speaks SOAP 1.1 (text/xml)".into(),
         ));
     }
-    if !media.eq_ignore_ascii_case("text/xml") {
+    // SOAP 1.1 says text/xml; a missing type and application/xml are let through
+    // for hand-written clients, anything else is not an envelope.
+    let xml = ["", "text/xml", "application/xml"]
+        .iter()
+        .any(|t| media.eq_ignore_ascii_case(t));
+    if !xml {
         return Reply::text(
             415,
             "unsupported media type: a SOAP 1.1 request is text/xml",

@@ -223,6 +223,7 @@ fn get_answers_the_time_as_plain_text() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
     r.check_length();
     // Exactly the DATETIME, no trailing newline.
     assert!(clock::is_datetime(&r.text()), "{:?}", r.text());
@@ -382,6 +383,15 @@ fn malformed_soap_gets_a_client_fault() {
         fault_code(&soap_post(t.addr, "\"get_time\"", &soap12)),
         "soap:VersionMismatch"
     );
+    // No Content-Type at all is let through for hand-written clients.
+    let r = http(
+        t.addr,
+        &format!(
+            "POST / HTTP/1.0\r\nContent-Length: {}\r\n\r\n{GET_TIME}",
+            GET_TIME.len()
+        ),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
     // Not XML at all as a media type: 415, no envelope.
     let r = http(
         t.addr,
