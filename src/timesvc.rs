@@ -13,9 +13,10 @@
 //! buffer that grows until CRLF (no size limit), and its accept thread stops for good
 //! on the first `accept` error (EMFILE). So connections come through
 //! [`net::accept_loop`] (capped, idle ones evicted, accept errors backed off), the
-//! request head is read here with a size limit and a deadline, and tiny_http is used
-//! for what it does well: header parsing ([`tiny_http::Header`]) and writing
-//! responses ([`tiny_http::Response::raw_print`]).
+//! request head is read here with a size limit and a deadline. tiny_http still
+//! parses and validates header lines ([`tiny_http::Header`]) and names the status
+//! codes; responses are written here, because `tiny_http::Response` silently drops
+//! a `Connection` header and every response here must say `Connection: close`.
 //!
 //! One request per connection: every response carries `Connection: close`.
 
@@ -229,6 +230,21 @@ enum ReadError {
     Version,
 }
 
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Closed => write!(f, "closed: the client left before a whole request"),
+            ReadError::Timeout => write!(f, "timeout: no whole request in time"),
+            ReadError::HeadTooLarge => write!(
+                f,
+                "head: over {MAX_HEAD} bytes or {MAX_HEADERS} header lines"
+            ),
+            ReadError::Malformed(why) => write!(f, "malformed: {why}"),
+            ReadError::Version => write!(f, "version: only HTTP/1.0 and HTTP/1.1"),
+        }
+    }
+}
+
 /// Reads from `stream` with the time left before `deadline` as the read timeout.
 fn read_until(
     stream: &mut TcpStream,
@@ -383,7 +399,7 @@ fn serve(mut stream: TcpStream, peer: SocketAddr, permit: Permit, timeout: Durat
             (reply, head.version, head.method == "HEAD")
         }
         Err(e) => {
-            log::debug!("{peer}: request refused: {e:?}");
+            log::debug!("{peer}: request refused: {e}");
             let Some(reply) = refusal(e) else { return };
             (reply, HTTPVersion(1, 1), false)
         }
@@ -793,5 +809,12 @@ mod tests {
         assert_eq!(strip_origin("http://h:1"), "/");
         assert_eq!(strip_origin("http://h/x"), "/x");
         assert_eq!(strip_origin("/x"), "/x");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_heads_never_panic(text in "[ -~\r\n]{0,300}") {
+            let _ = parse_head(&text, Vec::new());
+        }
     }
 }

@@ -459,4 +459,20 @@ mod tests {
         }
         assert!(elements > 20);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse_call(&body);
+        }
+
+        #[test]
+        fn arbitrary_text_inside_the_call_is_a_call_or_a_client_fault(inner in "[<>/a-z:=\" ]{0,64}") {
+            let req = env(&format!("<get_time>{inner}</get_time>"));
+            match parse_call(req.as_bytes()) {
+                Ok(Call::GetTime) | Err(Fault::Client(_)) => {}
+                other => proptest::prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
 }
