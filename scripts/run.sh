@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The script behind `make run`: starts the whole service side of peerdex in this
+# terminal -- the ONC-RPC logger, the time service and the index server pointed at
+# that logger -- prints what a newcomer needs to start clients, and stops all three
+# on Ctrl+C (SIGINT) or SIGTERM, leaving no process behind.
+#
+# Settings (environment, or make variables of the same name):
+#   PEERDEX      the binary (default target/release/peerdex)
+#   PORT         index server port (9090)      TIME_PORT    time service port (8000)
+#   LOGGER_PORT  logger port, TCP and UDP (9091)
+#   PROGRAM      logger RPC program number (0x20000001)
+#   RUN_DIR      where the audit log, spool and registry data go (./run)
+#   ADVERTISE    address the server reports for clients on this machine (unset)
+set -u
+
+PEERDEX=${PEERDEX:-target/release/peerdex}
+PORT=${PORT:-9090}
+TIME_PORT=${TIME_PORT:-8000}
+LOGGER_PORT=${LOGGER_PORT:-9091}
+PROGRAM=${PROGRAM:-0x20000001}
+RUN_DIR=${RUN_DIR:-run}
+ADVERTISE=${ADVERTISE:-}
+
+die() { echo "make run: $*" >&2; exit 1; }
+
+[ -x "$PEERDEX" ] || die "no peerdex binary at $PEERDEX (build it with 'make release')"
+
+# A port already taken is named up front, instead of a stack of errors later.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for spec in "PORT=$PORT:index server" "TIME_PORT=$TIME_PORT:time service" "LOGGER_PORT=$LOGGER_PORT:logger"; do
+    var=${spec%%:*}; what=${spec#*:}; port=${var#*=}
+    if port_taken "$port"; then
+        die "port $port (${var%%=*}, $what) is already in use: stop what uses it, or pick another, e.g. 'make run ${var%%=*}=$((port + 100))'"
+    fi
+done
+
+mkdir -p "$RUN_DIR" || die "cannot create $RUN_DIR"
+AUDIT="$RUN_DIR/audit.jsonl"
+
+pids=()
+stop() {
+    trap - INT TERM
+    echo
+    echo "stopping peerdex (logger, time service, index server)..."
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    # Give each a moment to stop cleanly (the logger unregisters from the
+    # portmapper), then make sure nothing is left.
+    for _ in $(seq 1 50); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    echo "stopped."
+    exit 0
+}
+trap stop INT TERM
+
+# Waits until a process prints a line matching $2 into log $1; fails if it exits.
+wait_for() {
+    local pid=$1 pattern=$2 log=$3
+    for _ in $(seq 1 100); do
+        grep -q -- "$pattern" "$log" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# Each component's stdout is shown in this terminal and kept in RUN_DIR.
+start() {
+    local name=$1; shift
+    "$PEERDEX" "$@" > >(tee -i "$RUN_DIR/$name.out") 2> >(tee -i "$RUN_DIR/$name.err" >&2) &
+    pids+=($!)
+}
+
+: > "$RUN_DIR/logger.out"; : > "$RUN_DIR/time.out"; : > "$RUN_DIR/server.out"
+
+start logger logger --port "$LOGGER_PORT" --program "$PROGRAM" --audit "$AUDIT"
+wait_for "${pids[0]}" "l> init logger" "$RUN_DIR/logger.out" || { stop_failed=logger; }
+if [ -z "${stop_failed:-}" ]; then
+    start time time --port "$TIME_PORT"
+    wait_for "${pids[1]}" "time service on" "$RUN_DIR/time.out" || stop_failed="time service"
+fi
+if [ -z "${stop_failed:-}" ]; then
+    server_args=(server -p "$PORT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
+                 --spool "$RUN_DIR/spool" --data-dir "$RUN_DIR/data")
+    [ -n "$ADVERTISE" ] && server_args+=(--advertise "$ADVERTISE")
+    start server "${server_args[@]}"
+    wait_for "${pids[2]}" "s> init server" "$RUN_DIR/server.out" || stop_failed="index server"
+fi
+if [ -n "${stop_failed:-}" ]; then
+    echo "make run: the $stop_failed did not start (see the message above)" >&2
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    exit 1
+fi
+
+host=$(sed -n 's/^s> init server \(.*\):[0-9]*$/\1/p' "$RUN_DIR/server.out" | head -n1)
+if grep -q "registered program" "$RUN_DIR/logger.out"; then
+    pmap="registered with rpcbind: see it with 'rpcinfo -p' and 'rpcinfo -t localhost $PROGRAM'"
+else
+    pmap="no rpcbind running: not registered (install and start rpcbind to see it with rpcinfo)"
+fi
+cat <<INFO
+
+================================================================================
+ peerdex is running. Ctrl+C stops everything.
+
+ index server   ${host:-127.0.0.1}:$PORT
+ time service   http://127.0.0.1:$TIME_PORT/
+ audit logger   program $PROGRAM, port $LOGGER_PORT (tcp and udp)
+                $pmap
+ audit log      $AUDIT   (registry data in $RUN_DIR/data)
+
+ Start a client in another terminal (one per user):
+
+   $PEERDEX client -s 127.0.0.1 -p $PORT --time-url http://127.0.0.1:$TIME_PORT/
+
+ then type HELP. From another machine use -s ${host:-<this host>}.
+================================================================================
+
+INFO
+
+# Run until Ctrl+C, or until a component dies.
+while :; do
+    for pid in "${pids[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "make run: a component stopped unexpectedly; stopping the others" >&2
+            stop
+        fi
+    done
+    sleep 0.5
+done
