@@ -15,9 +15,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
 
 use indexmap::IndexMap;
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::index::{self, OK};
@@ -75,7 +78,10 @@ pub struct PeerAddr {
     pub port: u16,
 }
 
-#[derive(Debug, Default)]
+/// Shared (`Arc`) so that a compaction can capture the state in a few milliseconds
+/// under the lock and write it out after releasing it: a user changed meanwhile is
+/// copied on write (`Arc::make_mut`), the others are never copied.
+#[derive(Debug, Default, Clone)]
 struct User {
     /// File name -> description, in publication order.
     files: IndexMap<String, String>,
@@ -83,7 +89,7 @@ struct User {
 
 #[derive(Debug, Default)]
 struct State {
-    users: HashMap<String, User>,
+    users: HashMap<String, Arc<User>>,
     /// Connected users by name: sorted, so LIST_USERS is stable.
     connected: BTreeMap<String, PeerAddr>,
 }
@@ -94,7 +100,7 @@ impl State {
     fn apply(&mut self, change: &Change) -> u8 {
         let code = self.check(change);
         if code == OK {
-            self.mutate(change);
+            self.mutate(change.clone());
         }
         code
     }
@@ -143,39 +149,33 @@ impl State {
         }
     }
 
-    /// Makes a change that [`State::check`] accepted.
-    fn mutate(&mut self, change: &Change) {
+    /// Makes a change that [`State::check`] accepted (taking its strings).
+    fn mutate(&mut self, change: Change) {
         match change {
             Change::Register { user } => {
-                self.users.insert(user.clone(), User::default());
+                self.users.insert(user, Arc::default());
             }
             Change::Unregister { user } => {
-                self.users.remove(user);
+                self.users.remove(&user);
             }
             Change::Connect { user, ip, port } => {
-                self.connected.insert(
-                    user.clone(),
-                    PeerAddr {
-                        ip: *ip,
-                        port: *port,
-                    },
-                );
+                self.connected.insert(user, PeerAddr { ip, port });
             }
             Change::Disconnect { user } => {
-                self.connected.remove(user);
+                self.connected.remove(&user);
             }
             Change::Publish {
                 user,
                 file,
                 description,
             } => {
-                if let Some(u) = self.users.get_mut(user) {
-                    u.files.insert(file.clone(), description.clone());
+                if let Some(u) = self.users.get_mut(&user) {
+                    Arc::make_mut(u).files.insert(file, description);
                 }
             }
             Change::Delete { user, file } => {
-                if let Some(u) = self.users.get_mut(user) {
-                    u.files.shift_remove(file);
+                if let Some(u) = self.users.get_mut(&user) {
+                    Arc::make_mut(u).files.shift_remove(&file);
                 }
             }
         }
@@ -202,12 +202,17 @@ impl Replay for State {
         if let Some(peer) = user.peer {
             self.connected.insert(user.user.clone(), peer);
         }
-        self.users.insert(user.user, User { files: user.files });
+        self.users
+            .insert(user.user, Arc::new(User { files: user.files }));
         true
     }
 
-    fn replay(&mut self, change: &Change) -> u8 {
-        self.apply(change)
+    fn replay(&mut self, change: Change) -> u8 {
+        let code = self.check(&change);
+        if code == OK {
+            self.mutate(change);
+        }
+        code
     }
 }
 
@@ -216,7 +221,18 @@ impl Replay for State {
 pub struct Registry {
     state: RwLock<State>,
     /// The data directory's journal; `None` when ephemeral.
-    journal: Option<Journal>,
+    journal: Option<Arc<Journal>>,
+    /// The last compaction thread (joined on drop, so a clean stop leaves no
+    /// half-written snapshot behind).
+    compaction: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(handle) = self.compaction.get_mut().take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Registry {
@@ -232,7 +248,8 @@ impl Registry {
         let (journal, recovered) = Journal::open(dir, opts, &mut state)?;
         let registry = Registry {
             state: RwLock::new(state),
-            journal: Some(journal),
+            journal: Some(Arc::new(journal)),
+            compaction: Mutex::default(),
         };
         if let Some(journal) = &registry.journal
             && journal.due_at_start()
@@ -244,7 +261,7 @@ impl Registry {
 
     /// The journal, when the registry is durable.
     pub fn journal(&self) -> Option<&Journal> {
-        self.journal.as_ref()
+        self.journal.as_deref()
     }
 
     /// Applies a change; returns its result code (0 when applied). A durable registry
@@ -267,7 +284,7 @@ impl Registry {
                 return change.other_error();
             }
         };
-        state.mutate(change);
+        state.mutate(change.clone());
         if appended.compact {
             self.compact(journal, state);
         } else {
@@ -282,10 +299,11 @@ impl Registry {
         }
     }
 
-    /// Compacts the journal into a snapshot: rotates the journal under the write
-    /// lock, writes the snapshot under the read lock (changes wait, lists do not),
-    /// makes it durable off the lock.
-    fn compact(&self, journal: &Journal, state: RwLockWriteGuard<'_, State>) {
+    /// Compacts the journal into a snapshot: under the write lock, rotates the journal
+    /// and captures the state (names, addresses and shared pointers to each user's
+    /// files: no file is copied); a background thread writes the snapshot from the
+    /// capture while requests go on. At most one compaction runs at a time.
+    fn compact(&self, journal: &Arc<Journal>, state: RwLockWriteGuard<'_, State>) {
         let generation = match journal.rotate() {
             Ok(g) => g,
             Err(e) => {
@@ -293,20 +311,55 @@ impl Registry {
                 return;
             }
         };
-        let started = std::time::Instant::now();
-        let state = RwLockWriteGuard::downgrade(state);
-        let records = state.users.iter().map(|(name, u)| SnapshotUser {
-            user: name,
-            peer: state.connected.get(name).copied(),
-            files: &u.files,
-        });
-        let written = journal.write_snapshot(generation, state.users.len(), records);
+        let started = Instant::now();
+        let capture: Vec<(String, Option<PeerAddr>, Arc<User>)> = state
+            .users
+            .iter()
+            .map(|(name, u)| {
+                (
+                    name.clone(),
+                    state.connected.get(name).copied(),
+                    Arc::clone(u),
+                )
+            })
+            .collect();
         drop(state);
         log::info!(
-            "snapshot written under the read lock in {:?}",
+            "compaction: state of {} users captured under the lock in {:?}",
+            capture.len(),
             started.elapsed()
         );
-        journal.finish_compaction(generation, written);
+        let worker = Arc::clone(journal);
+        let spawned = std::thread::Builder::new()
+            .name("compaction".into())
+            .spawn(move || {
+                let records = capture.iter().map(|(name, peer, u)| SnapshotUser {
+                    user: name,
+                    peer: *peer,
+                    files: &u.files,
+                });
+                let written = worker.write_snapshot(generation, capture.len(), records);
+                worker.finish_compaction(generation, written);
+            });
+        match spawned {
+            Ok(handle) => {
+                // The previous compaction has finished (one at a time): reap it.
+                if let Some(previous) = self.compaction.lock().replace(handle) {
+                    let _ = previous.join();
+                }
+            }
+            Err(e) => {
+                log::error!("compaction thread not started: {e}");
+                journal.finish_compaction(
+                    generation,
+                    Err(JournalError::Io {
+                        action: "start a thread for",
+                        path: journal.dir().to_path_buf(),
+                        source: e,
+                    }),
+                );
+            }
+        }
     }
 
     /// Writes a complete LIST_USERS reply (result code first) as `user` into `out`.
