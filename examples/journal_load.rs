@@ -262,6 +262,15 @@ fn replay(users: usize, per_user: usize) {
             v
         };
         assert_eq!(reply[0], 0);
+        // Let a compaction started at start-up finish before the next start.
+        let t0 = Instant::now();
+        while !data.join("snapshot.jsonl").exists() || data.join("snapshot.jsonl.tmp").exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "compaction did not finish"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
         thread::sleep(Duration::from_millis(300));
         println!(
             "{what}: init line after {:?}; VmRSS {} MiB, VmHWM {} MiB",

@@ -312,33 +312,36 @@ impl Registry {
             }
         };
         let started = Instant::now();
-        let capture: Vec<(String, Option<PeerAddr>, Arc<User>)> = state
+        // Two sequential scans, no per-user lookups (a B-tree search per user would
+        // dominate the time the lock is held).
+        let users: Vec<(String, Arc<User>)> = state
             .users
             .iter()
-            .map(|(name, u)| {
-                (
-                    name.clone(),
-                    state.connected.get(name).copied(),
-                    Arc::clone(u),
-                )
-            })
+            .map(|(name, u)| (name.clone(), Arc::clone(u)))
+            .collect();
+        let connected: Vec<(String, PeerAddr)> = state
+            .connected
+            .iter()
+            .map(|(name, addr)| (name.clone(), *addr))
             .collect();
         drop(state);
         log::info!(
             "compaction: state of {} users captured under the lock in {:?}",
-            capture.len(),
+            users.len(),
             started.elapsed()
         );
         let worker = Arc::clone(journal);
         let spawned = std::thread::Builder::new()
             .name("compaction".into())
             .spawn(move || {
-                let records = capture.iter().map(|(name, peer, u)| SnapshotUser {
+                let peers: HashMap<&str, PeerAddr> =
+                    connected.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+                let records = users.iter().map(|(name, u)| SnapshotUser {
                     user: name,
-                    peer: *peer,
+                    peer: peers.get(name.as_str()).copied(),
                     files: &u.files,
                 });
-                let written = worker.write_snapshot(generation, capture.len(), records);
+                let written = worker.write_snapshot(generation, users.len(), records);
                 worker.finish_compaction(generation, written);
             });
         match spawned {
