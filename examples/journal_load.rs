@@ -233,7 +233,6 @@ fn replay(users: usize, per_user: usize) {
             });
         }
     }
-    drop(line);
     out.flush().unwrap();
     drop(out);
     let size = std::fs::metadata(data.join("journal.0.jsonl"))

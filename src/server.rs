@@ -48,7 +48,7 @@ pub struct ServerArgs {
     #[arg(long, default_value = "./peerdex-data", value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Keep the registry in memory only: a restart starts empty.
-    #[arg(long, conflicts_with_all = ["fsync"])]
+    #[arg(long, conflicts_with_all = ["fsync", "data_dir"])]
     pub ephemeral: bool,
     /// Acknowledge a change only once it is on disk (fdatasync, shared by concurrent
     /// writers): survives power loss, not only a crash of the server.
