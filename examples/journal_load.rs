@@ -6,6 +6,7 @@
 //! cargo build --release --examples
 //! target/release/examples/journal_load throughput [SECONDS] [ROUNDS] [CLIENTS]
 //! target/release/examples/journal_load replay [USERS] [FILES_PER_USER]
+//! target/release/examples/journal_load apply [THREADS] [CHANGES_PER_THREAD]
 //! ```
 //! The peerdex binary is taken from `PEERDEX_BIN` (default `target/release/peerdex`).
 
@@ -292,14 +293,64 @@ fn replay(users: usize, per_user: usize) {
     }
 }
 
+/// In-process cost of `Registry::apply` (no sockets): `threads` threads each
+/// registering `per_thread` users, for each storage setting.
+fn apply(threads: usize, per_thread: usize) {
+    use peerdex::journal::StoreOptions;
+    use peerdex::registry::Registry;
+    let dir = tempfile::tempdir().unwrap();
+    println!("| storage | threads | changes | µs per change (wall) | changes/s |");
+    println!("|---|---|---|---|---|");
+    for (name, fsync) in [
+        ("ephemeral", None),
+        ("journal", Some(false)),
+        ("journal --fsync", Some(true)),
+    ] {
+        let registry = match fsync {
+            None => Registry::new(),
+            Some(fsync) => {
+                let opts = StoreOptions {
+                    fsync,
+                    ..StoreOptions::default()
+                };
+                Registry::open(&dir.path().join(name.replace(' ', "")), opts)
+                    .unwrap()
+                    .0
+            }
+        };
+        let t0 = Instant::now();
+        thread::scope(|s| {
+            for t in 0..threads {
+                let registry = &registry;
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        let change = Change::Register {
+                            user: format!("user-{t}-{i}"),
+                        };
+                        assert_eq!(registry.apply(&change), 0);
+                    }
+                });
+            }
+        });
+        let n = threads * per_thread;
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "| {name} | {threads} | {n} | {:.2} | {:.0} |",
+            secs * 1e6 / n as f64,
+            n as f64 / secs
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: f64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     match args.first().map(String::as_str) {
         Some("throughput") => throughput(num(1, 3.0), num(2, 3.0) as usize, num(3, 64.0) as usize),
+        Some("apply") => apply(num(1, 64.0) as usize, num(2, 2000.0) as usize),
         Some("replay") => replay(num(1, 100_000.0) as usize, num(2, 10.0) as usize),
         _ => eprintln!(
-            "usage: journal_load throughput [SECONDS] [ROUNDS] [CLIENTS] | replay [USERS] [FILES_PER_USER]"
+            "usage: journal_load throughput [SECONDS] [ROUNDS] [CLIENTS] | replay [USERS] [FILES_PER_USER] | apply [THREADS] [PER_THREAD]"
         ),
     }
 }

@@ -120,7 +120,13 @@ pub enum Corruption {
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Corruption::Syntax(e) => write!(f, "not a valid record: {e}"),
+            Corruption::Syntax(e) => {
+                // serde_json counts lines within the one line it was given: keep
+                // only the column, the file line is in the error's prefix.
+                let text = e.to_string();
+                let message = text.split(" at line ").next().unwrap_or(&text);
+                write!(f, "not a valid record (column {}: {message})", e.column())
+            }
             Corruption::Incomplete => {
                 write!(f, "a line without its newline before the newest journal")
             }
@@ -396,7 +402,7 @@ impl Journal {
             bytes = replayed.good_len;
             if let Some((line, cut)) = replayed.torn {
                 log::warn!(
-                    "{}:{line}: dropping a torn last line ({cut} bytes): a crash interrupted its write, so it was never acknowledged",
+                    "{}:{line}: dropping a torn last line ({cut} bytes): a crash interrupted its write",
                     path.display()
                 );
                 let f = OpenOptions::new()
@@ -633,7 +639,7 @@ impl Journal {
                 let mut w = self.writer.lock();
                 w.threshold = compaction_threshold(self.opts, len);
                 log::info!(
-                    "compacted into {} (generation {generation}, {len} bytes, {:?} off the lock)",
+                    "compacted into {} (generation {generation}, {len} bytes; fsync, rename and cleanup took {:?})",
                     snapshot.display(),
                     started.elapsed()
                 );
