@@ -563,10 +563,10 @@ fn restart_after_compaction_gives_the_same_state() {
 fn ephemeral_starts_empty_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    let s = Server::start(&["--no-logger"]);
+    let s = Server::start(&["--ephemeral", "--no-logger"]);
     assert_eq!(code(s.addr, &["REGISTER", "alice"]), 0);
     drop(s);
-    let s = Server::start(&["--no-logger"]);
+    let s = Server::start(&["--ephemeral", "--no-logger"]);
     assert_eq!(code(s.addr, &["REGISTER", "alice"]), 0);
     assert!(!data.exists());
     // And with a data directory, the start line says where the data is.

@@ -136,7 +136,7 @@ impl Server {
         let mut args = vec!["server", "-p", "0", "--bind", "127.0.0.1"];
         // Tests that do not name a data directory get an in-memory registry, so
         // parallel tests never share (or lock) the default ./peerdex-data.
-        if !extra.contains(&"--data-dir") {
+        if !extra.contains(&"--data-dir") && !extra.contains(&"--ephemeral") {
             args.push("--ephemeral");
         }
         args.extend_from_slice(extra);
