@@ -889,6 +889,60 @@ mod tests {
     }
 
     #[test]
+    fn journals_left_by_an_interrupted_compaction_are_all_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Crash after the rotation to generation 1, before the snapshot's rename.
+        fs::write(
+            dir.path().join(journal_name(0)),
+            "{\"REGISTER\":{\"user\":\"a\"}}\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join(journal_name(1)),
+            "{\"REGISTER\":{\"user\":\"b\"}}\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join(SNAPSHOT_TMP), "{\"peerdex_snap").unwrap();
+        {
+            let (r, rec) = Registry::open(dir.path(), StoreOptions::default()).unwrap();
+            assert_eq!((rec.changes, r.counts()), (2, (2, 0)));
+            // Two journals at start: compacted at once (joined when dropped).
+        }
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [journal_name(2), LOCK.to_string(), SNAPSHOT.to_string()]
+        );
+        let (r, rec) = Registry::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(
+            (rec.snapshot_users, rec.changes, r.counts()),
+            (2, 0, (2, 0))
+        );
+    }
+
+    #[test]
+    fn a_missing_journal_generation_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(journal_name(0)), "").unwrap();
+        fs::write(dir.path().join(journal_name(2)), "").unwrap();
+        let err = Registry::open(dir.path(), StoreOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                JournalError::Corrupt {
+                    what: Corruption::MissingJournal { generation: 1 },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn torn_tail_only_in_the_newest_journal() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(
@@ -913,5 +967,65 @@ mod tests {
         let (r, rec) = Registry::open(dir.path(), StoreOptions::default()).unwrap();
         assert_eq!(r.counts(), (1, 0));
         assert_eq!(rec.dropped_tail.map(|(_, line, _)| line), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod replay_props {
+    use super::*;
+    use crate::registry::Registry;
+    use proptest::prelude::*;
+
+    /// Changes over a handful of users and files, so that most of them apply.
+    fn change() -> impl Strategy<Value = Change> {
+        let user = (0..4u8).prop_map(|u| format!("u{u}"));
+        let file = (0..3u8).prop_map(|f| format!("f{f}"));
+        prop_oneof![
+            user.clone().prop_map(|user| Change::Register { user }),
+            user.clone().prop_map(|user| Change::Unregister { user }),
+            (user.clone(), 1..5u16).prop_map(|(user, port)| Change::Connect {
+                user,
+                ip: "10.0.0.1".parse().unwrap(),
+                port,
+            }),
+            user.clone().prop_map(|user| Change::Disconnect { user }),
+            (user.clone(), file.clone(), "[a-z \"\\\\]{0,6}").prop_map(
+                |(user, file, description)| Change::Publish {
+                    user,
+                    file,
+                    description
+                }
+            ),
+            (user, file).prop_map(|(user, file)| Change::Delete { user, file }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Reopening a data directory gives exactly the state of an in-memory
+        /// registry that saw the same changes, with and without compactions (a tiny
+        /// threshold compacts many times) and with reopenings in between.
+        #[test]
+        fn reopen_equals_memory(
+            changes in proptest::collection::vec(change(), 0..120),
+            compact_after in prop_oneof![Just(64u64), Just(1u64 << 30)],
+            reopen_every in 10usize..60,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = StoreOptions { fsync: false, compact_after };
+            let memory = Registry::new();
+            let mut durable = Registry::open(dir.path(), opts).unwrap().0;
+            for (i, c) in changes.iter().enumerate() {
+                prop_assert_eq!(durable.apply(c), memory.apply(c), "{:?}", c);
+                if i % reopen_every == reopen_every - 1 {
+                    drop(durable);
+                    durable = Registry::open(dir.path(), opts).unwrap().0;
+                }
+            }
+            drop(durable);
+            let (reopened, _) = Registry::open(dir.path(), opts).unwrap();
+            prop_assert_eq!(reopened.dump(), memory.dump());
+        }
     }
 }

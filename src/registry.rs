@@ -435,6 +435,32 @@ impl Registry {
     }
 }
 
+/// The whole state, sorted: users with their address and files (for tests that
+/// compare registries).
+#[cfg(test)]
+pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
+
+#[cfg(test)]
+impl Registry {
+    pub(crate) fn dump(&self) -> Dump {
+        let state = self.state.read();
+        let mut all: Dump = state
+            .users
+            .iter()
+            .map(|(name, u)| {
+                let files = u
+                    .files
+                    .iter()
+                    .map(|(f, d)| (f.clone(), d.clone()))
+                    .collect();
+                (name.clone(), state.connected.get(name).copied(), files)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
