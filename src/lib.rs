@@ -7,7 +7,8 @@
 //!
 //! Modules, one concern each:
 //! - [`wire`]: NUL-terminated field framing with hard limits.
-//! - [`index`]: index protocol messages; [`registry`]: the index state;
+//! - [`index`]: index protocol messages; [`registry`]: the index state, made durable
+//!   by [`journal`];
 //!   [`server`]: the index server.
 //! - [`net`]: binding, the bounded accept loop, connection cap, shutdown.
 //! - [`audit`]: audit records; [`shipper`]: sends them to the logger.
@@ -22,6 +23,7 @@ pub mod client;
 pub mod clock;
 pub mod console;
 pub mod index;
+pub mod journal;
 pub mod logger;
 pub mod net;
 pub mod peer;

@@ -5,20 +5,34 @@
 //! from the state (user exists, is connected, already published, ...). Every change
 //! is a [`Change`] value applied by one function, so a journal can record exactly
 //! what was applied. Lists are encoded under the read lock into a reply buffer, so
-//! readers run in parallel and writers hold the lock only for a map update. Does not
-//! own: request decoding or field validation (`index`), sockets (`server`).
+//! readers run in parallel and writers hold the lock only for a map update. With a
+//! data directory ([`Registry::open`]) each applied change is appended to the journal
+//! under the same write lock, so journal order is application order, and the result
+//! code is returned only after the append (and, with `--fsync`, the group fsync).
+//! Does not own: request decoding or field validation (`index`), sockets (`server`),
+//! the files and their format (`journal`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
 
 use indexmap::IndexMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use serde::{Deserialize, Serialize};
 
 use crate::index::{self, OK};
+use crate::journal::{
+    Journal, JournalError, Recovered, Replay, RestoredUser, SnapshotUser, StoreOptions,
+};
 use crate::wire::put_number;
 
-/// A state change, as applied to the registry (and, later, as journaled).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A state change, as applied to the registry and as journaled (one JSON line, e.g.
+/// `{"REGISTER":{"user":"alice"}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 pub enum Change {
     Register {
         user: String,
@@ -45,14 +59,29 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The operation's "any other error" code (PROTOCOL.md section 1), answered
+    /// when the change cannot be made durable.
+    pub fn other_error(&self) -> u8 {
+        match self {
+            Change::Register { .. } | Change::Unregister { .. } => 2,
+            Change::Connect { .. } | Change::Disconnect { .. } => 3,
+            Change::Publish { .. } | Change::Delete { .. } => 4,
+        }
+    }
+}
+
 /// Where a connected user's peer listener is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerAddr {
     pub ip: IpAddr,
     pub port: u16,
 }
 
-#[derive(Debug, Default)]
+/// Shared (`Arc`) so that a compaction can capture the state in a few milliseconds
+/// under the lock and write it out after releasing it: a user changed meanwhile is
+/// copied on write (`Arc::make_mut`), the others are never copied.
+#[derive(Debug, Default, Clone)]
 struct User {
     /// File name -> description, in publication order.
     files: IndexMap<String, String>,
@@ -60,7 +89,7 @@ struct User {
 
 #[derive(Debug, Default)]
 struct State {
-    users: HashMap<String, User>,
+    users: HashMap<String, Arc<User>>,
     /// Connected users by name: sorted, so LIST_USERS is stable.
     connected: BTreeMap<String, PeerAddr>,
 }
@@ -69,79 +98,85 @@ impl State {
     /// Applies `change` if the state allows it. Returns the operation's result code:
     /// 0 when applied, otherwise the code of PROTOCOL.md section 1 and nothing changed.
     fn apply(&mut self, change: &Change) -> u8 {
+        let code = self.check(change);
+        if code == OK {
+            self.mutate(change.clone());
+        }
+        code
+    }
+
+    /// The result code `change` would get, without changing anything.
+    fn check(&self, change: &Change) -> u8 {
         match change {
             Change::Register { user } => {
                 if self.users.contains_key(user) {
                     return 1;
                 }
-                self.users.insert(user.clone(), User::default());
                 OK
             }
-            Change::Unregister { user } => {
+            Change::Unregister { user } | Change::Connect { user, .. } => {
                 if !self.users.contains_key(user) {
                     return 1;
                 }
                 if self.connected.contains_key(user) {
                     return 2;
                 }
-                self.users.remove(user);
-                OK
-            }
-            Change::Connect { user, ip, port } => {
-                if !self.users.contains_key(user) {
-                    return 1;
-                }
-                if self.connected.contains_key(user) {
-                    return 2;
-                }
-                self.connected.insert(
-                    user.clone(),
-                    PeerAddr {
-                        ip: *ip,
-                        port: *port,
-                    },
-                );
                 OK
             }
             Change::Disconnect { user } => {
                 if !self.users.contains_key(user) {
                     return 1;
                 }
-                if self.connected.remove(user).is_none() {
+                if !self.connected.contains_key(user) {
                     return 2;
                 }
                 OK
+            }
+            Change::Publish { user, file, .. } | Change::Delete { user, file } => {
+                let code = self.check_connected(user);
+                if code != OK {
+                    return code;
+                }
+                let published = self
+                    .users
+                    .get(user)
+                    .is_some_and(|u| u.files.contains_key(file));
+                match (change, published) {
+                    (Change::Publish { .. }, true) | (Change::Delete { .. }, false) => 3,
+                    _ => OK,
+                }
+            }
+        }
+    }
+
+    /// Makes a change that [`State::check`] accepted (taking its strings).
+    fn mutate(&mut self, change: Change) {
+        match change {
+            Change::Register { user } => {
+                self.users.insert(user, Arc::default());
+            }
+            Change::Unregister { user } => {
+                self.users.remove(&user);
+            }
+            Change::Connect { user, ip, port } => {
+                self.connected.insert(user, PeerAddr { ip, port });
+            }
+            Change::Disconnect { user } => {
+                self.connected.remove(&user);
             }
             Change::Publish {
                 user,
                 file,
                 description,
             } => {
-                let code = self.check_connected(user);
-                if code != OK {
-                    return code;
+                if let Some(u) = self.users.get_mut(&user) {
+                    Arc::make_mut(u).files.insert(file, description);
                 }
-                let Some(u) = self.users.get_mut(user) else {
-                    return 1;
-                };
-                if u.files.contains_key(file) {
-                    return 3;
-                }
-                u.files.insert(file.clone(), description.clone());
-                OK
             }
             Change::Delete { user, file } => {
-                let code = self.check_connected(user);
-                if code != OK {
-                    return code;
+                if let Some(u) = self.users.get_mut(&user) {
+                    Arc::make_mut(u).files.shift_remove(&file);
                 }
-                let Some(u) = self.users.get_mut(user) else {
-                    return 1;
-                };
-                if u.files.shift_remove(file).is_none() {
-                    return 3;
-                }
-                OK
             }
         }
     }
@@ -159,20 +194,175 @@ impl State {
     }
 }
 
+impl Replay for State {
+    fn restore(&mut self, user: RestoredUser) -> bool {
+        if self.users.contains_key(&user.user) {
+            return false;
+        }
+        if let Some(peer) = user.peer {
+            self.connected.insert(user.user.clone(), peer);
+        }
+        self.users
+            .insert(user.user, Arc::new(User { files: user.files }));
+        true
+    }
+
+    fn replay(&mut self, change: Change) -> u8 {
+        let code = self.check(&change);
+        if code == OK {
+            self.mutate(change);
+        }
+        code
+    }
+}
+
 /// The registry shared by all connection threads.
 #[derive(Debug, Default)]
 pub struct Registry {
     state: RwLock<State>,
+    /// The data directory's journal; `None` when ephemeral.
+    journal: Option<Arc<Journal>>,
+    /// The last compaction thread (joined on drop, so a clean stop leaves no
+    /// half-written snapshot behind).
+    compaction: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(handle) = self.compaction.get_mut().take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Registry {
+    /// An ephemeral registry: kept in memory only.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Applies a change; returns its result code (0 when applied).
+    /// A durable registry kept in `dir`: replays its snapshot and journal (compacting
+    /// right away when they are due) and journals every later change.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<(Registry, Recovered), JournalError> {
+        let mut state = State::default();
+        let (journal, recovered) = Journal::open(dir, opts, &mut state)?;
+        let registry = Registry {
+            state: RwLock::new(state),
+            journal: Some(Arc::new(journal)),
+            compaction: Mutex::default(),
+        };
+        if let Some(journal) = &registry.journal
+            && journal.due_at_start()
+        {
+            registry.compact(journal, registry.state.write());
+        }
+        Ok((registry, recovered))
+    }
+
+    /// The journal, when the registry is durable.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_deref()
+    }
+
+    /// Applies a change; returns its result code (0 when applied). A durable registry
+    /// returns 0 only once the change is in the journal (and on disk with `--fsync`);
+    /// if it cannot be journaled it is not applied and the operation's "any other
+    /// error" code is returned.
     pub fn apply(&self, change: &Change) -> u8 {
-        self.state.write().apply(change)
+        let Some(journal) = &self.journal else {
+            return self.state.write().apply(change);
+        };
+        let mut state = self.state.write();
+        let code = state.check(change);
+        if code != OK {
+            return code;
+        }
+        let appended = match journal.append(change) {
+            Ok(a) => a,
+            Err(e) => {
+                log::error!("change not applied: {e}");
+                return change.other_error();
+            }
+        };
+        state.mutate(change.clone());
+        if appended.compact {
+            self.compact(journal, state);
+        } else {
+            drop(state);
+        }
+        match journal.wait_durable(appended.seq) {
+            Ok(()) => OK,
+            Err(e) => {
+                log::error!("change applied but not known to be on disk: {e}");
+                change.other_error()
+            }
+        }
+    }
+
+    /// Compacts the journal into a snapshot: under the write lock, rotates the journal
+    /// and captures the state (names, addresses and shared pointers to each user's
+    /// files: no file is copied); a background thread writes the snapshot from the
+    /// capture while requests go on. At most one compaction runs at a time.
+    fn compact(&self, journal: &Arc<Journal>, state: RwLockWriteGuard<'_, State>) {
+        let generation = match journal.rotate() {
+            Ok(g) => g,
+            Err(e) => {
+                log::error!("compaction not started: {e}");
+                return;
+            }
+        };
+        let started = Instant::now();
+        // Two sequential scans, no per-user lookups (a B-tree search per user would
+        // dominate the time the lock is held).
+        let users: Vec<(String, Arc<User>)> = state
+            .users
+            .iter()
+            .map(|(name, u)| (name.clone(), Arc::clone(u)))
+            .collect();
+        let connected: Vec<(String, PeerAddr)> = state
+            .connected
+            .iter()
+            .map(|(name, addr)| (name.clone(), *addr))
+            .collect();
+        drop(state);
+        log::info!(
+            "compaction: state of {} users captured under the lock in {:?}",
+            users.len(),
+            started.elapsed()
+        );
+        let worker = Arc::clone(journal);
+        let spawned = std::thread::Builder::new()
+            .name("compaction".into())
+            .spawn(move || {
+                let peers: HashMap<&str, PeerAddr> =
+                    connected.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+                let records = users.iter().map(|(name, u)| SnapshotUser {
+                    user: name,
+                    peer: peers.get(name.as_str()).copied(),
+                    files: &u.files,
+                });
+                let written = worker.write_snapshot(generation, users.len(), records);
+                worker.finish_compaction(generation, written);
+            });
+        match spawned {
+            Ok(handle) => {
+                // The previous compaction has finished (one at a time): reap it.
+                if let Some(previous) = self.compaction.lock().replace(handle) {
+                    let _ = previous.join();
+                }
+            }
+            Err(e) => {
+                log::error!("compaction thread not started: {e}");
+                journal.finish_compaction(
+                    generation,
+                    Err(JournalError::Io {
+                        action: "start a thread for",
+                        path: journal.dir().to_path_buf(),
+                        source: e,
+                    }),
+                );
+            }
+        }
     }
 
     /// Writes a complete LIST_USERS reply (result code first) as `user` into `out`.
@@ -242,6 +432,32 @@ impl Registry {
         let state = self.state.read();
         let files = state.users.values().map(|u| u.files.len()).sum();
         (state.users.len(), files)
+    }
+}
+
+/// The whole state, sorted: users with their address and files (for tests that
+/// compare registries).
+#[cfg(test)]
+pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
+
+#[cfg(test)]
+impl Registry {
+    pub(crate) fn dump(&self) -> Dump {
+        let state = self.state.read();
+        let mut all: Dump = state
+            .users
+            .iter()
+            .map(|(name, u)| {
+                let files = u
+                    .files
+                    .iter()
+                    .map(|(f, d)| (f.clone(), d.clone()))
+                    .collect();
+                (name.clone(), state.connected.get(name).copied(), files)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 }
 

@@ -8,12 +8,14 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::{AuditRecord, AuditSink};
 use crate::console::Console;
 use crate::index::{self, Body, Request, RequestError};
+use crate::journal::{self, JournalError, StoreOptions};
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
 use crate::registry::{Change, Registry};
 use crate::wire::FieldReader;
@@ -42,6 +44,20 @@ pub struct ServerArgs {
     /// Do not print a console line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// Directory that keeps the registry across restarts (journal and snapshot).
+    #[arg(long, default_value = "./peerdex-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Keep the registry in memory only: a restart starts empty.
+    #[arg(long, conflicts_with_all = ["fsync", "data_dir"])]
+    pub ephemeral: bool,
+    /// Acknowledge a change only once it is on disk (fdatasync, shared by concurrent
+    /// writers): survives power loss, not only a crash of the server.
+    #[arg(long)]
+    pub fsync: bool,
+    /// Journal size (bytes) past which it is compacted into a snapshot (it must also
+    /// be twice the last snapshot).
+    #[arg(long, default_value_t = journal::COMPACT_MIN_BYTES, value_name = "BYTES")]
+    pub compact_after: u64,
     #[command(flatten)]
     pub logger: shipper::ShipperArgs,
 }
@@ -64,6 +80,7 @@ pub enum ServerError {
     },
     Signals(std::io::Error),
     Shipper(shipper::ShipperError),
+    Store(JournalError),
 }
 
 impl std::fmt::Display for ServerError {
@@ -80,6 +97,7 @@ impl std::fmt::Display for ServerError {
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServerError::Shipper(e) => write!(f, "audit logger: {e}"),
+            ServerError::Store(e) => write!(f, "{e}"),
         }
     }
 }
@@ -98,24 +116,29 @@ struct Context {
 /// A bound index server, ready to run.
 pub struct IndexServer {
     listener: TcpListener,
+    /// Where the registry is kept, for the start-up line.
+    storage: String,
     limiter: Arc<ConnLimiter>,
     ctx: Arc<Context>,
 }
 
 impl IndexServer {
-    /// Binds the listening socket.
+    /// Opens the registry (replaying the data directory unless `--ephemeral`) and
+    /// binds the listening socket.
     pub fn bind(
         args: &ServerArgs,
         audit: AuditSink,
         console: Console,
     ) -> Result<IndexServer, ServerError> {
+        let (registry, storage) = open_registry(args)?;
         let addr = SocketAddr::new(args.bind, args.port);
         let listener = net::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         Ok(IndexServer {
             listener,
+            storage,
             limiter: ConnLimiter::new(args.max_connections as usize),
             ctx: Arc::new(Context {
-                registry: Registry::new(),
+                registry,
                 audit,
                 console: if args.quiet {
                     Console::silent()
@@ -126,6 +149,11 @@ impl IndexServer {
                 advertise: args.advertise,
             }),
         })
+    }
+
+    /// Where the registry is kept, as shown at start.
+    pub fn storage(&self) -> &str {
+        &self.storage
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -177,6 +205,7 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
         "s> init server {}",
         SocketAddr::new(shown, addr.port())
     ));
+    console.line(format!("s> {}", server.storage()));
     log::info!("listening on {addr}");
     server.run(&shutdown);
     if let Some(shipper) = shipper {
@@ -186,6 +215,39 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     drop(console);
     writer.finish();
     Ok(())
+}
+
+/// The registry of `args` and the line that says where it is kept.
+fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
+    if args.ephemeral {
+        return Ok((
+            Registry::new(),
+            "data: ephemeral (in memory only: a restart starts empty)".into(),
+        ));
+    }
+    let opts = StoreOptions {
+        fsync: args.fsync,
+        compact_after: args.compact_after,
+    };
+    let (registry, recovered) = Registry::open(&args.data_dir, opts).map_err(ServerError::Store)?;
+    let (users, files) = registry.counts();
+    log::info!(
+        "replayed {} snapshot users and {} journal changes in {:?}",
+        recovered.snapshot_users,
+        recovered.changes,
+        recovered.elapsed
+    );
+    let line = format!(
+        "data: {} ({}; {users} users, {files} publications restored in {} ms)",
+        args.data_dir.display(),
+        if args.fsync {
+            "journal, fsync on every change"
+        } else {
+            "journal, no fsync"
+        },
+        recovered.elapsed.as_millis()
+    );
+    Ok((registry, line))
 }
 
 fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit: Permit) {

@@ -134,6 +134,11 @@ impl Server {
     /// for its `s> init server` line.
     pub fn start(extra: &[&str]) -> Server {
         let mut args = vec!["server", "-p", "0", "--bind", "127.0.0.1"];
+        // Tests that do not name a data directory get an in-memory registry, so
+        // parallel tests never share (or lock) the default ./peerdex-data.
+        if !extra.contains(&"--data-dir") && !extra.contains(&"--ephemeral") {
+            args.push("--ephemeral");
+        }
         args.extend_from_slice(extra);
         let proc = Proc::start(&args);
         let line = proc
