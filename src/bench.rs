@@ -301,7 +301,15 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     };
     let peerdex = spawn(
         "peerdex",
-        &["server", "-p", "0", "--bind", "127.0.0.1", "--no-logger", "--ephemeral"],
+        &[
+            "server",
+            "-p",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--no-logger",
+            "--ephemeral",
+        ],
         "s> init server",
         LISTED_USERS as u64,
     )?;

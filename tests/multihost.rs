@@ -13,7 +13,7 @@ const DT: &str = "22/11/2026 09:05:07";
 
 /// Starts the index server on the server host and returns it with its port.
 fn start_server(bed: &Bed, extra: &[&str]) -> (Proc, u16) {
-    let mut args = vec!["server", "-p", "0", "--no-logger"];
+    let mut args = vec!["server", "-p", "0", "--no-logger", "--ephemeral"];
     args.extend_from_slice(extra);
     let server = bed.peerdex("server", &args);
     let line = server
