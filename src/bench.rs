@@ -309,6 +309,8 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             "127.0.0.1",
             "--no-logger",
             "--ephemeral",
+            "--probe-interval",
+            "0",
         ],
         "s> init server",
         LISTED_USERS as u64,

@@ -865,10 +865,10 @@ mod tests {
                 }
             }
             let mut out = Vec::new();
-            r.list_users("u1", &mut out);
+            r.list_users("u1", None, &mut out).unwrap();
             expected.push(out);
             let mut out = Vec::new();
-            r.list_content("u1", "u150", &mut out);
+            r.list_content("u1", "u150", None, &mut out).unwrap();
             expected.push(out);
         }
         let names: Vec<String> = fs::read_dir(dir.path())
@@ -881,10 +881,10 @@ mod tests {
         assert!(rec.snapshot_users > 0);
         assert_eq!(r.counts(), (200, 200));
         let mut out = Vec::new();
-        r.list_users("u1", &mut out);
+        r.list_users("u1", None, &mut out).unwrap();
         assert_eq!(out, expected[0]);
         let mut out = Vec::new();
-        r.list_content("u1", "u150", &mut out);
+        r.list_content("u1", "u150", None, &mut out).unwrap();
         assert_eq!(out, expected[1]);
     }
 

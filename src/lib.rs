@@ -24,6 +24,7 @@ pub mod clock;
 pub mod console;
 pub mod index;
 pub mod journal;
+pub mod liveness;
 pub mod logger;
 pub mod net;
 pub mod peer;

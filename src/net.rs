@@ -165,6 +165,19 @@ impl Shutdown {
         self.inner.flag.load(Ordering::SeqCst)
     }
 
+    /// Blocks until the flag is raised or `limit` has passed; returns whether it is
+    /// raised.
+    pub fn wait_timeout(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut guard = self.inner.listeners.lock();
+        while !self.is_triggered() {
+            if self.inner.cond.wait_until(&mut guard, deadline).timed_out() {
+                break;
+            }
+        }
+        self.is_triggered()
+    }
+
     /// Blocks until the flag is raised.
     pub fn wait(&self) {
         let mut guard = self.inner.listeners.lock();

@@ -60,6 +60,18 @@ pub enum Change {
 }
 
 impl Change {
+    /// The user the change is about (and who performs it).
+    pub fn user(&self) -> &str {
+        match self {
+            Change::Register { user }
+            | Change::Unregister { user }
+            | Change::Connect { user, .. }
+            | Change::Disconnect { user }
+            | Change::Publish { user, .. }
+            | Change::Delete { user, .. } => user,
+        }
+    }
+
     /// The operation's "any other error" code (PROTOCOL.md section 1), answered
     /// when the change cannot be made durable.
     pub fn other_error(&self) -> u8 {
@@ -72,10 +84,18 @@ impl Change {
 }
 
 /// Where a connected user's peer listener is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PeerAddr {
     pub ip: IpAddr,
     pub port: u16,
+}
+
+/// A request refused because it came from another host than the one `user`
+/// connected from (see [`Registry::apply_as`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// The address the user connected from.
+    pub connected_from: IpAddr,
 }
 
 /// Shared (`Arc`) so that a compaction can capture the state in a few milliseconds
@@ -181,6 +201,18 @@ impl State {
         }
     }
 
+    /// Whether a request from `host` may act for `user`: anyone while `user` is not
+    /// connected; once it is, only the host it connected from. `None` is the server
+    /// itself (replay, the liveness prober), which may always act.
+    fn may_act(&self, user: &str, host: Option<IpAddr>) -> Result<(), Refused> {
+        match (host, self.connected.get(user)) {
+            (Some(host), Some(addr)) if addr.ip != host => Err(Refused {
+                connected_from: addr.ip,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// 0 when `user` exists and is connected, 1 when it does not exist, 2 when it is
     /// not connected: the first codes of every operation a user performs.
     fn check_connected(&self, user: &str) -> u8 {
@@ -269,19 +301,51 @@ impl Registry {
     /// if it cannot be journaled it is not applied and the operation's "any other
     /// error" code is returned.
     pub fn apply(&self, change: &Change) -> u8 {
-        let Some(journal) = &self.journal else {
-            return self.state.write().apply(change);
+        self.apply_if(change, |_| Ok(()))
+            .unwrap_or_else(|_| change.other_error())
+    }
+
+    /// Applies a change requested from `host`: refused, with nothing changed, when its
+    /// user is connected from another host. Otherwise as [`Registry::apply`].
+    pub fn apply_as(&self, change: &Change, host: IpAddr) -> Result<u8, Refused> {
+        self.apply_if(change, |state| state.may_act(change.user(), Some(host)))
+    }
+
+    /// Disconnects `user` only if it is still connected at `addr` (the liveness
+    /// prober: a user that reconnected meanwhile is left alone). Returns whether it
+    /// was disconnected.
+    pub fn disconnect_if_at(&self, user: &str, addr: PeerAddr) -> bool {
+        let change = Change::Disconnect { user: user.into() };
+        let still_there = |state: &State| match state.connected.get(user) {
+            Some(a) if *a == addr => Ok(()),
+            _ => Err(Refused {
+                connected_from: addr.ip,
+            }),
         };
+        self.apply_if(&change, still_there) == Ok(OK)
+    }
+
+    /// The one path of every change: under the write lock, `allowed` decides, then
+    /// the state rules; an accepted change is journaled, then made.
+    fn apply_if(
+        &self,
+        change: &Change,
+        allowed: impl FnOnce(&State) -> Result<(), Refused>,
+    ) -> Result<u8, Refused> {
         let mut state = self.state.write();
+        allowed(&state)?;
+        let Some(journal) = &self.journal else {
+            return Ok(state.apply(change));
+        };
         let code = state.check(change);
         if code != OK {
-            return code;
+            return Ok(code);
         }
         let appended = match journal.append(change) {
             Ok(a) => a,
             Err(e) => {
                 log::error!("change not applied: {e}");
-                return change.other_error();
+                return Ok(change.other_error());
             }
         };
         state.mutate(change.clone());
@@ -291,10 +355,10 @@ impl Registry {
             drop(state);
         }
         match journal.wait_durable(appended.seq) {
-            Ok(()) => OK,
+            Ok(()) => Ok(OK),
             Err(e) => {
                 log::error!("change applied but not known to be on disk: {e}");
-                change.other_error()
+                Ok(change.other_error())
             }
         }
     }
@@ -365,23 +429,39 @@ impl Registry {
         }
     }
 
-    /// Writes a complete LIST_USERS reply (result code first) as `user` into `out`.
-    pub fn list_users(&self, user: &str, out: &mut Vec<u8>) {
+    /// Writes a complete LIST_USERS reply (result code first) as `user` into `out`;
+    /// refused (nothing written) when `user` is connected from another host.
+    pub fn list_users(
+        &self,
+        user: &str,
+        host: Option<IpAddr>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refused> {
         let state = self.state.read();
+        state.may_act(user, host)?;
         let code = state.check_connected(user);
         out.push(code);
         if code != OK {
-            return;
+            return Ok(());
         }
         put_number(out, state.connected.len() as u64);
         for (name, addr) in &state.connected {
             index::put_user_entry(out, name, addr.ip, addr.port);
         }
+        Ok(())
     }
 
-    /// Writes a complete LIST_CONTENT reply for `target` as `user` into `out`.
-    pub fn list_content(&self, user: &str, target: &str, out: &mut Vec<u8>) {
+    /// Writes a complete LIST_CONTENT reply for `target` as `user` into `out`;
+    /// refused like [`Registry::list_users`].
+    pub fn list_content(
+        &self,
+        user: &str,
+        target: &str,
+        host: Option<IpAddr>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refused> {
         let state = self.state.read();
+        state.may_act(user, host)?;
         let mut code = state.check_connected(user);
         let target = state.users.get(target);
         if code == OK && target.is_none() {
@@ -389,22 +469,30 @@ impl Registry {
         }
         out.push(code);
         let Some(target) = target.filter(|_| code == OK) else {
-            return;
+            return Ok(());
         };
         put_number(out, target.files.len() as u64);
         for (file, description) in &target.files {
             index::put_file_entry(out, file, description);
         }
+        Ok(())
     }
 
     /// Writes a complete SEARCH reply for `pattern` as `user` into `out`: the files of
     /// connected users whose name contains `pattern`, by owner then publication order.
-    pub fn search(&self, user: &str, pattern: &str, out: &mut Vec<u8>) {
+    pub fn search(
+        &self,
+        user: &str,
+        pattern: &str,
+        host: Option<IpAddr>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refused> {
         let state = self.state.read();
+        state.may_act(user, host)?;
         let code = state.check_connected(user);
         out.push(code);
         if code != OK {
-            return;
+            return Ok(());
         }
         let mut body = Vec::new();
         let mut count = 0u64;
@@ -419,6 +507,17 @@ impl Registry {
         }
         put_number(out, count);
         out.extend_from_slice(&body);
+        Ok(())
+    }
+
+    /// Every connected user with its address (for the liveness prober).
+    pub fn connected(&self) -> Vec<(String, PeerAddr)> {
+        let state = self.state.read();
+        state
+            .connected
+            .iter()
+            .map(|(u, a)| (u.clone(), *a))
+            .collect()
     }
 
     /// Where `user` listens, if connected.
@@ -555,16 +654,16 @@ mod tests {
         }
         r.apply(&Change::Disconnect { user: "c".into() });
         let mut out = Vec::new();
-        r.list_users("a", &mut out);
+        r.list_users("a", None, &mut out).unwrap();
         assert_eq!(out[0], 0);
         let users = read_user_list(&mut FieldReader::new(&out[1..])).unwrap();
         let names: Vec<_> = users.iter().map(|u| u.user.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         let mut out = Vec::new();
-        r.list_users("c", &mut out);
+        r.list_users("c", None, &mut out).unwrap();
         assert_eq!(out, [2]);
         let mut out = Vec::new();
-        r.list_users("nobody", &mut out);
+        r.list_users("nobody", None, &mut out).unwrap();
         assert_eq!(out, [1]);
     }
 
@@ -585,17 +684,17 @@ mod tests {
         r.apply(&reg("q"));
         r.apply(&conn("q", 2));
         let mut out = Vec::new();
-        r.list_content("q", "a", &mut out);
+        r.list_content("q", "a", None, &mut out).unwrap();
         assert_eq!(out[0], 0);
         let files = read_file_list(&mut FieldReader::new(&out[1..])).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.file.as_str()).collect();
         assert_eq!(names, ["z", "m", "b"]);
         assert_eq!(files[0].description, "about z");
         let mut out = Vec::new();
-        r.list_content("q", "nobody", &mut out);
+        r.list_content("q", "nobody", None, &mut out).unwrap();
         assert_eq!(out, [3]);
         let mut out = Vec::new();
-        r.list_content("a", "q", &mut out);
+        r.list_content("a", "q", None, &mut out).unwrap();
         assert_eq!(out, [2]);
     }
 
@@ -612,7 +711,7 @@ mod tests {
         r.apply(&publish("a", "song.mp3"));
         r.apply(&Change::Disconnect { user: "c".into() });
         let mut out = Vec::new();
-        r.search("a", "notes", &mut out);
+        r.search("a", "notes", None, &mut out).unwrap();
         assert_eq!(out[0], 0);
         let hits = read_search_list(&mut FieldReader::new(&out[1..])).unwrap();
         assert_eq!(hits.len(), 1);
@@ -620,7 +719,7 @@ mod tests {
         assert_eq!(hits[0].owner, "a");
         assert_eq!(hits[0].port, 7);
         let mut out = Vec::new();
-        r.search("a", "", &mut out);
+        r.search("a", "", None, &mut out).unwrap();
         let hits = read_search_list(&mut FieldReader::new(&out[1..])).unwrap();
         assert_eq!(hits.len(), 3);
     }

@@ -17,9 +17,9 @@ use crate::console::Console;
 use crate::index::{self, Body, Request, RequestError};
 use crate::journal::{self, JournalError, StoreOptions};
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
-use crate::registry::{Change, Registry};
+use crate::registry::{Change, Refused, Registry};
 use crate::wire::FieldReader;
-use crate::{clock, shipper};
+use crate::{clock, liveness, shipper};
 
 /// Command-line options of `peerdex server`.
 #[derive(clap::Args, Debug, Clone)]
@@ -58,6 +58,8 @@ pub struct ServerArgs {
     /// be twice the last snapshot).
     #[arg(long, default_value_t = journal::COMPACT_MIN_BYTES, value_name = "BYTES")]
     pub compact_after: u64,
+    #[command(flatten)]
+    pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
     pub logger: shipper::ShipperArgs,
 }
@@ -106,7 +108,7 @@ impl std::error::Error for ServerError {}
 
 /// Everything a connection thread needs.
 struct Context {
-    registry: Registry,
+    registry: Arc<Registry>,
     audit: AuditSink,
     console: Console,
     timeout: Duration,
@@ -119,6 +121,7 @@ pub struct IndexServer {
     /// Where the registry is kept, for the start-up line.
     storage: String,
     limiter: Arc<ConnLimiter>,
+    liveness: liveness::LivenessArgs,
     ctx: Arc<Context>,
 }
 
@@ -137,8 +140,9 @@ impl IndexServer {
             listener,
             storage,
             limiter: ConnLimiter::new(args.max_connections as usize),
+            liveness: args.liveness.clone(),
             ctx: Arc::new(Context {
-                registry,
+                registry: Arc::new(registry),
                 audit,
                 console: if args.quiet {
                     Console::silent()
@@ -165,6 +169,30 @@ impl IndexServer {
     /// Serves until `shutdown` is raised, then closes idle connections and waits
     /// (at most one timeout) for the others to finish.
     pub fn run(self, shutdown: &Shutdown) {
+        let prober = {
+            let ctx = Arc::clone(&self.ctx);
+            let registry = Arc::clone(&ctx.registry);
+            liveness::start(
+                &self.liveness,
+                registry,
+                shutdown.clone(),
+                move |user, addr| {
+                    ctx.console.line(format!(
+                        "s> DISCONNECT {user}: peer unreachable at {}:{}",
+                        addr.ip, addr.port
+                    ));
+                    ctx.audit.record(AuditRecord {
+                        user: user.to_owned(),
+                        operation: "DISCONNECT (peer unreachable)".into(),
+                        datetime: clock::now(),
+                    });
+                },
+            )
+        };
+        let prober = prober.unwrap_or_else(|e| {
+            log::warn!("liveness checks off: cannot start the prober: {e}");
+            None
+        });
         let ctx = Arc::clone(&self.ctx);
         if let Err(e) = shutdown.watch(&self.listener) {
             log::warn!("shutdown will not wake the accept loop: {e}");
@@ -178,6 +206,9 @@ impl IndexServer {
                 handle_connection(&ctx, stream, peer, permit);
             },
         );
+        if let Some(prober) = prober {
+            let _ = prober.join();
+        }
         self.limiter.close_idle();
         if !self.limiter.wait_empty(self.ctx.timeout) {
             log::warn!(
@@ -262,12 +293,28 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     let mut reply = Vec::with_capacity(128);
     match request {
         Ok(req) => {
-            execute(ctx, &req, peer, &mut reply);
-            ctx.console
-                .line(format!("s> {} FROM {}", req.body.op().name(), req.user));
+            let op = req.body.op();
+            let mut operation = req.audit_text();
+            match execute(ctx, &req, peer, &mut reply) {
+                Ok(()) => ctx
+                    .console
+                    .line(format!("s> {} FROM {}", op.name(), req.user)),
+                Err(refused) => {
+                    reply.clear();
+                    reply.push(op.other_error());
+                    let from = peer.ip().to_canonical();
+                    ctx.console.line(format!(
+                        "s> {} FROM {} REFUSED: connected from {}, request from {from}",
+                        op.name(),
+                        req.user,
+                        refused.connected_from
+                    ));
+                    operation = format!("{operation} REFUSED from {from}");
+                }
+            }
             ctx.audit.record(AuditRecord {
                 user: req.user.clone(),
-                operation: req.audit_text(),
+                operation,
                 datetime: req.datetime.clone().unwrap_or_else(clock::now),
             });
         }
@@ -294,14 +341,24 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     }
 }
 
-fn execute(ctx: &Context, req: &Request, peer: SocketAddr, reply: &mut Vec<u8>) {
+/// Runs a request from `peer`, writing the whole reply into `reply`. Refused when
+/// the user is connected from another host than `peer` (see the README's threat
+/// model).
+fn execute(
+    ctx: &Context,
+    req: &Request,
+    peer: SocketAddr,
+    reply: &mut Vec<u8>,
+) -> Result<(), Refused> {
+    // The host as the registry knows it: the address CONNECT would record for it.
+    let host = recorded_ip(peer.ip(), ctx.advertise);
     let user = req.user.clone();
     let change = match &req.body {
         Body::Register => Change::Register { user },
         Body::Unregister => Change::Unregister { user },
         Body::Connect { port } => Change::Connect {
             user,
-            ip: recorded_ip(peer.ip(), ctx.advertise),
+            ip: host,
             port: *port,
         },
         Body::Disconnect => Change::Disconnect { user },
@@ -314,11 +371,18 @@ fn execute(ctx: &Context, req: &Request, peer: SocketAddr, reply: &mut Vec<u8>) 
             user,
             file: file.clone(),
         },
-        Body::ListUsers => return ctx.registry.list_users(&req.user, reply),
-        Body::ListContent { target } => return ctx.registry.list_content(&req.user, target, reply),
-        Body::Search { pattern } => return ctx.registry.search(&req.user, pattern, reply),
+        Body::ListUsers => return ctx.registry.list_users(&req.user, Some(host), reply),
+        Body::ListContent { target } => {
+            return ctx
+                .registry
+                .list_content(&req.user, target, Some(host), reply);
+        }
+        Body::Search { pattern } => {
+            return ctx.registry.search(&req.user, pattern, Some(host), reply);
+        }
     };
-    reply.push(ctx.registry.apply(&change));
+    reply.push(ctx.registry.apply_as(&change, host)?);
+    Ok(())
 }
 
 /// The address recorded for a CONNECT from `peer`: IPv4-mapped IPv6 addresses are
