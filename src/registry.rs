@@ -307,7 +307,12 @@ impl Registry {
 
     /// Applies a change requested from `host`: refused, with nothing changed, when its
     /// user is connected from another host. Otherwise as [`Registry::apply`].
+    /// REGISTER is not an act on behalf of an existing user: a taken name gets 1
+    /// whoever asks.
     pub fn apply_as(&self, change: &Change, host: IpAddr) -> Result<u8, Refused> {
+        if let Change::Register { .. } = change {
+            return Ok(self.apply(change));
+        }
         self.apply_if(change, |state| state.may_act(change.user(), Some(host)))
     }
 
