@@ -589,8 +589,9 @@ pub fn download(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Dropping `temp` on any early return removes the temporary file.
+    let prefix = format!(".{file_name}.");
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&format!(".{file_name}.")).suffix(".part");
+    builder.prefix(&prefix).suffix(".part");
     // The finished file gets the usual mode of a new file (0666 less the umask), not
     // the private 0600 of a temporary file.
     #[cfg(unix)]
