@@ -330,3 +330,97 @@ fn a_restarted_client_serves_what_it_published_before() {
     assert_eq!(alice.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// Receives exactly `size` bytes into `path` with the downloader's buffer size.
+fn receive_into(mut s: TcpStream, path: &Path, size: u64) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    while got < size {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "baseline: connection closed early");
+        f.write_all(&buf[..n]).unwrap();
+        got += n as u64;
+    }
+}
+
+/// The baseline: one `sendfile` copy (std::io::copy from File to TcpStream) of the
+/// file over loopback into a file, in this process. Returns seconds.
+fn sendfile_copy(src: &Path, dst: &Path) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let size = std::fs::metadata(src).unwrap().len();
+    let started = Instant::now();
+    let src = src.to_owned();
+    let sender = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut f = std::fs::File::open(src).unwrap();
+        std::io::copy(&mut f, &mut s).unwrap()
+    });
+    receive_into(TcpStream::connect(addr).unwrap(), dst, size);
+    assert_eq!(sender.join().unwrap(), size);
+    started.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// GET_FILE throughput between two real client processes against a plain sendfile
+/// copy over loopback, alternating, plus the serving peer's peak memory. A
+/// measurement, not a test: run it in release mode,
+/// `cargo test --release --test peer -- --ignored --nocapture get_file_throughput`
+/// (size with PEERDEX_BENCH_MIB, default 1024; rounds with PEERDEX_BENCH_ROUNDS,
+/// default 3).
+#[test]
+#[ignore]
+fn get_file_throughput_against_sendfile() {
+    let mib: usize = std::env::var("PEERDEX_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let rounds: usize = std::env::var("PEERDEX_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let s = Server::start(&["--quiet"]);
+    let share = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    let src = share.path().join("big.bin");
+    write_random(&src, mib * MIB, 99);
+    let mut alice = Client::start(s.addr, share.path());
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH big.bin bench"), "c> PUBLISH OK");
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    let rss_before = alice.proc.peak_rss_kib();
+
+    // Warm-up of both paths, then alternate.
+    let dst = down.path().join("copy.bin");
+    sendfile_copy(&src, &dst);
+    std::fs::remove_file(&dst).unwrap();
+    assert_eq!(bob.cmd("GET_FILE alice big.bin copy.bin"), "c> GET_FILE OK");
+    std::fs::remove_file(&dst).unwrap();
+    let (mut base, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base.push(sendfile_copy(&src, &dst));
+        std::fs::remove_file(&dst).unwrap();
+        let started = Instant::now();
+        assert_eq!(bob.cmd("GET_FILE alice big.bin copy.bin"), "c> GET_FILE OK");
+        ours.push(started.elapsed().as_secs_f64());
+        assert_eq!(std::fs::metadata(&dst).unwrap().len(), (mib * MIB) as u64);
+        std::fs::remove_file(&dst).unwrap();
+    }
+    let peak = alice.proc.peak_rss_kib();
+    let mb = (mib * MIB) as f64 / 1e6;
+    let (b, o) = (median(base.clone()), median(ours.clone()));
+    println!("file: {mib} MiB, rounds: {rounds} (after one warm-up each), medians:");
+    println!("| path | seconds | MB/s |");
+    println!("|---|---|---|");
+    println!("| sendfile copy over loopback | {b:.3} | {:.0} |", mb / b);
+    println!("| peerdex GET_FILE (two client processes) | {o:.3} | {:.0} |", mb / o);
+    println!("ratio GET_FILE / sendfile: {:.2}", b / o);
+    println!("serving peer peak RSS: {peak} KiB (before the transfers: {rss_before} KiB)");
+    println!("all rounds: sendfile {base:.3?}, GET_FILE {ours:.3?}");
+}
