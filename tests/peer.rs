@@ -419,7 +419,10 @@ fn get_file_throughput_against_sendfile() {
     println!("| path | seconds | MB/s |");
     println!("|---|---|---|");
     println!("| sendfile copy over loopback | {b:.3} | {:.0} |", mb / b);
-    println!("| peerdex GET_FILE (two client processes) | {o:.3} | {:.0} |", mb / o);
+    println!(
+        "| peerdex GET_FILE (two client processes) | {o:.3} | {:.0} |",
+        mb / o
+    );
     println!("ratio GET_FILE / sendfile: {:.2}", b / o);
     println!("serving peer peak RSS: {peak} KiB (before the transfers: {rss_before} KiB)");
     println!("all rounds: sendfile {base:.3?}, GET_FILE {ours:.3?}");

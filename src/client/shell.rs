@@ -103,23 +103,27 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
         }
     };
     loop {
-        let event = match editor.readline(PROMPT) {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
+        let lines = match editor.readline(PROMPT) {
+            Ok(text) => {
+                if !text.trim().is_empty() {
+                    let _ = editor.add_history_entry(text.as_str());
                 }
-                Event::Line(line)
+                // A bracketed paste of several lines arrives as one string: run its
+                // lines one by one, as a script would.
+                text.lines().map(|l| Event::Line(l.to_owned())).collect()
             }
-            Err(ReadlineError::Interrupted) => Event::Interrupt,
-            Err(ReadlineError::Eof) => Event::Eof,
+            Err(ReadlineError::Interrupted) => vec![Event::Interrupt],
+            Err(ReadlineError::Eof) => vec![Event::Eof],
             Err(e) => {
                 eprintln!("peerdex: input: {e}");
-                Event::Eof
+                vec![Event::Eof]
             }
         };
-        let last = !matches!(event, Event::Line(_));
-        if tx.send(event).is_err() || last || ack.recv().is_err() {
-            return;
+        for event in lines {
+            let last = !matches!(event, Event::Line(_));
+            if tx.send(event).is_err() || last || ack.recv().is_err() {
+                return;
+            }
         }
     }
 }
