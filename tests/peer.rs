@@ -304,6 +304,27 @@ fn the_listener_serves_only_what_was_published() {
 }
 
 #[test]
+fn a_connection_that_sends_no_request_is_closed_after_the_timeout() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let mut alice = Client::start(s.addr, share.path());
+    alice.register_connect("alice");
+    let port = peer_port(s.addr, "alice");
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Half a request, then silence: the listener gives up after its 10 s request
+    // timeout (answering "any other error"), long before this read's own limit.
+    silent.write_all(b"GET_FI").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    let mut reply = Vec::new();
+    silent.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, [2]);
+    // Meanwhile and afterwards the listener serves others.
+    assert_eq!(raw_get(port, &get_file_request("nothing")), [1]);
+}
+
+#[test]
 fn a_restarted_client_serves_what_it_published_before() {
     let s = Server::start(&[]);
     let share = tempfile::tempdir().unwrap();
