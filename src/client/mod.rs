@@ -139,11 +139,11 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         match input.next() {
             shell::Event::Line(line) => {
-                let quit = session.execute(&line) == Flow::Quit;
-                input.done();
-                if quit {
+                if session.execute(&line) == Flow::Quit {
+                    // No done(): the input thread must not show another prompt.
                     break;
                 }
+                input.done();
             }
             shell::Event::Overlong => {
                 say(&format!(
