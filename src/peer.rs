@@ -11,9 +11,9 @@
 //! when it is published, to a canonical path (no `..`, no symlink left in it). At
 //! serve time that path is opened one component at a time with `O_NOFOLLOW`, so a
 //! symlink swapped in anywhere along it afterwards is refused (code 1, no bytes), and
-//! only a regular file is sent. Content is streamed with `std::io::copy` from the file
-//! to the socket, which is `sendfile` on Linux: memory stays constant whatever the
-//! file size.
+//! only a regular file is sent. Content goes from the file to the socket with
+//! `sendfile(2)` on Linux (a plain `std::io::copy` elsewhere): memory stays constant
+//! whatever the file size.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -440,25 +440,19 @@ fn serve_one(
     }
 }
 
-/// Sends exactly `size` bytes of `file` (fewer if it shrank meanwhile). `io::copy`
-/// from a `Take<File>` to a `TcpStream` is `sendfile` on Linux.
-fn send_content(
-    file: File,
-    size: u64,
-    mut out: &TcpStream,
-    max_rate: Option<u64>,
-) -> io::Result<u64> {
-    let mut content = file.take(size);
+/// Sends exactly `size` bytes of `file` (fewer if it shrank meanwhile), paced to
+/// `max_rate` bytes per second when given.
+fn send_content(file: File, size: u64, out: &TcpStream, max_rate: Option<u64>) -> io::Result<u64> {
     let Some(rate) = max_rate.filter(|&r| r > 0) else {
-        return io::copy(&mut content, &mut out);
+        return send_range(&file, out, 0, size);
     };
     let started = Instant::now();
     let mut sent = 0u64;
-    loop {
-        content.set_limit((size - sent).min(PACED_CHUNK));
-        let n = io::copy(&mut content, &mut out)?;
+    while sent < size {
+        let end = size.min(sent + PACED_CHUNK);
+        let n = send_range(&file, out, sent, end)?;
         if n == 0 {
-            return Ok(sent);
+            break;
         }
         sent += n;
         let due = Duration::from_secs_f64(sent as f64 / rate as f64);
@@ -466,6 +460,59 @@ fn send_content(
             thread::sleep(wait);
         }
     }
+    Ok(sent)
+}
+
+/// Largest count passed to one `sendfile` call; Linux moves at most 0x7ffff000 bytes
+/// per call anyway.
+#[cfg(target_os = "linux")]
+const SENDFILE_MAX: u64 = 1 << 30;
+
+/// Sends bytes `start..end` of `file` with `sendfile(2)`: the kernel moves the pages
+/// from the page cache to the socket, nothing passes through this process. (On the
+/// toolchain this was built with, `std::io::copy` from a `File` to a `TcpStream`
+/// was measured doing 8 KiB read/send pairs instead, so the call is made here.)
+/// Falls back to a plain copy where the file system does not support `sendfile`.
+/// Returns the bytes sent, fewer than asked only when the file shrank.
+#[cfg(target_os = "linux")]
+fn send_range(file: &File, out: &TcpStream, start: u64, end: u64) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut offset = start;
+    while offset < end {
+        let count = (end - offset).min(SENDFILE_MAX) as usize;
+        let mut off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+        // SAFETY: both descriptors are open for the duration of the call and `off`
+        // is a valid, exclusively borrowed off_t.
+        let n = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if offset == start => {
+                    return copy_range(file, out, start, end);
+                }
+                _ => return Err(e),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        offset += n as u64;
+    }
+    Ok(offset - start)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_range(file: &File, out: &TcpStream, start: u64, end: u64) -> io::Result<u64> {
+    copy_range(file, out, start, end)
+}
+
+/// The portable path: `std::io::copy` of the range through a small buffer.
+fn copy_range(mut file: &File, mut out: &TcpStream, start: u64, end: u64) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(start))?;
+    io::copy(&mut file.take(end - start), &mut out)
 }
 
 /// Why a download failed.
