@@ -156,6 +156,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     session.quit();
+    input.restore_terminal();
     Ok(())
 }
 

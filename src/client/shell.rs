@@ -42,6 +42,7 @@ pub enum Event {
 pub struct Input {
     events: Receiver<Event>,
     done: Sender<()>,
+    terminal: Option<TerminalMode>,
 }
 
 impl Input {
@@ -62,7 +63,15 @@ impl Input {
                 .spawn(move || read_lines(&tx, &ack))
         };
         spawned?;
-        Ok(Input { events, done })
+        Ok(Input {
+            events,
+            done,
+            terminal: if interactive {
+                TerminalMode::save()
+            } else {
+                None
+            },
+        })
     }
 
     /// The next event (blocks).
@@ -73,6 +82,35 @@ impl Input {
     /// The command of the last line is finished: the next line may be read.
     pub fn done(&self) {
         let _ = self.done.try_send(());
+    }
+
+    /// Puts the terminal back as it was at start. The shell may end (SIGTERM) while
+    /// the line editor holds the terminal in raw mode; without this the user's
+    /// terminal would be left without echo.
+    pub fn restore_terminal(&self) {
+        if let Some(mode) = &self.terminal {
+            mode.restore();
+        }
+    }
+}
+
+/// The terminal settings of stdin at start.
+struct TerminalMode(libc::termios);
+
+impl TerminalMode {
+    fn save() -> Option<TerminalMode> {
+        // SAFETY: tcgetattr writes a termios into the zeroed value we own.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(libc::STDIN_FILENO, &mut t) == 0).then_some(TerminalMode(t))
+        }
+    }
+
+    fn restore(&self) {
+        // SAFETY: a termios obtained from tcgetattr on the same descriptor.
+        unsafe {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSADRAIN, &self.0);
+        }
     }
 }
 
