@@ -200,3 +200,243 @@ pub fn list_fields(reply: &[u8]) -> Vec<String> {
         .collect()
 }
 pub mod bed;
+
+// ---- Client shells driven through stdin (client and peer tests) ----
+
+/// A time service URL where nothing listens: clients fall back to the local clock
+/// at once (connection refused).
+pub const NO_TIME_SERVICE: &str = "http://127.0.0.1:1/";
+
+/// A `peerdex client` process driven through its stdin, with its stdout and stderr
+/// lines collected.
+pub struct Client {
+    pub proc: Proc,
+    stdin: Option<std::process::ChildStdin>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Stdout lines already returned by `cmd`.
+    seen: usize,
+}
+
+/// How long a test waits for one shell message.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Client {
+    /// `peerdex client -s 127.0.0.1 -p PORT --time-url <none> --share SHARE`.
+    pub fn start(server: SocketAddr, share: &std::path::Path) -> Client {
+        Self::start_with(server, share, &["--time-url", NO_TIME_SERVICE])
+    }
+
+    /// Like `start` with extra options (give `--time-url` yourself).
+    pub fn start_with(server: SocketAddr, share: &std::path::Path, extra: &[&str]) -> Client {
+        let mut child = Command::new(bin())
+            .args(["client", "-s", &server.ip().to_string(), "-p"])
+            .arg(server.port().to_string())
+            .arg("--share")
+            .arg(share)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start peerdex client");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let stderr_pipe = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        collect_lines(stdout, Arc::clone(&lines));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Client {
+            proc: Proc { child, lines },
+            stdin,
+            stderr,
+            seen: 0,
+        }
+    }
+
+    /// Writes one command line without waiting for its message.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin closed");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to client stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// Closes stdin (end of the script).
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Waits for the next message line (`c> ...`) not yet returned.
+    pub fn next_message(&mut self) -> String {
+        let deadline = Instant::now() + CMD_TIMEOUT;
+        loop {
+            {
+                let lines = self.proc.lines.lock().unwrap();
+                if let Some(i) = (self.seen..lines.len()).find(|&i| lines[i].starts_with("c> ")) {
+                    self.seen = i + 1;
+                    return lines[i].clone();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no message from the client; stdout {:?}, stderr {:?}",
+                self.proc.lines(),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends a command and returns its message line.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(line);
+        self.next_message()
+    }
+
+    /// Sends a list command and returns its message and the `n` entry lines after it.
+    pub fn cmd_list(&mut self, line: &str, n: usize) -> (String, Vec<String>) {
+        let msg = self.cmd(line);
+        let deadline = Instant::now() + CMD_TIMEOUT;
+        loop {
+            {
+                let lines = self.proc.lines.lock().unwrap();
+                if lines.len() >= self.seen + n {
+                    let entries = lines[self.seen..self.seen + n].to_vec();
+                    self.seen += n;
+                    return (msg, entries);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "missing list lines: {:?}",
+                self.proc.lines()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Every stderr line so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the process exits (at most `CMD_TIMEOUT`); panics otherwise.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.proc
+            .wait_exit(CMD_TIMEOUT)
+            .expect("client did not exit")
+    }
+
+    /// Sends REGISTER and CONNECT and checks both succeeded.
+    pub fn register_connect(&mut self, user: &str) {
+        assert_eq!(self.cmd(&format!("REGISTER {user}")), "c> REGISTER OK");
+        assert_eq!(self.cmd(&format!("CONNECT {user}")), "c> CONNECT OK");
+    }
+}
+
+/// The users the server lists as connected, with their ports, asked as a raw
+/// "observer" user (registered and connected with a dummy port on first use; not
+/// itself in the result).
+pub fn connected_users(server: SocketAddr) -> Vec<(String, u16)> {
+    let _ = call(server, &["REGISTER", "observer"]);
+    let _ = call(server, &["CONNECT", "observer", "1"]);
+    let f = list_fields(&call(server, &["LIST_USERS", "observer"]));
+    f[1..]
+        .chunks(3)
+        .filter(|c| c[0] != "observer")
+        .map(|c| (c[0].clone(), c[2].parse().unwrap()))
+        .collect()
+}
+
+/// The peer port of a connected user, from LIST_USERS.
+pub fn peer_port(server: SocketAddr, user: &str) -> u16 {
+    connected_users(server)
+        .into_iter()
+        .find(|(u, _)| u == user)
+        .unwrap_or_else(|| panic!("{user} is not connected"))
+        .1
+}
+
+/// Writes `len` pseudo-random bytes (seeded xorshift64, fast for large files).
+pub fn write_random(path: &std::path::Path, len: usize, seed: u64) {
+    let mut x = seed | 1;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut left = len;
+    let mut chunk = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(chunk.len());
+        for word in chunk[..n].chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+        }
+        out.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    out.flush().unwrap();
+}
+
+/// A 64-bit FNV-1a hash of a file's content and its length.
+pub fn file_hash(path: &std::path::Path) -> (u64, u64) {
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return (h, len);
+        }
+        for &b in &buf[..n] {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        len += n as u64;
+    }
+}
+
+/// Names in a folder (to check that no partial or temporary file is left).
+pub fn dir_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// TCP sockets the process `pid` has in LISTEN state (from /proc).
+pub fn listening_sockets(pid: u32) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let t = target.to_string_lossy().into_owned();
+                if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                    inodes.insert(inode.to_owned());
+                }
+            }
+        }
+    }
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
+                count += 1;
+            }
+        }
+    }
+    count
+}

@@ -1,0 +1,212 @@
+//! The exact lines the shell prints (PROTOCOL.md section 5): one message per command
+//! chosen from the operation and its result code, and the usage lines.
+//!
+//! Owns: every fixed string of the shell's stdout. Does not own: when a command is
+//! run or what it sends (`client`).
+
+use crate::index::Op;
+
+/// `code` is the server's result byte, or `None` when there is no usable reply (server
+/// unreachable, a broken reply, or the client refused the command itself).
+pub fn reply(op: Op, code: Option<u8>) -> &'static str {
+    match (op, code) {
+        (Op::Register, Some(0)) => "c> REGISTER OK",
+        (Op::Register, Some(1)) => "c> USERNAME IN USE",
+        (Op::Register, _) => "c> REGISTER FAIL",
+        (Op::Unregister, Some(0)) => "c> UNREGISTER OK",
+        (Op::Unregister, Some(1)) => "c> USER DOES NOT EXIST",
+        (Op::Unregister, _) => "c> UNREGISTER FAIL",
+        (Op::Connect, Some(0)) => "c> CONNECT OK",
+        (Op::Connect, Some(1)) => "c> CONNECT FAIL, USER DOES NOT EXIST",
+        (Op::Connect, Some(2)) => "c> USER ALREADY CONNECTED",
+        (Op::Connect, _) => "c> CONNECT FAIL",
+        (Op::Publish, Some(0)) => "c> PUBLISH OK",
+        (Op::Publish, Some(1)) => "c> PUBLISH FAIL, USER DOES NOT EXIST",
+        (Op::Publish, Some(2)) => "c> PUBLISH FAIL, USER NOT CONNECTED",
+        (Op::Publish, Some(3)) => "c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
+        (Op::Publish, _) => "c> PUBLISH FAIL",
+        (Op::Delete, Some(0)) => "c> DELETE OK",
+        (Op::Delete, Some(1)) => "c> DELETE FAIL, USER DOES NOT EXIST",
+        (Op::Delete, Some(2)) => "c> DELETE FAIL, USER NOT CONNECTED",
+        (Op::Delete, Some(3)) => "c> DELETE FAIL, CONTENT NOT PUBLISHED",
+        (Op::Delete, _) => "c> DELETE FAIL",
+        (Op::ListUsers, Some(0)) => "c> LIST_USERS OK",
+        (Op::ListUsers, Some(1)) => "c> LIST_USERS FAIL, USER DOES NOT EXIST",
+        (Op::ListUsers, Some(2)) => "c> LIST_USERS FAIL, USER NOT CONNECTED",
+        (Op::ListUsers, _) => "c> LIST_USERS FAIL",
+        (Op::ListContent, Some(0)) => "c> LIST_CONTENT OK",
+        (Op::ListContent, Some(1)) => "c> LIST_CONTENT FAIL, USER DOES NOT EXIST",
+        (Op::ListContent, Some(2)) => "c> LIST_CONTENT FAIL, USER NOT CONNECTED",
+        (Op::ListContent, Some(3)) => "c> LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST",
+        (Op::ListContent, _) => "c> LIST_CONTENT FAIL",
+        (Op::Disconnect, Some(0)) => "c> DISCONNECT OK",
+        (Op::Disconnect, Some(1)) => "c> DISCONNECT FAIL / USER DOES NOT EXIST",
+        (Op::Disconnect, Some(2)) => "c> DISCONNECT FAIL / USER NOT CONNECTED",
+        (Op::Disconnect, _) => "c> DISCONNECT FAIL",
+        (Op::Search, Some(0)) => "c> SEARCH OK",
+        (Op::Search, Some(1)) => "c> SEARCH FAIL, USER DOES NOT EXIST",
+        (Op::Search, Some(2)) => "c> SEARCH FAIL, USER NOT CONNECTED",
+        (Op::Search, _) => "c> SEARCH FAIL",
+    }
+}
+
+/// The code whose message says "user not connected", used when this shell has no
+/// connected user to act as.
+pub const NOT_CONNECTED: u8 = 2;
+
+pub const GET_FILE_OK: &str = "c> GET_FILE OK";
+pub const GET_FILE_NOT_EXIST: &str = "c> GET_FILE FAIL / FILE NOT EXIST";
+pub const GET_FILE_FAIL: &str = "c> GET_FILE FAIL";
+
+/// The commands of the shell with their usage lines, in HELP order.
+pub const USAGE: [(&str, &str); 12] = [
+    ("REGISTER", "REGISTER <user>"),
+    ("UNREGISTER", "UNREGISTER <user>"),
+    ("CONNECT", "CONNECT <user>"),
+    ("DISCONNECT", "DISCONNECT <user>"),
+    ("PUBLISH", "PUBLISH <file> <description...>"),
+    ("DELETE", "DELETE <file>"),
+    ("LIST_USERS", "LIST_USERS"),
+    ("LIST_CONTENT", "LIST_CONTENT <user>"),
+    ("GET_FILE", "GET_FILE <user> <remote_file> <local_file>"),
+    ("SEARCH", "SEARCH <pattern>"),
+    ("HELP", "HELP"),
+    ("QUIT", "QUIT"),
+];
+
+/// The usage line of a command (its upper-case word).
+pub fn usage(command: &str) -> &'static str {
+    USAGE
+        .iter()
+        .find(|(word, _)| *word == command)
+        .map_or("HELP", |(_, usage)| usage)
+}
+
+/// The HELP text: one usage line per command.
+pub fn help() -> String {
+    let mut out = String::from("c> commands (the command word is case-insensitive):\n");
+    for (_, usage) in USAGE {
+        out.push('\t');
+        out.push_str(usage);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cell_of_the_table() {
+        let table: [(Op, [&str; 5]); 9] = [
+            (
+                Op::Register,
+                ["REGISTER OK", "USERNAME IN USE", "", "", "REGISTER FAIL"],
+            ),
+            (
+                Op::Unregister,
+                [
+                    "UNREGISTER OK",
+                    "USER DOES NOT EXIST",
+                    "",
+                    "",
+                    "UNREGISTER FAIL",
+                ],
+            ),
+            (
+                Op::Connect,
+                [
+                    "CONNECT OK",
+                    "CONNECT FAIL, USER DOES NOT EXIST",
+                    "USER ALREADY CONNECTED",
+                    "",
+                    "CONNECT FAIL",
+                ],
+            ),
+            (
+                Op::Publish,
+                [
+                    "PUBLISH OK",
+                    "PUBLISH FAIL, USER DOES NOT EXIST",
+                    "PUBLISH FAIL, USER NOT CONNECTED",
+                    "PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
+                    "PUBLISH FAIL",
+                ],
+            ),
+            (
+                Op::Delete,
+                [
+                    "DELETE OK",
+                    "DELETE FAIL, USER DOES NOT EXIST",
+                    "DELETE FAIL, USER NOT CONNECTED",
+                    "DELETE FAIL, CONTENT NOT PUBLISHED",
+                    "DELETE FAIL",
+                ],
+            ),
+            (
+                Op::ListUsers,
+                [
+                    "LIST_USERS OK",
+                    "LIST_USERS FAIL, USER DOES NOT EXIST",
+                    "LIST_USERS FAIL, USER NOT CONNECTED",
+                    "",
+                    "LIST_USERS FAIL",
+                ],
+            ),
+            (
+                Op::ListContent,
+                [
+                    "LIST_CONTENT OK",
+                    "LIST_CONTENT FAIL, USER DOES NOT EXIST",
+                    "LIST_CONTENT FAIL, USER NOT CONNECTED",
+                    "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST",
+                    "LIST_CONTENT FAIL",
+                ],
+            ),
+            (
+                Op::Disconnect,
+                [
+                    "DISCONNECT OK",
+                    "DISCONNECT FAIL / USER DOES NOT EXIST",
+                    "DISCONNECT FAIL / USER NOT CONNECTED",
+                    "",
+                    "DISCONNECT FAIL",
+                ],
+            ),
+            (
+                Op::Search,
+                [
+                    "SEARCH OK",
+                    "SEARCH FAIL, USER DOES NOT EXIST",
+                    "SEARCH FAIL, USER NOT CONNECTED",
+                    "",
+                    "SEARCH FAIL",
+                ],
+            ),
+        ];
+        for (op, cells) in table {
+            let fail = format!("c> {}", cells[4]);
+            for (code, cell) in cells[..4].iter().enumerate() {
+                let expected = if cell.is_empty() {
+                    fail.clone()
+                } else {
+                    format!("c> {cell}")
+                };
+                assert_eq!(reply(op, Some(code as u8)), expected, "{op:?} code {code}");
+            }
+            assert_eq!(reply(op, Some(4)), fail);
+            assert_eq!(reply(op, Some(255)), fail);
+            assert_eq!(reply(op, None), fail);
+        }
+    }
+
+    #[test]
+    fn usage_lines_name_their_command() {
+        for (word, line) in USAGE {
+            assert!(line.starts_with(word));
+            assert_eq!(usage(word), line);
+            assert!(help().contains(line));
+        }
+    }
+}

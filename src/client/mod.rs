@@ -1,0 +1,669 @@
+//! `peerdex client`: the shell of PROTOCOL.md section 5.
+//!
+//! Owns: parsing command lines, one index request per operation (one TCP connection
+//! each, stamped with the time service's DATETIME), the connected user of this shell
+//! and its peer listener, the table of published files, and GET_FILE (look the user
+//! up, then download directly from the peer). Does not own: the peer protocol and
+//! downloads (`peer`), the message texts (`messages`), where lines come from
+//! (`shell`), the DATETIME (`timeclock`).
+//!
+//! Output: exactly one message line per command on stdout (list commands add one
+//! `\t`-indented line per entry), so a script's output is exactly the messages of the
+//! protocol. Details of a failure (why a download failed, a file that cannot be
+//! shared) go to stderr.
+
+mod messages;
+mod shell;
+mod timeclock;
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::index::{self, Body, Op, Request};
+use crate::net;
+use crate::peer::{self, DownloadError, PeerListener, Progress, ServeOptions, SharedFiles};
+use crate::wire::{Field, FieldReader, WireError};
+
+pub use messages::{help, reply, usage};
+pub use timeclock::TimeClock;
+
+/// Connect, read and write timeout of one index request. The server answers at once;
+/// 5 s covers a loaded server on a slow link without leaving the shell hanging long
+/// when the server is gone.
+pub const INDEX_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Downloads at least this large show a progress bar (in a terminal). Smaller ones
+/// finish before a bar would be readable.
+pub const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Command-line options of `peerdex client`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Index server host.
+    #[arg(short, long)]
+    pub server: String,
+    /// Index server port.
+    #[arg(short, long)]
+    pub port: u16,
+    /// Time service asked for the DATETIME of every request; the local clock is used
+    /// when it cannot be reached.
+    #[arg(long, default_value = "http://127.0.0.1:8000/", value_name = "URL")]
+    pub time_url: String,
+    /// Folder that relative file names (PUBLISH, GET_FILE's local file) resolve
+    /// against.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub share: PathBuf,
+    /// Upload rate limit per download served, in bytes per second (default: none).
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_upload_rate: Option<u64>,
+}
+
+/// Why the shell could not start.
+#[derive(Debug)]
+pub enum ClientError {
+    Share { path: PathBuf, source: io::Error },
+    Input(io::Error),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Share { path, source } => {
+                write!(f, "share folder {}: {source}", path.display())
+            }
+            ClientError::Input(e) => write!(f, "input: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// Why an index request got no result code.
+#[derive(Debug)]
+pub enum IndexError {
+    Resolve { server: String, source: io::Error },
+    Connect { server: String, source: io::Error },
+    Send(io::Error),
+    Reply(WireError),
+}
+
+impl fmt::Display for IndexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IndexError::Resolve { server, source } => write!(f, "resolve: {server}: {source}"),
+            IndexError::Connect { server, source } => {
+                write!(f, "connect: index server {server}: {source}")
+            }
+            IndexError::Send(e) => write!(f, "send: {e}"),
+            IndexError::Reply(e) => write!(f, "reply: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for IndexError {}
+
+/// Runs the shell until QUIT, end of input, Ctrl+C or SIGTERM.
+pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let share = std::fs::canonicalize(&args.share).map_err(|source| ClientError::Share {
+        path: args.share.clone(),
+        source,
+    })?;
+    if !share.is_dir() {
+        return Err(ClientError::Share {
+            path: args.share.clone(),
+            source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        }
+        .into());
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let input = shell::Input::start(Arc::clone(&interrupted)).map_err(ClientError::Input)?;
+    let mut session = Session {
+        server: format!("{}:{}", args.server, args.port),
+        clock: TimeClock::new(args.time_url.clone()),
+        files: SharedFiles::new(share),
+        serve: ServeOptions {
+            max_rate: args.max_upload_rate,
+        },
+        connected: None,
+        interrupted: Arc::clone(&interrupted),
+        terminal_out: io::stdout().is_terminal(),
+    };
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        match input.next() {
+            shell::Event::Line(line) => {
+                if session.execute(&line) == Flow::Quit {
+                    // No done(): the input thread must not show another prompt.
+                    break;
+                }
+                input.done();
+            }
+            shell::Event::Overlong => {
+                say(&format!(
+                    "c> line longer than {} bytes ignored",
+                    shell::MAX_LINE
+                ));
+                input.done();
+            }
+            shell::Event::Eof | shell::Event::Interrupt => break,
+        }
+    }
+    session.quit();
+    input.restore_terminal();
+    Ok(())
+}
+
+/// Prints one block of output (ends with a newline) in one write.
+fn say(text: &str) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+/// The user this shell is connected as, and its listener.
+struct Connected {
+    user: String,
+    listener: PeerListener,
+}
+
+struct Session {
+    server: String,
+    clock: TimeClock,
+    files: Arc<SharedFiles>,
+    serve: ServeOptions,
+    connected: Option<Connected>,
+    interrupted: Arc<AtomicBool>,
+    terminal_out: bool,
+}
+
+/// A command line split into its word and arguments.
+struct Parsed<'a> {
+    command: String,
+    args: Vec<&'a str>,
+    /// Everything after the first argument (a PUBLISH description).
+    rest: &'a str,
+}
+
+fn parse(line: &str) -> Option<Parsed<'_>> {
+    let line = line.trim();
+    let (word, after) = split_word(line);
+    if word.is_empty() {
+        return None;
+    }
+    let (_, rest) = split_word(after);
+    Some(Parsed {
+        command: word.to_ascii_uppercase(),
+        args: after.split_whitespace().collect(),
+        rest,
+    })
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+/// A description as typed, without one pair of enclosing double quotes (LIST_CONTENT
+/// shows descriptions in quotes, so users tend to type them that way).
+fn description(rest: &str) -> &str {
+    let rest = rest.trim();
+    rest.strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(rest)
+}
+
+impl Session {
+    fn execute(&mut self, line: &str) -> Flow {
+        let Some(p) = parse(line) else {
+            return Flow::Continue;
+        };
+        if p.command.starts_with('#') {
+            return Flow::Continue;
+        }
+        let arity = match p.command.as_str() {
+            "REGISTER" | "UNREGISTER" | "CONNECT" | "DISCONNECT" | "DELETE" | "LIST_CONTENT"
+            | "SEARCH" => Some(1),
+            "LIST_USERS" | "HELP" | "QUIT" => Some(0),
+            "GET_FILE" => Some(3),
+            "PUBLISH" => None,
+            _ => {
+                say(&format!(
+                    "c> unknown command {}: HELP lists the commands",
+                    p.command
+                ));
+                return Flow::Continue;
+            }
+        };
+        let arity_ok = match arity {
+            Some(n) => p.args.len() == n,
+            None => p.args.len() >= 2,
+        };
+        if !arity_ok {
+            say(&format!("c> usage: {}", usage(&p.command)));
+            return Flow::Continue;
+        }
+        let a = &p.args;
+        match p.command.as_str() {
+            "REGISTER" => self.simple(a[0], Body::Register),
+            "UNREGISTER" => self.simple(a[0], Body::Unregister),
+            "CONNECT" => self.connect(a[0]),
+            "DISCONNECT" => self.disconnect(a[0]),
+            "PUBLISH" => self.publish(a[0], description(p.rest)),
+            "DELETE" => self.delete(a[0]),
+            "LIST_USERS" => self.list_users(),
+            "LIST_CONTENT" => self.list_content(a[0]),
+            "SEARCH" => self.search(a[0]),
+            "GET_FILE" => self.get_file(a[0], a[1], a[2]),
+            "HELP" => say(&help()),
+            "QUIT" => return Flow::Quit,
+            _ => unreachable!("arity table covers every command"),
+        }
+        Flow::Continue
+    }
+
+    /// Sends one request and returns its result code with the reader positioned
+    /// after it (for list replies).
+    fn request(
+        &mut self,
+        user: &str,
+        body: Body,
+    ) -> Result<(u8, FieldReader<TcpStream>), IndexError> {
+        let request = Request {
+            datetime: Some(self.clock.now()),
+            user: user.to_owned(),
+            body,
+        };
+        let stream = self.connect_index()?;
+        (&stream)
+            .write_all(&request.encode())
+            .map_err(IndexError::Send)?;
+        let mut reader = FieldReader::new(stream);
+        let code = reader.read_u8(Field::Code).map_err(IndexError::Reply)?;
+        Ok((code, reader))
+    }
+
+    fn connect_index(&self) -> Result<TcpStream, IndexError> {
+        let addrs: Vec<SocketAddr> = self
+            .server
+            .to_socket_addrs()
+            .map_err(|source| IndexError::Resolve {
+                server: self.server.clone(),
+                source,
+            })?
+            .collect();
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for addr in addrs {
+            match net::connect(addr, INDEX_TIMEOUT) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(IndexError::Connect {
+            server: self.server.clone(),
+            source: last,
+        })
+    }
+
+    /// The result code of a request without a list, or `None` (reported on stderr).
+    fn code(&mut self, user: &str, body: Body) -> Option<u8> {
+        let op = body.op();
+        match self.request(user, body) {
+            Ok((code, _)) => Some(code),
+            Err(e) => {
+                eprintln!("peerdex: {}: {e}", op.name());
+                None
+            }
+        }
+    }
+
+    fn simple(&mut self, user: &str, body: Body) {
+        let op = body.op();
+        let code = self.code(user, body);
+        say(reply(op, code));
+    }
+
+    fn me(&self) -> Option<String> {
+        self.connected.as_ref().map(|c| c.user.clone())
+    }
+
+    fn connect(&mut self, user: &str) {
+        if let Some(me) = self.me() {
+            if me == user {
+                say(reply(Op::Connect, Some(2)));
+            } else {
+                eprintln!(
+                    "peerdex: CONNECT: {me} is connected in this shell: DISCONNECT {me} first"
+                );
+                say(reply(Op::Connect, None));
+            }
+            return;
+        }
+        let listener = match PeerListener::start(Arc::clone(&self.files), self.serve) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("peerdex: CONNECT: cannot open the peer listener: {e}");
+                say(reply(Op::Connect, None));
+                return;
+            }
+        };
+        let code = self.code(
+            user,
+            Body::Connect {
+                port: listener.port(),
+            },
+        );
+        if code != Some(index::OK) {
+            listener.stop();
+            say(reply(Op::Connect, code));
+            return;
+        }
+        self.connected = Some(Connected {
+            user: user.to_owned(),
+            listener,
+        });
+        self.restore_table(user);
+        say(reply(Op::Connect, code));
+    }
+
+    /// Refills the table of published files from the server's LIST_CONTENT of this
+    /// user, so a restarted client serves what it published before.
+    fn restore_table(&mut self, user: &str) {
+        self.files.clear();
+        let listed = self
+            .request(
+                user,
+                Body::ListContent {
+                    target: user.to_owned(),
+                },
+            )
+            .and_then(|(code, mut r)| match code {
+                index::OK => index::read_file_list(&mut r).map_err(IndexError::Reply),
+                _ => Ok(Vec::new()),
+            });
+        match listed {
+            Ok(entries) => {
+                for e in entries {
+                    match self.files.resolve(&e.file) {
+                        Ok(path) => self.files.insert(&e.file, path),
+                        Err(err) => eprintln!("peerdex: published {} is not served: {err}", e.file),
+                    }
+                }
+            }
+            Err(e) => eprintln!("peerdex: cannot restore the published files: {e}"),
+        }
+    }
+
+    fn disconnect(&mut self, user: &str) {
+        let code = self.code(user, Body::Disconnect);
+        if self.me().as_deref() == Some(user) {
+            self.drop_connection();
+        }
+        say(reply(Op::Disconnect, code));
+    }
+
+    fn drop_connection(&mut self) {
+        if let Some(c) = self.connected.take() {
+            c.listener.stop();
+        }
+        self.files.clear();
+    }
+
+    fn publish(&mut self, file: &str, description: &str) {
+        let Some(me) = self.me() else {
+            return say(reply(Op::Publish, Some(messages::NOT_CONNECTED)));
+        };
+        let path = match self.files.resolve(file) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("peerdex: PUBLISH refused: {e}");
+                return say(reply(Op::Publish, None));
+            }
+        };
+        let code = self.code(
+            &me,
+            Body::Publish {
+                file: file.to_owned(),
+                description: description.to_owned(),
+            },
+        );
+        if code == Some(index::OK) {
+            self.files.insert(file, path);
+        }
+        say(reply(Op::Publish, code));
+    }
+
+    fn delete(&mut self, file: &str) {
+        let Some(me) = self.me() else {
+            return say(reply(Op::Delete, Some(messages::NOT_CONNECTED)));
+        };
+        let code = self.code(
+            &me,
+            Body::Delete {
+                file: file.to_owned(),
+            },
+        );
+        if code == Some(index::OK) {
+            self.files.remove(file);
+        }
+        say(reply(Op::Delete, code));
+    }
+
+    /// Runs a list request as the connected user and prints its message and lines.
+    fn list<T>(
+        &mut self,
+        body: Body,
+        read: impl FnOnce(&mut FieldReader<TcpStream>) -> Result<Vec<T>, WireError>,
+        line: impl Fn(&T) -> String,
+    ) -> Option<Vec<T>> {
+        let op = body.op();
+        let Some(me) = self.me() else {
+            say(reply(op, Some(messages::NOT_CONNECTED)));
+            return None;
+        };
+        let result = self.request(&me, body).and_then(|(code, mut r)| {
+            if code == index::OK {
+                read(&mut r)
+                    .map(|l| (code, Some(l)))
+                    .map_err(IndexError::Reply)
+            } else {
+                Ok((code, None))
+            }
+        });
+        match result {
+            Ok((code, entries)) => {
+                let mut out = format!("{}\n", reply(op, Some(code)));
+                for e in entries.iter().flatten() {
+                    out.push('\t');
+                    out.push_str(&line(e));
+                    out.push('\n');
+                }
+                say(&out);
+                entries
+            }
+            Err(e) => {
+                eprintln!("peerdex: {}: {e}", op.name());
+                say(reply(op, None));
+                None
+            }
+        }
+    }
+
+    fn list_users(&mut self) {
+        self.list(Body::ListUsers, index::read_user_list, |u| {
+            format!("{} {} {}", u.user, u.ip, u.port)
+        });
+    }
+
+    fn list_content(&mut self, target: &str) {
+        self.list(
+            Body::ListContent {
+                target: target.to_owned(),
+            },
+            index::read_file_list,
+            |f| format!("{} \"{}\"", f.file, f.description),
+        );
+    }
+
+    fn search(&mut self, pattern: &str) {
+        self.list(
+            Body::Search {
+                pattern: pattern.to_owned(),
+            },
+            index::read_search_list,
+            |s| {
+                format!(
+                    "{} \"{}\" {} {} {}",
+                    s.file, s.description, s.owner, s.ip, s.port
+                )
+            },
+        );
+    }
+
+    fn get_file(&mut self, owner: &str, remote: &str, local: &str) {
+        let Some(me) = self.me() else {
+            eprintln!("peerdex: GET_FILE: no user is connected in this shell (CONNECT first)");
+            return say(messages::GET_FILE_FAIL);
+        };
+        let users = self
+            .request(&me, Body::ListUsers)
+            .and_then(|(code, mut r)| {
+                if code == index::OK {
+                    index::read_user_list(&mut r)
+                        .map_err(IndexError::Reply)
+                        .map(Some)
+                } else {
+                    Ok(None)
+                }
+            });
+        let addr = match users {
+            Ok(Some(users)) => match users.into_iter().find(|u| u.user == owner) {
+                Some(u) => SocketAddr::new(u.ip, u.port),
+                None => {
+                    eprintln!("peerdex: GET_FILE: {owner} is not connected");
+                    return say(messages::GET_FILE_FAIL);
+                }
+            },
+            Ok(None) => {
+                eprintln!("peerdex: GET_FILE: the server refused LIST_USERS");
+                return say(messages::GET_FILE_FAIL);
+            }
+            Err(e) => {
+                eprintln!("peerdex: GET_FILE: LIST_USERS: {e}");
+                return say(messages::GET_FILE_FAIL);
+            }
+        };
+        let target = self.files.local_path(local);
+        let mut bar = Bar::new(self.terminal_out);
+        let result = peer::download(addr, remote, &target, &self.interrupted, &mut bar);
+        bar.finish();
+        match result {
+            Ok(size) => {
+                log::info!(
+                    "GET_FILE {owner} {remote}: {size} bytes into {}",
+                    target.display()
+                );
+                say(messages::GET_FILE_OK);
+            }
+            Err(DownloadError::NotFound) => say(messages::GET_FILE_NOT_EXIST),
+            Err(e) => {
+                eprintln!("peerdex: GET_FILE {remote} from {owner} ({addr}): {e}");
+                say(messages::GET_FILE_FAIL);
+            }
+        }
+    }
+
+    /// Disconnects the connected user, if any (QUIT, end of input, signals).
+    fn quit(&mut self) {
+        if let Some(me) = self.me() {
+            self.disconnect(&me);
+        }
+    }
+}
+
+/// A progress bar on a terminal for large downloads; nothing otherwise.
+struct Bar {
+    terminal: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Bar {
+    fn new(terminal: bool) -> Bar {
+        Bar {
+            terminal,
+            bar: None,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&mut self, size: u64) {
+        if !self.terminal || size < PROGRESS_MIN_SIZE {
+            return;
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(size),
+            indicatif::ProgressDrawTarget::stdout(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        self.bar = Some(bar);
+    }
+
+    fn advance(&mut self, received: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(received);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_words_case_insensitively_and_keeps_the_description() {
+        let p = parse("  publish notes.txt   week 3  notes ").unwrap();
+        assert_eq!(p.command, "PUBLISH");
+        assert_eq!(p.args, ["notes.txt", "week", "3", "notes"]);
+        assert_eq!(p.rest, "week 3  notes");
+        assert!(parse("   ").is_none());
+        let p = parse("List_Users").unwrap();
+        assert_eq!(p.command, "LIST_USERS");
+        assert!(p.args.is_empty());
+    }
+
+    #[test]
+    fn strips_one_pair_of_quotes_from_a_description() {
+        assert_eq!(description("\"week 3\""), "week 3");
+        assert_eq!(description("week \"3\""), "week \"3\"");
+        assert_eq!(description("\""), "\"");
+    }
+}

@@ -1,0 +1,581 @@
+//! The client shell as a real process driven through stdin, against the real index
+//! server, a scripted fake index server (to reach every result code), no server at
+//! all, and a fake time service.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn every_command_against_the_real_server() {
+    let s = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"week 3").unwrap();
+    std::fs::create_dir(dir.path().join("folder")).unwrap();
+    let mut a = Client::start(s.addr, dir.path());
+
+    // Nobody connected in this shell: acting commands answer "not connected"
+    // without a user to act as.
+    assert_eq!(
+        a.cmd("PUBLISH notes.txt x"),
+        "c> PUBLISH FAIL, USER NOT CONNECTED"
+    );
+    assert_eq!(
+        a.cmd("DELETE notes.txt"),
+        "c> DELETE FAIL, USER NOT CONNECTED"
+    );
+    assert_eq!(
+        a.cmd("LIST_USERS"),
+        "c> LIST_USERS FAIL, USER NOT CONNECTED"
+    );
+    assert_eq!(
+        a.cmd("LIST_CONTENT x"),
+        "c> LIST_CONTENT FAIL, USER NOT CONNECTED"
+    );
+    assert_eq!(a.cmd("SEARCH x"), "c> SEARCH FAIL, USER NOT CONNECTED");
+    assert_eq!(a.cmd("GET_FILE x y z"), "c> GET_FILE FAIL");
+
+    assert_eq!(a.cmd("REGISTER alice"), "c> REGISTER OK");
+    assert_eq!(a.cmd("register alice"), "c> USERNAME IN USE");
+    let long = "x".repeat(300);
+    assert_eq!(a.cmd(&format!("REGISTER {long}")), "c> REGISTER FAIL");
+    assert_eq!(a.cmd("UNREGISTER nobody"), "c> USER DOES NOT EXIST");
+    assert_eq!(
+        a.cmd("CONNECT nobody"),
+        "c> CONNECT FAIL, USER DOES NOT EXIST"
+    );
+    assert_eq!(
+        a.cmd("DISCONNECT nobody"),
+        "c> DISCONNECT FAIL / USER DOES NOT EXIST"
+    );
+    assert_eq!(
+        a.cmd("DISCONNECT alice"),
+        "c> DISCONNECT FAIL / USER NOT CONNECTED"
+    );
+    assert_eq!(a.cmd("Connect alice"), "c> CONNECT OK");
+    assert_eq!(a.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
+    assert_eq!(a.cmd("UNREGISTER alice"), "c> UNREGISTER FAIL");
+
+    // A second shell: the server says alice is already connected.
+    let other = tempfile::tempdir().unwrap();
+    let mut b = Client::start(s.addr, other.path());
+    assert_eq!(b.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
+    b.register_connect("bob");
+    // One user per shell.
+    assert_eq!(b.cmd("CONNECT alice"), "c> CONNECT FAIL");
+
+    // PUBLISH: refused locally for a missing file or a folder, without a request.
+    assert_eq!(a.cmd("PUBLISH missing.txt some text"), "c> PUBLISH FAIL");
+    assert_eq!(a.cmd("PUBLISH folder some text"), "c> PUBLISH FAIL");
+    assert!(
+        a.stderr().iter().any(|l| l.contains("missing.txt")),
+        "{:?}",
+        a.stderr()
+    );
+    assert_eq!(
+        a.cmd("PUBLISH notes.txt \"week 3  notes\""),
+        "c> PUBLISH OK"
+    );
+    assert_eq!(
+        a.cmd("PUBLISH notes.txt again"),
+        "c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED"
+    );
+    assert_eq!(
+        a.cmd("DELETE other.txt"),
+        "c> DELETE FAIL, CONTENT NOT PUBLISHED"
+    );
+
+    let alice_port = peer_port(s.addr, "alice");
+    let bob_port = peer_port(s.addr, "bob");
+    let (msg, users) = a.cmd_list("LIST_USERS", 3);
+    assert_eq!(msg, "c> LIST_USERS OK");
+    assert!(
+        users.contains(&format!("\talice 127.0.0.1 {alice_port}")),
+        "{users:?}"
+    );
+    assert!(
+        users.contains(&format!("\tbob 127.0.0.1 {bob_port}")),
+        "{users:?}"
+    );
+    let (msg, files) = b.cmd_list("LIST_CONTENT alice", 1);
+    assert_eq!(msg, "c> LIST_CONTENT OK");
+    assert_eq!(files, ["\tnotes.txt \"week 3  notes\""]);
+    assert_eq!(
+        b.cmd("LIST_CONTENT carol"),
+        "c> LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"
+    );
+    let (msg, hits) = b.cmd_list("SEARCH notes", 1);
+    assert_eq!(msg, "c> SEARCH OK");
+    assert_eq!(
+        hits,
+        [format!(
+            "\tnotes.txt \"week 3  notes\" alice 127.0.0.1 {alice_port}"
+        )]
+    );
+    let (msg, hits) = b.cmd_list("SEARCH zzz", 0);
+    assert_eq!((msg.as_str(), hits.len()), ("c> SEARCH OK", 0));
+
+    assert_eq!(a.cmd("DELETE notes.txt"), "c> DELETE OK");
+    let (msg, files) = b.cmd_list("LIST_CONTENT alice", 0);
+    assert_eq!((msg.as_str(), files.len()), ("c> LIST_CONTENT OK", 0));
+
+    // HELP, usage lines, unknown words: one message each, the shell goes on.
+    a.send("HELP");
+    assert_eq!(
+        a.next_message(),
+        "c> commands (the command word is case-insensitive):"
+    );
+    assert_eq!(a.cmd("REGISTER"), "c> usage: REGISTER <user>");
+    assert_eq!(
+        a.cmd("PUBLISH onlyfile"),
+        "c> usage: PUBLISH <file> <description...>"
+    );
+    assert_eq!(
+        a.cmd("get_file a b"),
+        "c> usage: GET_FILE <user> <remote_file> <local_file>"
+    );
+    assert_eq!(a.cmd("LIST_USERS extra"), "c> usage: LIST_USERS");
+    assert!(a.cmd("FROB").starts_with("c> unknown command FROB"));
+    let help = a.proc.lines();
+    assert!(help.contains(&"\tSEARCH <pattern>".to_owned()), "{help:?}");
+
+    assert_eq!(a.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
+    assert_eq!(
+        a.cmd("PUBLISH notes.txt x"),
+        "c> PUBLISH FAIL, USER NOT CONNECTED"
+    );
+    assert_eq!(a.cmd("UNREGISTER alice"), "c> UNREGISTER OK");
+    // QUIT with nobody connected prints nothing and exits 0.
+    a.send("QUIT");
+    assert!(a.wait_exit().success());
+    assert_eq!(a.proc.lines().last().unwrap(), "c> UNREGISTER OK");
+}
+
+/// A scripted index server: answers every request with the code currently set (and
+/// an empty list for list requests answered 0), and keeps the raw requests.
+struct FakeIndex {
+    addr: SocketAddr,
+    code: Arc<AtomicU8>,
+    requests: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl FakeIndex {
+    fn start() -> FakeIndex {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let code = Arc::new(AtomicU8::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (c, r) = (Arc::clone(&code), Arc::clone(&requests));
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut bytes = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read until the request is complete: its field count depends on
+                // the operation.
+                loop {
+                    let fields: Vec<String> = bytes
+                        .split(|&b| b == 0)
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect();
+                    let nuls = bytes.iter().filter(|&&b| b == 0).count();
+                    let want = match fields[0].as_str() {
+                        "PUBLISH" => 5,
+                        "CONNECT" | "DELETE" | "LIST_CONTENT" | "SEARCH" => 4,
+                        _ => 3,
+                    };
+                    if nuls >= want && nuls > 0 {
+                        break;
+                    }
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let fields: Vec<String> = bytes
+                    .split(|&b| b == 0)
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                let code = c.load(Ordering::SeqCst);
+                let mut reply = vec![code];
+                let is_list =
+                    matches!(fields[0].as_str(), "LIST_USERS" | "LIST_CONTENT" | "SEARCH");
+                if code == 0 && is_list {
+                    reply.extend_from_slice(b"0\0");
+                }
+                r.lock().unwrap().push(fields);
+                let _ = stream.write_all(&reply);
+            }
+        });
+        FakeIndex {
+            addr,
+            code,
+            requests,
+        }
+    }
+
+    fn set(&self, code: u8) {
+        self.code.store(code, Ordering::SeqCst);
+    }
+
+    fn requests(&self) -> Vec<Vec<String>> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A tiny HTTP server answering every GET with `body`; counts the requests.
+fn fake_time(body: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            h.fetch_add(1, Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, hits)
+}
+
+fn looks_like_datetime(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 19
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            2 | 5 => c == b'/',
+            10 => c == b' ',
+            13 | 16 => c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[test]
+fn every_result_code_reaches_its_message() {
+    let idx = FakeIndex::start();
+    let (time_url, time_hits) = fake_time("01/02/2003 04:05:06");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), b"x").unwrap();
+    let mut c = Client::start_with(idx.addr, dir.path(), &["--time-url", &time_url]);
+    let pid = c.proc.child.id();
+
+    // Codes 0..=4 and an unknown code, per command. "" marks a code not tried here.
+    let before_connect: [(&str, [&str; 6]); 3] = [
+        (
+            "REGISTER u",
+            [
+                "c> REGISTER OK",
+                "c> USERNAME IN USE",
+                "c> REGISTER FAIL",
+                "c> REGISTER FAIL",
+                "c> REGISTER FAIL",
+                "c> REGISTER FAIL",
+            ],
+        ),
+        (
+            "UNREGISTER u",
+            [
+                "c> UNREGISTER OK",
+                "c> USER DOES NOT EXIST",
+                "c> UNREGISTER FAIL",
+                "c> UNREGISTER FAIL",
+                "c> UNREGISTER FAIL",
+                "c> UNREGISTER FAIL",
+            ],
+        ),
+        (
+            "CONNECT u",
+            [
+                "",
+                "c> CONNECT FAIL, USER DOES NOT EXIST",
+                "c> USER ALREADY CONNECTED",
+                "c> CONNECT FAIL",
+                "c> CONNECT FAIL",
+                "c> CONNECT FAIL",
+            ],
+        ),
+    ];
+    let codes = [0u8, 1, 2, 3, 4, 200];
+    for (line, expected) in before_connect {
+        for (code, want) in codes.iter().zip(expected) {
+            if want.is_empty() {
+                continue;
+            }
+            idx.set(*code);
+            assert_eq!(c.cmd(line), want, "{line} answered {code}");
+        }
+    }
+    // A refused CONNECT closed its listener again.
+    assert_eq!(listening_sockets(pid), 0);
+
+    idx.set(0);
+    assert_eq!(c.cmd("CONNECT u"), "c> CONNECT OK");
+    assert_eq!(listening_sockets(pid), 1);
+
+    let connected: [(&str, [&str; 6]); 6] = [
+        (
+            "PUBLISH f.txt some words",
+            [
+                "c> PUBLISH OK",
+                "c> PUBLISH FAIL, USER DOES NOT EXIST",
+                "c> PUBLISH FAIL, USER NOT CONNECTED",
+                "c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
+                "c> PUBLISH FAIL",
+                "c> PUBLISH FAIL",
+            ],
+        ),
+        (
+            "DELETE f.txt",
+            [
+                "c> DELETE OK",
+                "c> DELETE FAIL, USER DOES NOT EXIST",
+                "c> DELETE FAIL, USER NOT CONNECTED",
+                "c> DELETE FAIL, CONTENT NOT PUBLISHED",
+                "c> DELETE FAIL",
+                "c> DELETE FAIL",
+            ],
+        ),
+        (
+            "LIST_USERS",
+            [
+                "c> LIST_USERS OK",
+                "c> LIST_USERS FAIL, USER DOES NOT EXIST",
+                "c> LIST_USERS FAIL, USER NOT CONNECTED",
+                "c> LIST_USERS FAIL",
+                "c> LIST_USERS FAIL",
+                "c> LIST_USERS FAIL",
+            ],
+        ),
+        (
+            "LIST_CONTENT v",
+            [
+                "c> LIST_CONTENT OK",
+                "c> LIST_CONTENT FAIL, USER DOES NOT EXIST",
+                "c> LIST_CONTENT FAIL, USER NOT CONNECTED",
+                "c> LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST",
+                "c> LIST_CONTENT FAIL",
+                "c> LIST_CONTENT FAIL",
+            ],
+        ),
+        (
+            "SEARCH p",
+            [
+                "c> SEARCH OK",
+                "c> SEARCH FAIL, USER DOES NOT EXIST",
+                "c> SEARCH FAIL, USER NOT CONNECTED",
+                "c> SEARCH FAIL",
+                "c> SEARCH FAIL",
+                "c> SEARCH FAIL",
+            ],
+        ),
+        // Another user: this shell's user stays connected.
+        (
+            "DISCONNECT v",
+            [
+                "c> DISCONNECT OK",
+                "c> DISCONNECT FAIL / USER DOES NOT EXIST",
+                "c> DISCONNECT FAIL / USER NOT CONNECTED",
+                "c> DISCONNECT FAIL",
+                "c> DISCONNECT FAIL",
+                "c> DISCONNECT FAIL",
+            ],
+        ),
+    ];
+    for (line, expected) in connected {
+        for (code, want) in codes.iter().zip(expected) {
+            idx.set(*code);
+            assert_eq!(c.cmd(line), want, "{line} answered {code}");
+        }
+    }
+    // GET_FILE: the owner is not in the (empty) LIST_USERS reply, or LIST_USERS fails.
+    idx.set(0);
+    assert_eq!(c.cmd("GET_FILE v f.txt out"), "c> GET_FILE FAIL");
+    idx.set(2);
+    assert_eq!(c.cmd("GET_FILE v f.txt out"), "c> GET_FILE FAIL");
+    assert_eq!(listening_sockets(pid), 1);
+
+    // Every request carried the served DATETIME and acted as the connected user.
+    let requests = idx.requests();
+    assert!(time_hits.load(Ordering::SeqCst) >= requests.len());
+    for r in &requests {
+        assert_eq!(r[1], "01/02/2003 04:05:06", "{r:?}");
+    }
+    let acting: Vec<_> = requests
+        .iter()
+        .filter(|r| {
+            matches!(
+                r[0].as_str(),
+                "PUBLISH" | "DELETE" | "LIST_USERS" | "SEARCH"
+            )
+        })
+        .collect();
+    assert!(!acting.is_empty());
+    assert!(acting.iter().all(|r| r[2] == "u"), "{acting:?}");
+    let publish = requests.iter().find(|r| r[0] == "PUBLISH").unwrap();
+    assert_eq!(&publish[3..5], ["f.txt", "some words"]);
+    let connect = requests.iter().rev().find(|r| r[0] == "CONNECT").unwrap();
+    assert!(connect[3].parse::<u16>().unwrap() > 0);
+
+    // DISCONNECT of this shell's user stops the listener even when the server says
+    // the user was not connected; then nothing acts as that user any more.
+    idx.set(2);
+    assert_eq!(
+        c.cmd("DISCONNECT u"),
+        "c> DISCONNECT FAIL / USER NOT CONNECTED"
+    );
+    assert_eq!(listening_sockets(pid), 0);
+    let sent = idx.requests().len();
+    assert_eq!(
+        c.cmd("PUBLISH f.txt x"),
+        "c> PUBLISH FAIL, USER NOT CONNECTED"
+    );
+    assert_eq!(
+        idx.requests().len(),
+        sent,
+        "a request was sent without a user"
+    );
+    assert!(
+        c.stderr().iter().all(|l| !l.contains("local clock")),
+        "{:?}",
+        c.stderr()
+    );
+}
+
+#[test]
+fn without_a_time_service_the_local_clock_is_used_and_said_once() {
+    let idx = FakeIndex::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (garbage_url, _) = fake_time("not a time");
+    for url in [NO_TIME_SERVICE, garbage_url.as_str()] {
+        let mut c = Client::start_with(idx.addr, dir.path(), &["--time-url", url]);
+        idx.set(0);
+        assert_eq!(c.cmd("REGISTER u"), "c> REGISTER OK");
+        assert_eq!(c.cmd("UNREGISTER u"), "c> UNREGISTER OK");
+        assert_eq!(c.cmd("REGISTER w"), "c> REGISTER OK");
+        let warnings = c
+            .stderr()
+            .iter()
+            .filter(|l| l.contains("using the local clock"))
+            .count();
+        assert_eq!(warnings, 1, "{url}: {:?}", c.stderr());
+    }
+    let requests = idx.requests();
+    assert_eq!(requests.len(), 6);
+    for r in requests {
+        assert!(looks_like_datetime(&r[1]), "{r:?}");
+    }
+}
+
+#[test]
+fn with_the_server_down_every_command_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), b"x").unwrap();
+    let nowhere: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut c = Client::start(nowhere, dir.path());
+    let pid = c.proc.child.id();
+    assert_eq!(c.cmd("REGISTER u"), "c> REGISTER FAIL");
+    assert_eq!(c.cmd("UNREGISTER u"), "c> UNREGISTER FAIL");
+    assert_eq!(c.cmd("CONNECT u"), "c> CONNECT FAIL");
+    assert_eq!(listening_sockets(pid), 0);
+    assert_eq!(c.cmd("DISCONNECT u"), "c> DISCONNECT FAIL");
+
+    // Connected, then the server goes away.
+    let mut s = Server::start(&[]);
+    let mut c = Client::start(s.addr, dir.path());
+    let pid = c.proc.child.id();
+    c.register_connect("u");
+    s.proc.signal("KILL");
+    s.proc.wait_exit(Duration::from_secs(10)).unwrap();
+    assert_eq!(c.cmd("PUBLISH f.txt x"), "c> PUBLISH FAIL");
+    assert_eq!(c.cmd("DELETE f.txt"), "c> DELETE FAIL");
+    assert_eq!(c.cmd("LIST_USERS"), "c> LIST_USERS FAIL");
+    assert_eq!(c.cmd("LIST_CONTENT u"), "c> LIST_CONTENT FAIL");
+    assert_eq!(c.cmd("SEARCH f"), "c> SEARCH FAIL");
+    assert_eq!(c.cmd("GET_FILE u f.txt g.txt"), "c> GET_FILE FAIL");
+    assert_eq!(listening_sockets(pid), 1);
+    assert_eq!(c.cmd("DISCONNECT u"), "c> DISCONNECT FAIL");
+    assert_eq!(listening_sockets(pid), 0);
+    c.close_stdin();
+    assert!(c.wait_exit().success());
+}
+
+/// Starts a server and a shell connected as `user`; returns both.
+fn connected(user: &str, dir: &std::path::Path) -> (Server, Client) {
+    let s = Server::start(&[]);
+    let mut c = Client::start(s.addr, dir);
+    c.register_connect(user);
+    assert!(connected_users(s.addr).iter().any(|(u, _)| u == user));
+    (s, c)
+}
+
+fn assert_disconnected(s: &Server, user: &str) {
+    let users = connected_users(s.addr);
+    assert!(
+        users.iter().all(|(u, _)| u != user),
+        "{user} still listed: {users:?}"
+    );
+}
+
+#[test]
+fn quit_disconnects_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, mut c) = connected("alice", dir.path());
+    assert_eq!(c.cmd("quit"), "c> DISCONNECT OK");
+    assert!(c.wait_exit().success());
+    assert_disconnected(&s, "alice");
+}
+
+#[test]
+fn end_of_input_disconnects_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, mut c) = connected("alice", dir.path());
+    c.close_stdin();
+    assert_eq!(c.next_message(), "c> DISCONNECT OK");
+    assert!(c.wait_exit().success());
+    assert_disconnected(&s, "alice");
+}
+
+#[test]
+fn ctrl_c_disconnects_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, mut c) = connected("alice", dir.path());
+    c.proc.signal("INT");
+    assert_eq!(c.next_message(), "c> DISCONNECT OK");
+    assert!(c.wait_exit().success());
+    assert_disconnected(&s, "alice");
+}
+
+#[test]
+fn sigterm_disconnects_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, mut c) = connected("alice", dir.path());
+    c.proc.signal("TERM");
+    assert_eq!(c.next_message(), "c> DISCONNECT OK");
+    assert!(c.wait_exit().success());
+    assert_disconnected(&s, "alice");
+}

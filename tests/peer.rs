@@ -1,0 +1,459 @@
+//! The peer protocol between real client processes: downloads of every size, many at
+//! once, peers that die or stall, and a listener that serves nothing it should not,
+//! checked in raw bytes.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// Sends raw bytes to a peer listener and returns everything it answers.
+fn raw_get(port: u16, bytes: &[u8]) -> Vec<u8> {
+    exchange(SocketAddr::from(([127, 0, 0, 1], port)), bytes)
+}
+
+fn get_file_request(name: &str) -> Vec<u8> {
+    fields(&["GET_FILE", name])
+}
+
+/// No `.part` or other temporary file left in `dir` beside the expected names.
+fn assert_only(dir: &Path, expected: &[&str]) {
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(dir_names(dir), expected);
+}
+
+#[test]
+fn downloads_of_0_1_and_64_mib_bytes_arrive_intact() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("empty"), b"").unwrap();
+    std::fs::write(share.path().join("one"), b"\x07").unwrap();
+    write_random(&share.path().join("big.bin"), 64 * MIB, 42);
+    let mut alice = Client::start(s.addr, share.path());
+    alice.register_connect("alice");
+    for f in ["empty", "one", "big.bin"] {
+        assert_eq!(
+            alice.cmd(&format!("PUBLISH {f} test data")),
+            "c> PUBLISH OK"
+        );
+    }
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE alice empty e"), "c> GET_FILE OK");
+    assert_eq!(bob.cmd("GET_FILE alice one o"), "c> GET_FILE OK");
+    assert_eq!(bob.cmd("GET_FILE alice big.bin b"), "c> GET_FILE OK");
+    // An absolute local name is used as it is.
+    let abs = down.path().join("abs.bin");
+    assert_eq!(
+        bob.cmd(&format!("GET_FILE alice one {}", abs.display())),
+        "c> GET_FILE OK"
+    );
+    assert_eq!(std::fs::read(down.path().join("e")).unwrap(), b"");
+    assert_eq!(std::fs::read(down.path().join("o")).unwrap(), b"\x07");
+    assert_eq!(std::fs::read(&abs).unwrap(), b"\x07");
+    assert_eq!(
+        file_hash(&down.path().join("b")),
+        file_hash(&share.path().join("big.bin"))
+    );
+    assert_only(down.path(), &["abs.bin", "b", "e", "o"]);
+
+    // Not published, or deleted since: FILE NOT EXIST, and no local file.
+    assert_eq!(
+        bob.cmd("GET_FILE alice nothing n"),
+        "c> GET_FILE FAIL / FILE NOT EXIST"
+    );
+    assert_eq!(alice.cmd("DELETE one"), "c> DELETE OK");
+    assert_eq!(
+        bob.cmd("GET_FILE alice one o2"),
+        "c> GET_FILE FAIL / FILE NOT EXIST"
+    );
+    // A user who is not connected.
+    assert_eq!(bob.cmd("GET_FILE carol one o3"), "c> GET_FILE FAIL");
+    // A local folder that does not exist.
+    assert_eq!(
+        bob.cmd("GET_FILE alice empty no/such/dir"),
+        "c> GET_FILE FAIL"
+    );
+    assert_only(down.path(), &["abs.bin", "b", "e", "o"]);
+}
+
+#[test]
+fn eight_clients_download_the_same_64_mib_file_at_once() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("big.bin"), 64 * MIB, 7);
+    let want = file_hash(&share.path().join("big.bin"));
+    let mut alice = Client::start(s.addr, share.path());
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH big.bin shared by all"), "c> PUBLISH OK");
+    let peak_before = alice.proc.peak_rss_kib();
+
+    let dirs: Vec<_> = (0..8).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut clients: Vec<Client> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut c = Client::start(s.addr, d.path());
+            c.register_connect(&format!("d{i}"));
+            c
+        })
+        .collect();
+    for c in &mut clients {
+        c.send("GET_FILE alice big.bin copy.bin");
+    }
+    for c in &mut clients {
+        assert_eq!(c.next_message(), "c> GET_FILE OK");
+    }
+    for d in &dirs {
+        assert_eq!(file_hash(&d.path().join("copy.bin")), want);
+        assert_only(d.path(), &["copy.bin"]);
+    }
+    // Streaming from the file: serving 8 x 64 MiB does not load the file in memory.
+    let peak = alice.proc.peak_rss_kib();
+    assert!(
+        peak < peak_before + 32 * 1024,
+        "serving peer grew from {peak_before} KiB to {peak} KiB"
+    );
+}
+
+/// Waits until `dir` holds a `.part` file with some content; returns its name.
+fn wait_partial(dir: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for name in dir_names(dir) {
+            if name.ends_with(".part")
+                && std::fs::metadata(dir.join(&name))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+                    > 0
+            {
+                return name;
+            }
+        }
+        assert!(Instant::now() < deadline, "no transfer started in {dir:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_peer_killed_mid_transfer_leaves_no_file() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("slow.bin"), 16 * MIB, 3);
+    // 1 MiB/s: the transfer takes 16 s, so the kill lands in the middle of it.
+    let mut alice = Client::start_with(
+        s.addr,
+        share.path(),
+        &[
+            "--time-url",
+            NO_TIME_SERVICE,
+            "--max-upload-rate",
+            "1048576",
+        ],
+    );
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH slow.bin slow"), "c> PUBLISH OK");
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    bob.send("GET_FILE alice slow.bin got.bin");
+    let partial = wait_partial(down.path());
+    assert!(partial.starts_with(".got.bin."), "{partial}");
+    alice.proc.signal("KILL");
+    assert_eq!(bob.next_message(), "c> GET_FILE FAIL");
+    assert_only(down.path(), &[]);
+    assert!(
+        bob.stderr().iter().any(|l| l.contains("short")),
+        "{:?}",
+        bob.stderr()
+    );
+}
+
+/// A fake peer registered as `user` on the server: answers one GET_FILE with
+/// `reply`, then either closes or stays silent for `linger`.
+fn fake_peer(server: SocketAddr, user: &str, reply: &'static [u8], linger: Duration) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    assert_eq!(code(server, &["REGISTER", user]), 0);
+    assert_eq!(code(server, &["CONNECT", user, &port]), 0);
+    thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(reply);
+        thread::sleep(linger);
+    });
+}
+
+#[test]
+fn a_short_transfer_fails_and_leaves_no_file() {
+    let s = Server::start(&[]);
+    let down = tempfile::tempdir().unwrap();
+    fake_peer(s.addr, "liar", b"\x001000\0only ten b", Duration::ZERO);
+    fake_peer(s.addr, "odd", b"\x07", Duration::ZERO);
+    fake_peer(s.addr, "garbled", b"\x00ten\0", Duration::ZERO);
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE liar f got"), "c> GET_FILE FAIL");
+    assert_eq!(bob.cmd("GET_FILE odd f got"), "c> GET_FILE FAIL");
+    assert_eq!(bob.cmd("GET_FILE garbled f got"), "c> GET_FILE FAIL");
+    assert_only(down.path(), &[]);
+}
+
+#[test]
+fn a_silent_peer_times_out_and_leaves_no_file() {
+    let s = Server::start(&[]);
+    let down = tempfile::tempdir().unwrap();
+    // Announces 1000 bytes, sends 10, then says nothing for longer than the
+    // downloader's 10 s idle timeout.
+    fake_peer(
+        s.addr,
+        "mute",
+        b"\x001000\0ten bytes.",
+        Duration::from_secs(20),
+    );
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE mute f got"), "c> GET_FILE FAIL");
+    assert_only(down.path(), &[]);
+    assert!(
+        bob.stderr().iter().any(|l| l.contains("timeout")),
+        "{:?}",
+        bob.stderr()
+    );
+}
+
+#[test]
+fn the_listener_serves_only_what_was_published() {
+    let s = Server::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let share = root.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(root.path().join("secret.txt"), b"top secret").unwrap();
+    std::fs::write(share.join("public.txt"), b"hello").unwrap();
+    std::fs::write(share.join("swap.txt"), b"innocent").unwrap();
+    std::fs::write(share.join("unpublished.txt"), b"private").unwrap();
+    std::fs::create_dir(share.join("sub")).unwrap();
+    std::fs::write(share.join("sub/inner.txt"), b"inner").unwrap();
+    let mut alice = Client::start(s.addr, &share);
+    alice.register_connect("alice");
+    for f in ["public.txt", "swap.txt", "sub/inner.txt"] {
+        assert_eq!(alice.cmd(&format!("PUBLISH {f} d")), "c> PUBLISH OK");
+    }
+    let abs = share.join("public.txt").display().to_string();
+    let port = peer_port(s.addr, "alice");
+
+    // A published name: code 0, size, content, close.
+    assert_eq!(
+        raw_get(port, &get_file_request("public.txt")),
+        b"\x005\0hello"
+    );
+    assert_eq!(
+        raw_get(port, &get_file_request("sub/inner.txt")),
+        b"\x005\0inner"
+    );
+    // Unpublished, traversal, an unpublished absolute path (even the absolute path
+    // of a published file: only the published name is served).
+    for name in [
+        "unpublished.txt",
+        "../secret.txt",
+        "../../etc/passwd",
+        "sub/../public.txt",
+        "/etc/passwd",
+        abs.as_str(),
+        "sub",
+        "",
+    ] {
+        assert_eq!(raw_get(port, &get_file_request(name)), [1], "{name:?}");
+    }
+    // A symlink swapped in after publishing, at the file or at a folder on its path.
+    std::fs::remove_file(share.join("swap.txt")).unwrap();
+    std::os::unix::fs::symlink(root.path().join("secret.txt"), share.join("swap.txt")).unwrap();
+    assert_eq!(raw_get(port, &get_file_request("swap.txt")), [1]);
+    std::fs::rename(share.join("sub"), root.path().join("sub.old")).unwrap();
+    std::fs::create_dir(root.path().join("evil")).unwrap();
+    std::os::unix::fs::symlink(
+        root.path().join("secret.txt"),
+        root.path().join("evil/inner.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(root.path().join("evil"), share.join("sub")).unwrap();
+    assert_eq!(raw_get(port, &get_file_request("sub/inner.txt")), [1]);
+
+    // Malformed requests: code 2 (any other error), nothing else.
+    assert_eq!(raw_get(port, &fields(&["PUT_FILE", "public.txt"])), [2]);
+    let long = "a".repeat(300);
+    assert_eq!(raw_get(port, &get_file_request(&long)), [2]);
+    // A connection closed without a request (a liveness probe) costs nothing, and
+    // the listener goes on serving.
+    drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    assert_eq!(
+        raw_get(port, &get_file_request("public.txt")),
+        b"\x005\0hello"
+    );
+}
+
+#[test]
+fn a_connection_that_sends_no_request_is_closed_after_the_timeout() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let mut alice = Client::start(s.addr, share.path());
+    alice.register_connect("alice");
+    let port = peer_port(s.addr, "alice");
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Half a request, then silence: the listener gives up after its 10 s request
+    // timeout (answering "any other error"), long before this read's own limit.
+    silent.write_all(b"GET_FI").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    let mut reply = Vec::new();
+    silent.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, [2]);
+    // Meanwhile and afterwards the listener serves others.
+    assert_eq!(raw_get(port, &get_file_request("nothing")), [1]);
+}
+
+#[test]
+fn a_restarted_client_serves_what_it_published_before() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("kept.txt"), b"kept").unwrap();
+    let mut alice = Client::start(s.addr, share.path());
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH kept.txt d"), "c> PUBLISH OK");
+    let old_port = peer_port(s.addr, "alice");
+    assert_eq!(alice.cmd("QUIT"), "c> DISCONNECT OK");
+    alice.wait_exit();
+    // The listener is gone with the disconnect.
+    assert!(TcpStream::connect(("127.0.0.1", old_port)).is_err());
+
+    let mut alice = Client::start(s.addr, share.path());
+    assert_eq!(alice.cmd("CONNECT alice"), "c> CONNECT OK");
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE alice kept.txt k"), "c> GET_FILE OK");
+    assert_eq!(std::fs::read(down.path().join("k")).unwrap(), b"kept");
+
+    // DISCONNECT closes the listener at once.
+    let port = peer_port(s.addr, "alice");
+    assert_eq!(alice.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+/// Receives exactly `size` bytes into `path` with the downloader's buffer size.
+fn receive_into(mut s: TcpStream, path: &Path, size: u64) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    while got < size {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "baseline: connection closed early");
+        f.write_all(&buf[..n]).unwrap();
+        got += n as u64;
+    }
+}
+
+/// The baseline: the file sent with `sendfile(2)` over loopback and received into a
+/// file with the downloader's buffer size, in this process. Returns seconds.
+fn sendfile_copy(src: &Path, dst: &Path) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let size = std::fs::metadata(src).unwrap().len();
+    let started = Instant::now();
+    let src = src.to_owned();
+    let sender = thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let (s, _) = listener.accept().unwrap();
+        let f = std::fs::File::open(src).unwrap();
+        let mut off: libc::off_t = 0;
+        loop {
+            // SAFETY: both descriptors are open; `off` is a valid off_t.
+            let n = unsafe { libc::sendfile(s.as_raw_fd(), f.as_raw_fd(), &mut off, 1 << 30) };
+            assert!(n >= 0, "sendfile: {}", std::io::Error::last_os_error());
+            if n == 0 {
+                return off as u64;
+            }
+        }
+    });
+    receive_into(TcpStream::connect(addr).unwrap(), dst, size);
+    assert_eq!(sender.join().unwrap(), size);
+    started.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// GET_FILE throughput between two real client processes against a plain sendfile
+/// copy over loopback, alternating, plus the serving peer's peak memory. A
+/// measurement, not a test: run it in release mode,
+/// `cargo test --release --test peer -- --ignored --nocapture get_file_throughput`
+/// (size with PEERDEX_BENCH_MIB, default 1024; rounds with PEERDEX_BENCH_ROUNDS,
+/// default 3).
+#[test]
+#[ignore]
+fn get_file_throughput_against_sendfile() {
+    let mib: usize = std::env::var("PEERDEX_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let rounds: usize = std::env::var("PEERDEX_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let s = Server::start(&["--quiet"]);
+    let share = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    let src = share.path().join("big.bin");
+    write_random(&src, mib * MIB, 99);
+    let mut alice = Client::start(s.addr, share.path());
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH big.bin bench"), "c> PUBLISH OK");
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    let rss_before = alice.proc.peak_rss_kib();
+
+    // Warm-up of both paths, then alternate.
+    let dst = down.path().join("copy.bin");
+    sendfile_copy(&src, &dst);
+    std::fs::remove_file(&dst).unwrap();
+    assert_eq!(bob.cmd("GET_FILE alice big.bin copy.bin"), "c> GET_FILE OK");
+    std::fs::remove_file(&dst).unwrap();
+    let (mut base, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base.push(sendfile_copy(&src, &dst));
+        std::fs::remove_file(&dst).unwrap();
+        let started = Instant::now();
+        assert_eq!(bob.cmd("GET_FILE alice big.bin copy.bin"), "c> GET_FILE OK");
+        ours.push(started.elapsed().as_secs_f64());
+        assert_eq!(std::fs::metadata(&dst).unwrap().len(), (mib * MIB) as u64);
+        std::fs::remove_file(&dst).unwrap();
+    }
+    let peak = alice.proc.peak_rss_kib();
+    let mb = (mib * MIB) as f64 / 1e6;
+    let (b, o) = (median(base.clone()), median(ours.clone()));
+    println!("file: {mib} MiB, rounds: {rounds} (after one warm-up each), medians:");
+    println!("| path | seconds | MB/s |");
+    println!("|---|---|---|");
+    println!("| sendfile copy over loopback | {b:.3} | {:.0} |", mb / b);
+    println!(
+        "| peerdex GET_FILE (two client processes) | {o:.3} | {:.0} |",
+        mb / o
+    );
+    println!("ratio GET_FILE / sendfile: {:.2}", b / o);
+    println!("serving peer peak RSS: {peak} KiB (before the transfers: {rss_before} KiB)");
+    println!("all rounds: sendfile {base:.3?}, GET_FILE {ours:.3?}");
+}
