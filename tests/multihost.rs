@@ -1,19 +1,22 @@
 //! Every component on its own host (tests/netbed): what only shows once the system
 //! leaves 127.0.0.1. Needs root and network namespaces; skipped with a reason
 //! elsewhere, required in CI (PEERDEX_REQUIRE_SYSTEM_TESTS=1).
+//!
+//! The scenario follows the README's "Multi-host deployment" section step by step.
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::bed::Bed;
 use support::*;
 
 const DT: &str = "22/11/2026 09:05:07";
+const PEERS: [&str; 3] = ["peer1", "peer2", "peer3"];
 
 /// Starts the index server on the server host and returns it with its port.
 fn start_server(bed: &Bed, extra: &[&str]) -> (Proc, u16) {
-    let mut args = vec!["server", "-p", "0", "--no-logger", "--ephemeral"];
+    let mut args = vec!["server", "-p", "0", "--ephemeral"];
     args.extend_from_slice(extra);
     let server = bed.peerdex("server", &args);
     let line = server
@@ -29,12 +32,24 @@ fn start_server(bed: &Bed, extra: &[&str]) -> (Proc, u16) {
     (server, port)
 }
 
+/// Starts the time service on the time host; returns it and its URL.
+fn start_time(bed: &Bed) -> (Proc, String) {
+    let time = bed.peerdex("time", &["time", "--port", "8000"]);
+    let line = time
+        .wait_line(Duration::from_secs(10), |l| {
+            l.starts_with("time service on ")
+        })
+        .expect("time service start line");
+    assert_eq!(line, "time service on http://10.77.0.12:8000/");
+    (time, "http://10.77.0.12:8000/".to_owned())
+}
+
 #[test]
 fn list_users_shows_each_peer_with_its_own_host_address() {
     let Some(bed) = Bed::up() else { return };
-    let (_server, port) = start_server(&bed, &[]);
+    let (_server, port) = start_server(&bed, &["--no-logger"]);
     let server = Bed::addr("server", port);
-    for (i, host) in ["peer1", "peer2", "peer3"].into_iter().enumerate() {
+    for (i, host) in PEERS.into_iter().enumerate() {
         let user = format!("user{}", i + 1);
         let codes = bed.on(host, move || {
             (
@@ -62,4 +77,137 @@ fn list_users_shows_each_peer_with_its_own_host_address() {
             "7002"
         ]
     );
+}
+
+#[test]
+fn three_peers_share_files_across_hosts() {
+    let Some(bed) = Bed::up() else { return };
+    let (_time, time_url) = start_time(&bed);
+    let (server_proc, port) = start_server(&bed, &["--no-logger"]);
+    let server = Bed::addr("server", port);
+    let dirs: Vec<_> = PEERS.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut clients: Vec<Client> = PEERS
+        .iter()
+        .zip(&dirs)
+        .map(|(host, dir)| bed.client(host, server, dir.path(), &time_url, &[]))
+        .collect();
+
+    // Everyone registers, connects and publishes a file of its own.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let name = format!("peer{}", i + 1);
+        write_random(
+            &dirs[i].path().join(format!("{name}.bin")),
+            3 << 20,
+            i as u64 + 7,
+        );
+        c.register_connect(&name);
+        assert_eq!(
+            c.cmd(&format!("PUBLISH {name}.bin data of {name}")),
+            "c> PUBLISH OK"
+        );
+    }
+    // The clients reached the time service on its host: no fallback warning.
+    for c in &clients {
+        assert!(
+            !c.stderr().iter().any(|l| l.contains("local clock")),
+            "a client fell back to its clock: {:?}",
+            c.stderr()
+        );
+    }
+
+    // LIST_USERS on each shows every peer with its own host address, and the port
+    // its listener really has.
+    for c in clients.iter_mut() {
+        let (msg, lines) = c.cmd_list("LIST_USERS", 3);
+        assert_eq!(msg, "c> LIST_USERS OK");
+        for (i, line) in lines.iter().enumerate() {
+            let f: Vec<&str> = line.trim().split(' ').collect();
+            assert_eq!(f[0], format!("peer{}", i + 1));
+            assert_eq!(f[1], format!("10.77.0.2{}", i + 1), "{line}");
+        }
+    }
+
+    // Each client downloads from each other peer, compared by hash.
+    for (i, c) in clients.iter_mut().enumerate() {
+        for j in 0..PEERS.len() {
+            if i == j {
+                continue;
+            }
+            let owner = format!("peer{}", j + 1);
+            let local = format!("from-{owner}.bin");
+            assert_eq!(
+                c.cmd(&format!("GET_FILE {owner} {owner}.bin {local}")),
+                "c> GET_FILE OK",
+                "peer{} from {owner}",
+                i + 1
+            );
+            assert_eq!(
+                file_hash(&dirs[i].path().join(&local)),
+                file_hash(&dirs[j].path().join(format!("{owner}.bin")))
+            );
+        }
+    }
+    for c in clients.iter_mut() {
+        c.send("QUIT");
+        assert_eq!(c.next_message(), "c> DISCONNECT OK");
+    }
+    assert!(
+        server_proc
+            .wait_line(Duration::from_secs(5), |l| l == "s> DISCONNECT FROM peer3")
+            .is_some()
+    );
+}
+
+#[test]
+fn a_peer_cut_off_mid_download_fails_cleanly_while_others_complete() {
+    let Some(bed) = Bed::up() else { return };
+    let (_time, time_url) = start_time(&bed);
+    let (_server, port) = start_server(&bed, &["--no-logger", "--probe-interval", "0"]);
+    let server = Bed::addr("server", port);
+    let dirs: Vec<_> = PEERS.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    // peer3 serves slowly, so the cut lands in the middle of its transfer.
+    let mut clients: Vec<Client> = PEERS
+        .iter()
+        .zip(&dirs)
+        .map(|(host, dir)| {
+            let extra: &[&str] = if *host == "peer3" {
+                &["--max-upload-rate", "1000000"]
+            } else {
+                &[]
+            };
+            bed.client(host, server, dir.path(), &time_url, extra)
+        })
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let name = format!("peer{}", i + 1);
+        write_random(&dirs[i].path().join("big.bin"), 16 << 20, i as u64 + 1);
+        c.register_connect(&name);
+        assert_eq!(c.cmd("PUBLISH big.bin a big file"), "c> PUBLISH OK");
+    }
+    // peer1 downloads from peer3 (to be cut); peer2 downloads from peer1 meanwhile.
+    clients[0].send("GET_FILE peer3 big.bin cut.bin");
+    std::thread::sleep(Duration::from_millis(1500));
+    bed.cut("peer3");
+    let started = Instant::now();
+    assert_eq!(
+        clients[1].cmd("GET_FILE peer1 big.bin whole.bin"),
+        "c> GET_FILE OK"
+    );
+    assert_eq!(
+        file_hash(&dirs[1].path().join("whole.bin")),
+        file_hash(&dirs[0].path().join("big.bin"))
+    );
+    assert_eq!(clients[0].next_message(), "c> GET_FILE FAIL");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the cut download was not abandoned"
+    );
+    assert!(
+        dir_names(dirs[0].path()).iter().all(|n| n == "big.bin"),
+        "partial or temporary files left: {:?}",
+        dir_names(dirs[0].path())
+    );
+    // The shell is still usable.
+    let (msg, _) = clients[0].cmd_list("LIST_USERS", 3);
+    assert_eq!(msg, "c> LIST_USERS OK");
 }

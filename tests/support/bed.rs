@@ -118,3 +118,27 @@ impl Drop for Bed {
         let _ = run(&["down", &self.tag]);
     }
 }
+
+impl Bed {
+    /// Starts a `peerdex client` on `host`, driven through stdin, talking to the index
+    /// server at `server` and the time service at `time_url`, sharing `share`.
+    pub fn client(
+        &self,
+        host: &str,
+        server: SocketAddr,
+        share: &std::path::Path,
+        time_url: &str,
+        extra: &[&str],
+    ) -> super::Client {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(host)])
+            .arg(super::bin())
+            .args(["client", "-s", &server.ip().to_string(), "-p"])
+            .arg(server.port().to_string())
+            .arg("--share")
+            .arg(share)
+            .args(["--time-url", time_url])
+            .args(extra);
+        super::Client::spawn(cmd)
+    }
+}

@@ -228,12 +228,19 @@ impl Client {
 
     /// Like `start` with extra options (give `--time-url` yourself).
     pub fn start_with(server: SocketAddr, share: &std::path::Path, extra: &[&str]) -> Client {
-        let mut child = Command::new(bin())
-            .args(["client", "-s", &server.ip().to_string(), "-p"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["client", "-s", &server.ip().to_string(), "-p"])
             .arg(server.port().to_string())
             .arg("--share")
             .arg(share)
-            .args(extra)
+            .args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// Starts a prepared `peerdex client` command (e.g. on a test-bed host) with
+    /// stdin, stdout and stderr piped.
+    pub fn spawn(mut cmd: Command) -> Client {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
