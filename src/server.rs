@@ -176,6 +176,7 @@ impl IndexServer {
                 &self.liveness,
                 registry,
                 shutdown.clone(),
+                ctx.advertise,
                 move |user, addr| {
                     ctx.console.line(format!(
                         "s> DISCONNECT {user}: peer unreachable at {}:{}",
