@@ -188,7 +188,8 @@ const FLOOD: usize = 1000;
 
 #[test]
 fn a_thousand_silent_connections_do_not_stop_a_download() {
-    let s = Server::start(&["--probe-interval", "0"]);
+    // The server probes alice all along: the flood must not make it look dead.
+    let s = Server::start(&["--probe-interval", "0.3"]);
     let share = tempfile::tempdir().unwrap();
     write_random(&share.path().join("big.bin"), 64 * MIB, 99);
     let want = file_hash(&share.path().join("big.bin"));
@@ -254,4 +255,12 @@ fn a_thousand_silent_connections_do_not_stop_a_download() {
     }
     // And the listener is back to normal.
     assert_eq!(raw(port, &get(b"nothing")), [1]);
+    assert!(
+        !s.proc
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("s> DISCONNECT alice: peer unreachable")),
+        "alice was dropped during the flood: {:?}",
+        s.proc.lines()
+    );
 }
