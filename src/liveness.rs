@@ -8,9 +8,13 @@
 //! quietly. Does not own: the disconnect itself (`Registry::disconnect_if_at`, which
 //! journals it like any change) or what is printed and audited (the caller's
 //! `on_drop`).
+//!
+//! A user that connected from loopback is listed at the server's `--advertise`
+//! address, which need not be reachable from the server itself (a NAT's public
+//! address, a test address); such a user is probed on loopback instead.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
@@ -52,12 +56,25 @@ fn parse_interval(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Starts the prober thread; `None` when probing is off. `on_drop` is called for
-/// each user the prober disconnected.
+/// Where a user listed at `addr` is probed: on loopback when `addr` is the address
+/// the server advertises for loopback users (see the module doc), else at `addr`.
+pub fn probe_target(addr: PeerAddr, advertise: Option<IpAddr>) -> SocketAddr {
+    let ip = if Some(addr.ip) == advertise {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        addr.ip
+    };
+    SocketAddr::new(ip, addr.port)
+}
+
+/// Starts the prober thread; `None` when probing is off. `advertise` is the server's
+/// `--advertise` address, if any. `on_drop` is called for each user the prober
+/// disconnected.
 pub fn start(
     args: &LivenessArgs,
     registry: Arc<Registry>,
     shutdown: Shutdown,
+    advertise: Option<IpAddr>,
     on_drop: impl Fn(&str, PeerAddr) + Send + 'static,
 ) -> std::io::Result<Option<JoinHandle<()>>> {
     if args.probe_interval == 0.0 {
@@ -72,7 +89,11 @@ pub fn start(
             let mut failures: HashMap<(String, PeerAddr), u32> = HashMap::new();
             while !shutdown.wait_timeout(interval) {
                 let peers = registry.connected();
-                let alive = probe_all(&peers, timeout);
+                let targets: Vec<SocketAddr> = peers
+                    .iter()
+                    .map(|(_, addr)| probe_target(*addr, advertise))
+                    .collect();
+                let alive = probe_all(&targets, timeout);
                 let mut seen = HashMap::with_capacity(peers.len());
                 for ((user, addr), alive) in peers.into_iter().zip(alive) {
                     let key = (user, addr);
@@ -104,19 +125,18 @@ pub fn start(
 
 /// Probes every address, [`PROBE_PARALLELISM`] at a time; `true` where a TCP
 /// connection was accepted.
-fn probe_all(peers: &[(String, PeerAddr)], timeout: Duration) -> Vec<bool> {
-    let results = Mutex::new(vec![false; peers.len()]);
+fn probe_all(targets: &[SocketAddr], timeout: Duration) -> Vec<bool> {
+    let results = Mutex::new(vec![false; targets.len()]);
     let next = AtomicUsize::new(0);
-    let workers = PROBE_PARALLELISM.min(peers.len());
+    let workers = PROBE_PARALLELISM.min(targets.len());
     thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, addr)) = peers.get(i) else { break };
-                    let target = SocketAddr::new(addr.ip, addr.port);
+                    let Some(target) = targets.get(i) else { break };
                     // Connected, then closed at once without a request.
-                    let alive = TcpStream::connect_timeout(&target, timeout).is_ok();
+                    let alive = TcpStream::connect_timeout(target, timeout).is_ok();
                     results.lock()[i] = alive;
                 }
             });
@@ -137,15 +157,25 @@ mod tests {
         let dead = TcpListener::bind("127.0.0.1:0").unwrap();
         let dead_port = dead.local_addr().unwrap().port();
         drop(dead);
-        let addr = |port| PeerAddr {
-            ip: "127.0.0.1".parse().unwrap(),
-            port,
-        };
-        let peers = vec![
-            ("a".to_owned(), addr(live.local_addr().unwrap().port())),
-            ("b".to_owned(), addr(dead_port)),
-        ];
-        assert_eq!(probe_all(&peers, Duration::from_secs(1)), [true, false]);
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let targets = [addr(live.local_addr().unwrap().port()), addr(dead_port)];
+        assert_eq!(probe_all(&targets, Duration::from_secs(1)), [true, false]);
+    }
+
+    #[test]
+    fn the_advertised_address_is_probed_on_loopback() {
+        let adv: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
+        let at = |ip| PeerAddr { ip, port: 4000 };
+        assert_eq!(
+            probe_target(at(adv), Some(adv)),
+            SocketAddr::from(([127, 0, 0, 1], 4000))
+        );
+        assert_eq!(
+            probe_target(at(other), Some(adv)),
+            SocketAddr::new(other, 4000)
+        );
+        assert_eq!(probe_target(at(adv), None), SocketAddr::new(adv, 4000));
     }
 
     #[test]
@@ -176,6 +206,7 @@ mod tests {
             &args,
             Arc::clone(&registry),
             shutdown.clone(),
+            None,
             move |u, _| d.lock().push(u.to_owned()),
         )
         .unwrap()

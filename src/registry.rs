@@ -622,6 +622,23 @@ mod tests {
     }
 
     #[test]
+    fn the_prober_drops_a_user_only_at_the_address_it_probed() {
+        let r = Registry::new();
+        r.apply(&reg("a"));
+        r.apply(&conn("a", 1));
+        let old = r.peer_addr("a").unwrap();
+        // Reconnected on another port between the probe and its verdict.
+        r.apply(&Change::Disconnect { user: "a".into() });
+        r.apply(&conn("a", 2));
+        assert!(!r.disconnect_if_at("a", old), "dropped at its new address");
+        assert_eq!(r.peer_addr("a").unwrap().port, 2);
+        let new = r.peer_addr("a").unwrap();
+        assert!(r.disconnect_if_at("a", new));
+        assert!(r.peer_addr("a").is_none());
+        assert!(!r.disconnect_if_at("a", new), "already disconnected");
+    }
+
+    #[test]
     fn publish_and_delete_codes() {
         let r = Registry::new();
         assert_eq!(r.apply(&publish("a", "f")), 1);

@@ -31,7 +31,8 @@ pub struct ServerArgs {
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: IpAddr,
     /// Address to report in LIST_USERS for users that connected from loopback
-    /// (127.0.0.1), so peers on other hosts can reach them.
+    /// (127.0.0.1), so peers on other hosts can reach them. Such users are still
+    /// probed for liveness on loopback.
     #[arg(long, value_name = "IP")]
     pub advertise: Option<IpAddr>,
     /// Read and write timeout per connection, in seconds.
@@ -176,6 +177,7 @@ impl IndexServer {
                 &self.liveness,
                 registry,
                 shutdown.clone(),
+                ctx.advertise,
                 move |user, addr| {
                     ctx.console.line(format!(
                         "s> DISCONNECT {user}: peer unreachable at {}:{}",

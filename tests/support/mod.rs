@@ -447,3 +447,30 @@ pub fn listening_sockets(pid: u32) -> usize {
     }
     count
 }
+
+// ---- A second "host" on loopback (guard and liveness tests) ----
+
+/// Linux answers every address of 127.0.0.0/8: a socket bound to this source address
+/// before it connects looks like another host to the server.
+pub const OTHER_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+
+/// Like `exchange`, from the source address `src` (e.g. [`OTHER_HOST`]).
+pub fn exchange_from(src: std::net::Ipv4Addr, addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    sock.bind(&SocketAddr::from((src, 0)).into())
+        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    sock.connect_timeout(&addr.into(), Duration::from_secs(5))
+        .expect("connect");
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(bytes).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// Sends a request made of `parts` from `src` and returns the reply bytes.
+pub fn call_from(src: std::net::Ipv4Addr, addr: SocketAddr, parts: &[&str]) -> Vec<u8> {
+    exchange_from(src, addr, &fields(parts))
+}
