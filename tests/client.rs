@@ -74,11 +74,7 @@ fn every_command_against_the_real_server() {
     // PUBLISH: refused locally for a missing file or a folder, without a request.
     assert_eq!(a.cmd("PUBLISH missing.txt some text"), "c> PUBLISH FAIL");
     assert_eq!(a.cmd("PUBLISH folder some text"), "c> PUBLISH FAIL");
-    assert!(
-        a.stderr().iter().any(|l| l.contains("missing.txt")),
-        "{:?}",
-        a.stderr()
-    );
+    assert!(a.stderr_has("missing.txt"), "{:?}", a.stderr());
     assert_eq!(
         a.cmd("PUBLISH notes.txt \"week 3  notes\""),
         "c> PUBLISH OK"

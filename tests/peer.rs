@@ -171,11 +171,7 @@ fn a_peer_killed_mid_transfer_leaves_no_file() {
     alice.proc.signal("KILL");
     assert_eq!(bob.next_message(), "c> GET_FILE FAIL");
     assert_only(down.path(), &[]);
-    assert!(
-        bob.stderr().iter().any(|l| l.contains("short")),
-        "{:?}",
-        bob.stderr()
-    );
+    assert!(bob.stderr_has("short"), "{:?}", bob.stderr());
 }
 
 /// A fake peer registered as `user` on the server: answers one GET_FILE with
@@ -226,11 +222,7 @@ fn a_silent_peer_times_out_and_leaves_no_file() {
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE mute f got"), "c> GET_FILE FAIL");
     assert_only(down.path(), &[]);
-    assert!(
-        bob.stderr().iter().any(|l| l.contains("timeout")),
-        "{:?}",
-        bob.stderr()
-    );
+    assert!(bob.stderr_has("timeout"), "{:?}", bob.stderr());
 }
 
 #[test]

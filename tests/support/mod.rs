@@ -335,6 +335,21 @@ impl Client {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Whether a stderr line containing `text` arrives within 5 s (stderr is
+    /// collected by its own thread, so it may trail the stdout message).
+    pub fn stderr_has(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.stderr().iter().any(|l| l.contains(text)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits until the process exits (at most `CMD_TIMEOUT`); panics otherwise.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         self.proc
