@@ -93,6 +93,21 @@ pub fn decode_status(bytes: &[u8]) -> Result<i32, XdrError> {
     Ok(v)
 }
 
+/// Parses a program number given as decimal or as 0x-prefixed hexadecimal (clap
+/// value parser for `--program`).
+pub fn parse_program(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse::<u32>(),
+    };
+    match parsed {
+        Ok(v) if v != 0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a program number (decimal or 0x hex, e.g. 0x20000001)"
+        )),
+    }
+}
+
 fn clip(s: &str, max: u32) -> &str {
     let max = max as usize;
     if s.len() <= max {
@@ -170,6 +185,14 @@ mod tests {
         xdr::put_i32(&mut out, LOG_DUPLICATE);
         assert_eq!(decode_status(&out).unwrap(), LOG_DUPLICATE);
         assert!(decode_status(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn program_numbers_parse_in_hex_and_decimal() {
+        assert_eq!(parse_program("0x20000001"), Ok(DEFAULT_PROGRAM));
+        assert_eq!(parse_program("536870913"), Ok(DEFAULT_PROGRAM));
+        assert!(parse_program("0").is_err());
+        assert!(parse_program("0xzz").is_err());
     }
 
     proptest! {
