@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditRecord;
-use crate::console::{Console, ConsoleWriter};
+use crate::console::Console;
 use crate::logrpc::{self, LOG_DUPLICATE, LOG_FAILED, LOG_STORED, LogRecord};
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
 use crate::portmap::{self, IPPROTO_TCP, IPPROTO_UDP, Mapping};
@@ -74,6 +74,9 @@ pub struct LoggerArgs {
     /// Do not register with the local portmapper.
     #[arg(long)]
     pub no_portmap: bool,
+    /// The portmapper to register with (tests point it elsewhere).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:111", hide = true)]
+    pub portmapper: SocketAddr,
     /// Most TCP connections open at once; past it the oldest is closed.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
@@ -427,7 +430,8 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
             args.bind
         }
     ));
-    let registered = !args.no_portmap && register(&console, program, port);
+    let pmap = args.portmapper;
+    let registered = !args.no_portmap && register(&console, pmap, program, port);
     let logger = Arc::new(Logger {
         program,
         store: Mutex::new(store),
@@ -455,25 +459,22 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if registered {
-        unregister(program);
+        unregister(pmap, program);
     }
     let _ = udp_thread.join();
-    // Hold the store so that no batch is cut in the middle of its write.
-    let _store = logger.store.lock();
+    // Hold the store so that no batch is cut in the middle of its write, and take
+    // its console handle so that the console writer can finish.
+    let mut store = logger.store.lock();
+    drop(std::mem::replace(&mut store.console, Console::silent()));
     console.line("l> logger stopped".into());
     drop(console);
-    finish_console(writer);
-    Ok(())
-}
-
-fn finish_console(writer: ConsoleWriter) {
     writer.finish();
+    Ok(())
 }
 
 /// Registers both versions on TCP and UDP; says once on the console if no
 /// portmapper answers. Returns whether the mappings are set.
-fn register(console: &Console, program: u32, port: u16) -> bool {
-    let pmap = portmap::local();
+fn register(console: &Console, pmap: SocketAddr, program: u32, port: u16) -> bool {
     // Remove stale mappings of a logger that died without unregistering.
     for version in LOW_VERSION..=HIGH_VERSION {
         if let Err(e) = portmap::unset(pmap, program, version) {
@@ -513,9 +514,9 @@ fn register(console: &Console, program: u32, port: u16) -> bool {
     true
 }
 
-fn unregister(program: u32) {
+fn unregister(pmap: SocketAddr, program: u32) {
     for version in LOW_VERSION..=HIGH_VERSION {
-        if let Err(e) = portmap::unset(portmap::local(), program, version) {
+        if let Err(e) = portmap::unset(pmap, program, version) {
             log::warn!("cannot unregister version {version}: {e}");
         }
     }

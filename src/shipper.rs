@@ -327,6 +327,11 @@ impl Link {
                     }
                 }
             }
+            if stop.requested() {
+                // Shutting down and the logger fails: leave the rest in the spool
+                // rather than hold up the exit.
+                return false;
+            }
             let until = Instant::now() + self.backoff;
             while Instant::now() < until {
                 if stop.expired() {
