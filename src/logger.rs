@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,14 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Attempts to find a port number free for both TCP and UDP when `--port 0`.
 const BIND_ATTEMPTS: usize = 16;
 
+/// Longest time a record's console line waits to be handed to the console
+/// writer. Lines are handed over in chunks rather than one by one: waking the
+/// writer thread for every record costs more than the rest of a LOG call.
+pub const CONSOLE_DELAY: Duration = Duration::from_millis(50);
+
+/// Bytes of console lines gathered before they are handed over regardless.
+const CONSOLE_CHUNK: usize = 32 * 1024;
+
 /// How often the UDP thread looks at the shutdown flag.
 const UDP_POLL: Duration = Duration::from_millis(200);
 
@@ -75,7 +83,12 @@ pub struct LoggerArgs {
     #[arg(long)]
     pub no_portmap: bool,
     /// The portmapper to register with (tests point it elsewhere).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:111", hide = true)]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:111",
+        hide = true
+    )]
     pub portmapper: SocketAddr,
     /// Most TCP connections open at once; past it the oldest is closed.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
@@ -140,6 +153,10 @@ struct Store {
     /// Highest sequence number stored per server instance.
     highest: HashMap<u64, u64>,
     console: Console,
+    /// Console lines not yet handed over, newline-separated.
+    lines: String,
+    /// When the oldest of `lines` was stored.
+    lines_since: Option<Instant>,
 }
 
 impl Store {
@@ -177,6 +194,8 @@ impl Store {
             file,
             highest,
             console,
+            lines: String::new(),
+            lines_since: None,
         })
     }
 
@@ -192,17 +211,17 @@ impl Store {
                 Item::V1(text) => {
                     statuses.push(LOG_STORED);
                     (
-                    AuditLine {
-                        version: 1,
-                        server: None,
-                        seq: None,
-                        user: None,
-                        operation: None,
-                        datetime: None,
-                        text: Some(text.clone()),
-                    },
-                    text.clone(),
-                )
+                        AuditLine {
+                            version: 1,
+                            server: None,
+                            seq: None,
+                            user: None,
+                            operation: None,
+                            datetime: None,
+                            text: Some(text.clone()),
+                        },
+                        text.clone(),
+                    )
                 }
                 Item::V2(r) => {
                     let prev = self.highest.get(&r.server_id).copied();
@@ -257,9 +276,35 @@ impl Store {
             return statuses;
         }
         for line in lines {
-            self.console.line(line);
+            if !self.lines.is_empty() {
+                self.lines.push('\n');
+            }
+            self.lines.push_str(&line);
+        }
+        self.lines_since.get_or_insert_with(Instant::now);
+        if self.lines.len() >= CONSOLE_CHUNK {
+            self.hand_over_lines();
+        } else {
+            self.hand_over_due_lines();
         }
         statuses
+    }
+
+    /// Hands the gathered console lines over if the oldest has waited long enough.
+    fn hand_over_due_lines(&mut self) {
+        if self
+            .lines_since
+            .is_some_and(|t| t.elapsed() >= CONSOLE_DELAY)
+        {
+            self.hand_over_lines();
+        }
+    }
+
+    fn hand_over_lines(&mut self) {
+        self.lines_since = None;
+        if !self.lines.is_empty() {
+            self.console.line(std::mem::take(&mut self.lines));
+        }
     }
 }
 
@@ -273,7 +318,10 @@ enum Item {
 enum Pending {
     /// Reply known already.
     Answer { xid: u32, answer: Answer<'static> },
-    Denied { xid: u32, rejected: onc_rpc::RejectedReply },
+    Denied {
+        xid: u32,
+        rejected: onc_rpc::RejectedReply,
+    },
     /// LOG v1: void result once stored.
     LogV1 { xid: u32 },
     /// LOG v2: status result once stored.
@@ -390,7 +438,9 @@ impl BoundLogger {
         for _ in 0..if port == 0 { BIND_ATTEMPTS } else { 1 } {
             let addr = SocketAddr::new(ip, port);
             let tcp = net::bind(addr).map_err(|source| LoggerError::Bind { addr, source })?;
-            let bound = tcp.local_addr().map_err(|source| LoggerError::Bind { addr, source })?;
+            let bound = tcp
+                .local_addr()
+                .map_err(|source| LoggerError::Bind { addr, source })?;
             match UdpSocket::bind(bound) {
                 Ok(udp) => {
                     return Ok(BoundLogger {
@@ -399,7 +449,12 @@ impl BoundLogger {
                         port: bound.port(),
                     });
                 }
-                Err(source) => last = Some(LoggerError::Bind { addr: bound, source }),
+                Err(source) => {
+                    last = Some(LoggerError::Bind {
+                        addr: bound,
+                        source,
+                    })
+                }
             }
         }
         Err(last.expect("at least one attempt"))
@@ -444,6 +499,19 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
             .name("logger-udp".into())
             .spawn(move || serve_udp(&logger, &udp, &shutdown))?
     };
+    // Hands gathered console lines over when no further record comes to do it.
+    let flusher = {
+        let logger = Arc::clone(&logger);
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("logger-lines".into())
+            .spawn(move || {
+                while !shutdown.is_triggered() {
+                    std::thread::sleep(CONSOLE_DELAY);
+                    logger.store.lock().hand_over_due_lines();
+                }
+            })?
+    };
     if let Err(e) = shutdown.watch(&bound.tcp) {
         log::warn!("shutdown will not wake the accept loop: {e}");
     }
@@ -462,9 +530,11 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         unregister(pmap, program);
     }
     let _ = udp_thread.join();
+    let _ = flusher.join();
     // Hold the store so that no batch is cut in the middle of its write, and take
     // its console handle so that the console writer can finish.
     let mut store = logger.store.lock();
+    store.hand_over_lines();
     drop(std::mem::replace(&mut store.console, Console::silent()));
     console.line("l> logger stopped".into());
     drop(console);

@@ -46,7 +46,9 @@ pub enum RecordError {
     /// The stream ended inside a record.
     Truncated,
     /// The record would exceed [`MAX_RECORD`] (the announced length, not read).
-    TooLarge { announced: usize },
+    TooLarge {
+        announced: usize,
+    },
     /// More than [`MAX_FRAGMENTS`] fragments.
     TooManyFragments,
     Io(io::Error),
@@ -246,7 +248,14 @@ fn put_message(out: &mut Vec<u8>, msg: RpcMessage<&[u8], &[u8]>) {
 }
 
 /// Appends a record-marked call with AUTH_NONE credentials to `out`.
-pub fn put_call(out: &mut Vec<u8>, xid: u32, program: u32, version: u32, procedure: u32, args: &[u8]) {
+pub fn put_call(
+    out: &mut Vec<u8>,
+    xid: u32,
+    program: u32,
+    version: u32,
+    procedure: u32,
+    args: &[u8],
+) {
     let body = CallBody::new(
         program,
         version,
@@ -266,7 +275,10 @@ pub enum ReplyError {
     /// The server rejected the call (RPC_MISMATCH or AUTH_ERROR).
     Denied,
     ProgUnavail,
-    ProgMismatch { low: u32, high: u32 },
+    ProgMismatch {
+        low: u32,
+        high: u32,
+    },
     ProcUnavail,
     GarbageArgs,
     SystemErr,
@@ -279,7 +291,10 @@ impl std::fmt::Display for ReplyError {
             ReplyError::Denied => write!(f, "rpc: call denied (rpc version or credentials)"),
             ReplyError::ProgUnavail => write!(f, "rpc: program unavailable"),
             ReplyError::ProgMismatch { low, high } => {
-                write!(f, "rpc: program version mismatch (server has {low}..{high})")
+                write!(
+                    f,
+                    "rpc: program version mismatch (server has {low}..{high})"
+                )
             }
             ReplyError::ProcUnavail => write!(f, "rpc: procedure unavailable"),
             ReplyError::GarbageArgs => write!(f, "rpc: server could not decode the arguments"),
@@ -436,8 +451,13 @@ mod tests {
             AuthFlavor::AuthNone(None),
             &[][..],
         );
-        let msg = RpcMessage::new(3, MessageType::Call(body)).serialise().unwrap();
-        assert!(matches!(parse_call(&msg[4..]), Incoming::Call(Call { xid: 3, .. })));
+        let msg = RpcMessage::new(3, MessageType::Call(body))
+            .serialise()
+            .unwrap();
+        assert!(matches!(
+            parse_call(&msg[4..]),
+            Incoming::Call(Call { xid: 3, .. })
+        ));
 
         let body = CallBody::new(
             5,
@@ -447,7 +467,9 @@ mod tests {
             AuthFlavor::AuthNone(None),
             &[][..],
         );
-        let msg = RpcMessage::new(4, MessageType::Call(body)).serialise().unwrap();
+        let msg = RpcMessage::new(4, MessageType::Call(body))
+            .serialise()
+            .unwrap();
         assert_eq!(parse_call(&msg[4..]), Incoming::AuthRejected { xid: 4 });
     }
 

@@ -408,7 +408,13 @@ pub fn start(
     Ok((AuditSink::spooled(spool), Some(Shipper { thread, stop })))
 }
 
-fn ship(mut link: Link, spool: &Spool, orphans: Vec<spool::Orphan>, bell: &Receiver<()>, stop: &Stop) {
+fn ship(
+    mut link: Link,
+    spool: &Spool,
+    orphans: Vec<spool::Orphan>,
+    bell: &Receiver<()>,
+    stop: &Stop,
+) {
     for orphan in orphans {
         if !ship_orphan(&mut link, &orphan, stop) {
             // Out of time: the rest stays on disk for the next start.

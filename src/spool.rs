@@ -50,7 +50,10 @@ const SUFFIX: &str = "spool";
 /// Why the spool failed.
 #[derive(Debug)]
 pub enum SpoolError {
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
     /// The spool reached [`MAX_SPOOL_BYTES`].
     Full,
     /// The spool was closed at shutdown.

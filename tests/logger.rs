@@ -23,7 +23,7 @@ fn be(v: u32) -> [u8; 4] {
 fn xdr_string(s: &[u8]) -> Vec<u8> {
     let mut out = be(s.len() as u32).to_vec();
     out.extend_from_slice(s);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out
@@ -46,7 +46,15 @@ fn auth_sys() -> Vec<u8> {
 }
 
 /// A call message without record mark.
-fn call_with(xid: u32, rpcvers: u32, prog: u32, vers: u32, proc_: u32, cred: &[u8], args: &[u8]) -> Vec<u8> {
+fn call_with(
+    xid: u32,
+    rpcvers: u32,
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    cred: &[u8],
+    args: &[u8],
+) -> Vec<u8> {
     let mut m = Vec::new();
     m.extend(be(xid));
     m.extend(be(0)); // CALL
@@ -215,7 +223,10 @@ fn log_v1_prints_the_string_and_stores_it() {
             .wait_line(Duration::from_secs(5), |x| x == "bob over udp")
             .is_some()
     );
-    assert_eq!(count_lines(&l.proc, "alice    REGISTER    17/12/2014 13:20:35"), 1);
+    assert_eq!(
+        count_lines(&l.proc, "alice    REGISTER    17/12/2014 13:20:35"),
+        1
+    );
     let lines = audit_lines(dir.path());
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["version"], 1);
@@ -286,7 +297,10 @@ fn every_reject_path_answers_like_an_rpcgen_server() {
     assert_eq!(tcp(a, &call(7, PROG, 2, 1, &[0; 12])), garbage);
     let long_user = v2_args(1, 1, &"u".repeat(257), "REGISTER", "x");
     assert_eq!(tcp(a, &call(8, PROG, 2, 1, &long_user)), garbage);
-    assert_eq!(tcp(a, &call(9, PROG, 1, 1, &xdr_string(&[0xff, 0xfe]))), garbage);
+    assert_eq!(
+        tcp(a, &call(9, PROG, 1, 1, &xdr_string(&[0xff, 0xfe]))),
+        garbage
+    );
     let mut trailing = v2_args(1, 1, "u", "REGISTER", "x");
     trailing.extend(be(0));
     assert_eq!(tcp(a, &call(10, PROG, 2, 1, &trailing)), garbage);
@@ -380,7 +394,11 @@ fn a_2gb_fragment_header_costs_bounded_memory_and_the_logger_keeps_serving() {
         let mut buf = [0u8; 16];
         assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
     }
-    assert!(l.proc.peak_rss_kib() < 64 * 1024, "{} KiB", l.proc.peak_rss_kib());
+    assert!(
+        l.proc.peak_rss_kib() < 64 * 1024,
+        "{} KiB",
+        l.proc.peak_rss_kib()
+    );
     assert_eq!(
         tcp(l.addr(), &call(1, PROG, 1, 0, &[])),
         Reply::Accepted(SUCCESS, vec![])
@@ -420,8 +438,14 @@ fn garbage_datagrams_are_dropped_and_udp_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let l = logger(dir.path(), &[]);
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    for junk in [&[][..], &[1, 2, 3][..], &[0xff; 1500][..], &[0, 0, 0, 1, 0, 0, 0, 1][..]] {
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    for junk in [
+        &[][..],
+        &[1, 2, 3][..],
+        &[0xff; 1500][..],
+        &[0, 0, 0, 1, 0, 0, 0, 1][..],
+    ] {
         s.send_to(junk, l.addr()).unwrap();
     }
     let mut buf = [0u8; 64];
@@ -435,7 +459,10 @@ fn garbage_datagrams_are_dropped_and_udp_keeps_working() {
 #[test]
 fn without_a_portmapper_it_says_so_once_and_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let dead = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let audit = dir.path().join("audit.jsonl");
     let l = Logger::start(&[
         "--portmapper",
@@ -445,7 +472,9 @@ fn without_a_portmapper_it_says_so_once_and_serves() {
     ]);
     let line = l
         .proc
-        .wait_line(Duration::from_secs(10), |x| x.starts_with("l> no portmapper"))
+        .wait_line(Duration::from_secs(10), |x| {
+            x.starts_with("l> no portmapper")
+        })
         .expect("no-portmapper line");
     assert!(line.contains(&format!("port {}", l.port)), "{line}");
     assert_eq!(
@@ -496,14 +525,38 @@ fn server_records_reach_the_logger_as_protocol_lines() {
         "--spool",
         spool.to_str().unwrap(),
     ]);
-    assert_eq!(code(s.addr, &["REGISTER", "17/12/2014 13:20:35", "alice"]), 0);
-    assert_eq!(code(s.addr, &["CONNECT", "17/12/2014 13:20:36", "alice", "4000"]), 0);
     assert_eq!(
-        code(s.addr, &["PUBLISH", "17/12/2014 13:20:37", "alice", "notes.txt", "my notes"]),
+        code(s.addr, &["REGISTER", "17/12/2014 13:20:35", "alice"]),
         0
     );
-    assert_eq!(code(s.addr, &["DELETE", "17/12/2014 13:20:38", "alice", "notes.txt"]), 0);
-    assert_eq!(code(s.addr, &["LIST_USERS", "17/12/2014 13:20:39", "alice"]), 0);
+    assert_eq!(
+        code(s.addr, &["CONNECT", "17/12/2014 13:20:36", "alice", "4000"]),
+        0
+    );
+    assert_eq!(
+        code(
+            s.addr,
+            &[
+                "PUBLISH",
+                "17/12/2014 13:20:37",
+                "alice",
+                "notes.txt",
+                "my notes"
+            ]
+        ),
+        0
+    );
+    assert_eq!(
+        code(
+            s.addr,
+            &["DELETE", "17/12/2014 13:20:38", "alice", "notes.txt"]
+        ),
+        0
+    );
+    assert_eq!(
+        code(s.addr, &["LIST_USERS", "17/12/2014 13:20:39", "alice"]),
+        0
+    );
     let want = [
         "alice    REGISTER    17/12/2014 13:20:35",
         "alice    CONNECT    17/12/2014 13:20:36",
@@ -539,12 +592,15 @@ fn logger_host_from_the_environment_is_honoured() {
         .env("LOGGER_HOST", format!("127.0.0.1:{}", l.port));
     let p = Proc::start_with(&mut cmd);
     let line = p
-        .wait_line(Duration::from_secs(10), |x| x.starts_with("s> init server "))
+        .wait_line(Duration::from_secs(10), |x| {
+            x.starts_with("s> init server ")
+        })
         .unwrap();
     let addr: SocketAddr = line["s> init server ".len()..].parse().unwrap();
     assert_eq!(code(addr, &["REGISTER", "envuser"]), 0);
-    assert!(wait_until(Duration::from_secs(20), || users_in_audit(dir.path())
-        == ["envuser"]));
+    assert!(wait_until(Duration::from_secs(20), || users_in_audit(
+        dir.path()
+    ) == ["envuser"]));
 }
 
 #[test]
@@ -575,7 +631,12 @@ fn a_logger_that_never_answers_does_not_hold_up_requests() {
     // Every record is waiting in the spool.
     let spooled: usize = std::fs::read_dir(&spool)
         .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap().lines().count())
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
         .sum();
     assert_eq!(spooled, 300);
 }
@@ -612,7 +673,8 @@ fn logger_killed_and_restarted_mid_run_loses_and_repeats_nothing() {
     }
     let want = expected("k", OPS);
     assert!(
-        wait_until(Duration::from_secs(60), || users_in_audit(dir.path()).len() >= OPS),
+        wait_until(Duration::from_secs(60), || users_in_audit(dir.path()).len()
+            >= OPS),
         "only {} of {OPS} records arrived",
         users_in_audit(dir.path()).len()
     );
@@ -660,7 +722,8 @@ fn server_killed_mid_run_keeps_every_acknowledged_record() {
     assert_eq!(code(s.addr, &["REGISTER", "after"]), 0);
     acked.push("after".into());
     assert!(
-        wait_until(Duration::from_secs(60), || users_in_audit(dir.path()).len() >= acked.len()),
+        wait_until(Duration::from_secs(60), || users_in_audit(dir.path()).len()
+            >= acked.len()),
         "only {} of {} records arrived",
         users_in_audit(dir.path()).len(),
         acked.len()
@@ -668,9 +731,11 @@ fn server_killed_mid_run_keeps_every_acknowledged_record() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(users_in_audit(dir.path()), acked);
     // Everything delivered: the dead server's spool file is gone.
-    assert!(wait_until(Duration::from_secs(10), || std::fs::read_dir(&spool)
-        .unwrap()
-        .count()
+    assert!(wait_until(Duration::from_secs(10), || std::fs::read_dir(
+        &spool
+    )
+    .unwrap()
+    .count()
         == 1));
     drop(l);
 }

@@ -137,9 +137,13 @@ impl Server {
         args.extend_from_slice(extra);
         let proc = Proc::start(&args);
         let line = proc
-            .wait_line(Duration::from_secs(10), |l| l.starts_with("s> init server "))
+            .wait_line(Duration::from_secs(10), |l| {
+                l.starts_with("s> init server ")
+            })
             .expect("server did not print its init line");
-        let addr: SocketAddr = line["s> init server ".len()..].parse().expect("init line address");
+        let addr: SocketAddr = line["s> init server ".len()..]
+            .parse()
+            .expect("init line address");
         Server { proc, addr }
     }
 }
@@ -181,7 +185,10 @@ pub fn code(addr: SocketAddr, parts: &[&str]) -> u8 {
 pub fn list_fields(reply: &[u8]) -> Vec<String> {
     assert_eq!(reply.first(), Some(&0), "list reply code");
     let body = &reply[1..];
-    assert!(body.is_empty() || body.ends_with(&[0]), "list reply not NUL-terminated");
+    assert!(
+        body.is_empty() || body.ends_with(&[0]),
+        "list reply not NUL-terminated"
+    );
     body.split(|&b| b == 0)
         .take(body.iter().filter(|&&b| b == 0).count())
         .map(|f| String::from_utf8(f.to_vec()).unwrap())
@@ -202,7 +209,9 @@ impl Logger {
         args.extend_from_slice(extra);
         let proc = Proc::start(&args);
         let line = proc
-            .wait_line(Duration::from_secs(10), |l| l.starts_with("l> init logger "))
+            .wait_line(Duration::from_secs(10), |l| {
+                l.starts_with("l> init logger ")
+            })
             .expect("logger did not print its init line");
         let addr: SocketAddr = line["l> init logger ".len()..]
             .split_whitespace()
