@@ -57,6 +57,9 @@ pub const CONSOLE_DELAY: Duration = Duration::from_millis(50);
 /// Bytes of console lines gathered before they are handed over regardless.
 const CONSOLE_CHUNK: usize = 32 * 1024;
 
+/// How long the logger waits at exit for its last console lines to be written.
+const CONSOLE_FINISH: Duration = Duration::from_secs(2);
+
 /// How often the UDP thread looks at the shutdown flag.
 const UDP_POLL: Duration = Duration::from_millis(200);
 
@@ -538,7 +541,18 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
     drop(std::mem::replace(&mut store.console, Console::silent()));
     console.line("l> logger stopped".into());
     drop(console);
-    writer.finish();
+    // stdout may be stuck (a full pipe nobody reads, a paused terminal): wait
+    // for the console writer, but not forever.
+    let (done, finished) = crossbeam_channel::bounded::<()>(1);
+    let waiter = std::thread::Builder::new()
+        .name("console-finish".into())
+        .spawn(move || {
+            writer.finish();
+            let _ = done.send(());
+        });
+    if waiter.is_ok() && finished.recv_timeout(CONSOLE_FINISH).is_err() {
+        log::warn!("stdout is not being read: exiting without the last console lines");
+    }
     Ok(())
 }
 

@@ -739,3 +739,54 @@ fn server_killed_mid_run_keeps_every_acknowledged_record() {
         == 1));
     drop(l);
 }
+
+#[test]
+fn a_stuck_stdout_neither_blocks_logging_nor_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let port = free_port();
+    // stdout is a pipe that nobody reads: it fills after ~64 KiB of lines.
+    let mut child = Command::new(bin())
+        .args(["logger", "--bind", "127.0.0.1", "--no-portmap", "--audit"])
+        .arg(&audit)
+        .arg("--port")
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+        addr
+    )
+    .is_ok()));
+    let mut s = connect(addr);
+    let user = "u".repeat(200);
+    for batch in 0..10u32 {
+        let mut bytes = Vec::new();
+        for i in 0..200u32 {
+            let seq = u64::from(batch * 200 + i + 1);
+            bytes.extend(record(&call(
+                i,
+                PROG,
+                2,
+                1,
+                &v2_args(5, seq, &user, "REGISTER", "d"),
+            )));
+        }
+        s.write_all(&bytes).unwrap();
+        for i in 0..200u32 {
+            let body = read_reply(&mut s).expect("reply while stdout is stuck");
+            assert_eq!(status(parse_reply(i, &body)), 0);
+        }
+    }
+    assert_eq!(audit_lines(dir.path()).len(), 2000);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let exited = wait_until(Duration::from_secs(15), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(exited, "the logger hung at exit on a stuck stdout");
+}
