@@ -30,7 +30,6 @@ use crate::logrpc::{self, LOG_DUPLICATE, LOG_FAILED, LOG_STORED, LogRecord};
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
 use crate::portmap::{self, IPPROTO_TCP, IPPROTO_UDP, Mapping};
 use crate::rpc::{self, Answer, Incoming, RecordError};
-use crate::xdr;
 
 /// How long a TCP connection may stay silent. The server's shipper keeps one
 /// connection open and reconnects transparently, so idle connections can go.
@@ -160,6 +159,50 @@ struct Store {
     lines: String,
     /// When the oldest of `lines` was stored.
     lines_since: Option<Instant>,
+    /// The audit bytes of a batch, kept between batches.
+    scratch: Vec<u8>,
+}
+
+/// Appends `line` to newline-separated `lines`.
+fn push_line(lines: &mut String, line: &str) {
+    if line.is_empty() {
+        return;
+    }
+    if !lines.is_empty() {
+        lines.push('\n');
+    }
+    lines.push_str(line);
+}
+
+/// Largest batch buffer kept for the next batch.
+const SCRATCH_KEEP: usize = 256 * 1024;
+
+/// A server id written as 16 hex digits.
+#[derive(Debug, Clone, Copy)]
+struct ServerId(u64);
+
+impl Serialize for ServerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
+/// [`AuditLine`] as written, borrowing the record's strings.
+#[derive(Serialize, Default)]
+struct LineOut<'a> {
+    version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datetime: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
 }
 
 impl Store {
@@ -199,32 +242,28 @@ impl Store {
             console,
             lines: String::new(),
             lines_since: None,
+            scratch: Vec::new(),
         })
     }
 
     /// Stores a batch: decides duplicates, writes every new line in one write,
     /// prints them, and returns the status of each item, in order.
     fn store(&mut self, items: &[Item]) -> Vec<i32> {
-        let mut out = Vec::with_capacity(items.len() * 128);
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
         let mut statuses = Vec::with_capacity(items.len());
-        let mut lines = Vec::new();
+        let mut printed = String::new();
         let mut undo: Vec<(u64, Option<u64>)> = Vec::new();
         for item in items {
-            let (line, printed) = match item {
+            let line = match item {
                 Item::V1(text) => {
                     statuses.push(LOG_STORED);
-                    (
-                        AuditLine {
-                            version: 1,
-                            server: None,
-                            seq: None,
-                            user: None,
-                            operation: None,
-                            datetime: None,
-                            text: Some(text.clone()),
-                        },
-                        text.clone(),
-                    )
+                    push_line(&mut printed, text);
+                    LineOut {
+                        version: 1,
+                        text: Some(text),
+                        ..LineOut::default()
+                    }
                 }
                 Item::V2(r) => {
                     let prev = self.highest.get(&r.server_id).copied();
@@ -240,30 +279,31 @@ impl Store {
                         operation: r.operation.clone(),
                         datetime: r.datetime.clone(),
                     };
-                    (
-                        AuditLine {
-                            version: 2,
-                            server: Some(format!("{:016x}", r.server_id)),
-                            seq: Some(r.seq),
-                            user: Some(r.user.clone()),
-                            operation: Some(r.operation.clone()),
-                            datetime: Some(r.datetime.clone()),
-                            text: None,
-                        },
-                        rec.line(),
-                    )
+                    push_line(&mut printed, &rec.line());
+                    LineOut {
+                        version: 2,
+                        server: Some(ServerId(r.server_id)),
+                        seq: Some(r.seq),
+                        user: Some(&r.user),
+                        operation: Some(&r.operation),
+                        datetime: Some(&r.datetime),
+                        text: None,
+                    }
                 }
             };
-            // Serialising a struct of strings and numbers cannot fail.
-            if serde_json::to_writer(&mut out, &line).is_ok() {
-                out.push(b'\n');
-                lines.push(printed);
-            }
+            // Serialising strings and numbers into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, &line);
+            out.push(b'\n');
         }
         if out.is_empty() {
+            self.scratch = out;
             return statuses;
         }
-        if let Err(e) = self.file.write_all(&out) {
+        let written = self.file.write_all(&out);
+        if out.capacity() <= SCRATCH_KEEP {
+            self.scratch = out;
+        }
+        if let Err(e) = written {
             log::error!("cannot append to the audit file: {e}");
             for (id, prev) in undo.into_iter().rev() {
                 match prev {
@@ -278,12 +318,7 @@ impl Store {
             }
             return statuses;
         }
-        for line in lines {
-            if !self.lines.is_empty() {
-                self.lines.push('\n');
-            }
-            self.lines.push_str(&line);
-        }
+        push_line(&mut self.lines, &printed);
         self.lines_since.get_or_insert_with(Instant::now);
         if self.lines.len() >= CONSOLE_CHUNK {
             self.hand_over_lines();
@@ -417,9 +452,7 @@ impl Logger {
                 }
                 Pending::LogV2 { xid } => {
                     let status = statuses.next().unwrap_or(LOG_FAILED);
-                    let mut r = Vec::with_capacity(4);
-                    xdr::put_i32(&mut r, status);
-                    rpc::put_reply(out, xid, Answer::Success(&r));
+                    rpc::put_reply(out, xid, Answer::Success(&status.to_be_bytes()));
                 }
             }
         }

@@ -334,7 +334,7 @@ impl Link {
             }
             let until = Instant::now() + self.backoff;
             while Instant::now() < until {
-                if stop.expired() {
+                if stop.requested() {
                     return false;
                 }
                 std::thread::sleep(POLL.min(self.backoff));
@@ -433,6 +433,9 @@ fn ship(
     };
     let mut acked = 0;
     loop {
+        if stop.expired() {
+            break;
+        }
         let batch = match reader.read(BATCH, spool.len(), false) {
             Ok(b) => b,
             Err(e) => {
@@ -481,6 +484,9 @@ fn ship_orphan(link: &mut Link, orphan: &spool::Orphan, stop: &Stop) -> bool {
         }
     };
     loop {
+        if stop.expired() {
+            return false;
+        }
         match reader.read(BATCH, u64::MAX, true) {
             Ok(batch) if batch.is_empty() => return true,
             Ok(batch) => {
