@@ -790,3 +790,39 @@ fn a_stuck_stdout_neither_blocks_logging_nor_the_exit() {
     let _ = child.wait();
     assert!(exited, "the logger hung at exit on a stuck stdout");
 }
+
+#[test]
+fn records_undelivered_at_a_clean_stop_are_sent_by_the_next_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let spool = dir.path().join("spool");
+    let logger_addr = format!("127.0.0.1:{port}");
+    let server_args = [
+        "--logger",
+        logger_addr.as_str(),
+        "--spool",
+        spool.to_str().unwrap(),
+        "--quiet",
+    ];
+    // No logger yet: the records wait, and SIGINT does not wait for it.
+    let mut s = Server::start(&server_args);
+    for i in 0..10 {
+        assert_eq!(code(s.addr, &["REGISTER", &format!("c{i}")]), 0);
+    }
+    s.proc.signal("INT");
+    let status = s
+        .proc
+        .wait_exit(Duration::from_secs(15))
+        .expect("server exit");
+    assert!(status.success());
+    drop(s);
+    let l = logger(dir.path(), &["--port", &port]);
+    let _s = Server::start(&server_args);
+    assert!(wait_until(Duration::from_secs(30), || users_in_audit(
+        dir.path()
+    )
+    .len()
+        >= 10));
+    assert_eq!(users_in_audit(dir.path()), expected("c", 10));
+    drop(l);
+}
