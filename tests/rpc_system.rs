@@ -52,6 +52,15 @@ fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// Stops a logger with SIGINT, so that it unregisters from the portmapper.
+fn stop(mut l: Logger) {
+    l.proc.signal("INT");
+    assert!(
+        l.proc.wait_exit(Duration::from_secs(10)).is_some(),
+        "logger exit"
+    );
+}
+
 fn registered_logger(prog: u32, dir: &Path) -> Logger {
     let audit = dir.join("audit.jsonl");
     let l = Logger::start(&[
@@ -267,6 +276,7 @@ fn rpcgen_c_client_calls_log_v1_and_v2() {
         count_lines(&l.proc, "carol    PUBLISH notes.txt    17/12/2014 13:20:35"),
         1
     );
+    stop(l);
 }
 
 #[test]
@@ -298,6 +308,7 @@ fn the_server_finds_the_logger_through_the_portmapper() {
         "{:?}",
         l.proc.lines()
     );
+    stop(l);
 }
 
 /// LOG v2 calls over one TCP connection, one at a time, timed in C.
@@ -410,7 +421,15 @@ fn bench_log_calls_per_second_peerdex_vs_rpcgen_c_server() {
     let _ = c_server.wait();
     let _ = peerdex::portmap::unset(peerdex::portmap::local(), c_prog, 1);
     let _ = peerdex::portmap::unset(peerdex::portmap::local(), c_prog, 2);
-    rust.kill().unwrap();
+    // SIGINT: the logger unregisters itself.
+    let _ = Command::new("kill")
+        .args(["-INT", &rust.id().to_string()])
+        .status();
+    if !wait_until(Duration::from_secs(10), || {
+        matches!(rust.try_wait(), Ok(Some(_)))
+    }) {
+        let _ = rust.kill();
+    }
     let _ = rust.wait();
     let _ = peerdex::portmap::unset(peerdex::portmap::local(), rust_prog, 1);
     let _ = peerdex::portmap::unset(peerdex::portmap::local(), rust_prog, 2);
