@@ -419,8 +419,11 @@ fn bench_log_calls_per_second_peerdex_vs_rpcgen_c_server() {
     }
     let _ = c_server.kill();
     let _ = c_server.wait();
-    let _ = peerdex::portmap::unset(peerdex::portmap::local(), c_prog, 1);
-    let _ = peerdex::portmap::unset(peerdex::portmap::local(), c_prog, 2);
+    // The C server registered through rpcbind's local socket as its owner: only
+    // `rpcinfo -d` (same owner) can remove its mappings.
+    for vers in ["1", "2"] {
+        let _ = run(Command::new("rpcinfo").args(["-d", &c_prog.to_string(), vers]));
+    }
     // SIGINT: the logger unregisters itself.
     let _ = Command::new("kill")
         .args(["-INT", &rust.id().to_string()])
