@@ -30,8 +30,21 @@ pub struct AuditRecord {
 impl AuditRecord {
     /// The printed form, `alice    PUBLISH notes.txt    17/12/2014 13:20:35`.
     pub fn line(&self) -> String {
-        format!("{}    {}    {}", self.user, self.operation, self.datetime)
+        let mut out =
+            String::with_capacity(self.user.len() + self.operation.len() + self.datetime.len() + 8);
+        push_line(&mut out, &self.user, &self.operation, &self.datetime);
+        out
     }
+}
+
+/// Appends the printed form of a record made of these fields to `out` (for
+/// printers that gather many lines in one buffer).
+pub fn push_line(out: &mut String, user: &str, operation: &str, datetime: &str) {
+    out.push_str(user);
+    out.push_str("    ");
+    out.push_str(operation);
+    out.push_str("    ");
+    out.push_str(datetime);
 }
 
 /// Where request threads put their audit records.

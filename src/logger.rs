@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditRecord;
+use crate::audit;
 use crate::console::Console;
 use crate::logrpc::{self, LOG_DUPLICATE, LOG_FAILED, LOG_STORED, LogRecord};
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
@@ -161,17 +161,8 @@ struct Store {
     lines_since: Option<Instant>,
     /// The audit bytes of a batch, kept between batches.
     scratch: Vec<u8>,
-}
-
-/// Appends `line` to newline-separated `lines`.
-fn push_line(lines: &mut String, line: &str) {
-    if line.is_empty() {
-        return;
-    }
-    if !lines.is_empty() {
-        lines.push('\n');
-    }
-    lines.push_str(line);
+    /// Duplicate-check entries a failed batch must restore, kept between batches.
+    undo: Vec<(u64, Option<u64>)>,
 }
 
 /// Largest batch buffer kept for the next batch.
@@ -243,22 +234,27 @@ impl Store {
             lines: String::new(),
             lines_since: None,
             scratch: Vec::new(),
+            undo: Vec::new(),
         })
     }
 
     /// Stores a batch: decides duplicates, writes every new line in one write,
     /// prints them, and returns the status of each item, in order.
-    fn store(&mut self, items: &[Item]) -> Vec<i32> {
+    fn store(&mut self, items: &[Item], statuses: &mut Vec<i32>) {
+        statuses.clear();
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        let mut statuses = Vec::with_capacity(items.len());
-        let mut printed = String::new();
-        let mut undo: Vec<(u64, Option<u64>)> = Vec::new();
+        self.undo.clear();
+        // Printed lines go straight into the console buffer; cut back on failure.
+        let mark = self.lines.len();
         for item in items {
             let line = match item {
                 Item::V1(text) => {
                     statuses.push(LOG_STORED);
-                    push_line(&mut printed, text);
+                    if !text.is_empty() {
+                        self.next_line();
+                        self.lines.push_str(text);
+                    }
                     LineOut {
                         version: 1,
                         text: Some(text),
@@ -271,15 +267,11 @@ impl Store {
                         statuses.push(LOG_DUPLICATE);
                         continue;
                     }
-                    undo.push((r.server_id, prev));
+                    self.undo.push((r.server_id, prev));
                     self.highest.insert(r.server_id, r.seq);
                     statuses.push(LOG_STORED);
-                    let rec = AuditRecord {
-                        user: r.user.clone(),
-                        operation: r.operation.clone(),
-                        datetime: r.datetime.clone(),
-                    };
-                    push_line(&mut printed, &rec.line());
+                    self.next_line();
+                    audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
                     LineOut {
                         version: 2,
                         server: Some(ServerId(r.server_id)),
@@ -295,37 +287,45 @@ impl Store {
             let _ = serde_json::to_writer(&mut out, &line);
             out.push(b'\n');
         }
-        if out.is_empty() {
-            self.scratch = out;
-            return statuses;
-        }
-        let written = self.file.write_all(&out);
+        let written = if out.is_empty() {
+            Ok(())
+        } else {
+            self.file.write_all(&out)
+        };
         if out.capacity() <= SCRATCH_KEEP {
             self.scratch = out;
         }
         if let Err(e) = written {
             log::error!("cannot append to the audit file: {e}");
-            for (id, prev) in undo.into_iter().rev() {
+            self.lines.truncate(mark);
+            for (id, prev) in self.undo.drain(..).rev() {
                 match prev {
                     Some(h) => self.highest.insert(id, h),
                     None => self.highest.remove(&id),
                 };
             }
-            for s in &mut statuses {
+            for s in statuses.iter_mut() {
                 if *s == LOG_STORED {
                     *s = LOG_FAILED;
                 }
             }
-            return statuses;
+            return;
         }
-        push_line(&mut self.lines, &printed);
-        self.lines_since.get_or_insert_with(Instant::now);
+        if self.lines.len() > mark {
+            self.lines_since.get_or_insert_with(Instant::now);
+        }
         if self.lines.len() >= CONSOLE_CHUNK {
             self.hand_over_lines();
         } else {
             self.hand_over_due_lines();
         }
-        statuses
+    }
+
+    /// Starts a new console line in the buffer.
+    fn next_line(&mut self) {
+        if !self.lines.is_empty() {
+            self.lines.push('\n');
+        }
     }
 
     /// Hands the gathered console lines over if the oldest has waited long enough.
@@ -364,6 +364,14 @@ enum Pending {
     LogV1 { xid: u32 },
     /// LOG v2: status result once stored.
     LogV2 { xid: u32 },
+}
+
+/// The calls of one batch, with buffers kept from batch to batch.
+#[derive(Default)]
+struct Batch {
+    pending: Vec<Pending>,
+    items: Vec<Item>,
+    statuses: Vec<i32>,
 }
 
 /// Shared state of the running logger.
@@ -430,13 +438,17 @@ impl Logger {
 
     /// Stores the batch's records, then encodes every reply (record-marked) into
     /// `out`, in call order.
-    fn complete(&self, pending: &mut Vec<Pending>, items: &mut Vec<Item>, out: &mut Vec<u8>) {
-        let statuses = if items.is_empty() {
-            Vec::new()
-        } else {
-            self.store.lock().store(items)
-        };
-        let mut statuses = statuses.into_iter();
+    fn complete(&self, batch: &mut Batch, out: &mut Vec<u8>) {
+        let Batch {
+            pending,
+            items,
+            statuses,
+        } = batch;
+        statuses.clear();
+        if !items.is_empty() {
+            self.store.lock().store(items, statuses);
+        }
+        let mut statuses = statuses.iter().copied();
         for p in pending.drain(..) {
             match p {
                 Pending::Answer { xid, answer } => rpc::put_reply(out, xid, answer),
@@ -645,8 +657,7 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
     }
     let _ = udp.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut buf = vec![0u8; rpc::MAX_DATAGRAM];
-    let mut items = Vec::new();
-    let mut pending = Vec::new();
+    let mut batch = Batch::default();
     let mut out = Vec::new();
     while !shutdown.is_triggered() {
         let (n, peer) = match udp.recv_from(&mut buf) {
@@ -657,13 +668,13 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
                 continue;
             }
         };
-        let Some(p) = logger.dispatch(&buf[..n], &mut items) else {
+        let Some(p) = logger.dispatch(&buf[..n], &mut batch.items) else {
             log::debug!("udp: {peer}: not a call: dropped");
             continue;
         };
-        pending.push(p);
+        batch.pending.push(p);
         out.clear();
-        logger.complete(&mut pending, &mut items, &mut out);
+        logger.complete(&mut batch, &mut out);
         // A datagram carries the message without its record mark.
         if out.len() > 4
             && let Err(e) = udp.send_to(&out[4..], peer)
@@ -685,15 +696,14 @@ fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Perm
     let mut reader = BufReader::with_capacity(READ_BUFFER, &stream);
     let mut writer = &stream;
     let mut record = Vec::new();
-    let mut items = Vec::new();
-    let mut pending = Vec::new();
+    let mut batch = Batch::default();
     let mut out = Vec::new();
     loop {
         let result = rpc::read_record(&mut reader, &mut record);
         let stop = match result {
-            Ok(()) => match logger.dispatch(&record, &mut items) {
+            Ok(()) => match logger.dispatch(&record, &mut batch.items) {
                 Some(p) => {
-                    pending.push(p);
+                    batch.pending.push(p);
                     false
                 }
                 None => {
@@ -708,9 +718,9 @@ fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Perm
             }
         };
         // Reply once nothing more is waiting in the buffer (or the batch is full).
-        if stop || pending.len() >= MAX_BATCH || !rpc::has_complete_record(reader.buffer()) {
+        if stop || batch.pending.len() >= MAX_BATCH || !rpc::has_complete_record(reader.buffer()) {
             out.clear();
-            logger.complete(&mut pending, &mut items, &mut out);
+            logger.complete(&mut batch, &mut out);
             if !out.is_empty()
                 && let Err(e) = writer.write_all(&out)
             {
@@ -731,6 +741,12 @@ fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Perm
 mod tests {
     use super::*;
 
+    fn store(s: &mut Store, items: &[Item]) -> Vec<i32> {
+        let mut statuses = Vec::new();
+        s.store(items, &mut statuses);
+        statuses
+    }
+
     fn v2(id: u64, seq: u64, user: &str) -> Item {
         Item::V2(LogRecord {
             server_id: id,
@@ -747,13 +763,16 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let mut s = Store::open(&path, Console::silent()).unwrap();
         assert_eq!(
-            s.store(&[v2(1, 1, "a"), v2(1, 2, "b"), v2(1, 2, "b"), v2(2, 1, "c")]),
+            store(
+                &mut s,
+                &[v2(1, 1, "a"), v2(1, 2, "b"), v2(1, 2, "b"), v2(2, 1, "c")]
+            ),
             [LOG_STORED, LOG_STORED, LOG_DUPLICATE, LOG_STORED]
         );
         drop(s);
         let mut s = Store::open(&path, Console::silent()).unwrap();
         assert_eq!(
-            s.store(&[v2(1, 1, "a"), v2(1, 3, "d"), v2(2, 1, "c")]),
+            store(&mut s, &[v2(1, 1, "a"), v2(1, 3, "d"), v2(2, 1, "c")]),
             [LOG_DUPLICATE, LOG_STORED, LOG_DUPLICATE]
         );
         let text = std::fs::read_to_string(&path).unwrap();
@@ -770,7 +789,7 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         std::fs::write(&path, "{\"version\":2,\"serv").unwrap();
         let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(s.store(&[v2(5, 1, "x")]), [LOG_STORED]);
+        assert_eq!(store(&mut s, &[v2(5, 1, "x")]), [LOG_STORED]);
         let text = std::fs::read_to_string(&path).unwrap();
         let last = text.lines().last().unwrap();
         let a: AuditLine = serde_json::from_str(last).unwrap();
@@ -783,7 +802,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(s.store(&[Item::V1("hello world".into())]), [LOG_STORED]);
+        assert_eq!(
+            store(&mut s, &[Item::V1("hello world".into())]),
+            [LOG_STORED]
+        );
         let a: AuditLine =
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(a.version, 1);
