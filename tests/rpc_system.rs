@@ -346,7 +346,8 @@ int main(int argc, char **argv) {
 /// against an rpcgen-generated C server (empty LOG bodies) from the same .x,
 /// in the same run. Not a pass/fail test; run it with
 /// `cargo test --release --test rpc_system -- --ignored --nocapture bench`
-/// (BENCH_CALLS=N to change the number of calls per round).
+/// (BENCH_CALLS=N to change the number of calls per round, BENCH_AUDIT=FILE to
+/// put the audit file elsewhere).
 #[test]
 #[ignore]
 fn bench_log_calls_per_second_peerdex_vs_rpcgen_c_server() {
@@ -385,9 +386,13 @@ fn bench_log_calls_per_second_peerdex_vs_rpcgen_c_server() {
         .unwrap();
     // The logger's console goes to /dev/null, like the C server's (which prints
     // nothing): the figure is the logger's, not the test harness's pipe reader.
+    // BENCH_AUDIT=/dev/null measures the logger without its audit file write.
+    let audit = std::env::var_os("BENCH_AUDIT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("audit.jsonl"));
     let mut rust = Command::new(support::bin())
         .args(["logger", "--program", &rust_prog.to_string(), "--audit"])
-        .arg(dir.path().join("audit.jsonl"))
+        .arg(&audit)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
