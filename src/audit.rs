@@ -2,19 +2,18 @@
 //! and the channel that carries them away from the request path.
 //!
 //! Owns: the record type, its printed line, and [`AuditSink`], the handle request
-//! threads use. Recording never blocks a request: the sink hands the record to a
-//! bounded channel and, if the consumer has fallen that far behind, counts it as
-//! dropped and says so in the log. Does not own: shipping records to the logger
-//! (`shipper`) or printing them (`logger`).
+//! threads use. Recording never waits for the logger: the sink appends the record
+//! to the durable spool (one `write` to a local file, under a short lock) and
+//! rings the shipper, which sends it on its own thread. If the spool cannot take
+//! it (disk full, spool over its cap) the record is counted as dropped and the
+//! log says so. Does not own: the spool file (`spool`), shipping records to the
+//! logger (`shipper`) or printing them (`logger`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 
-/// Records the channel holds before the sink starts dropping. At ~200 bytes a record
-/// this caps the backlog at a few tens of MB.
-pub const CHANNEL_CAPACITY: usize = 1 << 17;
+use crate::spool::Spool;
 
 /// One audited request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,57 +30,50 @@ pub struct AuditRecord {
 impl AuditRecord {
     /// The printed form, `alice    PUBLISH notes.txt    17/12/2014 13:20:35`.
     pub fn line(&self) -> String {
-        format!("{}    {}    {}", self.user, self.operation, self.datetime)
+        let mut out =
+            String::with_capacity(self.user.len() + self.operation.len() + self.datetime.len() + 8);
+        push_line(&mut out, &self.user, &self.operation, &self.datetime);
+        out
     }
+}
+
+/// Appends the printed form of a record made of these fields to `out` (for
+/// printers that gather many lines in one buffer).
+pub fn push_line(out: &mut String, user: &str, operation: &str, datetime: &str) {
+    out.push_str(user);
+    out.push_str("    ");
+    out.push_str(operation);
+    out.push_str("    ");
+    out.push_str(datetime);
 }
 
 /// Where request threads put their audit records.
 pub struct AuditSink {
-    tx: Option<Sender<AuditRecord>>,
-    dropped: AtomicU64,
+    spool: Option<Arc<Spool>>,
 }
 
 impl AuditSink {
-    /// A sink feeding a new bounded channel; the receiver goes to the consumer.
-    pub fn channel() -> (AuditSink, Receiver<AuditRecord>) {
-        let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
-        (
-            AuditSink {
-                tx: Some(tx),
-                dropped: AtomicU64::new(0),
-            },
-            rx,
-        )
+    /// A sink appending to `spool`.
+    pub fn spooled(spool: Arc<Spool>) -> AuditSink {
+        AuditSink { spool: Some(spool) }
     }
 
     /// A sink that discards every record (`--no-logger`).
     pub fn disabled() -> AuditSink {
-        AuditSink {
-            tx: None,
-            dropped: AtomicU64::new(0),
-        }
+        AuditSink { spool: None }
     }
 
-    /// Hands a record to the consumer without waiting.
+    /// Makes the record durable and hands it to the shipper, without waiting for
+    /// the logger. Call it before replying to the client.
     pub fn record(&self, record: AuditRecord) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    log::warn!("audit consumer is behind: {n} records dropped so far");
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(spool) = &self.spool {
+            spool.append_or_count(&record);
         }
     }
 
-    /// Records dropped because the consumer could not keep up.
+    /// Records that could not be spooled.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.spool.as_ref().map_or(0, |s| s.dropped())
     }
 }
 
@@ -106,20 +98,24 @@ mod tests {
     }
 
     #[test]
-    fn records_reach_the_receiver_in_order() {
-        let (sink, rx) = AuditSink::channel();
+    fn records_land_in_the_spool_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _bell) = Spool::create(dir.path()).unwrap();
+        let spool = Arc::new(spool);
+        let sink = AuditSink::spooled(Arc::clone(&spool));
         sink.record(rec("A"));
         sink.record(rec("B"));
-        assert_eq!(rx.try_recv().unwrap().operation, "A");
-        assert_eq!(rx.try_recv().unwrap().operation, "B");
+        let mut r = crate::spool::SpoolReader::open(spool.path()).unwrap();
+        let got = r.read(10, spool.len(), false).unwrap();
+        let ops: Vec<_> = got.iter().map(|(e, _)| e.operation.as_str()).collect();
+        assert_eq!(ops, ["A", "B"]);
+        assert_eq!(sink.dropped(), 0);
     }
 
     #[test]
-    fn a_full_channel_drops_instead_of_blocking() {
-        let (sink, _rx) = AuditSink::channel();
-        for _ in 0..CHANNEL_CAPACITY + 5 {
-            sink.record(rec("X"));
-        }
-        assert_eq!(sink.dropped(), 5);
+    fn a_disabled_sink_drops_nothing_and_stores_nothing() {
+        let sink = AuditSink::disabled();
+        sink.record(rec("X"));
+        assert_eq!(sink.dropped(), 0);
     }
 }

@@ -14,7 +14,10 @@
 //! - [`audit`]: audit records; [`shipper`]: sends them to the logger.
 //! - [`console`]: batched console lines on stdout; [`clock`]: the DATETIME format.
 //! - [`client`]: the interactive shell; [`peer`]: the peer listener and downloads.
-//! - [`logger`]: the ONC-RPC audit logger; [`timesvc`]: the time web service.
+//! - [`logger`]: the ONC-RPC audit logger; [`logrpc`]: its interface (`rpc/logger.x`);
+//!   [`rpc`]: ONC-RPC messages and record marking; [`xdr`]: XDR values;
+//!   [`portmap`]: the portmapper client; [`spool`]: the server's durable audit spool.
+//! - [`timesvc`]: the time web service.
 //! - [`bench`]: the load generator and baselines of `peerdex bench`.
 
 pub mod audit;
@@ -26,10 +29,15 @@ pub mod index;
 pub mod journal;
 pub mod liveness;
 pub mod logger;
+pub mod logrpc;
 pub mod net;
 pub mod peer;
+pub mod portmap;
 pub mod registry;
+pub mod rpc;
 pub mod server;
 pub mod shipper;
+pub mod spool;
 pub mod timesvc;
 pub mod wire;
+pub mod xdr;

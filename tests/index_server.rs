@@ -439,6 +439,8 @@ fn port_in_use_is_a_clear_error() {
             &s.addr.port().to_string(),
             "--bind",
             "127.0.0.1",
+            "--ephemeral",
+            "--no-logger",
         ])
         .output()
         .unwrap();

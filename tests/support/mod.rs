@@ -139,6 +139,12 @@ impl Server {
         if !extra.contains(&"--data-dir") && !extra.contains(&"--ephemeral") {
             args.push("--ephemeral");
         }
+        // Likewise, audit shipping only where a test asks for it: otherwise every
+        // server would spool into the shared ./peerdex-spool.
+        let shipping = ["--logger", "--spool", "--no-logger"];
+        if !extra.iter().any(|a| shipping.contains(a)) {
+            args.push("--no-logger");
+        }
         args.extend_from_slice(extra);
         let proc = Proc::start(&args);
         let line = proc
@@ -488,4 +494,75 @@ pub fn exchange_from(src: std::net::Ipv4Addr, addr: SocketAddr, bytes: &[u8]) ->
 /// Sends a request made of `parts` from `src` and returns the reply bytes.
 pub fn call_from(src: std::net::Ipv4Addr, addr: SocketAddr, parts: &[&str]) -> Vec<u8> {
     exchange_from(src, addr, &fields(parts))
+}
+
+/// A running `peerdex logger`.
+pub struct Logger {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Logger {
+    /// Starts `peerdex logger --bind 127.0.0.1 <extra>` and waits for its init line
+    /// (`l> init logger IP:PORT program 0x... ...`).
+    pub fn start(extra: &[&str]) -> Logger {
+        let mut args = vec!["logger", "--bind", "127.0.0.1"];
+        args.extend_from_slice(extra);
+        let proc = Proc::start(&args);
+        let line = proc
+            .wait_line(Duration::from_secs(10), |l| {
+                l.starts_with("l> init logger ")
+            })
+            .expect("logger did not print its init line");
+        let addr: SocketAddr = line["l> init logger ".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .expect("init line address");
+        Logger {
+            proc,
+            port: addr.port(),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// Stdout lines of `proc` equal to `line`, counted.
+pub fn count_lines(proc: &Proc, line: &str) -> usize {
+    proc.lines().iter().filter(|l| *l == line).count()
+}
+
+/// Waits until `cond` holds, at most `timeout`; returns whether it did.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// True when PEERDEX_REQUIRE_SYSTEM_TESTS=1: tests that need external programs
+/// fail instead of skipping when those are missing.
+pub fn system_tests_required() -> bool {
+    std::env::var("PEERDEX_REQUIRE_SYSTEM_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns false, with a message) or fails, when `missing` is not empty.
+pub fn require_tools(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{test}: needs {}", missing.join(", "));
+    if system_tests_required() {
+        panic!("{msg} (PEERDEX_REQUIRE_SYSTEM_TESTS=1)");
+    }
+    eprintln!("SKIPPED {msg}; set PEERDEX_REQUIRE_SYSTEM_TESTS=1 to make this a failure");
+    false
 }
