@@ -33,3 +33,16 @@ bench: release
 
 clean:
 	$(CARGO) clean
+
+## make run: logger, time service and index server in this terminal; Ctrl+C stops all.
+PORT ?= 9090
+TIME_PORT ?= 8000
+LOGGER_PORT ?= 9091
+PROGRAM ?= 0x20000001
+RUN_DIR ?= run
+ADVERTISE ?=
+
+.PHONY: run
+run: release
+	@PEERDEX=$(PEERDEX_RELEASE) PORT=$(PORT) TIME_PORT=$(TIME_PORT) LOGGER_PORT=$(LOGGER_PORT) \
+	  PROGRAM=$(PROGRAM) RUN_DIR=$(RUN_DIR) ADVERTISE=$(ADVERTISE) scripts/run.sh

@@ -100,7 +100,7 @@ fi
 
 host=$(sed -n 's/^s> init server \(.*\):[0-9]*$/\1/p' "$RUN_DIR/server.out" | head -n1)
 if grep -q "registered program" "$RUN_DIR/logger.out"; then
-    pmap="registered with rpcbind: see it with 'rpcinfo -p' and 'rpcinfo -t localhost $PROGRAM'"
+    pmap="registered with rpcbind: see it with 'rpcinfo -p' and 'rpcinfo -t localhost $((PROGRAM))'"
 else
     pmap="no rpcbind running: not registered (install and start rpcbind to see it with rpcinfo)"
 fi
@@ -128,7 +128,7 @@ INFO
 while :; do
     for pid in "${pids[@]}"; do
         if ! kill -0 "$pid" 2>/dev/null; then
-            echo "make run: a component stopped unexpectedly; stopping the others" >&2
+            echo "make run: a component stopped; stopping the others" >&2
             stop
         fi
     done
