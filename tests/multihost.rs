@@ -211,3 +211,140 @@ fn a_peer_cut_off_mid_download_fails_cleanly_while_others_complete() {
     let (msg, _) = clients[0].cmd_list("LIST_USERS", 3);
     assert_eq!(msg, "c> LIST_USERS OK");
 }
+
+#[test]
+fn the_server_finds_the_logger_through_its_hosts_portmapper_and_refuses_impersonation() {
+    let Some(bed) = Bed::up() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let program = "0x20000001";
+    let _rpcbind = bed.rpcbind("logger");
+    let audit = work.path().join("audit.jsonl");
+    let logger = bed.peerdex(
+        "logger",
+        &[
+            "logger",
+            "--port",
+            "0",
+            "--program",
+            program,
+            "--audit",
+            audit.to_str().unwrap(),
+        ],
+    );
+    logger
+        .wait_line(Duration::from_secs(10), |l| {
+            l.starts_with("l> registered program")
+        })
+        .unwrap_or_else(|| panic!("logger did not register: {:?}", logger.lines()));
+    // The logger's host answers rpcinfo from the server's host.
+    let out = bed
+        .command("server", "rpcinfo")
+        .args(["-p", "10.77.0.11"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    for (version, proto) in [("1", "tcp"), ("1", "udp"), ("2", "tcp"), ("2", "udp")] {
+        assert!(
+            listing.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() >= 3 && f[0] == "536870913" && f[1] == version && f[2] == proto
+            }),
+            "rpcinfo -p 10.77.0.11 lacks version {version} {proto}:\n{listing}"
+        );
+    }
+
+    // The server is given the logger's host only: it asks that host's portmapper.
+    let spool = work.path().join("spool");
+    let (_time, time_url) = start_time(&bed);
+    let (server_proc, port) = start_server(
+        &bed,
+        &[
+            "--logger",
+            "10.77.0.11",
+            "--program",
+            program,
+            "--spool",
+            spool.to_str().unwrap(),
+        ],
+    );
+    let server = Bed::addr("server", port);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut peer1 = bed.client("peer1", server, dirs[0].path(), &time_url, &[]);
+    let mut peer2 = bed.client("peer2", server, dirs[1].path(), &time_url, &[]);
+    std::fs::write(dirs[0].path().join("a.txt"), "from peer1").unwrap();
+    peer1.register_connect("peer1");
+    assert_eq!(peer1.cmd("PUBLISH a.txt first file"), "c> PUBLISH OK");
+    peer2.register_connect("peer2");
+    assert_eq!(peer2.cmd("GET_FILE peer1 a.txt b.txt"), "c> GET_FILE OK");
+
+    // Every record reaches the logger on its host, stamped by the time service.
+    for record in [
+        "peer1    REGISTER    ",
+        "peer1    PUBLISH a.txt    ",
+        "peer2    CONNECT    ",
+        "peer2    LIST_USERS    ",
+    ] {
+        assert!(
+            logger
+                .wait_line(Duration::from_secs(15), |l| l.starts_with(record))
+                .is_some(),
+            "no logger line {record:?}: {:?}",
+            logger.lines()
+        );
+    }
+
+    // peer2's host tries every operation as peer1 (connected from peer1's host).
+    let attempts: Vec<(Vec<&'static str>, u8)> = vec![
+        (vec!["DISCONNECT", DT, "peer1"], 3),
+        (vec!["PUBLISH", DT, "peer1", "evil.txt", "x"], 4),
+        (vec!["DELETE", DT, "peer1", "a.txt"], 4),
+        (vec!["LIST_USERS", DT, "peer1"], 3),
+        (vec!["LIST_CONTENT", DT, "peer1", "peer2"], 4),
+        (vec!["SEARCH", DT, "peer1", "a"], 3),
+        (vec!["CONNECT", DT, "peer1", "9"], 3),
+        (vec!["UNREGISTER", DT, "peer1"], 2),
+    ];
+    for (parts, expected) in attempts {
+        let reply = bed.on("peer2", {
+            let parts = parts.clone();
+            move || call(server, &parts)
+        });
+        assert_eq!(reply, [expected], "{parts:?} from peer2's host");
+    }
+    // State unchanged, and the rightful host still works.
+    let (msg, files) = peer1.cmd_list("LIST_CONTENT peer1", 1);
+    assert_eq!(msg, "c> LIST_CONTENT OK");
+    assert_eq!(files, ["\ta.txt \"first file\""]);
+    let (_, users) = peer1.cmd_list("LIST_USERS", 2);
+    assert!(users[0].contains("peer1 10.77.0.21 "), "{users:?}");
+    assert!(
+        server_proc
+            .wait_line(Duration::from_secs(5), |l| {
+                l == "s> DISCONNECT FROM peer1 REFUSED: connected from 10.77.0.21, request from 10.77.0.22"
+            })
+            .is_some()
+    );
+    // The refusals are in the audit log on the logger's host.
+    assert!(
+        logger
+            .wait_line(Duration::from_secs(15), |l| {
+                l.starts_with("peer1    PUBLISH evil.txt REFUSED from 10.77.0.22    ")
+            })
+            .is_some(),
+        "{:?}",
+        logger.lines()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refused = || {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .matches("REFUSED from 10.77.0.22")
+            .count()
+    };
+    while refused() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(refused(), 8, "refusals in the audit file");
+    peer1.send("QUIT");
+    assert_eq!(peer1.next_message(), "c> DISCONNECT OK");
+}

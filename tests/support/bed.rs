@@ -142,3 +142,33 @@ impl Bed {
         super::Client::spawn(cmd)
     }
 }
+
+impl Bed {
+    /// Starts a portmapper (rpcbind) on `host` with a private /run, so it never meets
+    /// the machine's own rpcbind (which keeps its socket and lock under /run).
+    pub fn rpcbind(&self, host: &str) -> Proc {
+        let mut cmd = self.command(host, "unshare");
+        cmd.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run && exec rpcbind -f -w",
+        ]);
+        let proc = Proc::start_with(&mut cmd);
+        // Ready when it answers on the host's address.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let addr = SocketAddr::new(Self::ip(host), 111);
+        while std::time::Instant::now() < deadline {
+            if self.on(host, move || {
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+                    .is_ok()
+            }) {
+                return proc;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("rpcbind did not start on {host}");
+    }
+}
