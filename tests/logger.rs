@@ -587,9 +587,17 @@ fn logger_host_from_the_environment_is_honoured() {
     let l = logger(dir.path(), &[]);
     let spool = dir.path().join("spool");
     let mut cmd = Command::new(bin());
-    cmd.args(["server", "-p", "0", "--bind", "127.0.0.1", "--spool"])
-        .arg(&spool)
-        .env("LOGGER_HOST", format!("127.0.0.1:{}", l.port));
+    cmd.args([
+        "server",
+        "-p",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--ephemeral",
+        "--spool",
+    ])
+    .arg(&spool)
+    .env("LOGGER_HOST", format!("127.0.0.1:{}", l.port));
     let p = Proc::start_with(&mut cmd);
     let line = p
         .wait_line(Duration::from_secs(10), |x| {
