@@ -15,14 +15,14 @@ release:
 	$(CARGO) build --release
 
 ## make test: formatting, lints, unit, property and process tests, benchmark smoke run.
-test: lint unit bench-smoke
+test: lint bench-smoke unit
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 
 bench-smoke: build
 	$(PEERDEX_DEBUG) bench --smoke
