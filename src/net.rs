@@ -36,6 +36,17 @@ pub const CONNECTION_STACK: usize = 256 * 1024;
 /// recover at once when descriptors free up.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
+/// Parses a timeout option: seconds, more than 0 and at most an hour (clap value
+/// parser shared by every service's `--timeout`).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
 /// Binds a TCP listener with `SO_REUSEADDR` and a large backlog.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};

@@ -36,7 +36,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "IP")]
     pub advertise: Option<IpAddr>,
     /// Read and write timeout per connection, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = net::parse_seconds)]
     pub timeout: f64,
     /// Most connections open at once; past it the oldest connection that has not
     /// yet sent its request is closed to make room.
@@ -63,15 +63,6 @@ pub struct ServerArgs {
     pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
     pub logger: shipper::ShipperArgs,
-}
-
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!(
-            "'{s}' is not a number of seconds between 0 and 3600"
-        )),
-    }
 }
 
 /// Why the server could not start.

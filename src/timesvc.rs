@@ -74,21 +74,12 @@ pub struct TimeArgs {
     pub bind: IpAddr,
     /// Time a client has to send its whole request, and the write timeout, in
     /// seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = net::parse_seconds)]
     pub timeout: f64,
     /// Most connections (and so worker threads) at once; past it the oldest
     /// connection that has not yet sent its request is closed to make room.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
-}
-
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!(
-            "'{s}' is not a number of seconds between 0 and 3600"
-        )),
-    }
 }
 
 /// Why the time service could not start.
