@@ -9,6 +9,14 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// `bash scripts/run.sh` with the test build of peerdex (environment to be added).
+fn run_script() -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run.sh"))
+        .env("PEERDEX", bin());
+    cmd
+}
+
 /// Kills a whole process group on drop, so a failed test leaves nothing behind.
 struct GroupGuard(u32);
 
@@ -45,17 +53,18 @@ fn make_run_serves_two_clients_and_ctrl_c_stops_everything() {
     let (port, time_port, logger_port) = (free_port(), free_port(), free_port());
     // A program number of its own, so it never meets another test's logger.
     let program = format!("{:#x}", 0x2300_0000u32 + std::process::id() % 0x10000);
-    let mut cmd = Command::new("bash");
-    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run.sh"))
-        .env("PEERDEX", bin())
-        .env("PORT", port.to_string())
-        .env("TIME_PORT", time_port.to_string())
-        .env("LOGGER_PORT", logger_port.to_string())
-        .env("PROGRAM", &program)
-        .env("RUN_DIR", run_dir.path())
-        .stdin(std::process::Stdio::null())
-        // Its own process group, as a terminal's foreground job would be.
-        .process_group(0);
+    let script = |cmd: &mut Command| {
+        cmd.env("PORT", port.to_string())
+            .env("TIME_PORT", time_port.to_string())
+            .env("LOGGER_PORT", logger_port.to_string())
+            .env("PROGRAM", &program)
+            .env("RUN_DIR", run_dir.path())
+            .stdin(std::process::Stdio::null())
+            // Its own process group, as a terminal's foreground job would be.
+            .process_group(0);
+    };
+    let mut cmd = run_script();
+    script(&mut cmd);
     let mut run = Proc::start_with(&mut cmd);
     let pgid = run.child.id();
     let _guard = GroupGuard(pgid);
@@ -141,18 +150,9 @@ fn make_run_serves_two_clients_and_ctrl_c_stops_everything() {
     );
 
     // A second run right after starts on the same ports.
-    let mut again = Proc::start_with(
-        Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run.sh"))
-            .env("PEERDEX", bin())
-            .env("PORT", port.to_string())
-            .env("TIME_PORT", time_port.to_string())
-            .env("LOGGER_PORT", logger_port.to_string())
-            .env("PROGRAM", &program)
-            .env("RUN_DIR", run_dir.path())
-            .stdin(std::process::Stdio::null())
-            .process_group(0),
-    );
+    let mut cmd = run_script();
+    script(&mut cmd);
+    let mut again = Proc::start_with(&mut cmd);
     let pgid2 = again.child.id();
     let _guard2 = GroupGuard(pgid2);
     assert!(
@@ -175,9 +175,7 @@ fn make_run_names_a_port_already_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let run_dir = tempfile::tempdir().unwrap();
-    let out = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run.sh"))
-        .env("PEERDEX", bin())
+    let out = run_script()
         .env("PORT", free_port().to_string())
         .env("TIME_PORT", port.to_string())
         .env("LOGGER_PORT", free_port().to_string())
