@@ -1,0 +1,5 @@
+//! downloads section of `peerdex bench` (todo).
+use super::{BenchError, Plan};
+pub fn run(_plan: &Plan) -> Result<(), BenchError> {
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! scale section of `peerdex bench` (todo).
+use super::{BenchError, Plan};
+pub fn run(_plan: &Plan) -> Result<(), BenchError> {
+    Ok(())
+}
