@@ -61,6 +61,8 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 /// One measured system.
 pub struct System {
     pub name: &'static str,
+    /// The processes that serve it (the server, and its logger for (a)).
+    pub pids: Vec<u32>,
     pub addr: SocketAddr,
     /// Whether list replies carry the prepared entries (the ceiling's are empty).
     pub lists: bool,
@@ -122,6 +124,7 @@ pub fn start_deployed() -> Result<System, BenchError> {
     )?;
     Ok(System {
         name: "(a) peerdex deployed",
+        pids: vec![server.child.id(), logger.child.id()],
         addr: server.addr,
         lists: true,
         _server: server,
@@ -147,6 +150,7 @@ pub fn start_ephemeral() -> Result<System, BenchError> {
     )?;
     Ok(System {
         name: "(b) peerdex --ephemeral --no-logger",
+        pids: vec![server.child.id()],
         addr: server.addr,
         lists: true,
         _server: server,
@@ -164,6 +168,7 @@ pub fn start_ceiling() -> Result<System, BenchError> {
     )?;
     Ok(System {
         name: "(c) ceiling",
+        pids: vec![server.child.id()],
         addr: server.addr,
         lists: false,
         _server: server,
@@ -321,6 +326,12 @@ pub fn prepare(addr: SocketAddr, peer_port: u16, cp_users: usize) -> Result<(), 
 /// The result of one measurement.
 pub struct Sample {
     pub ops_per_sec: f64,
+    /// Successful operations.
+    pub ops: u64,
+    /// CPU time the serving processes spent per operation, in µs (0 when unknown).
+    pub cpu_us_per_op: f64,
+    /// CPU time this load generator spent per operation, in µs (0 when unknown).
+    pub load_us_per_op: f64,
     pub p50_us: u64,
     pub p99_us: u64,
     pub errors: u64,
@@ -443,8 +454,12 @@ pub fn measure(
     }
     let elapsed = start.elapsed().as_secs_f64();
     all.sort_unstable();
+    let ops = (all.len() as u64).saturating_sub(errors);
     Sample {
-        ops_per_sec: (all.len() as u64).saturating_sub(errors) as f64 / elapsed,
+        ops_per_sec: ops as f64 / elapsed,
+        ops,
+        cpu_us_per_op: 0.0,
+        load_us_per_op: 0.0,
         p50_us: percentile(&all, 0.50),
         p99_us: percentile(&all, 0.99),
         errors,
@@ -455,6 +470,8 @@ pub fn measure(
 /// Medians over rounds of one system in one cell.
 pub struct Cell {
     pub ops: f64,
+    pub cpu: f64,
+    pub load: f64,
     pub p50: f64,
     pub p99: f64,
     pub errors: u64,
@@ -464,6 +481,8 @@ pub struct Cell {
 pub fn summarize(samples: &[Sample]) -> Cell {
     Cell {
         ops: median(samples.iter().map(|s| s.ops_per_sec).collect()),
+        cpu: median(samples.iter().map(|s| s.cpu_us_per_op).collect()),
+        load: median(samples.iter().map(|s| s.load_us_per_op).collect()),
         p50: median(samples.iter().map(|s| s.p50_us as f64).collect()),
         p99: median(samples.iter().map(|s| s.p99_us as f64).collect()),
         errors: samples.iter().map(|s| s.errors).sum(),
@@ -487,7 +506,7 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
     }
     println!("## Index operations\n");
     println!(
-        "{} s per measurement, {} round(s) per system after a warm-up, systems alternated (a b c a b c ...); medians over rounds; one TCP connection per operation; ratios against the ceiling of the same run. Targets at 16 and 64 clients: (a) ops/s >= {TARGET_DEPLOYED} of the ceiling and p99 <= {TARGET_P99}x; (b) ops/s >= {TARGET_EPHEMERAL}.\n",
+        "{} s per measurement, {} round(s) per system after a warm-up, systems alternated (a b c a b c ...); medians over rounds; one TCP connection per operation; ratios against the ceiling of the same run; server CPU µs/op: user+system CPU time of the serving processes (for (a) the server and its logger) per operation, from /proc; load CPU µs/op: the same for this load generator, which shares the machine's cores. Targets at 16 and 64 clients: (a) ops/s >= {TARGET_DEPLOYED} of the ceiling and p99 <= {TARGET_P99}x; (b) ops/s >= {TARGET_EPHEMERAL}.\n",
         plan.seconds, plan.rounds
     );
     let mut table = Table::new(&[
@@ -499,6 +518,8 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
         "p99 µs",
         "ops/s vs ceiling",
         "p99 vs ceiling",
+        "server CPU µs/op",
+        "load CPU µs/op",
         "target",
     ]);
     let mut failure = None;
@@ -510,7 +531,14 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
             let mut samples: Vec<Vec<Sample>> = systems.iter().map(|_| Vec::new()).collect();
             for _ in 0..plan.rounds {
                 for (i, s) in systems.iter().enumerate() {
-                    samples[i].push(measure(s.addr, s.lists, mix, c, plan.seconds, peer_port));
+                    let me = [std::process::id()];
+                    let (before, load_before) = (cpu_us(&s.pids), cpu_us(&me));
+                    let mut sample = measure(s.addr, s.lists, mix, c, plan.seconds, peer_port);
+                    let spent = cpu_us(&s.pids).saturating_sub(before);
+                    let load = cpu_us(&me).saturating_sub(load_before);
+                    sample.cpu_us_per_op = spent as f64 / sample.ops.max(1) as f64;
+                    sample.load_us_per_op = load as f64 / sample.ops.max(1) as f64;
+                    samples[i].push(sample);
                 }
             }
             let cells: Vec<Cell> = samples.iter().map(|s| summarize(s)).collect();
@@ -548,6 +576,8 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
                     format!("{:.0}", cell.p99),
                     format!("{ratio:.2}"),
                     format!("{p99_ratio:.2}"),
+                    format!("{:.0}", cell.cpu),
+                    format!("{:.0}", cell.load),
                     target,
                 ]);
             }
@@ -558,6 +588,23 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// User + system CPU time of `pids` so far, in µs (from /proc/PID/stat).
+pub fn cpu_us(pids: &[u32]) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    pids.iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name (which may contain spaces): state is
+            // field 3, utime 14, stime 15.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks * 1_000_000 / hz)
+        })
+        .sum()
 }
 
 /// `peerdex bench --serve-ceiling PORT`: the ceiling server in its own process.
