@@ -31,10 +31,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::report::{Table, verdict};
-use super::{BenchError, Peerdex, Plan, arg, median, percentile, spawn};
+use super::{BenchError, Peerdex, Plan, arg, median, percentile, spawn, spawn_exe};
 use crate::index::{self, Body, Request};
 use crate::net;
 use crate::wire::{Field, FieldReader};
+use std::path::Path;
 
 /// Connected users that LIST_USERS returns (the figure).
 pub const LISTED_USERS: usize = 100;
@@ -133,9 +134,12 @@ pub fn start_deployed() -> Result<System, BenchError> {
     })
 }
 
-/// (b): the ephemeral server without audit shipping.
-pub fn start_ephemeral() -> Result<System, BenchError> {
-    let server = spawn(
+/// (b): the ephemeral server without audit shipping; from `exe` when given (named
+/// `name`), else from this binary.
+pub fn start_ephemeral(exe: Option<&Path>, name: &'static str) -> Result<System, BenchError> {
+    let this = std::env::current_exe()?;
+    let server = spawn_exe(
+        exe.unwrap_or(&this),
         "peerdex server --ephemeral",
         &[
             "server",
@@ -149,7 +153,7 @@ pub fn start_ephemeral() -> Result<System, BenchError> {
         "s> init server",
     )?;
     Ok(System {
-        name: "(b) peerdex --ephemeral --no-logger",
+        name,
         pids: vec![server.child.id()],
         addr: server.addr,
         lists: true,
@@ -500,8 +504,19 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
             what: format!("at most {MAX_CLIENTS} clients"),
         });
     }
-    let systems = [start_deployed()?, start_ephemeral()?, start_ceiling()?];
-    for s in &systems[..2] {
+    let mut systems = vec![
+        start_deployed()?,
+        start_ephemeral(None, "(b) peerdex --ephemeral --no-logger")?,
+    ];
+    if let Some(other) = &plan.compare_bin {
+        systems.push(start_ephemeral(
+            Some(other),
+            "(b') like (b), --compare-bin",
+        )?);
+    }
+    systems.push(start_ceiling()?);
+    let ceiling_at = systems.len() - 1;
+    for s in &systems[..ceiling_at] {
         prepare(s.addr, peer_port, max_clients)?;
     }
     println!("## Index operations\n");
@@ -542,13 +557,13 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
                 }
             }
             let cells: Vec<Cell> = samples.iter().map(|s| summarize(s)).collect();
-            let ceiling = &cells[2];
+            let ceiling = &cells[ceiling_at];
             for (i, (s, cell)) in systems.iter().zip(&cells).enumerate() {
                 let ratio = cell.ops / ceiling.ops.max(1e-9);
                 let p99_ratio = cell.p99 / ceiling.p99.max(1.0);
                 let target = match (i, c >= 16) {
                     (0, true) => verdict(ratio >= TARGET_DEPLOYED && p99_ratio <= TARGET_P99),
-                    (1, true) => verdict(ratio >= TARGET_EPHEMERAL),
+                    (i, true) if i != ceiling_at => verdict(ratio >= TARGET_EPHEMERAL),
                     _ => "-".into(),
                 };
                 let ops = if cell.errors > 0 {

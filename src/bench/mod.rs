@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// benchmark runs without protocol errors (no timing assertions).
     #[arg(long)]
     pub smoke: bool,
+    /// Also measure system (b) started from this other peerdex binary (e.g. a build
+    /// from before a change), in the same run.
+    #[arg(long, value_name = "PATH")]
+    pub compare_bin: Option<std::path::PathBuf>,
     /// Internal: run the ceiling server on this port and print its address.
     #[arg(long, hide = true, value_name = "PORT")]
     pub serve_ceiling: Option<u16>,
@@ -113,6 +117,7 @@ pub struct Plan {
     pub seconds: f64,
     pub warmup_seconds: f64,
     pub rounds: usize,
+    pub compare_bin: Option<std::path::PathBuf>,
 }
 
 /// Runs `peerdex bench`.
@@ -132,6 +137,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             seconds: 0.2,
             warmup_seconds: 0.05,
             rounds: 1,
+            compare_bin: args.compare_bin.clone(),
         }
     } else {
         Plan {
@@ -140,6 +146,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             seconds: args.seconds,
             warmup_seconds: (args.seconds / 3.0).min(0.5),
             rounds: args.rounds.max(MIN_ROUNDS),
+            compare_bin: args.compare_bin.clone(),
         }
     };
     let started = Instant::now();
@@ -234,7 +241,16 @@ impl Drop for Peerdex {
 /// that starts with `marker` (the token after it is `HOST:PORT`); stdout is drained
 /// afterwards so the child never blocks on a full pipe.
 pub fn spawn(name: &str, args: &[&str], marker: &str) -> Result<Peerdex, BenchError> {
-    let exe = std::env::current_exe()?;
+    spawn_exe(&std::env::current_exe()?, name, args, marker)
+}
+
+/// [`spawn`] of another binary.
+pub fn spawn_exe(
+    exe: &Path,
+    name: &str,
+    args: &[&str],
+    marker: &str,
+) -> Result<Peerdex, BenchError> {
     let t0 = Instant::now();
     let mut child = Command::new(exe)
         .args(args)
