@@ -9,6 +9,11 @@
 //! target/release/examples/journal_load apply [THREADS] [CHANGES_PER_THREAD]
 //! ```
 //! The peerdex binary is taken from `PEERDEX_BIN` (default `target/release/peerdex`).
+//!
+//! `peerdex bench` (src/bench/) is the benchmark of record: its scale section does the
+//! replay measurement with the issue's figures, its index section compares the deployed
+//! server (journal on) with `--ephemeral`. This example stays for what the bench does
+//! not cover: `--fsync`, and the in-process cost of `Registry::apply`.
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,657 @@
+//! Index section of `peerdex bench`: ops/s and p50/p99 latency of the index
+//! operations against three systems, and the ceiling server they are compared with.
+//!
+//! Systems: (a) `peerdex server` as `make run` deploys it (journal in a temp
+//! `--data-dir`, audit records shipped to a real `peerdex logger` child, spool in a
+//! temp dir, console on, default probe interval); (b) `peerdex server --ephemeral
+//! --no-logger`; (c) the ceiling, a `peerdex bench --serve-ceiling` child: a thread
+//! per connection that reads exactly the request's fields, answers 0 (an empty list
+//! for the list operations) and closes.
+//!
+//! Mixes (one TCP connection per operation, every reply parsed whole, any wrong or
+//! missing answer counted as an error, and a run with errors is not a result):
+//! - REGISTER: a new user name per operation.
+//! - CONNECT+PUBLISH: each client thread owns a user registered during setup; one
+//!   iteration is CONNECT (to the bench's peer listener), PUBLISH of a new file name,
+//!   DISCONNECT; each of the three is one counted operation with its own latency.
+//! - LIST_USERS: 100 users connected (to the bench's peer listener), asked by one of
+//!   them; the reply must list exactly those 100 at that port.
+//! - LIST_CONTENT: each of those 100 users published 10 files; one asks for the
+//!   content of another; the reply must list exactly those 10.
+//!
+//! Connected users give the port of one listener in the bench that accepts and closes,
+//! so that the server's liveness prober finds them alive and does not drop them.
+//!
+//! Does not own: the servers (children, talked to over sockets only).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::report::{Table, verdict};
+use super::{BenchError, Peerdex, Plan, arg, median, percentile, spawn, spawn_exe};
+use crate::index::{self, Body, Request};
+use crate::net;
+use crate::wire::{Field, FieldReader};
+use std::path::Path;
+
+/// Connected users that LIST_USERS returns (the figure).
+pub const LISTED_USERS: usize = 100;
+/// Files each of them published, which LIST_CONTENT returns (the figure).
+pub const FILES_EACH: usize = 10;
+/// Client threads the setup prepares a CONNECT+PUBLISH user for (the largest
+/// client count; more threads share users and would collide, so it is the cap).
+pub const MAX_CLIENTS: usize = 256;
+/// Connect, read and write timeout of one benchmark operation: generous, a loaded
+/// 2-core machine with 64 clients answers in milliseconds.
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The DATETIME every benchmark request carries.
+const DATETIME: &str = "22/11/2026 09:05:07";
+/// Ops/s ratio to the ceiling that system (a) must reach at 16 and 64 clients.
+const TARGET_DEPLOYED: f64 = 0.8;
+/// Ops/s ratio to the ceiling that system (b) must reach at 16 and 64 clients.
+const TARGET_EPHEMERAL: f64 = 0.9;
+/// The p99 latency may be at most this multiple of the ceiling's.
+const TARGET_P99: f64 = 2.0;
+
+/// Unique tags for user and file names across every measurement of a run.
+static RUN: AtomicU64 = AtomicU64::new(0);
+
+/// One measured system.
+pub struct System {
+    pub name: &'static str,
+    /// The processes that serve it (the server, and its logger for (a)).
+    pub pids: Vec<u32>,
+    pub addr: SocketAddr,
+    /// Whether list replies carry the prepared entries (the ceiling's are empty).
+    pub lists: bool,
+    _server: Peerdex,
+    _logger: Option<Peerdex>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A listener that accepts and closes every connection: the "peer" the benchmark's
+/// connected users point at, alive for the liveness prober. Lives as long as the run.
+pub fn peer_listener() -> Result<u16, BenchError> {
+    let listener = net::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let port = listener.local_addr()?.port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    Ok(port)
+}
+
+/// (a): the server as `make run` deploys it, with its logger.
+pub fn start_deployed() -> Result<System, BenchError> {
+    let dir = tempfile::tempdir()?;
+    let audit = arg(&dir.path().join("audit.jsonl"));
+    let logger = spawn(
+        "peerdex logger",
+        &[
+            "logger",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--no-portmap",
+            "--audit",
+            &audit,
+        ],
+        "l> init logger",
+    )?;
+    let target = logger.addr.to_string();
+    let data = arg(&dir.path().join("data"));
+    let spool = arg(&dir.path().join("spool"));
+    let server = spawn(
+        "peerdex server (deployed)",
+        &[
+            "server",
+            "-p",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--data-dir",
+            &data,
+            "--logger",
+            &target,
+            "--spool",
+            &spool,
+        ],
+        "s> init server",
+    )?;
+    Ok(System {
+        name: "(a) peerdex deployed",
+        pids: vec![server.child.id(), logger.child.id()],
+        addr: server.addr,
+        lists: true,
+        _server: server,
+        _logger: Some(logger),
+        _dir: Some(dir),
+    })
+}
+
+/// (b): the ephemeral server without audit shipping; from `exe` when given (named
+/// `name`), else from this binary.
+pub fn start_ephemeral(exe: Option<&Path>, name: &'static str) -> Result<System, BenchError> {
+    let this = std::env::current_exe()?;
+    let server = spawn_exe(
+        exe.unwrap_or(&this),
+        "peerdex server --ephemeral",
+        &[
+            "server",
+            "-p",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--ephemeral",
+            "--no-logger",
+        ],
+        "s> init server",
+    )?;
+    Ok(System {
+        name,
+        pids: vec![server.child.id()],
+        addr: server.addr,
+        lists: true,
+        _server: server,
+        _logger: None,
+        _dir: None,
+    })
+}
+
+/// (c): the ceiling.
+pub fn start_ceiling() -> Result<System, BenchError> {
+    let server = spawn(
+        "ceiling",
+        &["bench", "--serve-ceiling", "0"],
+        "ceiling listening on",
+    )?;
+    Ok(System {
+        name: "(c) ceiling",
+        pids: vec![server.child.id()],
+        addr: server.addr,
+        lists: false,
+        _server: server,
+        _logger: None,
+        _dir: None,
+    })
+}
+
+/// The operation mixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    Register,
+    ConnectPublish,
+    ListUsers,
+    ListContent,
+}
+
+impl Mix {
+    pub const ALL: [Mix; 4] = [
+        Mix::Register,
+        Mix::ConnectPublish,
+        Mix::ListUsers,
+        Mix::ListContent,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mix::Register => "REGISTER",
+            Mix::ConnectPublish => "CONNECT+PUBLISH+DISCONNECT",
+            Mix::ListUsers => "LIST_USERS (100 connected)",
+            Mix::ListContent => "LIST_CONTENT (10 files)",
+        }
+    }
+}
+
+fn request(user: String, body: Body) -> Vec<u8> {
+    Request {
+        datetime: Some(DATETIME.into()),
+        user,
+        body,
+    }
+    .encode()
+}
+
+/// Name of the LIST_USERS / LIST_CONTENT user `i`.
+pub fn listed_user(i: usize) -> String {
+    format!("lu-{i}")
+}
+
+/// Name of file `j` of a listed user.
+fn listed_file(j: usize) -> String {
+    format!("shared-{j}.txt")
+}
+
+/// Name of the CONNECT+PUBLISH user of client thread `t`.
+fn cp_user(t: usize) -> String {
+    format!("cp-{t}")
+}
+
+/// What a reply must contain.
+#[derive(Clone, Copy)]
+pub enum Expect {
+    /// Code 0 and nothing more.
+    Ok,
+    /// Code 0 and exactly these many users, all at `port`.
+    Users { n: usize, port: u16 },
+    /// Code 0 and exactly these many files, named `listed_file(0..n)`.
+    Files { n: usize },
+}
+
+/// One operation: connect, send, read the whole reply, check it, and check that the
+/// server closes the connection after it.
+pub fn one_op(addr: SocketAddr, request: &[u8], expect: Expect) -> Result<(), String> {
+    let mut stream = net::connect(addr, OP_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .write_all(request)
+        .map_err(|e| format!("send: {e}"))?;
+    let mut reader = FieldReader::new(&mut stream);
+    let code = reader
+        .read_u8(Field::Code)
+        .map_err(|e| format!("reply: {e}"))?;
+    if code != index::OK {
+        return Err(format!("result code {code}"));
+    }
+    match expect {
+        Expect::Ok => {}
+        Expect::Users { n, port } => {
+            let users = index::read_user_list(&mut reader).map_err(|e| e.to_string())?;
+            if users.len() != n {
+                return Err(format!("{} users listed, expected {n}", users.len()));
+            }
+            if let Some(u) = users.iter().find(|u| u.port != port) {
+                return Err(format!(
+                    "{} listed at port {}, expected {port}",
+                    u.user, u.port
+                ));
+            }
+        }
+        Expect::Files { n } => {
+            let files = index::read_file_list(&mut reader).map_err(|e| e.to_string())?;
+            if files.len() != n {
+                return Err(format!("{} files listed, expected {n}", files.len()));
+            }
+            if let Some((j, f)) = files
+                .iter()
+                .enumerate()
+                .find(|(j, f)| f.file != listed_file(*j))
+            {
+                return Err(format!("file {j} is {:?}", f.file));
+            }
+        }
+    }
+    if !reader.buffered().is_empty() {
+        return Err("bytes after the reply".into());
+    }
+    let mut rest = [0u8; 1];
+    match stream.read(&mut rest) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err("bytes after the reply".into()),
+        Err(e) => Err(format!("no close after the reply: {e}")),
+    }
+}
+
+/// Prepares a peerdex system: the CONNECT+PUBLISH users, and the listed users,
+/// connected at `peer_port`, with their files.
+pub fn prepare(addr: SocketAddr, peer_port: u16, cp_users: usize) -> Result<(), BenchError> {
+    let mut reqs = Vec::new();
+    for t in 0..cp_users {
+        reqs.push(request(cp_user(t), Body::Register));
+    }
+    for i in 0..LISTED_USERS {
+        let user = listed_user(i);
+        reqs.push(request(user.clone(), Body::Register));
+        reqs.push(request(user.clone(), Body::Connect { port: peer_port }));
+        for j in 0..FILES_EACH {
+            reqs.push(request(
+                user.clone(),
+                Body::Publish {
+                    file: listed_file(j),
+                    description: format!("file {j} of {user}"),
+                },
+            ));
+        }
+    }
+    for r in reqs {
+        one_op(addr, &r, Expect::Ok).map_err(|e| BenchError::Section {
+            section: "index setup",
+            what: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// The result of one measurement.
+pub struct Sample {
+    pub ops_per_sec: f64,
+    /// Successful operations.
+    pub ops: u64,
+    /// CPU time the serving processes spent per operation, in µs (0 when unknown).
+    pub cpu_us_per_op: f64,
+    /// CPU time this load generator spent per operation, in µs (0 when unknown).
+    pub load_us_per_op: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+/// The requests of one iteration of `mix` by client thread `t`, with their expected
+/// replies.
+fn iteration(
+    mix: Mix,
+    run: u64,
+    t: usize,
+    n: u64,
+    lists: bool,
+    peer_port: u16,
+) -> Vec<(Vec<u8>, Expect)> {
+    match mix {
+        Mix::Register => vec![(
+            request(format!("r{run}-{t}-{n}"), Body::Register),
+            Expect::Ok,
+        )],
+        Mix::ConnectPublish => {
+            let user = cp_user(t);
+            vec![
+                (
+                    request(user.clone(), Body::Connect { port: peer_port }),
+                    Expect::Ok,
+                ),
+                (
+                    request(
+                        user.clone(),
+                        Body::Publish {
+                            file: format!("p{run}-{n}.bin"),
+                            description: "benchmark file".into(),
+                        },
+                    ),
+                    Expect::Ok,
+                ),
+                (request(user, Body::Disconnect), Expect::Ok),
+            ]
+        }
+        Mix::ListUsers => {
+            let expect = if lists {
+                Expect::Users {
+                    n: LISTED_USERS,
+                    port: peer_port,
+                }
+            } else {
+                Expect::Users { n: 0, port: 0 }
+            };
+            vec![(
+                request(listed_user(t % LISTED_USERS), Body::ListUsers),
+                expect,
+            )]
+        }
+        Mix::ListContent => {
+            let who = (t + n as usize) % LISTED_USERS;
+            let target = listed_user((who + 1) % LISTED_USERS);
+            let n = if lists { FILES_EACH } else { 0 };
+            vec![(
+                request(listed_user(who), Body::ListContent { target }),
+                Expect::Files { n },
+            )]
+        }
+    }
+}
+
+/// Runs `clients` threads doing `mix` against `system` for `seconds`.
+pub fn measure(
+    addr: SocketAddr,
+    lists: bool,
+    mix: Mix,
+    clients: usize,
+    seconds: f64,
+    peer_port: u16,
+) -> Sample {
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let workers: Vec<_> = (0..clients)
+        .map(|t| {
+            thread::spawn(move || {
+                let mut latencies = Vec::with_capacity(1 << 14);
+                let mut errors = 0u64;
+                let mut first_error = None;
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    for (req, expect) in iteration(mix, run, t, n, lists, peer_port) {
+                        let t0 = Instant::now();
+                        let ok = one_op(addr, &req, expect);
+                        latencies.push(t0.elapsed().as_micros() as u64);
+                        if let Err(e) = ok {
+                            errors += 1;
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                    n += 1;
+                }
+                (latencies, errors, first_error)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    for w in workers {
+        match w.join() {
+            Ok((lat, e, first)) => {
+                all.extend(lat);
+                errors += e;
+                if first_error.is_none() {
+                    first_error = first;
+                }
+            }
+            Err(_) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| "load thread panicked".into());
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let ops = (all.len() as u64).saturating_sub(errors);
+    Sample {
+        ops_per_sec: ops as f64 / elapsed,
+        ops,
+        cpu_us_per_op: 0.0,
+        load_us_per_op: 0.0,
+        p50_us: percentile(&all, 0.50),
+        p99_us: percentile(&all, 0.99),
+        errors,
+        first_error,
+    }
+}
+
+/// Medians over rounds of one system in one cell.
+pub struct Cell {
+    pub ops: f64,
+    pub cpu: f64,
+    pub load: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+pub fn summarize(samples: &[Sample]) -> Cell {
+    Cell {
+        ops: median(samples.iter().map(|s| s.ops_per_sec).collect()),
+        cpu: median(samples.iter().map(|s| s.cpu_us_per_op).collect()),
+        load: median(samples.iter().map(|s| s.load_us_per_op).collect()),
+        p50: median(samples.iter().map(|s| s.p50_us as f64).collect()),
+        p99: median(samples.iter().map(|s| s.p99_us as f64).collect()),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        first_error: samples.iter().find_map(|s| s.first_error.clone()),
+    }
+}
+
+/// Runs the index section.
+pub fn run(plan: &Plan) -> Result<(), BenchError> {
+    let peer_port = peer_listener()?;
+    let max_clients = plan.clients.iter().copied().max().unwrap_or(1);
+    if max_clients > MAX_CLIENTS {
+        return Err(BenchError::Section {
+            section: "index",
+            what: format!("at most {MAX_CLIENTS} clients"),
+        });
+    }
+    let mut systems = vec![
+        start_deployed()?,
+        start_ephemeral(None, "(b) peerdex --ephemeral --no-logger")?,
+    ];
+    if let Some(other) = &plan.compare_bin {
+        systems.push(start_ephemeral(
+            Some(other),
+            "(b') like (b), --compare-bin",
+        )?);
+    }
+    systems.push(start_ceiling()?);
+    let ceiling_at = systems.len() - 1;
+    for s in &systems[..ceiling_at] {
+        prepare(s.addr, peer_port, max_clients)?;
+    }
+    println!("## Index operations\n");
+    println!(
+        "{} s per measurement, {} round(s) per system after a warm-up, systems alternated (a b c a b c ...); medians over rounds; one TCP connection per operation; ratios against the ceiling of the same run; server CPU µs/op: user+system CPU time of the serving processes (for (a) the server and its logger) per operation, from /proc; load CPU µs/op: the same for this load generator, which shares the machine's cores. Targets at 16 and 64 clients: (a) ops/s >= {TARGET_DEPLOYED} of the ceiling and p99 <= {TARGET_P99}x; (b) ops/s >= {TARGET_EPHEMERAL}.\n",
+        plan.seconds, plan.rounds
+    );
+    let mut table = Table::new(&[
+        "mix",
+        "clients",
+        "system",
+        "ops/s",
+        "p50 µs",
+        "p99 µs",
+        "ops/s vs ceiling",
+        "p99 vs ceiling",
+        "server CPU µs/op",
+        "load CPU µs/op",
+        "target",
+    ]);
+    let mut failure = None;
+    for mix in Mix::ALL {
+        for &c in &plan.clients {
+            for s in &systems {
+                measure(s.addr, s.lists, mix, c, plan.warmup_seconds, peer_port);
+            }
+            let mut samples: Vec<Vec<Sample>> = systems.iter().map(|_| Vec::new()).collect();
+            for _ in 0..plan.rounds {
+                for (i, s) in systems.iter().enumerate() {
+                    let me = [std::process::id()];
+                    let (before, load_before) = (cpu_us(&s.pids), cpu_us(&me));
+                    let mut sample = measure(s.addr, s.lists, mix, c, plan.seconds, peer_port);
+                    let spent = cpu_us(&s.pids).saturating_sub(before);
+                    let load = cpu_us(&me).saturating_sub(load_before);
+                    sample.cpu_us_per_op = spent as f64 / sample.ops.max(1) as f64;
+                    sample.load_us_per_op = load as f64 / sample.ops.max(1) as f64;
+                    samples[i].push(sample);
+                }
+            }
+            let cells: Vec<Cell> = samples.iter().map(|s| summarize(s)).collect();
+            let ceiling = &cells[ceiling_at];
+            for (i, (s, cell)) in systems.iter().zip(&cells).enumerate() {
+                let ratio = cell.ops / ceiling.ops.max(1e-9);
+                let p99_ratio = cell.p99 / ceiling.p99.max(1.0);
+                let target = match (i, c >= 16) {
+                    (0, true) => verdict(ratio >= TARGET_DEPLOYED && p99_ratio <= TARGET_P99),
+                    (i, true) if i != ceiling_at => verdict(ratio >= TARGET_EPHEMERAL),
+                    _ => "-".into(),
+                };
+                let ops = if cell.errors > 0 {
+                    if failure.is_none() {
+                        failure = Some(BenchError::Protocol {
+                            system: s.name.into(),
+                            mix: format!(
+                                "{} at {c} clients (first: {})",
+                                mix.name(),
+                                cell.first_error.as_deref().unwrap_or("?")
+                            ),
+                            errors: cell.errors,
+                        });
+                    }
+                    format!("{} ERRORS", cell.errors)
+                } else {
+                    format!("{:.0}", cell.ops)
+                };
+                table.row(vec![
+                    mix.name().into(),
+                    c.to_string(),
+                    s.name.into(),
+                    ops,
+                    format!("{:.0}", cell.p50),
+                    format!("{:.0}", cell.p99),
+                    format!("{ratio:.2}"),
+                    format!("{p99_ratio:.2}"),
+                    format!("{:.0}", cell.cpu),
+                    format!("{:.0}", cell.load),
+                    target,
+                ]);
+            }
+        }
+    }
+    table.print();
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// User + system CPU time of `pids` so far, in µs (from /proc/PID/stat).
+pub fn cpu_us(pids: &[u32]) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    pids.iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name (which may contain spaces): state is
+            // field 3, utime 14, stime 15.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks * 1_000_000 / hz)
+        })
+        .sum()
+}
+
+/// `peerdex bench --serve-ceiling PORT`: the ceiling server in its own process.
+pub fn serve_ceiling(port: u16) -> Result<(), BenchError> {
+    let listener = net::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    println!("ceiling listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    serve_ceiling_on(listener);
+    Ok(())
+}
+
+fn serve_ceiling_on(listener: TcpListener) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let _ = thread::Builder::new()
+            .stack_size(net::CONNECTION_STACK)
+            .spawn(move || ceiling_reply(stream));
+    }
+}
+
+/// Reads exactly the request's fields, answers 0 (an empty list for the list
+/// operations) and closes.
+fn ceiling_reply(stream: TcpStream) {
+    let _ = net::set_timeouts(&stream, OP_TIMEOUT);
+    let _ = stream.set_nodelay(true);
+    let mut reader = FieldReader::new(&stream);
+    let Ok(req) = index::read_request(&mut reader) else {
+        return;
+    };
+    let reply: &[u8] = match req.body {
+        Body::ListUsers | Body::ListContent { .. } | Body::Search { .. } => b"\x000\0",
+        _ => b"\x00",
+    };
+    let _ = (&stream).write_all(reply);
+}
