@@ -56,37 +56,36 @@ fn write_journal(data: &Path, users: usize, peer_port: u16) -> Result<u64, Bench
         Ok(())
     };
     for u in 0..users {
-        if u < LISTED_USERS {
-            let user = listed_user(u);
-            line(&Change::Register { user: user.clone() })?;
-            line(&Change::Connect {
-                user: user.clone(),
-                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                port: peer_port,
-            })?;
-            for j in 0..FILES_PER_USER {
-                line(&Change::Publish {
-                    user: user.clone(),
-                    file: format!("shared-{j}.txt"),
-                    description: format!("file {j} of {user}"),
-                })?;
-            }
+        // The first LISTED_USERS users stay connected (LIST_CONTENT targets); the
+        // others connect only because publishing takes a connected user.
+        let listed = u < LISTED_USERS;
+        let user = if listed {
+            listed_user(u)
         } else {
-            let user = format!("user-{u:06}");
-            line(&Change::Register { user: user.clone() })?;
-            // Publishing takes a connected user; it disconnects afterwards.
-            line(&Change::Connect {
+            format!("user-{u:06}")
+        };
+        line(&Change::Register { user: user.clone() })?;
+        line(&Change::Connect {
+            user: user.clone(),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: peer_port,
+        })?;
+        for j in 0..FILES_PER_USER {
+            let (file, description) = if listed {
+                (format!("shared-{j}.txt"), format!("file {j} of {user}"))
+            } else {
+                (
+                    format!("music/album-{j:02}/track-{u:06}.mp3"),
+                    format!("track {j} of user {u}, 320 kbit/s"),
+                )
+            };
+            line(&Change::Publish {
                 user: user.clone(),
-                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                port: peer_port,
+                file,
+                description,
             })?;
-            for f in 0..FILES_PER_USER {
-                line(&Change::Publish {
-                    user: user.clone(),
-                    file: format!("music/album-{f:02}/track-{u:06}.mp3"),
-                    description: format!("track {f} of user {u}, 320 kbit/s"),
-                })?;
-            }
+        }
+        if !listed {
             line(&Change::Disconnect { user })?;
         }
     }
