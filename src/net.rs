@@ -343,10 +343,7 @@ pub fn accept_loop<F>(
             break;
         };
         let handle = Arc::clone(&handle);
-        let spawned = thread::Builder::new()
-            .name(format!("{name}-conn"))
-            .stack_size(CONNECTION_STACK)
-            .spawn(move || handle(stream, peer, permit));
+        let spawned = spawn_connection_thread(move || handle(stream, peer, permit));
         if let Err(e) = spawned {
             // The closure (stream and permit) is dropped: the connection closes and
             // its slot is released.
@@ -354,6 +351,52 @@ pub fn accept_loop<F>(
             thread::sleep(ACCEPT_BACKOFF);
         }
     }
+}
+
+/// Starts `f` on a new detached thread with a [`CONNECTION_STACK`] stack.
+///
+/// A connection thread lives for one short request, so its start-up cost is paid on
+/// every connection. `std::thread` adds, for each thread, an alternate signal stack
+/// (mmap, mprotect and sigaltstack at start, sigaltstack and munmap at exit) used
+/// only to print a message when the thread overflows its stack; those calls take
+/// the process-wide memory-map lock for writing, and with thousands of connections
+/// a second that lock was where connection threads spent most of their time (the
+/// README's Performance section has the profile). A thread started here has glibc's
+/// guard page below its stack, so an overflow still stops the process (SIGSEGV),
+/// only without std's message; connection handlers do not recurse.
+pub fn spawn_connection_thread<F>(f: F) -> io::Result<()>
+where
+    F: FnOnce() + Send + 'static,
+{
+    extern "C" fn start<F: FnOnce()>(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the `Box<F>` leaked by `spawn_connection_thread`, handed
+        // to exactly this one thread.
+        let f = unsafe { Box::from_raw(arg.cast::<F>()) };
+        // A panic must not unwind into C; the panic hook has already reported it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        std::ptr::null_mut()
+    }
+    let arg = Box::into_raw(Box::new(f));
+    // SAFETY: plain pthread calls on a local attribute object; on success the new
+    // thread owns `arg`, on failure it is reclaimed here.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        let rc = libc::pthread_attr_init(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(arg));
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        libc::pthread_attr_setstacksize(&mut attr, CONNECTION_STACK);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut tid: libc::pthread_t = std::mem::zeroed();
+        let rc = libc::pthread_create(&mut tid, &attr, start::<F>, arg.cast());
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(arg));
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -424,6 +467,26 @@ mod tests {
         thread::sleep(Duration::from_millis(50));
         shutdown.trigger();
         t.join().unwrap();
+    }
+
+    #[test]
+    fn connection_threads_run_and_survive_a_panicking_handler() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in 0..32 {
+            let tx = tx.clone();
+            spawn_connection_thread(move || {
+                if i == 7 {
+                    panic!("handler panic (expected by this test)");
+                }
+                tx.send(i).unwrap();
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut got: Vec<i32> = rx.iter().collect();
+        got.sort_unstable();
+        let want: Vec<i32> = (0..32).filter(|&i| i != 7).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
