@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -110,8 +110,57 @@ struct User {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<String, Arc<User>>,
-    /// Connected users by name: sorted, so LIST_USERS is stable.
-    connected: BTreeMap<String, PeerAddr>,
+    connected: Connected,
+}
+
+/// The connected users by name (sorted, so LIST_USERS is stable), with the encoded
+/// LIST_USERS entries cached between changes: every user asking gets the same list,
+/// so it is encoded once per change of the set, not once per request. The cache
+/// cannot go stale: the map is only changed through [`Connected::insert`] and
+/// [`Connected::remove`], which drop it.
+#[derive(Debug, Default)]
+struct Connected {
+    map: BTreeMap<String, PeerAddr>,
+    /// The count and the entries of a LIST_USERS reply (everything after the code).
+    listing: OnceLock<Vec<u8>>,
+}
+
+impl Connected {
+    fn insert(&mut self, user: String, addr: PeerAddr) {
+        self.map.insert(user, addr);
+        self.listing = OnceLock::new();
+    }
+
+    fn remove(&mut self, user: &str) {
+        if self.map.remove(user).is_some() {
+            self.listing = OnceLock::new();
+        }
+    }
+
+    fn get(&self, user: &str) -> Option<&PeerAddr> {
+        self.map.get(user)
+    }
+
+    fn contains_key(&self, user: &str) -> bool {
+        self.map.contains_key(user)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&String, &PeerAddr)> {
+        self.map.iter()
+    }
+
+    /// The LIST_USERS reply after its code, encoded on first use since the last
+    /// change (concurrent readers may both encode it; one result is kept).
+    fn listing(&self) -> &[u8] {
+        self.listing.get_or_init(|| {
+            let mut out = Vec::with_capacity(16 + self.map.len() * 32);
+            put_number(&mut out, self.map.len() as u64);
+            for (name, addr) in &self.map {
+                index::put_user_entry(&mut out, name, addr.ip, addr.port);
+            }
+            out
+        })
+    }
 }
 
 impl State {
@@ -449,10 +498,7 @@ impl Registry {
         if code != OK {
             return Ok(());
         }
-        put_number(out, state.connected.len() as u64);
-        for (name, addr) in &state.connected {
-            index::put_user_entry(out, name, addr.ip, addr.port);
-        }
+        out.extend_from_slice(state.connected.listing());
         Ok(())
     }
 
@@ -501,7 +547,7 @@ impl Registry {
         }
         let mut body = Vec::new();
         let mut count = 0u64;
-        for (owner, addr) in &state.connected {
+        for (owner, addr) in state.connected.iter() {
             let Some(u) = state.users.get(owner) else {
                 continue;
             };
@@ -665,6 +711,37 @@ mod tests {
             assert_eq!(r.apply(&publish(u, "same")), 0);
         }
         assert_eq!(r.counts(), (2, 2));
+    }
+
+    /// The cached LIST_USERS encoding follows every change of the connected set,
+    /// whichever path makes it (request, liveness drop).
+    #[test]
+    fn list_users_follows_each_change_of_the_connected_set() {
+        let r = Registry::new();
+        let listed = |r: &Registry| {
+            let mut out = Vec::new();
+            r.list_users("a", None, &mut out).unwrap();
+            assert_eq!(out[0], 0);
+            read_user_list(&mut FieldReader::new(&out[1..]))
+                .unwrap()
+                .into_iter()
+                .map(|u| format!("{}:{}", u.user, u.port))
+                .collect::<Vec<_>>()
+        };
+        r.apply(&reg("a"));
+        r.apply(&conn("a", 1));
+        assert_eq!(listed(&r), ["a:1"]);
+        r.apply(&reg("b"));
+        assert_eq!(listed(&r), ["a:1"], "a registration alone lists nobody new");
+        r.apply(&conn("b", 2));
+        assert_eq!(listed(&r), ["a:1", "b:2"]);
+        r.apply(&Change::Disconnect { user: "b".into() });
+        assert_eq!(listed(&r), ["a:1"]);
+        r.apply(&conn("b", 3));
+        assert_eq!(listed(&r), ["a:1", "b:3"], "a reconnect shows the new port");
+        let at = r.peer_addr("b").unwrap();
+        assert!(r.disconnect_if_at("b", at));
+        assert_eq!(listed(&r), ["a:1"]);
     }
 
     #[test]
