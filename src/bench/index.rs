@@ -182,7 +182,7 @@ pub fn start_ceiling() -> Result<System, BenchError> {
 }
 
 /// The operation mixes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mix {
     Register,
     ConnectPublish,
@@ -191,13 +191,6 @@ pub enum Mix {
 }
 
 impl Mix {
-    pub const ALL: [Mix; 4] = [
-        Mix::Register,
-        Mix::ConnectPublish,
-        Mix::ListUsers,
-        Mix::ListContent,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Mix::Register => "REGISTER",
@@ -538,7 +531,7 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
         "target",
     ]);
     let mut failure = None;
-    for mix in Mix::ALL {
+    for &mix in &plan.mixes {
         for &c in &plan.clients {
             for s in &systems {
                 measure(s.addr, s.lists, mix, c, plan.warmup_seconds, peer_port);
@@ -634,9 +627,7 @@ pub fn serve_ceiling(port: u16) -> Result<(), BenchError> {
 fn serve_ceiling_on(listener: TcpListener) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let _ = thread::Builder::new()
-            .stack_size(net::CONNECTION_STACK)
-            .spawn(move || ceiling_reply(stream));
+        let _ = net::spawn_connection_thread(move || ceiling_reply(stream));
     }
 }
 

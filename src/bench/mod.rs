@@ -35,6 +35,13 @@ pub struct BenchArgs {
     /// Measured rounds per system (after one warm-up round), at least 3 in a full run.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Index mixes to run, comma-separated.
+    #[arg(
+        long,
+        default_value = "register,connect-publish,list-users,list-content",
+        value_delimiter = ','
+    )]
+    pub mixes: Vec<index::Mix>,
     /// Sections to run, comma-separated (index, downloads, logger, scale).
     #[arg(
         long,
@@ -118,6 +125,7 @@ pub struct Plan {
     pub warmup_seconds: f64,
     pub rounds: usize,
     pub compare_bin: Option<std::path::PathBuf>,
+    pub mixes: Vec<index::Mix>,
 }
 
 /// Runs `peerdex bench`.
@@ -138,6 +146,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             warmup_seconds: 0.05,
             rounds: 1,
             compare_bin: args.compare_bin.clone(),
+            mixes: args.mixes.clone(),
         }
     } else {
         Plan {
@@ -147,6 +156,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             warmup_seconds: (args.seconds / 3.0).min(0.5),
             rounds: args.rounds.max(MIN_ROUNDS),
             compare_bin: args.compare_bin.clone(),
+            mixes: args.mixes.clone(),
         }
     };
     let started = Instant::now();
