@@ -11,13 +11,13 @@
 //! down to make room. A flood of silent connections therefore cannot lock out clients
 //! that send their request at once; it only evicts itself.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as SockShutdown, SocketAddr, TcpListener, TcpStream,
 };
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -201,112 +201,186 @@ impl Shutdown {
 }
 
 /// Caps the number of open connections; see the module comment.
+///
+/// Connection threads never take a lock shared with the accept thread: a permit is
+/// an atomic count plus a per-connection slot. Only the accept thread keeps the
+/// arrival-order list that eviction walks (a measured hot spot when connection
+/// threads shared one mutex with it: spinning and `sched_yield` on every request).
 pub struct ConnLimiter {
     cap: usize,
-    state: Mutex<LimiterState>,
+    active: AtomicUsize,
+    /// Threads waiting in [`ConnLimiter::acquire`] or [`ConnLimiter::wait_empty`];
+    /// a released permit notifies `freed` only when there are some.
+    waiters: AtomicUsize,
+    /// Connections in arrival order (weak: a finished connection frees its slot at
+    /// once); pruned as it is walked.
+    arrivals: Mutex<VecDeque<Weak<Slot>>>,
+    sleep: Mutex<()>,
     freed: Condvar,
 }
 
-#[derive(Default)]
-struct LimiterState {
-    active: usize,
-    next_id: u64,
-    /// Connections still waiting for their request, oldest first, with a handle to
-    /// shut them down.
-    idle: BTreeMap<u64, TcpStream>,
+/// One connection as the limiter sees it: a handle to shut it down while it is
+/// still waiting for its request; `None` once it is busy.
+struct Slot {
+    idle: Mutex<Option<TcpStream>>,
+}
+
+impl Slot {
+    fn is_idle(&self) -> bool {
+        self.idle.lock().is_some()
+    }
+
+    /// Shuts the connection down if it is still idle; returns whether it was.
+    fn evict(&self) -> bool {
+        match self.idle.lock().take() {
+            Some(stream) => {
+                let _ = stream.shutdown(SockShutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl ConnLimiter {
     pub fn new(cap: usize) -> Arc<Self> {
         Arc::new(ConnLimiter {
             cap: cap.max(1),
-            state: Mutex::new(LimiterState::default()),
+            active: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            arrivals: Mutex::new(VecDeque::new()),
+            sleep: Mutex::new(()),
             freed: Condvar::new(),
         })
     }
 
     /// Takes a slot for `stream`, evicting the oldest idle connection when all are
-    /// taken. Returns `None` only when `shutdown` is raised while waiting.
+    /// taken. Returns `None` only when `shutdown` is raised while waiting. Called by
+    /// one accept loop per limiter.
     pub fn acquire(self: &Arc<Self>, stream: &TcpStream, shutdown: &Shutdown) -> Option<Permit> {
-        let mut state = self.state.lock();
         let mut evicted = false;
-        while state.active >= self.cap {
+        loop {
+            let n = self.active.load(Ordering::SeqCst);
+            if n < self.cap {
+                if self
+                    .active
+                    .compare_exchange(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    break;
+                }
+                continue;
+            }
             if shutdown.is_triggered() {
                 return None;
             }
-            if !evicted && let Some((_, victim)) = state.idle.pop_first() {
-                log::debug!(
-                    "connection cap {} reached: evicting the oldest idle connection",
-                    self.cap
-                );
-                let _ = victim.shutdown(SockShutdown::Both);
-                evicted = true;
+            if !evicted {
+                evicted = self.evict_oldest_idle();
             }
-            let timed_out = self
-                .freed
-                .wait_for(&mut state, Duration::from_millis(100))
-                .timed_out();
-            if timed_out {
+            if !self.wait_until(Instant::now() + Duration::from_millis(100), |active| {
+                active < self.cap
+            }) {
+                // Evict again if the victim has not gone within the pause.
                 evicted = false;
             }
         }
-        state.active += 1;
-        let id = state.next_id;
-        state.next_id += 1;
-        if let Ok(clone) = stream.try_clone() {
-            state.idle.insert(id, clone);
+        let slot = Arc::new(Slot {
+            idle: Mutex::new(stream.try_clone().ok()),
+        });
+        let mut arrivals = self.arrivals.lock();
+        arrivals.push_back(Arc::downgrade(&slot));
+        // Keep the list near the number of idle connections: drop finished and busy
+        // ones from the front always, from anywhere once it is twice the cap.
+        while arrivals
+            .front()
+            .is_some_and(|w| w.upgrade().is_none_or(|s| !s.is_idle()))
+        {
+            arrivals.pop_front();
         }
+        if arrivals.len() > 2 * self.cap {
+            arrivals.retain(|w| w.upgrade().is_some_and(|s| s.is_idle()));
+        }
+        drop(arrivals);
         Some(Permit {
             limiter: Arc::clone(self),
-            id,
+            slot,
         })
+    }
+
+    /// Shuts down the oldest connection still waiting for its request, if any.
+    fn evict_oldest_idle(&self) -> bool {
+        let mut arrivals = self.arrivals.lock();
+        while let Some(weak) = arrivals.pop_front() {
+            if weak.upgrade().is_some_and(|slot| slot.evict()) {
+                log::debug!(
+                    "connection cap {} reached: evicted the oldest idle connection",
+                    self.cap
+                );
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits until `ok(active)` holds or `deadline` passes; returns whether it holds.
+    fn wait_until(&self, deadline: Instant, ok: impl Fn(usize) -> bool) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.sleep.lock();
+        let mut holds = ok(self.active.load(Ordering::SeqCst));
+        while !holds {
+            let timed_out = self.freed.wait_until(&mut guard, deadline).timed_out();
+            holds = ok(self.active.load(Ordering::SeqCst));
+            if timed_out {
+                break;
+            }
+        }
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        holds
     }
 
     /// Open connections right now.
     pub fn active(&self) -> usize {
-        self.state.lock().active
+        self.active.load(Ordering::SeqCst)
     }
 
     /// Shuts down every idle connection (at server shutdown).
     pub fn close_idle(&self) {
-        let idle = std::mem::take(&mut self.state.lock().idle);
-        for stream in idle.values() {
-            let _ = stream.shutdown(SockShutdown::Both);
+        let arrivals = std::mem::take(&mut *self.arrivals.lock());
+        for slot in arrivals.iter().filter_map(Weak::upgrade) {
+            slot.evict();
         }
     }
 
     /// Waits until no connection is open, at most `limit`. Returns true if none is.
     pub fn wait_empty(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut state = self.state.lock();
-        while state.active > 0 {
-            if self.freed.wait_until(&mut state, deadline).timed_out() {
-                return state.active == 0;
-            }
-        }
-        true
+        self.wait_until(Instant::now() + limit, |active| active == 0)
     }
 }
 
 /// A connection's slot; released on drop.
 pub struct Permit {
     limiter: Arc<ConnLimiter>,
-    id: u64,
+    slot: Arc<Slot>,
 }
 
 impl Permit {
     /// The request has arrived: this connection can no longer be evicted.
     pub fn busy(&self) {
-        self.limiter.state.lock().idle.remove(&self.id);
+        self.slot.idle.lock().take();
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut state = self.limiter.state.lock();
-        state.idle.remove(&self.id);
-        state.active -= 1;
-        self.limiter.freed.notify_all();
+        self.busy();
+        // SeqCst with `wait_until`: either the waiter sees the new count, or this
+        // sees the waiter and wakes it (under the lock it sleeps with).
+        self.limiter.active.fetch_sub(1, Ordering::SeqCst);
+        if self.limiter.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.limiter.sleep.lock();
+            self.limiter.freed.notify_all();
+        }
     }
 }
 
@@ -452,6 +526,56 @@ mod tests {
         assert!(!waiter.is_finished(), "a busy connection was evicted");
         drop(p1);
         assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn eviction_skips_busy_connections_and_the_arrival_list_stays_bounded() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limiter = ConnLimiter::new(4);
+        let shutdown = Shutdown::new();
+        let accept = || {
+            let client = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            let permit = limiter.acquire(&server, &shutdown).unwrap();
+            (client, server, permit)
+        };
+        // A connection that stays idle at the front of the list, then many that
+        // come, get busy and go.
+        let (mut c0, s0, p0) = accept();
+        for _ in 0..100 {
+            let (_c, _s, p) = accept();
+            p.busy();
+        }
+        assert!(limiter.arrivals.lock().len() <= 2 * 4 + 1);
+        assert_eq!(limiter.active(), 1);
+        // Full: a busy one, then two idle ones; the next arrival evicts the oldest
+        // idle connection (the first), not the busy one.
+        let (_c1, _s1, p1) = accept();
+        p1.busy();
+        let (mut c2, _s2, p2) = accept();
+        let (_c3, _s3, _p3) = accept();
+        assert_eq!(limiter.active(), 4);
+        c0.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let waiter = {
+            let limiter = Arc::clone(&limiter);
+            let shutdown = shutdown.clone();
+            let next = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            thread::spawn(move || (next, limiter.acquire(&server, &shutdown).is_some()))
+        };
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            c0.read(&mut buf).unwrap(),
+            0,
+            "the oldest idle one is closed"
+        );
+        drop((s0, p0));
+        assert!(waiter.join().unwrap().1);
+        c2.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(c2.read(&mut buf).is_err(), "the second idle one stays open");
+        drop(p2);
     }
 
     #[test]
