@@ -34,7 +34,7 @@ use super::report::{Table, verdict};
 use super::{BenchError, Peerdex, Plan, arg, median, percentile, spawn, spawn_exe};
 use crate::index::{self, Body, Request};
 use crate::net;
-use crate::wire::{Field, FieldReader};
+use crate::wire::{FieldReader, MAX_FIELD};
 use std::path::Path;
 
 /// Connected users that LIST_USERS returns (the figure).
@@ -236,57 +236,109 @@ pub enum Expect {
     Files { n: usize },
 }
 
-/// One operation: connect, send, read the whole reply, check it, and check that the
-/// server closes the connection after it.
-pub fn one_op(addr: SocketAddr, request: &[u8], expect: Expect) -> Result<(), String> {
+/// The longest reply the load generator accepts (100 users or 10 files are a few
+/// KiB).
+const MAX_REPLY: usize = 1 << 20;
+
+/// One operation: connect, send, read the whole reply up to the server's close, and
+/// check it field by field. `buf` is the calling thread's reply buffer, reused so the
+/// load generator spends its (shared) CPU on the protocol, not on allocation.
+pub fn one_op(
+    addr: SocketAddr,
+    request: &[u8],
+    expect: Expect,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
     let mut stream = net::connect(addr, OP_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
     stream
         .write_all(request)
         .map_err(|e| format!("send: {e}"))?;
-    let mut reader = FieldReader::new(&mut stream);
-    let code = reader
-        .read_u8(Field::Code)
-        .map_err(|e| format!("reply: {e}"))?;
+    buf.clear();
+    // Until end of stream: the server must close after the reply.
+    (&mut stream)
+        .take(MAX_REPLY as u64 + 1)
+        .read_to_end(buf)
+        .map_err(|e| format!("reply (or no close after it): {e}"))?;
+    if buf.len() > MAX_REPLY {
+        return Err(format!("reply longer than {MAX_REPLY} bytes"));
+    }
+    check_reply(buf, expect)
+}
+
+/// Checks a whole reply against `expect`: result code 0, then exactly the expected
+/// NUL-terminated fields and nothing after them.
+pub fn check_reply(reply: &[u8], expect: Expect) -> Result<(), String> {
+    let Some((&code, rest)) = reply.split_first() else {
+        return Err("closed without a reply".into());
+    };
     if code != index::OK {
         return Err(format!("result code {code}"));
     }
+    let mut fields = Fields(rest);
     match expect {
         Expect::Ok => {}
         Expect::Users { n, port } => {
-            let users = index::read_user_list(&mut reader).map_err(|e| e.to_string())?;
-            if users.len() != n {
-                return Err(format!("{} users listed, expected {n}", users.len()));
-            }
-            if let Some(u) = users.iter().find(|u| u.port != port) {
-                return Err(format!(
-                    "{} listed at port {}, expected {port}",
-                    u.user, u.port
-                ));
+            fields.count(n)?;
+            for _ in 0..n {
+                let user = fields.next("user")?;
+                if user.is_empty() {
+                    return Err("empty user name".into());
+                }
+                let ip = fields.next("address")?;
+                ip.parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("{user} listed at address {ip:?}"))?;
+                let listed = fields.next("port")?;
+                if listed.parse::<u16>() != Ok(port) {
+                    return Err(format!("{user} listed at port {listed}, expected {port}"));
+                }
             }
         }
         Expect::Files { n } => {
-            let files = index::read_file_list(&mut reader).map_err(|e| e.to_string())?;
-            if files.len() != n {
-                return Err(format!("{} files listed, expected {n}", files.len()));
-            }
-            if let Some((j, f)) = files
-                .iter()
-                .enumerate()
-                .find(|(j, f)| f.file != listed_file(*j))
-            {
-                return Err(format!("file {j} is {:?}", f.file));
+            fields.count(n)?;
+            for j in 0..n {
+                let file = fields.next("file")?;
+                let number = file
+                    .strip_prefix("shared-")
+                    .and_then(|f| f.strip_suffix(".txt"));
+                if number.and_then(|k| k.parse::<usize>().ok()) != Some(j) {
+                    return Err(format!("file {j} is {file:?}"));
+                }
+                fields.next("description")?;
             }
         }
     }
-    if !reader.buffered().is_empty() {
+    if !fields.0.is_empty() {
         return Err("bytes after the reply".into());
     }
-    let mut rest = [0u8; 1];
-    match stream.read(&mut rest) {
-        Ok(0) => Ok(()),
-        Ok(_) => Err("bytes after the reply".into()),
-        Err(e) => Err(format!("no close after the reply: {e}")),
+    Ok(())
+}
+
+/// The NUL-terminated UTF-8 fields of a reply, read in place.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn next(&mut self, what: &str) -> Result<&'a str, String> {
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| format!("reply ends inside the {what} field"))?;
+        if end > MAX_FIELD {
+            return Err(format!("{what} field longer than {MAX_FIELD} bytes"));
+        }
+        let field =
+            std::str::from_utf8(&self.0[..end]).map_err(|_| format!("{what} is not UTF-8"))?;
+        self.0 = &self.0[end + 1..];
+        Ok(field)
+    }
+
+    /// The list count, which must be `n`.
+    fn count(&mut self, n: usize) -> Result<(), String> {
+        let count = self.next("count")?;
+        match count.parse::<usize>() {
+            Ok(c) if c == n => Ok(()),
+            _ => Err(format!("{count} entries listed, expected {n}")),
+        }
     }
 }
 
@@ -311,8 +363,9 @@ pub fn prepare(addr: SocketAddr, peer_port: u16, cp_users: usize) -> Result<(), 
             ));
         }
     }
+    let mut buf = Vec::new();
     for r in reqs {
-        one_op(addr, &r, Expect::Ok).map_err(|e| BenchError::Section {
+        one_op(addr, &r, Expect::Ok, &mut buf).map_err(|e| BenchError::Section {
             section: "index setup",
             what: e,
         })?;
@@ -415,10 +468,11 @@ pub fn measure(
                 let mut errors = 0u64;
                 let mut first_error = None;
                 let mut n = 0u64;
+                let mut buf = Vec::with_capacity(16 * 1024);
                 while Instant::now() < deadline {
                     for (req, expect) in iteration(mix, run, t, n, lists, peer_port) {
                         let t0 = Instant::now();
-                        let ok = one_op(addr, &req, expect);
+                        let ok = one_op(addr, &req, expect, &mut buf);
                         latencies.push(t0.elapsed().as_micros() as u64);
                         if let Err(e) = ok {
                             errors += 1;
@@ -645,4 +699,72 @@ fn ceiling_reply(stream: TcpStream) {
         _ => b"\x00",
     };
     let _ = (&stream).write_all(reply);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Change, Registry};
+
+    /// A real LIST_USERS and LIST_CONTENT reply, as the registry encodes them.
+    fn replies() -> (Vec<u8>, Vec<u8>) {
+        let r = Registry::new();
+        for i in 0..3 {
+            let user = listed_user(i);
+            r.apply(&Change::Register { user: user.clone() });
+            r.apply(&Change::Connect {
+                user: user.clone(),
+                ip: "127.0.0.1".parse().unwrap(),
+                port: 4000,
+            });
+            for j in 0..2 {
+                r.apply(&Change::Publish {
+                    user: user.clone(),
+                    file: listed_file(j),
+                    description: format!("file {j} of {user}"),
+                });
+            }
+        }
+        let (mut users, mut files) = (Vec::new(), Vec::new());
+        r.list_users("lu-0", None, &mut users).unwrap();
+        r.list_content("lu-0", "lu-1", None, &mut files).unwrap();
+        (users, files)
+    }
+
+    #[test]
+    fn whole_replies_pass() {
+        let (users, files) = replies();
+        check_reply(&users, Expect::Users { n: 3, port: 4000 }).unwrap();
+        check_reply(&files, Expect::Files { n: 2 }).unwrap();
+        check_reply(b"\x00", Expect::Ok).unwrap();
+        check_reply(b"\x000\0", Expect::Users { n: 0, port: 0 }).unwrap();
+    }
+
+    #[test]
+    fn every_wrong_or_missing_answer_is_an_error() {
+        let (users, files) = replies();
+        let users_ok = Expect::Users { n: 3, port: 4000 };
+        let bad: Vec<(Vec<u8>, Expect)> = vec![
+            (vec![], Expect::Ok),
+            (b"\x01".to_vec(), Expect::Ok),
+            (b"\x00\x00".to_vec(), Expect::Ok),
+            (users[..users.len() - 1].to_vec(), users_ok),
+            ([&users[..], b"x\0"].concat(), users_ok),
+            (users.clone(), Expect::Users { n: 3, port: 4001 }),
+            (users.clone(), Expect::Users { n: 2, port: 4000 }),
+            (files.clone(), Expect::Files { n: 3 }),
+            (files[..files.len() - 4].to_vec(), Expect::Files { n: 2 }),
+        ];
+        for (reply, expect) in bad {
+            assert!(
+                check_reply(&reply, expect).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(&reply)
+            );
+        }
+        let swapped = String::from_utf8(files)
+            .unwrap()
+            .replace("shared-0", "shared-9");
+        assert!(check_reply(swapped.as_bytes(), Expect::Files { n: 2 }).is_err());
+    }
 }
