@@ -53,6 +53,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often an idle shipper looks at its stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long the shipper lets records gather after delivering a short batch: the
+/// most a record waits in the spool beyond a round trip to the logger.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// The spool is truncated once everything in it is acknowledged and it is at
 /// least this big (truncating after every batch would cost a system call each).
 const TRUNCATE_AFTER: u64 = 64 * 1024;
@@ -452,6 +456,11 @@ fn ship(
         }
         if !link.deliver(spool.id(), &batch, stop) {
             break;
+        }
+        if batch.len() < BATCH && !stop.requested() {
+            // Let records gather: one read, one send and one logger write per
+            // batch instead of per record while requests keep coming.
+            std::thread::sleep(GATHER);
         }
         acked = batch.last().map_or(acked, |(_, end)| *end);
         match spool.trim(acked, TRUNCATE_AFTER) {
