@@ -3,7 +3,7 @@
 //!
 //! Owns: one writer thread per process that batches lines into a buffered stdout, so
 //! request threads neither contend on the stdout lock nor pay a write system call per
-//! line. Lines go through a bounded channel; if stdout is stuck (a paused terminal)
+//! line; under load it writes at most once per [`BATCH_WINDOW`]. Lines go through a bounded channel; if stdout is stuck (a paused terminal)
 //! and the channel is full, lines are counted and dropped rather than stalling
 //! requests. Does not own: diagnostics, which go through `log` to stderr.
 
@@ -11,11 +11,15 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 /// Lines buffered before new ones are dropped.
 const CAPACITY: usize = 1 << 16;
+
+/// How long the writer lets lines gather after each write.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// A handle for printing console lines; cheap to clone.
 #[derive(Clone)]
@@ -99,5 +103,9 @@ fn write_lines(rx: Receiver<String>, dropped: Arc<AtomicU64>) {
             for _ in rx.iter() {}
             return;
         }
+        // Let the next lines gather: under load the writer wakes once per window and
+        // finds a batch, instead of parking and being woken between single lines.
+        // After a quiet spell the first line is written at once.
+        std::thread::sleep(BATCH_WINDOW);
     }
 }
