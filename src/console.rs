@@ -3,7 +3,7 @@
 //!
 //! Owns: one writer thread per process that batches lines into a buffered stdout, so
 //! request threads neither contend on the stdout lock nor pay a write system call per
-//! line; under load it writes at most once per [`BATCH_WINDOW`]. Lines go through a bounded channel; if stdout is stuck (a paused terminal)
+//! line; under load it writes at most once per `BATCH_WINDOW`. Lines go through a bounded channel; if stdout is stuck (a paused terminal)
 //! and the channel is full, lines are counted and dropped rather than stalling
 //! requests. Does not own: diagnostics, which go through `log` to stderr.
 
