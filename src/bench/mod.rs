@@ -18,6 +18,7 @@ pub mod scale;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -60,6 +61,9 @@ pub struct BenchArgs {
     /// Internal: run the ceiling server on this port and print its address.
     #[arg(long, hide = true, value_name = "PORT")]
     pub serve_ceiling: Option<u16>,
+    /// Internal: the ceiling starts its threads with std::thread.
+    #[arg(long, hide = true, requires = "serve_ceiling")]
+    pub ceiling_std_threads: bool,
 }
 
 /// Why a benchmark could not produce a result.
@@ -131,7 +135,7 @@ pub struct Plan {
 /// Runs `peerdex bench`.
 pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     if let Some(port) = args.serve_ceiling {
-        return index::serve_ceiling(port);
+        return index::serve_ceiling(port, args.ceiling_std_threads);
     }
     for s in &args.sections {
         if !["index", "downloads", "logger", "scale"].contains(&s.as_str()) {
@@ -262,7 +266,17 @@ pub fn spawn_exe(
     marker: &str,
 ) -> Result<Peerdex, BenchError> {
     let t0 = Instant::now();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            // The child goes with the bench, also when it is interrupted (Ctrl+C)
+            // before it could kill its children.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
