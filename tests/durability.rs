@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -402,42 +402,29 @@ fn torn_last_record_is_dropped_at_every_offset() {
 
 /// Starts a server that must refuse to start; returns its stderr.
 fn failed_start(dir: &Path) -> String {
-    let mut child = Command::new(bin())
-        .args([
-            "server",
-            "-p",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--no-logger",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server started on corrupt data");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(!status.success(), "exit status {status}; stderr {err}");
-    err
+    let run = run_to_exit(
+        Command::new(bin())
+            .args([
+                "server",
+                "-p",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--no-logger",
+                "--data-dir",
+            ])
+            .arg(dir),
+        Duration::from_secs(10),
+        "the server started on corrupt data",
+    )
+    .unwrap();
+    assert!(
+        !run.status.success(),
+        "exit status {}; stderr {}",
+        run.status,
+        run.stderr
+    );
+    run.stderr
 }
 
 #[test]

@@ -5,9 +5,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use peerdex::clock;
 use quick_xml::events::Event;
@@ -552,41 +552,19 @@ fn stops_cleanly_on_sigint_and_sigterm() {
 fn a_port_in_use_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let mut child = Command::new(bin())
-        .args(["time", "--bind", "127.0.0.1", "--port", &port])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("did not exit on a taken port");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    assert!(!status.success());
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let run = run_to_exit(
+        Command::new(bin()).args(["time", "--bind", "127.0.0.1", "--port", &port]),
+        Duration::from_secs(10),
+        "did not exit on a taken port",
+    )
+    .unwrap();
+    assert!(!run.status.success());
+    let err = run.stderr;
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains(&port) && err.contains("already in use"),
         "{err}"
     );
-}
-
-/// Whether a missing system dependency fails the test instead of skipping it.
-fn system_tests_required() -> bool {
-    std::env::var("PEERDEX_REQUIRE_SYSTEM_TESTS").is_ok_and(|v| v == "1")
 }
 
 #[test]
@@ -595,14 +573,13 @@ fn a_zeep_client_built_from_the_wsdl_gets_the_time() {
     // Through "localhost", so the WSDL must name that host for the call to arrive.
     let url = format!("http://localhost:{}/", t.addr.port());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py");
-    let child = Command::new("python3")
-        .arg(script)
-        .arg(&url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
+    let run = run_to_exit(
+        Command::new("python3").arg(script).arg(&url),
+        Duration::from_secs(60),
+        "the zeep client did not finish",
+    );
+    let (status, out, err) = match run {
+        Ok(f) => (f.status, f.stdout, f.stderr),
         Err(e) => {
             assert!(!system_tests_required(), "python3 cannot be started: {e}");
             eprintln!(
@@ -611,31 +588,6 @@ fn a_zeep_client_built_from_the_wsdl_gets_the_time() {
             return;
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the zeep client did not finish within 60 s");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     if status.code() == Some(3) {
         assert!(!system_tests_required(), "zeep is not installed: {err}");
         eprintln!(
