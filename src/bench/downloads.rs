@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::report::{Table, mb_per_s, verdict};
-use super::{BenchError, Peerdex, Plan, arg, median, spawn, status_kib};
+use super::{BenchError, Plan, arg, median, spawn_server, status_kib};
 
 const MIB: u64 = 1024 * 1024;
 /// The file: 1 GiB.
@@ -209,20 +209,7 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
     let src = share.join("big.bin");
     write_random(&src, size)?;
 
-    let server: Peerdex = spawn(
-        "peerdex server",
-        &[
-            "server",
-            "-p",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--ephemeral",
-            "--no-logger",
-            "--quiet",
-        ],
-        "s> init server",
-    )?;
+    let server = spawn_server("peerdex server", &["--ephemeral", "--no-logger", "--quiet"])?;
     let mut alice = Shell::start(server.addr, &share)?;
     alice.register_connect("alice")?;
     alice.cmd("PUBLISH big.bin benchmark file", "c> PUBLISH OK")?;

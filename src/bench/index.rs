@@ -34,7 +34,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::report::{Table, verdict};
-use super::{BenchError, Peerdex, Plan, arg, median, percentile, spawn, spawn_exe};
+use super::{
+    BenchError, Peerdex, Plan, arg, median, percentile, spawn, spawn_server, spawn_server_from,
+};
 use crate::index::{self, Body, Request};
 use crate::net;
 use crate::wire::{FieldReader, MAX_FIELD};
@@ -109,22 +111,9 @@ pub fn start_deployed() -> Result<System, BenchError> {
     let target = logger.addr.to_string();
     let data = arg(&dir.path().join("data"));
     let spool = arg(&dir.path().join("spool"));
-    let server = spawn(
+    let server = spawn_server(
         "peerdex server (deployed)",
-        &[
-            "server",
-            "-p",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--data-dir",
-            &data,
-            "--logger",
-            &target,
-            "--spool",
-            &spool,
-        ],
-        "s> init server",
+        &["--data-dir", &data, "--logger", &target, "--spool", &spool],
     )?;
     Ok(System {
         name: "(a) peerdex deployed",
@@ -141,19 +130,10 @@ pub fn start_deployed() -> Result<System, BenchError> {
 /// `name`), else from this binary.
 pub fn start_ephemeral(exe: Option<&Path>, name: &'static str) -> Result<System, BenchError> {
     let this = std::env::current_exe()?;
-    let server = spawn_exe(
+    let server = spawn_server_from(
         exe.unwrap_or(&this),
         "peerdex server --ephemeral",
-        &[
-            "server",
-            "-p",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--ephemeral",
-            "--no-logger",
-        ],
-        "s> init server",
+        &["--ephemeral", "--no-logger"],
     )?;
     Ok(System {
         name,

@@ -258,6 +258,19 @@ pub fn spawn(name: &str, args: &[&str], marker: &str) -> Result<Peerdex, BenchEr
     spawn_exe(&std::env::current_exe()?, name, args, marker)
 }
 
+/// Starts `peerdex server` on a free loopback port with `extra` options, and waits
+/// for its init line.
+pub fn spawn_server(name: &str, extra: &[&str]) -> Result<Peerdex, BenchError> {
+    spawn_server_from(&std::env::current_exe()?, name, extra)
+}
+
+/// [`spawn_server`] from another binary.
+pub fn spawn_server_from(exe: &Path, name: &str, extra: &[&str]) -> Result<Peerdex, BenchError> {
+    let mut args = vec!["server", "-p", "0", "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    spawn_exe(exe, name, &args, "s> init server")
+}
+
 /// [`spawn`] of another binary.
 pub fn spawn_exe(
     exe: &Path,

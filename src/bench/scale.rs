@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::index::{self, LISTED_USERS, Mix, Sample, listed_user, summarize};
 use super::report::{Table, verdict};
-use super::{BenchError, Peerdex, Plan, arg, spawn, status_kib};
+use super::{BenchError, Peerdex, Plan, arg, spawn_server, status_kib};
 use crate::journal::COMPACT_MIN_BYTES;
 use crate::registry::Change;
 
@@ -95,20 +95,9 @@ fn write_journal(data: &Path, users: usize, peer_port: u16) -> Result<u64, Bench
 }
 
 fn start_on(data: &Path) -> Result<Peerdex, BenchError> {
-    spawn(
+    spawn_server(
         "peerdex server",
-        &[
-            "server",
-            "-p",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--no-logger",
-            "--quiet",
-            "--data-dir",
-            &arg(data),
-        ],
-        "s> init server",
+        &["--no-logger", "--quiet", "--data-dir", &arg(data)],
     )
 }
 
