@@ -87,12 +87,12 @@ impl Proc {
 
     /// Peak resident memory of the process so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        status_field(self.child.id(), "VmHWM:")
+        peerdex::bench::status_kib(self.child.id(), "VmHWM:")
     }
 
     /// Current resident memory (VmRSS), in KiB.
     pub fn rss_kib(&self) -> u64 {
-        status_field(self.child.id(), "VmRSS:")
+        peerdex::bench::status_kib(self.child.id(), "VmRSS:")
     }
 }
 
@@ -101,17 +101,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn status_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn collect_lines(stdout: ChildStdout, lines: Arc<Mutex<Vec<String>>>) {
