@@ -150,7 +150,7 @@ impl Connected {
     }
 
     /// The LIST_USERS reply after its code, encoded on first use since the last
-    /// change (concurrent readers may both encode it; one result is kept).
+    /// change (a reader arriving meanwhile waits for that one encoding).
     fn listing(&self) -> &[u8] {
         self.listing.get_or_init(|| {
             let mut out = Vec::with_capacity(16 + self.map.len() * 32);
