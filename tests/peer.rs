@@ -346,3 +346,63 @@ fn a_restarted_client_serves_what_it_published_before() {
 
 // GET_FILE throughput against sendfile, 8 downloads at once and peak RSS are
 // measured by `peerdex bench --sections downloads` (src/bench/downloads.rs).
+
+/// Issue 14.1: anyone may CONNECT as an offline registered user and PUBLISH in that
+/// name (and a malicious index server may list anything). The victim's client must
+/// not serve those names at its next CONNECT: it serves only what its own record says
+/// its user published from it.
+#[test]
+fn names_published_by_someone_else_in_my_name_are_reported_not_served() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("mine.txt"), b"mine").unwrap();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, b"top secret").unwrap();
+    // ../<dir>/secret from the share folder reaches the file outside it.
+    let relative_secret = format!(
+        "../{}/secret",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    let state = tempfile::tempdir().unwrap();
+    let state_arg = state.path().to_str().unwrap();
+    let mut alice = Client::start_with(
+        s.addr,
+        share.path(),
+        &["--time-url", NO_TIME_SERVICE, "--state-dir", state_arg],
+    );
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH mine.txt d"), "c> PUBLISH OK");
+    assert_eq!(alice.cmd("QUIT"), "c> DISCONNECT OK");
+    alice.wait_exit();
+
+    // The attacker, on the raw protocol, acts in alice's name while she is offline.
+    let secret_abs = secret.to_str().unwrap();
+    assert_eq!(code(s.addr, &["CONNECT", "alice", "1"]), 0);
+    assert_eq!(code(s.addr, &["PUBLISH", "alice", secret_abs, "x"]), 0);
+    assert_eq!(
+        code(s.addr, &["PUBLISH", "alice", &relative_secret, "x"]),
+        0
+    );
+    assert_eq!(code(s.addr, &["DISCONNECT", "alice"]), 0);
+
+    let mut alice = Client::start_with(
+        s.addr,
+        share.path(),
+        &["--time-url", NO_TIME_SERVICE, "--state-dir", state_arg],
+    );
+    assert_eq!(alice.cmd("CONNECT alice"), "c> CONNECT OK");
+    let port = peer_port(s.addr, "alice");
+    assert_eq!(raw_get(port, &get_file_request(secret_abs)), [1]);
+    assert_eq!(raw_get(port, &get_file_request(&relative_secret)), [1]);
+    assert!(alice.stderr_has(&format!("{secret_abs} for alice, but it was not published")));
+    assert!(alice.stderr_has(&format!(
+        "{relative_secret} for alice, but it was not published"
+    )));
+    // What alice did publish from this client is still served.
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE alice mine.txt m"), "c> GET_FILE OK");
+    assert_eq!(std::fs::read(down.path().join("m")).unwrap(), b"mine");
+}

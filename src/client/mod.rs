@@ -13,6 +13,7 @@
 //! shared) go to stderr.
 
 mod messages;
+mod published;
 mod shell;
 mod timeclock;
 
@@ -28,6 +29,7 @@ use crate::index::{self, Body, Op, Request};
 use crate::net;
 use crate::peer::{self, DownloadError, PeerListener, Progress, ServeOptions, SharedFiles};
 use crate::wire::{Field, FieldReader, WireError};
+use published::Record;
 
 pub use messages::{help, reply, usage};
 pub use timeclock::TimeClock;
@@ -58,6 +60,11 @@ pub struct ClientArgs {
     /// against.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub share: PathBuf,
+    /// Where this client keeps its record of what its users published from here
+    /// (default: $XDG_STATE_HOME/peerdex or ~/.local/state/peerdex). Only files in that
+    /// record are ever served.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Upload rate limit per download served, in bytes per second (default: none).
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_upload_rate: Option<u64>,
@@ -122,8 +129,13 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let interrupted = Arc::new(AtomicBool::new(false));
     let input = shell::Input::start(Arc::clone(&interrupted)).map_err(ClientError::Input)?;
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| published::default_state_dir(&share));
     let mut session = Session {
         server: format!("{}:{}", args.server, args.port),
+        state_dir,
         clock: TimeClock::new(args.time_url.clone()),
         files: SharedFiles::new(share),
         serve: ServeOptions {
@@ -180,10 +192,13 @@ enum Flow {
 struct Connected {
     user: String,
     listener: PeerListener,
+    /// What this user published from this client: the only files served.
+    record: Option<Record>,
 }
 
 struct Session {
     server: String,
+    state_dir: PathBuf,
     clock: TimeClock,
     files: Arc<SharedFiles>,
     serve: ServeOptions,
@@ -264,7 +279,7 @@ impl Session {
         let a = &p.args;
         match p.command.as_str() {
             "REGISTER" => self.simple(a[0], Body::Register),
-            "UNREGISTER" => self.simple(a[0], Body::Unregister),
+            "UNREGISTER" => self.unregister(a[0]),
             "CONNECT" => self.connect(a[0]),
             "DISCONNECT" => self.disconnect(a[0]),
             "PUBLISH" => self.publish(a[0], description(p.rest)),
@@ -379,15 +394,40 @@ impl Session {
         self.connected = Some(Connected {
             user: user.to_owned(),
             listener,
+            record: None,
         });
         self.restore_table(user);
         say(reply(Op::Connect, code));
     }
 
-    /// Refills the table of published files from the server's LIST_CONTENT of this
-    /// user, so a restarted client serves what it published before.
+    fn unregister(&mut self, user: &str) {
+        let code = self.code(user, Body::Unregister);
+        if code == Some(index::OK) {
+            // The name is free for anyone to register again: what this client
+            // published under it must not be served to the next owner of the name.
+            if let Err(e) =
+                Record::load(&self.state_dir, &self.server, user).and_then(|mut r| r.clear())
+            {
+                eprintln!("peerdex: UNREGISTER: cannot remove the publication record: {e}");
+            }
+        }
+        say(reply(Op::Unregister, code));
+    }
+
+    /// Refills the table of served files at CONNECT: the names this client's record
+    /// says its user published from here and the server still lists. The server's
+    /// list is not trusted on its own: a name it lists without a local record was
+    /// published by someone else in this user's name (or invented by the server) and
+    /// is reported, not served.
     fn restore_table(&mut self, user: &str) {
         self.files.clear();
+        let mut record = match Record::load(&self.state_dir, &self.server, user) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("peerdex: nothing is served: cannot read the publication record: {e}");
+                return;
+            }
+        };
         let listed = self
             .request(
                 user,
@@ -401,14 +441,27 @@ impl Session {
             });
         match listed {
             Ok(entries) => {
+                let mut on_server = std::collections::HashSet::new();
                 for e in entries {
-                    match self.files.resolve(&e.file) {
-                        Ok(path) => self.files.insert(&e.file, path),
-                        Err(err) => eprintln!("peerdex: published {} is not served: {err}", e.file),
+                    match record.get(&e.file) {
+                        Some(path) => self.files.insert(&e.file, path.to_path_buf()),
+                        None => eprintln!(
+                            "peerdex: the server lists {} for {user}, but it was not published \
+                             from this client: not served",
+                            e.file
+                        ),
                     }
+                    on_server.insert(e.file);
+                }
+                // Deleted from elsewhere (or the user was unregistered): forget it.
+                if let Err(e) = record.retain(|name| on_server.contains(name)) {
+                    eprintln!("peerdex: cannot update the publication record: {e}");
                 }
             }
             Err(e) => eprintln!("peerdex: cannot restore the published files: {e}"),
+        }
+        if let Some(c) = self.connected.as_mut() {
+            c.record = Some(record);
         }
     }
 
@@ -446,6 +499,7 @@ impl Session {
             },
         );
         if code == Some(index::OK) {
+            self.remember(|r| r.insert(file, path.clone()));
             self.files.insert(file, path);
         }
         say(reply(Op::Publish, code));
@@ -462,9 +516,30 @@ impl Session {
             },
         );
         if code == Some(index::OK) {
+            self.remember(|r| r.remove(file));
             self.files.remove(file);
         }
         say(reply(Op::Delete, code));
+    }
+
+    /// Applies a change to the connected user's publication record (loaded at
+    /// CONNECT, or now if that failed); a failure to write it is said on stderr.
+    fn remember(&mut self, change: impl FnOnce(&mut Record) -> Result<(), published::RecordError>) {
+        let Some(c) = self.connected.as_mut() else {
+            return;
+        };
+        if c.record.is_none() {
+            match Record::load(&self.state_dir, &self.server, &c.user) {
+                Ok(r) => c.record = Some(r),
+                Err(e) => {
+                    eprintln!("peerdex: cannot read the publication record: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(Err(e)) = c.record.as_mut().map(change) {
+            eprintln!("peerdex: cannot write the publication record: {e}");
+        }
     }
 
     /// Runs a list request as the connected user and prints its message and lines.
