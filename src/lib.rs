@@ -3,41 +3,44 @@
 //! An index server keeps who is registered, who is connected and where, and what each
 //! user shares; clients download directly from each other; every request is audited
 //! through an ONC-RPC logger; clients stamp requests with the time from a small web
-//! service. `../shared/PROTOCOL.md` is the wire contract.
+//! service. `docs/PROTOCOL.md` is the wire contract, `docs/DESIGN.md` the architecture.
 //!
-//! Modules, one concern each:
-//! - [`wire`]: NUL-terminated field framing with hard limits.
-//! - [`index`]: index protocol messages; [`registry`]: the index state, made durable
-//!   by [`journal`];
-//!   [`server`]: the index server.
-//! - [`net`]: binding, the bounded accept loop, connection cap, shutdown.
-//! - [`audit`]: audit records; [`shipper`]: sends them to the logger.
-//! - [`console`]: batched console lines on stdout; [`clock`]: the DATETIME format.
-//! - [`client`]: the interactive shell; [`peer`]: the peer listener and downloads.
-//! - [`logger`]: the ONC-RPC audit logger; [`logrpc`]: its interface (`rpc/logger.x`);
-//!   [`rpc`]: ONC-RPC messages and record marking; [`xdr`]: XDR values;
-//!   [`portmap`]: the portmapper client; [`spool`]: the server's durable audit spool.
-//! - [`timesvc`]: the time web service.
-//! - [`bench`]: the load generator and baselines of `peerdex bench`.
+//! Leaves, shared by the components and importing none of them:
+//! - [`proto`]: wire framing, index and peer messages, DATETIME, the audit record.
+//! - [`rpc`]: XDR, ONC-RPC messages, the portmapper client, the logger's interface.
+//! - [`net`]: binding, the bounded accept loop and connection cap, shutdown, console.
+//!
+//! Components, one folder each, none importing another:
+//! - [`server`]: the index server (registry, journal, liveness, audit spool/shipper).
+//! - [`logger`]: the ONC-RPC audit logger.
+//! - [`time`]: the time web service.
+//! - [`client`]: the interactive shell and its peer (listener and downloads).
 
-pub mod audit;
-pub mod bench;
-pub mod client;
-pub mod clock;
-pub mod console;
-pub mod index;
-pub mod journal;
-pub mod liveness;
-pub mod logger;
-pub mod logrpc;
-pub mod net;
-pub mod peer;
-pub mod portmap;
-pub mod registry;
-pub mod rpc;
-pub mod server;
-pub mod shipper;
-pub mod spool;
-pub mod timesvc;
-pub mod wire;
-pub mod xdr;
+#![warn(unreachable_pub)]
+
+mod client;
+mod logger;
+mod net;
+mod proto;
+mod rpc;
+mod server;
+mod time;
+
+pub use client::{ClientArgs, run as run_client};
+pub use logger::{LoggerArgs, run as run_logger};
+pub use server::{ServerArgs, run as run_server};
+pub use time::{TimeArgs, run as run_time};
+
+/// What the benchmark (`benches/`) and the process tests drive directly: protocol
+/// encoders and parsers, socket helpers and registry types. Not a stable API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::net::{CONNECTION_STACK, bind, connect, set_timeouts, spawn_connection_thread};
+    pub use crate::proto::datetime;
+    pub use crate::proto::index;
+    pub use crate::proto::wire::{FieldReader, MAX_FIELD};
+    pub use crate::rpc::portmap::{self, IPPROTO_TCP};
+    pub use crate::server::change::Change;
+    pub use crate::server::journal::{COMPACT_MIN_BYTES, StoreOptions};
+    pub use crate::server::registry::Registry;
+}

@@ -18,26 +18,23 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the index server.
-    Server(peerdex::server::ServerArgs),
+    Server(peerdex::ServerArgs),
     /// Run the interactive client shell.
-    Client(peerdex::client::ClientArgs),
+    Client(peerdex::ClientArgs),
     /// Run the ONC-RPC audit logger.
-    Logger(peerdex::logger::LoggerArgs),
+    Logger(peerdex::LoggerArgs),
     /// Run the time web service.
-    Time(peerdex::timesvc::TimeArgs),
-    /// Measure peerdex against baselines.
-    Bench(peerdex::bench::BenchArgs),
+    Time(peerdex::TimeArgs),
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
-        Command::Server(args) => peerdex::server::run(args).map_err(Into::into),
-        Command::Client(args) => peerdex::client::run(args),
-        Command::Logger(args) => peerdex::logger::run(args),
-        Command::Time(args) => peerdex::timesvc::run(args),
-        Command::Bench(args) => peerdex::bench::run(args).map_err(Into::into),
+        Command::Server(args) => peerdex::run_server(args).map_err(Into::into),
+        Command::Client(args) => peerdex::run_client(args),
+        Command::Logger(args) => peerdex::run_logger(args),
+        Command::Time(args) => peerdex::run_time(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use peerdex::clock;
+use peerdex::testing::datetime as clock;
 use quick_xml::events::Event;
 use quick_xml::reader::NsReader;
 use support::*;

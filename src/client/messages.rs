@@ -4,11 +4,11 @@
 //! Owns: every fixed string of the shell's stdout. Does not own: when a command is
 //! run or what it sends (`client`).
 
-use crate::index::Op;
+use crate::proto::index::Op;
 
 /// `code` is the server's result byte, or `None` when there is no usable reply (server
 /// unreachable, a broken reply, or the client refused the command itself).
-pub fn reply(op: Op, code: Option<u8>) -> &'static str {
+pub(crate) fn reply(op: Op, code: Option<u8>) -> &'static str {
     match (op, code) {
         (Op::Register, Some(0)) => "c> REGISTER OK",
         (Op::Register, Some(1)) => "c> USERNAME IN USE",
@@ -52,14 +52,14 @@ pub fn reply(op: Op, code: Option<u8>) -> &'static str {
 
 /// The code whose message says "user not connected", used when this shell has no
 /// connected user to act as.
-pub const NOT_CONNECTED: u8 = 2;
+pub(super) const NOT_CONNECTED: u8 = 2;
 
-pub const GET_FILE_OK: &str = "c> GET_FILE OK";
-pub const GET_FILE_NOT_EXIST: &str = "c> GET_FILE FAIL / FILE NOT EXIST";
-pub const GET_FILE_FAIL: &str = "c> GET_FILE FAIL";
+pub(super) const GET_FILE_OK: &str = "c> GET_FILE OK";
+pub(super) const GET_FILE_NOT_EXIST: &str = "c> GET_FILE FAIL / FILE NOT EXIST";
+pub(super) const GET_FILE_FAIL: &str = "c> GET_FILE FAIL";
 
 /// The commands of the shell with their usage lines, in HELP order.
-pub const USAGE: [(&str, &str); 12] = [
+pub(super) const USAGE: [(&str, &str); 12] = [
     ("REGISTER", "REGISTER <user>"),
     ("UNREGISTER", "UNREGISTER <user>"),
     ("CONNECT", "CONNECT <user>"),
@@ -75,7 +75,7 @@ pub const USAGE: [(&str, &str); 12] = [
 ];
 
 /// The usage line of a command (its upper-case word).
-pub fn usage(command: &str) -> &'static str {
+pub(crate) fn usage(command: &str) -> &'static str {
     USAGE
         .iter()
         .find(|(word, _)| *word == command)
@@ -83,7 +83,7 @@ pub fn usage(command: &str) -> &'static str {
 }
 
 /// The HELP text: one usage line per command.
-pub fn help() -> String {
+pub(crate) fn help() -> String {
     let mut out = String::from("c> commands (the command word is case-insensitive):\n");
     for (_, usage) in USAGE {
         out.push('\t');

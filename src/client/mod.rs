@@ -13,6 +13,7 @@
 //! shared) go to stderr.
 
 mod messages;
+pub(crate) mod peer;
 mod published;
 mod shell;
 mod timeclock;
@@ -25,23 +26,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::index::{self, Body, Op, Request};
 use crate::net;
-use crate::peer::{self, DownloadError, PeerListener, Progress, ServeOptions, SharedFiles};
-use crate::wire::{Field, FieldReader, WireError};
+use crate::proto::index::{self, Body, Op, Request};
+use crate::proto::wire::{Field, FieldReader, WireError};
+use peer::{DownloadError, PeerListener, Progress, ServeOptions, SharedFiles};
 use published::Record;
 
-pub use messages::{help, reply, usage};
-pub use timeclock::TimeClock;
+pub(crate) use messages::{help, reply, usage};
+pub(crate) use timeclock::TimeClock;
 
 /// Connect, read and write timeout of one index request. The server answers at once;
 /// 5 s covers a loaded server on a slow link without leaving the shell hanging long
 /// when the server is gone.
-pub const INDEX_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const INDEX_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Downloads at least this large show a progress bar (in a terminal). Smaller ones
 /// finish before a bar would be readable.
-pub const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
+pub(crate) const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
 
 /// Command-line options of `peerdex client`.
 #[derive(clap::Args, Debug, Clone)]
@@ -72,7 +73,7 @@ pub struct ClientArgs {
 
 /// Why the shell could not start.
 #[derive(Debug)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     Share { path: PathBuf, source: io::Error },
     Input(io::Error),
 }
@@ -92,7 +93,7 @@ impl std::error::Error for ClientError {}
 
 /// Why an index request got no result code.
 #[derive(Debug)]
-pub enum IndexError {
+pub(crate) enum IndexError {
     Resolve { server: String, source: io::Error },
     Connect { server: String, source: io::Error },
     Send(io::Error),

@@ -23,7 +23,7 @@ const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why the record could not be read or written.
 #[derive(Debug)]
-pub enum RecordError {
+pub(super) enum RecordError {
     Io {
         path: PathBuf,
         source: io::Error,
@@ -57,7 +57,7 @@ impl std::error::Error for RecordError {}
 
 /// The state directory: `$XDG_STATE_HOME/peerdex`, else `$HOME/.local/state/peerdex`,
 /// else `.peerdex-state` in the share folder.
-pub fn default_state_dir(share: &Path) -> PathBuf {
+pub(super) fn default_state_dir(share: &Path) -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("peerdex");
     }
@@ -83,14 +83,14 @@ fn component(name: &str) -> String {
 
 /// The record of one user at one index server.
 #[derive(Debug)]
-pub struct Record {
+pub(super) struct Record {
     path: PathBuf,
     files: BTreeMap<String, PathBuf>,
 }
 
 impl Record {
     /// Loads the record of `user` at `server` (`host:port`), empty when none exists.
-    pub fn load(state_dir: &Path, server: &str, user: &str) -> Result<Record, RecordError> {
+    pub(super) fn load(state_dir: &Path, server: &str, user: &str) -> Result<Record, RecordError> {
         let path = state_dir
             .join("published")
             .join(component(server))
@@ -119,18 +119,18 @@ impl Record {
     }
 
     /// The path `name` was published from, if this client published it.
-    pub fn get(&self, name: &str) -> Option<&Path> {
+    pub(super) fn get(&self, name: &str) -> Option<&Path> {
         self.files.get(name).map(PathBuf::as_path)
     }
 
     /// Records a publication and writes the record.
-    pub fn insert(&mut self, name: &str, path: PathBuf) -> Result<(), RecordError> {
+    pub(super) fn insert(&mut self, name: &str, path: PathBuf) -> Result<(), RecordError> {
         self.files.insert(name.to_owned(), path);
         self.save()
     }
 
     /// Forgets a publication and writes the record.
-    pub fn remove(&mut self, name: &str) -> Result<(), RecordError> {
+    pub(super) fn remove(&mut self, name: &str) -> Result<(), RecordError> {
         if self.files.remove(name).is_some() {
             self.save()?;
         }
@@ -138,7 +138,7 @@ impl Record {
     }
 
     /// Keeps only the names `keep` accepts; writes the record when that changed it.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) -> Result<(), RecordError> {
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) -> Result<(), RecordError> {
         let before = self.files.len();
         self.files.retain(|name, _| keep(name));
         if self.files.len() != before {
@@ -148,7 +148,7 @@ impl Record {
     }
 
     /// Forgets everything (the user was unregistered) and removes the file.
-    pub fn clear(&mut self) -> Result<(), RecordError> {
+    pub(super) fn clear(&mut self) -> Result<(), RecordError> {
         self.files.clear();
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(()),

@@ -13,12 +13,12 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender};
 
 /// The prompt of PROTOCOL.md section 5, shown by the line editor in a terminal.
-pub const PROMPT: &str = "c> ";
+pub(super) const PROMPT: &str = "c> ";
 
 /// Longest command line read from a pipe or file. A command is at most a few fields
 /// of at most 256 bytes; 64 KiB is generous and caps what a runaway input can make
 /// the shell buffer.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(super) const MAX_LINE: usize = 64 * 1024;
 
 /// Events queued for the shell: one line (the input thread waits for the command
 /// to finish before reading on) plus room for signals.
@@ -26,7 +26,7 @@ const EVENT_QUEUE: usize = 4;
 
 /// What the shell reacts to.
 #[derive(Debug)]
-pub enum Event {
+pub(super) enum Event {
     /// A command line.
     Line(String),
     /// A line too long to be a command.
@@ -39,7 +39,7 @@ pub enum Event {
 
 /// The stream of events, and the acknowledgement the input thread waits for before
 /// reading the next line.
-pub struct Input {
+pub(super) struct Input {
     events: Receiver<Event>,
     done: Sender<()>,
     terminal: Option<TerminalMode>,
@@ -48,7 +48,7 @@ pub struct Input {
 impl Input {
     /// Starts the input and signal threads. `interrupted` is raised on SIGINT and
     /// SIGTERM so a running command (a download) can stop early.
-    pub fn start(interrupted: Arc<AtomicBool>) -> io::Result<Input> {
+    pub(super) fn start(interrupted: Arc<AtomicBool>) -> io::Result<Input> {
         let (tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let (done, ack) = crossbeam_channel::bounded(1);
         let interactive = io::stdin().is_terminal();
@@ -75,19 +75,19 @@ impl Input {
     }
 
     /// The next event (blocks).
-    pub fn next(&self) -> Event {
+    pub(super) fn next(&self) -> Event {
         self.events.recv().unwrap_or(Event::Eof)
     }
 
     /// The command of the last line is finished: the next line may be read.
-    pub fn done(&self) {
+    pub(super) fn done(&self) {
         let _ = self.done.try_send(());
     }
 
     /// Puts the terminal back as it was at start. The shell may end (SIGTERM) while
     /// the line editor holds the terminal in raw mode; without this the user's
     /// terminal would be left without echo.
-    pub fn restore_terminal(&self) {
+    pub(super) fn restore_terminal(&self) {
         if let Some(mode) = &self.terminal {
             mode.restore();
         }

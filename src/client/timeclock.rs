@@ -9,12 +9,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::clock;
+use crate::proto::datetime;
 
 /// How long one request to the time service may take in all (connect, send, answer).
 /// The service is meant to be local or nearby; a second is ample, and a dead service
 /// costs each command at most this much before the local clock is used.
-pub const TIME_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const TIME_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Largest answer read from the time service. The real answer has 19 bytes; anything
 /// much longer is not a DATETIME.
@@ -22,7 +22,7 @@ const MAX_TIME_BODY: u64 = 256;
 
 /// Why the time service gave no usable DATETIME.
 #[derive(Debug)]
-pub enum TimeError {
+pub(crate) enum TimeError {
     Http(ureq::Error),
     /// The body is not `dd/mm/YYYY HH:MM:SS`.
     Malformed(String),
@@ -40,14 +40,14 @@ impl fmt::Display for TimeError {
 impl std::error::Error for TimeError {}
 
 /// Source of DATETIMEs for one shell.
-pub struct TimeClock {
+pub(crate) struct TimeClock {
     url: String,
     agent: ureq::Agent,
     warned: bool,
 }
 
 impl TimeClock {
-    pub fn new(url: String) -> TimeClock {
+    pub(crate) fn new(url: String) -> TimeClock {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(TIME_TIMEOUT))
             // The time service is on the local network: never route it through a
@@ -62,7 +62,7 @@ impl TimeClock {
     }
 
     /// Asks the time service once.
-    pub fn fetch(&self) -> Result<String, TimeError> {
+    pub(crate) fn fetch(&self) -> Result<String, TimeError> {
         let mut response = self.agent.get(&self.url).call().map_err(TimeError::Http)?;
         let body = response
             .body_mut()
@@ -71,7 +71,7 @@ impl TimeClock {
             .read_to_string()
             .map_err(TimeError::Http)?;
         let time = body.trim();
-        if clock::is_datetime(time) {
+        if datetime::is_datetime(time) {
             Ok(time.to_owned())
         } else {
             Err(TimeError::Malformed(time.chars().take(64).collect()))
@@ -80,7 +80,7 @@ impl TimeClock {
 
     /// The DATETIME for the next request: the service's, or the local clock's (and a
     /// warning on stderr the first time that happens).
-    pub fn now(&mut self) -> String {
+    pub(crate) fn now(&mut self) -> String {
         match self.fetch() {
             Ok(time) => time,
             Err(e) => {
@@ -92,7 +92,7 @@ impl TimeClock {
                     );
                 }
                 log::debug!("time service: {e}");
-                clock::now()
+                datetime::now()
             }
         }
     }

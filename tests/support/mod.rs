@@ -87,12 +87,12 @@ impl Proc {
 
     /// Peak resident memory of the process so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        peerdex::bench::status_kib(self.child.id(), "VmHWM:")
+        status_kib(self.child.id(), "VmHWM:")
     }
 
     /// Current resident memory (VmRSS), in KiB.
     pub fn rss_kib(&self) -> u64 {
-        peerdex::bench::status_kib(self.child.id(), "VmRSS:")
+        status_kib(self.child.id(), "VmRSS:")
     }
 }
 
@@ -600,4 +600,14 @@ pub fn run_to_exit(cmd: &mut Command, timeout: Duration, what: &str) -> std::io:
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     })
+}
+
+/// A `/proc/<pid>/status` field in KiB (VmRSS, VmHWM), 0 when unreadable.
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap_or("");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

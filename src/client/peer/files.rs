@@ -1,0 +1,245 @@
+//! The table of files this client serves and the safe way to open them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::proto::peer::{CODE_NOT_FOUND, CODE_OTHER};
+
+/// Why a file could not be shared.
+#[derive(Debug)]
+pub(crate) enum ShareError {
+    /// The path does not resolve to an existing file.
+    Missing { path: PathBuf, source: io::Error },
+    /// The path exists but is not a regular file (a directory, a device, a FIFO).
+    NotRegular(PathBuf),
+}
+
+impl fmt::Display for ShareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShareError::Missing { path, source } => {
+                write!(f, "cannot share {}: {source}", path.display())
+            }
+            ShareError::NotRegular(path) => {
+                write!(f, "cannot share {}: not a regular file", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ShareError {}
+
+/// The files this client serves: published name -> canonical path, resolved when
+/// the name was published (relative names against the share folder).
+pub(crate) struct SharedFiles {
+    root: PathBuf,
+    files: RwLock<HashMap<String, PathBuf>>,
+}
+
+impl SharedFiles {
+    /// An empty table whose relative names resolve against `root`.
+    pub(crate) fn new(root: PathBuf) -> Arc<Self> {
+        Arc::new(SharedFiles {
+            root,
+            files: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Where a local name points: absolute names as they are, relative ones inside
+    /// the share folder.
+    pub(crate) fn local_path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Resolves `name` to the canonical path of an existing regular file, without
+    /// adding it. The shell calls this before asking the server to PUBLISH.
+    pub(crate) fn resolve(&self, name: &str) -> Result<PathBuf, ShareError> {
+        let path = self.local_path(name);
+        let canonical = std::fs::canonicalize(&path).map_err(|source| ShareError::Missing {
+            path: path.clone(),
+            source,
+        })?;
+        let meta = std::fs::metadata(&canonical).map_err(|source| ShareError::Missing {
+            path: path.clone(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(ShareError::NotRegular(path));
+        }
+        Ok(canonical)
+    }
+
+    /// Adds a published name with the path it resolved to.
+    pub(crate) fn insert(&self, name: &str, canonical: PathBuf) {
+        self.files.write().insert(name.to_owned(), canonical);
+    }
+
+    /// Removes a name (after DELETE OK).
+    pub(crate) fn remove(&self, name: &str) {
+        self.files.write().remove(name);
+    }
+
+    /// Empties the table (before it is restored at CONNECT).
+    pub(crate) fn clear(&self) {
+        self.files.write().clear();
+    }
+
+    fn lookup(&self, name: &str) -> Option<PathBuf> {
+        self.files.read().get(name).cloned()
+    }
+
+    /// Opens a published name for serving: the file and its size, or the code to
+    /// answer.
+    pub(super) fn open(&self, name: &str) -> Result<(File, u64), u8> {
+        let Some(path) = self.lookup(name) else {
+            return Err(CODE_NOT_FOUND);
+        };
+        let file = match open_no_symlinks(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                log::info!("peer: {name} ({}) not served: {e}", path.display());
+                return Err(match e.kind() {
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => CODE_NOT_FOUND,
+                    _ if e.raw_os_error() == Some(libc::ELOOP) => CODE_NOT_FOUND,
+                    _ => CODE_OTHER,
+                });
+            }
+        };
+        match file.metadata() {
+            Ok(m) if m.is_file() => Ok((file, m.len())),
+            Ok(_) => {
+                log::info!("peer: {name} is no longer a regular file: not served");
+                Err(CODE_NOT_FOUND)
+            }
+            Err(e) => {
+                log::info!("peer: {name}: {e}");
+                Err(CODE_OTHER)
+            }
+        }
+    }
+}
+
+/// Opens an absolute path for reading, refusing a symlink in any component
+/// (`O_NOFOLLOW` on each step, `ELOOP` when one is met). The last step also uses
+/// `O_NONBLOCK`, so a FIFO swapped in cannot block the open; it is then refused as
+/// not a regular file.
+#[cfg(unix)]
+fn open_no_symlinks(path: &Path) -> io::Result<File> {
+    use std::ffi::CString;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Component;
+
+    let mut names = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(n) => names.push(n),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a canonical path",
+                ));
+            }
+        }
+    }
+    let Some((last, dirs)) = names.split_last() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+    };
+    let open_at = |dir: libc::c_int, name: &std::ffi::OsStr, flags: libc::c_int| {
+        let c = CString::new(name.as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        // SAFETY: `c` is a valid NUL-terminated string and `dir` an open descriptor
+        // (or AT_FDCWD, unused here since the first name is opened against "/").
+        let fd =
+            unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
+        if fd < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        }
+    };
+    use std::os::fd::AsRawFd;
+    let root = File::open("/")?;
+    let mut dir: OwnedFd = root.into();
+    for name in dirs {
+        dir = open_at(dir.as_raw_fd(), name, libc::O_RDONLY | libc::O_DIRECTORY)?;
+    }
+    let fd = open_at(dir.as_raw_fd(), last, libc::O_RDONLY | libc::O_NONBLOCK)?;
+    Ok(File::from(fd))
+}
+
+/// Options of the peer listener.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_serves_only_published_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("a.txt"), b"hello").unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        let files = SharedFiles::new(root.clone());
+        assert!(matches!(
+            files.resolve("missing"),
+            Err(ShareError::Missing { .. })
+        ));
+        assert!(matches!(
+            files.resolve("sub"),
+            Err(ShareError::NotRegular(_))
+        ));
+        let path = files.resolve("a.txt").unwrap();
+        files.insert("a.txt", path);
+        let (_, size) = files.open("a.txt").unwrap();
+        assert_eq!(size, 5);
+        assert_eq!(files.open("sub").err(), Some(CODE_NOT_FOUND));
+        assert_eq!(files.open("../a.txt").err(), Some(CODE_NOT_FOUND));
+        files.remove("a.txt");
+        assert_eq!(files.open("a.txt").err(), Some(CODE_NOT_FOUND));
+    }
+
+    #[test]
+    fn symlink_swapped_in_after_publishing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("secret"), b"secret").unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f"), b"public").unwrap();
+        let files = SharedFiles::new(root.clone());
+        files.insert("d/f", files.resolve("d/f").unwrap());
+        files.insert("g", {
+            std::fs::write(root.join("g"), b"g").unwrap();
+            files.resolve("g").unwrap()
+        });
+        // Last component swapped.
+        std::fs::remove_file(root.join("g")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), root.join("g")).unwrap();
+        assert_eq!(files.open("g").err(), Some(CODE_NOT_FOUND));
+        // A directory along the path swapped.
+        std::fs::rename(root.join("d"), root.join("d.old")).unwrap();
+        std::fs::create_dir(root.join("e")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), root.join("e/f")).unwrap();
+        std::os::unix::fs::symlink(root.join("e"), root.join("d")).unwrap();
+        assert_eq!(files.open("d/f").err(), Some(CODE_NOT_FOUND));
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_regular_file_is_still_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("f"), b"v1").unwrap();
+        let files = SharedFiles::new(root.clone());
+        files.insert("f", files.resolve("f").unwrap());
+        std::fs::write(root.join("f.new"), b"version 2").unwrap();
+        std::fs::rename(root.join("f.new"), root.join("f")).unwrap();
+        assert_eq!(files.open("f").unwrap().1, 9);
+    }
+}

@@ -1,0 +1,814 @@
+//! `peerdex logger`: the ONC-RPC audit logger (PROTOCOL.md section 3,
+//! `rpc/logger.x`).
+//!
+//! Owns: the TCP and UDP listeners on one port number, answering calls as an
+//! rpcgen-generated server does (NULL, LOG v1 and v2, PROG_UNAVAIL, PROG_MISMATCH,
+//! PROC_UNAVAIL, GARBAGE_ARGS, RPC_MISMATCH, AUTH_ERROR), the audit file (JSON
+//! lines, written before the reply leaves), the duplicate check of version 2
+//! records, the console line per record, and registration with the local
+//! portmapper. Does not own: message encoding (`rpc`, `xdr`, `logrpc`), the
+//! portmapper protocol (`portmap`), accepting connections (`net`).
+//!
+//! Replies to pipelined calls on one TCP connection are batched: every call
+//! already buffered is handled, the audit lines of the batch are written in one
+//! `write`, then the replies leave in one `write`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::net::console::Console;
+use crate::net::{self, ConnLimiter, Permit, Shutdown};
+use crate::proto::audit;
+use crate::rpc::logprog::{self as logrpc, LOG_DUPLICATE, LOG_FAILED, LOG_STORED, LogRecord};
+use crate::rpc::message::{self as rpc, Answer, Incoming, RecordError};
+use crate::rpc::portmap::{self, IPPROTO_TCP, IPPROTO_UDP, Mapping};
+
+/// How long a TCP connection may stay silent. The server's shipper keeps one
+/// connection open and reconnects transparently, so idle connections can go.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long writing a batch of replies may take before the client is dropped.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Calls handled before the batch's audit lines and replies are written, even if
+/// more are buffered: bounds the memory a pipelining client can tie up.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// Buffer of a connection's reader: a few dozen pipelined calls per `read`.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Attempts to find a port number free for both TCP and UDP when `--port 0`.
+const BIND_ATTEMPTS: usize = 16;
+
+/// Longest time a record's console line waits to be handed to the console
+/// writer. Lines are handed over in chunks rather than one by one: waking the
+/// writer thread for every record costs more than the rest of a LOG call.
+pub(crate) const CONSOLE_DELAY: Duration = Duration::from_millis(50);
+
+/// Bytes of console lines gathered before they are handed over regardless.
+const CONSOLE_CHUNK: usize = 32 * 1024;
+
+/// How long the logger waits at exit for its last console lines to be written.
+const CONSOLE_FINISH: Duration = Duration::from_secs(2);
+
+/// How often the UDP thread looks at the shutdown flag.
+const UDP_POLL: Duration = Duration::from_millis(200);
+
+/// The versions of the program, for PROG_MISMATCH.
+const LOW_VERSION: u32 = logrpc::V1;
+const HIGH_VERSION: u32 = logrpc::V2;
+
+/// Command-line options of `peerdex logger`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoggerArgs {
+    /// Port for both TCP and UDP (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to bind (0.0.0.0: every interface).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// RPC program number, decimal or 0x hex.
+    #[arg(long, default_value_t = logrpc::DEFAULT_PROGRAM, value_parser = logrpc::parse_program)]
+    pub program: u32,
+    /// Audit file: one JSON object per stored record, appended.
+    #[arg(long, value_name = "FILE", default_value = "peerdex-audit.jsonl")]
+    pub audit: PathBuf,
+    /// Do not register with the local portmapper.
+    #[arg(long)]
+    pub no_portmap: bool,
+    /// The portmapper to register with (tests point it elsewhere).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:111",
+        hide = true
+    )]
+    pub portmapper: SocketAddr,
+    /// Most TCP connections open at once; past it the oldest is closed.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+/// Why the logger could not start.
+#[derive(Debug)]
+pub(crate) enum LoggerError {
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    Audit {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Signals(std::io::Error),
+}
+
+impl std::fmt::Display for LoggerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoggerError::Bind { addr, source } => {
+                write!(f, "logger: cannot listen on {addr} (tcp and udp): {source}")
+            }
+            LoggerError::Audit { path, source } => {
+                write!(f, "logger: audit file {}: {source}", path.display())
+            }
+            LoggerError::Signals(e) => write!(f, "logger: cannot install signal handlers: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoggerError {}
+
+/// One line of the audit file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AuditLine {
+    /// The interface version the record came with (1 or 2).
+    pub version: u32,
+    /// Version 2: the sending server instance, 16 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Version 2: the record's sequence number for its server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datetime: Option<String>,
+    /// Version 1: the string as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The audit file and what it already holds.
+struct Store {
+    file: File,
+    /// Highest sequence number stored per server instance.
+    highest: HashMap<u64, u64>,
+    console: Console,
+    /// Console lines not yet handed over, newline-separated.
+    lines: String,
+    /// When the oldest of `lines` was stored.
+    lines_since: Option<Instant>,
+    /// The audit bytes of a batch, kept between batches.
+    scratch: Vec<u8>,
+    /// Duplicate-check entries a failed batch must restore, kept between batches.
+    undo: Vec<(u64, Option<u64>)>,
+}
+
+/// Largest batch buffer kept for the next batch.
+const SCRATCH_KEEP: usize = 256 * 1024;
+
+/// A server id written as 16 hex digits.
+#[derive(Debug, Clone, Copy)]
+struct ServerId(u64);
+
+impl Serialize for ServerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
+/// [`AuditLine`] as written, borrowing the record's strings.
+#[derive(Serialize, Default)]
+struct LineOut<'a> {
+    version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datetime: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+}
+
+impl Store {
+    /// Opens (creating) the audit file and rebuilds the duplicate check from it.
+    fn open(path: &Path, console: Console) -> std::io::Result<Store> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        let mut highest = HashMap::new();
+        for line in BufReader::new(&file).split(b'\n') {
+            let line = line?;
+            let Ok(a) = serde_json::from_slice::<AuditLine>(&line) else {
+                continue;
+            };
+            if let (Some(server), Some(seq)) = (a.server, a.seq)
+                && let Ok(id) = u64::from_str_radix(&server, 16)
+            {
+                let h = highest.entry(id).or_insert(0);
+                *h = (*h).max(seq);
+            }
+        }
+        // A line cut short by a crash must not swallow the next one.
+        let len = file.seek(SeekFrom::End(0))?;
+        if len > 0 {
+            let mut lastb = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))?;
+            file.read_exact(&mut lastb)?;
+            if lastb[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Store {
+            file,
+            highest,
+            console,
+            lines: String::new(),
+            lines_since: None,
+            scratch: Vec::new(),
+            undo: Vec::new(),
+        })
+    }
+
+    /// Stores a batch: decides duplicates, writes every new line in one write,
+    /// prints them, and returns the status of each item, in order.
+    fn store(&mut self, items: &[Item], statuses: &mut Vec<i32>) {
+        statuses.clear();
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        self.undo.clear();
+        // Printed lines go straight into the console buffer; cut back on failure.
+        let mark = self.lines.len();
+        for item in items {
+            let line = match item {
+                Item::V1(text) => {
+                    statuses.push(LOG_STORED);
+                    if !text.is_empty() {
+                        self.next_line();
+                        self.lines.push_str(text);
+                    }
+                    LineOut {
+                        version: 1,
+                        text: Some(text),
+                        ..LineOut::default()
+                    }
+                }
+                Item::V2(r) => {
+                    let prev = self.highest.get(&r.server_id).copied();
+                    if prev.is_some_and(|h| r.seq <= h) {
+                        statuses.push(LOG_DUPLICATE);
+                        continue;
+                    }
+                    self.undo.push((r.server_id, prev));
+                    self.highest.insert(r.server_id, r.seq);
+                    statuses.push(LOG_STORED);
+                    self.next_line();
+                    audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
+                    LineOut {
+                        version: 2,
+                        server: Some(ServerId(r.server_id)),
+                        seq: Some(r.seq),
+                        user: Some(&r.user),
+                        operation: Some(&r.operation),
+                        datetime: Some(&r.datetime),
+                        text: None,
+                    }
+                }
+            };
+            // Serialising strings and numbers into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, &line);
+            out.push(b'\n');
+        }
+        let written = if out.is_empty() {
+            Ok(())
+        } else {
+            self.file.write_all(&out)
+        };
+        if out.capacity() <= SCRATCH_KEEP {
+            self.scratch = out;
+        }
+        if let Err(e) = written {
+            log::error!("cannot append to the audit file: {e}");
+            self.lines.truncate(mark);
+            for (id, prev) in self.undo.drain(..).rev() {
+                match prev {
+                    Some(h) => self.highest.insert(id, h),
+                    None => self.highest.remove(&id),
+                };
+            }
+            for s in statuses.iter_mut() {
+                if *s == LOG_STORED {
+                    *s = LOG_FAILED;
+                }
+            }
+            return;
+        }
+        if self.lines.len() > mark {
+            self.lines_since.get_or_insert_with(Instant::now);
+        }
+        if self.lines.len() >= CONSOLE_CHUNK {
+            self.hand_over_lines();
+        } else {
+            self.hand_over_due_lines();
+        }
+    }
+
+    /// Starts a new console line in the buffer.
+    fn next_line(&mut self) {
+        if !self.lines.is_empty() {
+            self.lines.push('\n');
+        }
+    }
+
+    /// Hands the gathered console lines over if the oldest has waited long enough.
+    fn hand_over_due_lines(&mut self) {
+        if self
+            .lines_since
+            .is_some_and(|t| t.elapsed() >= CONSOLE_DELAY)
+        {
+            self.hand_over_lines();
+        }
+    }
+
+    fn hand_over_lines(&mut self) {
+        self.lines_since = None;
+        if !self.lines.is_empty() {
+            self.console.line(std::mem::take(&mut self.lines));
+        }
+    }
+}
+
+/// What a call needs from the store.
+enum Item {
+    V1(String),
+    V2(LogRecord),
+}
+
+/// A call handled up to its reply.
+enum Pending {
+    /// Reply known already.
+    Answer { xid: u32, answer: Answer<'static> },
+    Denied {
+        xid: u32,
+        rejected: onc_rpc::RejectedReply,
+    },
+    /// LOG v1: void result once stored.
+    LogV1 { xid: u32 },
+    /// LOG v2: status result once stored.
+    LogV2 { xid: u32 },
+}
+
+/// The calls of one batch, with buffers kept from batch to batch.
+#[derive(Default)]
+struct Batch {
+    pending: Vec<Pending>,
+    items: Vec<Item>,
+    statuses: Vec<i32>,
+}
+
+/// Shared state of the running logger.
+struct Logger {
+    program: u32,
+    store: Mutex<Store>,
+}
+
+impl Logger {
+    /// Classifies one message; `None` for garbage (no reply).
+    fn dispatch(&self, msg: &[u8], items: &mut Vec<Item>) -> Option<Pending> {
+        let call = match rpc::parse_call(msg) {
+            Incoming::Garbage => return None,
+            Incoming::RpcMismatch { xid } => {
+                return Some(Pending::Denied {
+                    xid,
+                    rejected: rpc::rpc_mismatch(),
+                });
+            }
+            Incoming::AuthRejected { xid } => {
+                return Some(Pending::Denied {
+                    xid,
+                    rejected: rpc::auth_rejected(),
+                });
+            }
+            Incoming::Call(c) => c,
+        };
+        let xid = call.xid;
+        let answer = |answer| Some(Pending::Answer { xid, answer });
+        if call.program != self.program {
+            return answer(Answer::ProgUnavail);
+        }
+        if !(LOW_VERSION..=HIGH_VERSION).contains(&call.version) {
+            return answer(Answer::ProgMismatch {
+                low: LOW_VERSION,
+                high: HIGH_VERSION,
+            });
+        }
+        match (call.version, call.procedure) {
+            (_, logrpc::PROC_NULL) => answer(Answer::Success(&[])),
+            (logrpc::V1, logrpc::PROC_LOG) => match logrpc::decode_v1(call.args) {
+                Ok(text) => {
+                    items.push(Item::V1(text));
+                    Some(Pending::LogV1 { xid })
+                }
+                Err(e) => {
+                    log::debug!("LOG v1 arguments rejected: {e}");
+                    answer(Answer::GarbageArgs)
+                }
+            },
+            (_, logrpc::PROC_LOG) => match LogRecord::decode(call.args) {
+                Ok(rec) => {
+                    items.push(Item::V2(rec));
+                    Some(Pending::LogV2 { xid })
+                }
+                Err(e) => {
+                    log::debug!("LOG v2 arguments rejected: {e}");
+                    answer(Answer::GarbageArgs)
+                }
+            },
+            _ => answer(Answer::ProcUnavail),
+        }
+    }
+
+    /// Stores the batch's records, then encodes every reply (record-marked) into
+    /// `out`, in call order.
+    fn complete(&self, batch: &mut Batch, out: &mut Vec<u8>) {
+        let Batch {
+            pending,
+            items,
+            statuses,
+        } = batch;
+        statuses.clear();
+        if !items.is_empty() {
+            self.store.lock().store(items, statuses);
+        }
+        let mut statuses = statuses.iter().copied();
+        for p in pending.drain(..) {
+            match p {
+                Pending::Answer { xid, answer } => rpc::put_reply(out, xid, answer),
+                Pending::Denied { xid, rejected } => rpc::put_denied(out, xid, rejected),
+                Pending::LogV1 { xid } => {
+                    // v1 returns void: a record that could not be stored gets
+                    // SYSTEM_ERR so that the caller sees the failure.
+                    let answer = match statuses.next() {
+                        Some(LOG_FAILED) | None => Answer::SystemErr,
+                        Some(_) => Answer::Success(&[]),
+                    };
+                    rpc::put_reply(out, xid, answer);
+                }
+                Pending::LogV2 { xid } => {
+                    let status = statuses.next().unwrap_or(LOG_FAILED);
+                    rpc::put_reply(out, xid, Answer::Success(&status.to_be_bytes()));
+                }
+            }
+        }
+        items.clear();
+    }
+}
+
+/// A bound logger, ready to serve.
+pub(crate) struct BoundLogger {
+    tcp: TcpListener,
+    udp: UdpSocket,
+    port: u16,
+}
+
+impl BoundLogger {
+    /// Binds TCP and UDP on the same port number (any free one for port 0).
+    pub(crate) fn bind(ip: IpAddr, port: u16) -> Result<BoundLogger, LoggerError> {
+        let mut last = None;
+        for _ in 0..if port == 0 { BIND_ATTEMPTS } else { 1 } {
+            let addr = SocketAddr::new(ip, port);
+            let tcp = net::bind(addr).map_err(|source| LoggerError::Bind { addr, source })?;
+            let bound = tcp
+                .local_addr()
+                .map_err(|source| LoggerError::Bind { addr, source })?;
+            match UdpSocket::bind(bound) {
+                Ok(udp) => {
+                    return Ok(BoundLogger {
+                        tcp,
+                        udp,
+                        port: bound.port(),
+                    });
+                }
+                Err(source) => {
+                    last = Some(LoggerError::Bind {
+                        addr: bound,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// Runs `peerdex logger` until SIGINT or SIGTERM.
+pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let shutdown = Shutdown::new();
+    shutdown.on_signals().map_err(LoggerError::Signals)?;
+    let (console, writer) = Console::stdout();
+    let store = Store::open(&args.audit, console.clone()).map_err(|source| LoggerError::Audit {
+        path: args.audit.clone(),
+        source,
+    })?;
+    let bound = BoundLogger::bind(args.bind, args.port)?;
+    let port = bound.port();
+    let program = args.program;
+    console.line(format!(
+        "l> init logger {}:{port} program 0x{program:08x} versions 1-2 tcp udp",
+        if args.bind.is_unspecified() {
+            net::primary_ip()
+        } else {
+            args.bind
+        }
+    ));
+    let pmap = args.portmapper;
+    let registered = !args.no_portmap && register(&console, pmap, program, port);
+    let logger = Arc::new(Logger {
+        program,
+        store: Mutex::new(store),
+    });
+    let udp_thread = {
+        let logger = Arc::clone(&logger);
+        let shutdown = shutdown.clone();
+        let udp = bound.udp;
+        std::thread::Builder::new()
+            .name("logger-udp".into())
+            .spawn(move || serve_udp(&logger, &udp, &shutdown))?
+    };
+    // Hands gathered console lines over when no further record comes to do it.
+    let flusher = {
+        let logger = Arc::clone(&logger);
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("logger-lines".into())
+            .spawn(move || {
+                while !shutdown.is_triggered() {
+                    std::thread::sleep(CONSOLE_DELAY);
+                    logger.store.lock().hand_over_due_lines();
+                }
+            })?
+    };
+    if let Err(e) = shutdown.watch(&bound.tcp) {
+        log::warn!("shutdown will not wake the accept loop: {e}");
+    }
+    let limiter = ConnLimiter::new(args.max_connections as usize);
+    {
+        let logger = Arc::clone(&logger);
+        net::accept_loop(
+            "logger",
+            &bound.tcp,
+            &limiter,
+            &shutdown,
+            move |stream, peer, permit| serve_tcp(&logger, stream, peer, permit),
+        );
+    }
+    if registered {
+        unregister(pmap, program);
+    }
+    let _ = udp_thread.join();
+    let _ = flusher.join();
+    // Hold the store so that no batch is cut in the middle of its write, and take
+    // its console handle so that the console writer can finish.
+    let mut store = logger.store.lock();
+    store.hand_over_lines();
+    drop(std::mem::replace(&mut store.console, Console::silent()));
+    console.line("l> logger stopped".into());
+    drop(console);
+    // stdout may be stuck (a full pipe nobody reads, a paused terminal): wait
+    // for the console writer, but not forever.
+    let (done, finished) = crossbeam_channel::bounded::<()>(1);
+    let waiter = std::thread::Builder::new()
+        .name("console-finish".into())
+        .spawn(move || {
+            writer.finish();
+            let _ = done.send(());
+        });
+    if waiter.is_ok() && finished.recv_timeout(CONSOLE_FINISH).is_err() {
+        log::warn!("stdout is not being read: exiting without the last console lines");
+    }
+    Ok(())
+}
+
+/// Registers both versions on TCP and UDP; says once on the console if no
+/// portmapper answers. Returns whether the mappings are set.
+fn register(console: &Console, pmap: SocketAddr, program: u32, port: u16) -> bool {
+    // Remove stale mappings of a logger that died without unregistering.
+    for version in LOW_VERSION..=HIGH_VERSION {
+        if let Err(e) = portmap::unset(pmap, program, version) {
+            console.line(format!(
+                "l> no portmapper at {pmap} ({e}): not registered; clients must use port {port}"
+            ));
+            return false;
+        }
+    }
+    for version in LOW_VERSION..=HIGH_VERSION {
+        for protocol in [IPPROTO_TCP, IPPROTO_UDP] {
+            let m = Mapping {
+                program,
+                version,
+                protocol,
+                port: port.into(),
+            };
+            match portmap::set(pmap, m) {
+                Ok(true) => {}
+                Ok(false) => {
+                    console.line(format!(
+                        "l> the portmapper refused program 0x{program:08x} version {version}: clients must use port {port}"
+                    ));
+                }
+                Err(e) => {
+                    console.line(format!(
+                        "l> portmapper at {pmap} stopped answering ({e}): clients must use port {port}"
+                    ));
+                    return true;
+                }
+            }
+        }
+    }
+    console.line(format!(
+        "l> registered program 0x{program:08x} versions 1-2 on tcp and udp port {port} with the portmapper"
+    ));
+    true
+}
+
+fn unregister(pmap: SocketAddr, program: u32) {
+    for version in LOW_VERSION..=HIGH_VERSION {
+        if let Err(e) = portmap::unset(pmap, program, version) {
+            log::warn!("cannot unregister version {version}: {e}");
+        }
+    }
+}
+
+fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
+    if let Err(e) = udp.set_read_timeout(Some(UDP_POLL)) {
+        log::warn!("udp: cannot set a read timeout: {e}");
+    }
+    let _ = udp.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut buf = vec![0u8; rpc::MAX_DATAGRAM];
+    let mut batch = Batch::default();
+    let mut out = Vec::new();
+    while !shutdown.is_triggered() {
+        let (n, peer) = match udp.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if crate::proto::wire::is_timeout(&e) => continue,
+            Err(e) => {
+                log::debug!("udp: receive failed: {e}");
+                continue;
+            }
+        };
+        let Some(p) = logger.dispatch(&buf[..n], &mut batch.items) else {
+            log::debug!("udp: {peer}: not a call: dropped");
+            continue;
+        };
+        batch.pending.push(p);
+        out.clear();
+        logger.complete(&mut batch, &mut out);
+        // A datagram carries the message without its record mark.
+        if out.len() > 4
+            && let Err(e) = udp.send_to(&out[4..], peer)
+        {
+            log::debug!("udp: reply to {peer} not sent: {e}");
+        }
+    }
+}
+
+fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Permit) {
+    if let Err(e) = stream
+        .set_read_timeout(Some(IDLE_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
+    {
+        log::debug!("{peer}: cannot set timeouts: {e}");
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, &stream);
+    let mut writer = &stream;
+    let mut record = Vec::new();
+    let mut batch = Batch::default();
+    let mut out = Vec::new();
+    loop {
+        let result = rpc::read_record(&mut reader, &mut record);
+        let stop = match result {
+            Ok(()) => match logger.dispatch(&record, &mut batch.items) {
+                Some(p) => {
+                    batch.pending.push(p);
+                    false
+                }
+                None => {
+                    log::info!("{peer}: undecodable call header: closing the connection");
+                    true
+                }
+            },
+            Err(RecordError::Closed) => true,
+            Err(e) => {
+                log::info!("{peer}: {e}: closing the connection");
+                true
+            }
+        };
+        // Reply once nothing more is waiting in the buffer (or the batch is full).
+        if stop || batch.pending.len() >= MAX_BATCH || !rpc::has_complete_record(reader.buffer()) {
+            out.clear();
+            logger.complete(&mut batch, &mut out);
+            if !out.is_empty()
+                && let Err(e) = writer.write_all(&out)
+            {
+                log::debug!("{peer}: replies not delivered: {e}");
+                return;
+            }
+        }
+        if stop {
+            return;
+        }
+        if record.capacity() > READ_BUFFER {
+            record = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(s: &mut Store, items: &[Item]) -> Vec<i32> {
+        let mut statuses = Vec::new();
+        s.store(items, &mut statuses);
+        statuses
+    }
+
+    fn v2(id: u64, seq: u64, user: &str) -> Item {
+        Item::V2(LogRecord {
+            server_id: id,
+            seq,
+            user: user.into(),
+            operation: "REGISTER".into(),
+            datetime: "17/12/2014 13:20:35".into(),
+        })
+    }
+
+    #[test]
+    fn duplicates_are_acknowledged_once_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        assert_eq!(
+            store(
+                &mut s,
+                &[v2(1, 1, "a"), v2(1, 2, "b"), v2(1, 2, "b"), v2(2, 1, "c")]
+            ),
+            [LOG_STORED, LOG_STORED, LOG_DUPLICATE, LOG_STORED]
+        );
+        drop(s);
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        assert_eq!(
+            store(&mut s, &[v2(1, 1, "a"), v2(1, 3, "d"), v2(2, 1, "c")]),
+            [LOG_DUPLICATE, LOG_STORED, LOG_DUPLICATE]
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let users: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<AuditLine>(l).unwrap().user.unwrap())
+            .collect();
+        assert_eq!(users, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn a_line_cut_by_a_crash_does_not_swallow_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "{\"version\":2,\"serv").unwrap();
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        assert_eq!(store(&mut s, &[v2(5, 1, "x")]), [LOG_STORED]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last = text.lines().last().unwrap();
+        let a: AuditLine = serde_json::from_str(last).unwrap();
+        assert_eq!(a.seq, Some(1));
+        assert_eq!(a.server.as_deref(), Some("0000000000000005"));
+    }
+
+    #[test]
+    fn v1_lines_keep_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        assert_eq!(
+            store(&mut s, &[Item::V1("hello world".into())]),
+            [LOG_STORED]
+        );
+        let a: AuditLine =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert_eq!(a.version, 1);
+        assert_eq!(a.text.as_deref(), Some("hello world"));
+    }
+}

@@ -1,0 +1,623 @@
+//! Shared TCP plumbing for every peerdex listener: binding, a bounded accept loop, the
+//! connection cap, timeouts, and clean shutdown on SIGINT/SIGTERM.
+//!
+//! Owns: how connections are accepted and handed to a thread, how many may be open
+//! at once and what happens past that, how a blocked `accept` is woken for shutdown.
+//! Does not own: what is spoken on a connection (each service module decides).
+//!
+//! The cap works like this: each accepted connection holds a [`Permit`]. A connection
+//! that has not yet delivered its request is *idle* and may be evicted: when all
+//! permits are taken and a new connection arrives, the oldest idle connection is shut
+//! down to make room. A flood of silent connections therefore cannot lock out clients
+//! that send their request at once; it only evicts itself.
+
+pub(crate) mod console;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as SockShutdown, SocketAddr, TcpListener, TcpStream,
+};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Listen backlog. Larger than std's 128 so a burst of connections waits in the
+/// kernel instead of having its SYNs dropped and retried a second later.
+const BACKLOG: i32 = 1024;
+
+/// Stack of a connection thread. Handlers keep their buffers on the heap; 256 KiB is
+/// ample and keeps 1024 threads at a fraction of the default 2 MiB each.
+pub const CONNECTION_STACK: usize = 256 * 1024;
+
+/// How long the accept loop waits after an `accept` error (EMFILE, ENFILE,
+/// ECONNABORTED) before trying again: long enough not to spin, short enough to
+/// recover at once when descriptors free up.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Parses a timeout option: seconds, more than 0 and at most an hour (clap value
+/// parser shared by every service's `--timeout`).
+pub(crate) fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
+/// Binds a TCP listener with `SO_REUSEADDR` and a large backlog.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // Let "::" accept IPv4 too where the system allows it; ignore if not.
+        let _ = socket.set_only_v6(false);
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Connects with a timeout and sets read and write timeouts on the stream.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    set_timeouts(&stream, timeout)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Sets both read and write timeouts.
+pub fn set_timeouts(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))
+}
+
+/// The address to connect to in order to reach a listener bound to `addr`: the
+/// loopback address of the same family when it is bound to all interfaces.
+pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// The address other hosts most likely use to reach this one: the source address
+/// of the default route (found by connecting a UDP socket, which sends nothing);
+/// without a default route (an isolated lab network), the first non-loopback IPv4
+/// interface address; loopback when there is none.
+pub(crate) fn primary_ip() -> IpAddr {
+    let via_route = || -> io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        // TEST-NET-2 (RFC 5737): never routed, never sent to; only the route lookup
+        // happens.
+        s.connect((Ipv4Addr::new(198, 51, 100, 1), 9))?;
+        Ok(s.local_addr()?.ip())
+    };
+    let via_interfaces = || {
+        if_addrs::get_if_addrs()
+            .ok()?
+            .into_iter()
+            .map(|i| i.ip())
+            .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+    };
+    via_route()
+        .ok()
+        .or_else(via_interfaces)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// A shared stop flag, raised by a signal or by code, that also wakes the accept
+/// loops blocked on their listeners.
+#[derive(Clone, Default)]
+pub(crate) struct Shutdown {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Default)]
+struct ShutdownInner {
+    flag: AtomicBool,
+    listeners: Mutex<Vec<SocketAddr>>,
+    cond: Condvar,
+}
+
+impl Shutdown {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Raises the flag on SIGINT and SIGTERM (from a dedicated thread).
+    pub(crate) fn on_signals(&self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let this = self.clone();
+        thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    log::info!("signal {sig}: shutting down");
+                    this.trigger();
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Registers a listener so that [`Shutdown::trigger`] wakes its accept loop.
+    pub(crate) fn watch(&self, listener: &TcpListener) -> io::Result<()> {
+        self.inner
+            .listeners
+            .lock()
+            .push(reachable(listener.local_addr()?));
+        Ok(())
+    }
+
+    /// Raises the flag and wakes every watched accept loop.
+    pub(crate) fn trigger(&self) {
+        if self.inner.flag.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let listeners = self.inner.listeners.lock().clone();
+        for addr in listeners {
+            // A connection to ourselves makes the blocked accept return.
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        }
+        let _guard = self.inner.listeners.lock();
+        self.inner.cond.notify_all();
+    }
+
+    pub(crate) fn is_triggered(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until the flag is raised or `limit` has passed; returns whether it is
+    /// raised.
+    pub(crate) fn wait_timeout(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut guard = self.inner.listeners.lock();
+        while !self.is_triggered() {
+            if self.inner.cond.wait_until(&mut guard, deadline).timed_out() {
+                break;
+            }
+        }
+        self.is_triggered()
+    }
+}
+
+/// Caps the number of open connections; see the module comment.
+///
+/// Connection threads never take a lock shared with the accept thread: a permit is
+/// an atomic count plus a per-connection slot. Only the accept thread keeps the
+/// arrival-order list that eviction walks (a measured hot spot when connection
+/// threads shared one mutex with it: spinning and `sched_yield` on every request).
+pub(crate) struct ConnLimiter {
+    cap: usize,
+    active: AtomicUsize,
+    /// Threads waiting in [`ConnLimiter::acquire`] or [`ConnLimiter::wait_empty`];
+    /// a released permit notifies `freed` only when there are some.
+    waiters: AtomicUsize,
+    /// Connections in arrival order (weak: a finished connection frees its slot at
+    /// once); pruned as it is walked.
+    arrivals: Mutex<VecDeque<Weak<Slot>>>,
+    sleep: Mutex<()>,
+    freed: Condvar,
+}
+
+/// One connection as the limiter sees it: a handle to shut it down while it is
+/// still waiting for its request; `None` once it is busy.
+struct Slot {
+    idle: Mutex<Option<TcpStream>>,
+}
+
+impl Slot {
+    fn is_idle(&self) -> bool {
+        self.idle.lock().is_some()
+    }
+
+    /// Shuts the connection down if it is still idle; returns whether it was.
+    fn evict(&self) -> bool {
+        match self.idle.lock().take() {
+            Some(stream) => {
+                let _ = stream.shutdown(SockShutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl ConnLimiter {
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(ConnLimiter {
+            cap: cap.max(1),
+            active: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            arrivals: Mutex::new(VecDeque::new()),
+            sleep: Mutex::new(()),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Takes a slot for `stream`, evicting the oldest idle connection when all are
+    /// taken. Returns `None` only when `shutdown` is raised while waiting. Called by
+    /// one accept loop per limiter.
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        stream: &TcpStream,
+        shutdown: &Shutdown,
+    ) -> Option<Permit> {
+        let mut evicted = false;
+        loop {
+            let n = self.active.load(Ordering::SeqCst);
+            if n < self.cap {
+                if self
+                    .active
+                    .compare_exchange(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    break;
+                }
+                continue;
+            }
+            if shutdown.is_triggered() {
+                return None;
+            }
+            if !evicted {
+                evicted = self.evict_oldest_idle();
+            }
+            if !self.wait_until(Instant::now() + Duration::from_millis(100), |active| {
+                active < self.cap
+            }) {
+                // Evict again if the victim has not gone within the pause.
+                evicted = false;
+            }
+        }
+        let slot = Arc::new(Slot {
+            idle: Mutex::new(stream.try_clone().ok()),
+        });
+        let mut arrivals = self.arrivals.lock();
+        arrivals.push_back(Arc::downgrade(&slot));
+        // Keep the list near the number of idle connections: drop finished and busy
+        // ones from the front always, from anywhere once it is twice the cap.
+        while arrivals
+            .front()
+            .is_some_and(|w| w.upgrade().is_none_or(|s| !s.is_idle()))
+        {
+            arrivals.pop_front();
+        }
+        if arrivals.len() > 2 * self.cap {
+            arrivals.retain(|w| w.upgrade().is_some_and(|s| s.is_idle()));
+        }
+        drop(arrivals);
+        Some(Permit {
+            limiter: Arc::clone(self),
+            slot,
+        })
+    }
+
+    /// Shuts down the oldest connection still waiting for its request, if any.
+    fn evict_oldest_idle(&self) -> bool {
+        let mut arrivals = self.arrivals.lock();
+        while let Some(weak) = arrivals.pop_front() {
+            if weak.upgrade().is_some_and(|slot| slot.evict()) {
+                log::debug!(
+                    "connection cap {} reached: evicted the oldest idle connection",
+                    self.cap
+                );
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits until `ok(active)` holds or `deadline` passes; returns whether it holds.
+    fn wait_until(&self, deadline: Instant, ok: impl Fn(usize) -> bool) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.sleep.lock();
+        let mut holds = ok(self.active.load(Ordering::SeqCst));
+        while !holds {
+            let timed_out = self.freed.wait_until(&mut guard, deadline).timed_out();
+            holds = ok(self.active.load(Ordering::SeqCst));
+            if timed_out {
+                break;
+            }
+        }
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        holds
+    }
+
+    /// Open connections right now.
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Shuts down every idle connection (at server shutdown).
+    pub(crate) fn close_idle(&self) {
+        let arrivals = std::mem::take(&mut *self.arrivals.lock());
+        for slot in arrivals.iter().filter_map(Weak::upgrade) {
+            slot.evict();
+        }
+    }
+
+    /// Waits until no connection is open, at most `limit`. Returns true if none is.
+    pub(crate) fn wait_empty(&self, limit: Duration) -> bool {
+        self.wait_until(Instant::now() + limit, |active| active == 0)
+    }
+}
+
+/// A connection's slot; released on drop.
+pub(crate) struct Permit {
+    limiter: Arc<ConnLimiter>,
+    slot: Arc<Slot>,
+}
+
+impl Permit {
+    /// The request has arrived: this connection can no longer be evicted.
+    pub(crate) fn busy(&self) {
+        self.slot.idle.lock().take();
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.busy();
+        // SeqCst with `wait_until`: either the waiter sees the new count, or this
+        // sees the waiter and wakes it (under the lock it sleeps with).
+        self.limiter.active.fetch_sub(1, Ordering::SeqCst);
+        if self.limiter.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.limiter.sleep.lock();
+            self.limiter.freed.notify_all();
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` is raised, running `handle` for each on its
+/// own thread, with at most the limiter's cap open at once. `accept` errors are
+/// logged and retried after a short pause: they concern one connection, not the
+/// listener.
+pub(crate) fn accept_loop<F>(
+    name: &str,
+    listener: &TcpListener,
+    limiter: &Arc<ConnLimiter>,
+    shutdown: &Shutdown,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Permit) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    while !shutdown.is_triggered() {
+        let (stream, peer) = match listener.accept() {
+            Ok(pair) => pair,
+            Err(e) => {
+                if shutdown.is_triggered() {
+                    break;
+                }
+                log::warn!("{name}: accept failed: {e}");
+                thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        if shutdown.is_triggered() {
+            break;
+        }
+        let Some(permit) = limiter.acquire(&stream, shutdown) else {
+            break;
+        };
+        let handle = Arc::clone(&handle);
+        let spawned = spawn_connection_thread(move || handle(stream, peer, permit));
+        if let Err(e) = spawned {
+            // The closure (stream and permit) is dropped: the connection closes and
+            // its slot is released.
+            log::warn!("{name}: cannot start a connection thread: {e}");
+            thread::sleep(ACCEPT_BACKOFF);
+        }
+    }
+}
+
+/// Starts `f` on a new detached thread with a [`CONNECTION_STACK`] stack.
+///
+/// A connection thread lives for one short request, so its start-up cost is paid on
+/// every connection. `std::thread` adds, for each thread, an alternate signal stack
+/// (mmap, mprotect and sigaltstack at start, sigaltstack and munmap at exit) used
+/// only to print a message when the thread overflows its stack; those calls take
+/// the process-wide memory-map lock for writing, and with thousands of connections
+/// a second that lock was where connection threads spent most of their time (the
+/// README's Performance section has the profile). A thread started here has glibc's
+/// guard page below its stack, so an overflow still stops the process (SIGSEGV),
+/// only without std's message; connection handlers do not recurse.
+pub fn spawn_connection_thread<F>(f: F) -> io::Result<()>
+where
+    F: FnOnce() + Send + 'static,
+{
+    extern "C" fn start<F: FnOnce()>(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the `Box<F>` leaked by `spawn_connection_thread`, handed
+        // to exactly this one thread.
+        let f = unsafe { Box::from_raw(arg.cast::<F>()) };
+        // A panic must not unwind into C; the panic hook has already reported it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        std::ptr::null_mut()
+    }
+    let arg = Box::into_raw(Box::new(f));
+    // SAFETY: plain pthread calls on a local attribute object; on success the new
+    // thread owns `arg`, on failure it is reclaimed here.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        let rc = libc::pthread_attr_init(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(arg));
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        libc::pthread_attr_setstacksize(&mut attr, CONNECTION_STACK);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut tid: libc::pthread_t = std::mem::zeroed();
+        let rc = libc::pthread_create(&mut tid, &attr, start::<F>, arg.cast());
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(arg));
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn limiter_evicts_the_oldest_idle_connection() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limiter = ConnLimiter::new(1);
+        let shutdown = Shutdown::new();
+        let _c1 = TcpStream::connect(addr).unwrap();
+        let (s1, _) = listener.accept().unwrap();
+        let p1 = limiter.acquire(&s1, &shutdown).unwrap();
+        let _c2 = TcpStream::connect(addr).unwrap();
+        let (s2, _) = listener.accept().unwrap();
+        // The evicted connection sees end of stream; releasing its permit lets the
+        // second one in.
+        let reader = thread::spawn(move || {
+            let mut s1 = s1;
+            let mut buf = [0u8; 1];
+            let n = s1.read(&mut buf).unwrap_or(0);
+            drop(p1);
+            n
+        });
+        let p2 = limiter.acquire(&s2, &shutdown).unwrap();
+        assert_eq!(reader.join().unwrap(), 0);
+        assert_eq!(limiter.active(), 1);
+        drop(p2);
+        assert!(limiter.wait_empty(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn busy_connections_are_not_evicted() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limiter = ConnLimiter::new(1);
+        let shutdown = Shutdown::new();
+        let _c1 = TcpStream::connect(addr).unwrap();
+        let (s1, _) = listener.accept().unwrap();
+        let p1 = limiter.acquire(&s1, &shutdown).unwrap();
+        p1.busy();
+        let _c2 = TcpStream::connect(addr).unwrap();
+        let (s2, _) = listener.accept().unwrap();
+        let waiter = {
+            let limiter = Arc::clone(&limiter);
+            let shutdown = shutdown.clone();
+            thread::spawn(move || limiter.acquire(&s2, &shutdown).is_some())
+        };
+        thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "a busy connection was evicted");
+        drop(p1);
+        assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn eviction_skips_busy_connections_and_the_arrival_list_stays_bounded() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limiter = ConnLimiter::new(4);
+        let shutdown = Shutdown::new();
+        let accept = || {
+            let client = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            let permit = limiter.acquire(&server, &shutdown).unwrap();
+            (client, server, permit)
+        };
+        // A connection that stays idle at the front of the list, then many that
+        // come, get busy and go.
+        let (mut c0, s0, p0) = accept();
+        for _ in 0..100 {
+            let (_c, _s, p) = accept();
+            p.busy();
+        }
+        assert!(limiter.arrivals.lock().len() <= 2 * 4 + 1);
+        assert_eq!(limiter.active(), 1);
+        // Full: a busy one, then two idle ones; the next arrival evicts the oldest
+        // idle connection (the first), not the busy one.
+        let (_c1, _s1, p1) = accept();
+        p1.busy();
+        let (mut c2, _s2, p2) = accept();
+        let (_c3, _s3, _p3) = accept();
+        assert_eq!(limiter.active(), 4);
+        c0.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let waiter = {
+            let limiter = Arc::clone(&limiter);
+            let shutdown = shutdown.clone();
+            let next = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            thread::spawn(move || (next, limiter.acquire(&server, &shutdown).is_some()))
+        };
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            c0.read(&mut buf).unwrap(),
+            0,
+            "the oldest idle one is closed"
+        );
+        drop((s0, p0));
+        assert!(waiter.join().unwrap().1);
+        c2.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(c2.read(&mut buf).is_err(), "the second idle one stays open");
+        drop(p2);
+    }
+
+    #[test]
+    fn shutdown_wakes_a_blocked_accept_loop() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let shutdown = Shutdown::new();
+        shutdown.watch(&listener).unwrap();
+        let limiter = ConnLimiter::new(4);
+        let s = shutdown.clone();
+        let t = thread::spawn(move || {
+            accept_loop("test", &listener, &limiter, &s, |_, _, _| {});
+        });
+        thread::sleep(Duration::from_millis(50));
+        shutdown.trigger();
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn connection_threads_run_and_survive_a_panicking_handler() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in 0..32 {
+            let tx = tx.clone();
+            spawn_connection_thread(move || {
+                if i == 7 {
+                    panic!("handler panic (expected by this test)");
+                }
+                tx.send(i).unwrap();
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut got: Vec<i32> = rx.iter().collect();
+        got.sort_unstable();
+        let want: Vec<i32> = (0..32).filter(|&i| i != 7).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn reachable_maps_unspecified_to_loopback() {
+        assert_eq!(
+            reachable("0.0.0.0:80".parse().unwrap()),
+            "127.0.0.1:80".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            reachable("10.1.2.3:80".parse().unwrap()),
+            "10.1.2.3:80".parse::<SocketAddr>().unwrap()
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Audit records: one per request the index server receives (PROTOCOL.md section 3),
+//! and their printed line. Shared by the server (which spools and ships them) and the
+//! logger (which prints and stores them).
+
+use serde::{Deserialize, Serialize};
+
+/// One audited request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AuditRecord {
+    /// The user who performed the operation.
+    pub user: String,
+    /// The operation text: the OP name, with the file for PUBLISH and DELETE.
+    pub operation: String,
+    /// The DATETIME that came with the request, or the server's time for clients
+    /// that send none.
+    pub datetime: String,
+}
+
+impl AuditRecord {
+    #[cfg(test)]
+    /// The printed form, `alice    PUBLISH notes.txt    17/12/2014 13:20:35`.
+    pub(crate) fn line(&self) -> String {
+        let mut out =
+            String::with_capacity(self.user.len() + self.operation.len() + self.datetime.len() + 8);
+        push_line(&mut out, &self.user, &self.operation, &self.datetime);
+        out
+    }
+}
+
+/// Appends the printed form of a record made of these fields to `out` (for
+/// printers that gather many lines in one buffer).
+pub(crate) fn push_line(out: &mut String, user: &str, operation: &str, datetime: &str) {
+    out.push_str(user);
+    out.push_str("    ");
+    out.push_str(operation);
+    out.push_str("    ");
+    out.push_str(datetime);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_matches_protocol_example() {
+        let r = AuditRecord {
+            user: "alice".into(),
+            operation: "PUBLISH notes.txt".into(),
+            datetime: "17/12/2014 13:20:35".into(),
+        };
+        assert_eq!(
+            r.line(),
+            "alice    PUBLISH notes.txt    17/12/2014 13:20:35"
+        );
+    }
+}

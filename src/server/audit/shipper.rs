@@ -1,0 +1,560 @@
+//! Ships the server's audit records to the ONC-RPC logger (PROTOCOL.md section 3).
+//!
+//! Owns: the `--logger`, `--program`, `--spool` and `--no-logger` options (and the
+//! `LOGGER_HOST` variable), finding the logger (PMAP GETPORT on the logger host,
+//! like `clnt_create`, or a given port), and the shipper thread: it reads the
+//! durable spool in order and sends version 2 LOG calls over one persistent TCP
+//! connection, pipelined in batches; a record counts as delivered when the logger
+//! answers LOG_STORED or LOG_DUPLICATE, and only then is it trimmed from the spool.
+//! When the logger is down or answers an error, the batch is kept and sent again
+//! after a backoff, looking the port up again. At start it first delivers what
+//! earlier instances left in the spool directory (a crash, or a logger that was
+//! down at shutdown). Does not own: the spool file (`spool`), RPC encoding (`rpc`,
+//! `logrpc`), the portmapper protocol (`portmap`).
+//!
+//! Request threads never wait for any of this: they only append to the spool.
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use parking_lot::Mutex;
+
+use super::AuditSink;
+use super::spool::{self, Entry, Spool, SpoolError, SpoolReader};
+use crate::net::{self, Shutdown};
+use crate::rpc::logprog::{self as logrpc, LOG_DUPLICATE, LOG_STORED, LogRecord};
+use crate::rpc::message::{self as rpc, RecordError, ReplyError};
+use crate::rpc::portmap::{self, IPPROTO_TCP, PmapError};
+
+/// Records per pipelined batch: one `write` of ~40 KiB and one round trip for
+/// 256 records; below the logger's own batch limit.
+pub(crate) const BATCH: usize = 256;
+
+/// Connecting to the logger (and asking its portmapper) may take this long.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waiting for the replies of a batch may take this long before the connection
+/// is given up and the batch resent (the logger writes each batch to disk).
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First and longest pause between attempts while the logger is unreachable.
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// At shutdown, how long the shipper keeps trying to deliver what is left before
+/// leaving it in the spool for the next start.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often an idle shipper looks at its stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How long the shipper lets records gather after delivering a short batch: the
+/// most a record waits in the spool beyond a round trip to the logger.
+const GATHER: Duration = Duration::from_millis(2);
+
+/// The spool is truncated once everything in it is acknowledged and it is at
+/// least this big (truncating after every batch would cost a system call each).
+const TRUNCATE_AFTER: u64 = 64 * 1024;
+
+/// Where the logger is when neither `--logger` nor `LOGGER_HOST` says.
+pub(crate) const DEFAULT_LOGGER_HOST: &str = "localhost";
+
+/// Logger options of `peerdex server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ShipperArgs {
+    /// The audit logger: HOST (its port from HOST's portmapper) or HOST:PORT.
+    /// Default: $LOGGER_HOST, else localhost through its portmapper.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub logger: Option<String>,
+    /// RPC program number of the logger, decimal or 0x hex.
+    #[arg(long, default_value_t = logrpc::DEFAULT_PROGRAM, value_parser = logrpc::parse_program)]
+    pub program: u32,
+    /// Directory of the durable audit spool (records wait there for the logger).
+    #[arg(long, value_name = "DIR", default_value = "peerdex-spool")]
+    pub spool: PathBuf,
+    /// Do not ship audit records anywhere.
+    #[arg(long, conflicts_with = "logger")]
+    pub no_logger: bool,
+}
+
+/// Why shipping could not start.
+#[derive(Debug)]
+pub enum ShipperError {
+    Thread(std::io::Error),
+    Spool(SpoolError),
+    /// `--logger`/`LOGGER_HOST` is not HOST or HOST:PORT.
+    Target(String),
+}
+
+impl std::fmt::Display for ShipperError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShipperError::Thread(e) => write!(f, "cannot start the shipper thread: {e}"),
+            ShipperError::Spool(e) => write!(f, "{e}"),
+            ShipperError::Target(s) => write!(
+                f,
+                "'{s}' is not a logger address (HOST, or HOST:PORT with a port 1-65535)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ShipperError {}
+
+/// Where the logger is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Ask HOST's portmapper for the port (PMAP GETPORT, version 2, tcp).
+    Portmap { host: String },
+    /// Connect to HOST:PORT directly.
+    Direct { host: String, port: u16 },
+}
+
+impl Target {
+    /// Parses `HOST`, `HOST:PORT`, `[IPv6]`, `[IPv6]:PORT` or a bare IPv6 address.
+    pub(crate) fn parse(s: &str) -> Result<Target, ShipperError> {
+        let s = s.trim();
+        let bad = || ShipperError::Target(s.to_owned());
+        if s.is_empty() {
+            return Err(bad());
+        }
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(Target::Direct {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            });
+        }
+        if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            return Ok(Target::Portmap {
+                host: inner.to_owned(),
+            });
+        }
+        match s.matches(':').count() {
+            0 => Ok(Target::Portmap { host: s.to_owned() }),
+            1 => {
+                let (host, port) = s.split_once(':').ok_or_else(bad)?;
+                match port.parse::<u16>() {
+                    Ok(port) if port != 0 && !host.is_empty() => Ok(Target::Direct {
+                        host: host.to_owned(),
+                        port,
+                    }),
+                    _ => Err(bad()),
+                }
+            }
+            // More colons: a bare IPv6 address.
+            _ => Ok(Target::Portmap { host: s.to_owned() }),
+        }
+    }
+
+    /// `--logger`, else `LOGGER_HOST` (if set and not empty), else localhost.
+    pub(crate) fn choose(option: Option<&str>, env: Option<&str>) -> Result<Target, ShipperError> {
+        match option.or(env.filter(|e| !e.trim().is_empty())) {
+            Some(s) => Target::parse(s),
+            None => Ok(Target::Portmap {
+                host: DEFAULT_LOGGER_HOST.to_owned(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Portmap { host } => write!(f, "{host} (port from its portmapper)"),
+            Target::Direct { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// Why a batch was not delivered.
+#[derive(Debug)]
+enum LinkError {
+    Portmap(PmapError),
+    NotRegistered,
+    Resolve(String),
+    Io(std::io::Error),
+    Record(RecordError),
+    Rpc(ReplyError),
+    /// A reply for another call, or an undecodable result.
+    Protocol,
+    /// The logger answered LOG_FAILED or an unknown status.
+    Refused(i32),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Portmap(e) => write!(f, "{e}"),
+            LinkError::NotRegistered => write!(f, "program not registered with the portmapper"),
+            LinkError::Resolve(h) => write!(f, "cannot resolve {h}"),
+            LinkError::Io(e) => write!(f, "io: {e}"),
+            LinkError::Record(e) => write!(f, "{e}"),
+            LinkError::Rpc(e) => write!(f, "{e}"),
+            LinkError::Protocol => write!(f, "rpc: reply does not match the call"),
+            LinkError::Refused(s) => write!(f, "logger could not store the record (status {s})"),
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+/// The connection to the logger and the state of retrying it.
+struct Link {
+    target: Target,
+    program: u32,
+    conn: Option<Conn>,
+    xid: u32,
+    backoff: Duration,
+    down: bool,
+}
+
+impl Link {
+    fn new(target: Target, program: u32) -> Link {
+        Link {
+            target,
+            program,
+            conn: None,
+            xid: std::process::id().wrapping_mul(0x9e37_79b9),
+            backoff: BACKOFF_MIN,
+            down: false,
+        }
+    }
+
+    fn address(&self) -> Result<SocketAddr, LinkError> {
+        let (host, port) = match &self.target {
+            Target::Direct { host, port } => (host.as_str(), *port),
+            Target::Portmap { host } => {
+                match portmap::getport(host, self.program, logrpc::V2, IPPROTO_TCP) {
+                    Ok(Some(port)) => (host.as_str(), port),
+                    Ok(None) => return Err(LinkError::NotRegistered),
+                    Err(e) => return Err(LinkError::Portmap(e)),
+                }
+            }
+        };
+        (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| LinkError::Resolve(host.to_owned()))
+    }
+
+    fn connect(&mut self) -> Result<&mut Conn, LinkError> {
+        if self.conn.is_none() {
+            let addr = self.address()?;
+            let stream = net::connect(addr, CONNECT_TIMEOUT).map_err(LinkError::Io)?;
+            stream
+                .set_read_timeout(Some(REPLY_TIMEOUT))
+                .map_err(LinkError::Io)?;
+            let reader = BufReader::new(stream.try_clone().map_err(LinkError::Io)?);
+            log::debug!("audit logger: connected to {addr}");
+            self.conn = Some(Conn { stream, reader });
+        }
+        Ok(self.conn.as_mut().expect("just connected"))
+    }
+
+    /// Sends one batch as pipelined LOG v2 calls and checks every reply.
+    fn send(&mut self, id: u64, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
+        let program = self.program;
+        let first = self.xid;
+        self.xid = self.xid.wrapping_add(batch.len() as u32);
+        let mut out = Vec::with_capacity(batch.len() * 160);
+        let mut args = Vec::with_capacity(160);
+        for (i, (e, _)) in batch.iter().enumerate() {
+            args.clear();
+            LogRecord {
+                server_id: id,
+                seq: e.seq,
+                user: e.user.clone(),
+                operation: e.operation.clone(),
+                datetime: e.datetime.clone(),
+            }
+            .encode(&mut args);
+            rpc::put_call(
+                &mut out,
+                first.wrapping_add(i as u32),
+                program,
+                logrpc::V2,
+                logrpc::PROC_LOG,
+                &args,
+            );
+        }
+        let conn = self.connect()?;
+        conn.stream.write_all(&out).map_err(LinkError::Io)?;
+        let mut record = Vec::new();
+        for i in 0..batch.len() {
+            rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
+            let (xid, result) = rpc::parse_reply(&record);
+            if xid != Some(first.wrapping_add(i as u32)) {
+                return Err(LinkError::Protocol);
+            }
+            let result = result.map_err(LinkError::Rpc)?;
+            match logrpc::decode_status(result) {
+                Ok(LOG_STORED | LOG_DUPLICATE) => {}
+                Ok(other) => return Err(LinkError::Refused(other)),
+                Err(_) => return Err(LinkError::Protocol),
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers a batch, retrying with backoff until it is acknowledged. Returns
+    /// false (batch not delivered) only once `stop` says time is up.
+    fn deliver(&mut self, id: u64, batch: &[(Entry, u64)], stop: &Stop) -> bool {
+        loop {
+            match self.send(id, batch) {
+                Ok(()) => {
+                    if self.down {
+                        log::warn!("audit logger {} reachable again", self.target);
+                    }
+                    self.down = false;
+                    self.backoff = BACKOFF_MIN;
+                    return true;
+                }
+                Err(e) => {
+                    self.conn = None;
+                    if !self.down {
+                        log::warn!(
+                            "audit logger {} unreachable ({e}): records wait in the spool and are sent when it is back",
+                            self.target
+                        );
+                        self.down = true;
+                    } else {
+                        log::debug!("audit logger {}: {e}", self.target);
+                    }
+                }
+            }
+            if stop.requested() {
+                // Shutting down and the logger fails: leave the rest in the spool
+                // rather than hold up the exit.
+                return false;
+            }
+            let until = Instant::now() + self.backoff;
+            while Instant::now() < until {
+                if stop.requested() {
+                    return false;
+                }
+                std::thread::sleep(POLL.min(self.backoff));
+            }
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+/// The stop request of [`Shipper::finish`]: drain, but only until the deadline.
+#[derive(Default)]
+struct Stop {
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Stop {
+    fn requested(&self) -> bool {
+        self.deadline.lock().is_some()
+    }
+
+    fn expired(&self) -> bool {
+        self.deadline.lock().is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// The running shipper thread.
+pub(crate) struct Shipper {
+    thread: JoinHandle<()>,
+    stop: Arc<Stop>,
+}
+
+impl Shipper {
+    /// Delivers what the spool still holds (at most [`DRAIN_TIMEOUT`] more), then
+    /// stops; what is left stays in the spool for the next start. Call it after
+    /// the last request has been recorded.
+    pub(crate) fn finish(self) {
+        *self.stop.deadline.lock() = Some(Instant::now() + DRAIN_TIMEOUT);
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the shipper and returns the sink for request threads.
+pub(crate) fn start(
+    args: &ShipperArgs,
+    _shutdown: &Shutdown,
+) -> Result<(AuditSink, Option<Shipper>), ShipperError> {
+    if args.no_logger {
+        return Ok((AuditSink::disabled(), None));
+    }
+    let env = std::env::var("LOGGER_HOST").ok();
+    let target = Target::choose(args.logger.as_deref(), env.as_deref())?;
+    // Adopt what gone instances left before creating our own file.
+    let orphans = spool::orphans(&args.spool);
+    let (spool, bell) = Spool::create(&args.spool).map_err(ShipperError::Spool)?;
+    let spool = Arc::new(spool);
+    log::info!(
+        "audit records go to the logger at {target} (program 0x{:08x}) through the spool {}",
+        args.program,
+        spool.path().display()
+    );
+    let stop = Arc::new(Stop::default());
+    let link = Link::new(target, args.program);
+    let thread = {
+        let spool = Arc::clone(&spool);
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("shipper".into())
+            .spawn(move || ship(link, &spool, orphans, &bell, &stop))
+            .map_err(ShipperError::Thread)?
+    };
+    Ok((AuditSink::spooled(spool), Some(Shipper { thread, stop })))
+}
+
+fn ship(
+    mut link: Link,
+    spool: &Spool,
+    orphans: Vec<spool::Orphan>,
+    bell: &Receiver<()>,
+    stop: &Stop,
+) {
+    for orphan in orphans {
+        if !ship_orphan(&mut link, &orphan, stop) {
+            // Out of time: the rest stays on disk for the next start.
+            spool.close(0);
+            return;
+        }
+        log::info!("delivered the records left in {}", orphan.path.display());
+        orphan.remove();
+    }
+    let mut reader = match SpoolReader::open(spool.path()) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("audit records will not be shipped: {e}");
+            return;
+        }
+    };
+    let mut acked = 0;
+    loop {
+        if stop.expired() {
+            break;
+        }
+        let batch = match reader.read(BATCH, spool.len(), false) {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!("audit records will not be shipped: {e}");
+                break;
+            }
+        };
+        if batch.is_empty() {
+            if stop.requested() {
+                break;
+            }
+            let _ = bell.recv_timeout(POLL);
+            continue;
+        }
+        if !link.deliver(spool.id(), &batch, stop) {
+            break;
+        }
+        if batch.len() < BATCH && !stop.requested() {
+            // Let records gather: one read, one send and one logger write per
+            // batch instead of per record while requests keep coming.
+            std::thread::sleep(GATHER);
+        }
+        acked = batch.last().map_or(acked, |(_, end)| *end);
+        match spool.trim(acked, TRUNCATE_AFTER) {
+            Ok(0) => {}
+            Ok(removed) => {
+                acked -= removed;
+                let pos = reader.pos() - removed;
+                if let Err(e) = reader.reopen_at(pos) {
+                    log::error!("audit records will not be shipped: {e}");
+                    break;
+                }
+            }
+            Err(e) => log::warn!("cannot trim the spool: {e}"),
+        }
+    }
+    if !spool.close(acked) {
+        log::warn!(
+            "undelivered audit records stay in {} for the next start",
+            spool.path().display()
+        );
+    }
+}
+
+fn ship_orphan(link: &mut Link, orphan: &spool::Orphan, stop: &Stop) -> bool {
+    let mut reader = match SpoolReader::open(&orphan.path) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn!("{e}");
+            return true;
+        }
+    };
+    loop {
+        if stop.expired() {
+            return false;
+        }
+        match reader.read(BATCH, u64::MAX, true) {
+            Ok(batch) if batch.is_empty() => return true,
+            Ok(batch) => {
+                if !link.deliver(orphan.id, &batch, stop) {
+                    return false;
+                }
+            }
+            Err(e) => {
+                log::warn!("{e}");
+                return true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_like_a_user_writes_them() {
+        let pm = |h: &str| Target::Portmap { host: h.into() };
+        let direct = |h: &str, port| Target::Direct {
+            host: h.into(),
+            port,
+        };
+        assert_eq!(Target::parse("logs.example").unwrap(), pm("logs.example"));
+        assert_eq!(
+            Target::parse("127.0.0.1:4000").unwrap(),
+            direct("127.0.0.1", 4000)
+        );
+        assert_eq!(Target::parse("host:4000").unwrap(), direct("host", 4000));
+        assert_eq!(Target::parse("[::1]:4000").unwrap(), direct("::1", 4000));
+        assert_eq!(Target::parse("[::1]").unwrap(), pm("::1"));
+        assert_eq!(Target::parse("::1").unwrap(), pm("::1"));
+        assert!(Target::parse("host:0").is_err());
+        assert!(Target::parse("host:x").is_err());
+        assert!(Target::parse(":4000").is_err());
+        assert!(Target::parse(" ").is_err());
+    }
+
+    #[test]
+    fn option_beats_environment_beats_default() {
+        assert_eq!(
+            Target::choose(Some("a"), Some("b")).unwrap(),
+            Target::Portmap { host: "a".into() }
+        );
+        assert_eq!(
+            Target::choose(None, Some("b:9")).unwrap(),
+            Target::Direct {
+                host: "b".into(),
+                port: 9
+            }
+        );
+        assert_eq!(
+            Target::choose(None, Some("")).unwrap(),
+            Target::Portmap {
+                host: DEFAULT_LOGGER_HOST.into()
+            }
+        );
+    }
+}

@@ -1,0 +1,1031 @@
+//! The durable side of the registry: an append-only journal of applied changes (JSON
+//! lines), a snapshot of the live state that the journal is compacted into, replay at
+//! start, and group-commit fsync.
+//!
+//! Owns: the files of the data directory, their format, the order and the steps that
+//! make every step crash-safe, and what "acknowledged" means on disk. Does not own:
+//! the state rules (`registry` decides which change applies and calls [`Journal::append`]
+//! under its write lock, so journal order is application order) or sockets (`server`).
+//!
+//! # Files
+//! - `journal.<G>.jsonl`: one [`Change`] per line, in the order they were applied, for
+//!   every change applied after snapshot generation `G`.
+//! - `snapshot.jsonl`: a header line `{"peerdex_snapshot":1,"generation":G,"users":N}`
+//!   then one line per user (name, peer address if connected, files in publication
+//!   order). It is the state just before the first change of `journal.<G>.jsonl`.
+//! - `snapshot.jsonl.tmp`: a snapshot being written (removed at start).
+//! - `lock`: held (`flock`) by the running server, so two servers never share a
+//!   directory.
+//!
+//! # Durability
+//! Each change is written with one `write` of one complete line before its result
+//! code is sent. Without `--fsync` the line is in the kernel's page cache when the
+//! client sees 0: it survives the server being killed (SIGKILL, panic, OOM) but not
+//! the machine losing power or crashing (the last few seconds of changes can be
+//! lost; a torn last line is dropped at start). With `--fsync` every acknowledgement
+//! also waits for `fdatasync` of the journal: it survives power loss too. Concurrent
+//! writers share one fsync (group commit): the first waiting writer syncs for
+//! everybody whose line is written, the others wait on a condition variable.
+//!
+//! # Compaction
+//! When the journal passes [`COMPACT_MIN_BYTES`] and the size of the last snapshot,
+//! the registry, under its write lock, rotates the journal to generation `G+1` (a
+//! file create; with `--fsync` plus one fsync of the old journal) and captures the
+//! state (names, addresses, shared pointers to each user's files; users changed
+//! afterwards are copied on write). A background thread then writes the capture to
+//! `snapshot.jsonl.tmp`, fsyncs it, renames it over `snapshot.jsonl`, fsyncs the
+//! directory, and removes journals older than `G+1`. A crash at any step leaves
+//! either the old snapshot with journals `G` and `G+1` (both replayed) or the new
+//! snapshot with a stale journal `G` (skipped and removed): a change is never
+//! applied twice nor lost. The snapshot header carries `G+1`, so it is never mixed
+//! with a journal it does not precede.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use parking_lot::{Condvar, Mutex};
+use serde::{Deserialize, Serialize};
+
+use super::change::{Change, PeerAddr};
+
+/// Journal size past which it is compacted into a snapshot. 16 MiB is about 150,000
+/// changes: replaying that many takes well under a second, and the disk used stays
+/// small, while a registry that changes slowly is not rewritten often.
+pub const COMPACT_MIN_BYTES: u64 = 16 << 20;
+
+/// ... and the journal must also be this many times the last snapshot: rewriting a
+/// large registry is spread over as many bytes of changes (at most one byte of
+/// snapshot written per byte journaled), and a start reads at most about twice the
+/// size of the live state (snapshot plus journal), so start-up follows the state.
+pub(crate) const COMPACT_SNAPSHOT_RATIO: u64 = 1;
+
+/// Buffer for reading and writing snapshots and reading journals: large sequential
+/// I/O, few system calls.
+const IO_BUFFER: usize = 1 << 20;
+
+/// Version of the snapshot format, in its header line.
+const SNAPSHOT_FORMAT: u32 = 1;
+
+const SNAPSHOT: &str = "snapshot.jsonl";
+const SNAPSHOT_TMP: &str = "snapshot.jsonl.tmp";
+const LOCK: &str = "lock";
+const JOURNAL_PREFIX: &str = "journal.";
+const JOURNAL_SUFFIX: &str = ".jsonl";
+
+/// How the journal is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Wait for fdatasync before acknowledging (group commit).
+    pub fsync: bool,
+    /// Minimum journal size (bytes) before compaction.
+    pub compact_after: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            fsync: false,
+            compact_after: COMPACT_MIN_BYTES,
+        }
+    }
+}
+
+/// What is wrong with a line of a data file.
+#[derive(Debug)]
+pub enum Corruption {
+    /// Not a JSON record of the expected shape.
+    Syntax(serde_json::Error),
+    /// A line without its newline in a journal that is not the newest.
+    Incomplete,
+    /// A journal record that does not apply to the state before it (result code).
+    Rejected { code: u8 },
+    /// A snapshot line naming a user already restored.
+    DuplicateUser(String),
+    /// The snapshot header is not one this version reads.
+    BadHeader,
+    /// The snapshot ends before the number of users its header announces.
+    Truncated { expected: u64, found: u64 },
+    /// Lines after the last user the snapshot header announces.
+    TrailingData,
+    /// A journal generation between the snapshot and the newest journal is missing.
+    MissingJournal { generation: u64 },
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::Syntax(e) => {
+                // serde_json counts lines within the one line it was given: keep
+                // only the column, the file line is in the error's prefix.
+                let text = e.to_string();
+                let message = text.split(" at line ").next().unwrap_or(&text);
+                write!(f, "not a valid record (column {}: {message})", e.column())
+            }
+            Corruption::Incomplete => {
+                write!(f, "a line without its newline before the newest journal")
+            }
+            Corruption::Rejected { code } => write!(
+                f,
+                "the change does not apply to the state before it (result code {code})"
+            ),
+            Corruption::DuplicateUser(u) => write!(f, "user {u:?} appears twice"),
+            Corruption::BadHeader => write!(f, "not a peerdex snapshot header (format 1)"),
+            Corruption::Truncated { expected, found } => write!(
+                f,
+                "the snapshot ends after {found} of the {expected} users its header announces"
+            ),
+            Corruption::TrailingData => write!(f, "data after the last user"),
+            Corruption::MissingJournal { generation } => write!(
+                f,
+                "journal generation {generation} is missing (changes would be lost)"
+            ),
+        }
+    }
+}
+
+/// Why the data directory cannot be used.
+#[derive(Debug)]
+pub enum JournalError {
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Another process holds the directory's lock.
+    Locked { dir: PathBuf },
+    /// A data file is damaged somewhere other than a torn last journal line.
+    Corrupt {
+        path: PathBuf,
+        line: u64,
+        what: Corruption,
+    },
+    /// An earlier write or fsync failed: the journal refuses further changes.
+    Failed,
+}
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "data: cannot {action} {}: {source}", path.display()),
+            JournalError::Locked { dir } => write!(
+                f,
+                "data: {} is in use by another peerdex server (or pick another --data-dir)",
+                dir.display()
+            ),
+            JournalError::Corrupt { path, line, what } => write!(
+                f,
+                "data: corrupt {}:{line}: {what}; the server will not start on damaged data (repair or move the file away)",
+                path.display()
+            ),
+            JournalError::Failed => {
+                write!(f, "data: the journal failed earlier and refuses changes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JournalError {}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
+    move |source| JournalError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One user line of a snapshot, as written (borrowing the live state).
+#[derive(Serialize)]
+pub struct SnapshotUser<'a> {
+    pub user: &'a str,
+    pub peer: Option<PeerAddr>,
+    pub files: &'a IndexMap<String, String>,
+}
+
+/// One user line of a snapshot, as read.
+#[derive(Deserialize)]
+pub struct RestoredUser {
+    pub user: String,
+    pub peer: Option<PeerAddr>,
+    pub files: IndexMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotHeader {
+    peerdex_snapshot: u32,
+    generation: u64,
+    users: u64,
+}
+
+/// The state a replay builds (implemented by the registry's state).
+pub trait Replay {
+    /// Adds a user from a snapshot; false when the user is already there.
+    fn restore(&mut self, user: RestoredUser) -> bool;
+    /// Applies a journaled change; a change the rules refuse is `Err` with its result
+    /// code (a journal only holds changes that were accepted).
+    fn replay(&mut self, change: Change) -> Result<(), u8>;
+}
+
+/// What a start found in the data directory.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// Users restored from the snapshot.
+    pub snapshot_users: u64,
+    /// Changes replayed from journals.
+    pub changes: u64,
+    /// A torn last line that was dropped: file, line number and bytes cut.
+    pub dropped_tail: Option<(PathBuf, u64, u64)>,
+    pub elapsed: Duration,
+}
+
+/// An appended change: its sequence number (for [`Journal::wait_durable`]) and
+/// whether the journal is due for compaction (the caller then compacts).
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub seq: u64,
+    pub compact: bool,
+}
+
+struct Writer {
+    file: Arc<File>,
+    generation: u64,
+    /// Size of the current journal file (all complete lines).
+    bytes: u64,
+    /// Compaction starts when `bytes` passes this.
+    threshold: u64,
+    /// Changes appended by this process (all generations).
+    seq: u64,
+    /// Reused line buffer: one allocation for the life of the server.
+    buf: Vec<u8>,
+    failed: bool,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Every change with a sequence number up to this is on disk.
+    durable: u64,
+    /// A writer is running fdatasync for the others.
+    leader: bool,
+    failed: bool,
+}
+
+/// The open journal of a data directory.
+pub struct Journal {
+    dir: PathBuf,
+    opts: StoreOptions,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    compacting: AtomicBool,
+    /// Journal files found at start.
+    journals_at_start: usize,
+    /// Held for the life of the journal: the directory's `flock`.
+    _lock: File,
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn journal_name(generation: u64) -> String {
+    format!("{JOURNAL_PREFIX}{generation}{JOURNAL_SUFFIX}")
+}
+
+fn journal_generation(name: &str) -> Option<u64> {
+    name.strip_prefix(JOURNAL_PREFIX)?
+        .strip_suffix(JOURNAL_SUFFIX)?
+        .parse()
+        .ok()
+}
+
+/// Makes the directory's entries (created, renamed, removed files) durable.
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync", dir))
+}
+
+impl Journal {
+    /// Opens (creating if needed) the data directory `dir`, replays its snapshot and
+    /// journals into `state`, and opens the newest journal for appending. A torn last
+    /// journal line is cut off with a warning; any other damage is an error naming the
+    /// file and line.
+    pub fn open(
+        dir: &Path,
+        opts: StoreOptions,
+        state: &mut dyn Replay,
+    ) -> Result<(Journal, Recovered), JournalError> {
+        let started = Instant::now();
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
+        let tmp = dir.join(SNAPSHOT_TMP);
+        if tmp.exists() {
+            fs::remove_file(&tmp).map_err(io_err("remove", &tmp))?;
+        }
+
+        let mut recovered = Recovered::default();
+        let snapshot_path = dir.join(SNAPSHOT);
+        let (base, snapshot_bytes) = match File::open(&snapshot_path) {
+            Ok(f) => {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                let (generation, users) = read_snapshot(&snapshot_path, f, state)?;
+                recovered.snapshot_users = users;
+                (generation, len)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, 0),
+            Err(e) => return Err(io_err("open", &snapshot_path)(e)),
+        };
+
+        let mut generations = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+            let entry = entry.map_err(io_err("list", dir))?;
+            let Some(generation) = entry.file_name().to_str().and_then(journal_generation) else {
+                continue;
+            };
+            if generation < base {
+                // Covered by the snapshot: left over from an interrupted compaction.
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            } else {
+                generations.push(generation);
+            }
+        }
+        generations.sort_unstable();
+        for (i, &generation) in generations.iter().enumerate() {
+            let expected = base + i as u64;
+            if generation != expected {
+                return Err(JournalError::Corrupt {
+                    path: dir.join(journal_name(generation)),
+                    line: 0,
+                    what: Corruption::MissingJournal {
+                        generation: expected,
+                    },
+                });
+            }
+        }
+
+        let mut bytes = 0;
+        for (i, &generation) in generations.iter().enumerate() {
+            let path = dir.join(journal_name(generation));
+            let last = i + 1 == generations.len();
+            let replayed = replay_journal(&path, last, state)?;
+            recovered.changes += replayed.changes;
+            bytes = replayed.good_len;
+            if let Some((line, cut)) = replayed.torn {
+                log::warn!(
+                    "{}:{line}: dropping a torn last line ({cut} bytes): a crash interrupted its write",
+                    path.display()
+                );
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err("open", &path))?;
+                f.set_len(replayed.good_len)
+                    .map_err(io_err("truncate", &path))?;
+                f.sync_all().map_err(io_err("fsync", &path))?;
+                recovered.dropped_tail = Some((path, line, cut));
+            }
+        }
+
+        let generation = generations.last().copied().unwrap_or(base);
+        let path = dir.join(journal_name(generation));
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        if generations.is_empty() {
+            sync_dir(dir)?;
+        }
+        let threshold = compaction_threshold(opts, snapshot_bytes);
+        recovered.elapsed = started.elapsed();
+        Ok((
+            Journal {
+                dir: dir.to_path_buf(),
+                opts,
+                writer: Mutex::new(Writer {
+                    file: Arc::new(file),
+                    generation,
+                    bytes,
+                    threshold,
+                    seq: 0,
+                    buf: Vec::with_capacity(1024),
+                    failed: false,
+                }),
+                sync: Mutex::new(SyncState::default()),
+                synced: Condvar::new(),
+                compacting: AtomicBool::new(false),
+                journals_at_start: generations.len(),
+                _lock: lock,
+            },
+            recovered,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn options(&self) -> StoreOptions {
+        self.opts
+    }
+
+    /// Appends one applied change as one complete line, with one `write`. Call it
+    /// under the registry's write lock, in application order. On error nothing of
+    /// the line remains in the file (or the journal refuses every later change).
+    pub fn append(&self, change: &Change) -> Result<Appended, JournalError> {
+        let mut guard = self.writer.lock();
+        let w = &mut *guard;
+        if w.failed {
+            return Err(JournalError::Failed);
+        }
+        w.buf.clear();
+        serde_json::to_writer(&mut w.buf, change).expect("a change always serializes");
+        w.buf.push(b'\n');
+        if let Err(e) = (&*w.file).write_all(&w.buf) {
+            let path = self.dir.join(journal_name(w.generation));
+            log::error!("{}: journal write failed: {e}", path.display());
+            // A partial line may be in the file: cut it so the journal stays whole lines.
+            if let Err(e) = w.file.set_len(w.bytes) {
+                log::error!("{}: cannot cut a partial line: {e}", path.display());
+                w.failed = true;
+            }
+            return Err(io_err("write", &path)(e));
+        }
+        w.bytes += w.buf.len() as u64;
+        w.seq += 1;
+        let compact = w.bytes > w.threshold
+            && self
+                .compacting
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        Ok(Appended {
+            seq: w.seq,
+            compact,
+        })
+    }
+
+    /// With `--fsync`: returns once change `seq` is on disk. The first writer to
+    /// arrive syncs for every line written so far; the others wait for it (group
+    /// commit). Without `--fsync` it returns at once.
+    pub fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
+        if !self.opts.fsync {
+            return Ok(());
+        }
+        let mut s = self.sync.lock();
+        loop {
+            if s.durable >= seq {
+                return Ok(());
+            }
+            if s.failed {
+                return Err(JournalError::Failed);
+            }
+            if s.leader {
+                self.synced.wait(&mut s);
+                continue;
+            }
+            s.leader = true;
+            let result = parking_lot::MutexGuard::unlocked(&mut s, || {
+                let (file, upto, generation) = {
+                    let w = self.writer.lock();
+                    (Arc::clone(&w.file), w.seq, w.generation)
+                };
+                // Older generations were synced when they were rotated out.
+                file.sync_data().map(|()| upto).map_err(|e| (e, generation))
+            });
+            s.leader = false;
+            match result {
+                Ok(upto) => s.durable = s.durable.max(upto),
+                Err((e, generation)) => {
+                    // After a failed fsync the kernel may have dropped the dirty pages:
+                    // nothing written since the last good fsync can be promised.
+                    log::error!(
+                        "{}: fsync failed, refusing further changes: {e}",
+                        self.dir.join(journal_name(generation)).display()
+                    );
+                    s.failed = true;
+                    self.writer.lock().failed = true;
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// Compaction step 1, under the registry's write lock after [`Appended::compact`]
+    /// (the caller captures the state under the same lock):
+    /// starts journal generation `G+1`; returns `G+1`, the generation the snapshot
+    /// must carry.
+    pub fn rotate(&self) -> Result<u64, JournalError> {
+        let mut w = self.writer.lock();
+        let next = w.generation + 1;
+        let path = self.dir.join(journal_name(next));
+        let result = (|| {
+            if self.opts.fsync {
+                // Lines of the old journal must be on disk before a later group
+                // commit, which syncs only the new file, acknowledges past them.
+                w.file
+                    .sync_data()
+                    .map_err(io_err("fsync", &self.dir.join(journal_name(w.generation))))?;
+            }
+            let file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err("create", &path))?;
+            if self.opts.fsync {
+                sync_dir(&self.dir)?;
+            }
+            Ok(file)
+        })();
+        match result {
+            Ok(file) => {
+                w.file = Arc::new(file);
+                w.generation = next;
+                w.bytes = 0;
+                Ok(next)
+            }
+            Err(e) => {
+                // Try again after as many bytes again, not on every change.
+                w.threshold = w.bytes + self.opts.compact_after;
+                self.compacting.store(false, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// Compaction step 2, off the lock (from a capture of the state): streams the
+    /// `users` records of `records` into the temporary snapshot file.
+    pub fn write_snapshot<'a>(
+        &self,
+        generation: u64,
+        users: usize,
+        records: impl Iterator<Item = SnapshotUser<'a>>,
+    ) -> Result<File, JournalError> {
+        let path = self.dir.join(SNAPSHOT_TMP);
+        let file = File::create(&path).map_err(io_err("create", &path))?;
+        let mut out = BufWriter::with_capacity(IO_BUFFER, file);
+        let header = SnapshotHeader {
+            peerdex_snapshot: SNAPSHOT_FORMAT,
+            generation,
+            users: users as u64,
+        };
+        let write = |out: &mut BufWriter<File>| -> io::Result<()> {
+            serde_json::to_writer(&mut *out, &header)?;
+            out.write_all(b"\n")?;
+            for record in records {
+                serde_json::to_writer(&mut *out, &record)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        };
+        write(&mut out).map_err(io_err("write", &path))?;
+        out.into_inner()
+            .map_err(|e| io_err("write", &path)(e.into_error()))
+    }
+
+    /// Compaction step 3, off the lock: makes the snapshot durable, puts it in place
+    /// and removes the journals it covers.
+    pub fn finish_compaction(&self, generation: u64, written: Result<File, JournalError>) {
+        let started = Instant::now();
+        let tmp = self.dir.join(SNAPSHOT_TMP);
+        let snapshot = self.dir.join(SNAPSHOT);
+        let result = written.and_then(|file| {
+            file.sync_all().map_err(io_err("fsync", &tmp))?;
+            let len = file.metadata().map_err(io_err("stat", &tmp))?.len();
+            fs::rename(&tmp, &snapshot).map_err(io_err("rename", &tmp))?;
+            sync_dir(&self.dir)?;
+            for old in 0..generation {
+                let path = self.dir.join(journal_name(old));
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("remove", &path)(e)),
+                }
+            }
+            Ok(len)
+        });
+        match result {
+            Ok(len) => {
+                let mut w = self.writer.lock();
+                w.threshold = compaction_threshold(self.opts, len);
+                log::info!(
+                    "compacted into {} (generation {generation}, {len} bytes; fsync, rename and cleanup took {:?})",
+                    snapshot.display(),
+                    started.elapsed()
+                );
+            }
+            Err(e) => {
+                // The old snapshot and both journals are still valid; try again later.
+                let _ = fs::remove_file(&tmp);
+                log::error!("compaction failed (the journal keeps growing): {e}");
+            }
+        }
+        self.compacting.store(false, Ordering::Release);
+    }
+
+    /// Claims a compaction at start when the replayed journals are due for one (or
+    /// more than one journal was left by an interrupted compaction).
+    pub fn due_at_start(&self) -> bool {
+        let w = self.writer.lock();
+        let due = w.bytes > w.threshold || self.journals_at_start > 1;
+        due && self
+            .compacting
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+fn compaction_threshold(opts: StoreOptions, snapshot_bytes: u64) -> u64 {
+    opts.compact_after
+        .max(snapshot_bytes.saturating_mul(COMPACT_SNAPSHOT_RATIO))
+}
+
+/// Reads the next line (without its newline) into `buf`; false at end of file. A
+/// last line without a newline is returned with `complete == false`.
+fn next_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    if r.read_until(b'\n', buf)? == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        Ok(Some(true))
+    } else {
+        Ok(Some(false))
+    }
+}
+
+fn read_snapshot(
+    path: &Path,
+    file: File,
+    state: &mut dyn Replay,
+) -> Result<(u64, u64), JournalError> {
+    let corrupt = |line: u64, what: Corruption| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        line,
+        what,
+    };
+    let mut r = BufReader::with_capacity(IO_BUFFER, file);
+    let mut buf = Vec::new();
+    let read = |r: &mut BufReader<File>, buf: &mut Vec<u8>| {
+        next_line(r, buf).map_err(io_err("read", path))
+    };
+    let header: SnapshotHeader = match read(&mut r, &mut buf)? {
+        Some(_) => serde_json::from_slice(&buf).map_err(|e| corrupt(1, Corruption::Syntax(e)))?,
+        None => return Err(corrupt(1, Corruption::BadHeader)),
+    };
+    if header.peerdex_snapshot != SNAPSHOT_FORMAT {
+        return Err(corrupt(1, Corruption::BadHeader));
+    }
+    let mut line = 1;
+    for found in 0..header.users {
+        line += 1;
+        if read(&mut r, &mut buf)?.is_none() {
+            return Err(corrupt(
+                line,
+                Corruption::Truncated {
+                    expected: header.users,
+                    found,
+                },
+            ));
+        }
+        let user: RestoredUser =
+            serde_json::from_slice(&buf).map_err(|e| corrupt(line, Corruption::Syntax(e)))?;
+        let name = user.user.clone();
+        if !state.restore(user) {
+            return Err(corrupt(line, Corruption::DuplicateUser(name)));
+        }
+    }
+    if read(&mut r, &mut buf)?.is_some() {
+        return Err(corrupt(line + 1, Corruption::TrailingData));
+    }
+    Ok((header.generation, header.users))
+}
+
+struct Replayed {
+    changes: u64,
+    /// Length of the file up to the end of the last good line.
+    good_len: u64,
+    /// A torn last line: its number and the bytes cut.
+    torn: Option<(u64, u64)>,
+}
+
+/// Replays one journal. In the `last` journal an incomplete or unparsable final line
+/// is torn (reported, not applied); anything else wrong is corruption.
+fn replay_journal(
+    path: &Path,
+    last: bool,
+    state: &mut dyn Replay,
+) -> Result<Replayed, JournalError> {
+    let file = File::open(path).map_err(io_err("open", path))?;
+    let total = file.metadata().map_err(io_err("stat", path))?.len();
+    let mut r = BufReader::with_capacity(IO_BUFFER, file);
+    let mut buf = Vec::with_capacity(1024);
+    let mut done = Replayed {
+        changes: 0,
+        good_len: 0,
+        torn: None,
+    };
+    let mut line = 0;
+    while let Some(complete) = next_line(&mut r, &mut buf).map_err(io_err("read", path))? {
+        line += 1;
+        let parsed = serde_json::from_slice::<Change>(&buf);
+        let at_end = done.good_len + buf.len() as u64 + u64::from(complete) == total;
+        if last && at_end && (!complete || parsed.is_err()) {
+            done.torn = Some((line, total - done.good_len));
+            break;
+        }
+        let corrupt = |what| JournalError::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            what,
+        };
+        if !complete {
+            return Err(corrupt(Corruption::Incomplete));
+        }
+        let change = parsed.map_err(|e| corrupt(Corruption::Syntax(e)))?;
+        if let Err(code) = state.replay(change) {
+            return Err(corrupt(Corruption::Rejected { code }));
+        }
+        done.changes += 1;
+        done.good_len += buf.len() as u64 + 1;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::Registry;
+
+    fn reg(user: &str) -> Change {
+        Change::Register { user: user.into() }
+    }
+
+    #[test]
+    fn a_change_is_one_json_line() {
+        let c = Change::Connect {
+            user: "alice".into(),
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 4000,
+        };
+        let line = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            line,
+            r#"{"CONNECT":{"user":"alice","ip":"10.0.0.1","port":4000}}"#
+        );
+        assert_eq!(serde_json::from_str::<Change>(&line).unwrap(), c);
+        assert!(serde_json::from_str::<Change>(r#"{"REGISTER":{"user":"a","x":1}}"#).is_err());
+    }
+
+    #[test]
+    fn group_commit_acknowledges_every_writer_and_replays_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            fsync: true,
+            ..StoreOptions::default()
+        };
+        {
+            let (r, _) = Registry::open(dir.path(), opts).unwrap();
+            std::thread::scope(|s| {
+                for t in 0..8 {
+                    let r = &r;
+                    s.spawn(move || {
+                        for i in 0..50 {
+                            assert_eq!(r.apply(&reg(&format!("t{t}-{i}"))), 0);
+                        }
+                    });
+                }
+            });
+            assert_eq!(r.apply(&reg("t0-0")), 1, "a refused change");
+        }
+        let (r, rec) = Registry::open(dir.path(), opts).unwrap();
+        assert_eq!(rec.changes, 400, "refused changes are not journaled");
+        assert_eq!(r.counts(), (400, 0));
+    }
+
+    #[test]
+    fn compaction_keeps_state_and_removes_old_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            fsync: false,
+            compact_after: 500,
+        };
+        let mut expected = Vec::new();
+        {
+            let (r, _) = Registry::open(dir.path(), opts).unwrap();
+            for i in 0..200 {
+                let user = format!("u{i}");
+                assert_eq!(r.apply(&reg(&user)), 0);
+                let conn = Change::Connect {
+                    user: user.clone(),
+                    ip: "10.0.0.1".parse().unwrap(),
+                    port: 1000 + i,
+                };
+                assert_eq!(r.apply(&conn), 0);
+                let publish = Change::Publish {
+                    user: user.clone(),
+                    file: format!("f{i}"),
+                    description: "d e".into(),
+                };
+                assert_eq!(r.apply(&publish), 0);
+                if i % 3 == 0 {
+                    assert_eq!(r.apply(&Change::Disconnect { user }), 0);
+                }
+            }
+            let mut out = Vec::new();
+            r.list_users("u1", None, &mut out).unwrap();
+            expected.push(out);
+            let mut out = Vec::new();
+            r.list_content("u1", "u150", None, &mut out).unwrap();
+            expected.push(out);
+        }
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.contains(&SNAPSHOT.to_string()), "{names:?}");
+        assert!(!names.contains(&journal_name(0)), "{names:?}");
+        let (r, rec) = Registry::open(dir.path(), opts).unwrap();
+        assert!(rec.snapshot_users > 0);
+        assert_eq!(r.counts(), (200, 200));
+        let mut out = Vec::new();
+        r.list_users("u1", None, &mut out).unwrap();
+        assert_eq!(out, expected[0]);
+        let mut out = Vec::new();
+        r.list_content("u1", "u150", None, &mut out).unwrap();
+        assert_eq!(out, expected[1]);
+    }
+
+    #[test]
+    fn journals_left_by_an_interrupted_compaction_are_all_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Crash after the rotation to generation 1, before the snapshot's rename.
+        fs::write(
+            dir.path().join(journal_name(0)),
+            "{\"REGISTER\":{\"user\":\"a\"}}\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join(journal_name(1)),
+            "{\"REGISTER\":{\"user\":\"b\"}}\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join(SNAPSHOT_TMP), "{\"peerdex_snap").unwrap();
+        {
+            let (r, rec) = Registry::open(dir.path(), StoreOptions::default()).unwrap();
+            assert_eq!((rec.changes, r.counts()), (2, (2, 0)));
+            // Two journals at start: compacted at once (joined when dropped).
+        }
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [journal_name(2), LOCK.to_string(), SNAPSHOT.to_string()]
+        );
+        let (r, rec) = Registry::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(
+            (rec.snapshot_users, rec.changes, r.counts()),
+            (2, 0, (2, 0))
+        );
+    }
+
+    #[test]
+    fn a_missing_journal_generation_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(journal_name(0)), "").unwrap();
+        fs::write(dir.path().join(journal_name(2)), "").unwrap();
+        let err = Registry::open(dir.path(), StoreOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                JournalError::Corrupt {
+                    what: Corruption::MissingJournal { generation: 1 },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn torn_tail_only_in_the_newest_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(journal_name(0)),
+            "{\"REGISTER\":{\"user\":\"a\"}}\n{\"REGISTER\":{\"us",
+        )
+        .unwrap();
+        fs::write(dir.path().join(journal_name(1)), "").unwrap();
+        let err = Registry::open(dir.path(), StoreOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                JournalError::Corrupt {
+                    line: 2,
+                    what: Corruption::Incomplete,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        fs::remove_file(dir.path().join(journal_name(1))).unwrap();
+        let (r, rec) = Registry::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(r.counts(), (1, 0));
+        assert_eq!(rec.dropped_tail.map(|(_, line, _)| line), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod replay_props {
+    use super::*;
+    use crate::server::registry::Registry;
+    use proptest::prelude::*;
+
+    /// Changes over a handful of users and files, so that most of them apply.
+    fn change() -> impl Strategy<Value = Change> {
+        let user = (0..4u8).prop_map(|u| format!("u{u}"));
+        let file = (0..3u8).prop_map(|f| format!("f{f}"));
+        prop_oneof![
+            user.clone().prop_map(|user| Change::Register { user }),
+            user.clone().prop_map(|user| Change::Unregister { user }),
+            (user.clone(), 1..5u16).prop_map(|(user, port)| Change::Connect {
+                user,
+                ip: "10.0.0.1".parse().unwrap(),
+                port,
+            }),
+            user.clone().prop_map(|user| Change::Disconnect { user }),
+            (user.clone(), file.clone(), "[a-z \"\\\\]{0,6}").prop_map(
+                |(user, file, description)| Change::Publish {
+                    user,
+                    file,
+                    description
+                }
+            ),
+            (user, file).prop_map(|(user, file)| Change::Delete { user, file }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Reopening a data directory gives exactly the state of an in-memory
+        /// registry that saw the same changes, with and without compactions (a tiny
+        /// threshold compacts many times) and with reopenings in between.
+        #[test]
+        fn reopen_equals_memory(
+            changes in proptest::collection::vec(change(), 0..120),
+            compact_after in prop_oneof![Just(64u64), Just(1u64 << 30)],
+            reopen_every in 10usize..60,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = StoreOptions { fsync: false, compact_after };
+            let memory = Registry::new();
+            let mut durable = Registry::open(dir.path(), opts).unwrap().0;
+            for (i, c) in changes.iter().enumerate() {
+                prop_assert_eq!(durable.apply(c), memory.apply(c), "{:?}", c);
+                if i % reopen_every == reopen_every - 1 {
+                    drop(durable);
+                    durable = Registry::open(dir.path(), opts).unwrap().0;
+                }
+            }
+            drop(durable);
+            let (reopened, _) = Registry::open(dir.path(), opts).unwrap();
+            prop_assert_eq!(reopened.dump(), memory.dump());
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! `peerdex server`: the index server (PROTOCOL.md sections 1 and 6).
+//!
+//! Owns: the per-connection request cycle (read one request within the timeout,
+//! apply it to the registry, write the whole reply in one write, close), the console
+//! lines, the audit record of each request, and the address recorded at CONNECT.
+//! Does not own: decoding (`index`), state rules (`registry`), accepting and capping
+//! connections (`net`), shipping audit records (`shipper`).
+
+pub(crate) mod audit;
+pub(crate) mod change;
+pub(crate) mod journal;
+pub(crate) mod liveness;
+pub(crate) mod registry;
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::net::console::Console;
+use crate::net::{self, ConnLimiter, Permit, Shutdown};
+use crate::proto::audit::AuditRecord;
+use crate::proto::datetime;
+use crate::proto::index::{self, Body, Request, RequestError};
+use crate::proto::wire::FieldReader;
+use audit::AuditSink;
+use audit::shipper;
+use journal::{JournalError, StoreOptions};
+use registry::{Change, Refused, Registry};
+
+/// Command-line options of `peerdex server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// TCP port to listen on.
+    #[arg(short, long, default_value_t = 9090)]
+    pub port: u16,
+    /// Address to bind (0.0.0.0: every interface).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Address to report in LIST_USERS for users that connected from loopback
+    /// (127.0.0.1), so peers on other hosts can reach them. Such users are still
+    /// probed for liveness on loopback.
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<IpAddr>,
+    /// Read and write timeout per connection, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = net::parse_seconds)]
+    pub timeout: f64,
+    /// Most connections open at once; past it the oldest connection that has not
+    /// yet sent its request is closed to make room.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Do not print a console line per request.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Directory that keeps the registry across restarts (journal and snapshot).
+    #[arg(long, default_value = "./peerdex-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Keep the registry in memory only: a restart starts empty.
+    #[arg(long, conflicts_with_all = ["fsync", "data_dir"])]
+    pub ephemeral: bool,
+    /// Acknowledge a change only once it is on disk (fdatasync, shared by concurrent
+    /// writers): survives power loss, not only a crash of the server.
+    #[arg(long)]
+    pub fsync: bool,
+    /// Journal size (bytes) past which it is compacted into a snapshot (it must also
+    /// be twice the last snapshot).
+    #[arg(long, default_value_t = journal::COMPACT_MIN_BYTES, value_name = "BYTES")]
+    pub compact_after: u64,
+    #[command(flatten)]
+    pub liveness: liveness::LivenessArgs,
+    #[command(flatten)]
+    pub logger: shipper::ShipperArgs,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    Signals(std::io::Error),
+    Shipper(shipper::ShipperError),
+    Store(JournalError),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::Bind { addr, source }
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {addr}: the port is already in use (another server running? pick one with -p)"
+                )
+            }
+            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            ServerError::Shipper(e) => write!(f, "audit logger: {e}"),
+            ServerError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Everything a connection thread needs.
+struct Context {
+    registry: Arc<Registry>,
+    audit: AuditSink,
+    console: Console,
+    timeout: Duration,
+    advertise: Option<IpAddr>,
+}
+
+/// A bound index server, ready to run.
+pub(crate) struct IndexServer {
+    listener: TcpListener,
+    /// Where the registry is kept, for the start-up line.
+    storage: String,
+    limiter: Arc<ConnLimiter>,
+    liveness: liveness::LivenessArgs,
+    ctx: Arc<Context>,
+}
+
+impl IndexServer {
+    /// Opens the registry (replaying the data directory unless `--ephemeral`) and
+    /// binds the listening socket.
+    pub(crate) fn bind(
+        args: &ServerArgs,
+        audit: AuditSink,
+        console: Console,
+    ) -> Result<IndexServer, ServerError> {
+        let (registry, storage) = open_registry(args)?;
+        let addr = SocketAddr::new(args.bind, args.port);
+        let listener = net::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(IndexServer {
+            listener,
+            storage,
+            limiter: ConnLimiter::new(args.max_connections as usize),
+            liveness: args.liveness.clone(),
+            ctx: Arc::new(Context {
+                registry: Arc::new(registry),
+                audit,
+                console: if args.quiet {
+                    Console::silent()
+                } else {
+                    console
+                },
+                timeout: Duration::from_secs_f64(args.timeout),
+                advertise: args.advertise,
+            }),
+        })
+    }
+
+    /// Where the registry is kept, as shown at start.
+    pub(crate) fn storage(&self) -> &str {
+        &self.storage
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is raised, then closes idle connections and waits
+    /// (at most one timeout) for the others to finish.
+    pub(crate) fn run(self, shutdown: &Shutdown) {
+        let prober = {
+            let ctx = Arc::clone(&self.ctx);
+            let registry = Arc::clone(&ctx.registry);
+            liveness::start(
+                &self.liveness,
+                registry,
+                shutdown.clone(),
+                ctx.advertise,
+                move |user, addr| {
+                    ctx.console.line(format!(
+                        "s> DISCONNECT {user}: peer unreachable at {}:{}",
+                        addr.ip, addr.port
+                    ));
+                    ctx.audit.record(AuditRecord {
+                        user: user.to_owned(),
+                        operation: "DISCONNECT (peer unreachable)".into(),
+                        datetime: datetime::now(),
+                    });
+                },
+            )
+        };
+        let prober = prober.unwrap_or_else(|e| {
+            log::warn!("liveness checks off: cannot start the prober: {e}");
+            None
+        });
+        let ctx = Arc::clone(&self.ctx);
+        if let Err(e) = shutdown.watch(&self.listener) {
+            log::warn!("shutdown will not wake the accept loop: {e}");
+        }
+        net::accept_loop(
+            "index",
+            &self.listener,
+            &self.limiter,
+            shutdown,
+            move |stream, peer, permit| {
+                handle_connection(&ctx, stream, peer, permit);
+            },
+        );
+        if let Some(prober) = prober {
+            let _ = prober.join();
+        }
+        self.limiter.close_idle();
+        if !self.limiter.wait_empty(self.ctx.timeout) {
+            log::warn!(
+                "{} connections still open at shutdown",
+                self.limiter.active()
+            );
+        }
+    }
+}
+
+/// Runs `peerdex server` until SIGINT or SIGTERM.
+pub fn run(args: ServerArgs) -> Result<(), ServerError> {
+    let shutdown = Shutdown::new();
+    shutdown.on_signals().map_err(ServerError::Signals)?;
+    let (console, writer) = Console::stdout();
+    let (audit, shipper) = shipper::start(&args.logger, &shutdown).map_err(ServerError::Shipper)?;
+    let server = IndexServer::bind(&args, audit, console.clone())?;
+    let addr = server.local_addr();
+    let shown = if addr.ip().is_unspecified() {
+        net::primary_ip()
+    } else {
+        addr.ip()
+    };
+    console.line(format!(
+        "s> init server {}",
+        SocketAddr::new(shown, addr.port())
+    ));
+    console.line(format!("s> {}", server.storage()));
+    log::info!("listening on {addr}");
+    server.run(&shutdown);
+    if let Some(shipper) = shipper {
+        shipper.finish();
+    }
+    console.line("s> server stopped".into());
+    drop(console);
+    writer.finish();
+    Ok(())
+}
+
+/// The registry of `args` and the line that says where it is kept.
+fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
+    if args.ephemeral {
+        return Ok((
+            Registry::new(),
+            "data: ephemeral (in memory only: a restart starts empty)".into(),
+        ));
+    }
+    let opts = StoreOptions {
+        fsync: args.fsync,
+        compact_after: args.compact_after,
+    };
+    let (registry, recovered) = Registry::open(&args.data_dir, opts).map_err(ServerError::Store)?;
+    let (users, files) = registry.counts();
+    log::info!(
+        "replayed {} snapshot users and {} journal changes in {:?}",
+        recovered.snapshot_users,
+        recovered.changes,
+        recovered.elapsed
+    );
+    let line = format!(
+        "data: {} ({}; {users} users, {files} publications restored in {} ms)",
+        args.data_dir.display(),
+        if args.fsync {
+            "journal, fsync on every change"
+        } else {
+            "journal, no fsync"
+        },
+        recovered.elapsed.as_millis()
+    );
+    Ok((registry, line))
+}
+
+fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit: Permit) {
+    if let Err(e) = net::set_timeouts(&stream, ctx.timeout) {
+        log::debug!("{peer}: cannot set timeouts: {e}");
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let mut reader = FieldReader::new(&stream);
+    let request = index::read_request(&mut reader);
+    permit.busy();
+    let mut reply = Vec::with_capacity(128);
+    match request {
+        Ok(req) => {
+            let op = req.body.op();
+            let mut operation = req.audit_text();
+            match execute(ctx, &req, peer, &mut reply) {
+                Ok(()) => ctx
+                    .console
+                    .line(format!("s> {} FROM {}", op.name(), req.user)),
+                Err(refused) => {
+                    reply.clear();
+                    reply.push(op.other_error());
+                    let from = peer.ip().to_canonical();
+                    ctx.console.line(format!(
+                        "s> {} FROM {} REFUSED: connected from {}, request from {from}",
+                        op.name(),
+                        req.user,
+                        refused.connected_from
+                    ));
+                    operation = format!("{operation} REFUSED from {from}");
+                }
+            }
+            ctx.audit.record(AuditRecord {
+                user: req.user.clone(),
+                operation,
+                datetime: req.datetime.clone().unwrap_or_else(datetime::now),
+            });
+        }
+        Err(RequestError::UnknownOp) => {
+            log::info!("{peer}: unknown operation: closing without a reply");
+            return;
+        }
+        Err(RequestError::Bad { op, user, error }) => {
+            log::info!("{peer}: {} request rejected: {error}", op.name());
+            reply.push(op.other_error());
+            if let Some(user) = user {
+                ctx.console.line(format!("s> {} FROM {user}", op.name()));
+                ctx.audit.record(AuditRecord {
+                    user,
+                    operation: op.name().to_owned(),
+                    datetime: datetime::now(),
+                });
+            }
+        }
+    }
+    let mut stream = &stream;
+    if let Err(e) = stream.write_all(&reply) {
+        log::debug!("{peer}: reply not delivered: {e}");
+    }
+}
+
+/// Runs a request from `peer`, writing the whole reply into `reply`. Refused when
+/// the user is connected from another host than `peer` (see the README's threat
+/// model).
+fn execute(
+    ctx: &Context,
+    req: &Request,
+    peer: SocketAddr,
+    reply: &mut Vec<u8>,
+) -> Result<(), Refused> {
+    // The host as the registry knows it: the address CONNECT would record for it.
+    let host = recorded_ip(peer.ip(), ctx.advertise);
+    let user = req.user.clone();
+    let change = match &req.body {
+        Body::Register => Change::Register { user },
+        Body::Unregister => Change::Unregister { user },
+        Body::Connect { port } => Change::Connect {
+            user,
+            ip: host,
+            port: *port,
+        },
+        Body::Disconnect => Change::Disconnect { user },
+        Body::Publish { file, description } => Change::Publish {
+            user,
+            file: file.clone(),
+            description: description.clone(),
+        },
+        Body::Delete { file } => Change::Delete {
+            user,
+            file: file.clone(),
+        },
+        Body::ListUsers => return ctx.registry.list_users(&req.user, Some(host), reply),
+        Body::ListContent { target } => {
+            return ctx
+                .registry
+                .list_content(&req.user, target, Some(host), reply);
+        }
+        Body::Search { pattern } => {
+            return ctx.registry.search(&req.user, pattern, Some(host), reply);
+        }
+    };
+    reply.push(ctx.registry.apply_as(&change, host)?);
+    Ok(())
+}
+
+/// The address recorded for a CONNECT from `peer`: IPv4-mapped IPv6 addresses are
+/// shown as IPv4; a loopback peer is replaced by `--advertise` when given.
+pub(crate) fn recorded_ip(peer: IpAddr, advertise: Option<IpAddr>) -> IpAddr {
+    let ip = peer.to_canonical();
+    match advertise {
+        Some(adv) if ip.is_loopback() => adv,
+        _ => ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_replaced_only_when_advertising() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let adv: IpAddr = "10.0.0.5".parse().unwrap();
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(recorded_ip(lo, None), lo);
+        assert_eq!(recorded_ip(lo, Some(adv)), adv);
+        assert_eq!(recorded_ip(other, Some(adv)), other);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(recorded_ip(mapped, None), other);
+    }
+}

@@ -1,0 +1,478 @@
+//! The SOAP 1.1 face of the time service: the WSDL 1.1 document served at `/?wsdl`,
+//! reading a request envelope, and writing response and Fault envelopes.
+//!
+//! Owns: the service's names (target namespace, operation `get_time`, its wrapper
+//! elements), the envelope grammar accepted and the Fault codes chosen. Does not own:
+//! HTTP (the parent module decides status codes, headers and limits).
+//!
+//! The WSDL is document/literal wrapped, named like the lab's original service: the
+//! request is an empty `tns:get_time` element, the response a `tns:get_timeResponse`
+//! holding one `tns:get_timeResult` string, SOAPAction `get_time`.
+
+use std::fmt;
+
+use quick_xml::escape::escape;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// Target namespace of the WSDL, its schema and the wrapper elements.
+pub(super) const TNS: &str = "urn:peerdex:time";
+/// The one operation.
+pub(super) const OPERATION: &str = "get_time";
+/// SOAP 1.1 envelope namespace.
+pub(super) const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// SOAP 1.2 envelope namespace: recognised only to answer VersionMismatch.
+const SOAP12_ENV: &str = "http://www.w3.org/2003/05/soap-envelope";
+
+/// Deepest element nesting accepted in a request. A `get_time` call is three levels
+/// deep (Envelope, Body, get_time); 32 leaves room for headers from other toolkits
+/// and bounds the parser's stack of open elements.
+const MAX_DEPTH: usize = 32;
+
+/// A call decoded from a request envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    GetTime,
+}
+
+/// Why a request envelope was refused; becomes a SOAP 1.1 Fault (section 4.4.1 of
+/// the SOAP 1.1 note).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The envelope is not in the SOAP 1.1 namespace (e.g. a SOAP 1.2 envelope).
+    VersionMismatch(String),
+    /// A header entry carries `mustUnderstand="1"`: this service understands none.
+    MustUnderstand(String),
+    /// The message is malformed or asks for something this service does not offer.
+    Client(String),
+}
+
+impl Fault {
+    /// The `faultcode` value, qualified with the envelope prefix used in replies.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            Fault::VersionMismatch(_) => "soap:VersionMismatch",
+            Fault::MustUnderstand(_) => "soap:MustUnderstand",
+            Fault::Client(_) => "soap:Client",
+        }
+    }
+
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            Fault::VersionMismatch(s) | Fault::MustUnderstand(s) | Fault::Client(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.reason())
+    }
+}
+
+/// Whether a SOAPAction header value names the `get_time` operation. SOAP 1.1
+/// section 6.1.1: the value is a (usually quoted) URI; empty means "the HTTP request
+/// URI". Accepted: empty, `get_time`, or any URI ending in `/get_time` or `#get_time`.
+pub(super) fn action_matches(value: &str) -> bool {
+    let v = value.trim().trim_matches('"');
+    v.is_empty()
+        || v == OPERATION
+        || v.strip_suffix(OPERATION)
+            .is_some_and(|rest| rest.ends_with('/') || rest.ends_with('#') || rest.ends_with(':'))
+}
+
+/// A namespace-resolved element name.
+struct Name {
+    ns: Option<Vec<u8>>,
+    local: Vec<u8>,
+}
+
+impl Name {
+    fn is(&self, ns: &str, local: &str) -> bool {
+        self.ns.as_deref() == Some(ns.as_bytes()) && self.local == local.as_bytes()
+    }
+}
+
+fn resolve(reader: &NsReader<&[u8]>, e: &BytesStart) -> Name {
+    let (ns, local) = reader.resolve_element(e.name());
+    Name {
+        ns: match ns {
+            ResolveResult::Bound(ns) => Some(ns.as_ref().to_vec()),
+            _ => None,
+        },
+        local: local.as_ref().to_vec(),
+    }
+}
+
+/// True when a header entry carries `soap:mustUnderstand="1"`.
+fn must_understand(reader: &NsReader<&[u8]>, e: &BytesStart) -> Result<bool, Fault> {
+    for attr in e.attributes() {
+        let attr = attr.map_err(|err| Fault::Client(format!("malformed attribute: {err}")))?;
+        let (ns, local) = reader.resolve_attribute(attr.key);
+        let in_env = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == SOAP11_ENV.as_bytes());
+        if in_env && local.as_ref() == b"mustUnderstand" {
+            let v = attr.value.as_ref();
+            return Ok(v == b"1" || v == b"true");
+        }
+    }
+    Ok(false)
+}
+
+/// Decodes a SOAP 1.1 request envelope. The whole document must be well-formed; the
+/// first child of `Body` names the operation. A DOCTYPE is refused (SOAP 1.1
+/// section 3: a SOAP message must not contain one), so no entity is ever expanded.
+pub(super) fn parse_call(body: &[u8]) -> Result<Call, Fault> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Fault::Client("the request body is not UTF-8".into()))?;
+    let mut reader = NsReader::from_reader(text.as_bytes());
+    // Open elements; only the first two levels matter, the depth is what is bounded.
+    let mut stack: Vec<Name> = Vec::new();
+    let mut seen_body = false;
+    let mut call: Option<Result<Call, Fault>> = None;
+    let mut root_done = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| Fault::Client(format!("malformed XML: {e}")))?;
+        let (start, empty) = match &event {
+            Event::Start(e) => (Some(e.clone()), false),
+            Event::Empty(e) => (Some(e.clone()), true),
+            Event::End(_) => {
+                stack.pop();
+                if stack.is_empty() {
+                    root_done = true;
+                }
+                continue;
+            }
+            Event::DocType(_) => {
+                return Err(Fault::Client(
+                    "a SOAP message must not contain a DOCTYPE".into(),
+                ));
+            }
+            Event::Text(t) => {
+                if stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) {
+                    return Err(Fault::Client("text outside the envelope".into()));
+                }
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        let Some(e) = start else { continue };
+        if root_done {
+            return Err(Fault::Client("content after the envelope".into()));
+        }
+        let name = resolve(&reader, &e);
+        let in_header = stack.len() == 2 && stack[1].is(SOAP11_ENV, "Header");
+        if in_header && must_understand(&reader, &e)? {
+            return Err(Fault::MustUnderstand(format!(
+                "header entry {} is not understood",
+                String::from_utf8_lossy(&name.local)
+            )));
+        }
+        match stack.len() {
+            0 => {
+                if name.is(SOAP12_ENV, "Envelope") {
+                    return Err(Fault::VersionMismatch(
+                        "SOAP 1.2 envelope: this service speaks SOAP 1.1".into(),
+                    ));
+                }
+                if !name.is(SOAP11_ENV, "Envelope") {
+                    return Err(Fault::Client(
+                        "the root element is not a SOAP 1.1 Envelope".into(),
+                    ));
+                }
+            }
+            1 => {
+                if name.is(SOAP11_ENV, "Header") && !seen_body {
+                } else if name.is(SOAP11_ENV, "Body") && !seen_body {
+                    seen_body = true;
+                } else {
+                    return Err(Fault::Client(
+                        "an Envelope holds an optional Header, then one Body".into(),
+                    ));
+                }
+            }
+            2 if !in_header && call.is_none() => {
+                let tns_or_none = name.ns.is_none() || name.ns.as_deref() == Some(TNS.as_bytes());
+                call = Some(if tns_or_none && name.local == OPERATION.as_bytes() {
+                    Ok(Call::GetTime)
+                } else {
+                    Err(Fault::Client(format!(
+                        "unknown operation {}: this service offers get_time in {TNS}",
+                        String::from_utf8_lossy(&name.local)
+                    )))
+                });
+            }
+            _ => {}
+        }
+        if !empty {
+            if stack.len() >= MAX_DEPTH {
+                return Err(Fault::Client(format!(
+                    "elements nested deeper than {MAX_DEPTH}"
+                )));
+            }
+            stack.push(name);
+        } else if stack.is_empty() {
+            root_done = true;
+        }
+    }
+    if !stack.is_empty() {
+        return Err(Fault::Client("malformed XML: unclosed elements".into()));
+    }
+    if !root_done {
+        return Err(Fault::Client("no SOAP envelope".into()));
+    }
+    if !seen_body {
+        return Err(Fault::Client("the Envelope has no Body".into()));
+    }
+    call.unwrap_or_else(|| Err(Fault::Client("the Body names no operation".into())))
+}
+
+fn envelope(inner: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soap:Envelope xmlns:soap="{SOAP11_ENV}" xmlns:tns="{TNS}"><soap:Body>{inner}</soap:Body></soap:Envelope>
+"#
+    )
+}
+
+/// The response envelope of `get_time`.
+pub(super) fn time_response(datetime: &str) -> String {
+    envelope(&format!(
+        "<tns:get_timeResponse><tns:get_timeResult>{}</tns:get_timeResult></tns:get_timeResponse>",
+        escape(datetime)
+    ))
+}
+
+/// A Fault envelope (SOAP 1.1 section 4.4).
+pub(super) fn fault_response(fault: &Fault) -> String {
+    envelope(&format!(
+        "<soap:Fault><faultcode>{}</faultcode><faultstring>{}</faultstring></soap:Fault>",
+        fault.code(),
+        escape(fault.reason())
+    ))
+}
+
+/// The WSDL 1.1 document, with `location` (an absolute http URL, already checked to
+/// hold only URL-safe characters by the caller; escaped here anyway) as the
+/// endpoint address.
+pub(super) fn wsdl(location: &str) -> String {
+    let location = escape(location);
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<wsdl:definitions name="TimeService" targetNamespace="{TNS}"
+    xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xs="http://www.w3.org/2001/XMLSchema"
+    xmlns:tns="{TNS}">
+  <wsdl:types>
+    <xs:schema targetNamespace="{TNS}" elementFormDefault="qualified">
+      <xs:element name="get_time">
+        <xs:complexType><xs:sequence/></xs:complexType>
+      </xs:element>
+      <xs:element name="get_timeResponse">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="get_timeResult" type="xs:string"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+    </xs:schema>
+  </wsdl:types>
+  <wsdl:message name="get_time">
+    <wsdl:part name="parameters" element="tns:get_time"/>
+  </wsdl:message>
+  <wsdl:message name="get_timeResponse">
+    <wsdl:part name="parameters" element="tns:get_timeResponse"/>
+  </wsdl:message>
+  <wsdl:portType name="TimeServicePortType">
+    <wsdl:operation name="get_time">
+      <wsdl:documentation>The current local time as dd/mm/YYYY HH:MM:SS.</wsdl:documentation>
+      <wsdl:input name="get_time" message="tns:get_time"/>
+      <wsdl:output name="get_timeResponse" message="tns:get_timeResponse"/>
+    </wsdl:operation>
+  </wsdl:portType>
+  <wsdl:binding name="TimeServiceBinding" type="tns:TimeServicePortType">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <wsdl:operation name="get_time">
+      <soap:operation soapAction="get_time" style="document"/>
+      <wsdl:input name="get_time"><soap:body use="literal"/></wsdl:input>
+      <wsdl:output name="get_timeResponse"><soap:body use="literal"/></wsdl:output>
+    </wsdl:operation>
+  </wsdl:binding>
+  <wsdl:service name="TimeService">
+    <wsdl:port name="TimeServicePort" binding="tns:TimeServiceBinding">
+      <soap:address location="{location}"/>
+    </wsdl:port>
+  </wsdl:service>
+</wsdl:definitions>
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(body: &str) -> String {
+        format!(
+            r#"<?xml version="1.0"?><s:Envelope xmlns:s="{SOAP11_ENV}"><s:Body>{body}</s:Body></s:Envelope>"#
+        )
+    }
+
+    #[test]
+    fn accepts_a_get_time_call() {
+        let req = env(r#"<t:get_time xmlns:t="urn:peerdex:time"/>"#);
+        assert_eq!(parse_call(req.as_bytes()), Ok(Call::GetTime));
+    }
+
+    #[test]
+    fn accepts_a_header_and_an_unqualified_operation() {
+        let req = format!(
+            r#"<e:Envelope xmlns:e="{SOAP11_ENV}"><e:Header><x:trace xmlns:x="urn:x">1</x:trace></e:Header><e:Body><get_time></get_time></e:Body></e:Envelope>"#
+        );
+        assert_eq!(parse_call(req.as_bytes()), Ok(Call::GetTime));
+    }
+
+    #[test]
+    fn rejects_malformed_xml() {
+        let req = env("<t:get_time xmlns:t=\"urn:peerdex:time\">");
+        assert!(matches!(parse_call(req.as_bytes()), Err(Fault::Client(_))));
+        assert!(matches!(
+            parse_call(b"not xml at all"),
+            Err(Fault::Client(_))
+        ));
+        assert!(matches!(parse_call(b""), Err(Fault::Client(_))));
+        let truncated = &env("<get_time/>")[..40];
+        assert!(matches!(
+            parse_call(truncated.as_bytes()),
+            Err(Fault::Client(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_unknown_operations_and_namespaces() {
+        let other = env(r#"<t:get_date xmlns:t="urn:peerdex:time"/>"#);
+        assert!(matches!(
+            parse_call(other.as_bytes()),
+            Err(Fault::Client(_))
+        ));
+        let wrong_ns = env(r#"<t:get_time xmlns:t="urn:other"/>"#);
+        assert!(matches!(
+            parse_call(wrong_ns.as_bytes()),
+            Err(Fault::Client(_))
+        ));
+        let empty_body = env("");
+        assert!(matches!(
+            parse_call(empty_body.as_bytes()),
+            Err(Fault::Client(_))
+        ));
+        assert!(matches!(
+            parse_call(b"<Envelope><Body><get_time/></Body></Envelope>"),
+            Err(Fault::Client(_))
+        ));
+    }
+
+    #[test]
+    fn answers_version_mismatch_to_soap12() {
+        let req = format!(
+            r#"<e:Envelope xmlns:e="{SOAP12_ENV}"><e:Body><get_time/></e:Body></e:Envelope>"#
+        );
+        assert!(matches!(
+            parse_call(req.as_bytes()),
+            Err(Fault::VersionMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn honours_must_understand() {
+        let req = format!(
+            r#"<e:Envelope xmlns:e="{SOAP11_ENV}"><e:Header><x:tx xmlns:x="urn:x" e:mustUnderstand="1"/></e:Header><e:Body><get_time/></e:Body></e:Envelope>"#
+        );
+        assert!(matches!(
+            parse_call(req.as_bytes()),
+            Err(Fault::MustUnderstand(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_doctype_and_deep_nesting() {
+        let req = format!(
+            r#"<!DOCTYPE e [<!ENTITY x "y">]><e:Envelope xmlns:e="{SOAP11_ENV}"><e:Body><get_time/></e:Body></e:Envelope>"#
+        );
+        assert!(matches!(parse_call(req.as_bytes()), Err(Fault::Client(_))));
+        let deep = env(&format!(
+            "<get_time>{}{}</get_time>",
+            "<a>".repeat(100),
+            "</a>".repeat(100)
+        ));
+        assert!(matches!(parse_call(deep.as_bytes()), Err(Fault::Client(_))));
+    }
+
+    #[test]
+    fn rejects_trailing_content() {
+        let req = format!("{}<extra/>", env("<get_time/>"));
+        assert!(matches!(parse_call(req.as_bytes()), Err(Fault::Client(_))));
+    }
+
+    #[test]
+    fn soap_action_values() {
+        assert!(action_matches("\"get_time\""));
+        assert!(action_matches(""));
+        assert!(action_matches("\"\""));
+        assert!(action_matches("urn:peerdex:time/get_time"));
+        assert!(!action_matches("\"get_date\""));
+        assert!(!action_matches("xget_time"));
+    }
+
+    #[test]
+    fn responses_escape_text_and_parse_back() {
+        let f = fault_response(&Fault::Client("a < b & c".into()));
+        assert!(f.contains("a &lt; b &amp; c"), "{f}");
+        let mut reader = NsReader::from_str(&f);
+        loop {
+            match reader.read_event().unwrap() {
+                Event::Eof => break,
+                _ => continue,
+            }
+        }
+        assert!(
+            time_response("22/11/2026 09:05:07")
+                .contains("<tns:get_timeResult>22/11/2026 09:05:07</tns:get_timeResult>")
+        );
+    }
+
+    #[test]
+    fn wsdl_names_the_location() {
+        let w = wsdl("http://example.org:8000/");
+        assert!(w.contains(r#"<soap:address location="http://example.org:8000/"/>"#));
+        let mut reader = NsReader::from_str(&w);
+        let mut elements = 0;
+        loop {
+            match reader.read_event().unwrap() {
+                Event::Eof => break,
+                Event::Start(_) | Event::Empty(_) => elements += 1,
+                _ => continue,
+            }
+        }
+        assert!(elements > 20);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse_call(&body);
+        }
+
+        #[test]
+        fn arbitrary_text_inside_the_call_is_a_call_or_a_client_fault(inner in "[<>/a-z:=\" ]{0,64}") {
+            let req = env(&format!("<get_time>{inner}</get_time>"));
+            match parse_call(req.as_bytes()) {
+                Ok(Call::GetTime) | Err(Fault::Client(_)) => {}
+                other => proptest::prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+}
