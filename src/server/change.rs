@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::proto::index::Op;
+
 /// A state change, as applied to the registry and as journaled (one JSON line, e.g.
 /// `{"REGISTER":{"user":"alice"}}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,14 +51,22 @@ impl Change {
         }
     }
 
+    /// The operation that makes this change.
+    pub fn op(&self) -> Op {
+        match self {
+            Change::Register { .. } => Op::Register,
+            Change::Unregister { .. } => Op::Unregister,
+            Change::Connect { .. } => Op::Connect,
+            Change::Disconnect { .. } => Op::Disconnect,
+            Change::Publish { .. } => Op::Publish,
+            Change::Delete { .. } => Op::Delete,
+        }
+    }
+
     /// The operation's "any other error" code (PROTOCOL.md section 1), answered
     /// when the change cannot be made durable.
     pub fn other_error(&self) -> u8 {
-        match self {
-            Change::Register { .. } | Change::Unregister { .. } => 2,
-            Change::Connect { .. } | Change::Disconnect { .. } => 3,
-            Change::Publish { .. } | Change::Delete { .. } => 4,
-        }
+        self.op().other_error()
     }
 }
 

@@ -126,108 +126,138 @@ pub(super) fn parse_call(body: &[u8]) -> Result<Call, Fault> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Fault::Client("the request body is not UTF-8".into()))?;
     let mut reader = NsReader::from_reader(text.as_bytes());
-    // Open elements; only the first two levels matter, the depth is what is bounded.
-    let mut stack: Vec<Name> = Vec::new();
-    let mut seen_body = false;
-    let mut call: Option<Result<Call, Fault>> = None;
-    let mut root_done = false;
+    let mut walk = Walk::default();
     loop {
         let event = reader
             .read_event()
             .map_err(|e| Fault::Client(format!("malformed XML: {e}")))?;
-        let (start, empty) = match &event {
-            Event::Start(e) => (Some(e.clone()), false),
-            Event::Empty(e) => (Some(e.clone()), true),
-            Event::End(_) => {
-                stack.pop();
-                if stack.is_empty() {
-                    root_done = true;
-                }
-                continue;
-            }
+        match &event {
+            Event::Start(e) => walk.start(&reader, e, false)?,
+            Event::Empty(e) => walk.start(&reader, e, true)?,
+            Event::End(_) => walk.end(),
             Event::DocType(_) => {
                 return Err(Fault::Client(
                     "a SOAP message must not contain a DOCTYPE".into(),
                 ));
             }
             Event::Text(t) => {
-                if stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) {
+                if walk.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) {
                     return Err(Fault::Client("text outside the envelope".into()));
                 }
-                continue;
             }
-            Event::Eof => break,
-            _ => continue,
-        };
-        let Some(e) = start else { continue };
-        if root_done {
+            Event::Eof => return walk.finish(),
+            _ => {}
+        }
+    }
+}
+
+/// Where [`parse_call`] is in the document.
+#[derive(Default)]
+struct Walk {
+    /// Open elements; only the first two levels matter, the depth is what is bounded.
+    stack: Vec<Name>,
+    seen_body: bool,
+    /// The operation the Body names (or why it is refused), once seen.
+    call: Option<Result<Call, Fault>>,
+    root_done: bool,
+}
+
+impl Walk {
+    /// An element opens (`empty`: and closes at once).
+    fn start(
+        &mut self,
+        reader: &NsReader<&[u8]>,
+        e: &BytesStart,
+        empty: bool,
+    ) -> Result<(), Fault> {
+        if self.root_done {
             return Err(Fault::Client("content after the envelope".into()));
         }
-        let name = resolve(&reader, &e);
-        let in_header = stack.len() == 2 && stack[1].is(SOAP11_ENV, "Header");
-        if in_header && must_understand(&reader, &e)? {
+        let name = resolve(reader, e);
+        let in_header = self.stack.len() == 2 && self.stack[1].is(SOAP11_ENV, "Header");
+        if in_header && must_understand(reader, e)? {
             return Err(Fault::MustUnderstand(format!(
                 "header entry {} is not understood",
                 String::from_utf8_lossy(&name.local)
             )));
         }
-        match stack.len() {
-            0 => {
-                if name.is(SOAP12_ENV, "Envelope") {
-                    return Err(Fault::VersionMismatch(
-                        "SOAP 1.2 envelope: this service speaks SOAP 1.1".into(),
-                    ));
-                }
-                if !name.is(SOAP11_ENV, "Envelope") {
-                    return Err(Fault::Client(
-                        "the root element is not a SOAP 1.1 Envelope".into(),
-                    ));
-                }
-            }
+        match self.stack.len() {
+            0 => check_root(&name)?,
             1 => {
-                if name.is(SOAP11_ENV, "Header") && !seen_body {
-                } else if name.is(SOAP11_ENV, "Body") && !seen_body {
-                    seen_body = true;
-                } else {
+                if name.is(SOAP11_ENV, "Body") && !self.seen_body {
+                    self.seen_body = true;
+                } else if !(name.is(SOAP11_ENV, "Header") && !self.seen_body) {
                     return Err(Fault::Client(
                         "an Envelope holds an optional Header, then one Body".into(),
                     ));
                 }
             }
-            2 if !in_header && call.is_none() => {
-                let tns_or_none = name.ns.is_none() || name.ns.as_deref() == Some(TNS.as_bytes());
-                call = Some(if tns_or_none && name.local == OPERATION.as_bytes() {
-                    Ok(Call::GetTime)
-                } else {
-                    Err(Fault::Client(format!(
-                        "unknown operation {}: this service offers get_time in {TNS}",
-                        String::from_utf8_lossy(&name.local)
-                    )))
-                });
-            }
+            2 if !in_header && self.call.is_none() => self.call = Some(operation(&name)),
             _ => {}
         }
         if !empty {
-            if stack.len() >= MAX_DEPTH {
+            if self.stack.len() >= MAX_DEPTH {
                 return Err(Fault::Client(format!(
                     "elements nested deeper than {MAX_DEPTH}"
                 )));
             }
-            stack.push(name);
-        } else if stack.is_empty() {
-            root_done = true;
+            self.stack.push(name);
+        } else if self.stack.is_empty() {
+            self.root_done = true;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) {
+        self.stack.pop();
+        if self.stack.is_empty() {
+            self.root_done = true;
         }
     }
-    if !stack.is_empty() {
-        return Err(Fault::Client("malformed XML: unclosed elements".into()));
+
+    /// The document ended: the call, or what was missing.
+    fn finish(self) -> Result<Call, Fault> {
+        if !self.stack.is_empty() {
+            return Err(Fault::Client("malformed XML: unclosed elements".into()));
+        }
+        if !self.root_done {
+            return Err(Fault::Client("no SOAP envelope".into()));
+        }
+        if !self.seen_body {
+            return Err(Fault::Client("the Envelope has no Body".into()));
+        }
+        self.call
+            .unwrap_or_else(|| Err(Fault::Client("the Body names no operation".into())))
     }
-    if !root_done {
-        return Err(Fault::Client("no SOAP envelope".into()));
+}
+
+/// The root must be a SOAP 1.1 Envelope (a SOAP 1.2 one gets VersionMismatch).
+fn check_root(name: &Name) -> Result<(), Fault> {
+    if name.is(SOAP12_ENV, "Envelope") {
+        return Err(Fault::VersionMismatch(
+            "SOAP 1.2 envelope: this service speaks SOAP 1.1".into(),
+        ));
     }
-    if !seen_body {
-        return Err(Fault::Client("the Envelope has no Body".into()));
+    if !name.is(SOAP11_ENV, "Envelope") {
+        return Err(Fault::Client(
+            "the root element is not a SOAP 1.1 Envelope".into(),
+        ));
     }
-    call.unwrap_or_else(|| Err(Fault::Client("the Body names no operation".into())))
+    Ok(())
+}
+
+/// The operation the first child of Body names: get_time in our namespace (or
+/// unqualified), anything else a Client fault.
+fn operation(name: &Name) -> Result<Call, Fault> {
+    let tns_or_none = name.ns.is_none() || name.ns.as_deref() == Some(TNS.as_bytes());
+    if tns_or_none && name.local == OPERATION.as_bytes() {
+        Ok(Call::GetTime)
+    } else {
+        Err(Fault::Client(format!(
+            "unknown operation {}: this service offers get_time in {TNS}",
+            String::from_utf8_lossy(&name.local)
+        )))
+    }
 }
 
 fn envelope(inner: &str) -> String {
