@@ -140,10 +140,8 @@ pub(super) fn parse_call(body: &[u8]) -> Result<Call, Fault> {
                     "a SOAP message must not contain a DOCTYPE".into(),
                 ));
             }
-            Event::Text(t) => {
-                if walk.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) {
-                    return Err(Fault::Client("text outside the envelope".into()));
-                }
+            Event::Text(t) if walk.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err(Fault::Client("text outside the envelope".into()));
             }
             Event::Eof => return walk.finish(),
             _ => {}
@@ -186,7 +184,7 @@ impl Walk {
             1 => {
                 if name.is(SOAP11_ENV, "Body") && !self.seen_body {
                     self.seen_body = true;
-                } else if !(name.is(SOAP11_ENV, "Header") && !self.seen_body) {
+                } else if self.seen_body || !name.is(SOAP11_ENV, "Header") {
                     return Err(Fault::Client(
                         "an Envelope holds an optional Header, then one Body".into(),
                     ));
