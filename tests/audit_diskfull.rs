@@ -69,8 +69,8 @@ impl Tmpfs {
         let mut f = std::fs::File::create(self.filler()).unwrap();
         let chunk = [0u8; 4096];
         while f.write_all(&chunk).is_ok() {}
-        let mut byte = [0u8; 1];
-        while f.write_all(&mut byte).is_ok() {}
+        let byte = [0u8; 1];
+        while f.write_all(&byte).is_ok() {}
     }
 
     fn free(&self) {
