@@ -241,7 +241,8 @@ fn log_v2_stores_once_and_acknowledges_duplicates_across_a_restart() {
     assert_eq!(status(tcp(l.addr(), &call(1, PROG, 2, 1, &a))), 0);
     assert_eq!(status(tcp(l.addr(), &call(2, PROG, 2, 1, &a))), 1);
     let b = v2_args(77, 2, "bob", "LIST_USERS", "17/12/2014 13:20:36");
-    assert_eq!(status(udp(l.addr(), &call(3, PROG, 2, 1, &b)).unwrap()), 0);
+    // Over TCP too: datagrams for a server whose records came over TCP are refused.
+    assert_eq!(status(tcp(l.addr(), &call(3, PROG, 2, 1, &b))), 0);
     assert!(
         l.proc
             .wait_line(Duration::from_secs(5), |x| x
@@ -833,4 +834,58 @@ fn records_undelivered_at_a_clean_stop_are_sent_by_the_next_server() {
         >= 10));
     assert_eq!(users_in_audit(dir.path()), expected("c", 10));
     drop(l);
+}
+
+#[test]
+fn a_forged_record_cannot_silence_a_servers_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = logger(dir.path(), &[]);
+    let spool = dir.path().join("spool");
+    let s = Server::start(&[
+        "--logger",
+        &format!("127.0.0.1:{}", l.port),
+        "--spool",
+        spool.to_str().unwrap(),
+    ]);
+    let reg = |user: &str| {
+        assert_eq!(code(s.addr, &["REGISTER", "17/12/2014 13:20:35", user]), 0);
+    };
+    reg("first");
+    assert!(wait_until(Duration::from_secs(20), || {
+        users_in_audit(dir.path()) == ["first"]
+    }));
+    // The server's id is no secret (audit file, spool file name).
+    let id =
+        u64::from_str_radix(audit_lines(dir.path())[0]["server"].as_str().unwrap(), 16).unwrap();
+    let forged = |user| v2_args(id, u64::MAX, user, "UNREGISTER", "17/12/2014 13:20:36");
+    // LOG_REFUSED, not stored: over UDP (a datagram for a TCP sender, and far
+    // past the window) and over TCP (far past the window).
+    assert_eq!(
+        status(udp(l.addr(), &call(90, PROG, 2, 1, &forged("mallory"))).unwrap()),
+        3
+    );
+    assert_eq!(
+        status(tcp(l.addr(), &call(91, PROG, 2, 1, &forged("mallory")))),
+        3
+    );
+    let next = v2_args(id, 2, "mallory", "UNREGISTER", "17/12/2014 13:20:36");
+    assert_eq!(
+        status(udp(l.addr(), &call(92, PROG, 2, 1, &next)).unwrap()),
+        3
+    );
+    let later = expected("later", 20);
+    for u in &later {
+        reg(u);
+    }
+    let want: Vec<String> = std::iter::once("first".to_owned()).chain(later).collect();
+    assert!(
+        wait_until(Duration::from_secs(20), || users_in_audit(dir.path())
+            == want),
+        "audit file holds {:?}",
+        users_in_audit(dir.path())
+    );
+    assert_eq!(
+        count_lines(&l.proc, "mallory    UNREGISTER    17/12/2014 13:20:36"),
+        0
+    );
 }

@@ -229,13 +229,13 @@ fn rpcgen_c_client_calls_log_v1_and_v2() {
         "client",
         &["client.c", "logger_clnt.c", "logger_xdr.c"],
     );
-    let client = |proto: &str, text: &str, seq: &str, user: &str| {
+    let client = |proto: &str, text: &str, id: &str, seq: &str, user: &str| {
         let o = run(Command::new(dir.path().join("client")).args([
             "localhost",
             &prog.to_string(),
             proto,
             text,
-            "0x1234",
+            id,
             seq,
             user,
             "PUBLISH notes.txt",
@@ -249,14 +249,23 @@ fn rpcgen_c_client_calls_log_v1_and_v2() {
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     };
     assert_eq!(
-        client("tcp", "hello from C over tcp", "1", "carol"),
+        client("tcp", "hello from C over tcp", "0x1234", "1", "carol"),
         "status 0"
     );
     // The same record again: acknowledged as a duplicate, not stored twice.
-    assert_eq!(client("tcp", "again over tcp", "1", "carol"), "status 1");
     assert_eq!(
-        client("udp", "hello from C over udp", "2", "dave"),
+        client("tcp", "again over tcp", "0x1234", "1", "carol"),
+        "status 1"
+    );
+    // Over UDP a sender of its own: datagrams for a server id whose records came
+    // over TCP are refused as forged (LOG_REFUSED).
+    assert_eq!(
+        client("udp", "hello from C over udp", "0x1235", "1", "dave"),
         "status 0"
+    );
+    assert_eq!(
+        client("udp", "forged over udp", "0x1234", "2", "mallory"),
+        "status 3"
     );
     for want in [
         "hello from C over tcp",
@@ -276,6 +285,13 @@ fn rpcgen_c_client_calls_log_v1_and_v2() {
     assert_eq!(
         count_lines(&l.proc, "carol    PUBLISH notes.txt    17/12/2014 13:20:35"),
         1
+    );
+    assert_eq!(
+        count_lines(
+            &l.proc,
+            "mallory    PUBLISH notes.txt    17/12/2014 13:20:35"
+        ),
+        0
     );
     stop(l);
 }

@@ -27,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::net::console::Console;
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
 use crate::proto::audit;
-use crate::rpc::logprog::{self as logrpc, LOG_DUPLICATE, LOG_FAILED, LOG_STORED, LogRecord};
+use crate::rpc::logprog::{
+    self as logrpc, LOG_DUPLICATE, LOG_FAILED, LOG_REFUSED, LOG_STORED, LogRecord,
+};
 use crate::rpc::message::{self as rpc, Answer, Incoming, RecordError};
 use crate::rpc::portmap::{self, IPPROTO_TCP, IPPROTO_UDP, Mapping};
 
@@ -61,6 +63,13 @@ const CONSOLE_FINISH: Duration = Duration::from_secs(2);
 
 /// How often the UDP thread looks at the shutdown flag.
 const UDP_POLL: Duration = Duration::from_millis(200);
+
+/// Largest step above the highest stored seq of a server that is accepted
+/// (`LOG_SEQ_WINDOW` of rpc/logger.x): far above what a real sender skips (the
+/// shipper sends its records in order, in batches of 256, and skips only
+/// damaged spool lines), so a larger jump marks a forged record, refused so
+/// that it cannot turn the server's next real records into duplicates.
+pub(crate) const SEQ_WINDOW: u64 = 4096;
 
 /// The versions of the program, for PROG_MISMATCH.
 const LOW_VERSION: u32 = logrpc::V1;
@@ -138,6 +147,9 @@ pub(crate) struct AuditLine {
     /// Version 2: the record's sequence number for its server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// Version 2: "udp" when the record came in a datagram (absent: TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,11 +161,48 @@ pub(crate) struct AuditLine {
     pub text: Option<String>,
 }
 
+/// What the logger knows of one server instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known {
+    /// Highest sequence number stored.
+    highest: u64,
+    /// Every record stored so far came over UDP. Once one came over TCP, records
+    /// in datagrams (whose source address anyone can forge) are refused.
+    udp_only: bool,
+}
+
+/// What becomes of a version 2 record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Store,
+    Duplicate,
+    Refused,
+}
+
+/// Judges a record from a server the logger knows as `known` (None: never seen).
+fn judge(known: Option<Known>, seq: u64, udp: bool) -> Verdict {
+    match known {
+        None if udp && seq > SEQ_WINDOW => Verdict::Refused,
+        None => Verdict::Store,
+        Some(k) if udp && !k.udp_only => Verdict::Refused,
+        Some(k) if seq <= k.highest => Verdict::Duplicate,
+        Some(k) if seq > k.highest.saturating_add(SEQ_WINDOW) => Verdict::Refused,
+        Some(_) => Verdict::Store,
+    }
+}
+
 /// The audit file and what it already holds.
 struct Store {
     file: File,
-    /// Highest sequence number stored per server instance.
-    highest: HashMap<u64, u64>,
+    /// Bytes of whole lines in the file (its length, unless `torn`).
+    len: u64,
+    /// A failed write left bytes past `len` that could not be cut off yet: the
+    /// next write cuts them first.
+    torn: bool,
+    /// What is known of each server instance that sent records.
+    known: HashMap<u64, Known>,
+    /// Records refused as forged, for the log.
+    refused: u64,
     console: Console,
     /// Console lines not yet handed over, newline-separated.
     lines: String,
@@ -162,7 +211,7 @@ struct Store {
     /// The audit bytes of a batch, kept between batches.
     scratch: Vec<u8>,
     /// Duplicate-check entries a failed batch must restore, kept between batches.
-    undo: Vec<(u64, Option<u64>)>,
+    undo: Vec<(u64, Option<Known>)>,
 }
 
 /// Largest batch buffer kept for the next batch.
@@ -187,6 +236,8 @@ struct LineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     operation: Option<&'a str>,
@@ -204,7 +255,7 @@ impl Store {
             .read(true)
             .append(true)
             .open(path)?;
-        let mut highest = HashMap::new();
+        let mut known: HashMap<u64, Known> = HashMap::new();
         for line in BufReader::new(&file).split(b'\n') {
             let line = line?;
             let Ok(a) = serde_json::from_slice::<AuditLine>(&line) else {
@@ -213,8 +264,13 @@ impl Store {
             if let (Some(server), Some(seq)) = (a.server, a.seq)
                 && let Ok(id) = u64::from_str_radix(&server, 16)
             {
-                let h = highest.entry(id).or_insert(0);
-                *h = (*h).max(seq);
+                let udp = a.via.as_deref() == Some("udp");
+                let k = known.entry(id).or_insert(Known {
+                    highest: 0,
+                    udp_only: true,
+                });
+                k.highest = k.highest.max(seq);
+                k.udp_only &= udp;
             }
         }
         // A line cut short by a crash must not swallow the next one.
@@ -227,9 +283,13 @@ impl Store {
                 file.write_all(b"\n")?;
             }
         }
+        let len = file.seek(SeekFrom::End(0))?;
         Ok(Store {
             file,
-            highest,
+            len,
+            torn: false,
+            known,
+            refused: 0,
             console,
             lines: String::new(),
             lines_since: None,
@@ -261,14 +321,37 @@ impl Store {
                         ..LineOut::default()
                     }
                 }
-                Item::V2(r) => {
-                    let prev = self.highest.get(&r.server_id).copied();
-                    if prev.is_some_and(|h| r.seq <= h) {
-                        statuses.push(LOG_DUPLICATE);
-                        continue;
+                Item::V2(r, udp) => {
+                    let prev = self.known.get(&r.server_id).copied();
+                    match judge(prev, r.seq, *udp) {
+                        Verdict::Store => {}
+                        Verdict::Duplicate => {
+                            statuses.push(LOG_DUPLICATE);
+                            continue;
+                        }
+                        Verdict::Refused => {
+                            self.refused += 1;
+                            if self.refused.is_power_of_two() {
+                                log::warn!(
+                                    "refused a record of server {:016x} seq {} over {} as forged ({} refused so far)",
+                                    r.server_id,
+                                    r.seq,
+                                    if *udp { "udp" } else { "tcp" },
+                                    self.refused
+                                );
+                            }
+                            statuses.push(LOG_REFUSED);
+                            continue;
+                        }
                     }
                     self.undo.push((r.server_id, prev));
-                    self.highest.insert(r.server_id, r.seq);
+                    self.known.insert(
+                        r.server_id,
+                        Known {
+                            highest: r.seq,
+                            udp_only: *udp && prev.is_none_or(|k| k.udp_only),
+                        },
+                    );
                     statuses.push(LOG_STORED);
                     self.next_line();
                     audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
@@ -276,6 +359,7 @@ impl Store {
                         version: 2,
                         server: Some(ServerId(r.server_id)),
                         seq: Some(r.seq),
+                        via: udp.then_some("udp"),
                         user: Some(&r.user),
                         operation: Some(&r.operation),
                         datetime: Some(&r.datetime),
@@ -290,7 +374,7 @@ impl Store {
         let written = if out.is_empty() {
             Ok(())
         } else {
-            self.file.write_all(&out)
+            self.append(&out)
         };
         if out.capacity() <= SCRATCH_KEEP {
             self.scratch = out;
@@ -300,8 +384,8 @@ impl Store {
             self.lines.truncate(mark);
             for (id, prev) in self.undo.drain(..).rev() {
                 match prev {
-                    Some(h) => self.highest.insert(id, h),
-                    None => self.highest.remove(&id),
+                    Some(k) => self.known.insert(id, k),
+                    None => self.known.remove(&id),
                 };
             }
             for s in statuses.iter_mut() {
@@ -319,6 +403,25 @@ impl Store {
         } else {
             self.hand_over_due_lines();
         }
+    }
+
+    /// Appends whole lines in one write. A write cut short (disk full) is cut
+    /// back to the last whole line before the caller answers LOG_FAILED: else
+    /// its remains would be glued to the next line, which would be unreadable
+    /// (and its record, answered LOG_STORED, lost).
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.torn {
+            self.file.set_len(self.len)?;
+            self.torn = false;
+        }
+        if let Err(e) = self.file.write_all(bytes) {
+            if self.file.set_len(self.len).is_err() {
+                self.torn = true;
+            }
+            return Err(e);
+        }
+        self.len = self.len.saturating_add(bytes.len() as u64);
+        Ok(())
     }
 
     /// Starts a new console line in the buffer.
@@ -349,7 +452,8 @@ impl Store {
 /// What a call needs from the store.
 enum Item {
     V1(String),
-    V2(LogRecord),
+    /// The record, and whether it came over UDP.
+    V2(LogRecord, bool),
 }
 
 /// A call handled up to its reply.
@@ -382,7 +486,8 @@ struct Logger {
 
 impl Logger {
     /// Classifies one message; `None` for garbage (no reply).
-    fn dispatch(&self, msg: &[u8], items: &mut Vec<Item>) -> Option<Pending> {
+    /// `udp`: the message came in a datagram.
+    fn dispatch(&self, msg: &[u8], udp: bool, items: &mut Vec<Item>) -> Option<Pending> {
         let call = match rpc::parse_call(msg) {
             Incoming::Garbage => return None,
             Incoming::RpcMismatch { xid } => {
@@ -424,7 +529,7 @@ impl Logger {
             },
             (_, logrpc::PROC_LOG) => match LogRecord::decode(call.args) {
                 Ok(rec) => {
-                    items.push(Item::V2(rec));
+                    items.push(Item::V2(rec, udp));
                     Some(Pending::LogV2 { xid })
                 }
                 Err(e) => {
@@ -668,7 +773,7 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
                 continue;
             }
         };
-        let Some(p) = logger.dispatch(&buf[..n], &mut batch.items) else {
+        let Some(p) = logger.dispatch(&buf[..n], true, &mut batch.items) else {
             log::debug!("udp: {peer}: not a call: dropped");
             continue;
         };
@@ -701,7 +806,7 @@ fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Perm
     loop {
         let result = rpc::read_record(&mut reader, &mut record);
         let stop = match result {
-            Ok(()) => match logger.dispatch(&record, &mut batch.items) {
+            Ok(()) => match logger.dispatch(&record, false, &mut batch.items) {
                 Some(p) => {
                     batch.pending.push(p);
                     false
@@ -748,13 +853,16 @@ mod tests {
     }
 
     fn v2(id: u64, seq: u64, user: &str) -> Item {
-        Item::V2(LogRecord {
-            server_id: id,
-            seq,
-            user: user.into(),
-            operation: "REGISTER".into(),
-            datetime: "17/12/2014 13:20:35".into(),
-        })
+        Item::V2(
+            LogRecord {
+                server_id: id,
+                seq,
+                user: user.into(),
+                operation: "REGISTER".into(),
+                datetime: "17/12/2014 13:20:35".into(),
+            },
+            false,
+        )
     }
 
     #[test]
@@ -810,5 +918,69 @@ mod tests {
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(a.version, 1);
         assert_eq!(a.text.as_deref(), Some("hello world"));
+    }
+
+    fn over_udp(item: Item) -> Item {
+        match item {
+            Item::V2(r, _) => Item::V2(r, true),
+            other => other,
+        }
+    }
+
+    #[test]
+    fn forged_records_cannot_turn_real_ones_into_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        assert_eq!(store(&mut s, &[v2(9, 1, "real")]), [LOG_STORED]);
+        // A datagram for a server that speaks TCP, even in the window; a jump far
+        // past the window, over either transport.
+        assert_eq!(
+            store(
+                &mut s,
+                &[
+                    over_udp(v2(9, 2, "forged")),
+                    over_udp(v2(9, u64::MAX, "forged")),
+                    v2(9, u64::MAX, "forged"),
+                    v2(9, 2 + SEQ_WINDOW, "forged"),
+                ]
+            ),
+            [LOG_REFUSED; 4]
+        );
+        assert_eq!(
+            store(&mut s, &[v2(9, 2, "real"), v2(9, 1 + SEQ_WINDOW, "real")]),
+            [LOG_STORED, LOG_STORED]
+        );
+        // Unknown servers: any seq over TCP (a spool outliving the audit file),
+        // only a small one over UDP; UDP senders keep UDP, and the rules survive
+        // a restart.
+        assert_eq!(
+            store(
+                &mut s,
+                &[
+                    v2(10, 1 << 40, "real"),
+                    over_udp(v2(11, 1 << 40, "forged")),
+                    over_udp(v2(11, 3, "udp")),
+                    over_udp(v2(11, 4, "udp")),
+                ]
+            ),
+            [LOG_STORED, LOG_REFUSED, LOG_STORED, LOG_STORED]
+        );
+        drop(s);
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        assert_eq!(
+            store(
+                &mut s,
+                &[
+                    over_udp(v2(9, 3 + SEQ_WINDOW, "forged")),
+                    over_udp(v2(11, 5, "udp")),
+                    v2(11, 6, "tcp"),
+                    over_udp(v2(11, 7, "forged")),
+                ]
+            ),
+            [LOG_REFUSED, LOG_STORED, LOG_STORED, LOG_REFUSED]
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("forged"), "{text}");
     }
 }

@@ -35,6 +35,10 @@ pub(crate) const LOG_STORED: i32 = 0;
 pub(crate) const LOG_DUPLICATE: i32 = 1;
 /// `LOG_FAILED`: not stored (audit file error); the sender should retry later.
 pub(crate) const LOG_FAILED: i32 = 2;
+/// `LOG_REFUSED`: not stored, and never will be as sent: a sequence number too
+/// far above the highest stored for its server, or a datagram for a server whose
+/// records come over TCP (the marks of a forged record).
+pub(crate) const LOG_REFUSED: i32 = 3;
 
 /// A version 2 `log_record`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,8 +100,13 @@ pub(crate) struct Spool {
 struct Writer {
     /// `None` once closed.
     file: Option<File>,
+    /// Bytes of whole lines in the file: always its length, except after a
+    /// failed write whose remains could not be cut off (then `torn`).
     len: u64,
     next_seq: u64,
+    /// A failed write left bytes past `len` that a truncation has not yet
+    /// removed: the next append cuts them first.
+    torn: bool,
 }
 
 /// A random instance id: from the kernel's generator, or hashed from the clock
@@ -155,6 +160,7 @@ impl Spool {
                     file: Some(file),
                     len: 0,
                     next_seq: 1,
+                    torn: false,
                 }),
                 doorbell,
                 dropped: AtomicU64::new(0),
@@ -173,7 +179,8 @@ impl Spool {
 
     /// Appends a record with the next sequence number (one `write`).
     pub(crate) fn append(&self, rec: &AuditRecord) -> Result<u64, SpoolError> {
-        let mut w = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let w = &mut *guard;
         let seq = w.next_seq;
         let mut line = serde_json::to_vec(&Entry {
             seq,
@@ -183,14 +190,29 @@ impl Spool {
         })
         .unwrap_or_default();
         line.push(b'\n');
-        if w.len + line.len() as u64 > MAX_SPOOL_BYTES {
+        let line_len = line.len() as u64;
+        if w.len.saturating_add(line_len) > MAX_SPOOL_BYTES {
             return Err(SpoolError::Full);
         }
+        let len = w.len;
         let file = w.file.as_mut().ok_or(SpoolError::Closed)?;
-        file.write_all(&line).map_err(io_err(&self.path))?;
-        w.len += line.len() as u64;
+        if w.torn {
+            file.set_len(len).map_err(io_err(&self.path))?;
+            w.torn = false;
+        }
+        if let Err(e) = file.write_all(&line) {
+            // A write cut short (disk full) leaves part of a line: cut the file
+            // back to its last whole line, or the next record would be glued to
+            // the remains and never read back. If even that fails, the next
+            // append tries again first.
+            if file.set_len(len).is_err() {
+                w.torn = true;
+            }
+            return Err(io_err(&self.path)(e));
+        }
+        w.len = len + line_len;
         w.next_seq += 1;
-        drop(w);
+        drop(guard);
         let _ = self.doorbell.try_send(());
         Ok(seq)
     }
@@ -230,9 +252,19 @@ impl Spool {
         if acked == w.len && acked >= truncate_after.max(1) {
             file.set_len(0).map_err(io_err(&self.path))?;
             w.len = 0;
+            w.torn = false;
             return Ok(acked);
         }
-        let tail = w.len - acked;
+        // The reader never acknowledges past the end of the whole lines; if it
+        // did, nothing here may wrap around.
+        let Some(tail) = w.len.checked_sub(acked) else {
+            log::warn!(
+                "{}: acknowledged offset {acked} is past the end {}: not trimmed",
+                self.path.display(),
+                w.len
+            );
+            return Ok(0);
+        };
         if acked < COMPACT_AFTER || tail > COMPACT_TAIL_MAX {
             return Ok(0);
         }
@@ -248,19 +280,31 @@ impl Spool {
         let tmp = self.path.with_extension("tmp");
         // A tmp file left by a crash in the middle of a compaction is stale.
         let _ = std::fs::remove_file(&tmp);
-        let mut new = OpenOptions::new()
+        let new = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        new.try_lock().map_err(|e| SpoolError::Io {
-            path: tmp.clone(),
-            source: io::Error::other(e.to_string()),
-        })?;
-        new.write_all(&rest).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+            .map_err(io_err(&tmp))
+            .and_then(|mut new| {
+                new.try_lock().map_err(|e| SpoolError::Io {
+                    path: tmp.clone(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                new.write_all(&rest).map_err(io_err(&tmp))?;
+                std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+                Ok(new)
+            });
+        let new = match new {
+            Ok(new) => new,
+            Err(e) => {
+                // A half-written copy (disk full) must not take the space.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         w.file = Some(new);
         w.len = rest.len() as u64;
+        w.torn = false;
         Ok(acked)
     }
 
