@@ -115,8 +115,10 @@ impl fmt::Display for IndexError {
 
 impl std::error::Error for IndexError {}
 
-/// Runs the shell until QUIT, end of input, Ctrl+C or SIGTERM.
+/// Runs the shell until QUIT, end of input, Ctrl+C at an empty prompt or SIGTERM.
 pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Before anything touches the terminal; put back on every way out.
+    let _terminal = shell::TerminalGuard::save();
     let share = std::fs::canonicalize(&args.share).map_err(|source| ClientError::Share {
         path: args.share.clone(),
         source,
@@ -147,15 +149,15 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         terminal_out: io::stdout().is_terminal(),
     };
     loop {
-        if interrupted.load(Ordering::SeqCst) {
-            break;
-        }
         match input.next() {
             shell::Event::Line(line) => {
                 if session.execute(&line) == Flow::Quit {
                     // No done(): the input thread must not show another prompt.
                     break;
                 }
+                // A Ctrl+C during the command cancelled it (its FAIL message is
+                // out); the next command starts afresh.
+                interrupted.store(false, Ordering::SeqCst);
                 input.done();
             }
             shell::Event::Overlong => {
@@ -169,7 +171,6 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     session.quit();
-    input.restore_terminal();
     Ok(())
 }
 
