@@ -575,3 +575,41 @@ fn sigterm_disconnects_first() {
     assert!(c.wait_exit().success());
     assert_disconnected(&s, "alice");
 }
+
+/// Issue 15, defect 3: GET_FILE never writes over a file this client publishes (others
+/// would download the wrong content); writing over another existing file is said.
+#[test]
+fn get_file_refuses_to_overwrite_a_published_file_and_warns_on_others() {
+    let s = Server::start(&[]);
+    let adir = tempfile::tempdir().unwrap();
+    let bdir = tempfile::tempdir().unwrap();
+    std::fs::write(adir.path().join("notes.txt"), b"alice's notes").unwrap();
+    std::fs::write(bdir.path().join("mine.txt"), b"bob's own").unwrap();
+    std::fs::write(bdir.path().join("old.txt"), b"old").unwrap();
+    let mut a = Client::start(s.addr, adir.path());
+    let mut b = Client::start(s.addr, bdir.path());
+    a.register_connect("alice");
+    assert_eq!(a.cmd("PUBLISH notes.txt n"), "c> PUBLISH OK");
+    b.register_connect("bob");
+    assert_eq!(b.cmd("PUBLISH mine.txt m"), "c> PUBLISH OK");
+
+    assert_eq!(
+        b.cmd("GET_FILE alice notes.txt mine.txt"),
+        "c> GET_FILE FAIL"
+    );
+    assert!(b.stderr_has("is published here as mine.txt"));
+    assert_eq!(
+        std::fs::read(bdir.path().join("mine.txt")).unwrap(),
+        b"bob's own"
+    );
+
+    assert_eq!(b.cmd("GET_FILE alice notes.txt old.txt"), "c> GET_FILE OK");
+    assert!(b.stderr_has("old.txt exists: it is replaced"));
+    assert_eq!(
+        std::fs::read(bdir.path().join("old.txt")).unwrap(),
+        b"alice's notes"
+    );
+    // A new name: nothing said.
+    assert_eq!(b.cmd("GET_FILE alice notes.txt new.txt"), "c> GET_FILE OK");
+    assert!(!b.stderr().iter().any(|l| l.contains("new.txt")));
+}

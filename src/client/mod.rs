@@ -615,7 +615,33 @@ impl Session {
         );
     }
 
+    /// Where GET_FILE may write `local`, or `None` (the reason on stderr): never over
+    /// a file this client publishes (others would then download the wrong content);
+    /// over any other existing file, said on stderr.
+    fn local_target(&self, local: &str) -> Option<PathBuf> {
+        let target = self.files.local_path(local);
+        let Ok(canonical) = std::fs::canonicalize(&target) else {
+            return Some(target);
+        };
+        if let Some(name) = self.files.name_of(&canonical) {
+            eprintln!(
+                "peerdex: GET_FILE: {} is published here as {name}: choose another local \
+                 name (or DELETE {name} first)",
+                target.display()
+            );
+            return None;
+        }
+        eprintln!(
+            "peerdex: GET_FILE: {} exists: it is replaced when the download completes",
+            target.display()
+        );
+        Some(target)
+    }
+
     fn get_file(&mut self, owner: &str, remote: &str, local: &str) {
+        let Some(target) = self.local_target(local) else {
+            return say(messages::GET_FILE_FAIL);
+        };
         let Some(me) = self.me() else {
             eprintln!("peerdex: GET_FILE: no user is connected in this shell (CONNECT first)");
             return say(messages::GET_FILE_FAIL);
@@ -648,7 +674,6 @@ impl Session {
                 return say(messages::GET_FILE_FAIL);
             }
         };
-        let target = self.files.local_path(local);
         let mut bar = Bar::new(self.terminal_out);
         let result = peer::download(addr, remote, &target, &self.interrupted, &mut bar);
         bar.finish();
