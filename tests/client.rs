@@ -613,3 +613,32 @@ fn get_file_refuses_to_overwrite_a_published_file_and_warns_on_others() {
     assert_eq!(b.cmd("GET_FILE alice notes.txt new.txt"), "c> GET_FILE OK");
     assert!(!b.stderr().iter().any(|l| l.contains("new.txt")));
 }
+
+/// Issue 15, defect 4: after a DISCONNECT from another shell, CONNECT asks the server
+/// instead of answering "already connected" from stale local state.
+#[test]
+fn connect_asks_the_server_even_when_the_shell_believes_it_is_connected() {
+    let s = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let mut a = Client::start(s.addr, dir.path());
+    let mut b = Client::start(s.addr, other.path());
+    a.register_connect("alice");
+    let port = peer_port(s.addr, "alice");
+    assert_eq!(b.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
+    assert!(!connected_users(s.addr).iter().any(|(u, _)| u == "alice"));
+    assert_eq!(a.cmd("CONNECT alice"), "c> CONNECT OK");
+    assert_eq!(peer_port(s.addr, "alice"), port, "the shell's listener");
+    assert_eq!(a.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
+    // Unregistered behind its back: the shell drops its connection.
+    assert_eq!(b.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
+    assert_eq!(b.cmd("UNREGISTER alice"), "c> UNREGISTER OK");
+    assert_eq!(
+        a.cmd("CONNECT alice"),
+        "c> CONNECT FAIL, USER DOES NOT EXIST"
+    );
+    assert_eq!(
+        a.cmd("LIST_USERS"),
+        "c> LIST_USERS FAIL, USER NOT CONNECTED"
+    );
+}

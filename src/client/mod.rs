@@ -365,7 +365,7 @@ impl Session {
     fn connect(&mut self, user: &str) {
         if let Some(me) = self.me() {
             if me == user {
-                say(reply(Op::Connect, Some(2)));
+                return self.reconnect(user);
             } else {
                 eprintln!(
                     "peerdex: CONNECT: {me} is connected in this shell: DISCONNECT {me} first"
@@ -399,6 +399,25 @@ impl Session {
             record: None,
         });
         self.restore_table(user);
+        say(reply(Op::Connect, code));
+    }
+
+    /// CONNECT of the user this shell believes connected: the server is the truth
+    /// (a DISCONNECT from another shell, or an UNREGISTER, changed it behind this
+    /// shell's back), so ask it with this shell's peer port and follow its answer.
+    fn reconnect(&mut self, user: &str) {
+        let Some(port) = self.connected.as_ref().map(|c| c.listener.port()) else {
+            return;
+        };
+        let code = self.code(user, Body::Connect { port });
+        match code {
+            // The server had it disconnected: connected again, with this listener.
+            Some(index::OK) => self.restore_table(user),
+            Some(messages::ALREADY_CONNECTED) => {}
+            // Unregistered elsewhere: nothing to serve as this user any more.
+            Some(_) => self.drop_connection(),
+            None => {}
+        }
         say(reply(Op::Connect, code));
     }
 
