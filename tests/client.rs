@@ -62,6 +62,7 @@ fn every_command_against_the_real_server() {
     assert_eq!(a.cmd("Connect alice"), "c> CONNECT OK");
     assert_eq!(a.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
     assert_eq!(a.cmd("UNREGISTER alice"), "c> UNREGISTER FAIL");
+    assert!(a.stderr_has("alice is connected: DISCONNECT alice first"));
 
     // A second shell: the server says alice is already connected.
     let other = tempfile::tempdir().unwrap();

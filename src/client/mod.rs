@@ -431,6 +431,8 @@ impl Session {
             {
                 eprintln!("peerdex: UNREGISTER: cannot remove the publication record: {e}");
             }
+        } else if code == Some(messages::UNREGISTER_CONNECTED) {
+            eprintln!("peerdex: UNREGISTER: {user} is connected: DISCONNECT {user} first");
         }
         say(reply(Op::Unregister, code));
     }
