@@ -2,7 +2,8 @@
 # The script behind `make run`: starts the whole service side of peerdex in this
 # terminal -- the ONC-RPC logger, the time service and the index server pointed at
 # that logger -- prints what a newcomer needs to start clients, and stops all three
-# on Ctrl+C (SIGINT) or SIGTERM, leaving no process behind.
+# on Ctrl+C (SIGINT) or SIGTERM, leaving no process behind. When a component dies
+# on its own, the others are stopped and the script exits 1 naming it.
 #
 # Settings (environment, or make variables of the same name):
 #   PEERDEX      the binary (default target/release/peerdex)
@@ -38,7 +39,10 @@ mkdir -p "$RUN_DIR" || die "cannot create $RUN_DIR"
 AUDIT="$RUN_DIR/audit.jsonl"
 
 pids=()
+names=()
+# Stops every component and exits with $1 (0 after Ctrl+C, 1 after a crash).
 stop() {
+    local code=${1:-0}
     trap - INT TERM
     echo
     echo "stopping peerdex (logger, time service, index server)..."
@@ -54,9 +58,9 @@ stop() {
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     wait 2>/dev/null
     echo "stopped."
-    exit 0
+    exit "$code"
 }
-trap stop INT TERM
+trap 'stop 0' INT TERM
 
 # Waits until a process prints a line matching $2 into log $1; fails if it exits.
 wait_for() {
@@ -71,24 +75,25 @@ wait_for() {
 
 # Each component's stdout is shown in this terminal and kept in RUN_DIR.
 start() {
-    local name=$1; shift
+    local name=$1 what=$2; shift 2
     "$PEERDEX" "$@" > >(tee -i "$RUN_DIR/$name.out") 2> >(tee -i "$RUN_DIR/$name.err" >&2) &
     pids+=($!)
+    names+=("$what (log $RUN_DIR/$name.err)")
 }
 
 : > "$RUN_DIR/logger.out"; : > "$RUN_DIR/time.out"; : > "$RUN_DIR/server.out"
 
-start logger logger --port "$LOGGER_PORT" --program "$PROGRAM" --audit "$AUDIT"
+start logger "logger" logger --port "$LOGGER_PORT" --program "$PROGRAM" --audit "$AUDIT"
 wait_for "${pids[0]}" "l> init logger" "$RUN_DIR/logger.out" || { stop_failed=logger; }
 if [ -z "${stop_failed:-}" ]; then
-    start time time --port "$TIME_PORT"
+    start time "time service" time --port "$TIME_PORT"
     wait_for "${pids[1]}" "time service on" "$RUN_DIR/time.out" || stop_failed="time service"
 fi
 if [ -z "${stop_failed:-}" ]; then
     server_args=(server -p "$PORT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
                  --spool "$RUN_DIR/spool" --data-dir "$RUN_DIR/data")
     [ -n "$ADVERTISE" ] && server_args+=(--advertise "$ADVERTISE")
-    start server "${server_args[@]}"
+    start server "index server" "${server_args[@]}"
     wait_for "${pids[2]}" "s> init server" "$RUN_DIR/server.out" || stop_failed="index server"
 fi
 if [ -n "${stop_failed:-}" ]; then
@@ -124,12 +129,20 @@ cat <<INFO
 
 INFO
 
-# Run until Ctrl+C, or until a component dies.
+# Run until Ctrl+C, or until a component dies: then exit non-zero naming it.
 while :; do
-    for pid in "${pids[@]}"; do
+    for i in "${!pids[@]}"; do
+        pid=${pids[$i]}
         if ! kill -0 "$pid" 2>/dev/null; then
-            echo "make run: a component stopped; stopping the others" >&2
-            stop
+            wait "$pid"
+            status=$?
+            if [ "$status" -gt 128 ]; then
+                how="was killed by signal $((status - 128))"
+            else
+                how="exited with status $status"
+            fi
+            echo "make run: the ${names[$i]} $how; stopping the others" >&2
+            stop 1
         fi
     done
     sleep 0.5

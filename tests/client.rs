@@ -62,6 +62,7 @@ fn every_command_against_the_real_server() {
     assert_eq!(a.cmd("Connect alice"), "c> CONNECT OK");
     assert_eq!(a.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
     assert_eq!(a.cmd("UNREGISTER alice"), "c> UNREGISTER FAIL");
+    assert!(a.stderr_has("alice is connected: DISCONNECT alice first"));
 
     // A second shell: the server says alice is already connected.
     let other = tempfile::tempdir().unwrap();
@@ -574,4 +575,71 @@ fn sigterm_disconnects_first() {
     assert_eq!(c.next_message(), "c> DISCONNECT OK");
     assert!(c.wait_exit().success());
     assert_disconnected(&s, "alice");
+}
+
+/// Issue 15, defect 3: GET_FILE never writes over a file this client publishes (others
+/// would download the wrong content); writing over another existing file is said.
+#[test]
+fn get_file_refuses_to_overwrite_a_published_file_and_warns_on_others() {
+    let s = Server::start(&[]);
+    let adir = tempfile::tempdir().unwrap();
+    let bdir = tempfile::tempdir().unwrap();
+    std::fs::write(adir.path().join("notes.txt"), b"alice's notes").unwrap();
+    std::fs::write(bdir.path().join("mine.txt"), b"bob's own").unwrap();
+    std::fs::write(bdir.path().join("old.txt"), b"old").unwrap();
+    let mut a = Client::start(s.addr, adir.path());
+    let mut b = Client::start(s.addr, bdir.path());
+    a.register_connect("alice");
+    assert_eq!(a.cmd("PUBLISH notes.txt n"), "c> PUBLISH OK");
+    b.register_connect("bob");
+    assert_eq!(b.cmd("PUBLISH mine.txt m"), "c> PUBLISH OK");
+
+    assert_eq!(
+        b.cmd("GET_FILE alice notes.txt mine.txt"),
+        "c> GET_FILE FAIL"
+    );
+    assert!(b.stderr_has("is published here as mine.txt"));
+    assert_eq!(
+        std::fs::read(bdir.path().join("mine.txt")).unwrap(),
+        b"bob's own"
+    );
+
+    assert_eq!(b.cmd("GET_FILE alice notes.txt old.txt"), "c> GET_FILE OK");
+    assert!(b.stderr_has("old.txt exists: it is replaced"));
+    assert_eq!(
+        std::fs::read(bdir.path().join("old.txt")).unwrap(),
+        b"alice's notes"
+    );
+    // A new name: nothing said.
+    assert_eq!(b.cmd("GET_FILE alice notes.txt new.txt"), "c> GET_FILE OK");
+    assert!(!b.stderr().iter().any(|l| l.contains("new.txt")));
+}
+
+/// Issue 15, defect 4: after a DISCONNECT from another shell, CONNECT asks the server
+/// instead of answering "already connected" from stale local state.
+#[test]
+fn connect_asks_the_server_even_when_the_shell_believes_it_is_connected() {
+    let s = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let mut a = Client::start(s.addr, dir.path());
+    let mut b = Client::start(s.addr, other.path());
+    a.register_connect("alice");
+    let port = peer_port(s.addr, "alice");
+    assert_eq!(b.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
+    assert!(!connected_users(s.addr).iter().any(|(u, _)| u == "alice"));
+    assert_eq!(a.cmd("CONNECT alice"), "c> CONNECT OK");
+    assert_eq!(peer_port(s.addr, "alice"), port, "the shell's listener");
+    assert_eq!(a.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
+    // Unregistered behind its back: the shell drops its connection.
+    assert_eq!(b.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
+    assert_eq!(b.cmd("UNREGISTER alice"), "c> UNREGISTER OK");
+    assert_eq!(
+        a.cmd("CONNECT alice"),
+        "c> CONNECT FAIL, USER DOES NOT EXIST"
+    );
+    assert_eq!(
+        a.cmd("LIST_USERS"),
+        "c> LIST_USERS FAIL, USER NOT CONNECTED"
+    );
 }

@@ -189,3 +189,75 @@ fn make_run_names_a_port_already_in_use() {
         "{err}"
     );
 }
+
+/// The pid of the process of group `pgid` whose command line is `peerdex <sub> ...`.
+fn group_member_running(pgid: u32, sub: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let in_group = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().nth(2).map(str::to_owned))
+            })
+            == Some(pgid.to_string());
+        if in_group && args.len() > 1 && args[1] == sub.as_bytes() {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Issue 15, defect 5: a component that crashes ends `make run` with a non-zero
+/// status and its name, instead of exit 0.
+#[test]
+fn make_run_exits_non_zero_naming_a_crashed_component() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let program = format!("{:#x}", 0x2310_0000u32 + std::process::id() % 0x10000);
+    let err_path = run_dir.path().join("run.stderr");
+    // Proc captures stdout only: the script's stderr goes to a file.
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", "exec bash \"$0\" 2>\"$1\""])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run.sh"))
+        .arg(&err_path)
+        .env("PEERDEX", bin())
+        .env("PORT", free_port().to_string())
+        .env("TIME_PORT", free_port().to_string())
+        .env("LOGGER_PORT", free_port().to_string())
+        .env("PROGRAM", &program)
+        .env("RUN_DIR", run_dir.path())
+        .stdin(std::process::Stdio::null())
+        .process_group(0);
+    let mut run = Proc::start_with(&mut cmd);
+    let pgid = run.child.id();
+    let _guard = GroupGuard(pgid);
+    run.wait_line(Duration::from_secs(20), |l| {
+        l.contains("peerdex is running")
+    })
+    .unwrap_or_else(|| panic!("make run did not start: {:?}", run.lines()));
+    let server = group_member_running(pgid, "server").expect("the index server process");
+    Command::new("kill")
+        .args(["-s", "KILL", &server.to_string()])
+        .status()
+        .unwrap();
+    let status = run
+        .wait_exit(Duration::from_secs(20))
+        .expect("make run did not stop after the index server died");
+    assert!(!status.success(), "exit {status:?}");
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(
+        err.contains("the index server") && err.contains("killed by signal 9"),
+        "{err}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !group_members(pgid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(group_members(pgid), Vec::<String>::new());
+}

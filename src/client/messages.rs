@@ -54,6 +54,13 @@ pub(crate) fn reply(op: Op, code: Option<u8>) -> &'static str {
 /// connected user to act as.
 pub(super) const NOT_CONNECTED: u8 = 2;
 
+/// UNREGISTER's "any other error" code, which the server answers when the user is
+/// connected (PROTOCOL.md section 2).
+pub(super) const UNREGISTER_CONNECTED: u8 = 2;
+
+/// CONNECT's code for "user already connected".
+pub(super) const ALREADY_CONNECTED: u8 = 2;
+
 pub(super) const GET_FILE_OK: &str = "c> GET_FILE OK";
 pub(super) const GET_FILE_NOT_EXIST: &str = "c> GET_FILE FAIL / FILE NOT EXIST";
 pub(super) const GET_FILE_FAIL: &str = "c> GET_FILE FAIL";

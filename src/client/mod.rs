@@ -115,8 +115,10 @@ impl fmt::Display for IndexError {
 
 impl std::error::Error for IndexError {}
 
-/// Runs the shell until QUIT, end of input, Ctrl+C or SIGTERM.
+/// Runs the shell until QUIT, end of input, Ctrl+C at an empty prompt or SIGTERM.
 pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Before anything touches the terminal; put back on every way out.
+    let _terminal = shell::TerminalGuard::save();
     let share = std::fs::canonicalize(&args.share).map_err(|source| ClientError::Share {
         path: args.share.clone(),
         source,
@@ -147,15 +149,15 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         terminal_out: io::stdout().is_terminal(),
     };
     loop {
-        if interrupted.load(Ordering::SeqCst) {
-            break;
-        }
         match input.next() {
             shell::Event::Line(line) => {
                 if session.execute(&line) == Flow::Quit {
                     // No done(): the input thread must not show another prompt.
                     break;
                 }
+                // A Ctrl+C during the command cancelled it (its FAIL message is
+                // out); the next command starts afresh.
+                interrupted.store(false, Ordering::SeqCst);
                 input.done();
             }
             shell::Event::Overlong => {
@@ -169,7 +171,6 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     session.quit();
-    input.restore_terminal();
     Ok(())
 }
 
@@ -364,7 +365,7 @@ impl Session {
     fn connect(&mut self, user: &str) {
         if let Some(me) = self.me() {
             if me == user {
-                say(reply(Op::Connect, Some(2)));
+                return self.reconnect(user);
             } else {
                 eprintln!(
                     "peerdex: CONNECT: {me} is connected in this shell: DISCONNECT {me} first"
@@ -401,6 +402,25 @@ impl Session {
         say(reply(Op::Connect, code));
     }
 
+    /// CONNECT of the user this shell believes connected: the server is the truth
+    /// (a DISCONNECT from another shell, or an UNREGISTER, changed it behind this
+    /// shell's back), so ask it with this shell's peer port and follow its answer.
+    fn reconnect(&mut self, user: &str) {
+        let Some(port) = self.connected.as_ref().map(|c| c.listener.port()) else {
+            return;
+        };
+        let code = self.code(user, Body::Connect { port });
+        match code {
+            // The server had it disconnected: connected again, with this listener.
+            Some(index::OK) => self.restore_table(user),
+            Some(messages::ALREADY_CONNECTED) => {}
+            // Unregistered elsewhere: nothing to serve as this user any more.
+            Some(_) => self.drop_connection(),
+            None => {}
+        }
+        say(reply(Op::Connect, code));
+    }
+
     fn unregister(&mut self, user: &str) {
         let code = self.code(user, Body::Unregister);
         if code == Some(index::OK) {
@@ -411,6 +431,8 @@ impl Session {
             {
                 eprintln!("peerdex: UNREGISTER: cannot remove the publication record: {e}");
             }
+        } else if code == Some(messages::UNREGISTER_CONNECTED) {
+            eprintln!("peerdex: UNREGISTER: {user} is connected: DISCONNECT {user} first");
         }
         say(reply(Op::Unregister, code));
     }
@@ -614,7 +636,33 @@ impl Session {
         );
     }
 
+    /// Where GET_FILE may write `local`, or `None` (the reason on stderr): never over
+    /// a file this client publishes (others would then download the wrong content);
+    /// over any other existing file, said on stderr.
+    fn local_target(&self, local: &str) -> Option<PathBuf> {
+        let target = self.files.local_path(local);
+        let Ok(canonical) = std::fs::canonicalize(&target) else {
+            return Some(target);
+        };
+        if let Some(name) = self.files.name_of(&canonical) {
+            eprintln!(
+                "peerdex: GET_FILE: {} is published here as {name}: choose another local \
+                 name (or DELETE {name} first)",
+                target.display()
+            );
+            return None;
+        }
+        eprintln!(
+            "peerdex: GET_FILE: {} exists: it is replaced when the download completes",
+            target.display()
+        );
+        Some(target)
+    }
+
     fn get_file(&mut self, owner: &str, remote: &str, local: &str) {
+        let Some(target) = self.local_target(local) else {
+            return say(messages::GET_FILE_FAIL);
+        };
         let Some(me) = self.me() else {
             eprintln!("peerdex: GET_FILE: no user is connected in this shell (CONNECT first)");
             return say(messages::GET_FILE_FAIL);
@@ -647,7 +695,6 @@ impl Session {
                 return say(messages::GET_FILE_FAIL);
             }
         };
-        let target = self.files.local_path(local);
         let mut bar = Bar::new(self.terminal_out);
         let result = peer::download(addr, remote, &target, &self.interrupted, &mut bar);
         bar.finish();

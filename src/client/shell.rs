@@ -6,8 +6,8 @@
 //! previous command printed its message). Does not own: what a line means (`client`).
 
 use std::io::{self, BufRead, IsTerminal};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -33,7 +33,7 @@ pub(super) enum Event {
     Overlong,
     /// End of input (Ctrl+D, or the end of a script).
     Eof,
-    /// Ctrl+C at the prompt, SIGINT or SIGTERM.
+    /// Ctrl+C at an empty prompt, SIGTERM, or SIGINT to a script.
     Interrupt,
 }
 
@@ -42,17 +42,18 @@ pub(super) enum Event {
 pub(super) struct Input {
     events: Receiver<Event>,
     done: Sender<()>,
-    terminal: Option<TerminalMode>,
 }
 
 impl Input {
-    /// Starts the input and signal threads. `interrupted` is raised on SIGINT and
-    /// SIGTERM so a running command (a download) can stop early.
-    pub(super) fn start(interrupted: Arc<AtomicBool>) -> io::Result<Input> {
+    /// Starts the input and signal threads. `cancel` is raised on SIGINT (Ctrl+C while
+    /// a command runs) and SIGTERM so a running command (a download) stops early; the
+    /// shell lowers it after each command. SIGTERM, and SIGINT when stdin is not a
+    /// terminal (a script), also end the session.
+    pub(super) fn start(cancel: Arc<AtomicBool>) -> io::Result<Input> {
         let (tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let (done, ack) = crossbeam_channel::bounded(1);
         let interactive = io::stdin().is_terminal();
-        watch_signals(tx.clone(), interrupted)?;
+        watch_signals(tx.clone(), cancel, interactive)?;
         let spawned = if interactive {
             thread::Builder::new()
                 .name("input".into())
@@ -63,15 +64,7 @@ impl Input {
                 .spawn(move || read_lines(&tx, &ack))
         };
         spawned?;
-        Ok(Input {
-            events,
-            done,
-            terminal: if interactive {
-                TerminalMode::save()
-            } else {
-                None
-            },
-        })
+        Ok(Input { events, done })
     }
 
     /// The next event (blocks).
@@ -83,52 +76,135 @@ impl Input {
     pub(super) fn done(&self) {
         let _ = self.done.try_send(());
     }
+}
 
-    /// Puts the terminal back as it was at start. The shell may end (SIGTERM) while
-    /// the line editor holds the terminal in raw mode; without this the user's
-    /// terminal would be left without echo.
-    pub(super) fn restore_terminal(&self) {
-        if let Some(mode) = &self.terminal {
-            mode.restore();
+/// The terminal settings of stdin as they were before anything touched the terminal
+/// (saved before the line editor exists, so never its raw mode), for every exit path
+/// to put back: the end of the session, signals (which end it), and panics (a hook).
+static SAVED_MODE: OnceLock<libc::termios> = OnceLock::new();
+
+/// Puts the saved terminal mode back when dropped (every return from the shell,
+/// unwinding included).
+pub(super) struct TerminalGuard(());
+
+impl TerminalGuard {
+    /// Saves the mode of stdin if it is a terminal and installs a panic hook that
+    /// restores it. Call first, before the input thread starts.
+    pub(super) fn save() -> TerminalGuard {
+        // SAFETY: tcgetattr writes a termios into the zeroed value we own.
+        let saved = unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(libc::STDIN_FILENO, &mut t) == 0).then_some(t)
+        };
+        if let Some(t) = saved
+            && SAVED_MODE.set(t).is_ok()
+        {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                restore_terminal();
+                previous(info);
+            }));
         }
+        TerminalGuard(())
     }
 }
 
-/// The terminal settings of stdin at start.
-struct TerminalMode(libc::termios);
-
-impl TerminalMode {
-    fn save() -> Option<TerminalMode> {
-        // SAFETY: tcgetattr writes a termios into the zeroed value we own.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            (libc::tcgetattr(libc::STDIN_FILENO, &mut t) == 0).then_some(TerminalMode(t))
-        }
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
     }
+}
 
-    fn restore(&self) {
+/// Puts back the terminal mode saved at start, if any. The session may end (SIGTERM)
+/// while the line editor holds the terminal in raw mode; without this the user's
+/// terminal would be left without echo.
+fn restore_terminal() {
+    if let Some(t) = SAVED_MODE.get() {
         // SAFETY: a termios obtained from tcgetattr on the same descriptor.
         unsafe {
-            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSADRAIN, &self.0);
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t);
         }
     }
 }
 
-fn watch_signals(tx: Sender<Event>, interrupted: Arc<AtomicBool>) -> io::Result<()> {
+fn watch_signals(tx: Sender<Event>, cancel: Arc<AtomicBool>, interactive: bool) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let watched: &[i32] = if interactive {
+        // SIGINT is caught by `catch_sigint`: the line editor replaces any handler
+        // installed before it exists, signal-hook's included.
+        catch_sigint(&cancel)?;
+        &[SIGTERM]
+    } else {
+        &[SIGINT, SIGTERM]
+    };
+    let mut signals = signal_hook::iterator::Signals::new(watched)?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
                 log::info!("signal {sig}: quitting");
-                interrupted.store(true, Ordering::SeqCst);
-                // If the queue is full the shell still sees the flag after the
-                // command it is running.
+                cancel.store(true, Ordering::SeqCst);
+                // If the queue is full the shell still ends: the events ahead of
+                // this one are lines, and the input thread sends nothing more
+                // until the shell has taken them.
                 let _ = tx.try_send(Event::Interrupt);
             }
         })?;
     Ok(())
+}
+
+/// The flag SIGINT raises in a terminal session: Ctrl+C while a command runs cancels
+/// that command (at the prompt the line editor reads Ctrl+C as a key, since it turns
+/// the terminal's signals off while it edits).
+static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Async-signal-safe: an atomic load and an atomic store.
+    if let Some(cancel) = CANCEL.get() {
+        cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Makes SIGINT raise `cancel` and nothing else. Installed before the line editor
+/// exists and again right after: rustyline (without its signal-hook feature, whose
+/// input loop stalls on buffered keys) installs its own SIGINT handler when the
+/// editor is created, and that handler only wakes its own prompt, so a running
+/// command could not be interrupted.
+fn catch_sigint(cancel: &Arc<AtomicBool>) -> io::Result<()> {
+    let _ = CANCEL.set(Arc::clone(cancel));
+    // SAFETY: a zeroed sigaction filled with a handler that only touches atomics.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigint as *const () as libc::sighandler_t;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Ctrl+C in the line editor: clears a half-typed line (as bash and psql do); on an
+/// empty line it ends the session (rustyline's Interrupted).
+struct CtrlC;
+
+impl rustyline::ConditionalEventHandler for CtrlC {
+    fn handle(
+        &self,
+        _evt: &rustyline::Event,
+        _n: rustyline::RepeatCount,
+        _positive: bool,
+        ctx: &rustyline::EventContext<'_>,
+    ) -> Option<rustyline::Cmd> {
+        if ctx.line().is_empty() {
+            None
+        } else {
+            Some(rustyline::Cmd::Kill(rustyline::Movement::WholeBuffer))
+        }
+    }
 }
 
 fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
@@ -140,6 +216,15 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
             return read_lines(tx, ack);
         }
     };
+    if let Some(cancel) = CANCEL.get()
+        && let Err(e) = catch_sigint(cancel)
+    {
+        eprintln!("peerdex: Ctrl+C cannot cancel commands: {e}");
+    }
+    editor.bind_sequence(
+        rustyline::KeyEvent::ctrl('C'),
+        rustyline::EventHandler::Conditional(Box::new(CtrlC)),
+    );
     loop {
         let lines = match editor.readline(PROMPT) {
             Ok(text) => {

@@ -553,7 +553,25 @@ pub fn require_tools(test: &str, missing: &[String]) -> bool {
         panic!("{msg} (PEERDEX_REQUIRE_SYSTEM_TESTS=1)");
     }
     eprintln!("SKIPPED {msg}; set PEERDEX_REQUIRE_SYSTEM_TESTS=1 to make this a failure");
+    note_skipped(&msg);
     false
+}
+
+/// Appends a skipped test to the file named by PEERDEX_SKIPPED_FILE (set by `make
+/// test`, which prints them all in one line at the end: cargo shows a skipped test
+/// as `ok`).
+fn note_skipped(msg: &str) {
+    let Some(path) = std::env::var_os("PEERDEX_SKIPPED_FILE") else {
+        return;
+    };
+    // One short write per line in append mode: parallel tests do not interleave.
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(format!("{msg}\n").as_bytes());
+    }
 }
 
 /// What a process run to its end printed, and how it ended.

@@ -90,6 +90,15 @@ impl SharedFiles {
         self.files.write().clear();
     }
 
+    /// The published name served from `canonical`, if any.
+    pub(crate) fn name_of(&self, canonical: &Path) -> Option<String> {
+        self.files
+            .read()
+            .iter()
+            .find(|(_, path)| path.as_path() == canonical)
+            .map(|(name, _)| name.clone())
+    }
+
     fn lookup(&self, name: &str) -> Option<PathBuf> {
         self.files.read().get(name).cloned()
     }
