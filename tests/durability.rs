@@ -492,7 +492,10 @@ fn a_corrupt_complete_last_line_is_not_taken_for_a_torn_one() {
         "\n",
     );
     // A flipped byte in the last line; its newline is intact.
-    let flipped = good.replace(r#"{"REGISTER":{"user":"bob"}}"#, r#"{"REGISTER":{"user":"bob"]}"#);
+    let flipped = good.replace(
+        r#"{"REGISTER":{"user":"bob"}}"#,
+        r#"{"REGISTER":{"user":"bob"]}"#,
+    );
     std::fs::write(&journal, &flipped).unwrap();
     let err = failed_start(dir.path());
     assert!(err.contains("journal.0.jsonl:2:"), "{err}");

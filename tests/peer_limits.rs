@@ -132,6 +132,9 @@ fn stalled_downloaders_do_not_lock_a_download_out() {
     let header = format!("{BIG}\0");
     assert!(rest.starts_with(header.as_bytes()));
     assert_eq!(rest.len() - header.len(), BIG, "whole file");
-    eprintln!("legitimate download: header after {header_after:?}, done after {:?}", started.elapsed());
+    eprintln!(
+        "legitimate download: header after {header_after:?}, done after {:?}",
+        started.elapsed()
+    );
     drop(stalled);
 }

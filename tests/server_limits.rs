@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -92,9 +92,7 @@ fn clients_that_never_read_large_replies_do_not_grow_the_server() {
     let reply = call(addr, &["LIST_USERS", "alice"]);
     assert_eq!(reply.first(), Some(&0), "LIST_USERS: {reply:?}");
     peak = peak.max(server.proc.peak_rss_kib());
-    eprintln!(
-        "server RSS: {before} KiB before, peak {peak} KiB with {NON_READERS} non-readers"
-    );
+    eprintln!("server RSS: {before} KiB before, peak {peak} KiB with {NON_READERS} non-readers");
     assert!(
         peak < RSS_LIMIT_KIB,
         "server peaked at {peak} KiB with {NON_READERS} non-reading clients"

@@ -47,11 +47,12 @@ pub const CONNECTION_STACK: usize = 256 * 1024;
 /// recover at once when descriptors free up.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
-/// How long a connection may stay silent before the cap may evict it. Long enough
-/// that a client sending its request at once is never evicted in a burst on a loaded
-/// machine (its thread may take a while to be scheduled); short enough that a flood
-/// of silent connections gives way within a second or two.
-pub(crate) const EVICT_GRACE: Duration = Duration::from_secs(2);
+/// How long a connection may stay silent before the cap may evict it: a round trip
+/// on any lab network, so a client that sends its request right after connecting is
+/// not evicted before its first bytes arrive (bytes that arrived are protected by the
+/// unread-bytes check, however late its thread runs). Short, because a flood of silent
+/// connections drains at most a cap's worth per grace period.
+pub(crate) const EVICT_GRACE: Duration = Duration::from_millis(250);
 
 /// A reader over a socket that gives up once `deadline` has passed: before each read
 /// the read timeout is set to the time left, so a peer trickling one byte at a time
