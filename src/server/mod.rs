@@ -43,7 +43,8 @@ pub struct ServerArgs {
     /// probed for liveness on loopback.
     #[arg(long, value_name = "IP")]
     pub advertise: Option<IpAddr>,
-    /// Read and write timeout per connection, in seconds.
+    /// Seconds a client has to send its whole request; also the longest a reply
+    /// write may block without progress.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = net::parse_seconds)]
     pub timeout: f64,
     /// Most connections open at once; past it the oldest connection that has not
