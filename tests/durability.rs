@@ -478,6 +478,38 @@ fn corruption_stops_the_start_naming_file_and_line() {
     assert_eq!(code(s.addr, &["CONNECT", "bob", "5"]), 3);
 }
 
+/// Issue 14: a complete last line (it ends in its newline) that does not parse was
+/// damaged after it was written, not torn by a crash: the server refuses to start,
+/// naming file and line, instead of dropping an acknowledged change.
+#[test]
+fn a_corrupt_complete_last_line_is_not_taken_for_a_torn_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.0.jsonl");
+    let good = concat!(
+        r#"{"REGISTER":{"user":"alice"}}"#,
+        "\n",
+        r#"{"REGISTER":{"user":"bob"}}"#,
+        "\n",
+    );
+    // A flipped byte in the last line; its newline is intact.
+    let flipped = good.replace(
+        r#"{"REGISTER":{"user":"bob"}}"#,
+        r#"{"REGISTER":{"user":"bob"]}"#,
+    );
+    std::fs::write(&journal, &flipped).unwrap();
+    let err = failed_start(dir.path());
+    assert!(err.contains("journal.0.jsonl:2:"), "{err}");
+    assert!(err.contains("corrupt"), "{err}");
+    // Nothing was cut from the file.
+    assert_eq!(std::fs::read(&journal).unwrap(), flipped.as_bytes());
+
+    // The same line without its newline is a torn write: dropped, the server starts.
+    std::fs::write(&journal, &flipped[..flipped.len() - 1]).unwrap();
+    let s = start(dir.path(), &[]);
+    assert_eq!(code(s.addr, &["REGISTER", "alice"]), 1);
+    assert_eq!(code(s.addr, &["REGISTER", "bob"]), 0);
+}
+
 #[test]
 fn a_second_server_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();

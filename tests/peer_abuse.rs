@@ -231,11 +231,12 @@ fn a_thousand_silent_connections_do_not_stop_a_download() {
     let mut carol = Client::start(s.addr, carol_dir.path());
     carol.register_connect("carol");
     carol.send("GET_FILE alice big.bin copy.bin");
-    // The flood holds no more than the listener's cap of threads.
+    // The flood holds no more than the listener's cap of threads (64 uploads and 8
+    // connections of room for new requests).
     let peak_threads = threads(pid);
     eprintln!("peer threads: {threads_idle} idle, {peak_threads} under the flood");
     assert!(
-        peak_threads <= threads_idle + 64 + 16,
+        peak_threads <= threads_idle + 64 + 8 + 16,
         "{peak_threads} threads in the peer (idle: {threads_idle})"
     );
 

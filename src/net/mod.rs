@@ -9,7 +9,16 @@
 //! that has not yet delivered its request is *idle* and may be evicted: when all
 //! permits are taken and a new connection arrives, the oldest idle connection is shut
 //! down to make room. A flood of silent connections therefore cannot lock out clients
-//! that send their request at once; it only evicts itself.
+//! that send their request at once; it only evicts itself. Only a connection open for
+//! [`EVICT_GRACE`] with no unread byte waiting is evicted: a prompt client whose
+//! request sits in the socket buffer, not yet read by its (busy) thread, keeps its
+//! slot; and once its handler has marked it busy ([`Permit::busy`] returns whether it
+//! was still there) it is never evicted, so the server never acts on a request whose
+//! connection it shut down.
+//!
+//! Deadlines: [`DeadlineReader`] bounds a whole request in time, not each read (the
+//! read timeout is set to the time left before every read), and [`write_all_by`]
+//! bounds a whole reply the same way.
 
 pub(crate) mod console;
 
@@ -37,6 +46,89 @@ pub const CONNECTION_STACK: usize = 256 * 1024;
 /// ECONNABORTED) before trying again: long enough not to spin, short enough to
 /// recover at once when descriptors free up.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// How long a connection may stay silent before the cap may evict it: a round trip
+/// on any lab network, so a client that sends its request right after connecting is
+/// not evicted before its first bytes arrive (bytes that arrived are protected by the
+/// unread-bytes check, however late its thread runs). Short, because a flood of silent
+/// connections drains at most a cap's worth per grace period.
+pub(crate) const EVICT_GRACE: Duration = Duration::from_millis(250);
+
+/// A reader over a socket that gives up once `deadline` has passed: before each read
+/// the read timeout is set to the time left, so a peer trickling one byte at a time
+/// cannot keep a request open past the deadline (a per-read timeout would be reset by
+/// every byte). A passed deadline reads as `TimedOut`.
+pub(crate) struct DeadlineReader<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl<'a> DeadlineReader<'a> {
+    /// A reader whose whole input must arrive within `limit` from now.
+    pub(crate) fn new(stream: &'a TcpStream, limit: Duration) -> Self {
+        DeadlineReader {
+            stream,
+            deadline: Instant::now() + limit,
+        }
+    }
+}
+
+impl io::Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut s = self.stream;
+        s.read(buf)
+    }
+}
+
+/// Writes all of `buf` before `deadline`: each write may block at most `per_write`
+/// (no progress for that long ends it) and never past the deadline. A passed
+/// deadline is `TimedOut`.
+pub(crate) fn write_all_by(
+    stream: &TcpStream,
+    mut buf: &[u8],
+    per_write: Duration,
+    deadline: Instant,
+) -> io::Result<()> {
+    use io::Write;
+    let mut s = stream;
+    while !buf.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left.min(per_write)))?;
+        match s.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether bytes sent by the peer wait unread in `stream`'s receive buffer (or the
+/// peer closed it): such a connection has delivered something its thread has not
+/// read yet, and is not evicted.
+fn has_unread(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    // SAFETY: a one-byte peek into a local buffer on an open descriptor.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0
+}
 
 /// Parses a timeout option: seconds, more than 0 and at most an hour (clap value
 /// parser shared by every service's `--timeout`).
@@ -215,9 +307,42 @@ pub(crate) struct ConnLimiter {
 /// still waiting for its request; `None` once it is busy.
 struct Slot {
     idle: Mutex<Option<TcpStream>>,
+    arrived: Instant,
+    /// Set (under `idle`'s lock) when the cap shut the connection down.
+    evicted: AtomicBool,
+}
+
+/// What eviction found at the front of the arrival list.
+enum Front {
+    /// Finished, busy, or evicted: drop it from the list.
+    Gone,
+    /// Silent for the grace period: evicted now.
+    Evicted,
+    /// Within its grace period (and so is everything after it): evict nothing yet.
+    Young,
+    /// Unread bytes wait for its thread: leave it to its handler and its deadline.
+    Delivering,
 }
 
 impl Slot {
+    /// Evicts this connection if it is idle, silent and past its grace period.
+    fn try_evict(&self, now: Instant) -> Front {
+        let mut idle = self.idle.lock();
+        let Some(stream) = idle.as_ref() else {
+            return Front::Gone;
+        };
+        if now.duration_since(self.arrived) < EVICT_GRACE {
+            return Front::Young;
+        }
+        if has_unread(stream) {
+            return Front::Delivering;
+        }
+        let _ = stream.shutdown(SockShutdown::Both);
+        *idle = None;
+        self.evicted.store(true, Ordering::SeqCst);
+        Front::Evicted
+    }
+
     fn is_idle(&self) -> bool {
         self.idle.lock().is_some()
     }
@@ -227,6 +352,7 @@ impl Slot {
         match self.idle.lock().take() {
             Some(stream) => {
                 let _ = stream.shutdown(SockShutdown::Both);
+                self.evicted.store(true, Ordering::SeqCst);
                 true
             }
             None => false,
@@ -282,6 +408,8 @@ impl ConnLimiter {
         }
         let slot = Arc::new(Slot {
             idle: Mutex::new(stream.try_clone().ok()),
+            arrived: Instant::now(),
+            evicted: AtomicBool::new(false),
         });
         let mut arrivals = self.arrivals.lock();
         arrivals.push_back(Arc::downgrade(&slot));
@@ -303,16 +431,31 @@ impl ConnLimiter {
         })
     }
 
-    /// Shuts down the oldest connection still waiting for its request, if any.
+    /// Shuts down the oldest connection still waiting for its request and silent
+    /// past [`EVICT_GRACE`], if any.
     fn evict_oldest_idle(&self) -> bool {
+        let now = Instant::now();
         let mut arrivals = self.arrivals.lock();
-        while let Some(weak) = arrivals.pop_front() {
-            if weak.upgrade().is_some_and(|slot| slot.evict()) {
-                log::debug!(
-                    "connection cap {} reached: evicted the oldest idle connection",
-                    self.cap
-                );
-                return true;
+        let mut i = 0;
+        while i < arrivals.len() {
+            let front = match arrivals[i].upgrade() {
+                Some(slot) => slot.try_evict(now),
+                None => Front::Gone,
+            };
+            match front {
+                Front::Gone => {
+                    arrivals.remove(i);
+                }
+                Front::Evicted => {
+                    arrivals.remove(i);
+                    log::debug!(
+                        "connection cap {} reached: evicted the oldest silent connection",
+                        self.cap
+                    );
+                    return true;
+                }
+                Front::Young => return false,
+                Front::Delivering => i += 1,
             }
         }
         false
@@ -361,15 +504,19 @@ pub(crate) struct Permit {
 }
 
 impl Permit {
-    /// The request has arrived: this connection can no longer be evicted.
-    pub(crate) fn busy(&self) {
-        self.slot.idle.lock().take();
+    /// The request has arrived: this connection can no longer be evicted. Returns
+    /// false when the cap evicted it first (its socket is shut down): the caller must
+    /// then not act on the request.
+    pub(crate) fn busy(&self) -> bool {
+        let mut idle = self.slot.idle.lock();
+        idle.take();
+        !self.slot.evicted.load(Ordering::SeqCst)
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.busy();
+        self.slot.idle.lock().take();
         // SeqCst with `wait_until`: either the waiter sees the new count, or this
         // sees the waiter and wakes it (under the lock it sleeps with).
         self.limiter.active.fetch_sub(1, Ordering::SeqCst);

@@ -741,8 +741,11 @@ struct Replayed {
     torn: Option<(u64, u64)>,
 }
 
-/// Replays one journal. In the `last` journal an incomplete or unparsable final line
-/// is torn (reported, not applied); anything else wrong is corruption.
+/// Replays one journal. In the `last` journal a final line without its newline is
+/// torn (reported, not applied): a crash interrupted its write. Anything else wrong is
+/// corruption, a complete final line that does not parse included: a write that got
+/// as far as its newline was whole, so such a line was damaged afterwards (a flipped
+/// byte) and dropping it would silently lose an acknowledged change.
 fn replay_journal(
     path: &Path,
     last: bool,
@@ -762,7 +765,7 @@ fn replay_journal(
         line += 1;
         let parsed = serde_json::from_slice::<Change>(&buf);
         let at_end = done.good_len + buf.len() as u64 + u64::from(complete) == total;
-        if last && at_end && (!complete || parsed.is_err()) {
+        if last && at_end && !complete {
             done.torn = Some((line, total - done.good_len));
             break;
         }

@@ -12,14 +12,14 @@ pub(crate) mod journal;
 pub(crate) mod liveness;
 pub(crate) mod registry;
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::net::console::Console;
-use crate::net::{self, ConnLimiter, Permit, Shutdown};
+use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
 use crate::proto::audit::AuditRecord;
 use crate::proto::datetime;
 use crate::proto::index::{self, Body, Request, RequestError};
@@ -43,7 +43,8 @@ pub struct ServerArgs {
     /// probed for liveness on loopback.
     #[arg(long, value_name = "IP")]
     pub advertise: Option<IpAddr>,
-    /// Read and write timeout per connection, in seconds.
+    /// Seconds a client has to send its whole request; also the longest a reply
+    /// write may block without progress.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = net::parse_seconds)]
     pub timeout: f64,
     /// Most connections open at once; past it the oldest connection that has not
@@ -106,6 +107,78 @@ impl std::fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+/// Bytes that all replies waiting to be written may hold at once. A LIST_CONTENT or
+/// SEARCH reply is built whole before it is written (one write, PROTOCOL.md) and can
+/// be megabytes for a request of 30 bytes; without a cap, clients that send such
+/// requests and never read pin a copy each (100 of them took 1.5 GB, issue 14). 64 MiB
+/// holds six 10 MB replies at once, far more than a lab's clients read concurrently,
+/// and keeps the server well under 256 MiB with its registry. Past it a list request
+/// is answered with its any-other-error code.
+pub(crate) const REPLY_BUDGET: usize = 64 * 1024 * 1024;
+
+/// List replies built at once. Building is CPU-bound and takes milliseconds, so two
+/// (the cores of a lab machine) lose nothing, and the memory a reply holds before it
+/// is counted in [`REPLY_BUDGET`] is bounded by this many replies.
+const BUILDERS: usize = 2;
+
+/// Slowest rate (bytes per second) at which a client may read a reply: the whole
+/// reply must be written within `--timeout` plus its size at this rate. A reader
+/// making no progress is cut after `--timeout` anyway (per write).
+const MIN_READ_RATE: u64 = 64 * 1024;
+
+/// Replies over this size are counted in [`REPLY_BUDGET`]; smaller ones (every code
+/// reply, short lists) cost less than the connection's own buffers.
+const SMALL_REPLY: usize = 4096;
+
+/// The reply memory budget: bytes reserved by replies being built or written.
+struct ReplyBudget {
+    used: AtomicUsize,
+    builders: parking_lot::Mutex<usize>,
+    builder_freed: parking_lot::Condvar,
+}
+
+impl ReplyBudget {
+    fn new() -> Self {
+        ReplyBudget {
+            used: AtomicUsize::new(0),
+            builders: parking_lot::Mutex::new(0),
+            builder_freed: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// Reserves `n` bytes; false (nothing reserved) when that would pass the budget.
+    fn reserve(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                used.checked_add(n).filter(|&t| t <= REPLY_BUDGET)
+            })
+            .is_ok()
+    }
+
+    /// Whether too little is left for anything but a small reply.
+    fn is_full(&self) -> bool {
+        self.used.load(Ordering::SeqCst) + SMALL_REPLY > REPLY_BUDGET
+    }
+
+    fn release(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::SeqCst);
+    }
+
+    /// Runs `build` as one of at most [`BUILDERS`] at once.
+    fn building<T>(&self, build: impl FnOnce() -> T) -> T {
+        let mut n = self.builders.lock();
+        while *n >= BUILDERS {
+            self.builder_freed.wait(&mut n);
+        }
+        *n += 1;
+        drop(n);
+        let out = build();
+        *self.builders.lock() -= 1;
+        self.builder_freed.notify_one();
+        out
+    }
+}
+
 /// Everything a connection thread needs.
 struct Context {
     registry: Arc<Registry>,
@@ -113,6 +186,7 @@ struct Context {
     console: Console,
     timeout: Duration,
     advertise: Option<IpAddr>,
+    replies: ReplyBudget,
 }
 
 /// A bound index server, ready to run.
@@ -151,6 +225,7 @@ impl IndexServer {
                 },
                 timeout: Duration::from_secs_f64(args.timeout),
                 advertise: args.advertise,
+                replies: ReplyBudget::new(),
             }),
         })
     }
@@ -220,8 +295,22 @@ impl IndexServer {
     }
 }
 
+/// Allocations at least this large are served by `mmap` and given back to the system
+/// when freed. glibc raises its threshold (up to 32 MiB) after each large free, after
+/// which multi-megabyte replies come from per-thread arenas that keep the memory once
+/// freed: measured, 100 refused 10 MB SEARCH replies left the server near 300 MiB
+/// resident with only 64 MiB ever held at once. A fixed 1 MiB keeps the resident size
+/// near what the [`REPLY_BUDGET`] allows.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
+
 /// Runs `peerdex server` until SIGINT or SIGTERM.
 pub fn run(args: ServerArgs) -> Result<(), ServerError> {
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
     let shutdown = Shutdown::new();
     shutdown.on_signals().map_err(ServerError::Signals)?;
     let (console, writer) = Console::stdout();
@@ -288,15 +377,35 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         return;
     }
     let _ = stream.set_nodelay(true);
-    let mut reader = FieldReader::new(&stream);
+    // The whole request within the timeout, however it is trickled.
+    let mut reader = FieldReader::new(DeadlineReader::new(&stream, ctx.timeout));
     let request = index::read_request(&mut reader);
-    permit.busy();
+    if !permit.busy() {
+        log::debug!("{peer}: evicted by the connection cap before its request was read");
+        return;
+    }
     let mut reply = Vec::with_capacity(128);
+    let mut reserved = 0;
     match request {
         Ok(req) => {
             let op = req.body.op();
             let mut operation = req.audit_text();
-            match execute(ctx, &req, peer, &mut reply) {
+            let outcome = if matches!(
+                req.body,
+                Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
+            ) {
+                build_list(ctx, &req, peer, &mut reply, &mut reserved)
+            } else {
+                execute(ctx, &req, peer, &mut reply)
+            };
+            match outcome {
+                Ok(()) if reply.is_empty() => {
+                    // Over the reply budget: refused like any other failure.
+                    reply.push(op.other_error());
+                    ctx.console
+                        .line(format!("s> {} FROM {} (server busy)", op.name(), req.user));
+                    operation = format!("{operation} REFUSED: server busy");
+                }
                 Ok(()) => ctx
                     .console
                     .line(format!("s> {} FROM {}", op.name(), req.user)),
@@ -336,10 +445,48 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
             }
         }
     }
-    let mut stream = &stream;
-    if let Err(e) = stream.write_all(&reply) {
+    let deadline =
+        Instant::now() + ctx.timeout + Duration::from_secs(reply.len() as u64 / MIN_READ_RATE);
+    if let Err(e) = net::write_all_by(&stream, &reply, ctx.timeout, deadline) {
         log::debug!("{peer}: reply not delivered: {e}");
     }
+    drop(reply);
+    ctx.replies.release(reserved);
+}
+
+/// Builds a LIST_USERS, LIST_CONTENT or SEARCH reply into `reply` within the reply
+/// budget, setting `reserved` to the bytes it holds of it. Leaves `reply` empty when
+/// the budget is spent. LIST_USERS copies the registry's cached listing (no building
+/// to gate); the others are built by at most [`BUILDERS`] at once, and not at all
+/// while the budget is full.
+fn build_list(
+    ctx: &Context,
+    req: &Request,
+    peer: SocketAddr,
+    reply: &mut Vec<u8>,
+    reserved: &mut usize,
+) -> Result<(), Refused> {
+    let build = |reply: &mut Vec<u8>, reserved: &mut usize| -> Result<(), Refused> {
+        execute(ctx, req, peer, reply)?;
+        if reply.len() > SMALL_REPLY {
+            reply.shrink_to_fit();
+            if ctx.replies.reserve(reply.capacity()) {
+                *reserved = reply.capacity();
+            } else {
+                *reply = Vec::new();
+            }
+        }
+        Ok(())
+    };
+    if matches!(req.body, Body::ListUsers) {
+        return build(reply, reserved);
+    }
+    ctx.replies.building(|| {
+        if ctx.replies.is_full() {
+            return Ok(());
+        }
+        build(reply, reserved)
+    })
 }
 
 /// Runs a request from `peer`, writing the whole reply into `reply`. Refused when

@@ -4,18 +4,113 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use super::files::SharedFiles;
 use super::{MAX_UPLOADS, REQUEST_TIMEOUT, SEND_TIMEOUT};
-use crate::net::{self, ConnLimiter, Permit, Shutdown};
+use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
 use crate::proto::peer::{CODE_OTHER, RequestError, encode_ok_header, read_request};
 use crate::proto::wire::FieldReader;
 
 /// Bytes sent per `sendfile` batch when an upload rate limit is set: small enough
 /// that the pacing is smooth, large enough to stay cheap.
 const PACED_CHUNK: u64 = 64 * 1024;
+
+/// Connections past [`MAX_UPLOADS`] that the listener accepts, so that a new request
+/// can still be read when every upload slot is taken (by downloaders that stalled,
+/// say): the request then evicts the slowest upload (see [`Uploads`]). Silent
+/// connections in these slots are evicted by the connection cap as usual.
+const REQUEST_ROOM: usize = 8;
+
+/// Slowest average rate (bytes per second) an upload may run at: each upload must end
+/// within [`SEND_TIMEOUT`] plus its size at this rate, whatever progress it makes on
+/// the way (a downloader reading a little now and then cannot hold its thread for
+/// ever). 32 KiB/s is slower than any lab link; a 1 GiB file gets 9 hours.
+const MIN_UPLOAD_RATE: u64 = 32 * 1024;
+
+/// How long an upload runs before it may be evicted for a new request: its rate is
+/// not meaningful before.
+const UPLOAD_GRACE: Duration = Duration::from_secs(2);
+
+/// Bytes per `sendfile` call when no rate limit is set: the progress of each upload is
+/// counted between calls (to find the slowest), and the deadline checked.
+const UNPACED_CHUNK: u64 = 1024 * 1024;
+
+/// One upload in progress, as [`Uploads`] sees it.
+struct Upload {
+    /// A handle to shut the connection down when evicted.
+    stream: TcpStream,
+    started: Instant,
+    sent: AtomicU64,
+}
+
+impl Upload {
+    /// Average rate so far, in bytes per second.
+    fn rate(&self, now: Instant) -> f64 {
+        let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
+        self.sent.load(Ordering::Relaxed) as f64 / secs
+    }
+}
+
+/// The uploads in progress, at most [`MAX_UPLOADS`]. A new one past that evicts the
+/// slowest upload that has run for [`UPLOAD_GRACE`]; stalled downloaders therefore
+/// cannot lock legitimate ones out.
+#[derive(Default)]
+struct Uploads {
+    running: Mutex<Vec<Arc<Upload>>>,
+}
+
+/// Removes its upload from the table when the upload ends.
+struct UploadGuard<'a> {
+    uploads: &'a Uploads,
+    upload: Arc<Upload>,
+}
+
+impl Drop for UploadGuard<'_> {
+    fn drop(&mut self) {
+        self.uploads
+            .running
+            .lock()
+            .retain(|u| !Arc::ptr_eq(u, &self.upload));
+    }
+}
+
+impl Uploads {
+    /// Enters an upload on `stream`, evicting the slowest if all slots are taken;
+    /// `None` when all are taken by uploads still within their grace period.
+    fn start(&self, stream: &TcpStream) -> Option<UploadGuard<'_>> {
+        let upload = Arc::new(Upload {
+            stream: stream.try_clone().ok()?,
+            started: Instant::now(),
+            sent: AtomicU64::new(0),
+        });
+        let mut running = self.running.lock();
+        if running.len() >= MAX_UPLOADS {
+            let now = Instant::now();
+            let slowest = running
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| now.duration_since(u.started) >= UPLOAD_GRACE)
+                .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
+                .map(|(i, _)| i)?;
+            let victim = running.swap_remove(slowest);
+            log::info!(
+                "{MAX_UPLOADS} uploads running: evicted the slowest ({:.0} bytes/s) for a new request",
+                victim.rate(now)
+            );
+            let _ = victim.stream.shutdown(std::net::Shutdown::Both);
+        }
+        running.push(Arc::clone(&upload));
+        Some(UploadGuard {
+            uploads: self,
+            upload,
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ServeOptions {
@@ -40,7 +135,7 @@ impl PeerListener {
         let port = listener.local_addr()?.port();
         let shutdown = Shutdown::new();
         shutdown.watch(&listener)?;
-        let limiter = ConnLimiter::new(MAX_UPLOADS);
+        let limiter = ConnLimiter::new(MAX_UPLOADS + REQUEST_ROOM);
         let s = shutdown.clone();
         let thread = thread::Builder::new()
             .name("peer-listener".into())
@@ -88,17 +183,20 @@ fn serve(
     files: Arc<SharedFiles>,
     options: ServeOptions,
 ) {
+    let uploads = Uploads::default();
+    let uploads = Arc::new(uploads);
     net::accept_loop(
         "peer",
         listener,
         limiter,
         shutdown,
-        move |stream, peer, permit| serve_one(&files, options, stream, peer, permit),
+        move |stream, peer, permit| serve_one(&files, &uploads, options, stream, peer, permit),
     );
 }
 
 fn serve_one(
     files: &SharedFiles,
+    uploads: &Uploads,
     options: ServeOptions,
     stream: TcpStream,
     peer: SocketAddr,
@@ -111,9 +209,12 @@ fn serve_one(
         log::debug!("peer {peer}: cannot set timeouts: {e}");
         return;
     }
-    let mut reader = FieldReader::new(&stream);
+    // The whole request within REQUEST_TIMEOUT, however it is trickled.
+    let mut reader = FieldReader::new(DeadlineReader::new(&stream, REQUEST_TIMEOUT));
     let request = read_request(&mut reader);
-    permit.busy();
+    if !permit.busy() {
+        return;
+    }
     let mut out = &stream;
     let name = match request {
         Ok(name) => name,
@@ -135,12 +236,17 @@ fn serve_one(
             return;
         }
     };
+    let Some(upload) = uploads.start(&stream) else {
+        log::info!("peer {peer}: GET_FILE {name}: all {MAX_UPLOADS} upload slots busy");
+        let _ = out.write_all(&[CODE_OTHER]);
+        return;
+    };
     if let Err(e) = out.write_all(&encode_ok_header(size)) {
         log::info!("peer {peer}: GET_FILE {name}: header not delivered: {e}");
         return;
     }
     let started = Instant::now();
-    match send_content(file, size, out, options.max_rate) {
+    match send_content(file, size, out, options.max_rate, &upload.upload) {
         Ok(sent) if sent == size => log::info!(
             "peer {peer}: GET_FILE {name}: sent {size} bytes in {:.3} s",
             started.elapsed().as_secs_f64()
@@ -153,23 +259,46 @@ fn serve_one(
 }
 
 /// Sends exactly `size` bytes of `file` (fewer if it shrank meanwhile), paced to
-/// `max_rate` bytes per second when given.
-fn send_content(file: File, size: u64, out: &TcpStream, max_rate: Option<u64>) -> io::Result<u64> {
-    let Some(rate) = max_rate.filter(|&r| r > 0) else {
-        return send_range(&file, out, 0, size);
+/// `max_rate` bytes per second when given, counting progress in `upload`. The whole
+/// upload must end within [`SEND_TIMEOUT`] plus `size` at [`MIN_UPLOAD_RATE`]
+/// (`TimedOut` past it); no single write blocks longer than [`SEND_TIMEOUT`].
+fn send_content(
+    file: File,
+    size: u64,
+    out: &TcpStream,
+    max_rate: Option<u64>,
+    upload: &Upload,
+) -> io::Result<u64> {
+    let rate = max_rate.filter(|&r| r > 0);
+    let chunk = if rate.is_some() {
+        PACED_CHUNK
+    } else {
+        UNPACED_CHUNK
     };
     let started = Instant::now();
+    let deadline = started + SEND_TIMEOUT + Duration::from_secs(size / MIN_UPLOAD_RATE);
     let mut sent = 0u64;
     while sent < size {
-        let end = size.min(sent + PACED_CHUNK);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "slower than the minimum upload rate",
+            ));
+        }
+        out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))?;
+        let end = size.min(sent + chunk);
         let n = send_range(&file, out, sent, end)?;
         if n == 0 {
             break;
         }
         sent += n;
-        let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            thread::sleep(wait);
+        upload.sent.store(sent, Ordering::Relaxed);
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                thread::sleep(wait);
+            }
         }
     }
     Ok(sent)
@@ -180,39 +309,35 @@ fn send_content(file: File, size: u64, out: &TcpStream, max_rate: Option<u64>) -
 #[cfg(target_os = "linux")]
 const SENDFILE_MAX: u64 = 1 << 30;
 
-/// Sends bytes `start..end` of `file` with `sendfile(2)`: the kernel moves the pages
-/// from the page cache to the socket, nothing passes through this process. (On the
-/// toolchain this was built with, `std::io::copy` from a `File` to a `TcpStream`
-/// was measured doing 8 KiB read/send pairs instead, so the call is made here.)
-/// Falls back to a plain copy where the file system does not support `sendfile`.
-/// Returns the bytes sent, fewer than asked only when the file shrank.
+/// Sends some of bytes `start..end` of `file` with one `sendfile(2)` call (the caller
+/// loops, checking its deadline between calls): the kernel moves the pages from the
+/// page cache to the socket, nothing passes through this process. (On the toolchain
+/// this was built with, `std::io::copy` from a `File` to a `TcpStream` was measured
+/// doing 8 KiB read/send pairs instead, so the call is made here.) Falls back to a
+/// plain copy where the file system does not support `sendfile`. Returns the bytes
+/// sent, 0 only when the file ended (it shrank).
 #[cfg(target_os = "linux")]
 fn send_range(file: &File, out: &TcpStream, start: u64, end: u64) -> io::Result<u64> {
     use std::os::fd::AsRawFd;
-    let mut offset = start;
-    while offset < end {
-        let count = (end - offset).min(SENDFILE_MAX) as usize;
-        let mut off = libc::off_t::try_from(offset)
+    loop {
+        let count = (end - start).min(SENDFILE_MAX) as usize;
+        let mut off = libc::off_t::try_from(start)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
         // SAFETY: both descriptors are open for the duration of the call and `off`
         // is a valid, exclusively borrowed off_t.
         let n = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) if offset == start => {
-                    return copy_range(file, out, start, end);
-                }
-                _ => return Err(e),
+        if n >= 0 {
+            return Ok(n as u64);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                return copy_range(file, out, start, end);
             }
+            _ => return Err(e),
         }
-        if n == 0 {
-            break;
-        }
-        offset += n as u64;
     }
-    Ok(offset - start)
 }
 
 #[cfg(not(target_os = "linux"))]
