@@ -422,6 +422,13 @@ fn a_cut_transfer_resumes_to_the_same_bytes() {
         .find(|l| l.contains("resuming at"))
         .unwrap();
     eprintln!("kept {kept} bytes; bob said: {line}");
+    // One line after the download: size, time, rate.
+    assert!(
+        bob.stderr_has("peerdex: GET_FILE slow.bin: 8.0 MiB in "),
+        "{:?}",
+        bob.stderr()
+    );
+    eprintln!("{:?}", bob.stderr().last());
     assert_eq!(
         file_hash(&down.path().join("got.bin")),
         file_hash(&share.path().join("slow.bin"))

@@ -241,8 +241,18 @@ impl Beside {
         Info::parse(&text)
     }
 
+    /// Writes the info file, never through a symbolic link.
     fn write_info(&self, info: &Info) -> Result<(), DownloadError> {
-        std::fs::write(&self.info, info.render()).map_err(self.local_err(&self.info))
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.info)
+            .and_then(|mut f| f.write_all(info.render().as_bytes()))
+            .map_err(self.local_err(&self.info))
     }
 
     /// Removes the partial file and its info.
