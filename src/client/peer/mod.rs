@@ -33,7 +33,8 @@ pub(crate) use listener::{PeerListener, ServeOptions};
 pub(crate) const MAX_UPLOADS: usize = 64;
 
 /// How long a connection to the listener may take to deliver its request. A request
-/// is two short fields; a peer that has not sent them in 10 s is not going to.
+/// is two or three short fields; a peer that has not sent them in 10 s is not going
+/// to.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long one write of file content may block on a downloader that does not read.
