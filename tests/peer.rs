@@ -125,12 +125,20 @@ fn eight_clients_download_the_same_64_mib_file_at_once() {
     );
 }
 
-/// Waits until `dir` holds a `.part` file with some content; returns its name.
+/// The hidden files a failed GET_FILE_RANGE transfer into `name` keeps.
+fn kept(name: &str) -> [String; 2] {
+    [
+        format!(".{name}.peerdex-partial"),
+        format!(".{name}.peerdex-partial.info"),
+    ]
+}
+
+/// Waits until `dir` holds a partial file with some content; returns its name.
 fn wait_partial(dir: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for name in dir_names(dir) {
-            if name.ends_with(".part")
+            if name.ends_with(".peerdex-partial")
                 && std::fs::metadata(dir.join(&name))
                     .map(|m| m.len())
                     .unwrap_or(0)
@@ -145,7 +153,7 @@ fn wait_partial(dir: &Path) -> String {
 }
 
 #[test]
-fn a_peer_killed_mid_transfer_leaves_no_file() {
+fn a_peer_killed_mid_transfer_leaves_only_the_hidden_partial() {
     let s = Server::start(&[]);
     let share = tempfile::tempdir().unwrap();
     let down = tempfile::tempdir().unwrap();
@@ -167,27 +175,48 @@ fn a_peer_killed_mid_transfer_leaves_no_file() {
     bob.register_connect("bob");
     bob.send("GET_FILE alice slow.bin got.bin");
     let partial = wait_partial(down.path());
-    assert!(partial.starts_with(".got.bin."), "{partial}");
+    assert_eq!(partial, ".got.bin.peerdex-partial");
     alice.proc.signal("KILL");
     assert_eq!(bob.next_message(), "c> GET_FILE FAIL");
-    assert_only(down.path(), &[]);
+    // Nothing under the requested name; the received part stays hidden beside it.
+    let k = kept("got.bin");
+    assert_only(down.path(), &[&k[0], &k[1]]);
     assert!(bob.stderr_has("short"), "{:?}", bob.stderr());
 }
 
-/// A fake peer registered as `user` on the server: answers one GET_FILE with
-/// `reply`, then either closes or stays silent for `linger`.
-fn fake_peer(server: SocketAddr, user: &str, reply: &'static [u8], linger: Duration) {
+/// A fake peer registered as `user` on the server. It answers up to two connections:
+/// a GET_FILE_RANGE request with `range` (or a close without a byte when `None`, as a
+/// statement peer does), a GET_FILE with `plain`; then it closes or stays silent for
+/// `linger`.
+fn fake_peer(
+    server: SocketAddr,
+    user: &str,
+    range: Option<&'static [u8]>,
+    plain: &'static [u8],
+    linger: Duration,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     assert_eq!(code(server, &["REGISTER", user]), 0);
     assert_eq!(code(server, &["CONNECT", user, &port]), 0);
     thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 512];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(reply);
-        thread::sleep(linger);
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let reply = if buf[..n].starts_with(b"GET_FILE_RANGE\0") {
+                range
+            } else {
+                Some(plain)
+            };
+            if let Some(reply) = reply {
+                let _ = s.write_all(reply);
+                thread::sleep(linger);
+            }
+        }
     });
 }
 
@@ -195,15 +224,26 @@ fn fake_peer(server: SocketAddr, user: &str, reply: &'static [u8], linger: Durat
 fn a_short_transfer_fails_and_leaves_no_file() {
     let s = Server::start(&[]);
     let down = tempfile::tempdir().unwrap();
-    fake_peer(s.addr, "liar", b"\x001000\0only ten b", Duration::ZERO);
-    fake_peer(s.addr, "odd", b"\x07", Duration::ZERO);
-    fake_peer(s.addr, "garbled", b"\x00ten\0", Duration::ZERO);
+    // Announces 1000 bytes with GET_FILE_RANGE and sends 10.
+    let liar = b"\x001000\0v1\0only ten b";
+    fake_peer(s.addr, "liar", Some(liar), b"\x01", Duration::ZERO);
+    // No GET_FILE_RANGE; GET_FILE answered with an unknown code.
+    fake_peer(s.addr, "odd", None, b"\x07", Duration::ZERO);
+    // A malformed GET_FILE_RANGE header, then a GET_FILE closed before its code.
+    fake_peer(s.addr, "garbled", Some(b"\x00ten\0"), b"", Duration::ZERO);
     let mut bob = Client::start(s.addr, down.path());
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE liar f got"), "c> GET_FILE FAIL");
-    assert_eq!(bob.cmd("GET_FILE odd f got"), "c> GET_FILE FAIL");
-    assert_eq!(bob.cmd("GET_FILE garbled f got"), "c> GET_FILE FAIL");
-    assert_only(down.path(), &[]);
+    assert!(bob.stderr_has("short"), "{:?}", bob.stderr());
+    let k = kept("got");
+    assert_only(down.path(), &[&k[0], &k[1]]);
+    assert_eq!(
+        std::fs::read(down.path().join(&k[0])).unwrap(),
+        b"only ten b"
+    );
+    assert_eq!(bob.cmd("GET_FILE odd f got2"), "c> GET_FILE FAIL");
+    assert_eq!(bob.cmd("GET_FILE garbled f got3"), "c> GET_FILE FAIL");
+    assert_only(down.path(), &[&k[0], &k[1]]);
 }
 
 #[test]
@@ -215,13 +255,15 @@ fn a_silent_peer_times_out_and_leaves_no_file() {
     fake_peer(
         s.addr,
         "mute",
-        b"\x001000\0ten bytes.",
+        Some(b"\x001000\0v1\0ten bytes."),
+        b"\x01",
         Duration::from_secs(20),
     );
     let mut bob = Client::start(s.addr, down.path());
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE mute f got"), "c> GET_FILE FAIL");
-    assert_only(down.path(), &[]);
+    let k = kept("got");
+    assert_only(down.path(), &[&k[0], &k[1]]);
     assert!(bob.stderr_has("timeout"), "{:?}", bob.stderr());
 }
 
@@ -245,14 +287,11 @@ fn the_listener_serves_only_what_was_published() {
     let abs = share.join("public.txt").display().to_string();
     let port = peer_port(s.addr, "alice");
 
-    // A published name: code 0, size, content, close.
-    assert_eq!(
-        raw_get(port, &get_file_request("public.txt")),
-        b"\x005\0hello"
-    );
+    // A published name: code 0, content, close (the statement's GET_FILE: no size).
+    assert_eq!(raw_get(port, &get_file_request("public.txt")), b"\x00hello");
     assert_eq!(
         raw_get(port, &get_file_request("sub/inner.txt")),
-        b"\x005\0inner"
+        b"\x00inner"
     );
     // Unpublished, traversal, an unpublished absolute path (even the absolute path
     // of a published file: only the published name is served).
@@ -289,10 +328,7 @@ fn the_listener_serves_only_what_was_published() {
     // A connection closed without a request (a liveness probe) costs nothing, and
     // the listener goes on serving.
     drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
-    assert_eq!(
-        raw_get(port, &get_file_request("public.txt")),
-        b"\x005\0hello"
-    );
+    assert_eq!(raw_get(port, &get_file_request("public.txt")), b"\x00hello");
 }
 
 #[test]

@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::net;
 use crate::proto::index::{self, Body, Op, Request};
 use crate::proto::wire::{Field, FieldReader, WireError};
-use peer::{DownloadError, PeerListener, Progress, ServeOptions, SharedFiles};
+use peer::{Done, DownloadError, PeerListener, Progress, ServeOptions, SharedFiles, Source};
 use published::Record;
 
 pub(crate) use messages::{help, reply, usage};
@@ -69,6 +69,11 @@ pub struct ClientArgs {
     /// Upload rate limit per download served, in bytes per second (default: none).
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_upload_rate: Option<u64>,
+    /// Serve plain GET_FILE with `SIZE\0` after the result byte 0, as some course
+    /// slides show it (the statement sends no size; its downloaders then store the
+    /// size text as part of the file).
+    #[arg(long)]
+    pub get_file_size_header: bool,
 }
 
 /// Why the shell could not start.
@@ -143,6 +148,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         files: SharedFiles::new(share),
         serve: ServeOptions {
             max_rate: args.max_upload_rate,
+            size_header: args.get_file_size_header,
         },
         connected: None,
         interrupted: Arc::clone(&interrupted),
@@ -696,14 +702,22 @@ impl Session {
             }
         };
         let mut bar = Bar::new(self.terminal_out);
-        let result = peer::download(addr, remote, &target, &self.interrupted, &mut bar);
+        let source = Source {
+            addr,
+            owner,
+            remote,
+        };
+        let result = peer::download(&source, &target, &self.interrupted, &mut bar);
         bar.finish();
         match result {
-            Ok(size) => {
+            Ok(done) => {
                 log::info!(
-                    "GET_FILE {owner} {remote}: {size} bytes into {}",
-                    target.display()
+                    "GET_FILE {owner} {remote}: {} bytes into {} by {}",
+                    done.size,
+                    target.display(),
+                    done.via
                 );
+                eprintln!("peerdex: GET_FILE {remote}: {}", summary(&done));
                 say(messages::GET_FILE_OK);
             }
             Err(DownloadError::NotFound) => say(messages::GET_FILE_NOT_EXIST),
@@ -722,7 +736,43 @@ impl Session {
     }
 }
 
-/// A progress bar on a terminal for large downloads; nothing otherwise.
+/// Bytes as a person reads them: `512 B`, `1.2 GiB`.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// The one stderr line after a download: size, time, rate (of the bytes this
+/// download received).
+fn summary(done: &Done) -> String {
+    let secs = done.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        human((done.received as f64 / secs) as u64)
+    } else {
+        human(done.received)
+    };
+    let mut line = format!("{} in {secs:.2} s, {rate}/s", human(done.size));
+    if done.resumed_from > 0 {
+        line.push_str(&format!(
+            " (resumed at {}, {} received)",
+            human(done.resumed_from),
+            human(done.received)
+        ));
+    }
+    line
+}
+
+/// A progress bar on a terminal for large (or unknown-size) downloads; nothing
+/// otherwise. It also says on stderr where a resumed download starts.
 struct Bar {
     terminal: bool,
     bar: Option<indicatif::ProgressBar>,
@@ -744,25 +794,38 @@ impl Bar {
 }
 
 impl Progress for Bar {
-    fn start(&mut self, size: u64) {
-        if !self.terminal || size < PROGRESS_MIN_SIZE {
+    fn start(&mut self, size: Option<u64>, from: u64) {
+        if let (Some(size), true) = (size, from > 0) {
+            eprintln!("peerdex: resuming at {} of {}", human(from), human(size));
+        }
+        self.finish();
+        if !self.terminal || size.is_some_and(|s| s < PROGRESS_MIN_SIZE) {
             return;
         }
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(size),
-            indicatif::ProgressDrawTarget::stdout(),
-        );
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-        ) {
+        let target = indicatif::ProgressDrawTarget::stdout();
+        // With a size: a bar and a percentage; without (plain GET_FILE): bytes and
+        // rate only.
+        let (bar, template) = match size {
+            Some(size) => (
+                indicatif::ProgressBar::with_draw_target(Some(size), target),
+                "{bar:30} {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            ),
+            None => (
+                indicatif::ProgressBar::with_draw_target(None, target),
+                "{spinner} {bytes} {binary_bytes_per_sec}",
+            ),
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
+        bar.set_position(from);
+        bar.reset_eta();
         self.bar = Some(bar);
     }
 
-    fn advance(&mut self, received: u64) {
+    fn advance(&mut self, position: u64) {
         if let Some(bar) = &self.bar {
-            bar.set_position(received);
+            bar.set_position(position);
         }
     }
 }
@@ -781,6 +844,15 @@ mod tests {
         let p = parse("List_Users").unwrap();
         assert_eq!(p.command, "LIST_USERS");
         assert!(p.args.is_empty());
+    }
+
+    #[test]
+    fn sizes_read_like_a_person_writes_them() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(3 << 30), "3.0 GiB");
+        assert_eq!(human((12 << 30) / 10), "1.2 GiB");
     }
 
     #[test]

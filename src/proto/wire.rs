@@ -46,6 +46,8 @@ pub enum Field {
     Pattern,
     Count,
     Size,
+    Offset,
+    Version,
     Address,
     Code,
 }
@@ -63,6 +65,8 @@ impl fmt::Display for Field {
             Field::Pattern => "pattern",
             Field::Count => "count",
             Field::Size => "size",
+            Field::Offset => "offset",
+            Field::Version => "version",
             Field::Address => "address",
             Field::Code => "result code",
         };

@@ -1,15 +1,42 @@
-//! Downloading a file from another peer: temporary file, then rename.
+//! Downloading a file from another peer (PROTOCOL.md section 2, "A peerdex client
+//! downloading"): GET_FILE_RANGE first, plain GET_FILE on a new connection when the
+//! peer does not know the extension, the local file renamed into place only when
+//! complete, and a failed GET_FILE_RANGE transfer kept hidden for a later resume.
+//!
+//! Files beside the target `DIR/NAME`:
+//! - `DIR/.NAME.peerdex-partial`: the bytes received so far by GET_FILE_RANGE,
+//!   renamed to `DIR/NAME` when complete. It is locked (`flock`) while a download
+//!   into NAME runs, so two downloads into one name do not mix their bytes.
+//! - `DIR/.NAME.peerdex-partial.info`: what the partial file is a prefix of: the
+//!   owner, the remote name, SIZE and VERSION. A later download of the same remote
+//!   name from the same owner asks for OFFSET = the partial's length, and keeps the
+//!   bytes only when the peer answers the same SIZE and VERSION.
+//! - `DIR/.NAME.XXXXXX.part`: a plain GET_FILE transfer in progress (a temporary file
+//!   removed on failure: a plain transfer cannot be resumed, so the statement's rule
+//!   "a failed transfer leaves no file" holds for it completely).
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use super::{CONNECT_TIMEOUT, DOWNLOAD_BUFFER, DOWNLOAD_IDLE_TIMEOUT};
+use super::{CONNECT_TIMEOUT, DOWNLOAD_BUFFER, DOWNLOAD_IDLE_TIMEOUT, HEADER_TIMEOUT};
 use crate::net;
-use crate::proto::peer::{CODE_NOT_FOUND, CODE_OK, encode_request};
+use crate::proto::peer::{
+    CODE_NOT_FOUND, CODE_OK, Lead, classify_lead, encode_range_request, encode_request,
+    read_range_header,
+};
 use crate::proto::wire::{self, Field, FieldReader, WireError};
+
+/// Longest partial-info file read back. It holds four short lines (two names of at
+/// most 256 bytes, a number, a version of at most 128 bytes).
+const MAX_INFO: u64 = 4096;
+
+/// First line of a partial-info file: its format and version.
+const INFO_MAGIC: &str = "peerdex-partial 1";
 
 #[derive(Debug)]
 pub(crate) enum DownloadError {
@@ -19,7 +46,7 @@ pub(crate) enum DownloadError {
     Send(io::Error),
     /// The reply header was missing or malformed.
     Reply(WireError),
-    /// The peer answered code 1: no such file published there.
+    /// The peer answered code 1 and closed: no such file published there.
     NotFound,
     /// The peer answered another error code.
     Refused(u8),
@@ -27,14 +54,25 @@ pub(crate) enum DownloadError {
     TooMuch,
     /// The connection ended before the announced size.
     Short { expected: u64, received: u64 },
+    /// The connection was reset before a plain GET_FILE transfer's close.
+    Reset { received: u64 },
     /// Nothing arrived for [`DOWNLOAD_IDLE_TIMEOUT`].
     Timeout { received: u64 },
     /// Reading the socket failed.
     Receive(io::Error),
     /// The local file could not be created, written or renamed.
     Local { path: PathBuf, source: io::Error },
+    /// Another download into the same local name is running.
+    Busy(PathBuf),
     /// Cancelled by the user (Ctrl+C).
     Cancelled,
+    /// A GET_FILE_RANGE transfer failed; what arrived is kept for a resume.
+    Kept {
+        cause: Box<DownloadError>,
+        kept: u64,
+        size: u64,
+        partial: PathBuf,
+    },
 }
 
 impl fmt::Display for DownloadError {
@@ -50,6 +88,10 @@ impl fmt::Display for DownloadError {
                 f,
                 "short: the connection ended after {received} of {expected} bytes"
             ),
+            DownloadError::Reset { received } => write!(
+                f,
+                "reset: the peer reset the connection after {received} bytes"
+            ),
             DownloadError::Timeout { received } => write!(
                 f,
                 "timeout: no data for {} s after {received} bytes",
@@ -59,7 +101,22 @@ impl fmt::Display for DownloadError {
             DownloadError::Local { path, source } => {
                 write!(f, "local: {}: {source}", path.display())
             }
+            DownloadError::Busy(path) => write!(
+                f,
+                "busy: another download into {} is running",
+                path.display()
+            ),
             DownloadError::Cancelled => f.write_str("cancelled"),
+            DownloadError::Kept {
+                cause,
+                kept,
+                size,
+                partial,
+            } => write!(
+                f,
+                "{cause}; {kept} of {size} bytes kept in {} for the same GET_FILE to resume",
+                partial.display()
+            ),
         }
     }
 }
@@ -68,85 +125,409 @@ impl std::error::Error for DownloadError {}
 
 /// Progress of a download, reported to the shell.
 pub(crate) trait Progress {
-    /// The peer announced `size` bytes.
-    fn start(&mut self, size: u64);
-    /// `received` bytes so far.
-    fn advance(&mut self, received: u64);
+    /// The content starts: `size` bytes in all when known (GET_FILE_RANGE), the
+    /// first byte at position `from` (a resumed download).
+    fn start(&mut self, size: Option<u64>, from: u64);
+    /// The file is complete up to `position`.
+    fn advance(&mut self, position: u64);
 }
 
-/// Downloads `remote` from the peer at `addr` into `local`. The content goes to a
-/// temporary file beside `local` (same folder, unique name), renamed to `local` only
-/// when every announced byte arrived; on any failure the temporary file is removed
-/// and `local` is untouched. `cancel` aborts the download when raised. Returns the
-/// size.
-pub(crate) fn download(
-    addr: SocketAddr,
-    remote: &str,
-    local: &Path,
-    cancel: &AtomicBool,
-    progress: &mut dyn Progress,
-) -> Result<u64, DownloadError> {
+/// Where to download from.
+pub(crate) struct Source<'a> {
+    pub(crate) addr: SocketAddr,
+    /// The owner's user name: with `remote`, what a kept partial file belongs to.
+    pub(crate) owner: &'a str,
+    pub(crate) remote: &'a str,
+}
+
+/// How a download went.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Done {
+    /// The size of the local file.
+    pub(crate) size: u64,
+    /// Bytes received by this download (less than `size` after a resume).
+    pub(crate) received: u64,
+    /// Where the transfer started (0 unless resumed).
+    pub(crate) resumed_from: u64,
+    /// Time from the first connection to the rename.
+    pub(crate) elapsed: Duration,
+    /// Which request delivered it.
+    pub(crate) via: Via,
+}
+
+/// Which request delivered a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// GET_FILE_RANGE (a peerdex peer).
+    Range,
+    /// Plain GET_FILE with code 0 and the content.
+    Plain,
+    /// Plain GET_FILE with code 0, `SIZE\0` and the content (the slides' variant).
+    PlainSized,
+    /// Plain GET_FILE with code 1 and the content (a reference peer's success).
+    PlainOne,
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Via::Range => "GET_FILE_RANGE",
+            Via::Plain => "GET_FILE",
+            Via::PlainSized => "GET_FILE with a size",
+            Via::PlainOne => "GET_FILE answered 1 with content",
+        })
+    }
+}
+
+/// The hidden files beside a download's target.
+struct Beside {
+    target: PathBuf,
+    dir: PathBuf,
+    partial: PathBuf,
+    info: PathBuf,
+}
+
+impl Beside {
+    fn new(target: &Path) -> Beside {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Beside {
+            target: target.to_owned(),
+            partial: dir.join(format!(".{name}.peerdex-partial")),
+            info: dir.join(format!(".{name}.peerdex-partial.info")),
+            dir,
+        }
+    }
+
+    fn local_err(&self, path: &Path) -> impl Fn(io::Error) -> DownloadError + use<> {
+        let path = path.to_owned();
+        move |source| DownloadError::Local {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    /// Opens (creating it empty) and locks the partial file. Never follows a
+    /// symbolic link.
+    fn open_partial(&self) -> Result<File, DownloadError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.partial)
+            .map_err(self.local_err(&self.partial))?;
+        // SAFETY: `file` is an open descriptor for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(DownloadError::Busy(self.target.clone()));
+        }
+        Ok(file)
+    }
+
+    fn read_info(&self) -> Option<Info> {
+        let file = File::open(&self.info).ok()?;
+        let mut text = String::new();
+        file.take(MAX_INFO).read_to_string(&mut text).ok()?;
+        Info::parse(&text)
+    }
+
+    /// Writes the info file, never through a symbolic link.
+    fn write_info(&self, info: &Info) -> Result<(), DownloadError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.info)
+            .and_then(|mut f| f.write_all(info.render().as_bytes()))
+            .map_err(self.local_err(&self.info))
+    }
+
+    /// Removes the partial file and its info.
+    fn forget(&self) {
+        let _ = std::fs::remove_file(&self.partial);
+        let _ = std::fs::remove_file(&self.info);
+    }
+}
+
+/// What a partial file is a prefix of.
+#[derive(Debug, PartialEq, Eq)]
+struct Info {
+    owner: String,
+    remote: String,
+    size: u64,
+    version: String,
+}
+
+impl Info {
+    fn render(&self) -> String {
+        format!(
+            "{INFO_MAGIC}\nowner {}\nfile {}\nsize {}\nversion {}\n",
+            self.owner, self.remote, self.size, self.version
+        )
+    }
+
+    fn parse(text: &str) -> Option<Info> {
+        let mut lines = text.lines();
+        if lines.next()? != INFO_MAGIC {
+            return None;
+        }
+        let mut field = |key: &str| {
+            lines
+                .next()?
+                .strip_prefix(key)?
+                .strip_prefix(' ')
+                .map(str::to_owned)
+        };
+        Some(Info {
+            owner: field("owner")?,
+            remote: field("file")?,
+            size: field("size")?.parse().ok()?,
+            version: field("version")?,
+        })
+    }
+}
+
+/// A socket reader whose reads wait at most until a deadline (the whole reply
+/// header), or [`DOWNLOAD_IDLE_TIMEOUT`] each when there is none (the content).
+struct Timed<'a> {
+    stream: &'a TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wait = match self.deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                left.min(DOWNLOAD_IDLE_TIMEOUT)
+            }
+            None => DOWNLOAD_IDLE_TIMEOUT,
+        };
+        self.stream.set_read_timeout(Some(wait))?;
+        self.stream.read(buf)
+    }
+}
+
+fn connect(addr: SocketAddr, request: &[u8]) -> Result<TcpStream, DownloadError> {
     let stream = net::connect(addr, CONNECT_TIMEOUT)
         .map_err(|source| DownloadError::Connect { addr, source })?;
     stream
-        .set_read_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
+        .set_write_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
         .map_err(DownloadError::Send)?;
-    (&stream)
-        .write_all(&encode_request(remote))
-        .map_err(DownloadError::Send)?;
-    let mut reader = FieldReader::new(&stream);
-    let code = reader.read_u8(Field::Code).map_err(DownloadError::Reply)?;
-    match code {
-        CODE_OK => {}
-        CODE_NOT_FOUND => return Err(DownloadError::NotFound),
-        other => return Err(DownloadError::Refused(other)),
+    (&stream).write_all(request).map_err(DownloadError::Send)?;
+    Ok(stream)
+}
+
+/// What a GET_FILE_RANGE request got.
+enum RangeReply {
+    /// A valid header: the stream, the content bytes already read, SIZE, VERSION.
+    Ok {
+        stream: TcpStream,
+        head: Vec<u8>,
+        size: u64,
+        version: String,
+    },
+    /// Anything else: the peer does not speak the extension (or refused it).
+    Other(String),
+}
+
+fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, DownloadError> {
+    let stream = match connect(addr, &encode_range_request(remote, offset)) {
+        Ok(s) => s,
+        Err(DownloadError::Send(e)) => return Ok(RangeReply::Other(format!("send: {e}"))),
+        Err(e) => return Err(e),
+    };
+    let timed = Timed {
+        stream: &stream,
+        deadline: Some(Instant::now() + HEADER_TIMEOUT),
+    };
+    let mut reader = FieldReader::new(timed);
+    let header = reader.read_u8(Field::Code).and_then(|code| {
+        if code == CODE_OK {
+            read_range_header(&mut reader).map(Some)
+        } else {
+            Ok(None)
+        }
+    });
+    let (size, version) = match header {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(RangeReply::Other("a non-zero code".into())),
+        Err(e) => return Ok(RangeReply::Other(e.to_string())),
+    };
+    if offset > size {
+        return Ok(RangeReply::Other(format!(
+            "size {size} below the offset {offset}"
+        )));
     }
-    let size = reader
-        .read_number(Field::Size)
-        .map_err(DownloadError::Reply)?;
-    let (stream, head) = reader.into_parts();
-    if head.len() as u64 > size {
+    let (_, head) = reader.into_parts();
+    Ok(RangeReply::Ok {
+        stream,
+        head,
+        size,
+        version,
+    })
+}
+
+/// Downloads `src` into `local` (PROTOCOL.md section 2, rules 1-3). `cancel` aborts
+/// the download when raised.
+pub(crate) fn download(
+    src: &Source<'_>,
+    local: &Path,
+    cancel: &AtomicBool,
+    progress: &mut dyn Progress,
+) -> Result<Done, DownloadError> {
+    let started = Instant::now();
+    let beside = Beside::new(local);
+    let mut partial = beside.open_partial()?;
+    let result = download_locked(src, &beside, &mut partial, cancel, progress, started);
+    // An empty partial file (plain GET_FILE, or a range transfer that got nothing)
+    // is not worth keeping.
+    if partial.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+        beside.forget();
+    }
+    result
+}
+
+fn download_locked(
+    src: &Source<'_>,
+    beside: &Beside,
+    partial: &mut File,
+    cancel: &AtomicBool,
+    progress: &mut dyn Progress,
+    started: Instant,
+) -> Result<Done, DownloadError> {
+    let have = partial
+        .metadata()
+        .map_err(beside.local_err(&beside.partial))?
+        .len();
+    let saved = beside
+        .read_info()
+        .filter(|i| i.owner == src.owner && i.remote == src.remote && have <= i.size);
+    let offset = if saved.is_some() { have } else { 0 };
+
+    // Rule 1: GET_FILE_RANGE first; a changed file is asked again from 0.
+    let mut reply = ask_range(src.addr, src.remote, offset)?;
+    let mut from = offset;
+    if let (RangeReply::Ok { size, version, .. }, Some(s)) = (&reply, &saved)
+        && offset > 0
+        && (*size != s.size || *version != s.version)
+    {
+        log::info!(
+            "{} changed on the peer since the partial download: starting over",
+            src.remote
+        );
+        reply = ask_range(src.addr, src.remote, 0)?;
+        from = 0;
+    }
+    match reply {
+        RangeReply::Ok {
+            stream,
+            head,
+            size,
+            version,
+        } => {
+            if from == 0 {
+                partial
+                    .set_len(0)
+                    .map_err(beside.local_err(&beside.partial))?;
+                beside.write_info(&Info {
+                    owner: src.owner.to_owned(),
+                    remote: src.remote.to_owned(),
+                    size,
+                    version,
+                })?;
+            }
+            partial
+                .seek(SeekFrom::Start(from))
+                .map_err(beside.local_err(&beside.partial))?;
+            progress.start(Some(size), from);
+            let received = receive_exact(&stream, head, partial, from, size, cancel, progress)
+                .map_err(|cause| {
+                    let kept = partial.metadata().map(|m| m.len()).unwrap_or(from);
+                    DownloadError::Kept {
+                        cause: Box::new(cause),
+                        kept,
+                        size,
+                        partial: beside.partial.clone(),
+                    }
+                })?;
+            std::fs::rename(&beside.partial, &beside.target)
+                .map_err(beside.local_err(&beside.target))?;
+            let _ = std::fs::remove_file(&beside.info);
+            Ok(Done {
+                size,
+                received,
+                resumed_from: from,
+                elapsed: started.elapsed(),
+                via: Via::Range,
+            })
+        }
+        RangeReply::Other(why) => {
+            // Rule 2: one new connection with the statement's GET_FILE.
+            log::info!(
+                "{}: no GET_FILE_RANGE ({why}): asking with GET_FILE",
+                src.addr
+            );
+            let done = plain(src, beside, cancel, progress, started)?;
+            // The whole file arrived another way: a kept prefix is obsolete.
+            beside.forget();
+            Ok(done)
+        }
+    }
+}
+
+/// Receives bytes `from..size` after a GET_FILE_RANGE header into `file` (positioned
+/// at `from`). Returns the bytes received.
+fn receive_exact(
+    stream: &TcpStream,
+    head: Vec<u8>,
+    file: &mut File,
+    from: u64,
+    size: u64,
+    cancel: &AtomicBool,
+    progress: &mut dyn Progress,
+) -> Result<u64, DownloadError> {
+    let want = size - from;
+    if head.len() as u64 > want {
         return Err(DownloadError::TooMuch);
     }
-    progress.start(size);
-
     let local_err = |source| DownloadError::Local {
-        path: local.to_owned(),
+        path: PathBuf::from("(partial file)"),
         source,
     };
-    let dir = match local.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let file_name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Dropping `temp` on any early return removes the temporary file.
-    let prefix = format!(".{file_name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".part");
-    // The finished file gets the usual mode of a new file (0666 less the umask), not
-    // the private 0600 of a temporary file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut temp = builder.tempfile_in(dir).map_err(local_err)?;
-    temp.write_all(&head).map_err(local_err)?;
+    file.write_all(&head).map_err(local_err)?;
     let mut received = head.len() as u64;
+    progress.advance(from + received);
+    stream
+        .set_read_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
+        .map_err(DownloadError::Receive)?;
     let mut buf = vec![0u8; DOWNLOAD_BUFFER];
     let mut socket = stream;
-    while received < size {
+    while received < want {
         if cancel.load(Ordering::SeqCst) {
             return Err(DownloadError::Cancelled);
         }
-        let want = (size - received).min(buf.len() as u64) as usize;
-        let n = match socket.read(&mut buf[..want]) {
+        let n = (want - received).min(buf.len() as u64) as usize;
+        let n = match socket.read(&mut buf[..n]) {
             Ok(0) => {
                 return Err(DownloadError::Short {
-                    expected: size,
+                    expected: want,
                     received,
                 });
             }
@@ -155,16 +536,212 @@ pub(crate) fn download(
             Err(e) if wire::is_timeout(&e) => return Err(DownloadError::Timeout { received }),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 return Err(DownloadError::Short {
-                    expected: size,
+                    expected: want,
                     received,
                 });
             }
             Err(e) => return Err(DownloadError::Receive(e)),
         };
-        temp.write_all(&buf[..n]).map_err(local_err)?;
+        file.write_all(&buf[..n]).map_err(local_err)?;
         received += n as u64;
-        progress.advance(received);
+        progress.advance(from + received);
     }
-    temp.persist(local).map_err(|e| local_err(e.error))?;
-    Ok(size)
+    Ok(received)
+}
+
+/// A temporary file beside the target for a plain GET_FILE transfer, removed when
+/// dropped.
+fn temp_beside(beside: &Beside) -> Result<tempfile::NamedTempFile, DownloadError> {
+    let name = beside
+        .target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".part");
+    // The finished file gets the usual mode of a new file (0666 less the umask), not
+    // the private 0600 of a temporary file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+        .tempfile_in(&beside.dir)
+        .map_err(beside.local_err(&beside.target))
+}
+
+/// Rule 2: the statement's GET_FILE on a new connection, the content until the close.
+fn plain(
+    src: &Source<'_>,
+    beside: &Beside,
+    cancel: &AtomicBool,
+    progress: &mut dyn Progress,
+    started: Instant,
+) -> Result<Done, DownloadError> {
+    let stream = connect(src.addr, &encode_request(src.remote))?;
+    let timed = Timed {
+        stream: &stream,
+        deadline: Some(Instant::now() + HEADER_TIMEOUT),
+    };
+    let mut reader = FieldReader::new(timed);
+    let code = reader.read_u8(Field::Code).map_err(DownloadError::Reply)?;
+    let (_, mut head) = reader.into_parts();
+    let mut socket = &stream;
+    stream
+        .set_read_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
+        .map_err(DownloadError::Receive)?;
+    let mut buf = vec![0u8; DOWNLOAD_BUFFER];
+    let mut via = Via::Plain;
+    match code {
+        CODE_OK => {}
+        CODE_NOT_FOUND => {
+            // 1 then the close: no such file. 1 then content: a reference peer's
+            // success.
+            if head.is_empty() {
+                match read_some(&mut socket, &mut buf, cancel) {
+                    Ok(0) => return Err(DownloadError::NotFound),
+                    Err(DownloadError::Reset { .. }) => return Err(DownloadError::NotFound),
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err(e),
+                }
+            }
+            via = Via::PlainOne;
+        }
+        other => return Err(DownloadError::Refused(other)),
+    }
+    let local_err = beside.local_err(&beside.target);
+    let mut temp = temp_beside(beside)?;
+    progress.start(None, 0);
+    // The first bytes decide whether the content starts with the slides' size.
+    let mut lead: Vec<u8> = Vec::new();
+    let mut sized: Option<(usize, u64)> = None;
+    let mut decided = false;
+    let mut written = 0u64;
+    let mut chunk = head;
+    loop {
+        if !chunk.is_empty() {
+            let data: &[u8] = if decided {
+                &chunk
+            } else {
+                lead.extend_from_slice(&chunk);
+                match classify_lead(&lead) {
+                    Lead::Undecided => &[],
+                    Lead::Plain => {
+                        decided = true;
+                        &lead
+                    }
+                    Lead::Sized { prefix, size } => {
+                        decided = true;
+                        sized = Some((prefix, size));
+                        &lead[prefix..]
+                    }
+                }
+            };
+            temp.write_all(data).map_err(&local_err)?;
+            written += data.len() as u64;
+            progress.advance(written);
+        }
+        let n = read_some(&mut socket, &mut buf, cancel).map_err(|e| match e {
+            DownloadError::Reset { .. } => DownloadError::Reset { received: written },
+            DownloadError::Timeout { .. } => DownloadError::Timeout { received: written },
+            e => e,
+        })?;
+        if n == 0 {
+            break;
+        }
+        chunk = buf[..n].to_vec();
+    }
+    if !decided {
+        temp.write_all(&lead).map_err(&local_err)?;
+        written += lead.len() as u64;
+    }
+    let size = match sized {
+        Some((_, size)) if size == written => {
+            via = Via::PlainSized;
+            size
+        }
+        Some((prefix, _)) => {
+            // Not the slides' size after all: the prefix is part of the file.
+            temp = prepend(beside, temp, &lead[..prefix])?;
+            written + prefix as u64
+        }
+        None => written,
+    };
+    temp.persist(&beside.target)
+        .map_err(|e| local_err(e.error))?;
+    Ok(Done {
+        size,
+        received: size,
+        resumed_from: 0,
+        elapsed: started.elapsed(),
+        via,
+    })
+}
+
+/// One read of plain GET_FILE content: 0 at the close.
+fn read_some(
+    socket: &mut &TcpStream,
+    buf: &mut [u8],
+    cancel: &AtomicBool,
+) -> Result<usize, DownloadError> {
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Err(DownloadError::Cancelled);
+        }
+        return match socket.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if wire::is_timeout(&e) => Err(DownloadError::Timeout { received: 0 }),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                Err(DownloadError::Reset { received: 0 })
+            }
+            Err(e) => Err(DownloadError::Receive(e)),
+        };
+    }
+}
+
+/// A new temporary file holding `prefix` and then the content of `temp`.
+fn prepend(
+    beside: &Beside,
+    mut temp: tempfile::NamedTempFile,
+    prefix: &[u8],
+) -> Result<tempfile::NamedTempFile, DownloadError> {
+    let local_err = beside.local_err(&beside.target);
+    let mut out = temp_beside(beside)?;
+    out.write_all(prefix).map_err(&local_err)?;
+    temp.seek(SeekFrom::Start(0)).map_err(&local_err)?;
+    io::copy(temp.as_file_mut(), out.as_file_mut()).map_err(&local_err)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_info_round_trips_and_rejects_junk() {
+        let info = Info {
+            owner: "alice".into(),
+            remote: "/abs/a.bin".into(),
+            size: 123,
+            version: "1-2-3".into(),
+        };
+        assert_eq!(Info::parse(&info.render()), Some(info));
+        assert_eq!(Info::parse(""), None);
+        assert_eq!(Info::parse("peerdex-partial 1\nowner a\n"), None);
+        assert_eq!(
+            Info::parse("peerdex-partial 1\nowner a\nfile f\nsize x\nversion v\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn hidden_names_sit_beside_the_target() {
+        let b = Beside::new(Path::new("/tmp/d/big.iso"));
+        assert_eq!(b.partial, Path::new("/tmp/d/.big.iso.peerdex-partial"));
+        assert_eq!(b.info, Path::new("/tmp/d/.big.iso.peerdex-partial.info"));
+        let b = Beside::new(Path::new("x"));
+        assert_eq!(b.partial, Path::new("./.x.peerdex-partial"));
+    }
 }

@@ -103,9 +103,9 @@ impl SharedFiles {
         self.files.read().get(name).cloned()
     }
 
-    /// Opens a published name for serving: the file and its size, or the code to
-    /// answer.
-    pub(super) fn open(&self, name: &str) -> Result<(File, u64), u8> {
+    /// Opens a published name for serving: the file, its size and version, or the
+    /// code to answer.
+    pub(super) fn open(&self, name: &str) -> Result<Opened, u8> {
         let Some(path) = self.lookup(name) else {
             return Err(CODE_NOT_FOUND);
         };
@@ -121,7 +121,11 @@ impl SharedFiles {
             }
         };
         match file.metadata() {
-            Ok(m) if m.is_file() => Ok((file, m.len())),
+            Ok(m) if m.is_file() => Ok(Opened {
+                size: m.len(),
+                version: version_of(&m),
+                file,
+            }),
             Ok(_) => {
                 log::info!("peer: {name} is no longer a regular file: not served");
                 Err(CODE_NOT_FOUND)
@@ -132,6 +136,30 @@ impl SharedFiles {
             }
         }
     }
+}
+
+/// A published file opened for serving.
+pub(super) struct Opened {
+    pub(super) file: File,
+    pub(super) size: u64,
+    /// The GET_FILE_RANGE VERSION token: see [`version_of`].
+    pub(super) version: String,
+}
+
+/// The VERSION token of a file (PROTOCOL.md section 2): device, inode, size and
+/// modification time to the nanosecond, in hexadecimal. Any rewrite changes the
+/// mtime or the size, a replacement by rename changes the inode, so a resumed
+/// download never splices two different contents.
+fn version_of(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{:x}-{:x}-{:x}-{:x}.{:x}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec()
+    )
 }
 
 /// Opens an absolute path for reading, refusing a symlink in any component
@@ -207,8 +235,9 @@ mod tests {
         ));
         let path = files.resolve("a.txt").unwrap();
         files.insert("a.txt", path);
-        let (_, size) = files.open("a.txt").unwrap();
-        assert_eq!(size, 5);
+        let opened = files.open("a.txt").unwrap();
+        assert_eq!(opened.size, 5);
+        assert!(!opened.version.is_empty());
         assert_eq!(files.open("sub").err(), Some(CODE_NOT_FOUND));
         assert_eq!(files.open("../a.txt").err(), Some(CODE_NOT_FOUND));
         files.remove("a.txt");
@@ -249,6 +278,6 @@ mod tests {
         files.insert("f", files.resolve("f").unwrap());
         std::fs::write(root.join("f.new"), b"version 2").unwrap();
         std::fs::rename(root.join("f.new"), root.join("f")).unwrap();
-        assert_eq!(files.open("f").unwrap().1, 9);
+        assert_eq!(files.open("f").unwrap().size, 9);
     }
 }

@@ -13,7 +13,9 @@ use parking_lot::Mutex;
 use super::files::SharedFiles;
 use super::{MAX_UPLOADS, REQUEST_TIMEOUT, SEND_TIMEOUT};
 use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
-use crate::proto::peer::{CODE_OTHER, RequestError, encode_ok_header, read_request};
+use crate::proto::peer::{
+    CODE_OK, CODE_OTHER, Request, RequestError, encode_ok_header, encode_range_header, read_request,
+};
 use crate::proto::wire::FieldReader;
 
 /// Bytes sent per `sendfile` batch when an upload rate limit is set: small enough
@@ -116,6 +118,8 @@ impl Uploads {
 pub(crate) struct ServeOptions {
     /// Upload limit per download in bytes per second; `None` for no limit.
     pub max_rate: Option<u64>,
+    /// Send `SIZE\0` after the 0 of plain GET_FILE (the course slides' variant).
+    pub size_header: bool,
 }
 
 /// A running peer listener: bound on every interface, on a free port.
@@ -216,8 +220,8 @@ fn serve_one(
         return;
     }
     let mut out = &stream;
-    let name = match request {
-        Ok(name) => name,
+    let request = match request {
+        Ok(r) => r,
         Err(RequestError::Empty) => {
             log::debug!("peer {peer}: closed without a request");
             return;
@@ -228,42 +232,64 @@ fn serve_one(
             return;
         }
     };
-    let (file, size) = match files.open(&name) {
-        Ok(pair) => pair,
+    let (op, name) = (request.op(), request.file());
+    let opened = match files.open(name) {
+        Ok(o) => o,
         Err(code) => {
-            log::info!("peer {peer}: GET_FILE {name}: code {code}");
+            log::info!("peer {peer}: {op} {name}: code {code}");
             let _ = out.write_all(&[code]);
             return;
         }
     };
+    let size = opened.size;
+    let (header, start) = match &request {
+        Request::Get { .. } if options.size_header => (encode_ok_header(size), 0),
+        Request::Get { .. } => (vec![CODE_OK], 0),
+        Request::Range { offset, .. } if *offset > size => {
+            log::info!("peer {peer}: {op} {name}: offset {offset} past the end ({size})");
+            let _ = out.write_all(&[CODE_OTHER]);
+            return;
+        }
+        Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
+    };
     let Some(upload) = uploads.start(&stream) else {
-        log::info!("peer {peer}: GET_FILE {name}: all {MAX_UPLOADS} upload slots busy");
+        log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
         let _ = out.write_all(&[CODE_OTHER]);
         return;
     };
-    if let Err(e) = out.write_all(&encode_ok_header(size)) {
-        log::info!("peer {peer}: GET_FILE {name}: header not delivered: {e}");
+    if let Err(e) = out.write_all(&header) {
+        log::info!("peer {peer}: {op} {name}: header not delivered: {e}");
         return;
     }
     let started = Instant::now();
-    match send_content(file, size, out, options.max_rate, &upload.upload) {
-        Ok(sent) if sent == size => log::info!(
-            "peer {peer}: GET_FILE {name}: sent {size} bytes in {:.3} s",
+    match send_content(
+        opened.file,
+        start,
+        size,
+        out,
+        options.max_rate,
+        &upload.upload,
+    ) {
+        Ok(sent) if sent == size - start => log::info!(
+            "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
             started.elapsed().as_secs_f64()
         ),
         Ok(sent) => log::warn!(
-            "peer {peer}: GET_FILE {name}: file shrank while sending ({sent} of {size} bytes)"
+            "peer {peer}: {op} {name}: file shrank while sending ({sent} of {} bytes)",
+            size - start
         ),
-        Err(e) => log::info!("peer {peer}: GET_FILE {name}: transfer aborted: {e}"),
+        Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
     }
 }
 
-/// Sends exactly `size` bytes of `file` (fewer if it shrank meanwhile), paced to
+/// Sends bytes `start..size` of `file` (fewer if it shrank meanwhile), paced to
 /// `max_rate` bytes per second when given, counting progress in `upload`. The whole
-/// upload must end within [`SEND_TIMEOUT`] plus `size` at [`MIN_UPLOAD_RATE`]
+/// upload must end within [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`]
 /// (`TimedOut` past it); no single write blocks longer than [`SEND_TIMEOUT`].
+/// Returns the bytes sent.
 fn send_content(
     file: File,
+    start: u64,
     size: u64,
     out: &TcpStream,
     max_rate: Option<u64>,
@@ -276,9 +302,10 @@ fn send_content(
         UNPACED_CHUNK
     };
     let started = Instant::now();
-    let deadline = started + SEND_TIMEOUT + Duration::from_secs(size / MIN_UPLOAD_RATE);
-    let mut sent = 0u64;
-    while sent < size {
+    let total = size.saturating_sub(start);
+    let deadline = started + SEND_TIMEOUT + Duration::from_secs(total / MIN_UPLOAD_RATE);
+    let mut pos = start;
+    while pos < size {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(
@@ -287,21 +314,21 @@ fn send_content(
             ));
         }
         out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))?;
-        let end = size.min(sent + chunk);
-        let n = send_range(&file, out, sent, end)?;
+        let end = size.min(pos + chunk);
+        let n = send_range(&file, out, pos, end)?;
         if n == 0 {
             break;
         }
-        sent += n;
-        upload.sent.store(sent, Ordering::Relaxed);
+        pos += n;
+        upload.sent.store(pos - start, Ordering::Relaxed);
         if let Some(rate) = rate {
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            let due = Duration::from_secs_f64((pos - start) as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 thread::sleep(wait);
             }
         }
     }
-    Ok(sent)
+    Ok(pos - start)
 }
 
 /// Largest count passed to one `sendfile` call; Linux moves at most 0x7ffff000 bytes

@@ -3,7 +3,8 @@
 //!
 //! Owns: the table of files this client published ([`SharedFiles`], `files`), the
 //! listener that serves them ([`PeerListener`], `listener`), and the downloader
-//! ([`download`]) with its temporary-file-then-rename discipline. Does not own: the
+//! ([`download`]): GET_FILE_RANGE first, the statement's GET_FILE as the fallback,
+//! temporary file then rename, and a hidden partial file to resume from. Does not own: the
 //! messages (`proto::peer`), the index protocol or the shell (`client`), the accept
 //! loop and the connection cap (`net`).
 //!
@@ -21,7 +22,7 @@ mod listener;
 
 use std::time::Duration;
 
-pub(crate) use download::{DownloadError, Progress, download};
+pub(crate) use download::{Done, DownloadError, Progress, Source, download};
 pub(crate) use files::SharedFiles;
 pub(crate) use listener::{PeerListener, ServeOptions};
 
@@ -32,7 +33,8 @@ pub(crate) use listener::{PeerListener, ServeOptions};
 pub(crate) const MAX_UPLOADS: usize = 64;
 
 /// How long a connection to the listener may take to deliver its request. A request
-/// is two short fields; a peer that has not sent them in 10 s is not going to.
+/// is two or three short fields; a peer that has not sent them in 10 s is not going
+/// to.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long one write of file content may block on a downloader that does not read.
@@ -46,6 +48,12 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// between chunks of content. A live peer on any real link sends something within
 /// 10 s; past it the download fails and the temporary file is removed.
 pub(crate) const DOWNLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the downloader waits for a whole reply header (the code byte, and SIZE
+/// and VERSION after GET_FILE_RANGE's 0), however the peer dribbles it. A live peer
+/// answers at once; past 10 s a GET_FILE_RANGE attempt counts as unanswered and the
+/// plain GET_FILE as failed.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Buffer of the download loop. Large reads amortise the system calls on fast links
 /// (loopback moves several GB/s) while keeping the downloader's memory constant.
