@@ -16,6 +16,7 @@ mod messages;
 pub(crate) mod peer;
 mod published;
 mod shell;
+mod soap_time;
 mod timeclock;
 
 use std::fmt;
@@ -53,10 +54,12 @@ pub struct ClientArgs {
     /// Index server port.
     #[arg(short, long)]
     pub port: u16,
-    /// Time service asked for the DATETIME of every request; the local clock is used
-    /// when it cannot be reached.
-    #[arg(long, default_value = "http://127.0.0.1:8000/", value_name = "URL")]
-    pub time_url: String,
+    /// Time service asked for the DATETIME of every request: http://HOST:PORT/ (plain
+    /// GET), or a SOAP service's WSDL, http://HOST:PORT/?wsdl. Default: $WSDL_URL (a
+    /// WSDL), else http://127.0.0.1:8000/. The local clock is used when it cannot be
+    /// reached.
+    #[arg(long, value_name = "URL")]
+    pub time_url: Option<String>,
     /// Folder that relative file names (PUBLISH, GET_FILE's local file) resolve
     /// against.
     #[arg(long, default_value = ".", value_name = "DIR")]
@@ -137,7 +140,11 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut session = Session {
         server: format!("{}:{}", args.server, args.port),
         state_dir,
-        clock: TimeClock::new(args.time_url.clone()),
+        clock: {
+            let env = std::env::var("WSDL_URL").ok();
+            let (url, soap) = timeclock::choose_url(args.time_url.as_deref(), env.as_deref());
+            TimeClock::new(url, soap)
+        },
         files: SharedFiles::new(share),
         serve: ServeOptions {
             max_rate: args.max_upload_rate,
