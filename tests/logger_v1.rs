@@ -9,8 +9,12 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::Duration;
 
 use support::*;
@@ -163,4 +167,103 @@ fn a_version_1_logger_gets_printed_lines_and_a_version_2_logger_records_again() 
         l.proc.wait_exit(Duration::from_secs(10)).is_some(),
         "logger exit"
     );
+}
+
+// ---- Without rpcbind: a hand-written version 1 logger behind --logger HOST:PORT ----
+
+fn word(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes(b[i..i + 4].try_into().unwrap())
+}
+
+/// Skips an opaque_auth (flavor, length, body) at `at`; returns the offset after it.
+fn skip_auth(b: &[u8], at: usize) -> usize {
+    at + 8 + (word(b, at + 4) as usize).div_ceil(4) * 4
+}
+
+/// One reply message for `xid`: accepted, AUTH_NONE verifier, then `tail`
+/// (accept_stat and its data), with its record mark.
+fn reply(xid: u32, tail: &[u32]) -> Vec<u8> {
+    let mut words = vec![xid, 1, 0, 0, 0];
+    words.extend_from_slice(tail);
+    let body: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+    let mut out = (body.len() as u32 | 1 << 31).to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
+
+/// Serves one connection like rpcgen's server for `void LOG(string) = 1` in version
+/// 1 only: version 2 calls get PROG_MISMATCH 1..1.
+fn serve_v1(mut s: TcpStream, lines: Arc<Mutex<Vec<String>>>) {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    loop {
+        let mut mark = [0u8; 4];
+        if s.read_exact(&mut mark).is_err() {
+            return;
+        }
+        let len = (u32::from_be_bytes(mark) & 0x7fff_ffff) as usize;
+        assert!(u32::from_be_bytes(mark) & 1 << 31 != 0 && len <= 65536);
+        let mut m = vec![0u8; len];
+        if s.read_exact(&mut m).is_err() {
+            return;
+        }
+        let (xid, vers, proc_) = (word(&m, 0), word(&m, 16), word(&m, 20));
+        let out = if vers != 1 {
+            reply(xid, &[2, 1, 1])
+        } else {
+            if proc_ == 1 {
+                let args = skip_auth(&m, skip_auth(&m, 24));
+                let n = word(&m, args) as usize;
+                let text = String::from_utf8(m[args + 4..args + 4 + n].to_vec()).unwrap();
+                lines.lock().unwrap().push(text);
+            }
+            reply(xid, &[0])
+        };
+        if s.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_direct_version_1_logger_is_detected_by_prog_mismatch_and_said_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&lines);
+    thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let keep = Arc::clone(&keep);
+            thread::spawn(move || serve_v1(s, keep));
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let s = Server::start(&[
+        "--logger",
+        &format!("127.0.0.1:{port}"),
+        "--spool",
+        spool.to_str().unwrap(),
+    ]);
+    let mut want = Vec::new();
+    for i in 0..20 {
+        let user = format!("u{i}");
+        request(&s, &["REGISTER", "17/12/2014 13:20:35", &user]);
+        want.push(format!("{user}    REGISTER    17/12/2014 13:20:35"));
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || lines.lock().unwrap().len()
+            >= want.len()),
+        "the v1 logger got {:?}",
+        lines.lock().unwrap()
+    );
+    // A steady logger loses and repeats nothing; the switch is said once.
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(*lines.lock().unwrap(), want);
+    let said = s
+        .proc
+        .err_lines()
+        .iter()
+        .filter(|l| l.contains("offers only LOG version 1"))
+        .count();
+    assert_eq!(said, 1, "{:?}", s.proc.err_lines());
 }
