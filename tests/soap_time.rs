@@ -175,3 +175,94 @@ fn a_dead_wsdl_address_falls_back_to_the_local_clock_with_one_line() {
     assert_eq!(warnings, 1, "{:?}", c.stderr());
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
+
+/// A SOAP service of its own: GET answers a WSDL naming `op` in `tns` at this
+/// address, POST answers `status` with `body`. Keeps every request's head and body.
+fn fake_soap(status: u16, body: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let wsdl = format!(
+        r#"<?xml version="1.0"?><definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" targetNamespace="urn:t"><portType name="P"><operation name="now"/></portType><binding name="B" type="P"><operation name="now"><soap:operation soapAction="urn:t#now"/></operation></binding><service name="S"><port name="p" binding="B"><soap:address location="{base}soap"/></port></service></definitions>"#
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&seen);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head, then a Content-Length body (POST).
+            loop {
+                let text = String::from_utf8_lossy(&req).into_owned();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if req.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&req).into_owned();
+            let (code, answer) = if text.starts_with("GET ") {
+                (200, wsdl.clone())
+            } else {
+                (status, body.to_owned())
+            };
+            keep.lock().unwrap().push(text);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (format!("{base}?wsdl"), seen)
+}
+
+#[test]
+fn the_call_follows_the_wsdl_and_a_fault_is_reported() {
+    let ok = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><r:nowResponse xmlns:r="urn:t"><r:nowResult>09/10/2011 12:13:14</r:nowResult></r:nowResponse></s:Body></s:Envelope>"#;
+    let (wsdl, seen) = fake_soap(200, ok);
+    let share = tempfile::tempdir().unwrap();
+    assert_eq!(
+        datetime_sent(Some(&wsdl), None, share.path()),
+        "09/10/2011 12:13:14"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one WSDL read, one call: {seen:?}");
+    let post = seen[1].to_ascii_lowercase();
+    assert!(post.starts_with("post /soap "), "{post}");
+    assert!(post.contains("soapaction: \"urn:t#now\""), "{post}");
+    assert!(
+        post.contains("content-type: text/xml; charset=utf-8"),
+        "{post}"
+    );
+    assert!(seen[1].contains(r#"xmlns:tns="urn:t""#) && seen[1].contains("<tns:now/>"));
+
+    let fault = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Server</faultcode><faultstring>clock on fire</faultstring></s:Fault></s:Body></s:Envelope>"#;
+    let (wsdl, _) = fake_soap(500, fault);
+    let (index, _) = fake_index();
+    let mut cmd = Command::new(bin());
+    cmd.args(["client", "-s", "127.0.0.1", "-p"])
+        .arg(index.port().to_string())
+        .arg("--share")
+        .arg(share.path())
+        .args(["--time-url", &wsdl]);
+    let mut c = Client::spawn(cmd);
+    assert_eq!(c.cmd("REGISTER alice"), "c> REGISTER OK");
+    assert!(c.stderr_has("clock on fire"), "{:?}", c.stderr());
+    c.send("QUIT");
+}

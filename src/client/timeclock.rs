@@ -44,6 +44,8 @@ pub(crate) enum TimeError {
     Http(ureq::Error),
     /// The WSDL or the SOAP response could not be used.
     Soap(SoapError),
+    /// A SOAP answer with a status other than 200 and no Fault.
+    Status(u16),
     /// The body is not `dd/mm/YYYY HH:MM:SS`.
     Malformed(String),
 }
@@ -53,6 +55,7 @@ impl fmt::Display for TimeError {
         match self {
             TimeError::Http(e) => write!(f, "http: {e}"),
             TimeError::Soap(e) => write!(f, "{e}"),
+            TimeError::Status(s) => write!(f, "http: status {s}"),
             TimeError::Malformed(body) => write!(f, "malformed: {body:?} is not a DATETIME"),
         }
     }
@@ -151,17 +154,27 @@ impl TimeClock {
         let mut response = self
             .agent
             .post(&service.location)
+            // A Fault comes with status 500 (SOAP 1.1 section 6.2): read its
+            // faultstring rather than stop at the status.
+            .config()
+            .http_status_as_error(false)
+            .build()
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", format!("\"{}\"", service.action))
             .send(soap_time::request(service))
             .map_err(TimeError::Http)?;
+        let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(MAX_SOAP_BODY)
             .read_to_vec()
             .map_err(TimeError::Http)?;
-        soap_time::parse_response(&body).map_err(TimeError::Soap)
+        let result = soap_time::parse_response(&body).map_err(TimeError::Soap);
+        match result {
+            Ok(_) if status != 200 => Err(TimeError::Status(status)),
+            other => other,
+        }
     }
 
     /// The DATETIME for the next request: the service's, or the local clock's (and a
