@@ -186,11 +186,16 @@ impl FakeIndex {
                         .map(|f| String::from_utf8_lossy(f).into_owned())
                         .collect();
                     let nuls = bytes.iter().filter(|&&b| b == 0).count();
-                    let want = match fields[0].as_str() {
+                    let mut want = match fields[0].as_str() {
                         "PUBLISH" => 5,
                         "CONNECT" | "DELETE" | "LIST_CONTENT" | "SEARCH" => 4,
                         _ => 3,
                     };
+                    // The first-version layout has no DATETIME (which always
+                    // holds a space) as its second field.
+                    if nuls >= 2 && !fields[1].contains(' ') {
+                        want -= 1;
+                    }
                     if nuls >= want && nuls > 0 {
                         break;
                     }
@@ -642,4 +647,75 @@ fn connect_asks_the_server_even_when_the_shell_believes_it_is_connected() {
         a.cmd("LIST_USERS"),
         "c> LIST_USERS FAIL, USER NOT CONNECTED"
     );
+}
+
+#[test]
+fn no_datetime_sends_the_first_version_layout() {
+    let idx = FakeIndex::start();
+    let (time_url, time_hits) = fake_time("01/02/2003 04:05:06");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), b"x").unwrap();
+    let mut c = Client::start_with(
+        idx.addr,
+        dir.path(),
+        &["--time-url", &time_url, "--no-datetime"],
+    );
+    assert_eq!(c.cmd("REGISTER u"), "c> REGISTER OK");
+    assert_eq!(c.cmd("CONNECT u"), "c> CONNECT OK");
+    assert_eq!(c.cmd("PUBLISH f.txt my notes"), "c> PUBLISH OK");
+    assert_eq!(c.cmd("DELETE f.txt"), "c> DELETE OK");
+    let requests = idx.requests();
+    let port = requests[1][2].clone();
+    // Each request as its fields (the split leaves "" after the last NUL).
+    let want: Vec<Vec<&str>> = vec![
+        vec!["REGISTER", "u", ""],
+        vec!["CONNECT", "u", &port, ""],
+        vec!["LIST_CONTENT", "u", "u", ""],
+        vec!["PUBLISH", "u", "f.txt", "my notes", ""],
+        vec!["DELETE", "u", "f.txt", ""],
+    ];
+    assert_eq!(requests, want);
+    assert!(port.parse::<u16>().is_ok(), "{port}");
+    assert_eq!(
+        time_hits.load(Ordering::SeqCst),
+        0,
+        "the time service was asked"
+    );
+}
+
+#[test]
+fn fields_over_255_bytes_are_refused_locally_with_the_fail_message() {
+    let idx = FakeIndex::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::start(idx.addr, dir.path());
+    let long = "u".repeat(256);
+    assert_eq!(c.cmd(&format!("REGISTER {long}")), "c> REGISTER FAIL");
+    assert!(c.stderr_has("at most 255"), "{:?}", c.stderr());
+    assert_eq!(c.cmd(&format!("UNREGISTER {long}")), "c> UNREGISTER FAIL");
+    assert!(idx.requests().is_empty(), "{:?}", idx.requests());
+    // 255 bytes is still sent.
+    let most = "u".repeat(255);
+    assert_eq!(c.cmd(&format!("REGISTER {most}")), "c> REGISTER OK");
+    assert_eq!(idx.requests().len(), 1);
+    assert_eq!(idx.requests()[0][2], most);
+    assert_eq!(c.cmd("CONNECT u"), "c> CONNECT OK");
+    let sent = idx.requests().len();
+    let long_file = "f".repeat(256);
+    assert_eq!(c.cmd(&format!("DELETE {long_file}")), "c> DELETE FAIL");
+    assert_eq!(
+        c.cmd(&format!("LIST_CONTENT {long}")),
+        "c> LIST_CONTENT FAIL"
+    );
+    std::fs::write(dir.path().join("f.txt"), b"x").unwrap();
+    let long_desc = "d ".repeat(128) + "d";
+    assert_eq!(
+        c.cmd(&format!("PUBLISH f.txt {long_desc}")),
+        "c> PUBLISH FAIL"
+    );
+    assert!(
+        c.stderr_has("description has 257 bytes"),
+        "{:?}",
+        c.stderr()
+    );
+    assert_eq!(idx.requests().len(), sent, "{:?}", idx.requests());
 }

@@ -593,7 +593,7 @@ fn ephemeral_starts_empty_and_writes_nothing() {
     let s = start(&data, &[]);
     let line = s
         .proc
-        .wait_line(Duration::from_secs(5), |l| l.starts_with("s> data: "))
+        .wait_err_line(Duration::from_secs(5), |l| l.starts_with("peerdex: data: "))
         .expect("data line");
     assert!(line.contains(data.to_str().unwrap()), "{line}");
 }

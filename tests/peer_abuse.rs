@@ -93,14 +93,18 @@ fn bad_requests_get_code_2_and_the_listener_keeps_serving() {
     let s = Server::start(&["--probe-interval", "0"]);
     let share = tempfile::tempdir().unwrap();
     std::fs::write(share.path().join("ok.txt"), b"hello").unwrap();
-    // A published name of exactly 256 bytes (the limit), and one of 257 (a valid
-    // path, but one byte over the limit; each component stays under NAME_MAX).
+    // A published name of 255 bytes (the most the client sends to an index
+    // server, PROTOCOL.md section 5), one of 256 (the peer's limit, not published)
+    // and one of 257 (a valid path, but one byte over the limit; each component
+    // stays under NAME_MAX).
     std::fs::create_dir(share.path().join("d")).unwrap();
-    let name256 = format!("d/{}", "a".repeat(254));
+    let name255 = format!("d/{}", "a".repeat(253));
+    let name256 = format!("d/{}", "c".repeat(254));
     let name257 = format!("d/{}", "b".repeat(255));
+    std::fs::write(share.path().join(&name255), b"limit").unwrap();
     std::fs::write(share.path().join(&name256), b"limit").unwrap();
     std::fs::write(share.path().join(&name257), b"over").unwrap();
-    let alice = serving(s.addr, share.path(), &[], &["ok.txt", &name256]);
+    let alice = serving(s.addr, share.path(), &[], &["ok.txt", &name255]);
     let port = peer_port(s.addr, "alice");
 
     // A silent connection, watched on its own thread while the sweep goes on.
@@ -110,7 +114,8 @@ fn bad_requests_get_code_2_and_the_listener_keeps_serving() {
     });
 
     // Names at, just past and far past the limit.
-    assert_eq!(raw(port, &get(name256.as_bytes())), b"\x00limit");
+    assert_eq!(raw(port, &get(name255.as_bytes())), b"\x00limit");
+    assert_eq!(raw(port, &get(name256.as_bytes())), [1]);
     assert_eq!(name257.len(), 257);
     assert_eq!(raw(port, &get(name257.as_bytes())), [2]);
     assert_eq!(raw(port, &get(&vec![b'x'; 64 * 1024])), [2]);
@@ -257,10 +262,10 @@ fn a_thousand_silent_connections_do_not_stop_a_download() {
     assert_eq!(raw(port, &get(b"nothing")), [1]);
     assert!(
         !s.proc
-            .lines()
+            .err_lines()
             .iter()
-            .any(|l| l.starts_with("s> DISCONNECT alice: peer unreachable")),
+            .any(|l| l.starts_with("peerdex: DISCONNECT alice: peer unreachable")),
         "alice was dropped during the flood: {:?}",
-        s.proc.lines()
+        s.proc.err_lines()
     );
 }

@@ -16,6 +16,7 @@ mod messages;
 pub(crate) mod peer;
 mod published;
 mod shell;
+mod soap_time;
 mod timeclock;
 
 use std::fmt;
@@ -40,6 +41,11 @@ pub(crate) use timeclock::TimeClock;
 /// when the server is gone.
 pub(crate) const INDEX_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest user name, file name or description the client sends: a C server written
+/// to the statement keeps them in `char[256]` with the NUL (PROTOCOL.md section 5),
+/// so a longer one would be cut or overflow there. Refused locally instead.
+pub(crate) const STATEMENT_MAX_FIELD: usize = 255;
+
 /// Downloads at least this large show a progress bar (in a terminal). Smaller ones
 /// finish before a bar would be readable.
 pub(crate) const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
@@ -53,10 +59,12 @@ pub struct ClientArgs {
     /// Index server port.
     #[arg(short, long)]
     pub port: u16,
-    /// Time service asked for the DATETIME of every request; the local clock is used
-    /// when it cannot be reached.
-    #[arg(long, default_value = "http://127.0.0.1:8000/", value_name = "URL")]
-    pub time_url: String,
+    /// Time service asked for the DATETIME of every request: http://HOST:PORT/ (plain
+    /// GET), or a SOAP service's WSDL, http://HOST:PORT/?wsdl. Default: $WSDL_URL (a
+    /// WSDL), else http://127.0.0.1:8000/. The local clock is used when it cannot be
+    /// reached.
+    #[arg(long, value_name = "URL")]
+    pub time_url: Option<String>,
     /// Folder that relative file names (PUBLISH, GET_FILE's local file) resolve
     /// against.
     #[arg(long, default_value = ".", value_name = "DIR")]
@@ -66,6 +74,10 @@ pub struct ClientArgs {
     /// record are ever served.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Send requests in the first-version layout, without DATETIME (for index servers
+    /// written to part 1 of the statement); the time service is not asked.
+    #[arg(long)]
+    pub no_datetime: bool,
     /// Upload rate limit per download served, in bytes per second (default: none).
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_upload_rate: Option<u64>,
@@ -99,10 +111,21 @@ impl std::error::Error for ClientError {}
 /// Why an index request got no result code.
 #[derive(Debug)]
 pub(crate) enum IndexError {
-    Resolve { server: String, source: io::Error },
-    Connect { server: String, source: io::Error },
+    Resolve {
+        server: String,
+        source: io::Error,
+    },
+    Connect {
+        server: String,
+        source: io::Error,
+    },
     Send(io::Error),
     Reply(WireError),
+    /// A field longer than [`STATEMENT_MAX_FIELD`]: refused before sending.
+    TooLong {
+        field: &'static str,
+        len: usize,
+    },
 }
 
 impl fmt::Display for IndexError {
@@ -114,6 +137,11 @@ impl fmt::Display for IndexError {
             }
             IndexError::Send(e) => write!(f, "send: {e}"),
             IndexError::Reply(e) => write!(f, "reply: {e}"),
+            IndexError::TooLong { field, len } => write!(
+                f,
+                "not sent: the {field} has {len} bytes; index servers written to the \
+                 statement take at most {STATEMENT_MAX_FIELD}"
+            ),
         }
     }
 }
@@ -144,7 +172,12 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut session = Session {
         server: format!("{}:{}", args.server, args.port),
         state_dir,
-        clock: TimeClock::new(args.time_url.clone()),
+        no_datetime: args.no_datetime,
+        clock: {
+            let env = std::env::var("WSDL_URL").ok();
+            let (url, soap) = timeclock::choose_url(args.time_url.as_deref(), env.as_deref());
+            TimeClock::new(url, soap)
+        },
         files: SharedFiles::new(share),
         serve: ServeOptions {
             max_rate: args.max_upload_rate,
@@ -208,6 +241,8 @@ struct Session {
     server: String,
     state_dir: PathBuf,
     clock: TimeClock,
+    /// Requests without DATETIME (`--no-datetime`).
+    no_datetime: bool,
     files: Arc<SharedFiles>,
     serve: ServeOptions,
     connected: Option<Connected>,
@@ -242,6 +277,33 @@ fn split_word(s: &str) -> (&str, &str) {
     match s.find(char::is_whitespace) {
         Some(i) => (&s[..i], s[i..].trim_start()),
         None => (s, ""),
+    }
+}
+
+/// Refuses a request whose user name, file name or description (or LIST_CONTENT
+/// target, SEARCH pattern) is longer than [`STATEMENT_MAX_FIELD`] bytes.
+fn check_lengths(user: &str, body: &Body) -> Result<(), IndexError> {
+    let mut fields = vec![("user name", user)];
+    match body {
+        Body::Publish { file, description } => {
+            fields.push(("file name", file));
+            fields.push(("description", description));
+        }
+        Body::Delete { file } => fields.push(("file name", file)),
+        Body::ListContent { target } => fields.push(("user name", target)),
+        Body::Search { pattern } => fields.push(("pattern", pattern)),
+        Body::Register
+        | Body::Unregister
+        | Body::Connect { .. }
+        | Body::Disconnect
+        | Body::ListUsers => {}
+    }
+    match fields.iter().find(|(_, v)| v.len() > STATEMENT_MAX_FIELD) {
+        Some((field, v)) => Err(IndexError::TooLong {
+            field,
+            len: v.len(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -310,8 +372,13 @@ impl Session {
         user: &str,
         body: Body,
     ) -> Result<(u8, FieldReader<TcpStream>), IndexError> {
+        check_lengths(user, &body)?;
         let request = Request {
-            datetime: Some(self.clock.now()),
+            datetime: if self.no_datetime {
+                None
+            } else {
+                Some(self.clock.now())
+            },
             user: user.to_owned(),
             body,
         };

@@ -2,14 +2,32 @@
 //! (PROTOCOL.md section 4), or taken from the local clock when the service cannot
 //! be reached.
 //!
-//! Owns: the HTTP request to the time service, its timeout and body limit, the
+//! Two kinds of service: the peerdex one answers `GET /` with the DATETIME as text;
+//! a course service that speaks only SOAP 1.1 is given by its WSDL address (a URL
+//! ending in `?wsdl`, or the `WSDL_URL` variable as the reference client reads it):
+//! the WSDL is read once, then every DATETIME is one SOAP call (`soap_time`).
+//!
+//! Owns: choosing the source, the HTTP requests, their timeout and body limits, the
 //! validation of the answer, and the one-time warning on stderr. Does not own: the
-//! DATETIME format (`clock`) or the time service itself (`timesvc`).
+//! DATETIME format (`clock`), the SOAP documents (`soap_time`) or the time service
+//! itself (`timesvc`).
 
 use std::fmt;
 use std::time::Duration;
 
+use super::soap_time::{self, Service, SoapError};
 use crate::proto::datetime;
+
+/// The time service when neither `--time-url` nor `WSDL_URL` names one.
+pub(crate) const DEFAULT_TIME_URL: &str = "http://127.0.0.1:8000/";
+
+/// Largest WSDL read. A one-operation WSDL is 2-4 KiB (spyne's is 3 KiB); this
+/// leaves room for big generated ones and caps what a wrong URL makes us read.
+const MAX_WSDL: u64 = 256 * 1024;
+
+/// Largest SOAP response read: the envelope around a 19-byte string is under 1 KiB;
+/// a Fault with a stack trace can be a few KiB.
+const MAX_SOAP_BODY: u64 = 64 * 1024;
 
 /// How long one request to the time service may take in all (connect, send, answer).
 /// The service is meant to be local or nearby; a second is ample, and a dead service
@@ -24,6 +42,10 @@ const MAX_TIME_BODY: u64 = 256;
 #[derive(Debug)]
 pub(crate) enum TimeError {
     Http(ureq::Error),
+    /// The WSDL or the SOAP response could not be used.
+    Soap(SoapError),
+    /// A SOAP answer with a status other than 200 and no Fault.
+    Status(u16),
     /// The body is not `dd/mm/YYYY HH:MM:SS`.
     Malformed(String),
 }
@@ -32,6 +54,8 @@ impl fmt::Display for TimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TimeError::Http(e) => write!(f, "http: {e}"),
+            TimeError::Soap(e) => write!(f, "{e}"),
+            TimeError::Status(s) => write!(f, "http: status {s}"),
             TimeError::Malformed(body) => write!(f, "malformed: {body:?} is not a DATETIME"),
         }
     }
@@ -39,15 +63,37 @@ impl fmt::Display for TimeError {
 
 impl std::error::Error for TimeError {}
 
+/// The time service URL: `--time-url`, else `WSDL_URL` (if set and not empty),
+/// else [`DEFAULT_TIME_URL`]; and whether it is a WSDL address (a SOAP service).
+pub(crate) fn choose_url(option: Option<&str>, env: Option<&str>) -> (String, bool) {
+    match (option, env.map(str::trim).filter(|e| !e.is_empty())) {
+        (Some(url), _) => (url.to_owned(), is_wsdl_url(url)),
+        (None, Some(wsdl)) => (wsdl.to_owned(), true),
+        (None, None) => (DEFAULT_TIME_URL.to_owned(), false),
+    }
+}
+
+/// A URL ending in `?wsdl` (any case) is a WSDL address.
+pub(crate) fn is_wsdl_url(url: &str) -> bool {
+    url.len() >= 5
+        && url
+            .get(url.len() - 5..)
+            .is_some_and(|tail| tail.eq_ignore_ascii_case("?wsdl"))
+}
+
 /// Source of DATETIMEs for one shell.
 pub(crate) struct TimeClock {
     url: String,
+    /// `url` is a WSDL address.
+    soap: bool,
+    /// The SOAP service, once its WSDL was read.
+    service: Option<Service>,
     agent: ureq::Agent,
     warned: bool,
 }
 
 impl TimeClock {
-    pub(crate) fn new(url: String) -> TimeClock {
+    pub(crate) fn new(url: String, soap: bool) -> TimeClock {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(TIME_TIMEOUT))
             // The time service is on the local network: never route it through a
@@ -56,25 +102,78 @@ impl TimeClock {
             .build();
         TimeClock {
             url,
+            soap,
+            service: None,
             agent: config.into(),
             warned: false,
         }
     }
 
     /// Asks the time service once.
-    pub(crate) fn fetch(&self) -> Result<String, TimeError> {
-        let mut response = self.agent.get(&self.url).call().map_err(TimeError::Http)?;
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_TIME_BODY)
-            .read_to_string()
-            .map_err(TimeError::Http)?;
+    pub(crate) fn fetch(&mut self) -> Result<String, TimeError> {
+        let body = if self.soap {
+            let result = self.call_soap();
+            if result.is_err() {
+                // Read the WSDL again next time: the service may have moved.
+                self.service = None;
+            }
+            result?
+        } else {
+            let mut response = self.agent.get(&self.url).call().map_err(TimeError::Http)?;
+            response
+                .body_mut()
+                .with_config()
+                .limit(MAX_TIME_BODY)
+                .read_to_string()
+                .map_err(TimeError::Http)?
+        };
         let time = body.trim();
         if datetime::is_datetime(time) {
             Ok(time.to_owned())
         } else {
             Err(TimeError::Malformed(time.chars().take(64).collect()))
+        }
+    }
+
+    /// Reads the WSDL (first time only), then calls its operation; returns the
+    /// string result.
+    fn call_soap(&mut self) -> Result<String, TimeError> {
+        if self.service.is_none() {
+            let mut response = self.agent.get(&self.url).call().map_err(TimeError::Http)?;
+            let wsdl = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_WSDL)
+                .read_to_vec()
+                .map_err(TimeError::Http)?;
+            let service = soap_time::parse_wsdl(&wsdl).map_err(TimeError::Soap)?;
+            log::debug!("time service: {service:?}");
+            self.service = Some(service);
+        }
+        let service = self.service.as_ref().expect("just read");
+        let mut response = self
+            .agent
+            .post(&service.location)
+            // A Fault comes with status 500 (SOAP 1.1 section 6.2): read its
+            // faultstring rather than stop at the status.
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("SOAPAction", format!("\"{}\"", service.action))
+            .send(soap_time::request(service))
+            .map_err(TimeError::Http)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_SOAP_BODY)
+            .read_to_vec()
+            .map_err(TimeError::Http)?;
+        let result = soap_time::parse_response(&body).map_err(TimeError::Soap);
+        match result {
+            Ok(_) if status != 200 => Err(TimeError::Status(status)),
+            other => other,
         }
     }
 
@@ -95,5 +194,31 @@ impl TimeClock {
                 datetime::now()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_beats_wsdl_url_beats_default() {
+        assert_eq!(
+            choose_url(Some("http://h:1/"), Some("http://w/?wsdl")),
+            ("http://h:1/".into(), false)
+        );
+        assert_eq!(
+            choose_url(Some("http://h:1/?WSDL"), None),
+            ("http://h:1/?WSDL".into(), true)
+        );
+        assert_eq!(
+            choose_url(None, Some("http://w:8000/?wsdl")),
+            ("http://w:8000/?wsdl".into(), true)
+        );
+        assert_eq!(
+            choose_url(None, Some(" ")),
+            (DEFAULT_TIME_URL.into(), false)
+        );
+        assert!(!is_wsdl_url("wsdl"));
     }
 }

@@ -84,8 +84,7 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<String, XdrError> {
     Ok(s)
 }
 
-#[cfg(test)]
-/// Encodes the version 1 argument.
+/// Encodes the version 1 argument (the shipper's calls to a statement logger).
 pub(crate) fn encode_v1(text: &str, out: &mut Vec<u8>) {
     xdr::put_string(out, clip(text, MAX_V1_TEXT));
 }

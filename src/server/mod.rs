@@ -253,10 +253,12 @@ impl IndexServer {
                 shutdown.clone(),
                 ctx.advertise,
                 move |user, addr| {
-                    ctx.console.line(format!(
-                        "s> DISCONNECT {user}: peer unreachable at {}:{}",
+                    // Not a request: stderr, so stdout keeps only the statement's
+                    // lines (PROTOCOL.md section 6).
+                    eprintln!(
+                        "peerdex: DISCONNECT {user}: peer unreachable at {}:{}",
                         addr.ip, addr.port
-                    ));
+                    );
                     ctx.audit.record(AuditRecord {
                         user: user.to_owned(),
                         operation: "DISCONNECT (peer unreachable)".into(),
@@ -322,19 +324,23 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     } else {
         addr.ip()
     };
+    // stdout carries exactly the statement's console (PROTOCOL.md section 6): the
+    // init line, the bare prompt, then one line per request. Course graders diff
+    // it; everything else goes to stderr.
     console.line(format!(
         "s> init server {}",
         SocketAddr::new(shown, addr.port())
     ));
-    console.line(format!("s> {}", server.storage()));
+    console.line("s>".into());
+    eprintln!("peerdex: {}", server.storage());
     log::info!("listening on {addr}");
     server.run(&shutdown);
     if let Some(shipper) = shipper {
         shipper.finish();
     }
-    console.line("s> server stopped".into());
     drop(console);
     writer.finish();
+    eprintln!("peerdex: server stopped");
     Ok(())
 }
 

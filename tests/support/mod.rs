@@ -28,6 +28,8 @@ pub fn free_port() -> u16 {
 pub struct Proc {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Stderr lines (also echoed to the test's stderr).
+    errs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proc {
@@ -36,22 +38,50 @@ impl Proc {
         Self::start_with(Command::new(bin()).args(args))
     }
 
-    /// Starts a prepared command (stdin null unless set, stdout captured).
+    /// Starts a prepared command (stdin null unless set, stdout and stderr
+    /// captured; stderr lines are echoed to the test's stderr).
     pub fn start_with(cmd: &mut Command) -> Proc {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start peerdex");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         collect_lines(stdout, Arc::clone(&lines));
-        Proc { child, lines }
+        let errs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&errs);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Proc { child, lines, errs }
     }
 
     /// Every stdout line so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// Every stderr line so far.
+    pub fn err_lines(&self) -> Vec<String> {
+        self.errs.lock().unwrap().clone()
+    }
+
+    /// Waits until a stderr line satisfies `pred` and returns it.
+    pub fn wait_err_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(l) = self.errs.lock().unwrap().iter().find(|l| pred(l)) {
+                return Some(l.clone());
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     /// Waits until a stdout line satisfies `pred` and returns it.
@@ -255,7 +285,11 @@ impl Client {
             }
         });
         Client {
-            proc: Proc { child, lines },
+            proc: Proc {
+                child,
+                lines,
+                errs: Arc::clone(&stderr),
+            },
             stdin,
             stderr,
             seen: 0,

@@ -12,6 +12,16 @@
 //! down at shutdown). Does not own: the spool file (`spool`), RPC encoding (`rpc`,
 //! `logrpc`), the portmapper protocol (`portmap`).
 //!
+//! Version 1 loggers (PROTOCOL.md section 3): the statement's usual logger is an
+//! rpcgen program with only `void LOG(string) = 1` in version 1. When the
+//! portmapper lists version 1 but not version 2, or a version 2 call is answered
+//! PROG_MISMATCH with high version 1, the shipper sends version 1 calls carrying
+//! the printed line instead. A void reply is the acknowledgement, and version 1 has
+//! no record identity, so delivery to it is at least once (a batch whose replies
+//! were lost is sent again whole). While on version 1 the shipper looks again for
+//! version 2 on every new connection and at least every [`RECHECK_V2`], so a logger
+//! replaced by one that offers version 2 gets version 2 records again.
+//!
 //! Request threads never wait for any of this: they only append to the spool.
 
 use std::io::{BufReader, Write};
@@ -27,6 +37,7 @@ use parking_lot::Mutex;
 use super::AuditSink;
 use super::spool::{self, Entry, Spool, SpoolError, SpoolReader};
 use crate::net::{self, Shutdown};
+use crate::proto::audit::push_line;
 use crate::rpc::logprog::{self as logrpc, LOG_DUPLICATE, LOG_STORED, LogRecord};
 use crate::rpc::message::{self as rpc, RecordError, ReplyError};
 use crate::rpc::portmap::{self, IPPROTO_TCP, PmapError};
@@ -49,6 +60,12 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// At shutdown, how long the shipper keeps trying to deliver what is left before
 /// leaving it in the spool for the next start.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// While shipping to a version 1 logger, how often the shipper reconnects to see
+/// whether the program now offers version 2 (a student's logger replaced by the
+/// peerdex one): rare enough that the lookup costs nothing, soon enough that an
+/// operator sees records arrive as version 2 within a minute.
+pub(crate) const RECHECK_V2: Duration = Duration::from_secs(30);
 
 /// How often an idle shipper looks at its stop flag.
 const POLL: Duration = Duration::from_millis(100);
@@ -184,6 +201,8 @@ enum LinkError {
     Protocol,
     /// The logger answered LOG_FAILED or an unknown status.
     Refused(i32),
+    /// The logger has only version 1: the batch is sent again as version 1.
+    OnlyV1,
 }
 
 impl std::fmt::Display for LinkError {
@@ -197,6 +216,7 @@ impl std::fmt::Display for LinkError {
             LinkError::Rpc(e) => write!(f, "{e}"),
             LinkError::Protocol => write!(f, "rpc: reply does not match the call"),
             LinkError::Refused(s) => write!(f, "logger could not store the record (status {s})"),
+            LinkError::OnlyV1 => write!(f, "logger offers only version 1"),
         }
     }
 }
@@ -214,6 +234,11 @@ struct Link {
     xid: u32,
     backoff: Duration,
     down: bool,
+    /// The LOG version the logger offers: [`logrpc::V2`], or [`logrpc::V1`] for a
+    /// statement logger.
+    version: u32,
+    /// When the current connection was made (version 2 was last looked for).
+    connected_at: Instant,
 }
 
 impl Link {
@@ -225,17 +250,47 @@ impl Link {
             xid: std::process::id().wrapping_mul(0x9e37_79b9),
             backoff: BACKOFF_MIN,
             down: false,
+            version: logrpc::V2,
+            connected_at: Instant::now(),
         }
     }
 
-    fn address(&self) -> Result<SocketAddr, LinkError> {
-        let (host, port) = match &self.target {
+    /// Records the version the logger offers, saying so when it changes.
+    fn set_version(&mut self, version: u32) {
+        if version != self.version {
+            if version == logrpc::V1 {
+                log::warn!(
+                    "audit logger {} offers only LOG version 1: sending it the printed lines (at least once: a record may arrive twice after a lost reply)",
+                    self.target
+                );
+            } else {
+                log::warn!(
+                    "audit logger {} offers LOG version 2 again: sending records",
+                    self.target
+                );
+            }
+            self.version = version;
+        }
+    }
+
+    fn address(&mut self) -> Result<SocketAddr, LinkError> {
+        let target = self.target.clone();
+        let (host, port) = match &target {
             Target::Direct { host, port } => (host.as_str(), *port),
             Target::Portmap { host } => {
-                match portmap::getport(host, self.program, logrpc::V2, IPPROTO_TCP) {
-                    Ok(Some(port)) => (host.as_str(), port),
-                    Ok(None) => return Err(LinkError::NotRegistered),
-                    Err(e) => return Err(LinkError::Portmap(e)),
+                // rpcbind answers GETPORT for version 2 with the port of any
+                // version of the program, so only the NULL call on the new
+                // connection tells a version 1 logger apart (see `connect`).
+                let lookup = |v| portmap::getport(host, self.program, v, IPPROTO_TCP);
+                match lookup(logrpc::V2).map_err(LinkError::Portmap)? {
+                    Some(port) => (host.as_str(), port),
+                    None => match lookup(logrpc::V1).map_err(LinkError::Portmap)? {
+                        Some(port) => {
+                            self.set_version(logrpc::V1);
+                            (host.as_str(), port)
+                        }
+                        None => return Err(LinkError::NotRegistered),
+                    },
                 }
             }
         };
@@ -247,6 +302,10 @@ impl Link {
     }
 
     fn connect(&mut self) -> Result<&mut Conn, LinkError> {
+        if self.version == logrpc::V1 && self.connected_at.elapsed() >= RECHECK_V2 {
+            // Look for version 2 again on a fresh connection.
+            self.conn = None;
+        }
         if self.conn.is_none() {
             let addr = self.address()?;
             let stream = net::connect(addr, CONNECT_TIMEOUT).map_err(LinkError::Io)?;
@@ -255,13 +314,94 @@ impl Link {
                 .map_err(LinkError::Io)?;
             let reader = BufReader::new(stream.try_clone().map_err(LinkError::Io)?);
             log::debug!("audit logger: connected to {addr}");
-            self.conn = Some(Conn { stream, reader });
+            let mut conn = Conn { stream, reader };
+            self.connected_at = Instant::now();
+            if self.version == logrpc::V1 {
+                // Has the logger gained version 2? Ask it.
+                if self.null_v2(&mut conn)? {
+                    self.set_version(logrpc::V2);
+                }
+            }
+            self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }
 
-    /// Sends one batch as pipelined LOG v2 calls and checks every reply.
+    /// Calls the NULL procedure of version 2: true when the logger answers it,
+    /// false when it answers PROG_MISMATCH (it has no version 2).
+    fn null_v2(&mut self, conn: &mut Conn) -> Result<bool, LinkError> {
+        let xid = self.xid;
+        self.xid = self.xid.wrapping_add(1);
+        let mut out = Vec::with_capacity(64);
+        rpc::put_call(
+            &mut out,
+            xid,
+            self.program,
+            logrpc::V2,
+            logrpc::PROC_NULL,
+            &[],
+        );
+        conn.stream.write_all(&out).map_err(LinkError::Io)?;
+        let mut record = Vec::new();
+        rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
+        match rpc::parse_reply(&record) {
+            (Some(x), Ok(_)) if x == xid => Ok(true),
+            (Some(x), Err(ReplyError::ProgMismatch { .. })) if x == xid => Ok(false),
+            (Some(x), Err(e)) if x == xid => Err(LinkError::Rpc(e)),
+            _ => Err(LinkError::Protocol),
+        }
+    }
+
+    /// Sends one batch as pipelined LOG calls of the version the logger offers.
     fn send(&mut self, id: u64, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
+        // Connect first: connecting may find out the version.
+        self.connect()?;
+        if self.version == logrpc::V1 {
+            self.send_v1(batch)
+        } else {
+            self.send_v2(id, batch)
+        }
+    }
+
+    /// Sends one batch as pipelined LOG v1 calls, each carrying the printed line;
+    /// any successful (void) reply acknowledges its record.
+    fn send_v1(&mut self, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
+        let program = self.program;
+        let first = self.xid;
+        self.xid = self.xid.wrapping_add(batch.len() as u32);
+        let mut out = Vec::with_capacity(batch.len() * 160);
+        let mut args = Vec::with_capacity(160);
+        let mut line = String::with_capacity(160);
+        for (i, (e, _)) in batch.iter().enumerate() {
+            args.clear();
+            line.clear();
+            push_line(&mut line, &e.user, &e.operation, &e.datetime);
+            logrpc::encode_v1(&line, &mut args);
+            rpc::put_call(
+                &mut out,
+                first.wrapping_add(i as u32),
+                program,
+                logrpc::V1,
+                logrpc::PROC_LOG,
+                &args,
+            );
+        }
+        let conn = self.connect()?;
+        conn.stream.write_all(&out).map_err(LinkError::Io)?;
+        let mut record = Vec::new();
+        for i in 0..batch.len() {
+            rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
+            let (xid, result) = rpc::parse_reply(&record);
+            if xid != Some(first.wrapping_add(i as u32)) {
+                return Err(LinkError::Protocol);
+            }
+            result.map_err(LinkError::Rpc)?;
+        }
+        Ok(())
+    }
+
+    /// Sends one batch as pipelined LOG v2 calls and checks every reply.
+    fn send_v2(&mut self, id: u64, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
         let program = self.program;
         let first = self.xid;
         self.xid = self.xid.wrapping_add(batch.len() as u32);
@@ -295,7 +435,16 @@ impl Link {
             if xid != Some(first.wrapping_add(i as u32)) {
                 return Err(LinkError::Protocol);
             }
-            let result = result.map_err(LinkError::Rpc)?;
+            let result = match result {
+                Ok(r) => r,
+                Err(ReplyError::ProgMismatch { low, high })
+                    if low <= logrpc::V1 && high < logrpc::V2 =>
+                {
+                    self.set_version(logrpc::V1);
+                    return Err(LinkError::OnlyV1);
+                }
+                Err(e) => return Err(LinkError::Rpc(e)),
+            };
             match logrpc::decode_status(result) {
                 Ok(LOG_STORED | LOG_DUPLICATE) => {}
                 Ok(other) => return Err(LinkError::Refused(other)),
@@ -317,6 +466,12 @@ impl Link {
                     self.down = false;
                     self.backoff = BACKOFF_MIN;
                     return true;
+                }
+                Err(LinkError::OnlyV1) => {
+                    // Replies to the rest of the batch are still coming: start
+                    // over on a new connection, at once, in version 1.
+                    self.conn = None;
+                    continue;
                 }
                 Err(e) => {
                     self.conn = None;
