@@ -2,10 +2,11 @@
 //! `rpc/logger.x`).
 //!
 //! Owns: the TCP and UDP listeners on one port number, answering calls as an
-//! rpcgen-generated server does (NULL, LOG v1 and v2, PROG_UNAVAIL, PROG_MISMATCH,
+//! rpcgen-generated server does (NULL, LOG v1, v2 and v3, PROG_UNAVAIL, PROG_MISMATCH,
 //! PROC_UNAVAIL, GARBAGE_ARGS, RPC_MISMATCH, AUTH_ERROR), the audit file (JSON
-//! lines, written before the reply leaves), the duplicate check of version 2
-//! records, the console line per record, and registration with the local
+//! lines, written before the reply leaves), the duplicate check of version 2 and
+//! 3 records, the console line per record (a version 3 record's line ends in
+//! `    FAIL n` when its request failed), and registration with the local
 //! portmapper. Does not own: message encoding (`rpc`, `xdr`, `logrpc`), the
 //! portmapper protocol (`portmap`), accepting connections (`net`).
 //!
@@ -71,9 +72,10 @@ const UDP_POLL: Duration = Duration::from_millis(200);
 /// that it cannot turn the server's next real records into duplicates.
 pub(crate) const SEQ_WINDOW: u64 = 4096;
 
-/// The versions of the program, for PROG_MISMATCH.
+/// The versions of the program, for PROG_MISMATCH (the highest one is
+/// `--max-version`).
 const LOW_VERSION: u32 = logrpc::V1;
-const HIGH_VERSION: u32 = logrpc::V2;
+const HIGH_VERSION: u32 = logrpc::V3;
 
 /// Command-line options of `peerdex logger`.
 #[derive(clap::Args, Debug, Clone)]
@@ -104,6 +106,14 @@ pub struct LoggerArgs {
     /// Most TCP connections open at once; past it the oldest is closed.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Highest LOG version offered (tests stand in for an older logger with 2).
+    #[arg(
+        long,
+        default_value_t = HIGH_VERSION,
+        value_parser = clap::value_parser!(u32).range(LOW_VERSION as i64..=HIGH_VERSION as i64),
+        hide = true
+    )]
+    pub max_version: u32,
 }
 
 /// Why the logger could not start.
@@ -139,7 +149,7 @@ impl std::error::Error for LoggerError {}
 /// One line of the audit file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AuditLine {
-    /// The interface version the record came with (1 or 2).
+    /// The interface version the record came with (1, 2 or 3).
     pub version: u32,
     /// Version 2: the sending server instance, 16 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +166,9 @@ pub(crate) struct AuditLine {
     pub operation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datetime: Option<String>,
+    /// Version 3: the result code the client got (0 = OK, -1 = no reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<i32>,
     /// Version 1: the string as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -243,6 +256,8 @@ struct LineOut<'a> {
     operation: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     datetime: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<&'a str>,
 }
@@ -355,14 +370,18 @@ impl Store {
                     statuses.push(LOG_STORED);
                     self.next_line();
                     audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
+                    if let Some(result) = r.result {
+                        audit::push_result(&mut self.lines, result);
+                    }
                     LineOut {
-                        version: 2,
+                        version: r.version(),
                         server: Some(ServerId(r.server_id)),
                         seq: Some(r.seq),
                         via: udp.then_some("udp"),
                         user: Some(&r.user),
                         operation: Some(&r.operation),
                         datetime: Some(&r.datetime),
+                        result: r.result,
                         text: None,
                     }
                 }
@@ -452,7 +471,7 @@ impl Store {
 /// What a call needs from the store.
 enum Item {
     V1(String),
-    /// The record, and whether it came over UDP.
+    /// A version 2 or 3 record, and whether it came over UDP.
     V2(LogRecord, bool),
 }
 
@@ -466,7 +485,7 @@ enum Pending {
     },
     /// LOG v1: void result once stored.
     LogV1 { xid: u32 },
-    /// LOG v2: status result once stored.
+    /// LOG v2 or v3: status result once stored.
     LogV2 { xid: u32 },
 }
 
@@ -481,6 +500,8 @@ struct Batch {
 /// Shared state of the running logger.
 struct Logger {
     program: u32,
+    /// The highest version offered.
+    high: u32,
     store: Mutex<Store>,
 }
 
@@ -509,10 +530,10 @@ impl Logger {
         if call.program != self.program {
             return answer(Answer::ProgUnavail);
         }
-        if !(LOW_VERSION..=HIGH_VERSION).contains(&call.version) {
+        if !(LOW_VERSION..=self.high).contains(&call.version) {
             return answer(Answer::ProgMismatch {
                 low: LOW_VERSION,
-                high: HIGH_VERSION,
+                high: self.high,
             });
         }
         match (call.version, call.procedure) {
@@ -527,13 +548,13 @@ impl Logger {
                     answer(Answer::GarbageArgs)
                 }
             },
-            (_, logrpc::PROC_LOG) => match LogRecord::decode(call.args) {
+            (version, logrpc::PROC_LOG) => match LogRecord::decode_version(call.args, version) {
                 Ok(rec) => {
                     items.push(Item::V2(rec, udp));
                     Some(Pending::LogV2 { xid })
                 }
                 Err(e) => {
-                    log::debug!("LOG v2 arguments rejected: {e}");
+                    log::debug!("LOG v{version} arguments rejected: {e}");
                     answer(Answer::GarbageArgs)
                 }
             },
@@ -630,8 +651,9 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let bound = BoundLogger::bind(args.bind, args.port)?;
     let port = bound.port();
     let program = args.program;
+    let high = args.max_version;
     console.line(format!(
-        "l> init logger {}:{port} program 0x{program:08x} versions 1-2 tcp udp",
+        "l> init logger {}:{port} program 0x{program:08x} versions {LOW_VERSION}-{high} tcp udp",
         if args.bind.is_unspecified() {
             net::primary_ip()
         } else {
@@ -639,9 +661,10 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     ));
     let pmap = args.portmapper;
-    let registered = !args.no_portmap && register(&console, pmap, program, port);
+    let registered = !args.no_portmap && register(&console, pmap, program, high, port);
     let logger = Arc::new(Logger {
         program,
+        high,
         store: Mutex::new(store),
     });
     let udp_thread = {
@@ -706,9 +729,9 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Registers both versions on TCP and UDP; says once on the console if no
-/// portmapper answers. Returns whether the mappings are set.
-fn register(console: &Console, pmap: SocketAddr, program: u32, port: u16) -> bool {
+/// Registers every version up to `high` on TCP and UDP; says once on the console
+/// if no portmapper answers. Returns whether the mappings are set.
+fn register(console: &Console, pmap: SocketAddr, program: u32, high: u32, port: u16) -> bool {
     // Remove stale mappings of a logger that died without unregistering.
     for version in LOW_VERSION..=HIGH_VERSION {
         if let Err(e) = portmap::unset(pmap, program, version) {
@@ -718,7 +741,7 @@ fn register(console: &Console, pmap: SocketAddr, program: u32, port: u16) -> boo
             return false;
         }
     }
-    for version in LOW_VERSION..=HIGH_VERSION {
+    for version in LOW_VERSION..=high {
         for protocol in [IPPROTO_TCP, IPPROTO_UDP] {
             let m = Mapping {
                 program,
@@ -743,7 +766,7 @@ fn register(console: &Console, pmap: SocketAddr, program: u32, port: u16) -> boo
         }
     }
     console.line(format!(
-        "l> registered program 0x{program:08x} versions 1-2 on tcp and udp port {port} with the portmapper"
+        "l> registered program 0x{program:08x} versions {LOW_VERSION}-{high} on tcp and udp port {port} with the portmapper"
     ));
     true
 }
@@ -860,6 +883,7 @@ mod tests {
                 user: user.into(),
                 operation: "REGISTER".into(),
                 datetime: "17/12/2014 13:20:35".into(),
+                result: None,
             },
             false,
         )
@@ -918,6 +942,40 @@ mod tests {
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(a.version, 1);
         assert_eq!(a.text.as_deref(), Some("hello world"));
+    }
+
+    #[test]
+    fn version_3_records_keep_their_result_and_print_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        let v3 = |seq, result| match v2(4, seq, "alice") {
+            Item::V2(r, udp) => Item::V2(
+                LogRecord {
+                    result: Some(result),
+                    ..r
+                },
+                udp,
+            ),
+            other => other,
+        };
+        assert_eq!(
+            store(&mut s, &[v3(1, 0), v3(2, 2), v2(4, 3, "alice"), v3(3, 0)]),
+            [LOG_STORED, LOG_STORED, LOG_STORED, LOG_DUPLICATE]
+        );
+        assert_eq!(
+            s.lines,
+            "alice    REGISTER    17/12/2014 13:20:35\n\
+             alice    REGISTER    17/12/2014 13:20:35    FAIL 2\n\
+             alice    REGISTER    17/12/2014 13:20:35"
+        );
+        let lines: Vec<AuditLine> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got: Vec<_> = lines.iter().map(|a| (a.version, a.result)).collect();
+        assert_eq!(got, [(3, Some(0)), (3, Some(2)), (2, None)]);
     }
 
     fn over_udp(item: Item) -> Item {

@@ -14,7 +14,13 @@ pub(crate) struct AuditRecord {
     /// The DATETIME that came with the request, or the server's time for clients
     /// that send none.
     pub datetime: String,
+    /// The result code byte the client got (0 = OK), or [`NO_REPLY`] when the
+    /// server sent none (an action of its own, such as a liveness DISCONNECT).
+    pub result: i32,
 }
+
+/// [`AuditRecord::result`] of a request that got no reply (`LOG_NO_REPLY`).
+pub(crate) const NO_REPLY: i32 = -1;
 
 impl AuditRecord {
     #[cfg(test)]
@@ -37,6 +43,20 @@ pub(crate) fn push_line(out: &mut String, user: &str, operation: &str, datetime:
     out.push_str(datetime);
 }
 
+/// Appends what a record's outcome adds to its printed line: nothing for result
+/// 0 (the line stays the statement's), `    FAIL n` for a refused request (the
+/// code the client got), `    NO REPLY` when the client got none.
+pub(crate) fn push_result(out: &mut String, result: i32) {
+    use std::fmt::Write;
+    match result {
+        0 => {}
+        NO_REPLY => out.push_str("    NO REPLY"),
+        n => {
+            let _ = write!(out, "    FAIL {n}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,10 +67,29 @@ mod tests {
             user: "alice".into(),
             operation: "PUBLISH notes.txt".into(),
             datetime: "17/12/2014 13:20:35".into(),
+            result: 0,
         };
         assert_eq!(
             r.line(),
             "alice    PUBLISH notes.txt    17/12/2014 13:20:35"
+        );
+    }
+
+    #[test]
+    fn only_a_failure_adds_to_the_line() {
+        let with = |result| {
+            let mut out = String::from("alice    UNREGISTER    17/12/2014 13:20:35");
+            push_result(&mut out, result);
+            out
+        };
+        assert_eq!(with(0), "alice    UNREGISTER    17/12/2014 13:20:35");
+        assert_eq!(
+            with(2),
+            "alice    UNREGISTER    17/12/2014 13:20:35    FAIL 2"
+        );
+        assert_eq!(
+            with(NO_REPLY),
+            "alice    UNREGISTER    17/12/2014 13:20:35    NO REPLY"
         );
     }
 }

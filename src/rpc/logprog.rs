@@ -1,5 +1,5 @@
 //! The logger's RPC interface, `rpc/logger.x`, in Rust: program and procedure
-//! numbers, the version 2 record and its status codes, and their XDR encodings.
+//! numbers, the version 2 and 3 records and their status codes, and their XDR encodings.
 //!
 //! Owns: everything that must agree byte for byte with `rpc/logger.x` (keep the two
 //! in step). Does not own: XDR primitives (`xdr`), RPC messages (`rpc`), serving
@@ -13,9 +13,11 @@ pub(crate) const DEFAULT_PROGRAM: u32 = 0x2000_0001;
 pub(crate) const V1: u32 = 1;
 /// The structured record: `int LOG(log_record) = 1`.
 pub(crate) const V2: u32 = 2;
+/// The record with the request's outcome: `int LOG(log_record3) = 1`.
+pub(crate) const V3: u32 = 3;
 /// Procedure 0 of every version.
 pub(crate) const PROC_NULL: u32 = 0;
-/// The LOG procedure, in both versions.
+/// The LOG procedure, in every version.
 pub(crate) const PROC_LOG: u32 = 1;
 
 /// `LOG_MAX_USER`: the user name limit of the index protocol.
@@ -40,7 +42,8 @@ pub(crate) const LOG_FAILED: i32 = 2;
 /// records come over TCP (the marks of a forged record).
 pub(crate) const LOG_REFUSED: i32 = 3;
 
-/// A version 2 `log_record`.
+/// A version 2 `log_record` (`result` None) or a version 3 `log_record3`
+/// (`result` Some).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LogRecord {
     pub server_id: u64,
@@ -48,21 +51,40 @@ pub(crate) struct LogRecord {
     pub user: String,
     pub operation: String,
     pub datetime: String,
+    /// Version 3: the result code byte the client got, or -1 (`LOG_NO_REPLY`)
+    /// when it got none.
+    pub result: Option<i32>,
 }
 
 impl LogRecord {
-    /// Appends the XDR encoding. Fields longer than their bounds are cut (at a
-    /// character boundary) so that the logger never rejects what the server sends.
+    /// The version this record is sent as: 3 with a result, else 2.
+    pub(crate) fn version(&self) -> u32 {
+        if self.result.is_some() { V3 } else { V2 }
+    }
+
+    /// Appends the XDR encoding of its version. Fields longer than their bounds
+    /// are cut (at a character boundary) so that the logger never rejects what
+    /// the server sends.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         xdr::put_u64(out, self.server_id);
         xdr::put_u64(out, self.seq);
         xdr::put_string(out, clip(&self.user, MAX_USER));
         xdr::put_string(out, clip(&self.operation, MAX_OPERATION));
         xdr::put_string(out, clip(&self.datetime, MAX_DATETIME));
+        if let Some(result) = self.result {
+            xdr::put_i32(out, result);
+        }
     }
 
-    /// Decodes a whole argument (nothing may be left over).
+    #[cfg(test)]
+    /// Decodes a whole version 2 argument (nothing may be left over).
     pub(crate) fn decode(bytes: &[u8]) -> Result<LogRecord, XdrError> {
+        Self::decode_version(bytes, V2)
+    }
+
+    /// Decodes a whole argument of LOG version 2 or 3 (`version` 3: with the
+    /// result).
+    pub(crate) fn decode_version(bytes: &[u8], version: u32) -> Result<LogRecord, XdrError> {
         let mut r = Reader::new(bytes);
         let rec = LogRecord {
             server_id: r.u64("server_id")?,
@@ -70,6 +92,11 @@ impl LogRecord {
             user: r.string("user", MAX_USER)?,
             operation: r.string("operation", MAX_OPERATION)?,
             datetime: r.string("datetime", MAX_DATETIME)?,
+            result: if version >= V3 {
+                Some(r.i32("result")?)
+            } else {
+                None
+            },
         };
         r.finish()?;
         Ok(rec)
@@ -136,7 +163,25 @@ mod tests {
             user: "alice".into(),
             operation: "PUBLISH notes.txt".into(),
             datetime: "17/12/2014 13:20:35".into(),
+            result: None,
         }
+    }
+
+    #[test]
+    fn version_3_appends_the_result_as_an_int() {
+        let mut r = rec();
+        let mut v2 = Vec::new();
+        r.encode(&mut v2);
+        r.result = Some(-1);
+        assert_eq!(r.version(), V3);
+        let mut v3 = Vec::new();
+        r.encode(&mut v3);
+        assert_eq!(&v3[..v2.len()], &v2[..]);
+        assert_eq!(&v3[v2.len()..], &[0xff; 4]);
+        assert_eq!(LogRecord::decode_version(&v3, V3).unwrap(), r);
+        // Each version's argument is whole: neither decodes as the other.
+        assert!(LogRecord::decode_version(&v3, V2).is_err());
+        assert!(LogRecord::decode_version(&v2, V3).is_err());
     }
 
     #[test]
@@ -203,15 +248,20 @@ mod tests {
         #[test]
         fn records_round_trip(server_id: u64, seq: u64, user in "[a-z]{0,256}",
                               operation in ".{0,100}", datetime in "[0-9/: ]{0,64}") {
-            let r = LogRecord { server_id, seq, user, operation, datetime };
+            let r = LogRecord { server_id, seq, user, operation, datetime, result: None };
             let mut out = Vec::new();
             r.encode(&mut out);
-            prop_assert_eq!(LogRecord::decode(&out).unwrap(), r);
+            prop_assert_eq!(&LogRecord::decode(&out).unwrap(), &r);
+            let r = LogRecord { result: Some(seq as i32), ..r };
+            let mut out = Vec::new();
+            r.encode(&mut out);
+            prop_assert_eq!(LogRecord::decode_version(&out, V3).unwrap(), r);
         }
 
         #[test]
         fn arbitrary_arguments_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = LogRecord::decode(&bytes);
+            let _ = LogRecord::decode_version(&bytes, V3);
             let _ = decode_v1(&bytes);
         }
     }

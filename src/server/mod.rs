@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::net::console::Console;
 use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
-use crate::proto::audit::AuditRecord;
+use crate::proto::audit::{AuditRecord, NO_REPLY};
 use crate::proto::datetime;
 use crate::proto::index::{self, Body, Request, RequestError};
 use crate::proto::wire::FieldReader;
@@ -263,6 +263,7 @@ impl IndexServer {
                         user: user.to_owned(),
                         operation: "DISCONNECT (peer unreachable)".into(),
                         datetime: datetime::now(),
+                        result: NO_REPLY,
                     });
                 },
             )
@@ -432,6 +433,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                 user: req.user.clone(),
                 operation,
                 datetime: req.datetime.clone().unwrap_or_else(datetime::now),
+                result: result_of(&reply),
             });
         }
         Err(RequestError::UnknownOp) => {
@@ -447,6 +449,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                     user,
                     operation: op.name().to_owned(),
                     datetime: datetime::now(),
+                    result: result_of(&reply),
                 });
             }
         }
@@ -458,6 +461,11 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     }
     drop(reply);
     ctx.replies.release(reserved);
+}
+
+/// The result code a reply carries (its first byte), for the audit record.
+fn result_of(reply: &[u8]) -> i32 {
+    reply.first().map_or(NO_REPLY, |&b| i32::from(b))
 }
 
 /// Builds a LIST_USERS, LIST_CONTENT or SEARCH reply into `reply` within the reply

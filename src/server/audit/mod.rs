@@ -54,6 +54,7 @@ mod tests {
             user: "alice".into(),
             operation: op.into(),
             datetime: "17/12/2014 13:20:35".into(),
+            result: 0,
         }
     }
 

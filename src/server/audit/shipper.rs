@@ -3,7 +3,8 @@
 //! Owns: the `--logger`, `--program`, `--spool` and `--no-logger` options (and the
 //! `LOGGER_HOST` variable), finding the logger (PMAP GETPORT on the logger host,
 //! like `clnt_create`, or a given port), and the shipper thread: it reads the
-//! durable spool in order and sends version 2 LOG calls over one persistent TCP
+//! durable spool in order and sends version 3 LOG calls (the record with its
+//! result code) over one persistent TCP
 //! connection, pipelined in batches; a record counts as delivered when the logger
 //! answers LOG_STORED or LOG_DUPLICATE, and only then is it trimmed from the spool.
 //! When the logger is down or answers an error, the batch is kept and sent again
@@ -12,15 +13,19 @@
 //! down at shutdown). Does not own: the spool file (`spool`), RPC encoding (`rpc`,
 //! `logrpc`), the portmapper protocol (`portmap`).
 //!
-//! Version 1 loggers (PROTOCOL.md section 3): the statement's usual logger is an
-//! rpcgen program with only `void LOG(string) = 1` in version 1. When the
-//! portmapper lists version 1 but not version 2, or a version 2 call is answered
-//! PROG_MISMATCH with high version 1, the shipper sends version 1 calls carrying
-//! the printed line instead. A void reply is the acknowledgement, and version 1 has
-//! no record identity, so delivery to it is at least once (a batch whose replies
-//! were lost is sent again whole). While on version 1 the shipper looks again for
-//! version 2 on every new connection and at least every [`RECHECK_V2`], so a logger
-//! replaced by one that offers version 2 gets version 2 records again.
+//! Older loggers (PROTOCOL.md section 3): a logger of the previous peerdex release
+//! has versions 1 and 2, and the statement's usual logger is an rpcgen program
+//! with only `void LOG(string) = 1` in version 1. The shipper uses the highest
+//! version the logger offers: when the portmapper lists a lower version but not a
+//! higher one, or a LOG call is answered PROG_MISMATCH with a lower high version,
+//! it steps down to that version: version 2 records without their result, or
+//! version 1 calls carrying the printed line. A void reply is the
+//! acknowledgement, and version 1 has no record identity, so delivery to it is at
+//! least once (a batch whose replies were lost is sent again whole). Spool lines
+//! written before results were recorded go as version 2 records. Below version 3
+//! the shipper asks again (a NULL call in version 3, whose PROG_MISMATCH names the
+//! highest version) on every new connection and at least every [`RECHECK_V2`], so
+//! a logger replaced by a newer one gets the newer records again.
 //!
 //! Request threads never wait for any of this: they only append to the spool.
 
@@ -61,8 +66,8 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// leaving it in the spool for the next start.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// While shipping to a version 1 logger, how often the shipper reconnects to see
-/// whether the program now offers version 2 (a student's logger replaced by the
+/// While shipping to an older logger, how often the shipper reconnects to see
+/// whether the program now offers version 3 (a student's logger replaced by the
 /// peerdex one): rare enough that the lookup costs nothing, soon enough that an
 /// operator sees records arrive as version 2 within a minute.
 pub(crate) const RECHECK_V2: Duration = Duration::from_secs(30);
@@ -201,8 +206,9 @@ enum LinkError {
     Protocol,
     /// The logger answered LOG_FAILED or an unknown status.
     Refused(i32),
-    /// The logger has only version 1: the batch is sent again as version 1.
-    OnlyV1,
+    /// The logger has only older versions (up to the one recorded in the link):
+    /// the batch is sent again in it.
+    Older,
 }
 
 impl std::fmt::Display for LinkError {
@@ -216,7 +222,7 @@ impl std::fmt::Display for LinkError {
             LinkError::Rpc(e) => write!(f, "{e}"),
             LinkError::Protocol => write!(f, "rpc: reply does not match the call"),
             LinkError::Refused(s) => write!(f, "logger could not store the record (status {s})"),
-            LinkError::OnlyV1 => write!(f, "logger offers only version 1"),
+            LinkError::Older => write!(f, "logger offers only older versions"),
         }
     }
 }
@@ -234,10 +240,10 @@ struct Link {
     xid: u32,
     backoff: Duration,
     down: bool,
-    /// The LOG version the logger offers: [`logrpc::V2`], or [`logrpc::V1`] for a
-    /// statement logger.
+    /// The highest LOG version the logger offers: [`logrpc::V3`], [`logrpc::V2`]
+    /// for an older peerdex logger, or [`logrpc::V1`] for a statement logger.
     version: u32,
-    /// When the current connection was made (version 2 was last looked for).
+    /// When the current connection was made (version 3 was last looked for).
     connected_at: Instant,
 }
 
@@ -250,24 +256,28 @@ impl Link {
             xid: std::process::id().wrapping_mul(0x9e37_79b9),
             backoff: BACKOFF_MIN,
             down: false,
-            version: logrpc::V2,
+            version: logrpc::V3,
             connected_at: Instant::now(),
         }
     }
 
     /// Records the version the logger offers, saying so when it changes.
     fn set_version(&mut self, version: u32) {
+        let version = version.clamp(logrpc::V1, logrpc::V3);
         if version != self.version {
-            if version == logrpc::V1 {
-                log::warn!(
+            match version {
+                logrpc::V1 => log::warn!(
                     "audit logger {} offers only LOG version 1: sending it the printed lines (at least once: a record may arrive twice after a lost reply)",
                     self.target
-                );
-            } else {
-                log::warn!(
-                    "audit logger {} offers LOG version 2 again: sending records",
+                ),
+                logrpc::V2 => log::warn!(
+                    "audit logger {} offers LOG version 2 at most: sending records without their result codes",
                     self.target
-                );
+                ),
+                _ => log::warn!(
+                    "audit logger {} offers LOG version {version} again: sending records with their result codes",
+                    self.target
+                ),
             }
             self.version = version;
         }
@@ -278,20 +288,24 @@ impl Link {
         let (host, port) = match &target {
             Target::Direct { host, port } => (host.as_str(), *port),
             Target::Portmap { host } => {
-                // rpcbind answers GETPORT for version 2 with the port of any
+                // rpcbind answers GETPORT for any version with the port of any
                 // version of the program, so only the NULL call on the new
-                // connection tells a version 1 logger apart (see `connect`).
-                let lookup = |v| portmap::getport(host, self.program, v, IPPROTO_TCP);
-                match lookup(logrpc::V2).map_err(LinkError::Portmap)? {
-                    Some(port) => (host.as_str(), port),
-                    None => match lookup(logrpc::V1).map_err(LinkError::Portmap)? {
-                        Some(port) => {
-                            self.set_version(logrpc::V1);
-                            (host.as_str(), port)
-                        }
-                        None => return Err(LinkError::NotRegistered),
-                    },
+                // connection, or PROG_MISMATCH to a LOG call, tells an older
+                // logger apart (see `connect`).
+                let mut found = None;
+                for v in [logrpc::V3, logrpc::V2, logrpc::V1] {
+                    let port = portmap::getport(host, self.program, v, IPPROTO_TCP)
+                        .map_err(LinkError::Portmap)?;
+                    if let Some(port) = port {
+                        found = Some((v, port));
+                        break;
+                    }
                 }
+                let (v, port) = found.ok_or(LinkError::NotRegistered)?;
+                if v < self.version {
+                    self.set_version(v);
+                }
+                (host.as_str(), port)
             }
         };
         (host, port)
@@ -302,8 +316,8 @@ impl Link {
     }
 
     fn connect(&mut self) -> Result<&mut Conn, LinkError> {
-        if self.version == logrpc::V1 && self.connected_at.elapsed() >= RECHECK_V2 {
-            // Look for version 2 again on a fresh connection.
+        if self.version < logrpc::V3 && self.connected_at.elapsed() >= RECHECK_V2 {
+            // Look for version 3 again on a fresh connection.
             self.conn = None;
         }
         if self.conn.is_none() {
@@ -316,20 +330,19 @@ impl Link {
             log::debug!("audit logger: connected to {addr}");
             let mut conn = Conn { stream, reader };
             self.connected_at = Instant::now();
-            if self.version == logrpc::V1 {
-                // Has the logger gained version 2? Ask it.
-                if self.null_v2(&mut conn)? {
-                    self.set_version(logrpc::V2);
-                }
+            if self.version < logrpc::V3 {
+                // Has the logger gained a newer version? Ask it.
+                let offered = self.highest_offered(&mut conn)?;
+                self.set_version(offered);
             }
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }
 
-    /// Calls the NULL procedure of version 2: true when the logger answers it,
-    /// false when it answers PROG_MISMATCH (it has no version 2).
-    fn null_v2(&mut self, conn: &mut Conn) -> Result<bool, LinkError> {
+    /// Calls the NULL procedure of version 3: the highest version the logger
+    /// offers (3 when it answers, the high version of its PROG_MISMATCH else).
+    fn highest_offered(&mut self, conn: &mut Conn) -> Result<u32, LinkError> {
         let xid = self.xid;
         self.xid = self.xid.wrapping_add(1);
         let mut out = Vec::with_capacity(64);
@@ -337,7 +350,7 @@ impl Link {
             &mut out,
             xid,
             self.program,
-            logrpc::V2,
+            logrpc::V3,
             logrpc::PROC_NULL,
             &[],
         );
@@ -345,8 +358,12 @@ impl Link {
         let mut record = Vec::new();
         rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
         match rpc::parse_reply(&record) {
-            (Some(x), Ok(_)) if x == xid => Ok(true),
-            (Some(x), Err(ReplyError::ProgMismatch { .. })) if x == xid => Ok(false),
+            (Some(x), Ok(_)) if x == xid => Ok(logrpc::V3),
+            (Some(x), Err(ReplyError::ProgMismatch { low, high }))
+                if x == xid && low <= high && high >= logrpc::V1 =>
+            {
+                Ok(high.min(logrpc::V3))
+            }
             (Some(x), Err(e)) if x == xid => Err(LinkError::Rpc(e)),
             _ => Err(LinkError::Protocol),
         }
@@ -359,7 +376,7 @@ impl Link {
         if self.version == logrpc::V1 {
             self.send_v1(batch)
         } else {
-            self.send_v2(id, batch)
+            self.send_records(id, batch)
         }
     }
 
@@ -400,28 +417,33 @@ impl Link {
         Ok(())
     }
 
-    /// Sends one batch as pipelined LOG v2 calls and checks every reply.
-    fn send_v2(&mut self, id: u64, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
+    /// Sends one batch as pipelined LOG calls of version 3 (version 2 to a logger
+    /// without version 3, and for spool lines without a result) and checks every
+    /// reply.
+    fn send_records(&mut self, id: u64, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
         let program = self.program;
         let first = self.xid;
         self.xid = self.xid.wrapping_add(batch.len() as u32);
         let mut out = Vec::with_capacity(batch.len() * 160);
         let mut args = Vec::with_capacity(160);
+        let mut versions = Vec::with_capacity(batch.len());
         for (i, (e, _)) in batch.iter().enumerate() {
             args.clear();
-            LogRecord {
+            let record = LogRecord {
                 server_id: id,
                 seq: e.seq,
                 user: e.user.clone(),
                 operation: e.operation.clone(),
                 datetime: e.datetime.clone(),
-            }
-            .encode(&mut args);
+                result: e.result.filter(|_| self.version >= logrpc::V3),
+            };
+            record.encode(&mut args);
+            versions.push(record.version());
             rpc::put_call(
                 &mut out,
                 first.wrapping_add(i as u32),
                 program,
-                logrpc::V2,
+                record.version(),
                 logrpc::PROC_LOG,
                 &args,
             );
@@ -429,7 +451,7 @@ impl Link {
         let conn = self.connect()?;
         conn.stream.write_all(&out).map_err(LinkError::Io)?;
         let mut record = Vec::new();
-        for i in 0..batch.len() {
+        for (i, &version) in versions.iter().enumerate() {
             rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
             let (xid, result) = rpc::parse_reply(&record);
             if xid != Some(first.wrapping_add(i as u32)) {
@@ -438,10 +460,10 @@ impl Link {
             let result = match result {
                 Ok(r) => r,
                 Err(ReplyError::ProgMismatch { low, high })
-                    if low <= logrpc::V1 && high < logrpc::V2 =>
+                    if low <= high && (logrpc::V1..version).contains(&high) =>
                 {
-                    self.set_version(logrpc::V1);
-                    return Err(LinkError::OnlyV1);
+                    self.set_version(high);
+                    return Err(LinkError::Older);
                 }
                 Err(e) => return Err(LinkError::Rpc(e)),
             };
@@ -467,9 +489,9 @@ impl Link {
                     self.backoff = BACKOFF_MIN;
                     return true;
                 }
-                Err(LinkError::OnlyV1) => {
+                Err(LinkError::Older) => {
                     // Replies to the rest of the batch are still coming: start
-                    // over on a new connection, at once, in version 1.
+                    // over on a new connection, at once, in the older version.
                     self.conn = None;
                     continue;
                 }

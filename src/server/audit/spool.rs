@@ -86,6 +86,10 @@ pub(crate) struct Entry {
     pub user: String,
     pub operation: String,
     pub datetime: String,
+    /// The request's result code (see `AuditRecord::result`). Absent in lines
+    /// written before results were recorded: those ship as version 2 records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<i32>,
 }
 
 /// The append side, shared by request threads.
@@ -187,6 +191,7 @@ impl Spool {
             user: rec.user.clone(),
             operation: rec.operation.clone(),
             datetime: rec.datetime.clone(),
+            result: Some(rec.result),
         })
         .unwrap_or_default();
         line.push(b'\n');
@@ -487,6 +492,7 @@ mod tests {
             user: user.into(),
             operation: "REGISTER".into(),
             datetime: "17/12/2014 13:20:35".into(),
+            result: 0,
         }
     }
 
@@ -506,6 +512,32 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].0.seq, 3);
         assert_eq!(rest[0].1, spool.len());
+    }
+
+    #[test]
+    fn results_are_spooled_and_lines_of_the_previous_release_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _bell) = Spool::create(dir.path()).unwrap();
+        spool
+            .append(&AuditRecord {
+                result: 2,
+                ..rec("a")
+            })
+            .unwrap();
+        let mut r = SpoolReader::open(spool.path()).unwrap();
+        assert_eq!(r.read(10, spool.len(), false).unwrap()[0].0.result, Some(2));
+        // A line without "result" (written before results were recorded).
+        let path = dir.path().join("0000000000000001.spool");
+        std::fs::write(
+            &path,
+            "{\"seq\":1,\"user\":\"a\",\"operation\":\"X\",\"datetime\":\"d\"}\n",
+        )
+        .unwrap();
+        let got = SpoolReader::open(&path)
+            .unwrap()
+            .read(10, u64::MAX, true)
+            .unwrap();
+        assert_eq!((got[0].0.seq, got[0].0.result), (1, None));
     }
 
     #[test]
