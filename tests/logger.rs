@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -189,10 +189,10 @@ fn audit_lines(dir: &Path) -> Vec<serde_json::Value> {
 // ---- the interface ----
 
 #[test]
-fn null_answers_in_both_versions_over_tcp_and_udp() {
+fn null_answers_in_every_version_over_tcp_and_udp() {
     let dir = tempfile::tempdir().unwrap();
     let l = logger(dir.path(), &[]);
-    for vers in [1, 2] {
+    for vers in [1, 2, 3] {
         assert_eq!(
             tcp(l.addr(), &call(10 + vers, PROG, vers, 0, &[])),
             Reply::Accepted(SUCCESS, vec![])
@@ -279,9 +279,9 @@ fn every_reject_path_answers_like_an_rpcgen_server() {
         tcp(a, &call(1, PROG + 1, 1, 0, &[])),
         Reply::Accepted(PROG_UNAVAIL, vec![])
     );
-    // Another version: PROG_MISMATCH low 1 high 2.
-    let mismatch = Reply::Accepted(PROG_MISMATCH, [be(1), be(2)].concat());
-    assert_eq!(tcp(a, &call(2, PROG, 3, 0, &[])), mismatch);
+    // Another version: PROG_MISMATCH low 1 high 3.
+    let mismatch = Reply::Accepted(PROG_MISMATCH, [be(1), be(3)].concat());
+    assert_eq!(tcp(a, &call(2, PROG, 4, 0, &[])), mismatch);
     assert_eq!(tcp(a, &call(3, PROG, 0, 0, &[])), mismatch);
     // Another procedure.
     assert_eq!(
@@ -510,7 +510,7 @@ fn sigint_stops_the_logger_cleanly() {
 fn users_in_audit(dir: &Path) -> Vec<String> {
     audit_lines(dir)
         .iter()
-        .filter(|v| v["version"] == 2)
+        .filter(|v| v["version"] != 1)
         .map(|v| v["user"].as_str().unwrap().to_owned())
         .collect()
 }
@@ -887,5 +887,222 @@ fn a_forged_record_cannot_silence_a_servers_audit_trail() {
     assert_eq!(
         count_lines(&l.proc, "mallory    UNREGISTER    17/12/2014 13:20:36"),
         0
+    );
+}
+
+// ---- outcomes: LOG version 3 carries the result code ----
+
+/// The operations, users and results of the server records in the audit file.
+fn outcomes(dir: &Path) -> Vec<(u64, String, Option<i64>)> {
+    audit_lines(dir)
+        .iter()
+        .filter(|v| v["version"] != 1)
+        .map(|v| {
+            (
+                v["version"].as_u64().unwrap(),
+                v["operation"].as_str().unwrap().to_owned(),
+                v["result"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+/// alice connects from 127.0.0.1; an UNREGISTER for her from 127.0.0.2 (another
+/// host) is refused, one for a user who does not exist fails, and her own
+/// succeeds. Returns the lines a version 3 logger prints for them.
+fn refused_and_real_unregisters(s: &Server) -> Vec<&'static str> {
+    let home = Ipv4Addr::LOCALHOST;
+    let other = Ipv4Addr::new(127, 0, 0, 2);
+    let code_from = |ip, parts: &[&str]| {
+        let reply = call_from(ip, s.addr, parts);
+        assert_eq!(reply.len(), 1, "{parts:?}: {reply:?}");
+        reply[0]
+    };
+    assert_eq!(
+        code_from(home, &["REGISTER", "17/12/2014 13:20:35", "alice"]),
+        0
+    );
+    assert_eq!(
+        code_from(home, &["CONNECT", "17/12/2014 13:20:36", "alice", "4000"]),
+        0
+    );
+    assert_eq!(
+        code_from(other, &["UNREGISTER", "17/12/2014 13:20:37", "alice"]),
+        2
+    );
+    assert_eq!(
+        code_from(home, &["UNREGISTER", "17/12/2014 13:20:38", "bob"]),
+        1
+    );
+    assert_eq!(
+        code_from(home, &["DISCONNECT", "17/12/2014 13:20:39", "alice"]),
+        0
+    );
+    assert_eq!(
+        code_from(home, &["UNREGISTER", "17/12/2014 13:20:40", "alice"]),
+        0
+    );
+    vec![
+        "alice    REGISTER    17/12/2014 13:20:35",
+        "alice    CONNECT    17/12/2014 13:20:36",
+        "alice    UNREGISTER REFUSED from 127.0.0.2    17/12/2014 13:20:37    FAIL 2",
+        "bob    UNREGISTER    17/12/2014 13:20:38    FAIL 1",
+        "alice    DISCONNECT    17/12/2014 13:20:39",
+        "alice    UNREGISTER    17/12/2014 13:20:40",
+    ]
+}
+
+fn printed(l: &Logger) -> Vec<String> {
+    l.proc
+        .lines()
+        .into_iter()
+        .filter(|x| !x.starts_with("l> "))
+        .collect()
+}
+
+#[test]
+fn a_refused_unregister_and_a_real_one_differ_in_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = logger(dir.path(), &[]);
+    assert!(
+        l.proc.lines()[0].ends_with("versions 1-3 tcp udp"),
+        "{:?}",
+        l.proc.lines()
+    );
+    let spool = dir.path().join("spool");
+    let s = Server::start(&[
+        "--logger",
+        &format!("127.0.0.1:{}", l.port),
+        "--spool",
+        spool.to_str().unwrap(),
+    ]);
+    let want = refused_and_real_unregisters(&s);
+    assert!(
+        wait_until(Duration::from_secs(20), || printed(&l).len() >= want.len()),
+        "logger printed {:?}",
+        l.proc.lines()
+    );
+    assert_eq!(printed(&l), want);
+    let v3 = |op: &str, r| (3, op.to_owned(), Some(r));
+    assert_eq!(
+        outcomes(dir.path()),
+        [
+            v3("REGISTER", 0),
+            v3("CONNECT", 0),
+            v3("UNREGISTER REFUSED from 127.0.0.2", 2),
+            v3("UNREGISTER", 1),
+            v3("DISCONNECT", 0),
+            v3("UNREGISTER", 0),
+        ]
+    );
+    // Raw bytes: a version 3 record whose request got no reply (-1).
+    let mut args = v2_args(0x77, 1, "carol", "DISCONNECT (peer unreachable)", "d");
+    args.extend((-1i32).to_be_bytes());
+    assert_eq!(status(tcp(l.addr(), &call(5, PROG, 3, 1, &args))), 0);
+    assert!(
+        l.proc
+            .wait_line(Duration::from_secs(10), |x| x
+                == "carol    DISCONNECT (peer unreachable)    d    NO REPLY")
+            .is_some(),
+        "{:?}",
+        l.proc.lines()
+    );
+    // A version 2 argument in a version 3 call is garbage, and the reverse.
+    let v2 = v2_args(0x78, 1, "carol", "REGISTER", "d");
+    assert!(matches!(
+        tcp(l.addr(), &call(6, PROG, 3, 1, &v2)),
+        Reply::Accepted(GARBAGE_ARGS, _)
+    ));
+    assert!(matches!(
+        tcp(l.addr(), &call(7, PROG, 2, 1, &args)),
+        Reply::Accepted(GARBAGE_ARGS, _)
+    ));
+}
+
+#[test]
+fn an_older_version_2_logger_still_gets_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    // The previous release: versions 1 and 2 only.
+    let l = logger(dir.path(), &["--max-version", "2"]);
+    assert_eq!(
+        tcp(l.addr(), &call(1, PROG, 3, 0, &[])),
+        Reply::Accepted(PROG_MISMATCH, [be(1), be(2)].concat())
+    );
+    let spool = dir.path().join("spool");
+    // A spool line the previous release left (no "result"): shipped as version 2
+    // by the new server, also to a version 3 logger (see the next test).
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(
+        spool.join("00000000000abcde.spool"),
+        "{\"seq\":1,\"user\":\"old\",\"operation\":\"REGISTER\",\"datetime\":\"17/12/2014 13:20:30\"}\n",
+    )
+    .unwrap();
+    let s = Server::start(&[
+        "--logger",
+        &format!("127.0.0.1:{}", l.port),
+        "--spool",
+        spool.to_str().unwrap(),
+    ]);
+    let mut want = vec!["old    REGISTER    17/12/2014 13:20:30"];
+    // Version 2 records carry no result: the lines are the statement's.
+    want.extend(refused_and_real_unregisters(&s).into_iter().map(|w| {
+        w.trim_end_matches("    FAIL 2")
+            .trim_end_matches("    FAIL 1")
+    }));
+    assert!(
+        wait_until(Duration::from_secs(20), || printed(&l).len() >= want.len()),
+        "logger printed {:?}",
+        l.proc.lines()
+    );
+    assert_eq!(printed(&l), want);
+    let got = outcomes(dir.path());
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got.iter().all(|(v, _, r)| *v == 2 && r.is_none()),
+        "{got:?}"
+    );
+    let said = s
+        .proc
+        .err_lines()
+        .iter()
+        .filter(|x| x.contains("offers LOG version 2 at most"))
+        .count();
+    assert_eq!(said, 1, "{:?}", s.proc.err_lines());
+}
+
+#[test]
+fn spool_lines_without_a_result_reach_a_version_3_logger_as_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = logger(dir.path(), &[]);
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(
+        spool.join("00000000000abcdf.spool"),
+        "{\"seq\":1,\"user\":\"old\",\"operation\":\"REGISTER\",\"datetime\":\"17/12/2014 13:20:30\"}\n",
+    )
+    .unwrap();
+    let s = Server::start(&[
+        "--logger",
+        &format!("127.0.0.1:{}", l.port),
+        "--spool",
+        spool.to_str().unwrap(),
+    ]);
+    assert_eq!(code(s.addr, &["REGISTER", "17/12/2014 13:20:31", "new"]), 0);
+    let want = [
+        "old    REGISTER    17/12/2014 13:20:30",
+        "new    REGISTER    17/12/2014 13:20:31",
+    ];
+    assert!(
+        wait_until(Duration::from_secs(20), || printed(&l).len() >= 2),
+        "{:?}",
+        l.proc.lines()
+    );
+    assert_eq!(printed(&l), want);
+    assert_eq!(
+        outcomes(dir.path()),
+        [
+            (2, "REGISTER".to_owned(), None),
+            (3, "REGISTER".to_owned(), Some(0))
+        ]
     );
 }

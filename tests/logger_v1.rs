@@ -1,7 +1,7 @@
 //! The index server shipping to a statement logger that has only `void LOG(string)`
 //! in version 1 (PROTOCOL.md section 3): built from tests/partners/v1_logger with
 //! rpcgen, gcc and libtirpc, registered with the running rpcbind. The server finds it
-//! through the portmapper, sends it the printed lines, and goes back to version 2
+//! through the portmapper, sends it the printed lines, and goes back to version 3
 //! records when a peerdex logger takes the program over.
 //!
 //! Skips with a message when rpcgen, gcc, libtirpc or rpcbind are missing; fails
@@ -126,7 +126,7 @@ fn a_version_1_logger_gets_printed_lines_and_a_version_2_logger_records_again() 
         v1.lines()
     );
 
-    // A peerdex logger (versions 1 and 2) takes the program over.
+    // A peerdex logger (versions 1 to 3) takes the program over.
     v1.signal("TERM");
     assert!(
         v1.wait_exit(Duration::from_secs(10)).is_some(),
@@ -153,14 +153,15 @@ fn a_version_1_logger_gets_printed_lines_and_a_version_2_logger_records_again() 
         "the peerdex logger printed {:?}",
         l.proc.lines()
     );
-    // It arrived as a version 2 record (a version 1 call would be stored as text).
+    // It arrived as a version 3 record (a version 1 call would be stored as text).
     let text = std::fs::read_to_string(&audit).unwrap_or_default();
     let record = text
         .lines()
         .map(|x| serde_json::from_str::<serde_json::Value>(x).expect("audit JSON"))
         .find(|v| v["operation"] == "LIST_USERS")
         .unwrap_or_else(|| panic!("no LIST_USERS record in {text}"));
-    assert_eq!(record["version"], 2, "{record}");
+    assert_eq!(record["version"], 3, "{record}");
+    assert_eq!(record["result"], 0, "{record}");
     assert_eq!(record["user"], "alice");
     l.proc.signal("INT");
     assert!(
@@ -192,7 +193,7 @@ fn reply(xid: u32, tail: &[u32]) -> Vec<u8> {
 }
 
 /// Serves one connection like rpcgen's server for `void LOG(string) = 1` in version
-/// 1 only: version 2 calls get PROG_MISMATCH 1..1.
+/// 1 only: calls of other versions get PROG_MISMATCH 1..1.
 fn serve_v1(mut s: TcpStream, lines: Arc<Mutex<Vec<String>>>) {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     loop {
