@@ -87,7 +87,7 @@ fn rpcinfo_rows(prog: u32) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn rpcinfo_sees_both_versions_on_tcp_and_udp() {
+fn rpcinfo_sees_every_version_on_tcp_and_udp() {
     if !require_tools("rpcinfo test", &missing(&["rpcinfo"], false)) {
         return;
     }
@@ -97,14 +97,20 @@ fn rpcinfo_sees_both_versions_on_tcp_and_udp() {
     let port = l.port.to_string();
     let mut rows = rpcinfo_rows(prog);
     rows.sort();
-    let want: Vec<(String, String, String)> =
-        [("1", "tcp"), ("1", "udp"), ("2", "tcp"), ("2", "udp")]
-            .iter()
-            .map(|(v, p)| (v.to_string(), p.to_string(), port.clone()))
-            .collect();
+    let want: Vec<(String, String, String)> = [
+        ("1", "tcp"),
+        ("1", "udp"),
+        ("2", "tcp"),
+        ("2", "udp"),
+        ("3", "tcp"),
+        ("3", "udp"),
+    ]
+    .iter()
+    .map(|(v, p)| (v.to_string(), p.to_string(), port.clone()))
+    .collect();
     assert_eq!(rows, want);
     for flag in ["-t", "-u"] {
-        for vers in ["1", "2"] {
+        for vers in ["1", "2", "3"] {
             let out = stdout_of(Command::new("rpcinfo").args([
                 flag,
                 "localhost",
@@ -124,7 +130,7 @@ fn rpcinfo_sees_both_versions_on_tcp_and_udp() {
         "{out}"
     );
     assert!(
-        out.contains(&format!("program {prog} version 2 ready and waiting")),
+        out.contains(&format!("program {prog} version 3 ready and waiting")),
         "{out}"
     );
     // SIGINT unregisters.
@@ -174,7 +180,7 @@ fn gcc(dir: &Path, out: &str, sources: &[&str]) {
     );
 }
 
-/// A client of both versions, as a lab client would write it with rpcgen stubs.
+/// A client of every version, as a lab client would write it with rpcgen stubs.
 const CLIENT_C: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,14 +206,28 @@ int main(int argc, char **argv) {
     int *status = log_2(&r, c2);
     if (status == NULL) { clnt_perror(c2, "log_2"); return 5; }
     printf("status %d\n", *status);
+    /* The same record in version 3, under the next seq, with result 2. */
+    CLIENT *c3 = clnt_create(host, prog, LOGGER_V3, argv[3]);
+    if (c3 == NULL) { clnt_pcreateerror(host); return 6; }
+    log_record3 r3;
+    r3.server_id = r.server_id;
+    r3.seq = r.seq + 100;
+    r3.user = r.user;
+    r3.operation = r.operation;
+    r3.datetime = r.datetime;
+    r3.result = 2;
+    status = log_3(&r3, c3);
+    if (status == NULL) { clnt_perror(c3, "log_3"); return 7; }
+    printf("status3 %d\n", *status);
     clnt_destroy(c1);
     clnt_destroy(c2);
+    clnt_destroy(c3);
     return 0;
 }
 "#;
 
 #[test]
-fn rpcgen_c_client_calls_log_v1_and_v2() {
+fn rpcgen_c_client_calls_log_v1_v2_and_v3() {
     if !require_tools("rpcgen C client test", &missing(&["rpcgen", "gcc"], true)) {
         return;
     }
@@ -250,29 +270,31 @@ fn rpcgen_c_client_calls_log_v1_and_v2() {
     };
     assert_eq!(
         client("tcp", "hello from C over tcp", "0x1234", "1", "carol"),
-        "status 0"
+        "status 0\nstatus3 0"
     );
     // The same record again: acknowledged as a duplicate, not stored twice.
     assert_eq!(
         client("tcp", "again over tcp", "0x1234", "1", "carol"),
-        "status 1"
+        "status 1\nstatus3 1"
     );
     // Over UDP a sender of its own: datagrams for a server id whose records came
     // over TCP are refused as forged (LOG_REFUSED).
     assert_eq!(
         client("udp", "hello from C over udp", "0x1235", "1", "dave"),
-        "status 0"
+        "status 0\nstatus3 0"
     );
     assert_eq!(
         client("udp", "forged over udp", "0x1234", "2", "mallory"),
-        "status 3"
+        "status 3\nstatus3 3"
     );
     for want in [
         "hello from C over tcp",
         "carol    PUBLISH notes.txt    17/12/2014 13:20:35",
+        "carol    PUBLISH notes.txt    17/12/2014 13:20:35    FAIL 2",
         "again over tcp",
         "hello from C over udp",
         "dave    PUBLISH notes.txt    17/12/2014 13:20:35",
+        "dave    PUBLISH notes.txt    17/12/2014 13:20:35    FAIL 2",
     ] {
         assert!(
             l.proc
