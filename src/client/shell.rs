@@ -5,9 +5,9 @@
 //! time to the thread that runs commands (the next prompt is shown only after the
 //! previous command printed its message). Does not own: what a line means (`client`).
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -207,6 +207,27 @@ impl rustyline::ConditionalEventHandler for CtrlC {
     }
 }
 
+/// The line editor's printer, set once the editor exists (a terminal session).
+static PRINTER: OnceLock<Mutex<Box<dyn rustyline::ExternalPrinter + Send>>> = OnceLock::new();
+
+/// Prints a message from another thread (a background transfer's result): above the
+/// line being typed when the line editor runs, plainly on stdout otherwise.
+pub(super) fn print_async(text: &str) {
+    let mut text = text.to_owned();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if let Some(printer) = PRINTER.get() {
+        let mut printer = printer.lock().unwrap_or_else(|e| e.into_inner());
+        if printer.print(text.clone()).is_ok() {
+            return;
+        }
+    }
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
     use rustyline::error::ReadlineError;
     let mut editor = match rustyline::DefaultEditor::new() {
@@ -220,6 +241,12 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
         && let Err(e) = catch_sigint(cancel)
     {
         eprintln!("peerdex: Ctrl+C cannot cancel commands: {e}");
+    }
+    match editor.create_external_printer() {
+        Ok(p) => {
+            let _ = PRINTER.set(Mutex::new(Box::new(p)));
+        }
+        Err(e) => log::info!("no external printer ({e}): background messages print plainly"),
     }
     editor.bind_sequence(
         rustyline::KeyEvent::ctrl('C'),
