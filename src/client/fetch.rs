@@ -12,8 +12,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 
 use super::jobs::{Outcome, State, Work};
 use super::messages;
@@ -170,8 +170,8 @@ impl Transfer {
                 Err(DownloadError::NotFound) if kind == Kind::GetFile => {
                     (State::Failed, messages::GET_FILE_NOT_EXIST)
                 }
-                Err(DownloadError::Cancelled) => {
-                    eprintln!("peerdex: {} {remote}: cancelled", kind.name());
+                Err(e) if cancelled(&e) => {
+                    eprintln!("peerdex: {} {remote}: {e}", kind.name());
                     (State::Cancelled, kind.fail())
                 }
                 Err(e) => {
@@ -207,6 +207,16 @@ impl Transfer {
             },
             served_by: None,
         }
+    }
+}
+
+/// Whether a download ended because it was cancelled (Ctrl+C, CANCEL, the end of
+/// the session), also when its prefix was kept.
+fn cancelled(e: &DownloadError) -> bool {
+    match e {
+        DownloadError::Cancelled => true,
+        DownloadError::Kept { cause, .. } => cancelled(cause),
+        _ => false,
     }
 }
 
