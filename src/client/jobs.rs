@@ -202,6 +202,7 @@ impl Jobs {
             fail,
             work: Some(work),
         });
+        shell::background_active(true);
         if t.workers < self.max_workers {
             let jobs = Arc::clone(self);
             let spawned = thread::Builder::new()
@@ -258,6 +259,7 @@ impl Jobs {
                 }
             }
             shell::print_async(outcome.message);
+            shell::background_active(self.active() > 0);
             self.ended.notify_all();
         }
     }

@@ -207,8 +207,33 @@ impl rustyline::ConditionalEventHandler for CtrlC {
     }
 }
 
-/// The line editor's printer, set once the editor exists (a terminal session).
-static PRINTER: OnceLock<Mutex<Box<dyn rustyline::ExternalPrinter + Send>>> = OnceLock::new();
+/// The line editor's printer while background transfers exist (a terminal session).
+static PRINTER: Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>> = Mutex::new(None);
+
+/// Whether background transfers are queued or running (set by `jobs`).
+static BACKGROUND: AtomicBool = AtomicBool::new(false);
+
+/// Background transfers exist (or no longer do): their messages need the line
+/// editor's external printer.
+pub(super) fn background_active(active: bool) {
+    BACKGROUND.store(active, Ordering::SeqCst);
+}
+
+/// Before each prompt: an external printer only while background transfers exist.
+/// rustyline's input loop with a printer waits on the terminal with `select`, which
+/// misses keys already read into its buffer (several keys in one read stall until
+/// the next key): without transfers the shell keeps the plain loop.
+fn follow_background(editor: &mut rustyline::DefaultEditor) {
+    let mut printer = PRINTER.lock().unwrap_or_else(|e| e.into_inner());
+    match (BACKGROUND.load(Ordering::SeqCst), printer.is_some()) {
+        (true, false) => match editor.create_external_printer() {
+            Ok(p) => *printer = Some(Box::new(p)),
+            Err(e) => log::info!("no external printer ({e}): background messages print plainly"),
+        },
+        (false, true) => *printer = None,
+        _ => {}
+    }
+}
 
 /// Prints a message from another thread (a background transfer's result): above the
 /// line being typed when the line editor runs, plainly on stdout otherwise.
@@ -217,11 +242,10 @@ pub(super) fn print_async(text: &str) {
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    if let Some(printer) = PRINTER.get() {
-        let mut printer = printer.lock().unwrap_or_else(|e| e.into_inner());
-        if printer.print(text.clone()).is_ok() {
-            return;
-        }
+    if let Some(printer) = PRINTER.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+        && printer.print(text.clone()).is_ok()
+    {
+        return;
     }
     let mut out = io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
@@ -242,17 +266,12 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
     {
         eprintln!("peerdex: Ctrl+C cannot cancel commands: {e}");
     }
-    match editor.create_external_printer() {
-        Ok(p) => {
-            let _ = PRINTER.set(Mutex::new(Box::new(p)));
-        }
-        Err(e) => log::info!("no external printer ({e}): background messages print plainly"),
-    }
     editor.bind_sequence(
         rustyline::KeyEvent::ctrl('C'),
         rustyline::EventHandler::Conditional(Box::new(CtrlC)),
     );
     loop {
+        follow_background(&mut editor);
         let lines = match editor.readline(PROMPT) {
             Ok(text) => {
                 if !text.trim().is_empty() {
