@@ -65,8 +65,17 @@ pub(super) const GET_FILE_OK: &str = "c> GET_FILE OK";
 pub(super) const GET_FILE_NOT_EXIST: &str = "c> GET_FILE FAIL / FILE NOT EXIST";
 pub(super) const GET_FILE_FAIL: &str = "c> GET_FILE FAIL";
 
+// peerdex client extensions (PROTOCOL.md section 5).
+pub(super) const FETCH_OK: &str = "c> FETCH OK";
+pub(super) const FETCH_NOT_EXIST: &str = "c> FETCH FAIL / FILE NOT EXIST";
+pub(super) const FETCH_FAIL: &str = "c> FETCH FAIL";
+pub(super) const JOBS_OK: &str = "c> JOBS OK";
+pub(super) const CANCEL_OK: &str = "c> CANCEL OK";
+pub(super) const CANCEL_FAIL: &str = "c> CANCEL FAIL";
+pub(super) const RESHARE_OK: &str = "c> RESHARE OK";
+
 /// The commands of the shell with their usage lines, in HELP order.
-pub(super) const USAGE: [(&str, &str); 12] = [
+pub(super) const USAGE: [(&str, &str); 16] = [
     ("REGISTER", "REGISTER <user>"),
     ("UNREGISTER", "UNREGISTER <user>"),
     ("CONNECT", "CONNECT <user>"),
@@ -77,6 +86,10 @@ pub(super) const USAGE: [(&str, &str); 12] = [
     ("LIST_CONTENT", "LIST_CONTENT <user>"),
     ("GET_FILE", "GET_FILE <user> <remote_file> <local_file>"),
     ("SEARCH", "SEARCH <pattern>"),
+    ("FETCH", "FETCH <file> [local_file] [&]"),
+    ("JOBS", "JOBS"),
+    ("CANCEL", "CANCEL <n>"),
+    ("RESHARE", "RESHARE on|off"),
     ("HELP", "HELP"),
     ("QUIT", "QUIT"),
 ];

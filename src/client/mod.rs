@@ -12,6 +12,8 @@
 //! protocol. Details of a failure (why a download failed, a file that cannot be
 //! shared) go to stderr.
 
+mod fetch;
+mod jobs;
 mod messages;
 pub(crate) mod peer;
 mod published;
@@ -23,14 +25,16 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::net;
 use crate::proto::index::{self, Body, Op, Request};
 use crate::proto::wire::{Field, FieldReader, WireError};
-use peer::{Done, DownloadError, PeerListener, Progress, ServeOptions, SharedFiles, Source};
+use fetch::{Kind, Owner, Transfer, lock};
+use jobs::Jobs;
+use peer::{Done, PeerListener, Progress, ServeOptions, SharedFiles};
 use published::Record;
 
 pub(crate) use messages::{help, reply, usage};
@@ -86,6 +90,15 @@ pub struct ClientArgs {
     /// size text as part of the file).
     #[arg(long)]
     pub get_file_size_header: bool,
+    /// Background transfers (`GET_FILE ... &`, `FETCH ... &`) run at once; the rest
+    /// wait in order.
+    #[arg(long, default_value_t = jobs::DEFAULT_MAX_DOWNLOADS, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=jobs::MAX_MAX_DOWNLOADS))]
+    pub max_downloads: u16,
+    /// PUBLISH every completed download under its local name with the remote
+    /// description (the shell's `RESHARE on|off` toggles it).
+    #[arg(long)]
+    pub reshare: bool,
 }
 
 /// Why the shell could not start.
@@ -169,7 +182,8 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         .state_dir
         .clone()
         .unwrap_or_else(|| published::default_state_dir(&share));
-    let mut session = Session {
+    let jobs = Jobs::new(usize::from(args.max_downloads));
+    let session = Arc::new(Mutex::new(Session {
         server: format!("{}:{}", args.server, args.port),
         state_dir,
         no_datetime: args.no_datetime,
@@ -186,11 +200,17 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         connected: None,
         interrupted: Arc::clone(&interrupted),
         terminal_out: io::stdout().is_terminal(),
-    };
+        jobs: Arc::clone(&jobs),
+        reshare: args.reshare,
+        this: std::sync::Weak::new(),
+    }));
+    lock(&session).this = Arc::downgrade(&session);
+    let interactive = io::stdin().is_terminal();
     loop {
         match input.next() {
             shell::Event::Line(line) => {
-                if session.execute(&line) == Flow::Quit {
+                let flow = lock(&session).execute(&line);
+                if flow == Flow::Quit && quit_now(&jobs, interactive) {
                     // No done(): the input thread must not show another prompt.
                     break;
                 }
@@ -206,11 +226,43 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
                 ));
                 input.done();
             }
+            // The end of a script waits for its transfers, as QUIT does.
+            shell::Event::Eof if !interactive => {
+                quit_now(&jobs, interactive);
+                break;
+            }
             shell::Event::Eof | shell::Event::Interrupt => break,
         }
     }
-    session.quit();
+    // Whatever still runs is abandoned (a GET_FILE_RANGE prefix stays for a resume).
+    jobs.cancel_all();
+    jobs.wait_all();
+    lock(&session).quit();
     Ok(())
+}
+
+/// QUIT with background transfers: in a terminal, asks whether to abandon them; in a
+/// script, waits for them to end. True when the session may end.
+fn quit_now(jobs: &Jobs, interactive: bool) -> bool {
+    let running = jobs.active();
+    if running == 0 {
+        return true;
+    }
+    if !interactive {
+        eprintln!("peerdex: QUIT: waiting for {running} transfer(s) to end");
+        jobs.wait_all();
+        return true;
+    }
+    {
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(b"transfers running: quit anyway? [y/N] ");
+        let _ = out.flush();
+    }
+    let mut answer = String::new();
+    // A yes/no answer; a longer line is no answer.
+    let read = io::BufRead::read_line(&mut io::Read::take(io::stdin().lock(), 256), &mut answer);
+    let yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    read.is_err() || yes
 }
 
 /// Prints one block of output (ends with a newline) in one write.
@@ -248,6 +300,12 @@ struct Session {
     connected: Option<Connected>,
     interrupted: Arc<AtomicBool>,
     terminal_out: bool,
+    /// Background transfers.
+    jobs: Arc<Jobs>,
+    /// Whether completed downloads are published (`--reshare`, `RESHARE`).
+    reshare: bool,
+    /// This session as shared with background jobs (they re-share through it).
+    this: std::sync::Weak<Mutex<Session>>,
 }
 
 /// A command line split into its word and arguments.
@@ -318,18 +376,32 @@ fn description(rest: &str) -> &str {
 
 impl Session {
     fn execute(&mut self, line: &str) -> Flow {
+        // A trailing `&` runs GET_FILE or FETCH in the background.
+        let (line, background) = match line.trim_end().strip_suffix('&') {
+            Some(rest) => (rest, true),
+            None => (line, false),
+        };
         let Some(p) = parse(line) else {
             return Flow::Continue;
         };
+        if background && !matches!(p.command.as_str(), "GET_FILE" | "FETCH") {
+            say(&format!(
+                "c> {} cannot run in the background (only GET_FILE and FETCH)",
+                p.command
+            ));
+            return Flow::Continue;
+        }
         if p.command.starts_with('#') {
             return Flow::Continue;
         }
         let arity = match p.command.as_str() {
             "REGISTER" | "UNREGISTER" | "CONNECT" | "DISCONNECT" | "DELETE" | "LIST_CONTENT"
             | "SEARCH" => Some(1),
-            "LIST_USERS" | "HELP" | "QUIT" => Some(0),
+            "LIST_USERS" | "HELP" | "QUIT" | "JOBS" => Some(0),
+            "CANCEL" | "RESHARE" => Some(1),
             "GET_FILE" => Some(3),
             "PUBLISH" => None,
+            "FETCH" => Some(usize::MAX),
             _ => {
                 say(&format!(
                     "c> unknown command {}: HELP lists the commands",
@@ -339,6 +411,7 @@ impl Session {
             }
         };
         let arity_ok = match arity {
+            Some(usize::MAX) => (1..=2).contains(&p.args.len()),
             Some(n) => p.args.len() == n,
             None => p.args.len() >= 2,
         };
@@ -357,7 +430,11 @@ impl Session {
             "LIST_USERS" => self.list_users(),
             "LIST_CONTENT" => self.list_content(a[0]),
             "SEARCH" => self.search(a[0]),
-            "GET_FILE" => self.get_file(a[0], a[1], a[2]),
+            "GET_FILE" => self.get_file(a[0], a[1], a[2], line.trim(), background),
+            "FETCH" => self.fetch(a[0], a.get(1).copied(), line.trim(), background),
+            "JOBS" => self.list_jobs(),
+            "CANCEL" => self.cancel_job(a[0]),
+            "RESHARE" => self.set_reshare(a[0]),
             "HELP" => say(&help()),
             "QUIT" => return Flow::Quit,
             _ => unreachable!("arity table covers every command"),
@@ -577,14 +654,21 @@ impl Session {
     }
 
     fn publish(&mut self, file: &str, description: &str) {
+        let code = self.publish_code(file, description);
+        say(reply(Op::Publish, code));
+    }
+
+    /// PUBLISH (typed, or a re-shared download): the result code, `None` when refused
+    /// here or without a reply.
+    fn publish_code(&mut self, file: &str, description: &str) -> Option<u8> {
         let Some(me) = self.me() else {
-            return say(reply(Op::Publish, Some(messages::NOT_CONNECTED)));
+            return Some(messages::NOT_CONNECTED);
         };
         let path = match self.files.resolve(file) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("peerdex: PUBLISH refused: {e}");
-                return say(reply(Op::Publish, None));
+                return None;
             }
         };
         let code = self.code(
@@ -598,7 +682,7 @@ impl Session {
             self.remember(|r| r.insert(file, path.clone()));
             self.files.insert(file, path);
         }
-        say(reply(Op::Publish, code));
+        code
     }
 
     fn delete(&mut self, file: &str) {
@@ -712,28 +796,28 @@ impl Session {
     /// Where GET_FILE may write `local`, or `None` (the reason on stderr): never over
     /// a file this client publishes (others would then download the wrong content);
     /// over any other existing file, said on stderr.
-    fn local_target(&self, local: &str) -> Option<PathBuf> {
+    fn local_target(&self, op: &str, local: &str) -> Option<PathBuf> {
         let target = self.files.local_path(local);
         let Ok(canonical) = std::fs::canonicalize(&target) else {
             return Some(target);
         };
         if let Some(name) = self.files.name_of(&canonical) {
             eprintln!(
-                "peerdex: GET_FILE: {} is published here as {name}: choose another local \
+                "peerdex: {op}: {} is published here as {name}: choose another local \
                  name (or DELETE {name} first)",
                 target.display()
             );
             return None;
         }
         eprintln!(
-            "peerdex: GET_FILE: {} exists: it is replaced when the download completes",
+            "peerdex: {op}: {} exists: it is replaced when the download completes",
             target.display()
         );
         Some(target)
     }
 
-    fn get_file(&mut self, owner: &str, remote: &str, local: &str) {
-        let Some(target) = self.local_target(local) else {
+    fn get_file(&mut self, owner: &str, remote: &str, local: &str, line: &str, bg: bool) {
+        let Some(target) = self.local_target("GET_FILE", local) else {
             return say(messages::GET_FILE_FAIL);
         };
         let Some(me) = self.me() else {
@@ -768,31 +852,18 @@ impl Session {
                 return say(messages::GET_FILE_FAIL);
             }
         };
-        let mut bar = Bar::new(self.terminal_out);
-        let source = Source {
-            addr,
-            owner,
-            remote,
+        let transfer = Transfer {
+            kind: Kind::GetFile,
+            owners: vec![Owner {
+                user: owner.to_owned(),
+                addr,
+                description: None,
+            }],
+            remote: remote.to_owned(),
+            local: local.to_owned(),
+            target,
         };
-        let result = peer::download(&source, &target, &self.interrupted, &mut bar);
-        bar.finish();
-        match result {
-            Ok(done) => {
-                log::info!(
-                    "GET_FILE {owner} {remote}: {} bytes into {} by {}",
-                    done.size,
-                    target.display(),
-                    done.via
-                );
-                eprintln!("peerdex: GET_FILE {remote}: {}", summary(&done));
-                say(messages::GET_FILE_OK);
-            }
-            Err(DownloadError::NotFound) => say(messages::GET_FILE_NOT_EXIST),
-            Err(e) => {
-                eprintln!("peerdex: GET_FILE {remote} from {owner} ({addr}): {e}");
-                say(messages::GET_FILE_FAIL);
-            }
-        }
+        self.transfer(transfer, line, bg);
     }
 
     /// Disconnects the connected user, if any (QUIT, end of input, signals).

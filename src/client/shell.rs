@@ -5,9 +5,9 @@
 //! time to the thread that runs commands (the next prompt is shown only after the
 //! previous command printed its message). Does not own: what a line means (`client`).
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -207,6 +207,51 @@ impl rustyline::ConditionalEventHandler for CtrlC {
     }
 }
 
+/// The line editor's printer while background transfers exist (a terminal session).
+static PRINTER: Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>> = Mutex::new(None);
+
+/// Whether background transfers are queued or running (set by `jobs`).
+static BACKGROUND: AtomicBool = AtomicBool::new(false);
+
+/// Background transfers exist (or no longer do): their messages need the line
+/// editor's external printer.
+pub(super) fn background_active(active: bool) {
+    BACKGROUND.store(active, Ordering::SeqCst);
+}
+
+/// Before each prompt: an external printer only while background transfers exist.
+/// rustyline's input loop with a printer waits on the terminal with `select`, which
+/// misses keys already read into its buffer (several keys in one read stall until
+/// the next key): without transfers the shell keeps the plain loop.
+fn follow_background(editor: &mut rustyline::DefaultEditor) {
+    let mut printer = PRINTER.lock().unwrap_or_else(|e| e.into_inner());
+    match (BACKGROUND.load(Ordering::SeqCst), printer.is_some()) {
+        (true, false) => match editor.create_external_printer() {
+            Ok(p) => *printer = Some(Box::new(p)),
+            Err(e) => log::info!("no external printer ({e}): background messages print plainly"),
+        },
+        (false, true) => *printer = None,
+        _ => {}
+    }
+}
+
+/// Prints a message from another thread (a background transfer's result): above the
+/// line being typed when the line editor runs, plainly on stdout otherwise.
+pub(super) fn print_async(text: &str) {
+    let mut text = text.to_owned();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if let Some(printer) = PRINTER.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+        && printer.print(text.clone()).is_ok()
+    {
+        return;
+    }
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
     use rustyline::error::ReadlineError;
     let mut editor = match rustyline::DefaultEditor::new() {
@@ -226,6 +271,7 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
         rustyline::EventHandler::Conditional(Box::new(CtrlC)),
     );
     loop {
+        follow_background(&mut editor);
         let lines = match editor.readline(PROMPT) {
             Ok(text) => {
                 if !text.trim().is_empty() {
