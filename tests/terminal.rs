@@ -324,3 +324,31 @@ fn quit_leaves_the_terminal_as_it_was() {
     assert!(status.success(), "exit {status:?}");
     assert_cooked(&before, &c.pty.mode(), &c.screen());
 }
+
+#[test]
+fn history_is_saved_across_sessions() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // XDG_STATE_HOME of both runs.
+    let state = tempfile::tempdir().unwrap();
+    let mut first = TermClient::start(&server, dir.path(), state.path(), &[]);
+    first.command("REGISTER hana", "c> REGISTER OK");
+    first.expect("c> ");
+    first.type_bytes(b"QUIT\r");
+    assert!(first.wait_exit().success());
+    let saved = std::fs::read_to_string(state.path().join("peerdex/history")).unwrap();
+    assert!(saved.contains("REGISTER hana"), "history file: {saved:?}");
+
+    let mut second = TermClient::start(&server, dir.path(), state.path(), &[]);
+    second.expect("c> ");
+    // Up arrow: the last lines of the first session (QUIT, then the REGISTER).
+    second.type_bytes(b"\x1b[A");
+    second.expect("QUIT");
+    second.type_bytes(b"\x1b[A");
+    second.expect("REGISTER hana");
+    second.type_bytes(b"\r");
+    second.expect("c> USERNAME IN USE");
+    second.expect("c> ");
+    second.type_bytes(b"QUIT\r");
+    assert!(second.wait_exit().success());
+}

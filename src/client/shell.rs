@@ -6,6 +6,7 @@
 //! previous command printed its message). Does not own: what a line means (`client`).
 
 use std::io::{self, BufRead, IsTerminal};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -19,6 +20,10 @@ pub(super) const PROMPT: &str = "c> ";
 /// of at most 256 bytes; 64 KiB is generous and caps what a runaway input can make
 /// the shell buffer.
 pub(super) const MAX_LINE: usize = 64 * 1024;
+
+/// Entries kept in the history file across sessions: a few weeks of lab use, and a
+/// file small enough (tens of KiB) to load at every start without notice.
+const HISTORY_ENTRIES: usize = 1000;
 
 /// Events queued for the shell: one line (the input thread waits for the command
 /// to finish before reading on) plus room for signals.
@@ -225,11 +230,27 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
         rustyline::KeyEvent::ctrl('C'),
         rustyline::EventHandler::Conditional(Box::new(CtrlC)),
     );
+    let history = history_file();
+    if let Some(path) = &history {
+        use rustyline::history::History;
+        let _ = editor.history_mut().set_max_len(HISTORY_ENTRIES);
+        let _ = editor.history_mut().ignore_dups(true);
+        // A missing file is a first session; an unreadable one is said once.
+        if path.exists()
+            && let Err(e) = editor.load_history(path)
+        {
+            eprintln!("peerdex: history {}: {e}", path.display());
+        }
+    }
     loop {
         let lines = match editor.readline(PROMPT) {
             Ok(text) => {
-                if !text.trim().is_empty() {
-                    let _ = editor.add_history_entry(text.as_str());
+                if !text.trim().is_empty() && editor.add_history_entry(text.as_str()).is_ok() {
+                    // Appended at once: the session may end by QUIT, Ctrl+D or a
+                    // signal, none of which comes back here.
+                    if let Some(path) = &history {
+                        let _ = editor.append_history(path);
+                    }
                 }
                 // A bracketed paste of several lines arrives as one string: run its
                 // lines one by one, as a script would.
@@ -249,6 +270,26 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
             }
         }
     }
+}
+
+/// Where the line editor keeps its history: `$XDG_STATE_HOME/peerdex/history`, else
+/// `~/.local/state/peerdex/history` (the folder is created); `None` (no saved history)
+/// when neither is set or the folder cannot be made.
+fn history_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+    let dir = base.join("peerdex");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("peerdex: no saved history: {}: {e}", dir.display());
+        return None;
+    }
+    Some(dir.join("history"))
 }
 
 fn read_lines(tx: &Sender<Event>, ack: &Receiver<()>) {
