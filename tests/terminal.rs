@@ -352,3 +352,27 @@ fn history_is_saved_across_sessions() {
     second.type_bytes(b"QUIT\r");
     assert!(second.wait_exit().success());
 }
+
+#[test]
+fn tab_completes_command_words_and_names_from_the_last_list() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
+    c.command("REGISTER tabby", "c> REGISTER OK");
+    c.command("CONNECT tabby", "c> CONNECT OK");
+    c.expect("c> ");
+    c.type_bytes(b"LIST_US\t");
+    c.expect("LIST_USERS");
+    c.type_bytes(b"\r");
+    c.expect("c> LIST_USERS OK");
+    // The user name comes from that list.
+    c.expect("c> ");
+    c.type_bytes(b"LIST_CONTENT tab\t");
+    c.expect("tabby");
+    c.type_bytes(b"\r");
+    c.expect("c> LIST_CONTENT OK");
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    assert!(c.wait_exit().success());
+}

@@ -12,6 +12,7 @@
 //! protocol. Details of a failure (why a download failed, a file that cannot be
 //! shared) go to stderr.
 
+mod complete;
 mod messages;
 pub(crate) mod peer;
 mod published;
@@ -131,7 +132,9 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let interrupted = Arc::new(AtomicBool::new(false));
-    let input = shell::Input::start(Arc::clone(&interrupted)).map_err(ClientError::Input)?;
+    let names = complete::SharedNames::default();
+    let input = shell::Input::start(Arc::clone(&interrupted), Arc::clone(&names), share.clone())
+        .map_err(ClientError::Input)?;
     let state_dir = args
         .state_dir
         .clone()
@@ -147,6 +150,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         connected: None,
         interrupted: Arc::clone(&interrupted),
         terminal_out: io::stdout().is_terminal(),
+        names,
     };
     loop {
         match input.next() {
@@ -207,6 +211,8 @@ struct Session {
     connected: Option<Connected>,
     interrupted: Arc<AtomicBool>,
     terminal_out: bool,
+    /// Names from the last list replies, for Tab completion.
+    names: complete::SharedNames,
 }
 
 /// A command line split into its word and arguments.
@@ -606,23 +612,29 @@ impl Session {
     }
 
     fn list_users(&mut self) {
-        self.list(Body::ListUsers, index::read_user_list, |u| {
+        let users = self.list(Body::ListUsers, index::read_user_list, |u| {
             format!("{} {} {}", u.user, u.ip, u.port)
         });
+        if let (Some(users), Ok(mut names)) = (users, self.names.lock()) {
+            names.set_users(users.iter().map(|u| u.user.as_str()));
+        }
     }
 
     fn list_content(&mut self, target: &str) {
-        self.list(
+        let files = self.list(
             Body::ListContent {
                 target: target.to_owned(),
             },
             index::read_file_list,
             |f| format!("{} \"{}\"", f.file, f.description),
         );
+        if let (Some(files), Ok(mut names)) = (files, self.names.lock()) {
+            names.set_files(files.iter().map(|f| f.file.as_str()));
+        }
     }
 
     fn search(&mut self, pattern: &str) {
-        self.list(
+        let found = self.list(
             Body::Search {
                 pattern: pattern.to_owned(),
             },
@@ -634,6 +646,9 @@ impl Session {
                 )
             },
         );
+        if let (Some(found), Ok(mut names)) = (found, self.names.lock()) {
+            names.set_users(found.iter().map(|s| s.owner.as_str()));
+        }
     }
 
     /// Where GET_FILE may write `local`, or `None` (the reason on stderr): never over

@@ -13,6 +13,8 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::complete::{SharedNames, ShellHelper};
+
 /// The prompt of PROTOCOL.md section 5, shown by the line editor in a terminal.
 pub(super) const PROMPT: &str = "c> ";
 
@@ -54,7 +56,12 @@ impl Input {
     /// a command runs) and SIGTERM so a running command (a download) stops early; the
     /// shell lowers it after each command. SIGTERM, and SIGINT when stdin is not a
     /// terminal (a script), also end the session.
-    pub(super) fn start(cancel: Arc<AtomicBool>) -> io::Result<Input> {
+    /// In a terminal, Tab completes from `names` and from paths under `share`.
+    pub(super) fn start(
+        cancel: Arc<AtomicBool>,
+        names: SharedNames,
+        share: PathBuf,
+    ) -> io::Result<Input> {
         let (tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let (done, ack) = crossbeam_channel::bounded(1);
         let interactive = io::stdin().is_terminal();
@@ -62,7 +69,7 @@ impl Input {
         let spawned = if interactive {
             thread::Builder::new()
                 .name("input".into())
-                .spawn(move || read_terminal(&tx, &ack))
+                .spawn(move || read_terminal(&tx, &ack, ShellHelper::new(names, share)))
         } else {
             thread::Builder::new()
                 .name("input".into())
@@ -212,15 +219,24 @@ impl rustyline::ConditionalEventHandler for CtrlC {
     }
 }
 
-fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
+fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>, helper: ShellHelper) {
     use rustyline::error::ReadlineError;
-    let mut editor = match rustyline::DefaultEditor::new() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("peerdex: no line editor ({e}); reading plain lines");
-            return read_lines(tx, ack);
-        }
-    };
+    // Tab as in bash: complete what is unambiguous, list the choices on a second Tab.
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let mut editor =
+        match rustyline::Editor::<ShellHelper, rustyline::history::FileHistory>::with_config(config)
+        {
+            Ok(mut e) => {
+                e.set_helper(Some(helper));
+                e
+            }
+            Err(e) => {
+                eprintln!("peerdex: no line editor ({e}); reading plain lines");
+                return read_lines(tx, ack);
+            }
+        };
     if let Some(cancel) = CANCEL.get()
         && let Err(e) = catch_sigint(cancel)
     {
