@@ -376,3 +376,20 @@ fn tab_completes_command_words_and_names_from_the_last_list() {
     c.type_bytes(b"QUIT\r");
     assert!(c.wait_exit().success());
 }
+
+#[test]
+fn start_line_names_the_server_and_help_says_what_each_command_does() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
+    c.expect(&format!(
+        "index server 127.0.0.1:{} answers. Type HELP",
+        server.addr.port()
+    ));
+    c.command("HELP", "c> commands");
+    c.expect("download a file straight from the user's client");
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    assert!(c.wait_exit().success());
+}

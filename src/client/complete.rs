@@ -15,7 +15,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 
-use super::messages::USAGE;
+use super::messages::COMMANDS;
 
 /// Names remembered from one list reply. A server may list many users or files; the
 /// completer only needs enough to be useful, and the shell must not keep an unbounded
@@ -109,9 +109,9 @@ impl ShellHelper {
         let found = match slot(command, index) {
             Slot::Command => {
                 let upper = word.to_ascii_uppercase();
-                USAGE
+                COMMANDS
                     .iter()
-                    .map(|(w, _)| *w)
+                    .map(|c| c.word)
                     .filter(|w| w.starts_with(&upper))
                     .map(|w| pair(w, format!("{w} ")))
                     .collect()
@@ -243,7 +243,7 @@ mod tests {
             (2, vec!["LIST_USERS ".into(), "LIST_CONTENT ".into()])
         );
         assert_eq!(complete(&h, "xyz").1, Vec::<String>::new());
-        assert_eq!(complete(&h, "").1.len(), USAGE.len());
+        assert_eq!(complete(&h, "").1.len(), COMMANDS.len());
     }
 
     #[test]

@@ -65,37 +65,95 @@ pub(super) const GET_FILE_OK: &str = "c> GET_FILE OK";
 pub(super) const GET_FILE_NOT_EXIST: &str = "c> GET_FILE FAIL / FILE NOT EXIST";
 pub(super) const GET_FILE_FAIL: &str = "c> GET_FILE FAIL";
 
-/// The commands of the shell with their usage lines, in HELP order.
-pub(super) const USAGE: [(&str, &str); 12] = [
-    ("REGISTER", "REGISTER <user>"),
-    ("UNREGISTER", "UNREGISTER <user>"),
-    ("CONNECT", "CONNECT <user>"),
-    ("DISCONNECT", "DISCONNECT <user>"),
-    ("PUBLISH", "PUBLISH <file> <description...>"),
-    ("DELETE", "DELETE <file>"),
-    ("LIST_USERS", "LIST_USERS"),
-    ("LIST_CONTENT", "LIST_CONTENT <user>"),
-    ("GET_FILE", "GET_FILE <user> <remote_file> <local_file>"),
-    ("SEARCH", "SEARCH <pattern>"),
-    ("HELP", "HELP"),
-    ("QUIT", "QUIT"),
+/// One command of the shell: its word, usage line and what it does.
+pub(super) struct Command {
+    pub(super) word: &'static str,
+    pub(super) usage: &'static str,
+    pub(super) meaning: &'static str,
+}
+
+const fn command(word: &'static str, usage: &'static str, meaning: &'static str) -> Command {
+    Command {
+        word,
+        usage,
+        meaning,
+    }
+}
+
+/// The commands of the shell, in HELP order.
+pub(super) const COMMANDS: [Command; 12] = [
+    command(
+        "REGISTER",
+        "REGISTER <user>",
+        "create a user name at the index server",
+    ),
+    command(
+        "UNREGISTER",
+        "UNREGISTER <user>",
+        "remove a user name and everything it published (DISCONNECT it first)",
+    ),
+    command(
+        "CONNECT",
+        "CONNECT <user>",
+        "act as this user: others can now list you and download what you publish",
+    ),
+    command(
+        "DISCONNECT",
+        "DISCONNECT <user>",
+        "stop acting as this user; its files stay listed but cannot be downloaded",
+    ),
+    command(
+        "PUBLISH",
+        "PUBLISH <file> <description...>",
+        "offer a file of the --share folder to others, with a description",
+    ),
+    command(
+        "DELETE",
+        "DELETE <file>",
+        "stop offering a file you published",
+    ),
+    command(
+        "LIST_USERS",
+        "LIST_USERS",
+        "the connected users with their address and port",
+    ),
+    command(
+        "LIST_CONTENT",
+        "LIST_CONTENT <user>",
+        "the files a user published, with their descriptions",
+    ),
+    command(
+        "GET_FILE",
+        "GET_FILE <user> <remote_file> <local_file>",
+        "download a file straight from the user's client into --share",
+    ),
+    command(
+        "SEARCH",
+        "SEARCH <pattern>",
+        "files of connected users whose name or description contains the pattern",
+    ),
+    command("HELP", "HELP", "this list"),
+    command(
+        "QUIT",
+        "QUIT",
+        "disconnect and leave (Ctrl+D too; Ctrl+C cancels a running command)",
+    ),
 ];
 
 /// The usage line of a command (its upper-case word).
 pub(crate) fn usage(command: &str) -> &'static str {
-    USAGE
+    COMMANDS
         .iter()
-        .find(|(word, _)| *word == command)
-        .map_or("HELP", |(_, usage)| usage)
+        .find(|c| c.word == command)
+        .map_or("HELP", |c| c.usage)
 }
 
-/// The HELP text: one usage line per command.
+/// The HELP text: each command's usage and what it does, one line each.
 pub(crate) fn help() -> String {
+    let width = COMMANDS.iter().map(|c| c.usage.len()).max().unwrap_or(0);
     let mut out = String::from("c> commands (the command word is case-insensitive):\n");
-    for (_, usage) in USAGE {
-        out.push('\t');
-        out.push_str(usage);
-        out.push('\n');
+    for c in &COMMANDS {
+        out.push_str(&format!("\t{:width$}  {}\n", c.usage, c.meaning));
     }
     out
 }
@@ -210,10 +268,17 @@ mod tests {
 
     #[test]
     fn usage_lines_name_their_command() {
-        for (word, line) in USAGE {
-            assert!(line.starts_with(word));
-            assert_eq!(usage(word), line);
-            assert!(help().contains(line));
+        let help = help();
+        for c in &COMMANDS {
+            assert!(c.usage.starts_with(c.word));
+            assert_eq!(usage(c.word), c.usage);
+            // One line per command: its usage and its meaning.
+            assert!(
+                help.lines()
+                    .any(|l| l.contains(c.usage) && l.ends_with(c.meaning)),
+                "{help}"
+            );
         }
+        assert_eq!(help.lines().count(), COMMANDS.len() + 1);
     }
 }

@@ -131,6 +131,10 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         .into());
     }
+    let server = format!("{}:{}", args.server, args.port);
+    if io::stdin().is_terminal() {
+        eprintln!("{}", shell::start_line(&server));
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     let names = complete::SharedNames::default();
     let input = shell::Input::start(Arc::clone(&interrupted), Arc::clone(&names), share.clone())
@@ -140,7 +144,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .unwrap_or_else(|| published::default_state_dir(&share));
     let mut session = Session {
-        server: format!("{}:{}", args.server, args.port),
+        server,
         state_dir,
         clock: TimeClock::new(args.time_url.clone()),
         files: SharedFiles::new(share),

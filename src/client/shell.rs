@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -26,6 +27,11 @@ pub(super) const MAX_LINE: usize = 64 * 1024;
 /// Entries kept in the history file across sessions: a few weeks of lab use, and a
 /// file small enough (tens of KiB) to load at every start without notice.
 const HISTORY_ENTRIES: usize = 1000;
+
+/// How long the start line waits for the index server to accept a connection: a
+/// server on the lab network answers in milliseconds, and a person waits for this
+/// before the first prompt.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Events queued for the shell: one line (the input thread waits for the command
 /// to finish before reading on) plus room for signals.
@@ -88,6 +94,34 @@ impl Input {
     pub(super) fn done(&self) {
         let _ = self.done.try_send(());
     }
+}
+
+/// The line a person sees at start (on stderr, terminal sessions only): the index
+/// server this shell talks to, whether it accepts a connection now, and where to go
+/// next.
+pub(super) fn start_line(server: &str) -> String {
+    use std::net::ToSocketAddrs;
+    let answer = match server.to_socket_addrs() {
+        Ok(addrs) => {
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+            let mut reached = None;
+            for addr in addrs {
+                match crate::net::connect(addr, PROBE_TIMEOUT) {
+                    Ok(_) => {
+                        reached = Some(addr);
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            match reached {
+                Some(_) => "answers".to_owned(),
+                None => format!("does not answer ({last}): commands fail until it runs"),
+            }
+        }
+        Err(e) => format!("cannot be resolved ({e})"),
+    };
+    format!("peerdex client: index server {server} {answer}. Type HELP for the commands.")
 }
 
 /// The terminal settings of stdin as they were before anything touched the terminal
@@ -397,6 +431,22 @@ mod tests {
                 LineRead::Eof => return out,
             }
         }
+    }
+
+    #[test]
+    fn start_line_says_whether_the_server_answers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let line = start_line(&addr);
+        assert!(
+            line.contains(&format!("index server {addr} answers")),
+            "{line}"
+        );
+        assert!(line.contains("Type HELP"), "{line}");
+        drop(listener);
+        let line = start_line(&addr);
+        assert!(line.contains("does not answer"), "{line}");
+        assert!(line.contains("Type HELP"), "{line}");
     }
 
     #[test]
