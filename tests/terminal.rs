@@ -78,6 +78,17 @@ struct TermClient {
 
 impl TermClient {
     fn start(server: &Server, share: &Path, state: &Path, extra: &[&str]) -> TermClient {
+        Self::spawn(server, share, state, extra, true)
+    }
+
+    /// As `start`, with NO_COLOR unset when `no_color` is false.
+    fn spawn(
+        server: &Server,
+        share: &Path,
+        state: &Path,
+        extra: &[&str],
+        no_color: bool,
+    ) -> TermClient {
         let pty = Pty::open();
         let mut cmd = Command::new(bin());
         cmd.args(["client", "-s", "127.0.0.1", "-p"])
@@ -88,9 +99,12 @@ impl TermClient {
             .arg(state)
             .args(extra)
             .env("TERM", "xterm")
-            .env("NO_COLOR", "1")
+            .env_remove("NO_COLOR")
             .env("XDG_STATE_HOME", state)
             .env("HOME", state);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
         let slave = || Stdio::from(pty.slave.try_clone().expect("dup pty slave"));
         cmd.stdin(slave()).stdout(slave()).stderr(slave());
         // SAFETY: only async-signal-safe calls between fork and exec.
@@ -392,4 +406,32 @@ fn start_line_names_the_server_and_help_says_what_each_command_does() {
     c.expect("c> ");
     c.type_bytes(b"QUIT\r");
     assert!(c.wait_exit().success());
+}
+
+#[test]
+fn ok_is_green_and_fail_red_in_a_terminal_unless_no_color() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = TermClient::spawn(&server, dir.path(), state.path(), &[], false);
+    c.command("REGISTER gwen", "\x1b[32mc> REGISTER OK\x1b[0m");
+    c.command(
+        "DELETE x",
+        "\x1b[31mc> DELETE FAIL, USER NOT CONNECTED\x1b[0m",
+    );
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    assert!(c.wait_exit().success());
+
+    let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
+    c.command("REGISTER gwen", "c> USERNAME IN USE");
+    c.command("LIST_USERS", "c> LIST_USERS FAIL, USER NOT CONNECTED");
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    c.wait_exit();
+    let screen = c.screen();
+    assert!(
+        !screen.contains("\x1b[31m") && !screen.contains("\x1b[32m") && !screen.contains("\x1b[0m"),
+        "{screen:?}"
+    );
 }

@@ -65,6 +65,45 @@ pub(super) const GET_FILE_OK: &str = "c> GET_FILE OK";
 pub(super) const GET_FILE_NOT_EXIST: &str = "c> GET_FILE FAIL / FILE NOT EXIST";
 pub(super) const GET_FILE_FAIL: &str = "c> GET_FILE FAIL";
 
+/// Whether a message line tells of success or failure, for its colour and the exit
+/// status of a script.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(super) enum Outcome {
+    Ok,
+    Fail,
+}
+
+/// The outcome of a message line: OK replies succeed; FAIL replies, the other refusals
+/// of the table (USERNAME IN USE, USER DOES NOT EXIST, USER ALREADY CONNECTED), usage
+/// errors and unknown commands fail. `None` for lines that are neither (HELP).
+pub(super) fn outcome(line: &str) -> Option<Outcome> {
+    let line = line.strip_prefix("c> ")?;
+    if line.ends_with(" OK") {
+        Some(Outcome::Ok)
+    } else if line.contains("FAIL")
+        || line.ends_with("USERNAME IN USE")
+        || line.ends_with("DOES NOT EXIST")
+        || line.ends_with("ALREADY CONNECTED")
+        || line.starts_with("usage:")
+        || line.starts_with("unknown command")
+        || line.starts_with("line longer than")
+    {
+        Some(Outcome::Fail)
+    } else {
+        None
+    }
+}
+
+/// `line` between the ANSI codes of its outcome's colour (green OK, red FAIL); the
+/// text itself is unchanged.
+pub(super) fn painted(line: &str) -> String {
+    match outcome(line) {
+        Some(Outcome::Ok) => format!("\x1b[32m{line}\x1b[0m"),
+        Some(Outcome::Fail) => format!("\x1b[31m{line}\x1b[0m"),
+        None => line.to_owned(),
+    }
+}
+
 /// One command of the shell: its word, usage line and what it does.
 pub(super) struct Command {
     pub(super) word: &'static str,
@@ -260,10 +299,38 @@ mod tests {
                 };
                 assert_eq!(reply(op, Some(code as u8)), expected, "{op:?} code {code}");
             }
+            for code in 0..=4u8 {
+                let want = if code == 0 {
+                    Outcome::Ok
+                } else {
+                    Outcome::Fail
+                };
+                assert_eq!(outcome(reply(op, Some(code))), Some(want), "{op:?} {code}");
+            }
+            assert_eq!(outcome(reply(op, None)), Some(Outcome::Fail));
             assert_eq!(reply(op, Some(4)), fail);
             assert_eq!(reply(op, Some(255)), fail);
             assert_eq!(reply(op, None), fail);
         }
+    }
+
+    #[test]
+    fn outcomes_of_the_other_lines() {
+        assert_eq!(outcome(GET_FILE_OK), Some(Outcome::Ok));
+        assert_eq!(outcome(GET_FILE_FAIL), Some(Outcome::Fail));
+        assert_eq!(outcome(GET_FILE_NOT_EXIST), Some(Outcome::Fail));
+        assert_eq!(outcome("c> usage: QUIT"), Some(Outcome::Fail));
+        assert_eq!(
+            outcome("c> unknown command X: HELP lists the commands"),
+            Some(Outcome::Fail)
+        );
+        assert_eq!(
+            outcome("c> commands (the command word is case-insensitive):"),
+            None
+        );
+        assert_eq!(painted("c> DELETE OK"), "\x1b[32mc> DELETE OK\x1b[0m");
+        assert_eq!(painted("c> DELETE FAIL"), "\x1b[31mc> DELETE FAIL\x1b[0m");
+        assert_eq!(painted("c> commands:"), "c> commands:");
     }
 
     #[test]

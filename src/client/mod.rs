@@ -132,6 +132,10 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let server = format!("{}:{}", args.server, args.port);
+    COLOUR.store(
+        io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        Ordering::Relaxed,
+    );
     if io::stdin().is_terminal() {
         eprintln!("{}", shell::start_line(&server));
     }
@@ -182,13 +186,33 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Prints one block of output (ends with a newline) in one write.
+/// Whether messages are coloured: stdout is a terminal and NO_COLOR is not set (set
+/// once at start).
+static COLOUR: AtomicBool = AtomicBool::new(false);
+
+/// Raised by any failed command (a FAIL message, a usage error): a script then exits
+/// non-zero.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Prints one block of output (ends with a newline) in one write. Its first line is
+/// the command's message: coloured in a terminal, and remembered when it failed.
 fn say(text: &str) {
-    let mut out = io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    if !text.ends_with('\n') {
-        let _ = out.write_all(b"\n");
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    if messages::outcome(first) == Some(messages::Outcome::Fail) {
+        FAILED.store(true, Ordering::Relaxed);
     }
+    let mut block = if COLOUR.load(Ordering::Relaxed) {
+        messages::painted(first)
+    } else {
+        first.to_owned()
+    };
+    block.push('\n');
+    block.push_str(rest);
+    if !block.ends_with('\n') {
+        block.push('\n');
+    }
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(block.as_bytes());
     let _ = out.flush();
 }
 
