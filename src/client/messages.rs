@@ -158,13 +158,13 @@ pub(super) const COMMANDS: [Command; 12] = [
     ),
     command(
         "LIST_CONTENT",
-        "LIST_CONTENT <user>",
-        "the files a user published, with their descriptions",
+        "LIST_CONTENT [<user>]",
+        "the files a user published, with their descriptions (yours without a user)",
     ),
     command(
         "GET_FILE",
-        "GET_FILE <user> <remote_file> <local_file>",
-        "download a file straight from the user's client into --share",
+        "GET_FILE <user> <remote_file> [<local_file>]",
+        "download a file from the user's client into --share (as its own name by default)",
     ),
     command(
         "SEARCH",

@@ -67,6 +67,10 @@ pub struct ClientArgs {
     /// record are ever served.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// In a script (stdin not a terminal), exit 0 even when commands failed. Without
+    /// it a script exits 1 after any FAIL message or usage error.
+    #[arg(long)]
+    pub keep_going: bool,
     /// Upload rate limit per download served, in bytes per second (default: none).
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_upload_rate: Option<u64>,
@@ -75,8 +79,13 @@ pub struct ClientArgs {
 /// Why the shell could not start.
 #[derive(Debug)]
 pub(crate) enum ClientError {
-    Share { path: PathBuf, source: io::Error },
+    Share {
+        path: PathBuf,
+        source: io::Error,
+    },
     Input(io::Error),
+    /// A script ran to its end but some of its commands failed.
+    CommandsFailed,
 }
 
 impl fmt::Display for ClientError {
@@ -86,6 +95,9 @@ impl fmt::Display for ClientError {
                 write!(f, "share folder {}: {source}", path.display())
             }
             ClientError::Input(e) => write!(f, "input: {e}"),
+            ClientError::CommandsFailed => {
+                write!(f, "some commands failed (see above; --keep-going exits 0)")
+            }
         }
     }
 }
@@ -183,6 +195,9 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     session.quit();
+    if FAILED.load(Ordering::Relaxed) && !args.keep_going && !io::stdin().is_terminal() {
+        return Err(ClientError::CommandsFailed.into());
+    }
     Ok(())
 }
 
@@ -273,6 +288,13 @@ fn split_word(s: &str) -> (&str, &str) {
     }
 }
 
+/// The last component of a remote file name (what GET_FILE saves it as when no
+/// local name is given), or `None` when it has none (`dir/`, `..`).
+fn base_name(remote: &str) -> Option<&str> {
+    let base = remote.rsplit(['/', '\\']).next()?;
+    (!base.is_empty() && base != "." && base != "..").then_some(base)
+}
+
 /// A description as typed, without one pair of enclosing double quotes (LIST_CONTENT
 /// shows descriptions in quotes, so users tend to type them that way).
 fn description(rest: &str) -> &str {
@@ -291,11 +313,13 @@ impl Session {
             return Flow::Continue;
         }
         let arity = match p.command.as_str() {
-            "REGISTER" | "UNREGISTER" | "CONNECT" | "DISCONNECT" | "DELETE" | "LIST_CONTENT"
-            | "SEARCH" => Some(1),
-            "LIST_USERS" | "HELP" | "QUIT" => Some(0),
-            "GET_FILE" => Some(3),
-            "PUBLISH" => None,
+            "REGISTER" | "UNREGISTER" | "CONNECT" | "DISCONNECT" | "DELETE" | "SEARCH" => 1..=1,
+            "LIST_USERS" | "HELP" | "QUIT" => 0..=0,
+            // LIST_CONTENT alone: your own files; GET_FILE's local name defaults to the
+            // remote file's base name.
+            "LIST_CONTENT" => 0..=1,
+            "GET_FILE" => 2..=3,
+            "PUBLISH" => 2..=usize::MAX,
             _ => {
                 say(&format!(
                     "c> unknown command {}: HELP lists the commands",
@@ -304,11 +328,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        let arity_ok = match arity {
-            Some(n) => p.args.len() == n,
-            None => p.args.len() >= 2,
-        };
-        if !arity_ok {
+        if !arity.contains(&p.args.len()) {
             say(&format!("c> usage: {}", usage(&p.command)));
             return Flow::Continue;
         }
@@ -321,9 +341,24 @@ impl Session {
             "PUBLISH" => self.publish(a[0], description(p.rest)),
             "DELETE" => self.delete(a[0]),
             "LIST_USERS" => self.list_users(),
-            "LIST_CONTENT" => self.list_content(a[0]),
+            "LIST_CONTENT" => match a.first() {
+                Some(user) => self.list_content(user),
+                None => self.list_own_content(),
+            },
             "SEARCH" => self.search(a[0]),
-            "GET_FILE" => self.get_file(a[0], a[1], a[2]),
+            "GET_FILE" => match a.get(2) {
+                Some(local) => self.get_file(a[0], a[1], local),
+                None => match base_name(a[1]) {
+                    Some(local) => self.get_file(a[0], a[1], local),
+                    None => {
+                        eprintln!(
+                            "peerdex: GET_FILE: {} has no file name to save under: give a local name",
+                            a[1]
+                        );
+                        say(messages::GET_FILE_FAIL);
+                    }
+                },
+            },
             "HELP" => say(&help()),
             "QUIT" => return Flow::Quit,
             _ => unreachable!("arity table covers every command"),
@@ -661,6 +696,14 @@ impl Session {
         }
     }
 
+    /// LIST_CONTENT without a user: the connected user's own files.
+    fn list_own_content(&mut self) {
+        match self.me() {
+            Some(me) => self.list_content(&me),
+            None => say(reply(Op::ListContent, Some(messages::NOT_CONNECTED))),
+        }
+    }
+
     fn search(&mut self, pattern: &str) {
         let found = self.list(
             Body::Search {
@@ -824,6 +867,15 @@ mod tests {
         let p = parse("List_Users").unwrap();
         assert_eq!(p.command, "LIST_USERS");
         assert!(p.args.is_empty());
+    }
+
+    #[test]
+    fn base_name_of_a_remote_file() {
+        assert_eq!(base_name("notes.txt"), Some("notes.txt"));
+        assert_eq!(base_name("labs/lab1.txt"), Some("lab1.txt"));
+        assert_eq!(base_name("C:\\work\\a.pdf"), Some("a.pdf"));
+        assert_eq!(base_name("labs/"), None);
+        assert_eq!(base_name(".."), None);
     }
 
     #[test]
