@@ -197,6 +197,24 @@ pub(crate) fn help() -> String {
     out
 }
 
+/// The end of `peerdex client --help`: the shell's commands and a few examples.
+pub(super) fn client_after_help() -> String {
+    let mut out = String::from("Commands at the c> prompt (the word is case-insensitive):\n");
+    for c in &COMMANDS {
+        out.push_str(&format!("  {}\n      {}\n", c.usage, c.meaning));
+    }
+    out.push_str(
+        "\nIn a terminal: line editing, history (~/.local/state/peerdex/history), Tab\n\
+         completion of commands, user and file names and local paths.\n\
+         \nExamples:\n  \
+         peerdex client -s 127.0.0.1 -p 9090 --share ~/peerdex-share\n  \
+         peerdex client -s host -p 9090 --time-url http://host:8000/ < script.txt\n  \
+         printf 'REGISTER ann\\nCONNECT ann\\nLIST_USERS\\n' | peerdex client -s host -p 9090\n\
+         \nA script exits 1 if any command failed (--keep-going: 0).",
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

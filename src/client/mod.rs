@@ -47,6 +47,7 @@ pub(crate) const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
 
 /// Command-line options of `peerdex client`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = messages::client_after_help())]
 pub struct ClientArgs {
     /// Index server host.
     #[arg(short, long)]
