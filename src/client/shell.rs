@@ -104,19 +104,15 @@ pub(super) fn start_line(server: &str) -> String {
     let answer = match server.to_socket_addrs() {
         Ok(addrs) => {
             let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-            let mut reached = None;
-            for addr in addrs {
-                match crate::net::connect(addr, PROBE_TIMEOUT) {
-                    Ok(_) => {
-                        reached = Some(addr);
-                        break;
-                    }
-                    Err(e) => last = e,
-                }
-            }
-            match reached {
-                Some(_) => "answers".to_owned(),
-                None => format!("does not answer ({last}): commands fail until it runs"),
+            let reached = addrs.into_iter().any(|addr| {
+                crate::net::connect(addr, PROBE_TIMEOUT)
+                    .map_err(|e| last = e)
+                    .is_ok()
+            });
+            if reached {
+                "answers".to_owned()
+            } else {
+                format!("does not answer ({last}): commands fail until it runs")
             }
         }
         Err(e) => format!("cannot be resolved ({e})"),
