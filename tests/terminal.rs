@@ -402,7 +402,7 @@ fn start_line_names_the_server_and_help_says_what_each_command_does() {
         server.addr.port()
     ));
     c.command("HELP", "c> commands");
-    c.expect("download a file straight from the user's client");
+    c.expect("download a file from the user's client");
     c.expect("c> ");
     c.type_bytes(b"QUIT\r");
     assert!(c.wait_exit().success());
