@@ -4,9 +4,15 @@ CARGO ?= cargo
 PEERDEX_DEBUG := target/debug/peerdex
 PEERDEX_RELEASE := target/release/peerdex
 
-.PHONY: all build release test lint unit bench bench-smoke clean
+.PHONY: all build release test lint unit bench bench-smoke clean help
 
 all: build
+
+## make help: this list of targets.
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## make build / make release: the debug / release binary (target/*/peerdex).
 
 build:
 	$(CARGO) build
@@ -33,16 +39,17 @@ unit:
 	else echo "SKIPPED no tests"; fi; \
 	exit $$status
 
-## a tiny run of every benchmark section: checks it runs, judges no figures.
+## make bench-smoke: a tiny run of every benchmark section: checks it runs, judges no figures.
 bench-smoke:
 	$(CARGO) test --bench bench -- --smoke
 
 ## make bench: the full benchmark (release build), medians and ratios against
-## baselines; the tables also go to docs/PERFORMANCE.md.
+##   baselines; the tables also go to docs/PERFORMANCE.md.
 bench:
 	$(CARGO) bench --bench bench | tee docs/PERFORMANCE.md.new
 	mv docs/PERFORMANCE.md.new docs/PERFORMANCE.md
 
+## make clean: remove the build.
 clean:
 	$(CARGO) clean
 

@@ -103,6 +103,8 @@ if [ -n "${stop_failed:-}" ]; then
     exit 1
 fi
 
+# An absolute path, so the client command works when pasted in any folder.
+PEERDEX_ABS=$(cd "$(dirname "$PEERDEX")" && pwd)/$(basename "$PEERDEX")
 host=$(sed -n 's/^s> init server \(.*\):[0-9]*$/\1/p' "$RUN_DIR/server.out" | head -n1)
 if grep -q "registered program" "$RUN_DIR/logger.out"; then
     pmap="registered with rpcbind: see it with 'rpcinfo -p' and 'rpcinfo -t localhost $((PROGRAM))'"
@@ -120,11 +122,15 @@ cat <<INFO
                 $pmap
  audit log      $AUDIT   (registry data in $RUN_DIR/data)
 
- Start a client in another terminal (one per user):
+ Start a client in another terminal (one per user), each sharing a folder of
+ its own (not this checkout):
 
-   $PEERDEX client -s 127.0.0.1 -p $PORT --time-url http://127.0.0.1:$TIME_PORT/
+   mkdir -p ~/peerdex-share
+   $PEERDEX_ABS client -s 127.0.0.1 -p $PORT --time-url http://127.0.0.1:$TIME_PORT/ --share ~/peerdex-share
 
- then type HELP. From another machine use -s ${host:-<this host>}.
+ then type HELP. On another machine use -s ${host:-<this host>} --time-url
+ http://${host:-<this host>}:$TIME_PORT/; for its users to download from clients on
+ this machine, start with 'make run ADVERTISE=<this machine's LAN address>'.
 ================================================================================
 
 INFO

@@ -135,13 +135,18 @@ fn every_command_against_the_real_server() {
         "c> usage: PUBLISH <file> <description...>"
     );
     assert_eq!(
-        a.cmd("get_file a b"),
-        "c> usage: GET_FILE <user> <remote_file> <local_file>"
+        a.cmd("get_file a"),
+        "c> usage: GET_FILE <user> <remote_file> [<local_file>]"
     );
     assert_eq!(a.cmd("LIST_USERS extra"), "c> usage: LIST_USERS");
     assert!(a.cmd("FROB").starts_with("c> unknown command FROB"));
     let help = a.proc.lines();
-    assert!(help.contains(&"\tSEARCH <pattern>".to_owned()), "{help:?}");
+    // One line per command: its usage, then what it does.
+    assert!(
+        help.iter()
+            .any(|l| l.starts_with("\tSEARCH <pattern> ") && l.contains("contains the pattern")),
+        "{help:?}"
+    );
 
     assert_eq!(a.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
     assert_eq!(
@@ -149,9 +154,11 @@ fn every_command_against_the_real_server() {
         "c> PUBLISH FAIL, USER NOT CONNECTED"
     );
     assert_eq!(a.cmd("UNREGISTER alice"), "c> UNREGISTER OK");
-    // QUIT with nobody connected prints nothing and exits 0.
+    // QUIT with nobody connected prints nothing; the script had failed commands, so
+    // it exits 1.
     a.send("QUIT");
-    assert!(a.wait_exit().success());
+    assert_eq!(a.wait_exit().code(), Some(1));
+    assert!(a.stderr_has("--keep-going"), "{:?}", a.stderr());
     assert_eq!(a.proc.lines().last().unwrap(), "c> UNREGISTER OK");
 }
 
@@ -523,7 +530,8 @@ fn with_the_server_down_every_command_fails_cleanly() {
     assert_eq!(c.cmd("DISCONNECT u"), "c> DISCONNECT FAIL");
     assert_eq!(listening_sockets(pid), 0);
     c.close_stdin();
-    assert!(c.wait_exit().success());
+    // Every command failed: a script says so in its exit status.
+    assert_eq!(c.wait_exit().code(), Some(1));
 }
 
 /// Starts a server and a shell connected as `user`; returns both.
@@ -718,4 +726,45 @@ fn fields_over_255_bytes_are_refused_locally_with_the_fail_message() {
         c.stderr()
     );
     assert_eq!(idx.requests().len(), sent, "{:?}", idx.requests());
+}
+
+/// Issue 15: GET_FILE's local name defaults to the remote file's base name;
+/// LIST_CONTENT alone lists your own files; a script exits 1 after a failed command
+/// unless --keep-going.
+#[test]
+fn default_local_name_own_content_and_script_exit_status() {
+    let s = Server::start(&[]);
+    let alice_dir = tempfile::tempdir().unwrap();
+    let bob_dir = tempfile::tempdir().unwrap();
+    std::fs::write(alice_dir.path().join("notes.txt"), b"week 3").unwrap();
+    let mut a = Client::start(s.addr, alice_dir.path());
+    assert_eq!(
+        a.cmd("LIST_CONTENT"),
+        "c> LIST_CONTENT FAIL, USER NOT CONNECTED"
+    );
+    a.register_connect("alice");
+    assert_eq!(a.cmd("PUBLISH notes.txt week 3"), "c> PUBLISH OK");
+    let (msg, files) = a.cmd_list("LIST_CONTENT", 1);
+    assert_eq!(msg, "c> LIST_CONTENT OK");
+    assert_eq!(files, ["\tnotes.txt \"week 3\""]);
+
+    let mut b = Client::start_with(s.addr, bob_dir.path(), &["--keep-going"]);
+    b.register_connect("bob");
+    assert_eq!(b.cmd("GET_FILE alice notes.txt"), "c> GET_FILE OK");
+    assert_eq!(
+        std::fs::read(bob_dir.path().join("notes.txt")).unwrap(),
+        b"week 3"
+    );
+    assert_eq!(
+        b.cmd("GET_FILE alice nothing.txt"),
+        "c> GET_FILE FAIL / FILE NOT EXIST"
+    );
+    assert_eq!(b.cmd("QUIT"), "c> DISCONNECT OK");
+    // A failure, but --keep-going.
+    assert!(b.wait_exit().success());
+
+    // Alice's first LIST_CONTENT failed, and she has no --keep-going (a script
+    // without failures exits 0: quit_disconnects_first).
+    assert_eq!(a.cmd("QUIT"), "c> DISCONNECT OK");
+    assert_eq!(a.wait_exit().code(), Some(1));
 }

@@ -261,3 +261,153 @@ fn make_run_exits_non_zero_naming_a_crashed_component() {
     }
     assert_eq!(group_members(pgid), Vec::<String>::new());
 }
+
+/// One code block of the README's session, and the terminal its paragraph names.
+struct Block {
+    terminal: String,
+    lines: Vec<String>,
+}
+
+/// The code blocks of README.md's "A session in two terminals", each with the
+/// "Terminal N" (or "terminal N") its preceding paragraph names.
+fn readme_session() -> Vec<Block> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("### A session in two terminals")
+        .expect("README has the session");
+    let section = &readme[start..];
+    let section = &section[..section[4..].find("\n## ").map_or(section.len(), |i| i + 4)];
+    let mut blocks = Vec::new();
+    let mut terminal = String::new();
+    let mut in_block: Option<Vec<String>> = None;
+    for line in section.lines() {
+        if line.starts_with("```") {
+            match in_block.take() {
+                Some(lines) => blocks.push(Block {
+                    terminal: terminal.clone(),
+                    lines,
+                }),
+                None => in_block = Some(Vec::new()),
+            }
+        } else if let Some(lines) = in_block.as_mut() {
+            lines.push(line.to_owned());
+        } else if let Some(i) = line.to_ascii_lowercase().find("terminal ") {
+            terminal = line[i + "terminal ".len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+        }
+    }
+    blocks
+}
+
+/// A list line with its addresses and ports replaced, and its indentation (a tab,
+/// shown as spaces in the README) dropped.
+fn without_addresses(line: &str) -> String {
+    let mut out = Vec::new();
+    let mut after_ip = false;
+    for word in line.split_whitespace() {
+        if word.parse::<std::net::IpAddr>().is_ok() {
+            out.push("<ip>");
+            after_ip = true;
+        } else if after_ip && word.parse::<u16>().is_ok() {
+            out.push("<port>");
+            after_ip = false;
+        } else {
+            out.push(word);
+            after_ip = false;
+        }
+    }
+    out.join(" ")
+}
+
+/// Issue 15: the README's two-terminal session works when typed as written: its shell
+/// commands and client commands run in the README's order (alice stays connected
+/// while bob downloads), and every message and list line matches, ports and
+/// addresses aside.
+#[test]
+fn the_readme_session_works_as_written() {
+    let server = Server::start(&[]);
+    let cwd = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let blocks = readme_session();
+    assert!(blocks.len() >= 3, "README session blocks: {}", blocks.len());
+    let mut clients: std::collections::HashMap<String, Client> = Default::default();
+    let mut replayed = 0;
+    for block in &blocks {
+        let lines = &block.lines;
+        let mut i = 0;
+        while i < lines.len() {
+            let line = &lines[i];
+            if let Some(shell) = line.strip_prefix("$ ") {
+                // Output of a shell command: up to the next prompt.
+                let mut j = i + 1;
+                while j < lines.len() && !lines[j].starts_with("$ ") && !lines[j].starts_with("c> ")
+                {
+                    j += 1;
+                }
+                let output = &lines[i + 1..j];
+                let words: Vec<&str> = shell.split_whitespace().collect();
+                if words.first() == Some(&"peerdex") {
+                    assert_eq!(words[1], "client", "{shell}");
+                    let args: Vec<String> = words[2..]
+                        .iter()
+                        .map(|w| {
+                            if *w == "9090" {
+                                server.addr.port().to_string()
+                            } else {
+                                (*w).to_owned()
+                            }
+                        })
+                        .collect();
+                    let mut cmd = Command::new(bin());
+                    cmd.arg("client")
+                        .args(&args)
+                        .args(["--time-url", NO_TIME_SERVICE])
+                        .current_dir(cwd.path())
+                        .env("XDG_STATE_HOME", state.path());
+                    clients.insert(block.terminal.clone(), Client::spawn(cmd));
+                } else if let Some(file) = shell.strip_prefix("cat ") {
+                    let text = std::fs::read_to_string(cwd.path().join(file.trim()))
+                        .unwrap_or_else(|e| panic!("{shell}: {e}"));
+                    assert_eq!(text.lines().collect::<Vec<_>>(), output, "{shell}");
+                } else {
+                    let status = Command::new("sh")
+                        .args(["-c", shell])
+                        .current_dir(cwd.path())
+                        .status()
+                        .unwrap();
+                    assert!(status.success(), "{shell}");
+                }
+                i = j;
+            } else if let Some(input) = line.strip_prefix("c> ") {
+                let expected = lines.get(i + 1).expect("a message after each command");
+                let mut j = i + 2;
+                while j < lines.len() && lines[j].starts_with(char::is_whitespace) {
+                    j += 1;
+                }
+                let expected_list: Vec<String> = lines[i + 2..j]
+                    .iter()
+                    .map(|l| without_addresses(l))
+                    .collect();
+                let client = clients
+                    .get_mut(&block.terminal)
+                    .unwrap_or_else(|| panic!("no client in terminal {}", block.terminal));
+                let (msg, list) = client.cmd_list(input, expected_list.len());
+                assert_eq!(&msg, expected, "terminal {}: {input}", block.terminal);
+                let list: Vec<String> = list.iter().map(|l| without_addresses(l)).collect();
+                assert_eq!(list, expected_list, "terminal {}: {input}", block.terminal);
+                replayed += 1;
+                i = j;
+            } else {
+                panic!("README session: unexpected line {line:?}");
+            }
+        }
+    }
+    assert!(replayed >= 10, "only {replayed} commands replayed");
+    for (terminal, mut c) in clients {
+        let status = c.wait_exit();
+        assert!(status.success(), "terminal {terminal}: {status:?}");
+    }
+}

@@ -78,6 +78,17 @@ struct TermClient {
 
 impl TermClient {
     fn start(server: &Server, share: &Path, state: &Path, extra: &[&str]) -> TermClient {
+        Self::spawn(server, share, state, extra, true)
+    }
+
+    /// As `start`, with NO_COLOR unset when `no_color` is false.
+    fn spawn(
+        server: &Server,
+        share: &Path,
+        state: &Path,
+        extra: &[&str],
+        no_color: bool,
+    ) -> TermClient {
         let pty = Pty::open();
         let mut cmd = Command::new(bin());
         cmd.args(["client", "-s", "127.0.0.1", "-p"])
@@ -88,9 +99,12 @@ impl TermClient {
             .arg(state)
             .args(extra)
             .env("TERM", "xterm")
-            .env("NO_COLOR", "1")
+            .env_remove("NO_COLOR")
             .env("XDG_STATE_HOME", state)
             .env("HOME", state);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
         let slave = || Stdio::from(pty.slave.try_clone().expect("dup pty slave"));
         cmd.stdin(slave()).stdout(slave()).stderr(slave());
         // SAFETY: only async-signal-safe calls between fork and exec.
@@ -323,4 +337,101 @@ fn quit_leaves_the_terminal_as_it_was() {
     let status = c.wait_exit();
     assert!(status.success(), "exit {status:?}");
     assert_cooked(&before, &c.pty.mode(), &c.screen());
+}
+
+#[test]
+fn history_is_saved_across_sessions() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // XDG_STATE_HOME of both runs.
+    let state = tempfile::tempdir().unwrap();
+    let mut first = TermClient::start(&server, dir.path(), state.path(), &[]);
+    first.command("REGISTER hana", "c> REGISTER OK");
+    first.expect("c> ");
+    first.type_bytes(b"QUIT\r");
+    assert!(first.wait_exit().success());
+    let saved = std::fs::read_to_string(state.path().join("peerdex/history")).unwrap();
+    assert!(saved.contains("REGISTER hana"), "history file: {saved:?}");
+
+    let mut second = TermClient::start(&server, dir.path(), state.path(), &[]);
+    second.expect("c> ");
+    // Up arrow: the last lines of the first session (QUIT, then the REGISTER).
+    second.type_bytes(b"\x1b[A");
+    second.expect("QUIT");
+    second.type_bytes(b"\x1b[A");
+    second.expect("REGISTER hana");
+    second.type_bytes(b"\r");
+    second.expect("c> USERNAME IN USE");
+    second.expect("c> ");
+    second.type_bytes(b"QUIT\r");
+    assert!(second.wait_exit().success());
+}
+
+#[test]
+fn tab_completes_command_words_and_names_from_the_last_list() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
+    c.command("REGISTER tabby", "c> REGISTER OK");
+    c.command("CONNECT tabby", "c> CONNECT OK");
+    c.expect("c> ");
+    c.type_bytes(b"LIST_US\t");
+    c.expect("LIST_USERS");
+    c.type_bytes(b"\r");
+    c.expect("c> LIST_USERS OK");
+    // The user name comes from that list.
+    c.expect("c> ");
+    c.type_bytes(b"LIST_CONTENT tab\t");
+    c.expect("tabby");
+    c.type_bytes(b"\r");
+    c.expect("c> LIST_CONTENT OK");
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    assert!(c.wait_exit().success());
+}
+
+#[test]
+fn start_line_names_the_server_and_help_says_what_each_command_does() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
+    c.expect(&format!(
+        "index server 127.0.0.1:{} answers. Type HELP",
+        server.addr.port()
+    ));
+    c.command("HELP", "c> commands");
+    c.expect("download a file from the user's client");
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    assert!(c.wait_exit().success());
+}
+
+#[test]
+fn ok_is_green_and_fail_red_in_a_terminal_unless_no_color() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = TermClient::spawn(&server, dir.path(), state.path(), &[], false);
+    c.command("REGISTER gwen", "\x1b[32mc> REGISTER OK\x1b[0m");
+    c.command(
+        "DELETE x",
+        "\x1b[31mc> DELETE FAIL, USER NOT CONNECTED\x1b[0m",
+    );
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    assert!(c.wait_exit().success());
+
+    let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
+    c.command("REGISTER gwen", "c> USERNAME IN USE");
+    c.command("LIST_USERS", "c> LIST_USERS FAIL, USER NOT CONNECTED");
+    c.expect("c> ");
+    c.type_bytes(b"QUIT\r");
+    c.wait_exit();
+    let screen = c.screen();
+    assert!(
+        !screen.contains("\x1b[31m") && !screen.contains("\x1b[32m") && !screen.contains("\x1b[0m"),
+        "{screen:?}"
+    );
 }

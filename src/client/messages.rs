@@ -74,42 +74,169 @@ pub(super) const CANCEL_OK: &str = "c> CANCEL OK";
 pub(super) const CANCEL_FAIL: &str = "c> CANCEL FAIL";
 pub(super) const RESHARE_OK: &str = "c> RESHARE OK";
 
-/// The commands of the shell with their usage lines, in HELP order.
-pub(super) const USAGE: [(&str, &str); 16] = [
-    ("REGISTER", "REGISTER <user>"),
-    ("UNREGISTER", "UNREGISTER <user>"),
-    ("CONNECT", "CONNECT <user>"),
-    ("DISCONNECT", "DISCONNECT <user>"),
-    ("PUBLISH", "PUBLISH <file> <description...>"),
-    ("DELETE", "DELETE <file>"),
-    ("LIST_USERS", "LIST_USERS"),
-    ("LIST_CONTENT", "LIST_CONTENT <user>"),
-    ("GET_FILE", "GET_FILE <user> <remote_file> <local_file>"),
-    ("SEARCH", "SEARCH <pattern>"),
-    ("FETCH", "FETCH <file> [local_file] [&]"),
-    ("JOBS", "JOBS"),
-    ("CANCEL", "CANCEL <n>"),
-    ("RESHARE", "RESHARE on|off"),
-    ("HELP", "HELP"),
-    ("QUIT", "QUIT"),
+/// Whether a message line tells of success or failure, for its colour and the exit
+/// status of a script.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(super) enum Outcome {
+    Ok,
+    Fail,
+}
+
+/// The outcome of a message line: OK replies succeed; FAIL replies, the other refusals
+/// of the table (USERNAME IN USE, USER DOES NOT EXIST, USER ALREADY CONNECTED), usage
+/// errors and unknown commands fail. `None` for lines that are neither (HELP).
+pub(super) fn outcome(line: &str) -> Option<Outcome> {
+    let line = line.strip_prefix("c> ")?;
+    if line.ends_with(" OK") {
+        Some(Outcome::Ok)
+    } else if line.contains("FAIL")
+        || line.ends_with("USERNAME IN USE")
+        || line.ends_with("DOES NOT EXIST")
+        || line.ends_with("ALREADY CONNECTED")
+        || line.starts_with("usage:")
+        || line.starts_with("unknown command")
+        || line.starts_with("line longer than")
+    {
+        Some(Outcome::Fail)
+    } else {
+        None
+    }
+}
+
+/// `line` between the ANSI codes of its outcome's colour (green OK, red FAIL); the
+/// text itself is unchanged.
+pub(super) fn painted(line: &str) -> String {
+    match outcome(line) {
+        Some(Outcome::Ok) => format!("\x1b[32m{line}\x1b[0m"),
+        Some(Outcome::Fail) => format!("\x1b[31m{line}\x1b[0m"),
+        None => line.to_owned(),
+    }
+}
+
+/// One command of the shell: its word, usage line and what it does.
+pub(super) struct Command {
+    pub(super) word: &'static str,
+    pub(super) usage: &'static str,
+    pub(super) meaning: &'static str,
+}
+
+const fn command(word: &'static str, usage: &'static str, meaning: &'static str) -> Command {
+    Command {
+        word,
+        usage,
+        meaning,
+    }
+}
+
+/// The commands of the shell, in HELP order.
+pub(super) const COMMANDS: [Command; 16] = [
+    command(
+        "REGISTER",
+        "REGISTER <user>",
+        "create a user name at the index server",
+    ),
+    command(
+        "UNREGISTER",
+        "UNREGISTER <user>",
+        "remove a user name and everything it published (DISCONNECT it first)",
+    ),
+    command(
+        "CONNECT",
+        "CONNECT <user>",
+        "act as this user: others can now list you and download what you publish",
+    ),
+    command(
+        "DISCONNECT",
+        "DISCONNECT <user>",
+        "stop acting as this user; its files stay listed but cannot be downloaded",
+    ),
+    command(
+        "PUBLISH",
+        "PUBLISH <file> <description...>",
+        "offer a file of the --share folder to others, with a description",
+    ),
+    command(
+        "DELETE",
+        "DELETE <file>",
+        "stop offering a file you published",
+    ),
+    command(
+        "LIST_USERS",
+        "LIST_USERS",
+        "the connected users with their address and port",
+    ),
+    command(
+        "LIST_CONTENT",
+        "LIST_CONTENT [<user>]",
+        "the files a user published, with their descriptions (yours without a user)",
+    ),
+    command(
+        "GET_FILE",
+        "GET_FILE <user> <remote_file> [<local_file>]",
+        "download a file from the user's client into --share (as its own name by default)",
+    ),
+    command(
+        "SEARCH",
+        "SEARCH <pattern>",
+        "files of connected users whose name contains the pattern (case-sensitive)",
+    ),
+    command(
+        "FETCH",
+        "FETCH <file> [local_file] [&]",
+        "download a file by name from any connected owner, trying the next on failure",
+    ),
+    command(
+        "JOBS",
+        "JOBS",
+        "the background transfers (GET_FILE ... & and FETCH ... &) and their progress",
+    ),
+    command("CANCEL", "CANCEL <n>", "stop background transfer n"),
+    command(
+        "RESHARE",
+        "RESHARE on|off",
+        "publish every completed download under its local name (--reshare)",
+    ),
+    command("HELP", "HELP", "this list"),
+    command(
+        "QUIT",
+        "QUIT",
+        "disconnect and leave (Ctrl+D too; Ctrl+C cancels a running command)",
+    ),
 ];
 
 /// The usage line of a command (its upper-case word).
 pub(crate) fn usage(command: &str) -> &'static str {
-    USAGE
+    COMMANDS
         .iter()
-        .find(|(word, _)| *word == command)
-        .map_or("HELP", |(_, usage)| usage)
+        .find(|c| c.word == command)
+        .map_or("HELP", |c| c.usage)
 }
 
-/// The HELP text: one usage line per command.
+/// The HELP text: each command's usage and what it does, one line each.
 pub(crate) fn help() -> String {
+    let width = COMMANDS.iter().map(|c| c.usage.len()).max().unwrap_or(0);
     let mut out = String::from("c> commands (the command word is case-insensitive):\n");
-    for (_, usage) in USAGE {
-        out.push('\t');
-        out.push_str(usage);
-        out.push('\n');
+    for c in &COMMANDS {
+        out.push_str(&format!("\t{:width$}  {}\n", c.usage, c.meaning));
     }
+    out
+}
+
+/// The end of `peerdex client --help`: the shell's commands and a few examples.
+pub(super) fn client_after_help() -> String {
+    let mut out = String::from("Commands at the c> prompt (the word is case-insensitive):\n");
+    for c in &COMMANDS {
+        out.push_str(&format!("  {}\n      {}\n", c.usage, c.meaning));
+    }
+    out.push_str(
+        "\nIn a terminal: line editing, history (~/.local/state/peerdex/history), Tab\n\
+         completion of commands, user and file names and local paths.\n\
+         \nExamples:\n  \
+         peerdex client -s 127.0.0.1 -p 9090 --share ~/peerdex-share\n  \
+         peerdex client -s host -p 9090 --time-url http://host:8000/ < script.txt\n  \
+         printf 'REGISTER ann\\nCONNECT ann\\nLIST_USERS\\n' | peerdex client -s host -p 9090\n\
+         \nA script exits 1 if any command failed (--keep-going: 0).",
+    );
     out
 }
 
@@ -215,6 +342,15 @@ mod tests {
                 };
                 assert_eq!(reply(op, Some(code as u8)), expected, "{op:?} code {code}");
             }
+            for code in 0..=4u8 {
+                let want = if code == 0 {
+                    Outcome::Ok
+                } else {
+                    Outcome::Fail
+                };
+                assert_eq!(outcome(reply(op, Some(code))), Some(want), "{op:?} {code}");
+            }
+            assert_eq!(outcome(reply(op, None)), Some(Outcome::Fail));
             assert_eq!(reply(op, Some(4)), fail);
             assert_eq!(reply(op, Some(255)), fail);
             assert_eq!(reply(op, None), fail);
@@ -222,11 +358,37 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_of_the_other_lines() {
+        assert_eq!(outcome(GET_FILE_OK), Some(Outcome::Ok));
+        assert_eq!(outcome(GET_FILE_FAIL), Some(Outcome::Fail));
+        assert_eq!(outcome(GET_FILE_NOT_EXIST), Some(Outcome::Fail));
+        assert_eq!(outcome("c> usage: QUIT"), Some(Outcome::Fail));
+        assert_eq!(
+            outcome("c> unknown command X: HELP lists the commands"),
+            Some(Outcome::Fail)
+        );
+        assert_eq!(
+            outcome("c> commands (the command word is case-insensitive):"),
+            None
+        );
+        assert_eq!(painted("c> DELETE OK"), "\x1b[32mc> DELETE OK\x1b[0m");
+        assert_eq!(painted("c> DELETE FAIL"), "\x1b[31mc> DELETE FAIL\x1b[0m");
+        assert_eq!(painted("c> commands:"), "c> commands:");
+    }
+
+    #[test]
     fn usage_lines_name_their_command() {
-        for (word, line) in USAGE {
-            assert!(line.starts_with(word));
-            assert_eq!(usage(word), line);
-            assert!(help().contains(line));
+        let help = help();
+        for c in &COMMANDS {
+            assert!(c.usage.starts_with(c.word));
+            assert_eq!(usage(c.word), c.usage);
+            // One line per command: its usage and its meaning.
+            assert!(
+                help.lines()
+                    .any(|l| l.contains(c.usage) && l.ends_with(c.meaning)),
+                "{help}"
+            );
         }
+        assert_eq!(help.lines().count(), COMMANDS.len() + 1);
     }
 }

@@ -12,6 +12,7 @@
 //! protocol. Details of a failure (why a download failed, a file that cannot be
 //! shared) go to stderr.
 
+mod complete;
 mod fetch;
 mod jobs;
 mod messages;
@@ -56,6 +57,7 @@ pub(crate) const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
 
 /// Command-line options of `peerdex client`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = messages::client_after_help())]
 pub struct ClientArgs {
     /// Index server host.
     #[arg(short, long)]
@@ -82,6 +84,10 @@ pub struct ClientArgs {
     /// written to part 1 of the statement); the time service is not asked.
     #[arg(long)]
     pub no_datetime: bool,
+    /// In a script (stdin not a terminal), exit 0 even when commands failed. Without
+    /// it a script exits 1 after any FAIL message or usage error.
+    #[arg(long)]
+    pub keep_going: bool,
     /// Upload rate limit per download served, in bytes per second (default: none).
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_upload_rate: Option<u64>,
@@ -104,8 +110,13 @@ pub struct ClientArgs {
 /// Why the shell could not start.
 #[derive(Debug)]
 pub(crate) enum ClientError {
-    Share { path: PathBuf, source: io::Error },
+    Share {
+        path: PathBuf,
+        source: io::Error,
+    },
     Input(io::Error),
+    /// A script ran to its end but some of its commands failed.
+    CommandsFailed,
 }
 
 impl fmt::Display for ClientError {
@@ -115,6 +126,9 @@ impl fmt::Display for ClientError {
                 write!(f, "share folder {}: {source}", path.display())
             }
             ClientError::Input(e) => write!(f, "input: {e}"),
+            ClientError::CommandsFailed => {
+                write!(f, "some commands failed (see above; --keep-going exits 0)")
+            }
         }
     }
 }
@@ -176,15 +190,25 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         .into());
     }
+    let server = format!("{}:{}", args.server, args.port);
+    COLOUR.store(
+        io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        Ordering::Relaxed,
+    );
+    if io::stdin().is_terminal() {
+        eprintln!("{}", shell::start_line(&server));
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
-    let input = shell::Input::start(Arc::clone(&interrupted)).map_err(ClientError::Input)?;
+    let names = complete::SharedNames::default();
+    let input = shell::Input::start(Arc::clone(&interrupted), Arc::clone(&names), share.clone())
+        .map_err(ClientError::Input)?;
     let state_dir = args
         .state_dir
         .clone()
         .unwrap_or_else(|| published::default_state_dir(&share));
     let jobs = Jobs::new(usize::from(args.max_downloads));
     let session = Arc::new(Mutex::new(Session {
-        server: format!("{}:{}", args.server, args.port),
+        server,
         state_dir,
         no_datetime: args.no_datetime,
         clock: {
@@ -203,6 +227,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         jobs: Arc::clone(&jobs),
         reshare: args.reshare,
         this: std::sync::Weak::new(),
+        names,
     }));
     lock(&session).this = Arc::downgrade(&session);
     let interactive = io::stdin().is_terminal();
@@ -238,6 +263,9 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     jobs.cancel_all();
     jobs.wait_all();
     lock(&session).quit();
+    if FAILED.load(Ordering::Relaxed) && !args.keep_going && !interactive {
+        return Err(ClientError::CommandsFailed.into());
+    }
     Ok(())
 }
 
@@ -265,13 +293,33 @@ fn quit_now(jobs: &Jobs, interactive: bool) -> bool {
     read.is_err() || yes
 }
 
-/// Prints one block of output (ends with a newline) in one write.
+/// Whether messages are coloured: stdout is a terminal and NO_COLOR is not set (set
+/// once at start).
+static COLOUR: AtomicBool = AtomicBool::new(false);
+
+/// Raised by any failed command (a FAIL message, a usage error): a script then exits
+/// non-zero.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Prints one block of output (ends with a newline) in one write. Its first line is
+/// the command's message: coloured in a terminal, and remembered when it failed.
 fn say(text: &str) {
-    let mut out = io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    if !text.ends_with('\n') {
-        let _ = out.write_all(b"\n");
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    if messages::outcome(first) == Some(messages::Outcome::Fail) {
+        FAILED.store(true, Ordering::Relaxed);
     }
+    let mut block = if COLOUR.load(Ordering::Relaxed) {
+        messages::painted(first)
+    } else {
+        first.to_owned()
+    };
+    block.push('\n');
+    block.push_str(rest);
+    if !block.ends_with('\n') {
+        block.push('\n');
+    }
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(block.as_bytes());
     let _ = out.flush();
 }
 
@@ -306,6 +354,8 @@ struct Session {
     reshare: bool,
     /// This session as shared with background jobs (they re-share through it).
     this: std::sync::Weak<Mutex<Session>>,
+    /// Names from the last list replies, for Tab completion.
+    names: complete::SharedNames,
 }
 
 /// A command line split into its word and arguments.
@@ -365,6 +415,13 @@ fn check_lengths(user: &str, body: &Body) -> Result<(), IndexError> {
     }
 }
 
+/// The last component of a remote file name (what GET_FILE saves it as when no
+/// local name is given), or `None` when it has none (`dir/`, `..`).
+fn base_name(remote: &str) -> Option<&str> {
+    let base = remote.rsplit(['/', '\\']).next()?;
+    (!base.is_empty() && base != "." && base != "..").then_some(base)
+}
+
 /// A description as typed, without one pair of enclosing double quotes (LIST_CONTENT
 /// shows descriptions in quotes, so users tend to type them that way).
 fn description(rest: &str) -> &str {
@@ -395,13 +452,15 @@ impl Session {
             return Flow::Continue;
         }
         let arity = match p.command.as_str() {
-            "REGISTER" | "UNREGISTER" | "CONNECT" | "DISCONNECT" | "DELETE" | "LIST_CONTENT"
-            | "SEARCH" => Some(1),
-            "LIST_USERS" | "HELP" | "QUIT" | "JOBS" => Some(0),
-            "CANCEL" | "RESHARE" => Some(1),
-            "GET_FILE" => Some(3),
-            "PUBLISH" => None,
-            "FETCH" => Some(usize::MAX),
+            "REGISTER" | "UNREGISTER" | "CONNECT" | "DISCONNECT" | "DELETE" | "SEARCH" => 1..=1,
+            "LIST_USERS" | "HELP" | "QUIT" | "JOBS" => 0..=0,
+            "CANCEL" | "RESHARE" => 1..=1,
+            // LIST_CONTENT alone: your own files; GET_FILE's local name defaults to the
+            // remote file's base name.
+            "LIST_CONTENT" => 0..=1,
+            "GET_FILE" => 2..=3,
+            "FETCH" => 1..=2,
+            "PUBLISH" => 2..=usize::MAX,
             _ => {
                 say(&format!(
                     "c> unknown command {}: HELP lists the commands",
@@ -410,12 +469,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        let arity_ok = match arity {
-            Some(usize::MAX) => (1..=2).contains(&p.args.len()),
-            Some(n) => p.args.len() == n,
-            None => p.args.len() >= 2,
-        };
-        if !arity_ok {
+        if !arity.contains(&p.args.len()) {
             say(&format!("c> usage: {}", usage(&p.command)));
             return Flow::Continue;
         }
@@ -428,9 +482,21 @@ impl Session {
             "PUBLISH" => self.publish(a[0], description(p.rest)),
             "DELETE" => self.delete(a[0]),
             "LIST_USERS" => self.list_users(),
-            "LIST_CONTENT" => self.list_content(a[0]),
+            "LIST_CONTENT" => match a.first() {
+                Some(user) => self.list_content(user),
+                None => self.list_own_content(),
+            },
             "SEARCH" => self.search(a[0]),
-            "GET_FILE" => self.get_file(a[0], a[1], a[2], line.trim(), background),
+            "GET_FILE" => match a.get(2).copied().or_else(|| base_name(a[1])) {
+                Some(local) => self.get_file(a[0], a[1], local, line.trim(), background),
+                None => {
+                    eprintln!(
+                        "peerdex: GET_FILE: {} has no file name to save under: give a local name",
+                        a[1]
+                    );
+                    say(messages::GET_FILE_FAIL);
+                }
+            },
             "FETCH" => self.fetch(a[0], a.get(1).copied(), line.trim(), background),
             "JOBS" => self.list_jobs(),
             "CANCEL" => self.cancel_job(a[0]),
@@ -763,23 +829,37 @@ impl Session {
     }
 
     fn list_users(&mut self) {
-        self.list(Body::ListUsers, index::read_user_list, |u| {
+        let users = self.list(Body::ListUsers, index::read_user_list, |u| {
             format!("{} {} {}", u.user, u.ip, u.port)
         });
+        if let (Some(users), Ok(mut names)) = (users, self.names.lock()) {
+            names.set_users(users.iter().map(|u| u.user.as_str()));
+        }
     }
 
     fn list_content(&mut self, target: &str) {
-        self.list(
+        let files = self.list(
             Body::ListContent {
                 target: target.to_owned(),
             },
             index::read_file_list,
             |f| format!("{} \"{}\"", f.file, f.description),
         );
+        if let (Some(files), Ok(mut names)) = (files, self.names.lock()) {
+            names.set_files(files.iter().map(|f| f.file.as_str()));
+        }
+    }
+
+    /// LIST_CONTENT without a user: the connected user's own files.
+    fn list_own_content(&mut self) {
+        match self.me() {
+            Some(me) => self.list_content(&me),
+            None => say(reply(Op::ListContent, Some(messages::NOT_CONNECTED))),
+        }
     }
 
     fn search(&mut self, pattern: &str) {
-        self.list(
+        let found = self.list(
             Body::Search {
                 pattern: pattern.to_owned(),
             },
@@ -791,6 +871,9 @@ impl Session {
                 )
             },
         );
+        if let (Some(found), Ok(mut names)) = (found, self.names.lock()) {
+            names.set_users(found.iter().map(|s| s.owner.as_str()));
+        }
     }
 
     /// Where GET_FILE may write `local`, or `None` (the reason on stderr): never over
@@ -991,6 +1074,15 @@ mod tests {
         assert_eq!(human(1536), "1.5 KiB");
         assert_eq!(human(3 << 30), "3.0 GiB");
         assert_eq!(human((12 << 30) / 10), "1.2 GiB");
+    }
+
+    #[test]
+    fn base_name_of_a_remote_file() {
+        assert_eq!(base_name("notes.txt"), Some("notes.txt"));
+        assert_eq!(base_name("labs/lab1.txt"), Some("lab1.txt"));
+        assert_eq!(base_name("C:\\work\\a.pdf"), Some("a.pdf"));
+        assert_eq!(base_name("labs/"), None);
+        assert_eq!(base_name(".."), None);
     }
 
     #[test]

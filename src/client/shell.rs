@@ -6,11 +6,15 @@
 //! previous command printed its message). Does not own: what a line means (`client`).
 
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+
+use super::complete::{SharedNames, ShellHelper};
 
 /// The prompt of PROTOCOL.md section 5, shown by the line editor in a terminal.
 pub(super) const PROMPT: &str = "c> ";
@@ -19,6 +23,15 @@ pub(super) const PROMPT: &str = "c> ";
 /// of at most 256 bytes; 64 KiB is generous and caps what a runaway input can make
 /// the shell buffer.
 pub(super) const MAX_LINE: usize = 64 * 1024;
+
+/// Entries kept in the history file across sessions: a few weeks of lab use, and a
+/// file small enough (tens of KiB) to load at every start without notice.
+const HISTORY_ENTRIES: usize = 1000;
+
+/// How long the start line waits for the index server to accept a connection: a
+/// server on the lab network answers in milliseconds, and a person waits for this
+/// before the first prompt.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Events queued for the shell: one line (the input thread waits for the command
 /// to finish before reading on) plus room for signals.
@@ -49,7 +62,12 @@ impl Input {
     /// a command runs) and SIGTERM so a running command (a download) stops early; the
     /// shell lowers it after each command. SIGTERM, and SIGINT when stdin is not a
     /// terminal (a script), also end the session.
-    pub(super) fn start(cancel: Arc<AtomicBool>) -> io::Result<Input> {
+    /// In a terminal, Tab completes from `names` and from paths under `share`.
+    pub(super) fn start(
+        cancel: Arc<AtomicBool>,
+        names: SharedNames,
+        share: PathBuf,
+    ) -> io::Result<Input> {
         let (tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let (done, ack) = crossbeam_channel::bounded(1);
         let interactive = io::stdin().is_terminal();
@@ -57,7 +75,7 @@ impl Input {
         let spawned = if interactive {
             thread::Builder::new()
                 .name("input".into())
-                .spawn(move || read_terminal(&tx, &ack))
+                .spawn(move || read_terminal(&tx, &ack, ShellHelper::new(names, share)))
         } else {
             thread::Builder::new()
                 .name("input".into())
@@ -76,6 +94,30 @@ impl Input {
     pub(super) fn done(&self) {
         let _ = self.done.try_send(());
     }
+}
+
+/// The line a person sees at start (on stderr, terminal sessions only): the index
+/// server this shell talks to, whether it accepts a connection now, and where to go
+/// next.
+pub(super) fn start_line(server: &str) -> String {
+    use std::net::ToSocketAddrs;
+    let answer = match server.to_socket_addrs() {
+        Ok(addrs) => {
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+            let reached = addrs.into_iter().any(|addr| {
+                crate::net::connect(addr, PROBE_TIMEOUT)
+                    .map_err(|e| last = e)
+                    .is_ok()
+            });
+            if reached {
+                "answers".to_owned()
+            } else {
+                format!("does not answer ({last}): commands fail until it runs")
+            }
+        }
+        Err(e) => format!("cannot be resolved ({e})"),
+    };
+    format!("peerdex client: index server {server} {answer}. Type HELP for the commands.")
 }
 
 /// The terminal settings of stdin as they were before anything touched the terminal
@@ -223,7 +265,9 @@ pub(super) fn background_active(active: bool) {
 /// rustyline's input loop with a printer waits on the terminal with `select`, which
 /// misses keys already read into its buffer (several keys in one read stall until
 /// the next key): without transfers the shell keeps the plain loop.
-fn follow_background(editor: &mut rustyline::DefaultEditor) {
+fn follow_background<H: rustyline::Helper>(
+    editor: &mut rustyline::Editor<H, rustyline::history::FileHistory>,
+) {
     let mut printer = PRINTER.lock().unwrap_or_else(|e| e.into_inner());
     match (BACKGROUND.load(Ordering::SeqCst), printer.is_some()) {
         (true, false) => match editor.create_external_printer() {
@@ -252,15 +296,24 @@ pub(super) fn print_async(text: &str) {
     let _ = out.flush();
 }
 
-fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
+fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>, helper: ShellHelper) {
     use rustyline::error::ReadlineError;
-    let mut editor = match rustyline::DefaultEditor::new() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("peerdex: no line editor ({e}); reading plain lines");
-            return read_lines(tx, ack);
-        }
-    };
+    // Tab as in bash: complete what is unambiguous, list the choices on a second Tab.
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let mut editor =
+        match rustyline::Editor::<ShellHelper, rustyline::history::FileHistory>::with_config(config)
+        {
+            Ok(mut e) => {
+                e.set_helper(Some(helper));
+                e
+            }
+            Err(e) => {
+                eprintln!("peerdex: no line editor ({e}); reading plain lines");
+                return read_lines(tx, ack);
+            }
+        };
     if let Some(cancel) = CANCEL.get()
         && let Err(e) = catch_sigint(cancel)
     {
@@ -270,12 +323,28 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
         rustyline::KeyEvent::ctrl('C'),
         rustyline::EventHandler::Conditional(Box::new(CtrlC)),
     );
+    let history = history_file();
+    if let Some(path) = &history {
+        use rustyline::history::History;
+        let _ = editor.history_mut().set_max_len(HISTORY_ENTRIES);
+        let _ = editor.history_mut().ignore_dups(true);
+        // A missing file is a first session; an unreadable one is said once.
+        if path.exists()
+            && let Err(e) = editor.load_history(path)
+        {
+            eprintln!("peerdex: history {}: {e}", path.display());
+        }
+    }
     loop {
         follow_background(&mut editor);
         let lines = match editor.readline(PROMPT) {
             Ok(text) => {
-                if !text.trim().is_empty() {
-                    let _ = editor.add_history_entry(text.as_str());
+                if !text.trim().is_empty() && editor.add_history_entry(text.as_str()).is_ok() {
+                    // Appended at once: the session may end by QUIT, Ctrl+D or a
+                    // signal, none of which comes back here.
+                    if let Some(path) = &history {
+                        let _ = editor.append_history(path);
+                    }
                 }
                 // A bracketed paste of several lines arrives as one string: run its
                 // lines one by one, as a script would.
@@ -295,6 +364,26 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>) {
             }
         }
     }
+}
+
+/// Where the line editor keeps its history: `$XDG_STATE_HOME/peerdex/history`, else
+/// `~/.local/state/peerdex/history` (the folder is created); `None` (no saved history)
+/// when neither is set or the folder cannot be made.
+fn history_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+    let dir = base.join("peerdex");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("peerdex: no saved history: {}: {e}", dir.display());
+        return None;
+    }
+    Some(dir.join("history"))
 }
 
 fn read_lines(tx: &Sender<Event>, ack: &Receiver<()>) {
@@ -386,6 +475,22 @@ mod tests {
                 LineRead::Eof => return out,
             }
         }
+    }
+
+    #[test]
+    fn start_line_says_whether_the_server_answers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let line = start_line(&addr);
+        assert!(
+            line.contains(&format!("index server {addr} answers")),
+            "{line}"
+        );
+        assert!(line.contains("Type HELP"), "{line}");
+        drop(listener);
+        let line = start_line(&addr);
+        assert!(line.contains("does not answer"), "{line}");
+        assert!(line.contains("Type HELP"), "{line}");
     }
 
     #[test]
