@@ -12,6 +12,7 @@
 //! that send their request at once; it only evicts itself.
 
 pub(crate) mod console;
+pub(crate) mod http;
 
 use std::collections::VecDeque;
 use std::io;
