@@ -553,7 +553,10 @@ mod tests {
         assert_eq!(decode_query_value("%zz"), None);
         assert_eq!(decode_query_value("%FF"), None);
         assert_eq!(decode_query_value("%+1"), None);
-        assert_eq!(query_param(Some("x=1&q=no%20tes"), "q"), Ok(Some("no tes".into())));
+        assert_eq!(
+            query_param(Some("x=1&q=no%20tes"), "q"),
+            Ok(Some("no tes".into()))
+        );
         assert_eq!(query_param(Some("x=1"), "q"), Ok(None));
         assert_eq!(query_param(None, "q"), Ok(None));
         assert_eq!(query_param(Some("q=%"), "q"), Err(()));
