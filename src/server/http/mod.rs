@@ -47,6 +47,11 @@ const FILES_CAP: usize = 20_000;
 /// open and a client that left is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// Kernel send buffer of an event-stream connection: a reader that stops reading
+/// holds at most this much in the kernel (instead of the megabytes TCP autotuning
+/// would grant), and falls behind its queue soon enough to be dropped.
+const STREAM_SNDBUF: usize = 64 * 1024;
+
 /// How often an event-stream thread looks at the shutdown flag while idle.
 const STREAM_TICK: Duration = Duration::from_secs(1);
 
@@ -321,6 +326,7 @@ impl Site {
         // Writes wait at most the server's timeout: a reader that stops reading is
         // let go then, or sooner when its queue fills.
         let _ = stream.set_write_timeout(Some(timeout));
+        let _ = socket2::SockRef::from(&*stream).set_send_buffer_size(STREAM_SNDBUF);
         let mut idle_since = Instant::now();
         loop {
             if !out.is_empty() {
