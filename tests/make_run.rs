@@ -81,7 +81,9 @@ fn make_run_serves_two_clients_and_ctrl_c_stops_everything() {
         .expect("the client command is shown");
     assert!(client_line.contains(&format!("-p {port}")), "{client_line}");
     let dashboard_line = run
-        .wait_line(Duration::from_secs(5), |l| l.trim_start().starts_with("dashboard "))
+        .wait_line(Duration::from_secs(5), |l| {
+            l.trim_start().starts_with("dashboard ")
+        })
         .expect("the dashboard URL is shown");
     assert!(
         dashboard_line.contains(&format!(":{http_port}/")),
