@@ -9,6 +9,7 @@
 #   PEERDEX      the binary (default target/release/peerdex)
 #   PORT         index server port (9090)      TIME_PORT    time service port (8000)
 #   LOGGER_PORT  logger port, TCP and UDP (9091)
+#   HTTP_PORT    the index server's live dashboard (8080; empty: off)
 #   PROGRAM      logger RPC program number (0x20000001)
 #   RUN_DIR      where the audit log, spool and registry data go (./run)
 #   ADVERTISE    address the server reports for clients on this machine (unset)
@@ -18,6 +19,7 @@ PEERDEX=${PEERDEX:-target/release/peerdex}
 PORT=${PORT:-9090}
 TIME_PORT=${TIME_PORT:-8000}
 LOGGER_PORT=${LOGGER_PORT:-9091}
+HTTP_PORT=${HTTP_PORT-8080}
 PROGRAM=${PROGRAM:-0x20000001}
 RUN_DIR=${RUN_DIR:-run}
 ADVERTISE=${ADVERTISE:-}
@@ -28,7 +30,7 @@ die() { echo "make run: $*" >&2; exit 1; }
 
 # A port already taken is named up front, instead of a stack of errors later.
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for spec in "PORT=$PORT:index server" "TIME_PORT=$TIME_PORT:time service" "LOGGER_PORT=$LOGGER_PORT:logger"; do
+for spec in "PORT=$PORT:index server" "TIME_PORT=$TIME_PORT:time service" "LOGGER_PORT=$LOGGER_PORT:logger" ${HTTP_PORT:+"HTTP_PORT=$HTTP_PORT:dashboard"}; do
     var=${spec%%:*}; what=${spec#*:}; port=${var#*=}
     if port_taken "$port"; then
         die "port $port (${var%%=*}, $what) is already in use: stop what uses it, or pick another, e.g. 'make run ${var%%=*}=$((port + 100))'"
@@ -93,6 +95,7 @@ if [ -z "${stop_failed:-}" ]; then
     server_args=(server -p "$PORT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
                  --spool "$RUN_DIR/spool" --data-dir "$RUN_DIR/data")
     [ -n "$ADVERTISE" ] && server_args+=(--advertise "$ADVERTISE")
+    [ -n "$HTTP_PORT" ] && server_args+=(--http "$HTTP_PORT")
     start server "index server" "${server_args[@]}"
     wait_for "${pids[2]}" "s> init server" "$RUN_DIR/server.out" || stop_failed="index server"
 fi
@@ -111,6 +114,8 @@ if grep -q "registered program" "$RUN_DIR/logger.out"; then
 else
     pmap="no rpcbind running: not registered (install and start rpcbind to see it with rpcinfo)"
 fi
+dashboard="off (HTTP_PORT is empty)"
+[ -n "$HTTP_PORT" ] && dashboard="http://${host:-127.0.0.1}:$HTTP_PORT/   (open it in a browser)"
 cat <<INFO
 
 ================================================================================
@@ -118,6 +123,7 @@ cat <<INFO
 
  index server   ${host:-127.0.0.1}:$PORT
  time service   http://127.0.0.1:$TIME_PORT/
+ dashboard      $dashboard
  audit logger   program $PROGRAM, port $LOGGER_PORT (tcp and udp)
                 $pmap
  audit log      $AUDIT   (registry data in $RUN_DIR/data)

@@ -51,12 +51,14 @@ fn group_members(pgid: u32) -> Vec<String> {
 fn make_run_serves_two_clients_and_ctrl_c_stops_everything() {
     let run_dir = tempfile::tempdir().unwrap();
     let (port, time_port, logger_port) = (free_port(), free_port(), free_port());
+    let http_port = free_port();
     // A program number of its own, so it never meets another test's logger.
     let program = format!("{:#x}", 0x2300_0000u32 + std::process::id() % 0x10000);
     let script = |cmd: &mut Command| {
         cmd.env("PORT", port.to_string())
             .env("TIME_PORT", time_port.to_string())
             .env("LOGGER_PORT", logger_port.to_string())
+            .env("HTTP_PORT", http_port.to_string())
             .env("PROGRAM", &program)
             .env("RUN_DIR", run_dir.path())
             .stdin(std::process::Stdio::null())
@@ -78,6 +80,15 @@ fn make_run_serves_two_clients_and_ctrl_c_stops_everything() {
         })
         .expect("the client command is shown");
     assert!(client_line.contains(&format!("-p {port}")), "{client_line}");
+    let dashboard_line = run
+        .wait_line(Duration::from_secs(5), |l| {
+            l.trim_start().starts_with("dashboard ")
+        })
+        .expect("the dashboard URL is shown");
+    assert!(
+        dashboard_line.contains(&format!(":{http_port}/")),
+        "{dashboard_line}"
+    );
 
     let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let time_url = format!("http://127.0.0.1:{time_port}/");
@@ -99,6 +110,20 @@ fn make_run_serves_two_clients_and_ctrl_c_stops_everything() {
     assert!(
         !alice.stderr_has("local clock"),
         "the time service was not used"
+    );
+    // The dashboard sees the two-client session.
+    let users = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /api/users HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(
+        users.contains(r#""name":"alice""#) && users.contains(r#""name":"bob""#),
+        "{users}"
     );
     for c in [&mut alice, &mut bob] {
         c.send("QUIT");
@@ -179,6 +204,7 @@ fn make_run_names_a_port_already_in_use() {
         .env("PORT", free_port().to_string())
         .env("TIME_PORT", port.to_string())
         .env("LOGGER_PORT", free_port().to_string())
+        .env("HTTP_PORT", free_port().to_string())
         .env("RUN_DIR", run_dir.path())
         .output()
         .unwrap();

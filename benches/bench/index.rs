@@ -92,7 +92,7 @@ pub fn peer_listener() -> Result<u16, BenchError> {
 }
 
 /// (a): the server as `make run` deploys it, with its logger.
-pub fn start_deployed() -> Result<System, BenchError> {
+pub fn start_deployed(event_clients: usize) -> Result<System, BenchError> {
     let dir = tempfile::tempdir()?;
     let audit = arg(&dir.path().join("audit.jsonl"));
     let logger = spawn(
@@ -112,10 +112,11 @@ pub fn start_deployed() -> Result<System, BenchError> {
     let target = logger.addr.to_string();
     let data = arg(&dir.path().join("data"));
     let spool = arg(&dir.path().join("spool"));
-    let server = spawn_server(
-        "peerdex server (deployed)",
-        &["--data-dir", &data, "--logger", &target, "--spool", &spool],
-    )?;
+    let http = dashboard_args(event_clients)?;
+    let mut extra = vec!["--data-dir", &data, "--logger", &target, "--spool", &spool];
+    extra.extend(http.iter().map(String::as_str));
+    let server = spawn_server("peerdex server (deployed)", &extra)?;
+    open_event_readers(&http, event_clients)?;
     Ok(System {
         name: "(a) peerdex deployed",
         pids: vec![server.child.id(), logger.child.id()],
@@ -129,13 +130,17 @@ pub fn start_deployed() -> Result<System, BenchError> {
 
 /// (b): the ephemeral server without audit shipping; from `exe` when given (named
 /// `name`), else from this binary.
-pub fn start_ephemeral(exe: Option<&Path>, name: &'static str) -> Result<System, BenchError> {
+pub fn start_ephemeral(
+    exe: Option<&Path>,
+    name: &'static str,
+    event_clients: usize,
+) -> Result<System, BenchError> {
     let this = peerdex_exe();
-    let server = spawn_server_from(
-        exe.unwrap_or(&this),
-        "peerdex server --ephemeral",
-        &["--ephemeral", "--no-logger"],
-    )?;
+    let http = dashboard_args(event_clients)?;
+    let mut extra = vec!["--ephemeral", "--no-logger"];
+    extra.extend(http.iter().map(String::as_str));
+    let server = spawn_server_from(exe.unwrap_or(&this), "peerdex server --ephemeral", &extra)?;
+    open_event_readers(&http, event_clients)?;
     Ok(System {
         name,
         pids: vec![server.child.id()],
@@ -145,6 +150,43 @@ pub fn start_ephemeral(exe: Option<&Path>, name: &'static str) -> Result<System,
         _logger: None,
         _dir: None,
     })
+}
+
+/// The dashboard options for a server with `event_clients` event-stream clients
+/// (none when 0): a free loopback port.
+fn dashboard_args(event_clients: usize) -> Result<Vec<String>, BenchError> {
+    if event_clients == 0 {
+        return Ok(Vec::new());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    Ok(vec![
+        "--http".into(),
+        port.to_string(),
+        "--http-bind".into(),
+        "127.0.0.1".into(),
+    ])
+}
+
+/// Opens `n` clients of the dashboard started with `http` ([`dashboard_args`]), each
+/// reading `/api/events` as fast as it comes (like `curl -N`) until the server goes.
+fn open_event_readers(http: &[String], n: usize) -> Result<(), BenchError> {
+    let Some(port) = http.get(1) else {
+        return Ok(());
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}")
+        .parse()
+        .map_err(|_| BenchError::Start("dashboard address".into()))?;
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr)?;
+        s.write_all(b"GET /api/events HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        });
+    }
+    Ok(())
 }
 
 /// (c): the ceiling; with `std_threads`, (d): the same ceiling starting its
@@ -547,13 +589,18 @@ pub fn run(plan: &Plan) -> Result<(), BenchError> {
         });
     }
     let mut systems = vec![
-        start_deployed()?,
-        start_ephemeral(None, "(b) peerdex --ephemeral --no-logger")?,
+        start_deployed(plan.event_clients)?,
+        start_ephemeral(
+            None,
+            "(b) peerdex --ephemeral --no-logger",
+            plan.event_clients,
+        )?,
     ];
     if let Some(other) = &plan.compare_bin {
         systems.push(start_ephemeral(
             Some(other),
             "(b') like (b), --compare-bin",
+            0,
         )?);
     }
     systems.push(start_ceiling(false)?);

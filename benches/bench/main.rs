@@ -65,6 +65,11 @@ pub struct BenchArgs {
     /// from before a change), in the same run.
     #[arg(long, value_name = "PATH")]
     pub compare_bin: Option<std::path::PathBuf>,
+    /// Start systems (a) and (b) with the dashboard on and this many event-stream
+    /// clients reading `/api/events` throughout (as `curl -N` would), to measure what
+    /// the dashboard costs the index protocol.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub event_clients: usize,
     /// Internal: run the ceiling server on this port and print its address.
     #[arg(long, hide = true, value_name = "PORT")]
     pub serve_ceiling: Option<u16>,
@@ -137,6 +142,8 @@ pub struct Plan {
     pub rounds: usize,
     pub compare_bin: Option<std::path::PathBuf>,
     pub mixes: Vec<index::Mix>,
+    /// Event-stream clients kept open on systems (a) and (b).
+    pub event_clients: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -177,6 +184,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             rounds: 1,
             compare_bin: args.compare_bin.clone(),
             mixes: args.mixes.clone(),
+            event_clients: args.event_clients,
         }
     } else {
         Plan {
@@ -187,6 +195,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
             rounds: args.rounds.max(MIN_ROUNDS),
             compare_bin: args.compare_bin.clone(),
             mixes: args.mixes.clone(),
+            event_clients: args.event_clients,
         }
     };
     let started = Instant::now();

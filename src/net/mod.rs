@@ -21,6 +21,7 @@
 //! bounds a whole reply the same way.
 
 pub(crate) mod console;
+pub(crate) mod http;
 
 use std::collections::VecDeque;
 use std::io;

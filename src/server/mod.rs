@@ -8,6 +8,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod change;
+pub(crate) mod http;
 pub(crate) mod journal;
 pub(crate) mod liveness;
 pub(crate) mod registry;
@@ -72,12 +73,19 @@ pub struct ServerArgs {
     pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
     pub logger: shipper::ShipperArgs,
+    #[command(flatten)]
+    pub dashboard: http::DashboardArgs,
 }
 
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum ServerError {
     Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The dashboard's listener (`--http`).
+    Dashboard {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -98,6 +106,15 @@ impl std::fmt::Display for ServerError {
                 )
             }
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::Dashboard { addr, source } => write!(
+                f,
+                "dashboard: cannot listen on {addr}: {source}{}",
+                if source.kind() == std::io::ErrorKind::AddrInUse {
+                    " (pick another port with --http)"
+                } else {
+                    ""
+                }
+            ),
             ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServerError::Shipper(e) => write!(f, "audit logger: {e}"),
             ServerError::Store(e) => write!(f, "{e}"),
@@ -187,6 +204,8 @@ struct Context {
     timeout: Duration,
     advertise: Option<IpAddr>,
     replies: ReplyBudget,
+    /// The dashboard's view of the request path (`--http` only).
+    events: Option<Arc<http::Hub>>,
 }
 
 /// A bound index server, ready to run.
@@ -196,6 +215,7 @@ pub(crate) struct IndexServer {
     storage: String,
     limiter: Arc<ConnLimiter>,
     liveness: liveness::LivenessArgs,
+    dashboard: Option<http::Dashboard>,
     ctx: Arc<Context>,
 }
 
@@ -210,23 +230,36 @@ impl IndexServer {
         let (registry, storage) = open_registry(args)?;
         let addr = SocketAddr::new(args.bind, args.port);
         let listener = net::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let registry = Arc::new(registry);
+        let timeout = Duration::from_secs_f64(args.timeout);
+        let dashboard = match args.dashboard.http {
+            Some(port) => {
+                let addr = SocketAddr::new(args.dashboard.http_bind.unwrap_or(args.bind), port);
+                let d = http::Dashboard::bind(addr, Arc::clone(&registry), timeout)
+                    .map_err(|source| ServerError::Dashboard { addr, source })?;
+                Some(d)
+            }
+            None => None,
+        };
         Ok(IndexServer {
             listener,
             storage,
             limiter: ConnLimiter::new(args.max_connections as usize),
             liveness: args.liveness.clone(),
             ctx: Arc::new(Context {
-                registry: Arc::new(registry),
+                events: dashboard.as_ref().map(http::Dashboard::hub),
+                registry,
                 audit,
                 console: if args.quiet {
                     Console::silent()
                 } else {
                     console
                 },
-                timeout: Duration::from_secs_f64(args.timeout),
+                timeout,
                 advertise: args.advertise,
                 replies: ReplyBudget::new(),
             }),
+            dashboard,
         })
     }
 
@@ -241,9 +274,19 @@ impl IndexServer {
             .expect("a bound listener has an address")
     }
 
+    /// Where the dashboard listens, with `--http`.
+    pub(crate) fn dashboard_addr(&self) -> Option<SocketAddr> {
+        self.dashboard.as_ref().map(http::Dashboard::local_addr)
+    }
+
     /// Serves until `shutdown` is raised, then closes idle connections and waits
     /// (at most one timeout) for the others to finish.
-    pub(crate) fn run(self, shutdown: &Shutdown) {
+    pub(crate) fn run(mut self, shutdown: &Shutdown) {
+        let dashboard = self.dashboard.take().and_then(|d| {
+            d.start(shutdown)
+                .map_err(|e| log::warn!("dashboard off: cannot start its threads: {e}"))
+                .ok()
+        });
         let prober = {
             let ctx = Arc::clone(&self.ctx);
             let registry = Arc::clone(&ctx.registry);
@@ -253,6 +296,9 @@ impl IndexServer {
                 shutdown.clone(),
                 ctx.advertise,
                 move |user, addr| {
+                    if let Some(events) = &ctx.events {
+                        events.dropped(user, addr);
+                    }
                     // Not a request: stderr, so stdout keeps only the statement's
                     // lines (PROTOCOL.md section 6).
                     eprintln!(
@@ -287,6 +333,9 @@ impl IndexServer {
         );
         if let Some(prober) = prober {
             let _ = prober.join();
+        }
+        if let Some(dashboard) = dashboard {
+            dashboard.stop(self.ctx.timeout);
         }
         self.limiter.close_idle();
         if !self.limiter.wait_empty(self.ctx.timeout) {
@@ -334,6 +383,18 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     ));
     console.line("s>".into());
     eprintln!("peerdex: {}", server.storage());
+    if let Some(d) = server.dashboard_addr() {
+        // stderr: stdout carries only the statement's lines.
+        let ip = if d.ip().is_unspecified() {
+            shown
+        } else {
+            d.ip()
+        };
+        eprintln!(
+            "peerdex: dashboard on http://{}/",
+            SocketAddr::new(ip, d.port())
+        );
+    }
     log::info!("listening on {addr}");
     server.run(&shutdown);
     if let Some(shipper) = shipper {
@@ -429,6 +490,9 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                     operation = format!("{operation} REFUSED from {from}");
                 }
             }
+            if let Some(events) = &ctx.events {
+                events.answered(&req, reply[0], recorded_ip(peer.ip(), ctx.advertise));
+            }
             ctx.audit.record(AuditRecord {
                 user: req.user.clone(),
                 operation,
@@ -443,6 +507,9 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         Err(RequestError::Bad { op, user, error }) => {
             log::info!("{peer}: {} request rejected: {error}", op.name());
             reply.push(op.other_error());
+            if let (Some(events), Some(user)) = (&ctx.events, &user) {
+                events.rejected(op, user, op.other_error());
+            }
             if let Some(user) = user {
                 ctx.console.line(format!("s> {} FROM {user}", op.name()));
                 ctx.audit.record(AuditRecord {

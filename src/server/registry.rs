@@ -214,6 +214,33 @@ impl State {
     }
 }
 
+impl State {
+    /// The files of connected users whose name contains `pattern`, by owner then
+    /// publication order: the one search behind SEARCH and the dashboard's search.
+    fn matches<'a>(
+        &'a self,
+        pattern: &'a str,
+    ) -> impl Iterator<Item = (&'a str, PeerAddr, &'a str, &'a str)> + 'a {
+        self.connected.iter().flat_map(move |(owner, addr)| {
+            self.users
+                .get(owner)
+                .into_iter()
+                .flat_map(|u| u.files.iter())
+                .filter(move |(f, _)| f.contains(pattern))
+                .map(move |(f, d)| (owner.as_str(), *addr, f.as_str(), d.as_str()))
+        })
+    }
+}
+
+/// One search result for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchHit {
+    pub(crate) user: String,
+    pub(crate) addr: PeerAddr,
+    pub(crate) file: String,
+    pub(crate) description: String,
+}
+
 impl Replay for State {
     fn restore(&mut self, user: RestoredUser) -> bool {
         if self.users.contains_key(&user.user) {
@@ -487,18 +514,74 @@ impl Registry {
         }
         let mut body = Vec::new();
         let mut count = 0u64;
-        for (owner, addr) in state.connected.iter() {
-            let Some(u) = state.users.get(owner) else {
-                continue;
-            };
-            for (file, description) in u.files.iter().filter(|(f, _)| f.contains(pattern)) {
-                index::put_search_entry(&mut body, file, description, owner, addr.ip, addr.port);
-                count += 1;
-            }
+        for (owner, addr, file, description) in state.matches(pattern) {
+            index::put_search_entry(&mut body, file, description, owner, addr.ip, addr.port);
+            count += 1;
         }
         put_number(out, count);
         out.extend_from_slice(&body);
         Ok(())
+    }
+
+    /// At most `cap` results of a SEARCH for `pattern` (the same matches, in the same
+    /// order, as [`Registry::search`]), for the dashboard: owner, address, file,
+    /// description.
+    pub(crate) fn search_results(&self, pattern: &str, cap: usize) -> Vec<SearchHit> {
+        let state = self.state.read();
+        state
+            .matches(pattern)
+            .take(cap)
+            .map(|(owner, addr, file, description)| SearchHit {
+                user: owner.to_owned(),
+                addr,
+                file: file.to_owned(),
+                description: description.to_owned(),
+            })
+            .collect()
+    }
+
+    /// Every registered user, by name: whether and where it is connected, and how
+    /// many files it publishes (the dashboard's user table).
+    pub(crate) fn users_overview(&self) -> Vec<(String, Option<PeerAddr>, usize)> {
+        let state = self.state.read();
+        let mut all: Vec<_> = state
+            .users
+            .iter()
+            .map(|(name, u)| {
+                (
+                    name.clone(),
+                    state.connected.get(name).copied(),
+                    u.files.len(),
+                )
+            })
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// At most `cap` publications (owner, file, description), of `user` only when
+    /// given, by owner then publication order (the dashboard's file lists).
+    pub(crate) fn publications(&self, user: Option<&str>, cap: usize) -> Vec<[String; 3]> {
+        let state = self.state.read();
+        let mut owners: Vec<(&String, &Arc<User>)> = match user {
+            Some(name) => state.users.get_key_value(name).into_iter().collect(),
+            None => state.users.iter().collect(),
+        };
+        owners.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        owners
+            .into_iter()
+            .flat_map(|(owner, u)| {
+                u.files
+                    .iter()
+                    .map(move |(f, d)| [owner.clone(), f.clone(), d.clone()])
+            })
+            .take(cap)
+            .collect()
+    }
+
+    /// Number of connected users.
+    pub(crate) fn connected_count(&self) -> usize {
+        self.state.read().connected.map.len()
     }
 
     /// Every connected user with its address (for the liveness prober).

@@ -1,0 +1,388 @@
+//! The index server's live dashboard: one embedded page (`GET /`), a read-only JSON
+//! API and a Server-Sent Events feed, on a listener of its own (`--http PORT`).
+//!
+//! Owns: the dashboard's routes and JSON shapes, the event-stream connections, the
+//! one-second ticker of the request rate. Does not own: reading requests and
+//! writing responses (`net::http`, shared with the time service), accepting and
+//! capping connections (`net`), what the registry holds (`registry`), what the
+//! request path reports ([`events::Hub`]).
+//!
+//! Nothing here changes the registry, and nothing here can make an index request
+//! wait: the listener has its own connection cap and threads, the registry is only
+//! read (under its read lock, like LIST_USERS), and events reach a client through a
+//! bounded queue filled with `try_send`.
+
+pub(crate) mod events;
+
+use std::io::Write;
+use std::net::{IpAddr, Shutdown as SockShutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+use serde_json::{Value, json};
+
+use super::registry::Registry;
+use crate::net::http::{self, Head, Reply};
+use crate::net::{self, ConnLimiter, Shutdown};
+pub(crate) use events::Hub;
+
+/// The page, embedded so a lab without internet needs nothing else.
+const PAGE: &str = include_str!("../dashboard.html");
+
+/// Most dashboard connections at once: the event-stream clients
+/// ([`events::MAX_EVENT_CLIENTS`]) and as many again for the page's API calls.
+const MAX_CONNECTIONS: usize = 2 * events::MAX_EVENT_CLIENTS;
+
+/// Most results of `/api/search` (the page lists them; more is not readable on a
+/// projector, and the reply stays small).
+pub(crate) const SEARCH_CAP: usize = 100;
+
+/// Most publications in one `/api/files` answer: bounds the reply (about 100 bytes
+/// each) however large the registry.
+const FILES_CAP: usize = 20_000;
+
+/// A comment line sent on an idle event stream, so proxies and browsers keep it
+/// open and a client that left is noticed.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Kernel send buffer of an event-stream connection: a reader that stops reading
+/// holds at most this much in the kernel (instead of the megabytes TCP autotuning
+/// would grant), and falls behind its queue soon enough to be dropped.
+const STREAM_SNDBUF: usize = 64 * 1024;
+
+/// After the first event of a quiet spell, an event-stream thread waits this long
+/// and sends everything queued meanwhile in one write: under load, one write (and
+/// one wake-up of the reader) per client every 20 ms instead of one per request,
+/// which is what the event fan-out would otherwise cost the index's cores. Short
+/// enough that the queue ([`events::EVENT_QUEUE`]) does not fill meanwhile below
+/// about 12,000 requests per second, and invisible on the page.
+const STREAM_BATCH: Duration = Duration::from_millis(20);
+
+/// How often an event-stream thread looks at the shutdown flag while idle.
+const STREAM_TICK: Duration = Duration::from_secs(1);
+
+/// Dashboard options of `peerdex server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DashboardArgs {
+    /// Serve the live dashboard and its read-only JSON API on this TCP port
+    /// (off unless given).
+    #[arg(long, value_name = "PORT")]
+    pub http: Option<u16>,
+    /// Address the dashboard binds (default: the server's --bind).
+    #[arg(long, value_name = "ADDR", requires = "http")]
+    pub http_bind: Option<IpAddr>,
+}
+
+/// A bound dashboard, ready to start.
+pub(crate) struct Dashboard {
+    listener: TcpListener,
+    limiter: Arc<ConnLimiter>,
+    hub: Arc<Hub>,
+    registry: Arc<Registry>,
+    timeout: Duration,
+}
+
+/// A running dashboard.
+pub(crate) struct Running {
+    hub: Arc<Hub>,
+    threads: Vec<JoinHandle<()>>,
+    limiter: Arc<ConnLimiter>,
+}
+
+impl Dashboard {
+    /// Binds the dashboard's listener at `addr`.
+    pub(crate) fn bind(
+        addr: SocketAddr,
+        registry: Arc<Registry>,
+        timeout: Duration,
+    ) -> std::io::Result<Dashboard> {
+        Ok(Dashboard {
+            listener: net::bind(addr)?,
+            limiter: ConnLimiter::new(MAX_CONNECTIONS),
+            hub: Hub::new(),
+            registry,
+            timeout,
+        })
+    }
+
+    pub(crate) fn hub(&self) -> Arc<Hub> {
+        Arc::clone(&self.hub)
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Starts the accept loop and the rate ticker; both stop with `shutdown`.
+    pub(crate) fn start(self, shutdown: &Shutdown) -> std::io::Result<Running> {
+        if let Err(e) = shutdown.watch(&self.listener) {
+            log::warn!("shutdown will not wake the dashboard's accept loop: {e}");
+        }
+        let ticker = {
+            let hub = Arc::clone(&self.hub);
+            let shutdown = shutdown.clone();
+            thread::Builder::new()
+                .name("dashboard-rate".into())
+                .spawn(move || {
+                    while !shutdown.wait_timeout(Duration::from_secs(1)) {
+                        hub.tick();
+                    }
+                })?
+        };
+        let site = Arc::new(Site {
+            hub: Arc::clone(&self.hub),
+            registry: self.registry,
+            shutdown: shutdown.clone(),
+        });
+        let limiter = Arc::clone(&self.limiter);
+        let timeout = self.timeout;
+        let listener = self.listener;
+        let shutdown = shutdown.clone();
+        let acceptor = thread::Builder::new()
+            .name("dashboard".into())
+            .spawn(move || {
+                net::accept_loop(
+                    "dashboard",
+                    &listener,
+                    &limiter,
+                    &shutdown,
+                    move |stream, peer, permit| {
+                        http::serve(stream, peer, permit, timeout, |stream, head, _| {
+                            site.respond(stream, head, timeout)
+                        });
+                    },
+                );
+            })?;
+        Ok(Running {
+            hub: self.hub,
+            threads: vec![ticker, acceptor],
+            limiter: self.limiter,
+        })
+    }
+}
+
+impl Running {
+    /// After shutdown was raised: ends the event streams and waits (at most
+    /// `limit`) for the dashboard's connections to finish.
+    pub(crate) fn stop(self, limit: Duration) {
+        self.hub.close();
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.limiter.close_idle();
+        if !self.limiter.wait_empty(limit) {
+            log::warn!(
+                "{} dashboard connections still open at shutdown",
+                self.limiter.active()
+            );
+        }
+    }
+}
+
+/// What the routes read.
+struct Site {
+    hub: Arc<Hub>,
+    registry: Arc<Registry>,
+    shutdown: Shutdown,
+}
+
+impl Site {
+    /// Routes one request; `None` when it was answered on the stream (events).
+    fn respond(&self, stream: &mut TcpStream, head: &Head, timeout: Duration) -> Option<Reply> {
+        let (path, query) = head.path_and_query();
+        let body_len = match http::body_length(head) {
+            Ok(n) => n,
+            Err(reply) => return Some(*reply),
+        };
+        let known = matches!(
+            path,
+            "/" | "/api/users" | "/api/files" | "/api/search" | "/api/stats" | "/api/events"
+        );
+        let mut reply = if !known {
+            Reply::text(404, format!("not found: {path} (the dashboard is at /)"))
+        } else if head.method != "GET" && !(head.method == "HEAD" && path != "/api/events") {
+            let mut r = Reply::text(405, format!("method {} not allowed", head.method));
+            let allow = if path == "/api/events" {
+                "GET"
+            } else {
+                "GET, HEAD"
+            };
+            r.extra.push(("Allow", allow.into()));
+            r
+        } else {
+            match path {
+                "/" => Reply::new(200, "text/html; charset=utf-8", PAGE),
+                "/api/events" if body_len == 0 => return self.events(stream, head, timeout),
+                "/api/events" => Reply::text(400, "bad request: an event stream takes no body"),
+                _ => match self.api(path, query) {
+                    Ok(v) => json_reply(&v),
+                    Err(r) => r,
+                },
+            }
+        };
+        reply.unread_body = body_len > 0;
+        Some(reply)
+    }
+
+    fn api(&self, path: &str, query: Option<&str>) -> Result<Value, Reply> {
+        let param = |key: &str| {
+            http::query_param(query, key)
+                .map_err(|()| Reply::text(400, format!("bad request: bad encoding of '{key}'")))
+        };
+        Ok(match path {
+            "/api/users" => {
+                let users: Vec<Value> = self
+                    .registry
+                    .users_overview()
+                    .into_iter()
+                    .map(|(name, addr, files)| {
+                        let since = addr.and_then(|_| self.hub.connected_since(&name));
+                        json!({
+                            "name": name,
+                            "connected": addr.is_some(),
+                            "ip": addr.map(|a| a.ip.to_string()),
+                            "port": addr.map(|a| a.port),
+                            "files": files,
+                            "connected_since": since,
+                        })
+                    })
+                    .collect();
+                json!({ "users": users })
+            }
+            "/api/files" => {
+                let user = param("user")?;
+                let files: Vec<Value> = self
+                    .registry
+                    .publications(user.as_deref(), FILES_CAP)
+                    .into_iter()
+                    .map(|[user, file, description]| {
+                        json!({ "user": user, "file": file, "description": description })
+                    })
+                    .collect();
+                json!({ "files": files })
+            }
+            "/api/search" => {
+                let Some(pattern) = param("q")? else {
+                    return Err(Reply::text(400, "bad request: give the pattern as ?q="));
+                };
+                let results: Vec<Value> = self
+                    .registry
+                    .search_results(&pattern, SEARCH_CAP)
+                    .into_iter()
+                    .map(|hit| {
+                        json!({
+                            "file": hit.file,
+                            "description": hit.description,
+                            "user": hit.user,
+                            "ip": hit.addr.ip.to_string(),
+                            "port": hit.addr.port,
+                        })
+                    })
+                    .collect();
+                json!({ "results": results, "cap": SEARCH_CAP })
+            }
+            "/api/stats" => {
+                let (registered, publications) = self.registry.counts();
+                let c = self.hub.counters();
+                let requests: serde_json::Map<String, Value> = c
+                    .requests
+                    .into_iter()
+                    .map(|(op, n)| (op.to_owned(), n.into()))
+                    .collect();
+                json!({
+                    "users_registered": registered,
+                    "users_connected": self.registry.connected_count(),
+                    "publications": publications,
+                    "requests": requests,
+                    "requests_per_second": c.per_second,
+                    "uptime_seconds": c.uptime.as_secs(),
+                })
+            }
+            _ => unreachable!("routed above"),
+        })
+    }
+
+    /// `GET /api/events`: a Server-Sent Events stream until the client leaves, falls
+    /// [`events::EVENT_QUEUE`] events behind, or the server stops.
+    fn events(&self, stream: &mut TcpStream, head: &Head, timeout: Duration) -> Option<Reply> {
+        let Some(sub) = self.hub.subscribe() else {
+            let mut r = Reply::text(
+                503,
+                format!(
+                    "too many event-stream clients (at most {})",
+                    events::MAX_EVENT_CLIENTS
+                ),
+            );
+            r.extra.push(("Retry-After", "5".into()));
+            return Some(r);
+        };
+        let mut out = Vec::with_capacity(512);
+        http::encode_head(
+            &mut out,
+            head.version.clone(),
+            200,
+            "text/event-stream",
+            None,
+            &[("Cache-Control", "no-cache".into())],
+        );
+        // A first comment: the client sees the stream open before any event.
+        out.extend_from_slice(b": peerdex events\n\n");
+        // Writes wait at most the server's timeout: a reader that stops reading is
+        // let go then, or sooner when its queue fills.
+        let _ = stream.set_write_timeout(Some(timeout));
+        let _ = socket2::SockRef::from(&*stream).set_send_buffer_size(STREAM_SNDBUF);
+        let mut idle_since = Instant::now();
+        loop {
+            if !out.is_empty() {
+                if stream.write_all(&out).is_err() {
+                    break;
+                }
+                out.clear();
+                idle_since = Instant::now();
+            }
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            match sub.events.recv_timeout(STREAM_TICK) {
+                Ok(line) => {
+                    push_event(&mut out, &line);
+                    thread::sleep(STREAM_BATCH);
+                    // What else is already queued goes in the same write.
+                    for line in sub.events.try_iter().take(events::EVENT_QUEUE) {
+                        push_event(&mut out, &line);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if idle_since.elapsed() >= KEEPALIVE {
+                        out.extend_from_slice(b": keepalive\n\n");
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = stream.shutdown(SockShutdown::Both);
+        None
+    }
+}
+
+fn push_event(out: &mut Vec<u8>, line: &str) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+fn json_reply(v: &Value) -> Reply {
+    match serde_json::to_vec(v) {
+        Ok(body) => {
+            let mut r = Reply::new(200, "application/json", body);
+            // Live data: no cache may keep it.
+            r.extra.push(("Cache-Control", "no-store".into()));
+            r
+        }
+        Err(e) => Reply::text(500, format!("cannot encode JSON: {e}")),
+    }
+}

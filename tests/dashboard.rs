@@ -1,0 +1,402 @@
+//! The index server's dashboard (`--http`): the JSON API's shapes, the search cap,
+//! the live event feed, a slow event reader dropped with memory flat, and the page
+//! in a real browser (headless Chromium).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Server, code, free_port};
+
+const DT: &str = "01/02/2025 10:11:12";
+
+/// A server with the dashboard on a free loopback port.
+fn start() -> (Server, SocketAddr) {
+    let port = free_port();
+    let server = Server::start(&["--http", &port.to_string(), "--probe-interval", "0"]);
+    let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(
+        support::wait_until(Duration::from_secs(5), || TcpStream::connect(http).is_ok()),
+        "dashboard not listening"
+    );
+    (server, http)
+}
+
+/// One HTTP/1.1 GET; returns the status, the head and the body (at most 5 s).
+fn get(http: SocketAddr, target: &str) -> (u16, String, Vec<u8>) {
+    request(http, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"))
+}
+
+fn request(http: SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8(out[..end].to_vec()).unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head, out[end + 4..].to_vec())
+}
+
+fn json(http: SocketAddr, target: &str) -> Value {
+    let (status, head, body) = get(http, target);
+    assert_eq!(status, 200, "{target}: {head}");
+    assert!(
+        head.contains("\r\nContent-Type: application/json\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nCache-Control: no-store"), "{head}");
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn register_connect(addr: SocketAddr, user: &str, port: &str) {
+    assert_eq!(code(addr, &["REGISTER", DT, user]), 0);
+    assert_eq!(code(addr, &["CONNECT", DT, user, port]), 0);
+}
+
+fn publish(addr: SocketAddr, user: &str, file: &str, description: &str) {
+    assert_eq!(code(addr, &["PUBLISH", DT, user, file, description]), 0);
+}
+
+#[test]
+fn api_shapes_after_a_session() {
+    let (server, http) = start();
+    let addr = server.addr;
+    register_connect(addr, "ana", "5001");
+    assert_eq!(code(addr, &["REGISTER", DT, "bob"]), 0);
+    publish(addr, "ana", "notes.txt", "week 1 notes");
+    publish(addr, "ana", "song.mp3", "");
+
+    let users = json(http, "/api/users");
+    assert_eq!(users["users"].as_array().unwrap().len(), 2);
+    let ana = &users["users"][0];
+    assert_eq!(ana["name"], "ana");
+    assert_eq!(ana["connected"], true);
+    assert_eq!(ana["ip"], "127.0.0.1");
+    assert_eq!(ana["port"], 5001);
+    assert_eq!(ana["files"], 2);
+    let since = ana["connected_since"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(since).is_ok() && since.ends_with('Z'),
+        "{since}"
+    );
+    let bob = &users["users"][1];
+    assert_eq!(
+        bob,
+        &serde_json::json!({"name":"bob","connected":false,"ip":null,"port":null,"files":0,"connected_since":null})
+    );
+
+    let files = json(http, "/api/files");
+    assert_eq!(
+        files,
+        serde_json::json!({"files":[
+            {"user":"ana","file":"notes.txt","description":"week 1 notes"},
+            {"user":"ana","file":"song.mp3","description":""}]})
+    );
+    assert_eq!(
+        json(http, "/api/files?user=bob"),
+        serde_json::json!({"files":[]})
+    );
+    assert_eq!(
+        json(http, "/api/files?user=an%61")["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let search = json(http, "/api/search?q=notes");
+    assert_eq!(
+        search["results"],
+        serde_json::json!([{"file":"notes.txt","description":"week 1 notes","user":"ana","ip":"127.0.0.1","port":5001}])
+    );
+    assert!(search["cap"].as_u64().unwrap() > 0);
+
+    let stats = json(http, "/api/stats");
+    assert_eq!(stats["users_registered"], 2);
+    assert_eq!(stats["users_connected"], 1);
+    assert_eq!(stats["publications"], 2);
+    assert_eq!(stats["requests"]["REGISTER"], 2);
+    assert_eq!(stats["requests"]["CONNECT"], 1);
+    assert_eq!(stats["requests"]["PUBLISH"], 2);
+    assert!(stats["requests_per_second"].is_number());
+    assert!(stats["uptime_seconds"].is_u64());
+
+    // The page, errors, and nothing on HTTP changes the registry.
+    let (status, head, body) = get(http, "/");
+    assert_eq!(status, 200);
+    assert!(head.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"));
+    assert!(String::from_utf8_lossy(&body).contains("/api/events"));
+    assert_eq!(get(http, "/nope").0, 404);
+    assert_eq!(get(http, "/api/search").0, 400);
+    assert_eq!(get(http, "/api/search?q=%zz").0, 400);
+    let post = "POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    assert_eq!(request(http, post).0, 405);
+    let delete = "DELETE /api/files?user=ana HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(request(http, delete).0, 405);
+    assert_eq!(json(http, "/api/stats")["publications"], 2);
+}
+
+#[test]
+fn search_is_capped() {
+    let (server, http) = start();
+    let addr = server.addr;
+    register_connect(addr, "ana", "5001");
+    let cap = json(http, "/api/search?q=x")["cap"].as_u64().unwrap() as usize;
+    for i in 0..cap + 5 {
+        publish(addr, "ana", &format!("file-{i}.txt"), "");
+    }
+    let all = json(http, "/api/search?q=file-");
+    assert_eq!(all["results"].as_array().unwrap().len(), cap);
+    // The same order as the protocol's SEARCH: publication order.
+    assert_eq!(all["results"][0]["file"], "file-0.txt");
+    let one = json(http, &format!("/api/search?q=file-{}.", cap + 4));
+    assert_eq!(one["results"].as_array().unwrap().len(), 1);
+}
+
+/// Opens `/api/events` and returns the stream after the response head.
+fn open_events(http: SocketAddr) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "stream closed in the head");
+        head.push(b[0]);
+    }
+    (s, String::from_utf8(head).unwrap())
+}
+
+#[test]
+fn an_event_arrives_within_a_second_of_a_register() {
+    let (server, http) = start();
+    let (mut s, head) = open_events(http);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.contains("\r\nContent-Type: text/event-stream\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nCache-Control: no-cache\r\n"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    assert!(!head.contains("Content-Security-Policy"), "{head}");
+
+    let sent = Instant::now();
+    assert_eq!(code(server.addr, &["REGISTER", DT, "eve"]), 0);
+    let deadline = sent + Duration::from_secs(1);
+    let mut text = String::new();
+    let mut buf = [0u8; 1024];
+    let event = loop {
+        if let Some(line) = text.lines().find(|l| l.starts_with("data: ")) {
+            break line.to_owned();
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no event within a second; got {text:?}");
+        s.set_read_timeout(Some(left)).unwrap();
+        let n = s.read(&mut buf).expect("no event within a second");
+        assert!(n > 0, "stream closed");
+        text.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    };
+    let ev: Value = serde_json::from_str(&event["data: ".len()..]).unwrap();
+    assert_eq!(
+        ev,
+        serde_json::json!({"op":"REGISTER","user":"eve","datetime":DT,"code":0})
+    );
+}
+
+#[test]
+fn a_slow_event_reader_is_dropped_and_memory_stays_flat() {
+    let (server, http) = start();
+    let addr = server.addr;
+    // Connects, reads the head, then never reads again.
+    let (mut slow, _) = open_events(http);
+    let requests = 20_000;
+    let workers = 8;
+    let mut rss_early = 0;
+    let threads: Vec<_> = (0..workers)
+        .map(|w| {
+            thread::spawn(move || {
+                for i in (w..requests).step_by(workers) {
+                    // A taken name: a fast answer that is an event all the same.
+                    let _ = support::call(addr, &["REGISTER", DT, &format!("u{}", i % 50)]);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while !threads.iter().all(|t| t.is_finished()) {
+        if rss_early == 0 && started.elapsed() > Duration::from_secs(1) {
+            rss_early = server.proc.rss_kib();
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let rss_end = server.proc.rss_kib();
+    if rss_early == 0 {
+        rss_early = rss_end;
+    }
+    // Dropped: the stream ends (after what the socket buffers held) within the
+    // write timeout.
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut sink = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        match slow.read(&mut sink) {
+            Ok(0) => break true,
+            Ok(_) if Instant::now() < deadline => continue,
+            _ => break false,
+        }
+    };
+    assert!(closed, "the slow reader's stream was not closed");
+    // Flat: 20,000 events (about 2 MB of JSON) did not pile up for the reader.
+    assert!(
+        rss_end < rss_early + 8 * 1024,
+        "RSS grew from {rss_early} KiB to {rss_end} KiB"
+    );
+    // The server still answers, and a new event reader is welcome.
+    assert_eq!(code(addr, &["REGISTER", DT, "after"]), 0);
+    let (_s, head) = open_events(http);
+    assert!(head.starts_with("HTTP/1.1 200 "));
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| {
+            let out = Command::new("sh")
+                .args(["-c", "command -v chromium"])
+                .output()
+                .ok()?;
+            let p = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+            (!p.is_empty()).then(|| PathBuf::from(p))
+        })
+}
+
+fn run_chromium(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> support::Finished {
+    let mut cmd = Command::new(browser);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(["--virtual-time-budget=5000"])
+    .args(extra)
+    .arg(url);
+    support::run_to_exit(&mut cmd, Duration::from_secs(90), "chromium").expect("run chromium")
+}
+
+#[test]
+fn the_page_shows_users_files_and_the_feed_in_a_browser() {
+    let browser = chromium();
+    let missing: Vec<String> = match &browser {
+        Some(_) => vec![],
+        None => vec!["chromium (apt-get install chromium)".into()],
+    };
+    if !support::require_tools(
+        "the_page_shows_users_files_and_the_feed_in_a_browser",
+        &missing,
+    ) {
+        return;
+    }
+    let browser = browser.unwrap();
+    let (server, http) = start();
+    let addr = server.addr;
+    register_connect(addr, "ana", "5001");
+    register_connect(addr, "bob", "5002");
+    publish(addr, "ana", "lecture-3.pdf", "slides");
+    publish(addr, "bob", "lab2.tar.gz", "starter code");
+    // Clients keep acting while the page is open, so its feed has entries.
+    let stop = Arc::new(AtomicBool::new(false));
+    let actor = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = support::call(addr, &["SEARCH", DT, "bob", "lab"]);
+                let _ = support::call(
+                    addr,
+                    &["PUBLISH", DT, "ana", &format!("extra-{i}.txt"), "more"],
+                );
+                i += 1;
+                thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{http}/");
+    let dom = run_chromium(&browser, profile.path(), &["--dump-dom"], &url);
+    let shot_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard");
+    std::fs::create_dir_all(&shot_dir).unwrap();
+    let shot = shot_dir.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile2 = tempfile::tempdir().unwrap();
+    let shot_run = run_chromium(
+        &browser,
+        profile2.path(),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,800",
+        ],
+        &url,
+    );
+    stop.store(true, Ordering::Relaxed);
+    actor.join().unwrap();
+
+    let html = dom.stdout;
+    for want in [
+        r#"data-user="ana""#,
+        r#"data-user="bob""#,
+        r#"data-file="lecture-3.pdf""#,
+        r#"data-file="lab2.tar.gz""#,
+    ] {
+        assert!(
+            html.contains(want),
+            "DOM lacks {want}:\n{html}\n{}",
+            dom.stderr
+        );
+    }
+    assert!(
+        html.contains(r#"<tr class="user on"#) && html.contains(r#"<li class="file""#),
+        "DOM lacks the user rows or file items:\n{html}"
+    );
+    assert!(
+        html.contains(r#"<li class="event"#),
+        "DOM lacks a feed entry (li.event):\n{html}\n{}",
+        dom.stderr
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot at {}: {e}\n{}",
+            shot.display(),
+            shot_run.stderr
+        )
+    });
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    eprintln!("screenshot: {}", shot.display());
+}
