@@ -4,55 +4,59 @@
 //! Owns: every fixed string of the shell's stdout. Does not own: when a command is
 //! run or what it sends (`client`).
 
-use crate::proto::index::Op;
+use crate::proto::index::{self, Op};
 
 /// `code` is the server's result byte, or `None` when there is no usable reply (server
 /// unreachable, a broken reply, or the client refused the command itself).
 pub(crate) fn reply(op: Op, code: Option<u8>) -> &'static str {
     match (op, code) {
-        (Op::Register, Some(0)) => "c> REGISTER OK",
-        (Op::Register, Some(1)) => "c> USERNAME IN USE",
+        (Op::Register, Some(index::OK)) => "c> REGISTER OK",
+        (Op::Register, Some(index::NAME_IN_USE)) => "c> USERNAME IN USE",
         (Op::Register, _) => "c> REGISTER FAIL",
-        (Op::Unregister, Some(0)) => "c> UNREGISTER OK",
-        (Op::Unregister, Some(1)) => "c> USER DOES NOT EXIST",
+        (Op::Unregister, Some(index::OK)) => "c> UNREGISTER OK",
+        (Op::Unregister, Some(index::NO_SUCH_USER)) => "c> USER DOES NOT EXIST",
         (Op::Unregister, _) => "c> UNREGISTER FAIL",
-        (Op::Connect, Some(0)) => "c> CONNECT OK",
-        (Op::Connect, Some(1)) => "c> CONNECT FAIL, USER DOES NOT EXIST",
-        (Op::Connect, Some(2)) => "c> USER ALREADY CONNECTED",
+        (Op::Connect, Some(index::OK)) => "c> CONNECT OK",
+        (Op::Connect, Some(index::NO_SUCH_USER)) => "c> CONNECT FAIL, USER DOES NOT EXIST",
+        (Op::Connect, Some(index::ALREADY_CONNECTED)) => "c> USER ALREADY CONNECTED",
         (Op::Connect, _) => "c> CONNECT FAIL",
-        (Op::Publish, Some(0)) => "c> PUBLISH OK",
-        (Op::Publish, Some(1)) => "c> PUBLISH FAIL, USER DOES NOT EXIST",
-        (Op::Publish, Some(2)) => "c> PUBLISH FAIL, USER NOT CONNECTED",
-        (Op::Publish, Some(3)) => "c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
+        (Op::Publish, Some(index::OK)) => "c> PUBLISH OK",
+        (Op::Publish, Some(index::NO_SUCH_USER)) => "c> PUBLISH FAIL, USER DOES NOT EXIST",
+        (Op::Publish, Some(index::NOT_CONNECTED)) => "c> PUBLISH FAIL, USER NOT CONNECTED",
+        (Op::Publish, Some(index::ALREADY_PUBLISHED)) => {
+            "c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED"
+        }
         (Op::Publish, _) => "c> PUBLISH FAIL",
-        (Op::Delete, Some(0)) => "c> DELETE OK",
-        (Op::Delete, Some(1)) => "c> DELETE FAIL, USER DOES NOT EXIST",
-        (Op::Delete, Some(2)) => "c> DELETE FAIL, USER NOT CONNECTED",
-        (Op::Delete, Some(3)) => "c> DELETE FAIL, CONTENT NOT PUBLISHED",
+        (Op::Delete, Some(index::OK)) => "c> DELETE OK",
+        (Op::Delete, Some(index::NO_SUCH_USER)) => "c> DELETE FAIL, USER DOES NOT EXIST",
+        (Op::Delete, Some(index::NOT_CONNECTED)) => "c> DELETE FAIL, USER NOT CONNECTED",
+        (Op::Delete, Some(index::NOT_PUBLISHED)) => "c> DELETE FAIL, CONTENT NOT PUBLISHED",
         (Op::Delete, _) => "c> DELETE FAIL",
-        (Op::ListUsers, Some(0)) => "c> LIST_USERS OK",
-        (Op::ListUsers, Some(1)) => "c> LIST_USERS FAIL, USER DOES NOT EXIST",
-        (Op::ListUsers, Some(2)) => "c> LIST_USERS FAIL, USER NOT CONNECTED",
+        (Op::ListUsers, Some(index::OK)) => "c> LIST_USERS OK",
+        (Op::ListUsers, Some(index::NO_SUCH_USER)) => "c> LIST_USERS FAIL, USER DOES NOT EXIST",
+        (Op::ListUsers, Some(index::NOT_CONNECTED)) => "c> LIST_USERS FAIL, USER NOT CONNECTED",
         (Op::ListUsers, _) => "c> LIST_USERS FAIL",
-        (Op::ListContent, Some(0)) => "c> LIST_CONTENT OK",
-        (Op::ListContent, Some(1)) => "c> LIST_CONTENT FAIL, USER DOES NOT EXIST",
-        (Op::ListContent, Some(2)) => "c> LIST_CONTENT FAIL, USER NOT CONNECTED",
-        (Op::ListContent, Some(3)) => "c> LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST",
+        (Op::ListContent, Some(index::OK)) => "c> LIST_CONTENT OK",
+        (Op::ListContent, Some(index::NO_SUCH_USER)) => "c> LIST_CONTENT FAIL, USER DOES NOT EXIST",
+        (Op::ListContent, Some(index::NOT_CONNECTED)) => "c> LIST_CONTENT FAIL, USER NOT CONNECTED",
+        (Op::ListContent, Some(index::NO_SUCH_TARGET)) => {
+            "c> LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"
+        }
         (Op::ListContent, _) => "c> LIST_CONTENT FAIL",
-        (Op::Disconnect, Some(0)) => "c> DISCONNECT OK",
-        (Op::Disconnect, Some(1)) => "c> DISCONNECT FAIL / USER DOES NOT EXIST",
-        (Op::Disconnect, Some(2)) => "c> DISCONNECT FAIL / USER NOT CONNECTED",
+        (Op::Disconnect, Some(index::OK)) => "c> DISCONNECT OK",
+        (Op::Disconnect, Some(index::NO_SUCH_USER)) => "c> DISCONNECT FAIL / USER DOES NOT EXIST",
+        (Op::Disconnect, Some(index::NOT_CONNECTED)) => "c> DISCONNECT FAIL / USER NOT CONNECTED",
         (Op::Disconnect, _) => "c> DISCONNECT FAIL",
-        (Op::Search, Some(0)) => "c> SEARCH OK",
-        (Op::Search, Some(1)) => "c> SEARCH FAIL, USER DOES NOT EXIST",
-        (Op::Search, Some(2)) => "c> SEARCH FAIL, USER NOT CONNECTED",
+        (Op::Search, Some(index::OK)) => "c> SEARCH OK",
+        (Op::Search, Some(index::NO_SUCH_USER)) => "c> SEARCH FAIL, USER DOES NOT EXIST",
+        (Op::Search, Some(index::NOT_CONNECTED)) => "c> SEARCH FAIL, USER NOT CONNECTED",
         (Op::Search, _) => "c> SEARCH FAIL",
     }
 }
 
 /// The code whose message says "user not connected", used when this shell has no
 /// connected user to act as.
-pub(super) const NOT_CONNECTED: u8 = 2;
+pub(super) const NOT_CONNECTED: u8 = index::NOT_CONNECTED;
 
 /// UNREGISTER's "any other error" code, which the server answers when the user is
 /// connected (PROTOCOL.md section 2).

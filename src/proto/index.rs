@@ -74,6 +74,26 @@ impl Op {
 /// Result code 0, common to every operation.
 pub const OK: u8 = 0;
 
+// The other result codes by meaning (PROTOCOL.md section 1). A code's number depends
+// on the operation, so each name says which operations answer it.
+
+/// REGISTER: the user name is already registered.
+pub(crate) const NAME_IN_USE: u8 = 1;
+/// Every operation but REGISTER: the user does not exist.
+pub(crate) const NO_SUCH_USER: u8 = 1;
+/// CONNECT: the user is already connected; UNREGISTER: it is connected (disconnect
+/// first).
+pub(crate) const ALREADY_CONNECTED: u8 = 2;
+/// DISCONNECT, PUBLISH, DELETE, LIST_USERS, LIST_CONTENT, SEARCH: the user is not
+/// connected.
+pub(crate) const NOT_CONNECTED: u8 = 2;
+/// PUBLISH: this user already published the file.
+pub(crate) const ALREADY_PUBLISHED: u8 = 3;
+/// DELETE: the file was not published by this user.
+pub(crate) const NOT_PUBLISHED: u8 = 3;
+/// LIST_CONTENT: the target user does not exist.
+pub(crate) const NO_SUCH_TARGET: u8 = 3;
+
 /// What a request asks for, after the common header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {

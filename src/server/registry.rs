@@ -118,28 +118,20 @@ impl State {
         match change {
             Change::Register { user } => {
                 if self.users.contains_key(user) {
-                    return 1;
+                    return index::NAME_IN_USE;
                 }
                 OK
             }
             Change::Unregister { user } | Change::Connect { user, .. } => {
                 if !self.users.contains_key(user) {
-                    return 1;
+                    return index::NO_SUCH_USER;
                 }
                 if self.connected.contains_key(user) {
-                    return 2;
+                    return index::ALREADY_CONNECTED;
                 }
                 OK
             }
-            Change::Disconnect { user } => {
-                if !self.users.contains_key(user) {
-                    return 1;
-                }
-                if !self.connected.contains_key(user) {
-                    return 2;
-                }
-                OK
-            }
+            Change::Disconnect { user } => self.check_connected(user),
             Change::Publish { user, file, .. } | Change::Delete { user, file } => {
                 let code = self.check_connected(user);
                 if code != OK {
@@ -150,7 +142,8 @@ impl State {
                     .get(user)
                     .is_some_and(|u| u.files.contains_key(file));
                 match (change, published) {
-                    (Change::Publish { .. }, true) | (Change::Delete { .. }, false) => 3,
+                    (Change::Publish { .. }, true) => index::ALREADY_PUBLISHED,
+                    (Change::Delete { .. }, false) => index::NOT_PUBLISHED,
                     _ => OK,
                 }
             }
@@ -205,9 +198,9 @@ impl State {
     /// not connected: the first codes of every operation a user performs.
     fn check_connected(&self, user: &str) -> u8 {
         if !self.users.contains_key(user) {
-            1
+            index::NO_SUCH_USER
         } else if !self.connected.contains_key(user) {
-            2
+            index::NOT_CONNECTED
         } else {
             OK
         }
@@ -483,7 +476,7 @@ impl Registry {
         let mut code = state.check_connected(user);
         let target = state.users.get(target);
         if code == OK && target.is_none() {
-            code = 3;
+            code = index::NO_SUCH_TARGET;
         }
         out.push(code);
         let Some(target) = target.filter(|_| code == OK) else {
