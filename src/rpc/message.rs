@@ -88,9 +88,18 @@ pub(crate) fn read_record<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> Result<(), R
                 announced: buf.len() + len,
             });
         }
+        // The buffer grows with the bytes that arrive, not with what the header
+        // announced: a header alone costs nothing.
         let start = buf.len();
-        buf.resize(start + len, 0);
-        r.read_exact(&mut buf[start..]).map_err(eof_is_truncated)?;
+        let got = r
+            .by_ref()
+            .take(len as u64)
+            .read_to_end(buf)
+            .map_err(eof_is_truncated)?;
+        if got < len {
+            buf.truncate(start);
+            return Err(RecordError::Truncated);
+        }
         if header & LAST_FRAGMENT != 0 {
             return Ok(());
         }
@@ -512,6 +521,20 @@ mod tests {
         let mut out = Vec::new();
         put_denied(&mut out, 79, auth_rejected());
         assert_eq!(parse_reply(&out[4..]), (Some(79), Err(ReplyError::Denied)));
+    }
+
+    #[test]
+    fn a_header_announcing_more_than_arrives_allocates_only_what_arrived() {
+        // Found by arbitrary_bytes_never_panic: a last-fragment header of length 5
+        // and no data left a 5-byte zeroed buffer behind.
+        let mut buf = Vec::new();
+        let got = read_record(&mut &[128u8, 0, 0, 5][..], &mut buf);
+        assert!(matches!(got, Err(RecordError::Truncated)));
+        assert!(buf.is_empty());
+        let mut buf = Vec::new();
+        let got = read_record(&mut &[128u8, 0, 0, 5, 1, 2][..], &mut buf);
+        assert!(matches!(got, Err(RecordError::Truncated)));
+        assert!(buf.is_empty());
     }
 
     proptest! {
