@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::thread;
@@ -40,28 +40,6 @@ fn get(name: &[u8]) -> Vec<u8> {
     out.extend_from_slice(name);
     out.push(0);
     out
-}
-
-/// Reads until the peer closes `s`: what it sent, or `None` if it did not close
-/// before `limit`. A reset counts as closed.
-fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + limit;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return Some(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return None;
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Some(out),
-        }
-    }
 }
 
 /// A shell `alice` serving `share`, connected, with `files` published.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::thread;
@@ -24,28 +24,6 @@ fn peer(port: u16) -> SocketAddr {
 
 fn get(name: &str) -> Vec<u8> {
     format!("GET_FILE\0{name}\0").into_bytes()
-}
-
-/// Reads until the peer closes `s`: what it sent, or `None` if it did not close
-/// before `limit`. A reset counts as closed.
-fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + limit;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return Some(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return None;
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Some(out),
-        }
-    }
 }
 
 /// A shell `alice` serving `share`, connected, with `files` published.

@@ -4,34 +4,12 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// Reads until the server closes `s`: what it sent, or `None` if it did not close
-/// before `limit`. A reset counts as closed.
-fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + limit;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return Some(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return None;
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Some(out),
-        }
-    }
-}
 
 /// Publications and name length: one `SEARCH ""` reply is about 10 MB, as in the
 /// issue.

@@ -663,3 +663,30 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Reads until the other side closes `s`: what it sent, or `None` if it did not close
+/// before `limit`. A reset counts as closed.
+pub fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Some(out),
+        }
+    }
+}
