@@ -174,6 +174,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     }
     if args.smoke {
         index::self_check::run();
+        report::judge_no_targets();
     }
     let plan = if args.smoke {
         Plan {
