@@ -40,7 +40,7 @@ const MAX_TIME_BODY: u64 = 256;
 
 /// Why the time service gave no usable DATETIME.
 #[derive(Debug)]
-pub(crate) enum TimeError {
+pub(crate) enum TimeSourceError {
     Http(ureq::Error),
     /// The WSDL or the SOAP response could not be used.
     Soap(SoapError),
@@ -50,18 +50,18 @@ pub(crate) enum TimeError {
     Malformed(String),
 }
 
-impl fmt::Display for TimeError {
+impl fmt::Display for TimeSourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TimeError::Http(e) => write!(f, "http: {e}"),
-            TimeError::Soap(e) => write!(f, "{e}"),
-            TimeError::Status(s) => write!(f, "http: status {s}"),
-            TimeError::Malformed(body) => write!(f, "malformed: {body:?} is not a DATETIME"),
+            TimeSourceError::Http(e) => write!(f, "http: {e}"),
+            TimeSourceError::Soap(e) => write!(f, "{e}"),
+            TimeSourceError::Status(s) => write!(f, "http: status {s}"),
+            TimeSourceError::Malformed(body) => write!(f, "malformed: {body:?} is not a DATETIME"),
         }
     }
 }
 
-impl std::error::Error for TimeError {}
+impl std::error::Error for TimeSourceError {}
 
 /// The time service URL: `--time-url`, else `WSDL_URL` (if set and not empty),
 /// else [`DEFAULT_TIME_URL`]; and whether it is a WSDL address (a SOAP service).
@@ -110,7 +110,7 @@ impl TimeClock {
     }
 
     /// Asks the time service once.
-    pub(crate) fn fetch(&mut self) -> Result<String, TimeError> {
+    pub(crate) fn fetch(&mut self) -> Result<String, TimeSourceError> {
         let body = if self.soap {
             let result = self.call_soap();
             if result.is_err() {
@@ -119,34 +119,42 @@ impl TimeClock {
             }
             result?
         } else {
-            let mut response = self.agent.get(&self.url).call().map_err(TimeError::Http)?;
+            let mut response = self
+                .agent
+                .get(&self.url)
+                .call()
+                .map_err(TimeSourceError::Http)?;
             response
                 .body_mut()
                 .with_config()
                 .limit(MAX_TIME_BODY)
                 .read_to_string()
-                .map_err(TimeError::Http)?
+                .map_err(TimeSourceError::Http)?
         };
         let time = body.trim();
         if datetime::is_datetime(time) {
             Ok(time.to_owned())
         } else {
-            Err(TimeError::Malformed(time.chars().take(64).collect()))
+            Err(TimeSourceError::Malformed(time.chars().take(64).collect()))
         }
     }
 
     /// Reads the WSDL (first time only), then calls its operation; returns the
     /// string result.
-    fn call_soap(&mut self) -> Result<String, TimeError> {
+    fn call_soap(&mut self) -> Result<String, TimeSourceError> {
         if self.service.is_none() {
-            let mut response = self.agent.get(&self.url).call().map_err(TimeError::Http)?;
+            let mut response = self
+                .agent
+                .get(&self.url)
+                .call()
+                .map_err(TimeSourceError::Http)?;
             let wsdl = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_WSDL)
                 .read_to_vec()
-                .map_err(TimeError::Http)?;
-            let service = soap_time::parse_wsdl(&wsdl).map_err(TimeError::Soap)?;
+                .map_err(TimeSourceError::Http)?;
+            let service = soap_time::parse_wsdl(&wsdl).map_err(TimeSourceError::Soap)?;
             log::debug!("time service: {service:?}");
             self.service = Some(service);
         }
@@ -162,17 +170,17 @@ impl TimeClock {
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("SOAPAction", format!("\"{}\"", service.action))
             .send(soap_time::request(service))
-            .map_err(TimeError::Http)?;
+            .map_err(TimeSourceError::Http)?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(MAX_SOAP_BODY)
             .read_to_vec()
-            .map_err(TimeError::Http)?;
-        let result = soap_time::parse_response(&body).map_err(TimeError::Soap);
+            .map_err(TimeSourceError::Http)?;
+        let result = soap_time::parse_response(&body).map_err(TimeSourceError::Soap);
         match result {
-            Ok(_) if status != 200 => Err(TimeError::Status(status)),
+            Ok(_) if status != 200 => Err(TimeSourceError::Status(status)),
             other => other,
         }
     }

@@ -70,7 +70,7 @@ pub(crate) fn encode_range_request(file: &str, offset: u64) -> Vec<u8> {
 
 /// Why a request could not be decoded.
 #[derive(Debug)]
-pub(crate) enum RequestError {
+pub(crate) enum PeerRequestError {
     /// The connection closed before sending a single byte (a liveness probe, or the
     /// shutdown wake-up): nothing to answer.
     Empty,
@@ -82,21 +82,23 @@ pub(crate) enum RequestError {
     Wire(WireError),
 }
 
-impl fmt::Display for RequestError {
+impl fmt::Display for PeerRequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RequestError::Empty => f.write_str("empty: connection closed without a request"),
-            RequestError::UnknownOp => f.write_str("unknown operation"),
-            RequestError::BadOffset => f.write_str("bad request: offset is not a decimal number"),
-            RequestError::Wire(e) => write!(f, "bad request: {e}"),
+            PeerRequestError::Empty => f.write_str("empty: connection closed without a request"),
+            PeerRequestError::UnknownOp => f.write_str("unknown operation"),
+            PeerRequestError::BadOffset => {
+                f.write_str("bad request: offset is not a decimal number")
+            }
+            PeerRequestError::Wire(e) => write!(f, "bad request: {e}"),
         }
     }
 }
 
-impl std::error::Error for RequestError {}
+impl std::error::Error for PeerRequestError {}
 
 /// Reads a GET_FILE or GET_FILE_RANGE request.
-pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, RequestError> {
+pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, PeerRequestError> {
     let known = r.read_bytes(Field::Op, MAX_OP).map(|op| {
         [GET_FILE, GET_FILE_RANGE]
             .into_iter()
@@ -104,25 +106,25 @@ pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, R
     });
     let op = match known {
         Ok(Some(op)) => op,
-        Ok(None) => return Err(RequestError::UnknownOp),
+        Ok(None) => return Err(PeerRequestError::UnknownOp),
         Err(WireError::Truncated(_)) if r.buffered().is_empty() => {
-            return Err(RequestError::Empty);
+            return Err(PeerRequestError::Empty);
         }
-        Err(e) => return Err(RequestError::Wire(e)),
+        Err(e) => return Err(PeerRequestError::Wire(e)),
     };
     let file = r
         .read_str(Field::File, MAX_FIELD)
-        .map_err(RequestError::Wire)?;
+        .map_err(PeerRequestError::Wire)?;
     if op == GET_FILE {
         return Ok(Request::Get { file });
     }
     let offset = r
         .read_bytes(Field::Offset, wire::MAX_NUMBER)
         .map_err(|e| match e {
-            WireError::TooLong { .. } => RequestError::BadOffset,
-            e => RequestError::Wire(e),
+            WireError::TooLong { .. } => PeerRequestError::BadOffset,
+            e => PeerRequestError::Wire(e),
         })?;
-    let offset = parse_decimal(offset).ok_or(RequestError::BadOffset)?;
+    let offset = parse_decimal(offset).ok_or(PeerRequestError::BadOffset)?;
     Ok(Request::Range { file, offset })
 }
 
@@ -218,19 +220,25 @@ mod tests {
     #[test]
     fn empty_connection_is_its_own_error() {
         let mut r = FieldReader::new(&b""[..]);
-        assert!(matches!(read_request(&mut r), Err(RequestError::Empty)));
+        assert!(matches!(read_request(&mut r), Err(PeerRequestError::Empty)));
     }
 
     #[test]
     fn rejects_other_ops_bad_offsets_and_truncated_requests() {
         let mut r = FieldReader::new(&b"PUT_FILE\0x\0"[..]);
-        assert!(matches!(read_request(&mut r), Err(RequestError::UnknownOp)));
+        assert!(matches!(
+            read_request(&mut r),
+            Err(PeerRequestError::UnknownOp)
+        ));
         let mut r = FieldReader::new(&b"GET_FI"[..]);
-        assert!(matches!(read_request(&mut r), Err(RequestError::Wire(_))));
+        assert!(matches!(
+            read_request(&mut r),
+            Err(PeerRequestError::Wire(_))
+        ));
         let mut r = FieldReader::new(&b"GET_FILE\0name"[..]);
         assert!(matches!(
             read_request(&mut r),
-            Err(RequestError::Wire(WireError::Truncated(Field::File)))
+            Err(PeerRequestError::Wire(WireError::Truncated(Field::File)))
         ));
         for bad in [&b"-1"[..], b"", b"1e3", b" 1", b"99999999999999999999999"] {
             let mut bytes = b"GET_FILE_RANGE\0f\0".to_vec();
@@ -238,14 +246,14 @@ mod tests {
             bytes.push(0);
             let mut r = FieldReader::new(&bytes[..]);
             assert!(
-                matches!(read_request(&mut r), Err(RequestError::BadOffset)),
+                matches!(read_request(&mut r), Err(PeerRequestError::BadOffset)),
                 "{bad:?}"
             );
         }
         let mut r = FieldReader::new(&b"GET_FILE_RANGE\0f\x001"[..]);
         assert!(matches!(
             read_request(&mut r),
-            Err(RequestError::Wire(WireError::Truncated(Field::Offset)))
+            Err(PeerRequestError::Wire(WireError::Truncated(Field::Offset)))
         ));
     }
 
@@ -255,7 +263,7 @@ mod tests {
         let mut r = FieldReader::new(&bytes[..]);
         assert!(matches!(
             read_request(&mut r),
-            Err(RequestError::Wire(WireError::TooLong { .. }))
+            Err(PeerRequestError::Wire(WireError::TooLong { .. }))
         ));
     }
 

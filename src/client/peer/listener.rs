@@ -14,7 +14,8 @@ use super::files::SharedFiles;
 use super::{MAX_UPLOADS, REQUEST_TIMEOUT, SEND_TIMEOUT};
 use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
 use crate::proto::peer::{
-    CODE_OK, CODE_OTHER, Request, RequestError, encode_ok_header, encode_range_header, read_request,
+    CODE_OK, CODE_OTHER, PeerRequestError, Request, encode_ok_header, encode_range_header,
+    read_request,
 };
 use crate::proto::wire::FieldReader;
 
@@ -222,7 +223,7 @@ fn serve_one(
     let mut out = &stream;
     let request = match request {
         Ok(r) => r,
-        Err(RequestError::Empty) => {
+        Err(PeerRequestError::Empty) => {
             log::debug!("peer {peer}: closed without a request");
             return;
         }
