@@ -571,6 +571,32 @@ pub(crate) fn accept_loop<F>(
     }
 }
 
+/// A listener's whole life: wakes on `shutdown` (see [`Shutdown::watch`]), runs
+/// [`accept_loop`] until it is raised, then closes the connections still waiting for
+/// their request and waits at most `drain` for the others to finish.
+pub(crate) fn serve<F>(
+    name: &str,
+    listener: &TcpListener,
+    limiter: &Arc<ConnLimiter>,
+    shutdown: &Shutdown,
+    drain: Duration,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Permit) + Send + Sync + 'static,
+{
+    if let Err(e) = shutdown.watch(listener) {
+        log::warn!("{name}: shutdown will not wake the accept loop: {e}");
+    }
+    accept_loop(name, listener, limiter, shutdown, handle);
+    limiter.close_idle();
+    if !limiter.wait_empty(drain) {
+        log::warn!(
+            "{name}: {} connections still open at shutdown",
+            limiter.active()
+        );
+    }
+}
+
 /// The name of connection threads (at most 15 bytes and the NUL, as Linux allows).
 const CONNECTION_THREAD_NAME: &std::ffi::CStr = c"peerdex-conn";
 

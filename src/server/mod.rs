@@ -319,14 +319,12 @@ impl IndexServer {
             None
         });
         let ctx = Arc::clone(&self.ctx);
-        if let Err(e) = shutdown.watch(&self.listener) {
-            log::warn!("shutdown will not wake the accept loop: {e}");
-        }
-        net::accept_loop(
+        net::serve(
             "index",
             &self.listener,
             &self.limiter,
             shutdown,
+            self.ctx.timeout,
             move |stream, peer, permit| {
                 handle_connection(&ctx, stream, peer, permit);
             },
@@ -336,13 +334,6 @@ impl IndexServer {
         }
         if let Some(dashboard) = dashboard {
             dashboard.stop(self.ctx.timeout);
-        }
-        self.limiter.close_idle();
-        if !self.limiter.wait_empty(self.ctx.timeout) {
-            log::warn!(
-                "{} connections still open at shutdown",
-                self.limiter.active()
-            );
         }
     }
 }

@@ -131,28 +131,19 @@ impl TimeService {
     /// Serves until `shutdown` is raised, then closes idle connections and waits (at
     /// most one timeout) for the others.
     pub(crate) fn run(self, shutdown: &Shutdown) {
-        if let Err(e) = shutdown.watch(&self.listener) {
-            log::warn!("shutdown will not wake the accept loop: {e}");
-        }
         let timeout = self.timeout;
-        net::accept_loop(
+        net::serve(
             "time",
             &self.listener,
             &self.limiter,
             shutdown,
+            self.timeout,
             move |stream, peer, permit| {
                 http::serve(stream, peer, permit, timeout, |stream, head, deadline| {
                     Some(respond(stream, head, deadline))
                 });
             },
         );
-        self.limiter.close_idle();
-        if !self.limiter.wait_empty(self.timeout) {
-            log::warn!(
-                "{} connections still open at shutdown",
-                self.limiter.active()
-            );
-        }
     }
 }
 
