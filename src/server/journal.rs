@@ -206,7 +206,7 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 
 /// One user line of a snapshot, as written (borrowing the live state).
 #[derive(Serialize)]
-pub struct SnapshotUser<'a> {
+pub(crate) struct SnapshotUser<'a> {
     pub user: &'a str,
     pub peer: Option<PeerAddr>,
     pub files: &'a IndexMap<String, String>,
@@ -214,7 +214,7 @@ pub struct SnapshotUser<'a> {
 
 /// One user line of a snapshot, as read.
 #[derive(Deserialize)]
-pub struct RestoredUser {
+pub(crate) struct RestoredUser {
     pub user: String,
     pub peer: Option<PeerAddr>,
     pub files: IndexMap<String, String>,
@@ -228,7 +228,7 @@ struct SnapshotHeader {
 }
 
 /// The state a replay builds (implemented by the registry's state).
-pub trait Replay {
+pub(crate) trait Replay {
     /// Adds a user from a snapshot; false when the user is already there.
     fn restore(&mut self, user: RestoredUser) -> bool;
     /// Applies a journaled change; a change the rules refuse is `Err` with its result
@@ -251,7 +251,7 @@ pub struct Recovered {
 /// An appended change: its sequence number (for [`Journal::wait_durable`]) and
 /// whether the journal is due for compaction (the caller then compacts).
 #[derive(Debug, Clone, Copy)]
-pub struct Appended {
+pub(crate) struct Appended {
     pub seq: u64,
     pub compact: bool,
 }
@@ -280,7 +280,7 @@ struct SyncState {
 }
 
 /// The open journal of a data directory.
-pub struct Journal {
+pub(crate) struct Journal {
     dir: PathBuf,
     opts: StoreOptions,
     writer: Mutex<Writer>,
@@ -313,6 +313,118 @@ fn journal_generation(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Creates the data directory if needed and takes its lock (one server per
+/// directory); removes a snapshot left half-written by a crash.
+fn lock_dir(dir: &Path) -> Result<File, JournalError> {
+    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let lock_path = dir.join(LOCK);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(JournalError::Locked {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+    }
+    let tmp = dir.join(SNAPSHOT_TMP);
+    if tmp.exists() {
+        fs::remove_file(&tmp).map_err(io_err("remove", &tmp))?;
+    }
+    Ok(lock)
+}
+
+/// Restores the snapshot, if any, into `state`: the first journal generation it does
+/// not cover, and its size in bytes.
+fn restore_snapshot(
+    dir: &Path,
+    state: &mut dyn Replay,
+    recovered: &mut Recovered,
+) -> Result<(u64, u64), JournalError> {
+    let snapshot_path = dir.join(SNAPSHOT);
+    match File::open(&snapshot_path) {
+        Ok(f) => {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let (generation, users) = read_snapshot(&snapshot_path, f, state)?;
+            recovered.snapshot_users = users;
+            Ok((generation, len))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((0, 0)),
+        Err(e) => Err(io_err("open", &snapshot_path)(e)),
+    }
+}
+
+/// The journal generations from `base` on, in order; journals the snapshot covers
+/// (left by an interrupted compaction) are removed, and a gap is corruption.
+fn journal_generations(dir: &Path, base: u64) -> Result<Vec<u64>, JournalError> {
+    let mut generations = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let Some(generation) = entry.file_name().to_str().and_then(journal_generation) else {
+            continue;
+        };
+        if generation < base {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        } else {
+            generations.push(generation);
+        }
+    }
+    generations.sort_unstable();
+    for (i, &generation) in generations.iter().enumerate() {
+        let expected = base + i as u64;
+        if generation != expected {
+            return Err(JournalError::Corrupt {
+                path: dir.join(journal_name(generation)),
+                line: 0,
+                what: Corruption::MissingJournal {
+                    generation: expected,
+                },
+            });
+        }
+    }
+    Ok(generations)
+}
+
+/// Replays the journals in order into `state`; a torn last line of the newest is cut
+/// off (and reported). Returns the size of the newest journal's good part.
+fn replay_journals(
+    dir: &Path,
+    generations: &[u64],
+    state: &mut dyn Replay,
+    recovered: &mut Recovered,
+) -> Result<u64, JournalError> {
+    let mut bytes = 0;
+    for (i, &generation) in generations.iter().enumerate() {
+        let path = dir.join(journal_name(generation));
+        let last = i + 1 == generations.len();
+        let replayed = replay_journal(&path, last, state)?;
+        recovered.changes += replayed.changes;
+        bytes = replayed.good_len;
+        if let Some((line, cut)) = replayed.torn {
+            log::warn!(
+                "{}:{line}: dropping a torn last line ({cut} bytes): a crash interrupted its write",
+                path.display()
+            );
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_err("open", &path))?;
+            f.set_len(replayed.good_len)
+                .map_err(io_err("truncate", &path))?;
+            f.sync_all().map_err(io_err("fsync", &path))?;
+            recovered.dropped_tail = Some((path, line, cut));
+        }
+    }
+    Ok(bytes)
+}
+
 /// Makes the directory's entries (created, renamed, removed files) durable.
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
@@ -325,98 +437,17 @@ impl Journal {
     /// journals into `state`, and opens the newest journal for appending. A torn last
     /// journal line is cut off with a warning; any other damage is an error naming the
     /// file and line.
-    pub fn open(
+    pub(crate) fn open(
         dir: &Path,
         opts: StoreOptions,
         state: &mut dyn Replay,
     ) -> Result<(Journal, Recovered), JournalError> {
         let started = Instant::now();
-        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        let lock_path = dir.join(LOCK);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("open", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(JournalError::Locked {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
-        }
-        let tmp = dir.join(SNAPSHOT_TMP);
-        if tmp.exists() {
-            fs::remove_file(&tmp).map_err(io_err("remove", &tmp))?;
-        }
-
+        let lock = lock_dir(dir)?;
         let mut recovered = Recovered::default();
-        let snapshot_path = dir.join(SNAPSHOT);
-        let (base, snapshot_bytes) = match File::open(&snapshot_path) {
-            Ok(f) => {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                let (generation, users) = read_snapshot(&snapshot_path, f, state)?;
-                recovered.snapshot_users = users;
-                (generation, len)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, 0),
-            Err(e) => return Err(io_err("open", &snapshot_path)(e)),
-        };
-
-        let mut generations = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
-            let entry = entry.map_err(io_err("list", dir))?;
-            let Some(generation) = entry.file_name().to_str().and_then(journal_generation) else {
-                continue;
-            };
-            if generation < base {
-                // Covered by the snapshot: left over from an interrupted compaction.
-                let path = entry.path();
-                fs::remove_file(&path).map_err(io_err("remove", &path))?;
-            } else {
-                generations.push(generation);
-            }
-        }
-        generations.sort_unstable();
-        for (i, &generation) in generations.iter().enumerate() {
-            let expected = base + i as u64;
-            if generation != expected {
-                return Err(JournalError::Corrupt {
-                    path: dir.join(journal_name(generation)),
-                    line: 0,
-                    what: Corruption::MissingJournal {
-                        generation: expected,
-                    },
-                });
-            }
-        }
-
-        let mut bytes = 0;
-        for (i, &generation) in generations.iter().enumerate() {
-            let path = dir.join(journal_name(generation));
-            let last = i + 1 == generations.len();
-            let replayed = replay_journal(&path, last, state)?;
-            recovered.changes += replayed.changes;
-            bytes = replayed.good_len;
-            if let Some((line, cut)) = replayed.torn {
-                log::warn!(
-                    "{}:{line}: dropping a torn last line ({cut} bytes): a crash interrupted its write",
-                    path.display()
-                );
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io_err("open", &path))?;
-                f.set_len(replayed.good_len)
-                    .map_err(io_err("truncate", &path))?;
-                f.sync_all().map_err(io_err("fsync", &path))?;
-                recovered.dropped_tail = Some((path, line, cut));
-            }
-        }
-
+        let (base, snapshot_bytes) = restore_snapshot(dir, state, &mut recovered)?;
+        let generations = journal_generations(dir, base)?;
+        let bytes = replay_journals(dir, &generations, state, &mut recovered)?;
         let generation = generations.last().copied().unwrap_or(base);
         let path = dir.join(journal_name(generation));
         let file = OpenOptions::new()
@@ -452,18 +483,14 @@ impl Journal {
         ))
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    pub fn options(&self) -> StoreOptions {
-        self.opts
     }
 
     /// Appends one applied change as one complete line, with one `write`. Call it
     /// under the registry's write lock, in application order. On error nothing of
     /// the line remains in the file (or the journal refuses every later change).
-    pub fn append(&self, change: &Change) -> Result<Appended, JournalError> {
+    pub(crate) fn append(&self, change: &Change) -> Result<Appended, JournalError> {
         let mut guard = self.writer.lock();
         let w = &mut *guard;
         if w.failed {
@@ -498,7 +525,7 @@ impl Journal {
     /// With `--fsync`: returns once change `seq` is on disk. The first writer to
     /// arrive syncs for every line written so far; the others wait for it (group
     /// commit). Without `--fsync` it returns at once.
-    pub fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
+    pub(crate) fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
         if !self.opts.fsync {
             return Ok(());
         }
@@ -545,7 +572,7 @@ impl Journal {
     /// (the caller captures the state under the same lock):
     /// starts journal generation `G+1`; returns `G+1`, the generation the snapshot
     /// must carry.
-    pub fn rotate(&self) -> Result<u64, JournalError> {
+    pub(crate) fn rotate(&self) -> Result<u64, JournalError> {
         let mut w = self.writer.lock();
         let next = w.generation + 1;
         let path = self.dir.join(journal_name(next));
@@ -586,7 +613,7 @@ impl Journal {
 
     /// Compaction step 2, off the lock (from a capture of the state): streams the
     /// `users` records of `records` into the temporary snapshot file.
-    pub fn write_snapshot<'a>(
+    pub(crate) fn write_snapshot<'a>(
         &self,
         generation: u64,
         users: usize,
@@ -616,7 +643,7 @@ impl Journal {
 
     /// Compaction step 3, off the lock: makes the snapshot durable, puts it in place
     /// and removes the journals it covers.
-    pub fn finish_compaction(&self, generation: u64, written: Result<File, JournalError>) {
+    pub(crate) fn finish_compaction(&self, generation: u64, written: Result<File, JournalError>) {
         let started = Instant::now();
         let tmp = self.dir.join(SNAPSHOT_TMP);
         let snapshot = self.dir.join(SNAPSHOT);
@@ -656,7 +683,7 @@ impl Journal {
 
     /// Claims a compaction at start when the replayed journals are due for one (or
     /// more than one journal was left by an interrupted compaction).
-    pub fn due_at_start(&self) -> bool {
+    pub(crate) fn due_at_start(&self) -> bool {
         let w = self.writer.lock();
         let due = w.bytes > w.threshold || self.journals_at_start > 1;
         due && self

@@ -300,11 +300,6 @@ impl Registry {
         Ok((registry, recovered))
     }
 
-    /// The journal, when the registry is durable.
-    pub fn journal(&self) -> Option<&Journal> {
-        self.journal.as_deref()
-    }
-
     /// Applies a change; returns its result code (0 when applied). A durable registry
     /// returns 0 only once the change is in the journal (and on disk with `--fsync`);
     /// if it cannot be journaled it is not applied and the operation's "any other
