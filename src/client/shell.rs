@@ -123,7 +123,7 @@ pub(super) fn start_line(server: &str) -> String {
 /// The terminal settings of stdin as they were before anything touched the terminal
 /// (saved before the line editor exists, so never its raw mode), for every exit path
 /// to put back: the end of the session, signals (which end it), and panics (a hook).
-static SAVED_MODE: OnceLock<libc::termios> = OnceLock::new();
+static SAVED_MODE: OnceLock<rustix::termios::Termios> = OnceLock::new();
 
 /// Puts the saved terminal mode back when dropped (every return from the shell,
 /// unwinding included).
@@ -133,11 +133,7 @@ impl TerminalGuard {
     /// Saves the mode of stdin if it is a terminal and installs a panic hook that
     /// restores it. Call first, before the input thread starts.
     pub(super) fn save() -> TerminalGuard {
-        // SAFETY: tcgetattr writes a termios into the zeroed value we own.
-        let saved = unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            (libc::tcgetattr(libc::STDIN_FILENO, &mut t) == 0).then_some(t)
-        };
+        let saved = rustix::termios::tcgetattr(rustix::stdio::stdin()).ok();
         if let Some(t) = saved
             && SAVED_MODE.set(t).is_ok()
         {
@@ -162,10 +158,11 @@ impl Drop for TerminalGuard {
 /// terminal would be left without echo.
 fn restore_terminal() {
     if let Some(t) = SAVED_MODE.get() {
-        // SAFETY: a termios obtained from tcgetattr on the same descriptor.
-        unsafe {
-            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t);
-        }
+        let _ = rustix::termios::tcsetattr(
+            rustix::stdio::stdin(),
+            rustix::termios::OptionalActions::Now,
+            t,
+        );
     }
 }
 

@@ -221,7 +221,6 @@ impl Beside {
     /// Opens (creating it empty) and locks the partial file. Never follows a
     /// symbolic link.
     fn open_partial(&self) -> Result<File, DownloadError> {
-        use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .read(true)
@@ -232,8 +231,7 @@ impl Beside {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&self.partial)
             .map_err(self.local_err(&self.partial))?;
-        // SAFETY: `file` is an open descriptor for the duration of the call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(DownloadError::Busy(self.target.clone()));
         }
         Ok(file)

@@ -168,9 +168,8 @@ fn version_of(m: &std::fs::Metadata) -> String {
 /// not a regular file.
 #[cfg(unix)]
 fn open_no_symlinks(path: &Path) -> io::Result<File> {
-    use std::ffi::CString;
-    use std::os::fd::{FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::fd::OwnedFd;
+
     use std::path::Component;
 
     let mut names = Vec::new();
@@ -189,27 +188,22 @@ fn open_no_symlinks(path: &Path) -> io::Result<File> {
     let Some((last, dirs)) = names.split_last() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
     };
-    let open_at = |dir: libc::c_int, name: &std::ffi::OsStr, flags: libc::c_int| {
-        let c = CString::new(name.as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-        // SAFETY: `c` is a valid NUL-terminated string and `dir` an open descriptor
-        // (or AT_FDCWD, unused here since the first name is opened against "/").
-        let fd =
-            unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
-        if fd < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        }
+    use rustix::fs::{Mode, OFlags};
+    let open_at = |dir: &OwnedFd, name: &std::ffi::OsStr, flags: OFlags| {
+        rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)
     };
-    use std::os::fd::AsRawFd;
     let root = File::open("/")?;
     let mut dir: OwnedFd = root.into();
     for name in dirs {
-        dir = open_at(dir.as_raw_fd(), name, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        dir = open_at(&dir, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
     }
-    let fd = open_at(dir.as_raw_fd(), last, libc::O_RDONLY | libc::O_NONBLOCK)?;
+    let fd = open_at(&dir, last, OFlags::RDONLY | OFlags::NONBLOCK)?;
     Ok(File::from(fd))
 }
 

@@ -346,24 +346,17 @@ const SENDFILE_MAX: u64 = 1 << 30;
 /// sent, 0 only when the file ended (it shrank).
 #[cfg(target_os = "linux")]
 fn send_range(file: &File, out: &TcpStream, start: u64, end: u64) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
+    use rustix::io::Errno;
     loop {
         let count = (end - start).min(SENDFILE_MAX) as usize;
-        let mut off = libc::off_t::try_from(start)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
-        // SAFETY: both descriptors are open for the duration of the call and `off`
-        // is a valid, exclusively borrowed off_t.
-        let n = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-        if n >= 0 {
-            return Ok(n as u64);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+        let mut off = start;
+        match rustix::fs::sendfile(out, file, Some(&mut off), count) {
+            Ok(n) => return Ok(n as u64),
+            Err(Errno::INTR) => continue,
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
                 return copy_range(file, out, start, end);
             }
-            _ => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
 }
