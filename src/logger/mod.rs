@@ -472,7 +472,7 @@ impl Store {
 enum Item {
     V1(String),
     /// A version 2 or 3 record, and whether it came over UDP.
-    V2(LogRecord, bool),
+    V2(LogRecord<'static>, bool),
 }
 
 /// A call handled up to its reply.
@@ -880,7 +880,7 @@ mod tests {
             LogRecord {
                 server_id: id,
                 seq,
-                user: user.into(),
+                user: user.to_owned().into(),
                 operation: "REGISTER".into(),
                 datetime: "17/12/2014 13:20:35".into(),
                 result: None,

@@ -5,6 +5,8 @@
 //! in step). Does not own: XDR primitives (`xdr`), RPC messages (`rpc`), serving
 //! (`logger`) or sending (`shipper`).
 
+use std::borrow::Cow;
+
 use crate::rpc::xdr::{self, Reader, XdrError};
 
 /// Default program number (0x20000000-0x3fffffff is the range for users).
@@ -45,18 +47,20 @@ pub(crate) const LOG_REFUSED: i32 = 3;
 /// A version 2 `log_record` (`result` None) or a version 3 `log_record3`
 /// (`result` Some).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogRecord {
+pub(crate) struct LogRecord<'a> {
     pub server_id: u64,
     pub seq: u64,
-    pub user: String,
-    pub operation: String,
-    pub datetime: String,
+    /// Borrowed when sending (from the spool entry, never copied per attempt),
+    /// owned when received.
+    pub user: Cow<'a, str>,
+    pub operation: Cow<'a, str>,
+    pub datetime: Cow<'a, str>,
     /// Version 3: the result code byte the client got, or -1 (`LOG_NO_REPLY`)
     /// when it got none.
     pub result: Option<i32>,
 }
 
-impl LogRecord {
+impl LogRecord<'_> {
     /// The version this record is sent as: 3 with a result, else 2.
     pub(crate) fn version(&self) -> u32 {
         if self.result.is_some() { V3 } else { V2 }
@@ -78,20 +82,23 @@ impl LogRecord {
 
     #[cfg(test)]
     /// Decodes a whole version 2 argument (nothing may be left over).
-    pub(crate) fn decode(bytes: &[u8]) -> Result<LogRecord, XdrError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<LogRecord<'static>, XdrError> {
         Self::decode_version(bytes, V2)
     }
 
     /// Decodes a whole argument of LOG version 2 or 3 (`version` 3: with the
     /// result).
-    pub(crate) fn decode_version(bytes: &[u8], version: u32) -> Result<LogRecord, XdrError> {
+    pub(crate) fn decode_version(
+        bytes: &[u8],
+        version: u32,
+    ) -> Result<LogRecord<'static>, XdrError> {
         let mut r = Reader::new(bytes);
         let rec = LogRecord {
             server_id: r.u64("server_id")?,
             seq: r.u64("seq")?,
-            user: r.string("user", MAX_USER)?,
-            operation: r.string("operation", MAX_OPERATION)?,
-            datetime: r.string("datetime", MAX_DATETIME)?,
+            user: r.string("user", MAX_USER)?.into(),
+            operation: r.string("operation", MAX_OPERATION)?.into(),
+            datetime: r.string("datetime", MAX_DATETIME)?.into(),
             result: if version >= V3 {
                 Some(r.i32("result")?)
             } else {
@@ -156,7 +163,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn rec() -> LogRecord {
+    fn rec() -> LogRecord<'static> {
         LogRecord {
             server_id: 0x0102_0304_0506_0708,
             seq: 7,
@@ -199,7 +206,7 @@ mod tests {
     #[test]
     fn over_long_fields_are_clipped_on_encode() {
         let mut r = rec();
-        r.user = "é".repeat(200); // 400 bytes
+        r.user = "é".repeat(200).into(); // 400 bytes
         let mut out = Vec::new();
         r.encode(&mut out);
         let back = LogRecord::decode(&out).unwrap();
@@ -248,7 +255,7 @@ mod tests {
         #[test]
         fn records_round_trip(server_id: u64, seq: u64, user in "[a-z]{0,256}",
                               operation in ".{0,100}", datetime in "[0-9/: ]{0,64}") {
-            let r = LogRecord { server_id, seq, user, operation, datetime, result: None };
+            let r = LogRecord { server_id, seq, user: user.into(), operation: operation.into(), datetime: datetime.into(), result: None };
             let mut out = Vec::new();
             r.encode(&mut out);
             prop_assert_eq!(&LogRecord::decode(&out).unwrap(), &r);

@@ -432,9 +432,9 @@ impl Link {
             let record = LogRecord {
                 server_id: id,
                 seq: e.seq,
-                user: e.user.clone(),
-                operation: e.operation.clone(),
-                datetime: e.datetime.clone(),
+                user: e.user.as_str().into(),
+                operation: e.operation.as_str().into(),
+                datetime: e.datetime.as_str().into(),
                 result: e.result.filter(|_| self.version >= logrpc::V3),
             };
             record.encode(&mut args);
