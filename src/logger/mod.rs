@@ -20,12 +20,13 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::net::console::Console;
+use crate::net::console::{Console, ConsoleWriter};
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
 use crate::proto::audit;
 use crate::rpc::logprog::{
@@ -667,27 +668,7 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         high,
         store: Mutex::new(store),
     });
-    let udp_thread = {
-        let logger = Arc::clone(&logger);
-        let shutdown = shutdown.clone();
-        let udp = bound.udp;
-        std::thread::Builder::new()
-            .name("logger-udp".into())
-            .spawn(move || serve_udp(&logger, &udp, &shutdown))?
-    };
-    // Hands gathered console lines over when no further record comes to do it.
-    let flusher = {
-        let logger = Arc::clone(&logger);
-        let shutdown = shutdown.clone();
-        std::thread::Builder::new()
-            .name("logger-lines".into())
-            .spawn(move || {
-                while !shutdown.is_triggered() {
-                    std::thread::sleep(CONSOLE_DELAY);
-                    logger.store.lock().hand_over_due_lines();
-                }
-            })?
-    };
+    let (udp_thread, flusher) = start_helpers(&logger, bound.udp, &shutdown)?;
     if let Err(e) = shutdown.watch(&bound.tcp) {
         log::warn!("shutdown will not wake the accept loop: {e}");
     }
@@ -707,6 +688,42 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let _ = udp_thread.join();
     let _ = flusher.join();
+    finish_console(&logger, console, writer);
+    Ok(())
+}
+
+/// Starts the UDP server and the thread that hands gathered console lines over when
+/// no further record comes to do it.
+fn start_helpers(
+    logger: &Arc<Logger>,
+    udp: UdpSocket,
+    shutdown: &Shutdown,
+) -> std::io::Result<(JoinHandle<()>, JoinHandle<()>)> {
+    let udp_thread = {
+        let logger = Arc::clone(logger);
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("logger-udp".into())
+            .spawn(move || serve_udp(&logger, &udp, &shutdown))?
+    };
+    let flusher = {
+        let logger = Arc::clone(logger);
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("logger-lines".into())
+            .spawn(move || {
+                while !shutdown.is_triggered() {
+                    std::thread::sleep(CONSOLE_DELAY);
+                    logger.store.lock().hand_over_due_lines();
+                }
+            })?
+    };
+    Ok((udp_thread, flusher))
+}
+
+/// After the servers stopped: the last console lines and `l> logger stopped`, with
+/// a bounded wait for stdout.
+fn finish_console(logger: &Logger, console: Console, writer: ConsoleWriter) {
     // Hold the store so that no batch is cut in the middle of its write, and take
     // its console handle so that the console writer can finish.
     let mut store = logger.store.lock();
@@ -726,7 +743,6 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
     if waiter.is_ok() && finished.recv_timeout(CONSOLE_FINISH).is_err() {
         log::warn!("stdout is not being read: exiting without the last console lines");
     }
-    Ok(())
 }
 
 /// Registers every version up to `high` on TCP and UDP; says once on the console
