@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use crate::proto::wire;
 use crate::rpc::xdr::{self, Reader, XdrError};
 
 /// Default program number (0x20000000-0x3fffffff is the range for users).
@@ -23,11 +24,12 @@ pub(crate) const PROC_NULL: u32 = 0;
 pub(crate) const PROC_LOG: u32 = 1;
 
 /// `LOG_MAX_USER`: the user name limit of the index protocol.
-pub(crate) const MAX_USER: u32 = 256;
-/// `LOG_MAX_OPERATION`: "PUBLISH " plus a 256-byte file name, with room.
-pub(crate) const MAX_OPERATION: u32 = 512;
+pub(crate) const MAX_USER: u32 = wire::MAX_FIELD as u32;
+/// `LOG_MAX_OPERATION`: "PUBLISH " plus a file name at the index protocol's limit,
+/// with room for " REFUSED from <address>".
+pub(crate) const MAX_OPERATION: u32 = 2 * wire::MAX_FIELD as u32;
 /// `LOG_MAX_DATETIME`: the DATETIME limit of the index protocol.
-pub(crate) const MAX_DATETIME: u32 = 64;
+pub(crate) const MAX_DATETIME: u32 = wire::MAX_DATETIME as u32;
 /// Bound on the version 1 string. The .x leaves it unbounded (the lab's shape);
 /// the record size limit of the transport caps it anyway, this keeps one call
 /// from printing a 64 KiB line.
@@ -161,6 +163,19 @@ fn clip(s: &str, max: u32) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_limits_are_the_ones_rpc_logger_x_declares() {
+        let x = include_str!("../../rpc/logger.x");
+        for (name, value) in [
+            ("LOG_MAX_USER", MAX_USER),
+            ("LOG_MAX_OPERATION", MAX_OPERATION),
+            ("LOG_MAX_DATETIME", MAX_DATETIME),
+        ] {
+            let line = format!("const {name} = {value};");
+            assert!(x.contains(&line), "rpc/logger.x lacks `{line}`");
+        }
+    }
     use proptest::prelude::*;
 
     fn rec() -> LogRecord<'static> {
