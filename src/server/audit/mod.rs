@@ -68,7 +68,7 @@ mod tests {
         sink.record(rec("B"));
         let mut r = spool::SpoolReader::open(spool.path()).unwrap();
         let got = r.read(10, spool.len(), false).unwrap();
-        let ops: Vec<_> = got.iter().map(|(e, _)| e.operation.as_str()).collect();
+        let ops: Vec<_> = got.iter().map(|(e, _)| e.operation.as_ref()).collect();
         assert_eq!(ops, ["A", "B"]);
         assert_eq!(sink.dropped(), 0);
     }

@@ -29,6 +29,7 @@
 //!
 //! Request threads never wait for any of this: they only append to the spool.
 
+use std::borrow::Cow;
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -370,7 +371,7 @@ impl Link {
     }
 
     /// Sends one batch as pipelined LOG calls of the version the logger offers.
-    fn send(&mut self, id: u64, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
+    fn send(&mut self, id: u64, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
         // Connect first: connecting may find out the version.
         self.connect()?;
         if self.version == logrpc::V1 {
@@ -382,7 +383,7 @@ impl Link {
 
     /// Sends one batch as pipelined LOG v1 calls, each carrying the printed line;
     /// any successful (void) reply acknowledges its record.
-    fn send_v1(&mut self, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
+    fn send_v1(&mut self, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
         let program = self.program;
         let first = self.xid;
         self.xid = self.xid.wrapping_add(batch.len() as u32);
@@ -420,7 +421,7 @@ impl Link {
     /// Sends one batch as pipelined LOG calls of version 3 (version 2 to a logger
     /// without version 3, and for spool lines without a result) and checks every
     /// reply.
-    fn send_records(&mut self, id: u64, batch: &[(Entry, u64)]) -> Result<(), LinkError> {
+    fn send_records(&mut self, id: u64, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
         let program = self.program;
         let first = self.xid;
         self.xid = self.xid.wrapping_add(batch.len() as u32);
@@ -432,9 +433,9 @@ impl Link {
             let record = LogRecord {
                 server_id: id,
                 seq: e.seq,
-                user: e.user.as_str().into(),
-                operation: e.operation.as_str().into(),
-                datetime: e.datetime.as_str().into(),
+                user: Cow::Borrowed(&e.user),
+                operation: Cow::Borrowed(&e.operation),
+                datetime: Cow::Borrowed(&e.datetime),
                 result: e.result.filter(|_| self.version >= logrpc::V3),
             };
             record.encode(&mut args);
@@ -478,7 +479,7 @@ impl Link {
 
     /// Delivers a batch, retrying with backoff until it is acknowledged. Returns
     /// false (batch not delivered) only once `stop` says time is up.
-    fn deliver(&mut self, id: u64, batch: &[(Entry, u64)], stop: &Stop) -> bool {
+    fn deliver(&mut self, id: u64, batch: &[(Entry<'static>, u64)], stop: &Stop) -> bool {
         loop {
             match self.send(id, batch) {
                 Ok(()) => {

@@ -15,6 +15,7 @@
 //! lose the last seconds. The (id, seq) pair travels to the logger, which stores
 //! each pair once: a record resent after a crash is not stored twice.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -79,13 +80,14 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     }
 }
 
-/// One line of a spool file.
+/// One line of a spool file. Written from the request's record without copying its
+/// strings (borrowed), read back owned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Entry {
+pub(crate) struct Entry<'a> {
     pub seq: u64,
-    pub user: String,
-    pub operation: String,
-    pub datetime: String,
+    pub user: Cow<'a, str>,
+    pub operation: Cow<'a, str>,
+    pub datetime: Cow<'a, str>,
     /// The request's result code (see `AuditRecord::result`). Absent in lines
     /// written before results were recorded: those ship as version 2 records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,9 +190,9 @@ impl Spool {
         let seq = w.next_seq;
         let mut line = serde_json::to_vec(&Entry {
             seq,
-            user: rec.user.clone(),
-            operation: rec.operation.clone(),
-            datetime: rec.datetime.clone(),
+            user: Cow::Borrowed(&rec.user),
+            operation: Cow::Borrowed(&rec.operation),
+            datetime: Cow::Borrowed(&rec.datetime),
             result: Some(rec.result),
         })
         .unwrap_or_default();
@@ -366,7 +368,7 @@ impl SpoolReader {
         max: usize,
         end: u64,
         complete: bool,
-    ) -> Result<Vec<(Entry, u64)>, SpoolError> {
+    ) -> Result<Vec<(Entry<'static>, u64)>, SpoolError> {
         let mut out = Vec::new();
         let mut line = Vec::with_capacity(256);
         while out.len() < max && self.pos < end {
@@ -402,7 +404,7 @@ impl SpoolReader {
                 break;
             }
             self.pos += n as u64;
-            match serde_json::from_slice::<Entry>(&line[..n - 1]) {
+            match serde_json::from_slice::<Entry<'static>>(&line[..n - 1]) {
                 Ok(e) => out.push((e, self.pos)),
                 Err(e) => log::warn!(
                     "{}: undecodable line before byte {} skipped: {e}",
@@ -507,7 +509,7 @@ mod tests {
         let mut r = SpoolReader::open(spool.path()).unwrap();
         let got = r.read(2, spool.len(), false).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].0.seq, got[0].0.user.as_str()), (1, "a"));
+        assert_eq!((got[0].0.seq, got[0].0.user.as_ref()), (1, "a"));
         let rest = r.read(10, spool.len(), false).unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].0.seq, 3);
