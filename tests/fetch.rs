@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,18 +12,6 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const MIB: usize = 1024 * 1024;
-
-/// A peerdex shell with its own publication record.
-fn shell(server: SocketAddr, share: &Path, state: &Path, extra: &[&str]) -> Client {
-    let mut args = vec![
-        "--time-url",
-        NO_TIME_SERVICE,
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    Client::start_with(server, share, &args)
-}
 
 /// Waits until `path` holds more than `min` bytes.
 fn wait_bytes(path: &Path, min: u64) {
@@ -67,7 +54,7 @@ fn fetch_fails_over_to_the_second_owner_and_resumes() {
         .iter()
         .zip(&states)
         .map(|(user, state)| {
-            let mut c = shell(
+            let mut c = Client::with_state(
                 s.addr,
                 share.path(),
                 state.path(),
@@ -78,7 +65,7 @@ fn fetch_fails_over_to_the_second_owner_and_resumes() {
             (user.to_string(), c)
         })
         .collect();
-    let mut bob = shell(s.addr, down.path(), states[2].path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), states[2].path(), &[]);
     bob.register_connect("bob");
     bob.send("FETCH slow.bin got.bin");
     let line = wait_stderr(&bob, "peerdex: FETCH slow.bin from ");
@@ -112,10 +99,10 @@ fn fetch_without_an_owner_is_file_not_exist() {
     let down = tempfile::tempdir().unwrap();
     let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(share.path().join("notes.txt.old"), b"old").unwrap();
-    let mut alice = shell(s.addr, share.path(), sa.path(), &[]);
+    let mut alice = Client::with_state(s.addr, share.path(), sa.path(), &[]);
     alice.register_connect("alice");
     assert_eq!(alice.cmd("PUBLISH notes.txt.old old"), "c> PUBLISH OK");
-    let mut bob = shell(s.addr, down.path(), sb.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), sb.path(), &[]);
     // Not connected: no user to search as.
     assert_eq!(bob.cmd("FETCH notes.txt"), "c> FETCH FAIL");
     bob.register_connect("bob");
@@ -134,7 +121,7 @@ fn slow_alice(s: &Server, share: &Path, state: &Path, files: &[&str], size: usiz
     for (i, f) in files.iter().enumerate() {
         write_random(&share.join(f), size, 100 + i as u64);
     }
-    let mut alice = shell(s.addr, share, state, &["--max-upload-rate", "1048576"]);
+    let mut alice = Client::with_state(s.addr, share, state, &["--max-upload-rate", "1048576"]);
     alice.register_connect("alice");
     for f in files {
         assert_eq!(alice.cmd(&format!("PUBLISH {f} data")), "c> PUBLISH OK");
@@ -155,7 +142,7 @@ fn three_background_downloads_leave_the_shell_answering() {
         &["a.bin", "b.bin", "c.bin"],
         4 * MIB,
     );
-    let mut bob = shell(s.addr, down.path(), sb.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), sb.path(), &[]);
     bob.register_connect("bob");
     bob.send("GET_FILE alice a.bin a.bin &");
     bob.send("FETCH b.bin &");
@@ -196,7 +183,7 @@ fn cancel_stops_a_running_background_download() {
     let down = tempfile::tempdir().unwrap();
     let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let _alice = slow_alice(&s, share.path(), sa.path(), &["big.bin"], 16 * MIB);
-    let mut bob = shell(s.addr, down.path(), sb.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), sb.path(), &[]);
     bob.register_connect("bob");
     bob.send("GET_FILE alice big.bin got.bin &");
     wait_stderr(&bob, "peerdex: [1] started");
@@ -219,7 +206,7 @@ fn quit_in_a_script_waits_for_a_running_transfer() {
     let down = tempfile::tempdir().unwrap();
     let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let _alice = slow_alice(&s, share.path(), sa.path(), &["big.bin"], 3 * MIB);
-    let mut bob = shell(s.addr, down.path(), sb.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), sb.path(), &[]);
     bob.register_connect("bob");
     bob.send("GET_FILE alice big.bin got.bin &");
     bob.send("QUIT");
@@ -248,10 +235,10 @@ fn a_reshared_download_is_fetched_from_the_resharer() {
     let (bdir, cdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let states: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     write_random(&share.path().join("doc.bin"), MIB, 7);
-    let mut alice = shell(s.addr, share.path(), states[0].path(), &[]);
+    let mut alice = Client::with_state(s.addr, share.path(), states[0].path(), &[]);
     alice.register_connect("alice");
     assert_eq!(alice.cmd("PUBLISH doc.bin week 3 notes"), "c> PUBLISH OK");
-    let mut bob = shell(s.addr, bdir.path(), states[1].path(), &[]);
+    let mut bob = Client::with_state(s.addr, bdir.path(), states[1].path(), &[]);
     bob.register_connect("bob");
     assert_eq!(bob.cmd("RESHARE maybe"), "c> usage: RESHARE on|off");
     assert_eq!(bob.cmd("RESHARE on"), "c> RESHARE OK");
@@ -270,7 +257,7 @@ fn a_reshared_download_is_fetched_from_the_resharer() {
 
     // The original owner leaves; a third user gets the file from the re-sharer.
     assert_eq!(alice.cmd("QUIT"), "c> DISCONNECT OK");
-    let mut carol = shell(s.addr, cdir.path(), states[2].path(), &[]);
+    let mut carol = Client::with_state(s.addr, cdir.path(), states[2].path(), &[]);
     carol.register_connect("carol");
     assert_eq!(carol.cmd("FETCH doc.bin"), "c> FETCH OK");
     assert!(carol.stderr_has("peerdex: FETCH doc.bin from bob "));

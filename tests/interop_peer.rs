@@ -116,18 +116,6 @@ fn register_fake(server: SocketAddr, user: &str, port: u16, files: &[&str]) {
     }
 }
 
-/// A peerdex shell with its own publication record.
-fn shell(server: SocketAddr, share: &Path, state: &Path, extra: &[&str]) -> Client {
-    let mut args = vec![
-        "--time-url",
-        NO_TIME_SERVICE,
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    Client::start_with(server, share, &args)
-}
-
 #[test]
 fn the_statement_downloader_gets_identical_bytes_from_a_peerdex_peer() {
     if !have_python("statement_get interop") {
@@ -139,7 +127,7 @@ fn the_statement_downloader_gets_identical_bytes_from_a_peerdex_peer() {
     let down = tempfile::tempdir().unwrap();
     write_random(&share.path().join("data.bin"), MIB + 7, 11);
     std::fs::write(share.path().join("empty"), b"").unwrap();
-    let mut alice = shell(s.addr, share.path(), state.path(), &[]);
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
     alice.register_connect("alice");
     assert_eq!(alice.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
     assert_eq!(alice.cmd("PUBLISH empty d"), "c> PUBLISH OK");
@@ -199,7 +187,7 @@ fn peerdex_downloads_from_statement_slides_and_one_peers() {
         .collect();
     let down = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let mut bob = shell(s.addr, down.path(), state.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), state.path(), &[]);
     bob.register_connect("bob");
     for ((dialect, user, _), peer) in dialects.iter().zip(&peers) {
         for f in ["data.bin", "lead.bin", "empty"] {
@@ -250,7 +238,7 @@ fn a_statement_peer_dying_mid_transfer_leaves_no_file() {
     register_fake(s.addr, "dies", peer.port, &["data.bin"]);
     let down = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let mut bob = shell(s.addr, down.path(), state.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), state.path(), &[]);
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE dies data.bin got"), "c> GET_FILE FAIL");
     assert!(bob.stderr_has("reset"), "{:?}", bob.stderr());
@@ -284,7 +272,7 @@ fn get_file_range_in_raw_bytes() {
     let state = tempfile::tempdir().unwrap();
     let content: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(share.path().join("f.bin"), &content).unwrap();
-    let mut alice = shell(s.addr, share.path(), state.path(), &[]);
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
     alice.register_connect("alice");
     assert_eq!(alice.cmd("PUBLISH f.bin d"), "c> PUBLISH OK");
     let port = peer_port(s.addr, "alice");
@@ -334,7 +322,7 @@ fn get_file_range_in_raw_bytes() {
     let share2 = tempfile::tempdir().unwrap();
     let state2 = tempfile::tempdir().unwrap();
     std::fs::write(share2.path().join("g"), b"hello").unwrap();
-    let mut carol = shell(
+    let mut carol = Client::with_state(
         s.addr,
         share2.path(),
         state2.path(),
@@ -349,7 +337,7 @@ fn get_file_range_in_raw_bytes() {
     // And a peerdex client strips that size again.
     let down = tempfile::tempdir().unwrap();
     let state3 = tempfile::tempdir().unwrap();
-    let mut bob = shell(s.addr, down.path(), state3.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), state3.path(), &[]);
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE carol g g"), "c> GET_FILE OK");
     assert_eq!(std::fs::read(down.path().join("g")).unwrap(), b"hello");
@@ -374,7 +362,7 @@ fn cut_transfer(
     bob: &mut Client,
     down: &Path,
 ) -> u64 {
-    let mut alice = shell(server, share, state, &["--max-upload-rate", "2097152"]);
+    let mut alice = Client::with_state(server, share, state, &["--max-upload-rate", "2097152"]);
     alice.register_connect("alice");
     assert_eq!(alice.cmd("PUBLISH slow.bin slow"), "c> PUBLISH OK");
     bob.send("GET_FILE alice slow.bin got.bin");
@@ -391,7 +379,7 @@ fn cut_transfer(
 /// Starts alice again on the same share and record (the server still lists the
 /// killed one: DISCONNECT first, from the same host).
 fn restart_alice(server: SocketAddr, share: &Path, state: &Path) -> Client {
-    let mut alice = shell(server, share, state, &[]);
+    let mut alice = Client::with_state(server, share, state, &[]);
     assert_eq!(alice.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
     assert_eq!(alice.cmd("CONNECT alice"), "c> CONNECT OK");
     alice
@@ -405,7 +393,7 @@ fn a_cut_transfer_resumes_to_the_same_bytes() {
     let down = tempfile::tempdir().unwrap();
     let bstate = tempfile::tempdir().unwrap();
     write_random(&share.path().join("slow.bin"), 8 * MIB, 77);
-    let mut bob = shell(s.addr, down.path(), bstate.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), bstate.path(), &[]);
     bob.register_connect("bob");
     let kept = cut_transfer(s.addr, share.path(), state.path(), &mut bob, down.path());
 
@@ -444,7 +432,7 @@ fn a_file_changed_between_cut_and_resume_starts_over() {
     let down = tempfile::tempdir().unwrap();
     let bstate = tempfile::tempdir().unwrap();
     write_random(&share.path().join("slow.bin"), 8 * MIB, 78);
-    let mut bob = shell(s.addr, down.path(), bstate.path(), &[]);
+    let mut bob = Client::with_state(s.addr, down.path(), bstate.path(), &[]);
     bob.register_connect("bob");
     cut_transfer(s.addr, share.path(), state.path(), &mut bob, down.path());
 

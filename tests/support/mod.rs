@@ -262,6 +262,24 @@ impl Client {
         Self::spawn(cmd)
     }
 
+    /// Like `start` with a publication record of its own in `state` (`--state-dir`),
+    /// plus `extra` options.
+    pub fn with_state(
+        server: SocketAddr,
+        share: &std::path::Path,
+        state: &std::path::Path,
+        extra: &[&str],
+    ) -> Client {
+        let mut args = vec![
+            "--time-url",
+            NO_TIME_SERVICE,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Self::start_with(server, share, &args)
+    }
+
     /// Starts a prepared `peerdex client` command (e.g. on a test-bed host) with
     /// stdin, stdout and stderr piped.
     pub fn spawn(mut cmd: Command) -> Client {
