@@ -70,17 +70,17 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// A publication's id: dense, allocated by [`SearchIndex::insert`], reused after
 /// [`SearchIndex::remove`].
-pub type PubId = u32;
+pub(crate) type PubId = u32;
 
 /// Most ids in one block of a posting list: large enough that the per-block header
 /// (44 bytes) is small beside the gaps, small enough that rewriting a block in place
 /// (insert of a reused id, remove) walks little.
-pub const BLOCK_LEN: usize = 128;
+pub(crate) const BLOCK_LEN: usize = 128;
 
 /// Most posting lists intersected for one pattern (the rarest); the verification
 /// catches what the others would have filtered. More lists cost a cursor each and
 /// rarely remove a candidate the rarest ones kept.
-pub const MAX_LISTS: usize = 4;
+pub(crate) const MAX_LISTS: usize = 4;
 
 /// Key of the list of names shorter than 3 bytes (they have no trigram); trigram keys
 /// are below 2^24.
@@ -92,7 +92,7 @@ const BYTE_TAG: u32 = 1 << 26;
 
 /// A substring index over the names of publications. See the module documentation.
 #[derive(Debug)]
-pub struct SearchIndex {
+pub(crate) struct SearchIndex {
     /// Trigram key (`b0 << 16 | b1 << 8 | b2`) or [`SHORT`] -> ascending ids.
     lists: HashMap<u32, PostingList, BuildHasherDefault<KeyHasher>>,
     /// Names containing each byte pair (`b0 << 8 | b1`).
@@ -121,7 +121,7 @@ impl Default for SearchIndex {
 
 impl SearchIndex {
     /// An empty index.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_block_len(BLOCK_LEN)
     }
 
@@ -140,24 +140,20 @@ impl SearchIndex {
     }
 
     /// Number of publications in the index.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.live
     }
 
     /// Whether the index holds no publication.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
     }
 
-    /// Every id in use is below this (the size a caller's id -> publication slab
-    /// needs).
-    pub fn id_bound(&self) -> u32 {
-        self.end
-    }
 
     /// Indexes a publication named `name` and returns its id (the most recently freed
     /// one, else a new one).
-    pub fn insert(&mut self, name: &str) -> PubId {
+    pub(crate) fn insert(&mut self, name: &str) -> PubId {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -194,7 +190,7 @@ impl SearchIndex {
     /// leaves postings of `id` behind: harmless for results (every candidate is
     /// verified against the caller's name) but they cost memory until `id` is reused
     /// and removed with that name.
-    pub fn remove(&mut self, id: PubId, name: &str) -> bool {
+    pub(crate) fn remove(&mut self, id: PubId, name: &str) -> bool {
         if !self.is_allocated(id) {
             return false;
         }
@@ -222,7 +218,7 @@ impl SearchIndex {
     }
 
     /// Whether `id` is allocated.
-    pub fn is_allocated(&self, id: PubId) -> bool {
+    pub(crate) fn is_allocated(&self, id: PubId) -> bool {
         self.allocated
             .get(id as usize / 64)
             .is_some_and(|w| w & (1 << (id % 64)) != 0)
@@ -236,7 +232,7 @@ impl SearchIndex {
     /// the publication was inserted with, or `None` to leave it out (its owner is not
     /// connected). Never panics; the work is bounded by the candidates, see the module
     /// documentation.
-    pub fn search<'n>(
+    pub(crate) fn search<'n>(
         &self,
         pattern: &str,
         cap: usize,
@@ -374,7 +370,7 @@ impl SearchIndex {
 
     /// Estimated heap bytes held by the index (from capacities, allocator overhead
     /// not counted).
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
         // hashbrown: one control byte per bucket, buckets >= capacity * 8 / 7.
         let buckets = (self.lists.capacity() * 8).div_ceil(7).next_power_of_two();
