@@ -738,8 +738,7 @@ impl Registry {
                     let Some(u) = state.users.get(owner) else {
                         continue;
                     };
-                    for (file, description) in u.files.iter().filter(|(f, _)| f.contains(pattern))
-                    {
+                    for (file, description) in u.files.iter().filter(|(f, _)| f.contains(pattern)) {
                         if count as usize >= cap {
                             break 'owners;
                         }
@@ -1097,7 +1096,10 @@ mod tests {
         r.apply(&publish("a", "x2.pdf"));
         r.apply(&publish("b", "x3.pdf"));
         r.check_search_table();
-        assert_eq!(files(&searched(&r, "a", ".pdf")), ["x1.pdf", "x2.pdf", "x3.pdf"]);
+        assert_eq!(
+            files(&searched(&r, "a", ".pdf")),
+            ["x1.pdf", "x2.pdf", "x3.pdf"]
+        );
         let hits = searched(&r, "a", "x3");
         assert_eq!(hits, [("b".into(), "x3.pdf".into(), "about x3.pdf".into())]);
         r.apply(&del("a", "x1.pdf"));
@@ -1120,7 +1122,10 @@ mod tests {
         r.check_search_table();
         r.apply(&reg("b"));
         r.apply(&conn("b", 7));
-        assert!(searched(&r, "a", "x3").is_empty(), "unregister dropped the files");
+        assert!(
+            searched(&r, "a", "x3").is_empty(),
+            "unregister dropped the files"
+        );
         // A liveness drop takes the files out too.
         r.apply(&publish("b", "x4.pdf"));
         let at = r.peer_addr("b").unwrap();
@@ -1144,7 +1149,8 @@ mod tests {
         assert_eq!(searched(&r, "a", "").len(), 3);
         assert_eq!(searched(&r, "a", "f7").len(), 1);
         let mut out = Vec::new();
-        r.search("a", &"f".repeat(MAX_PATTERN), None, &mut out).unwrap();
+        r.search("a", &"f".repeat(MAX_PATTERN), None, &mut out)
+            .unwrap();
         assert_eq!(out, [0, b'0', 0]);
         let mut out = Vec::new();
         r.search("a", &"f".repeat(MAX_PATTERN + 1), None, &mut out)
@@ -1191,7 +1197,10 @@ mod tests {
             );
             r.apply(&conn("c", 8));
             r.check_search_table();
-            assert_eq!(files(&searched(&r, "a", "c-")), ["c-notes.txt", "c-song.mp3"]);
+            assert_eq!(
+                files(&searched(&r, "a", "c-")),
+                ["c-notes.txt", "c-song.mp3"]
+            );
         }
     }
 

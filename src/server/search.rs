@@ -150,7 +150,6 @@ impl SearchIndex {
         self.live == 0
     }
 
-
     /// Indexes a publication named `name` and returns its id (the most recently freed
     /// one, else a new one).
     pub(crate) fn insert(&mut self, name: &str) -> PubId {
