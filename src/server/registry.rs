@@ -142,18 +142,28 @@ impl SearchTable {
             }
         };
         user.slot = Some(slot);
-        user.ids.clear();
-        user.ids.reserve_exact(user.files.len());
-        for file in user.files.keys() {
-            let id = self.insert(slot, file);
-            user.ids.push(id);
+        let mut ids = self
+            .index
+            .insert_many(user.files.keys().map(String::as_str));
+        ids.shrink_to_fit();
+        for (file, &id) in user.files.keys().zip(&ids) {
+            self.put(id, slot, file);
         }
+        user.ids = ids;
     }
 
     /// Takes the files of `user`, who is disconnecting, out of the index.
     fn disconnect(&mut self, user: &mut User) {
-        for (file, &id) in user.files.keys().zip(&user.ids) {
-            self.remove(id, file);
+        let items = user
+            .ids
+            .iter()
+            .copied()
+            .zip(user.files.keys().map(String::as_str));
+        self.index.remove_many(items);
+        for &id in &user.ids {
+            if let Some(p) = self.pubs.get_mut(id as usize) {
+                *p = None;
+            }
         }
         user.ids = Vec::new();
         if let Some(slot) = user.slot.take() {
@@ -164,6 +174,12 @@ impl SearchTable {
 
     fn insert(&mut self, owner: u32, file: &str) -> PubId {
         let id = self.index.insert(file);
+        self.put(id, owner, file);
+        id
+    }
+
+    /// Records publication `id` in the id table.
+    fn put(&mut self, id: PubId, owner: u32, file: &str) {
         let i = id as usize;
         if self.pubs.len() <= i {
             self.pubs.resize_with(i + 1, || None);
@@ -172,7 +188,6 @@ impl SearchTable {
             owner,
             file: file.into(),
         });
-        id
     }
 
     fn remove(&mut self, id: PubId, file: &str) {
