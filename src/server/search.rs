@@ -171,6 +171,12 @@ impl SearchIndex {
         &mut self,
         names: impl IntoIterator<Item = &'a str>,
     ) -> Vec<PubId> {
+        if self.free.is_empty() {
+            // Fresh ids, above every id in the lists: each posting is an append to a
+            // list's last block, nothing to locate, so no batching (its sort costs
+            // more than it saves: the start-up build of the index is this case).
+            return names.into_iter().map(|name| self.insert(name)).collect();
+        }
         let mut ids = Vec::new();
         let mut pairs = Vec::new();
         let mut keys = std::mem::take(&mut self.scratch);
