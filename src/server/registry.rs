@@ -117,19 +117,23 @@ struct Indexed {
     file: Box<str>,
 }
 
-/// A connected owner of indexed publications.
+/// A connected owner of indexed publications (slot -> name and where it listens).
 #[derive(Debug)]
 struct Owner {
     name: Box<str>,
-    addr: PeerAddr,
+    /// The owner's three fields of a SEARCH entry (name, IP, port), encoded once at
+    /// CONNECT rather than for every match.
+    entry: Box<[u8]>,
 }
 
 impl SearchTable {
     /// Indexes the files of `user`, who just connected at `addr`.
     fn connect(&mut self, name: &str, addr: PeerAddr, user: &mut User) {
+        let mut entry = Vec::new();
+        index::put_user_entry(&mut entry, name, addr.ip, addr.port);
         let owner = Owner {
             name: name.into(),
-            addr,
+            entry: entry.into_boxed_slice(),
         };
         let slot = match self.free_owners.pop() {
             Some(slot) => {
@@ -755,14 +759,9 @@ impl Registry {
                         .get(&*owner.name)
                         .and_then(|u| u.files.get(&*p.file))
                         .map_or("", String::as_str);
-                    index::put_search_entry(
-                        &mut body,
-                        &p.file,
-                        description,
-                        &owner.name,
-                        owner.addr.ip,
-                        owner.addr.port,
-                    );
+                    // put_search_entry, with the owner's fields encoded in advance.
+                    index::put_file_entry(&mut body, &p.file, description);
+                    body.extend_from_slice(&owner.entry);
                     count += 1;
                 };
                 table
@@ -850,7 +849,10 @@ impl Registry {
             let slot = u.slot.expect("a connected user has a slot");
             let owner = table.owners[slot as usize].as_ref().unwrap();
             assert_eq!(&*owner.name, name.as_str());
-            assert_eq!(Some(&owner.addr), state.connected.get(name));
+            let addr = state.connected.get(name).unwrap();
+            let mut entry = Vec::new();
+            index::put_user_entry(&mut entry, name, addr.ip, addr.port);
+            assert_eq!(&*owner.entry, &entry[..]);
             assert_eq!(u.ids.len(), u.files.len(), "{name}");
             for (file, &id) in u.files.keys().zip(&u.ids) {
                 let p = table.pubs[id as usize].as_ref().unwrap();
