@@ -238,8 +238,23 @@ impl SearchIndex {
         }
         self.scratch = keys;
         pairs.sort_unstable();
-        for (key, id) in pairs {
-            self.take(key, id);
+        let mut ids = Vec::new();
+        for group in pairs.chunk_by(|a, b| a.0 == b.0) {
+            let key = group[0].0;
+            if key & (BYTE_TAG | PAIR_TAG) != 0 {
+                for &(key, id) in group {
+                    self.take(key, id);
+                }
+            } else if let Some(list) = self.lists.get_mut(&key) {
+                // One pass over the list's blocks: removing ids one by one would
+                // shift the whole block vector each time a block empties or merges.
+                ids.clear();
+                ids.extend(group.iter().map(|&(_, id)| id));
+                list.remove_sorted(&ids, self.block_len);
+                if list.len == 0 {
+                    self.lists.remove(&key);
+                }
+            }
         }
         removed
     }
@@ -650,6 +665,62 @@ impl PostingList {
         true
     }
 
+    /// Removes the ascending `ids` (those present), rewriting each block they touch
+    /// once and compacting the block vector once; returns how many were removed.
+    fn remove_sorted(&mut self, ids: &[PubId], block_len: usize) -> usize {
+        let mut removed = 0;
+        let mut compact = false;
+        let mut kept = Vec::with_capacity(block_len);
+        let mut i = 0;
+        while i < ids.len() {
+            // An emptied block keeps its old last here until the compaction: every
+            // id still to remove is above it, so the search stays right.
+            let k = self.block_of(ids[i]);
+            let Some(block) = self.blocks.get_mut(k) else {
+                break;
+            };
+            let end = i + ids[i..].partition_point(|&id| id <= block.last);
+            let gone = &ids[i..end];
+            i = end;
+            kept.clear();
+            block.decode_into(&mut kept);
+            let before = kept.len();
+            kept.retain(|id| gone.binary_search(id).is_err());
+            if kept.len() == before {
+                continue;
+            }
+            removed += before - kept.len();
+            if kept.is_empty() {
+                block.len = 0;
+                block.data = Vec::new();
+            } else {
+                *block = Block::from_sorted(&kept);
+                self.lasts[k] = block.last;
+            }
+            compact |= kept.is_empty() || kept.len() < block_len / 4;
+        }
+        self.len -= removed as u32;
+        if compact {
+            let mut blocks: Vec<Block> = Vec::with_capacity(self.blocks.len());
+            for b in std::mem::take(&mut self.blocks) {
+                if b.len == 0 {
+                    continue;
+                }
+                if let Some(prev) = blocks.last_mut() {
+                    let small = (prev.len.min(b.len) as usize) < block_len / 4;
+                    if small && (prev.len + b.len) as usize <= block_len * 3 / 4 {
+                        prev.append(b);
+                        continue;
+                    }
+                }
+                blocks.push(b);
+            }
+            self.lasts = blocks.iter().map(|b| b.last).collect();
+            self.blocks = blocks;
+        }
+        removed
+    }
+
     fn memory_bytes(&self) -> usize {
         self.blocks.capacity() * std::mem::size_of::<Block>()
             + self.lasts.capacity() * 4
@@ -1020,23 +1091,53 @@ mod tests {
             } else {
                 assert_eq!(list.remove(id, block_len), set.remove(&id));
             }
-            let mut got = Vec::new();
-            for b in &list.blocks {
-                assert!(b.len as usize <= block_len && b.len > 0);
-                let before = got.len();
-                b.decode_into(&mut got);
-                assert_eq!(got.len() - before, b.len as usize);
-                assert_eq!(*got.last().unwrap(), b.last);
-            }
-            let lasts: Vec<u32> = list.blocks.iter().map(|b| b.last).collect();
-            assert_eq!(list.lasts, lasts);
-            assert_eq!(got, set.iter().copied().collect::<Vec<_>>());
-            assert_eq!(list.len as usize, set.len());
+            assert_list(&list, &set, block_len);
         }
         // Every target finds the next id.
         for target in 0..=ops.iter().map(|o| o.1).max().unwrap_or(0) + 1 {
             let mut c = Cursor::new(&list);
             assert_eq!(c.seek(target), set.range(target..).next().copied());
+        }
+    }
+
+    /// `list` holds exactly `set`, in well-formed blocks of at most `block_len`.
+    fn assert_list(list: &PostingList, set: &BTreeSet<u32>, block_len: usize) {
+        let mut got = Vec::new();
+        for b in &list.blocks {
+            assert!(b.len as usize <= block_len && b.len > 0);
+            let before = got.len();
+            b.decode_into(&mut got);
+            assert_eq!(got.len() - before, b.len as usize);
+            assert_eq!(*got.last().unwrap(), b.last);
+        }
+        let lasts: Vec<u32> = list.blocks.iter().map(|b| b.last).collect();
+        assert_eq!(list.lasts, lasts);
+        assert_eq!(got, set.iter().copied().collect::<Vec<_>>());
+        assert_eq!(list.len as usize, set.len());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn removing_sorted_ids_at_once_matches_a_set(
+            block_len in proptest::prop_oneof![2usize..9, proptest::strategy::Just(BLOCK_LEN)],
+            inserts in proptest::collection::btree_set(0u32..2000, 0..600),
+            removes in proptest::collection::btree_set(0u32..2000, 0..600),
+        ) {
+            let mut list = PostingList::default();
+            let mut set = BTreeSet::new();
+            for &id in &inserts {
+                list.insert(id, block_len);
+                set.insert(id);
+            }
+            let ids: Vec<u32> = removes.iter().copied().collect();
+            let removed = list.remove_sorted(&ids, block_len);
+            let expected = removes.iter().filter(|id| set.remove(id)).count();
+            proptest::prop_assert_eq!(removed, expected);
+            assert_list(&list, &set, block_len);
+            // The list still works after the compaction.
+            list.insert(1000, block_len);
+            set.insert(1000);
+            assert_list(&list, &set, block_len);
         }
     }
 
