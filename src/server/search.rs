@@ -682,6 +682,15 @@ impl PostingList {
             let end = i + ids[i..].partition_point(|&id| id <= block.last);
             let gone = &ids[i..end];
             i = end;
+            if let [id] = *gone {
+                // One id in this block (the common case in a long list): in place.
+                if block.remove(id) {
+                    removed += 1;
+                    self.lasts[k] = block.last;
+                    compact |= (block.len as usize) < block_len / 4 || block.len == 0;
+                }
+                continue;
+            }
             kept.clear();
             block.decode_into(&mut kept);
             let before = kept.len();
