@@ -61,7 +61,9 @@
 //! publication; insert of a fresh id 2.5 µs; selective, no-match and broad searches
 //! 0-40 µs against 14-64 ms for a linear scan. Known cost: remove, and insert of a
 //! reused id, take 30-40 µs there, mostly cache misses locating the id in ~20 long
-//! lists; if that shows in PUBLISH/DELETE throughput, the next step is bitmap
+//! lists; in batches (a user's 5,000 files) 12-16 µs per name. It does not show in
+//! PUBLISH/DELETE throughput (docs/PERFORMANCE.md, Search); it does in CONNECT and
+//! DISCONNECT of a user with thousands of files. The next step would be bitmap
 //! containers for the dense lists (one cache line touched per list).
 //!
 //! Work of one search, beyond the verified candidates: for a selective pattern,
