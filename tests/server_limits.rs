@@ -24,7 +24,16 @@ const RSS_LIMIT_KIB: u64 = 256 * 1024;
 
 #[test]
 fn clients_that_never_read_large_replies_do_not_grow_the_server() {
-    let server = Server::start(&["--quiet", "--probe-interval", "0", "--timeout", "10"]);
+    // A cap above FILES: `SEARCH ""` must still build the whole 10 MB reply.
+    let server = Server::start(&[
+        "--quiet",
+        "--probe-interval",
+        "0",
+        "--timeout",
+        "10",
+        "--max-search-results",
+        "100000",
+    ]);
     let addr = server.addr;
     assert_eq!(code(addr, &["REGISTER", "alice"]), 0);
     assert_eq!(code(addr, &["CONNECT", "alice", "5000"]), 0);

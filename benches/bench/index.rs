@@ -238,7 +238,7 @@ impl Mix {
     }
 }
 
-fn request(user: String, body: Body) -> Vec<u8> {
+pub fn request(user: String, body: Body) -> Vec<u8> {
     Request {
         datetime: Some(DATETIME.into()),
         user,
@@ -271,6 +271,8 @@ pub enum Expect {
     Users { n: usize, port: u16 },
     /// Code 0 and exactly these many files, named `listed_file(0..n)`.
     Files { n: usize },
+    /// Code 0 and a count of exactly `n` entries of `fields` fields each (SEARCH: 5).
+    Entries { n: usize, fields: usize },
 }
 
 /// The longest reply the load generator accepts (100 users or 10 files are a few
@@ -341,6 +343,12 @@ pub fn check_reply(reply: &[u8], expect: Expect) -> Result<(), String> {
                     return Err(format!("file {j} is {file:?}"));
                 }
                 fields.next("description")?;
+            }
+        }
+        Expect::Entries { n, fields: each } => {
+            fields.count(n)?;
+            for _ in 0..n * each {
+                fields.next("entry field")?;
             }
         }
     }

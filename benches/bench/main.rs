@@ -6,7 +6,8 @@
 //! and the helpers the sections share (medians, percentiles, machine description).
 //! The sections live in their own modules: [`index`] (index operations against the
 //! ceiling server), [`downloads`] (GET_FILE against sendfile), [`logger`] (LOG calls
-//! against an rpcgen C server), [`scale`] (a registry of 100,000 users); [`report`]
+//! against an rpcgen C server), [`scale`] (a registry of 100,000 users), [`search`]
+//! (SEARCH over a million publications against a linear scan); [`report`]
 //! prints the markdown tables. Does not own: anything the measured programs do (it
 //! only talks to them over sockets, pipes and /proc).
 
@@ -15,6 +16,7 @@ mod index;
 mod logger;
 mod report;
 mod scale;
+mod search;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -50,10 +52,10 @@ pub struct BenchArgs {
         value_delimiter = ','
     )]
     pub mixes: Vec<index::Mix>,
-    /// Sections to run, comma-separated (index, downloads, logger, scale).
+    /// Sections to run, comma-separated (index, downloads, logger, scale, search).
     #[arg(
         long,
-        default_value = "index,downloads,logger,scale",
+        default_value = "index,downloads,logger,scale,search",
         value_delimiter = ','
     )]
     pub sections: Vec<String>,
@@ -115,7 +117,7 @@ impl std::fmt::Display for BenchError {
             BenchError::Section { section, what } => write!(f, "{section}: {what}"),
             BenchError::UnknownSection(s) => write!(
                 f,
-                "unknown section {s:?} (known: index, downloads, logger, scale)"
+                "unknown section {s:?} (known: index, downloads, logger, scale, search)"
             ),
         }
     }
@@ -168,7 +170,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
         return index::serve_ceiling(port, args.ceiling_std_threads);
     }
     for s in &args.sections {
-        if !["index", "downloads", "logger", "scale"].contains(&s.as_str()) {
+        if !["index", "downloads", "logger", "scale", "search"].contains(&s.as_str()) {
             return Err(BenchError::UnknownSection(s.clone()));
         }
     }
@@ -217,6 +219,9 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     }
     if wanted("scale") {
         scale::run(&plan)?;
+    }
+    if wanted("search") {
+        search::run(&plan)?;
     }
     println!(
         "whole benchmark: {:.0} s",

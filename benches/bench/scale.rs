@@ -103,7 +103,7 @@ fn start_on(data: &Path) -> Result<Peerdex, BenchError> {
 
 /// Waits until no compaction is in progress, and, when the journal was long enough
 /// for one at start (`journal_bytes`), until its snapshot exists.
-fn wait_compacted(data: &Path, journal_bytes: u64) -> Result<(), BenchError> {
+pub(super) fn wait_compacted(data: &Path, journal_bytes: u64) -> Result<(), BenchError> {
     let due = journal_bytes >= COMPACT_MIN_BYTES;
     let t0 = Instant::now();
     while (due && !data.join("snapshot.jsonl").exists()) || data.join("snapshot.jsonl.tmp").exists()

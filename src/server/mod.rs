@@ -12,6 +12,7 @@ pub(crate) mod http;
 pub(crate) mod journal;
 pub(crate) mod liveness;
 pub(crate) mod registry;
+mod search;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use crate::proto::wire::FieldReader;
 use audit::AuditSink;
 use audit::shipper;
 use journal::{JournalError, StoreOptions};
-use registry::{Change, Refused, Registry};
+use registry::{Change, Refused, Registry, SearchOptions};
 
 /// Command-line options of `peerdex server`.
 #[derive(clap::Args, Debug, Clone)]
@@ -69,6 +70,13 @@ pub struct ServerArgs {
     /// be twice the last snapshot).
     #[arg(long, default_value_t = journal::COMPACT_MIN_BYTES, value_name = "BYTES")]
     pub compact_after: u64,
+    /// Most matches a SEARCH reply lists (its count says how many follow).
+    #[arg(long, default_value_t = registry::DEFAULT_MAX_SEARCH_RESULTS, value_name = "N")]
+    pub max_search_results: usize,
+    /// Internal (benchmark baseline): answer SEARCH by scanning every connected
+    /// user's files instead of keeping an index.
+    #[arg(long, hide = true)]
+    pub search_scan: bool,
     #[command(flatten)]
     pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
@@ -399,9 +407,13 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
 
 /// The registry of `args` and the line that says where it is kept.
 fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
+    let search = SearchOptions {
+        max_results: args.max_search_results,
+        scan: args.search_scan,
+    };
     if args.ephemeral {
         return Ok((
-            Registry::new(),
+            Registry::with_search(search),
             "data: ephemeral (in memory only: a restart starts empty)".into(),
         ));
     }
@@ -409,8 +421,16 @@ fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
         fsync: args.fsync,
         compact_after: args.compact_after,
     };
-    let (registry, recovered) = Registry::open(&args.data_dir, opts).map_err(ServerError::Store)?;
+    let (registry, recovered) =
+        Registry::open_with(&args.data_dir, opts, search).map_err(ServerError::Store)?;
     let (users, files) = registry.counts();
+    match registry.search_stats() {
+        Some((indexed, bytes)) => log::info!(
+            "search index: {indexed} publications of connected users, about {} KiB",
+            bytes / 1024
+        ),
+        None => log::info!("search index: off (--search-scan)"),
+    }
     log::info!(
         "replayed {} snapshot users and {} journal changes in {:?}",
         recovered.snapshot_users,

@@ -10,7 +10,15 @@
 //! under the same write lock, so journal order is application order, and the result
 //! code is returned only after the append (and, with `--fsync`, the group fsync).
 //! Does not own: request decoding or field validation (`index`), sockets (`server`),
-//! the files and their format (`journal`).
+//! the files and their format (`journal`), the substring index itself (`search`).
+//!
+//! SEARCH goes through a [`SearchTable`]: the publications of *connected* users are
+//! in a [`SearchIndex`] (CONNECT indexes the user's files, DISCONNECT takes them
+//! out), with an id -> (owner, file name) table beside it. Only connected users'
+//! files can match, so indexing only those keeps a search from walking the
+//! candidates of disconnected owners (99.9% of the publications in the bench's scale
+//! registry) and keeps the index's memory proportional to what can be found.
+//! Results come in ascending id order, at most the result cap.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -26,8 +34,38 @@ pub(crate) use super::change::{Change, PeerAddr};
 use super::journal::{
     Journal, JournalError, Recovered, Replay, RestoredUser, SnapshotUser, StoreOptions,
 };
+use super::search::{PubId, SearchIndex};
 use crate::proto::index::{self, OK};
-use crate::proto::wire::put_number;
+use crate::proto::wire::{MAX_FIELD, put_number};
+
+/// Default of `--max-search-results`: the most matches a SEARCH reply lists. 1000
+/// entries are about 100 KB, a screenful of choices many times over, and what
+/// OpenNap's MAX_RESULTS defaults to in spirit; `SEARCH ""` over a million
+/// publications would otherwise be tens of megabytes for a 30-byte request.
+pub(crate) const DEFAULT_MAX_SEARCH_RESULTS: usize = 1000;
+
+/// Longest SEARCH pattern (bytes): the protocol's field limit, so no file name can be
+/// longer than a pattern that is accepted. A longer one gets the any-other-error code.
+pub(crate) const MAX_PATTERN: usize = MAX_FIELD;
+
+/// How the registry answers SEARCH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// Most matches per reply (the count string says how many follow).
+    pub max_results: usize,
+    /// Scan every connected user's files instead of keeping an index (the bench's
+    /// baseline; `--search-scan`).
+    pub scan: bool,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            max_results: DEFAULT_MAX_SEARCH_RESULTS,
+            scan: false,
+        }
+    }
+}
 
 /// A request refused because it came from another host than the one `user`
 /// connected from (see [`Registry::apply_as`]).
@@ -44,12 +82,141 @@ pub struct Refused {
 struct User {
     /// File name -> description, in publication order.
     files: IndexMap<String, String>,
+    /// While the user is connected and the registry keeps an index: the search id of
+    /// each file, in the order of `files`.
+    ids: Vec<PubId>,
+    /// While the user is connected and the registry keeps an index: its slot in
+    /// [`SearchTable::owners`].
+    slot: Option<u32>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<String, Arc<User>>,
     connected: Connected,
+    /// `None`: SEARCH scans the connected users' files (`--search-scan`).
+    search: Option<SearchTable>,
+}
+
+/// The search index over the files of connected users, and what a result needs
+/// beside the id: the owner and the file name (the index keeps no names).
+#[derive(Debug, Default)]
+struct SearchTable {
+    index: SearchIndex,
+    /// Id -> publication; `None` for a free id.
+    pubs: Vec<Option<Indexed>>,
+    /// Slot -> connected owner; `None` for a free slot.
+    owners: Vec<Option<Owner>>,
+    free_owners: Vec<u32>,
+}
+
+/// An indexed publication: its owner's slot and its file name.
+#[derive(Debug)]
+struct Indexed {
+    owner: u32,
+    file: Box<str>,
+}
+
+/// A connected owner of indexed publications (slot -> name and where it listens).
+#[derive(Debug)]
+struct Owner {
+    name: Box<str>,
+    /// The owner's three fields of a SEARCH entry (name, IP, port), encoded once at
+    /// CONNECT rather than for every match.
+    entry: Box<[u8]>,
+}
+
+impl SearchTable {
+    /// Indexes the files of `user`, who just connected at `addr`.
+    fn connect(&mut self, name: &str, addr: PeerAddr, user: &mut User) {
+        let mut entry = Vec::new();
+        index::put_user_entry(&mut entry, name, addr.ip, addr.port);
+        let owner = Owner {
+            name: name.into(),
+            entry: entry.into_boxed_slice(),
+        };
+        let slot = match self.free_owners.pop() {
+            Some(slot) => {
+                self.owners[slot as usize] = Some(owner);
+                slot
+            }
+            None => {
+                self.owners.push(Some(owner));
+                (self.owners.len() - 1) as u32
+            }
+        };
+        user.slot = Some(slot);
+        let mut ids = self
+            .index
+            .insert_many(user.files.keys().map(String::as_str));
+        ids.shrink_to_fit();
+        for (file, &id) in user.files.keys().zip(&ids) {
+            self.put(id, slot, file);
+        }
+        user.ids = ids;
+    }
+
+    /// Takes the files of `user`, who is disconnecting, out of the index.
+    fn disconnect(&mut self, user: &mut User) {
+        let items = user
+            .ids
+            .iter()
+            .copied()
+            .zip(user.files.keys().map(String::as_str));
+        self.index.remove_many(items);
+        for &id in &user.ids {
+            if let Some(p) = self.pubs.get_mut(id as usize) {
+                *p = None;
+            }
+        }
+        user.ids = Vec::new();
+        if let Some(slot) = user.slot.take() {
+            self.owners[slot as usize] = None;
+            self.free_owners.push(slot);
+        }
+    }
+
+    fn insert(&mut self, owner: u32, file: &str) -> PubId {
+        let id = self.index.insert(file);
+        self.put(id, owner, file);
+        id
+    }
+
+    /// Records publication `id` in the id table.
+    fn put(&mut self, id: PubId, owner: u32, file: &str) {
+        let i = id as usize;
+        if self.pubs.len() <= i {
+            self.pubs.resize_with(i + 1, || None);
+        }
+        self.pubs[i] = Some(Indexed {
+            owner,
+            file: file.into(),
+        });
+    }
+
+    fn remove(&mut self, id: PubId, file: &str) {
+        self.index.remove(id, file);
+        if let Some(p) = self.pubs.get_mut(id as usize) {
+            *p = None;
+        }
+    }
+
+    fn name_of(&self, id: PubId) -> Option<&str> {
+        self.pubs.get(id as usize)?.as_ref().map(|p| &*p.file)
+    }
+
+    /// Heap bytes of the index and the table (estimated from capacities).
+    fn memory_bytes(&self) -> usize {
+        self.index.memory_bytes()
+            + self.pubs.capacity() * std::mem::size_of::<Option<Indexed>>()
+            + self
+                .pubs
+                .iter()
+                .flatten()
+                .map(|p| p.file.len())
+                .sum::<usize>()
+            + self.owners.capacity() * std::mem::size_of::<Option<Owner>>()
+    }
 }
 
 /// The connected users by name (sorted, so LIST_USERS is stable), with the encoded
@@ -160,9 +327,16 @@ impl State {
                 self.users.remove(&user);
             }
             Change::Connect { user, ip, port } => {
-                self.connected.insert(user, PeerAddr { ip, port });
+                let addr = PeerAddr { ip, port };
+                if let (Some(table), Some(u)) = (&mut self.search, self.users.get_mut(&user)) {
+                    table.connect(&user, addr, Arc::make_mut(u));
+                }
+                self.connected.insert(user, addr);
             }
             Change::Disconnect { user } => {
+                if let (Some(table), Some(u)) = (&mut self.search, self.users.get_mut(&user)) {
+                    table.disconnect(Arc::make_mut(u));
+                }
                 self.connected.remove(&user);
             }
             Change::Publish {
@@ -171,12 +345,24 @@ impl State {
                 description,
             } => {
                 if let Some(u) = self.users.get_mut(&user) {
-                    Arc::make_mut(u).files.insert(file, description);
+                    let u = Arc::make_mut(u);
+                    if let (Some(table), Some(slot)) = (&mut self.search, u.slot) {
+                        let id = table.insert(slot, &file);
+                        u.ids.push(id);
+                    }
+                    u.files.insert(file, description);
                 }
             }
             Change::Delete { user, file } => {
                 if let Some(u) = self.users.get_mut(&user) {
-                    Arc::make_mut(u).files.shift_remove(&file);
+                    let u = Arc::make_mut(u);
+                    if let Some((i, file, _)) = u.files.shift_remove_full(&file)
+                        && let Some(table) = &mut self.search
+                        && i < u.ids.len()
+                    {
+                        let id = u.ids.remove(i);
+                        table.remove(id, &file);
+                    }
                 }
             }
         }
@@ -239,11 +425,17 @@ impl Replay for State {
         if self.users.contains_key(&user.user) {
             return false;
         }
+        let mut restored = User {
+            files: user.files,
+            ..User::default()
+        };
         if let Some(peer) = user.peer {
+            if let Some(table) = &mut self.search {
+                table.connect(&user.user, peer, &mut restored);
+            }
             self.connected.insert(user.user.clone(), peer);
         }
-        self.users
-            .insert(user.user, Arc::new(User { files: user.files }));
+        self.users.insert(user.user, Arc::new(restored));
         true
     }
 
@@ -258,9 +450,11 @@ impl Replay for State {
 }
 
 /// The registry shared by all connection threads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     state: RwLock<State>,
+    /// Most matches per SEARCH reply.
+    max_results: usize,
     /// The data directory's journal; `None` when ephemeral.
     journal: Option<Arc<Journal>>,
     /// The last compaction thread (joined on drop, so a clean stop leaves no
@@ -276,19 +470,76 @@ impl Drop for Registry {
     }
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    fn new(search: SearchOptions) -> Self {
+        State {
+            search: (!search.scan).then(SearchTable::default),
+            ..State::default()
+        }
+    }
+
+    /// Builds the search table from scratch over the connected users' files.
+    fn build_search(&mut self) {
+        let mut table = SearchTable::default();
+        for (name, user) in &mut self.users {
+            if let Some(addr) = self.connected.get(name) {
+                table.connect(name, *addr, Arc::make_mut(user));
+            }
+        }
+        self.search = Some(table);
+    }
+}
+
 impl Registry {
     /// An ephemeral registry: kept in memory only.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_search(SearchOptions::default())
+    }
+
+    /// An ephemeral registry answering SEARCH as `search` says.
+    pub fn with_search(search: SearchOptions) -> Self {
+        Registry {
+            state: RwLock::new(State::new(search)),
+            max_results: search.max_results,
+            journal: None,
+            compaction: Mutex::default(),
+        }
     }
 
     /// A durable registry kept in `dir`: replays its snapshot and journal (compacting
     /// right away when they are due) and journals every later change.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<(Registry, Recovered), JournalError> {
-        let mut state = State::default();
+        Self::open_with(dir, opts, SearchOptions::default())
+    }
+
+    /// [`Registry::open`] answering SEARCH as `search` says (the index is rebuilt
+    /// during the replay).
+    pub fn open_with(
+        dir: &Path,
+        opts: StoreOptions,
+        search: SearchOptions,
+    ) -> Result<(Registry, Recovered), JournalError> {
+        // Replayed without an index, which is built once from the final state:
+        // indexing every PUBLISH of the journal would also index, then take out again,
+        // the files of every user that was connected for a while (measured on the
+        // bench's million publications: 7 s to start instead of about 2).
+        let mut state = State::new(SearchOptions {
+            scan: true,
+            ..search
+        });
         let (journal, recovered) = Journal::open(dir, opts, &mut state)?;
+        if !search.scan {
+            state.build_search();
+        }
         let registry = Registry {
             state: RwLock::new(state),
+            max_results: search.max_results,
             journal: Some(Arc::new(journal)),
             compaction: Mutex::default(),
         };
@@ -485,7 +736,9 @@ impl Registry {
     }
 
     /// Writes a complete SEARCH reply for `pattern` as `user` into `out`: the files of
-    /// connected users whose name contains `pattern`, by owner then publication order.
+    /// connected users whose name contains `pattern`, at most the result cap, in the
+    /// index's id order (by owner name, then publication order, with
+    /// `--search-scan`). A pattern over [`MAX_PATTERN`] bytes gets code 3.
     pub fn search(
         &self,
         user: &str,
@@ -495,37 +748,104 @@ impl Registry {
     ) -> Result<(), Refused> {
         let state = self.state.read();
         state.may_act(user, host)?;
-        let code = state.check_connected(user);
+        let mut code = state.check_connected(user);
+        if code == OK && pattern.len() > MAX_PATTERN {
+            code = index::Op::Search.other_error();
+        }
         out.push(code);
         if code != OK {
             return Ok(());
         }
+        let cap = self.max_results;
         let mut body = Vec::new();
         let mut count = 0u64;
-        for (owner, addr, file, description) in state.matches(pattern) {
-            index::put_search_entry(&mut body, file, description, owner, addr.ip, addr.port);
-            count += 1;
+        match &state.search {
+            Some(table) => {
+                let emit = |id: PubId| {
+                    let Some(p) = table.pubs.get(id as usize).and_then(Option::as_ref) else {
+                        return;
+                    };
+                    let Some(owner) = table.owners.get(p.owner as usize).and_then(Option::as_ref)
+                    else {
+                        return;
+                    };
+                    let description = state
+                        .users
+                        .get(&*owner.name)
+                        .and_then(|u| u.files.get(&*p.file))
+                        .map_or("", String::as_str);
+                    // put_search_entry, with the owner's fields encoded in advance.
+                    index::put_file_entry(&mut body, &p.file, description);
+                    body.extend_from_slice(&owner.entry);
+                    count += 1;
+                };
+                table
+                    .index
+                    .search(pattern, cap, |id| table.name_of(id), emit);
+            }
+            None => {
+                for (owner, addr, file, description) in state.matches(pattern).take(cap) {
+                    index::put_search_entry(
+                        &mut body,
+                        file,
+                        description,
+                        owner,
+                        addr.ip,
+                        addr.port,
+                    );
+                    count += 1;
+                }
+            }
         }
         put_number(out, count);
         out.extend_from_slice(&body);
         Ok(())
     }
 
-    /// At most `cap` results of a SEARCH for `pattern` (the same matches, in the same
-    /// order, as [`Registry::search`]), for the dashboard: owner, address, file,
-    /// description.
+    /// At most `cap` results of a SEARCH for `pattern` (the same matches as
+    /// [`Registry::search`], through the same index, never more than its
+    /// `--max-search-results`), for the dashboard: owner, address, file, description.
     pub(crate) fn search_results(&self, pattern: &str, cap: usize) -> Vec<SearchHit> {
+        let cap = cap.min(self.max_results);
         let state = self.state.read();
-        state
-            .matches(pattern)
-            .take(cap)
-            .map(|(owner, addr, file, description)| SearchHit {
+        let mut hits = Vec::new();
+        if pattern.len() > MAX_PATTERN {
+            return hits;
+        }
+        let mut push = |owner: &str, file: &str| {
+            let (Some(addr), Some(u)) = (state.connected.get(owner), state.users.get(owner)) else {
+                return;
+            };
+            hits.push(SearchHit {
                 user: owner.to_owned(),
-                addr,
+                addr: *addr,
                 file: file.to_owned(),
-                description: description.to_owned(),
-            })
-            .collect()
+                description: u.files.get(file).cloned().unwrap_or_default(),
+            });
+        };
+        match &state.search {
+            Some(table) => table.index.search(
+                pattern,
+                cap,
+                |id| table.name_of(id),
+                |id| {
+                    let Some(p) = table.pubs.get(id as usize).and_then(Option::as_ref) else {
+                        return;
+                    };
+                    if let Some(owner) = table.owners.get(p.owner as usize).and_then(Option::as_ref)
+                    {
+                        push(&owner.name, &p.file);
+                    }
+                },
+            ),
+            None => {
+                for (owner, _, file, _) in state.matches(pattern).take(cap) {
+                    push(owner, file);
+                }
+                0
+            }
+        };
+        hits
     }
 
     /// Every registered user, by name: whether and where it is connected, and how
@@ -572,6 +892,19 @@ impl Registry {
         self.state.read().connected.map.len()
     }
 
+    /// The SEARCH result cap (`--max-search-results`).
+    pub(crate) fn max_search_results(&self) -> usize {
+        self.max_results
+    }
+
+    /// Publications in the search index and its estimated heap bytes with its id
+    /// table; `None` with `--search-scan`. For the start-up log.
+    pub fn search_stats(&self) -> Option<(usize, usize)> {
+        let state = self.state.read();
+        let table = state.search.as_ref()?;
+        Some((table.index.len(), table.memory_bytes()))
+    }
+
     /// Every connected user with its address (for the liveness prober).
     pub fn connected(&self) -> Vec<(String, PeerAddr)> {
         let state = self.state.read();
@@ -603,6 +936,39 @@ pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
 
 #[cfg(test)]
 impl Registry {
+    /// Panics unless the search table holds exactly the files of connected users.
+    pub(crate) fn check_search_table(&self) {
+        let state = self.state.read();
+        let Some(table) = &state.search else {
+            return;
+        };
+        let mut indexed = 0;
+        for (name, u) in &state.users {
+            if !state.connected.contains_key(name) {
+                assert!(u.ids.is_empty() && u.slot.is_none(), "{name} disconnected");
+                continue;
+            }
+            let slot = u.slot.expect("a connected user has a slot");
+            let owner = table.owners[slot as usize].as_ref().unwrap();
+            assert_eq!(&*owner.name, name.as_str());
+            let addr = state.connected.get(name).unwrap();
+            let mut entry = Vec::new();
+            index::put_user_entry(&mut entry, name, addr.ip, addr.port);
+            assert_eq!(&*owner.entry, &entry[..]);
+            assert_eq!(u.ids.len(), u.files.len(), "{name}");
+            for (file, &id) in u.files.keys().zip(&u.ids) {
+                let p = table.pubs[id as usize].as_ref().unwrap();
+                assert_eq!((&*p.file, p.owner), (file.as_str(), slot));
+                assert!(table.index.is_allocated(id));
+            }
+            indexed += u.files.len();
+        }
+        assert_eq!(table.index.len(), indexed);
+        assert_eq!(table.pubs.iter().flatten().count(), indexed);
+        let owners = table.owners.iter().flatten().count();
+        assert_eq!(owners, state.connected.map.len());
+    }
+
     pub(crate) fn dump(&self) -> Dump {
         let state = self.state.read();
         let mut all: Dump = state
@@ -832,5 +1198,241 @@ mod tests {
         r.search("a", "", None, &mut out).unwrap();
         let hits = read_search_list(&mut FieldReader::new(&out[1..])).unwrap();
         assert_eq!(hits.len(), 3);
+    }
+
+    /// The (owner, file, description) of every match, in reply order.
+    fn searched(r: &Registry, user: &str, pattern: &str) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        r.search(user, pattern, None, &mut out).unwrap();
+        assert_eq!(out[0], 0, "code of SEARCH {pattern:?}");
+        let mut reader = FieldReader::new(&out[1..]);
+        let hits = read_search_list(&mut reader).unwrap();
+        hits.into_iter()
+            .map(|h| (h.owner, h.file, h.description))
+            .collect()
+    }
+
+    fn files(hits: &[(String, String, String)]) -> Vec<&str> {
+        let mut f: Vec<&str> = hits.iter().map(|h| h.1.as_str()).collect();
+        f.sort_unstable();
+        f
+    }
+
+    fn del(user: &str, file: &str) -> Change {
+        Change::Delete {
+            user: user.into(),
+            file: file.into(),
+        }
+    }
+
+    #[test]
+    fn search_index_follows_publish_delete_connect_disconnect_unregister() {
+        let r = Registry::new();
+        for u in ["a", "b"] {
+            r.apply(&reg(u));
+            r.apply(&conn(u, 7));
+        }
+        r.apply(&publish("a", "x1.pdf"));
+        r.apply(&publish("a", "x2.pdf"));
+        r.apply(&publish("b", "x3.pdf"));
+        r.check_search_table();
+        assert_eq!(
+            files(&searched(&r, "a", ".pdf")),
+            ["x1.pdf", "x2.pdf", "x3.pdf"]
+        );
+        let hits = searched(&r, "a", "x3");
+        assert_eq!(hits, [("b".into(), "x3.pdf".into(), "about x3.pdf".into())]);
+        r.apply(&del("a", "x1.pdf"));
+        r.check_search_table();
+        assert_eq!(files(&searched(&r, "a", ".pdf")), ["x2.pdf", "x3.pdf"]);
+        r.apply(&Change::Disconnect { user: "b".into() });
+        r.check_search_table();
+        assert_eq!(files(&searched(&r, "a", ".pdf")), ["x2.pdf"]);
+        r.apply(&conn("b", 9));
+        r.check_search_table();
+        let hits = searched(&r, "a", "x3");
+        assert_eq!(hits.len(), 1, "reconnected: found again");
+        // The new address is the one listed.
+        let mut out = Vec::new();
+        r.search("a", "x3", None, &mut out).unwrap();
+        let listed = read_search_list(&mut FieldReader::new(&out[1..])).unwrap();
+        assert_eq!(listed[0].port, 9);
+        r.apply(&Change::Disconnect { user: "b".into() });
+        assert_eq!(r.apply(&Change::Unregister { user: "b".into() }), 0);
+        r.check_search_table();
+        r.apply(&reg("b"));
+        r.apply(&conn("b", 7));
+        assert!(
+            searched(&r, "a", "x3").is_empty(),
+            "unregister dropped the files"
+        );
+        // A liveness drop takes the files out too.
+        r.apply(&publish("b", "x4.pdf"));
+        let at = r.peer_addr("b").unwrap();
+        assert!(r.disconnect_if_at("b", at));
+        r.check_search_table();
+        assert_eq!(files(&searched(&r, "a", ".pdf")), ["x2.pdf"]);
+    }
+
+    #[test]
+    fn search_is_capped_and_refuses_patterns_over_256_bytes() {
+        let r = Registry::with_search(SearchOptions {
+            max_results: 3,
+            scan: false,
+        });
+        r.apply(&reg("a"));
+        r.apply(&conn("a", 7));
+        for i in 0..10 {
+            r.apply(&publish("a", &format!("f{i}.txt")));
+        }
+        assert_eq!(searched(&r, "a", ".txt").len(), 3);
+        assert_eq!(searched(&r, "a", "").len(), 3);
+        assert_eq!(searched(&r, "a", "f7").len(), 1);
+        let mut out = Vec::new();
+        r.search("a", &"f".repeat(MAX_PATTERN), None, &mut out)
+            .unwrap();
+        assert_eq!(out, [0, b'0', 0]);
+        let mut out = Vec::new();
+        r.search("a", &"f".repeat(MAX_PATTERN + 1), None, &mut out)
+            .unwrap();
+        assert_eq!(out, [3]);
+        let scan = Registry::with_search(SearchOptions {
+            max_results: 3,
+            scan: true,
+        });
+        scan.apply(&reg("a"));
+        scan.apply(&conn("a", 7));
+        for i in 0..10 {
+            scan.apply(&publish("a", &format!("f{i}.txt")));
+        }
+        assert_eq!(searched(&scan, "a", ".txt").len(), 3);
+    }
+
+    /// Replaying the journal, and restoring a snapshot, rebuild the index.
+    #[test]
+    fn search_index_is_rebuilt_by_replay_and_snapshot_restore() {
+        for compact_after in [u64::MAX, 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = StoreOptions {
+                compact_after,
+                ..StoreOptions::default()
+            };
+            {
+                let (r, _) = Registry::open(dir.path(), opts).unwrap();
+                for u in ["a", "b", "c"] {
+                    r.apply(&reg(u));
+                    r.apply(&conn(u, 7));
+                    r.apply(&publish(u, &format!("{u}-song.mp3")));
+                    r.apply(&publish(u, &format!("{u}-notes.txt")));
+                }
+                r.apply(&del("a", "a-song.mp3"));
+                r.apply(&Change::Disconnect { user: "c".into() });
+            }
+            let (r, _) = Registry::open(dir.path(), opts).unwrap();
+            r.check_search_table();
+            assert_eq!(files(&searched(&r, "a", ".mp3")), ["b-song.mp3"]);
+            assert_eq!(
+                files(&searched(&r, "a", "")),
+                ["a-notes.txt", "b-notes.txt", "b-song.mp3"]
+            );
+            r.apply(&conn("c", 8));
+            r.check_search_table();
+            assert_eq!(
+                files(&searched(&r, "a", "c-")),
+                ["c-notes.txt", "c-song.mp3"]
+            );
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Register(u8),
+        Unregister(u8),
+        Connect(u8),
+        Disconnect(u8),
+        Publish(u8, String),
+        Delete(u8, String),
+        Search(String),
+    }
+
+    fn name(max: usize) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(prop::sample::select(vec!['a', 'b', '.', 'é']), 1..max)
+            .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => (0u8..4).prop_map(Op::Register),
+            1 => (0u8..4).prop_map(Op::Unregister),
+            2 => (0u8..4).prop_map(Op::Connect),
+            2 => (0u8..4).prop_map(Op::Disconnect),
+            6 => (0u8..4, name(6)).prop_map(|(u, f)| Op::Publish(u, f)),
+            3 => (0u8..4, name(6)).prop_map(|(u, f)| Op::Delete(u, f)),
+            3 => name(4).prop_map(Op::Search),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Registry SEARCH (index, capped) agrees with a linear scan of the state:
+        /// uncapped the same matches; capped as many as the cap allows, all matches.
+        #[test]
+        fn search_agrees_with_a_linear_scan(
+            cap in 1usize..6,
+            ops in proptest::collection::vec(op(), 0..120),
+        ) {
+            let capped = Registry::with_search(SearchOptions { max_results: cap, scan: false });
+            let full = Registry::with_search(SearchOptions { max_results: usize::MAX, scan: false });
+            let scan = Registry::with_search(SearchOptions { max_results: usize::MAX, scan: true });
+            let user = |u: u8| format!("u{u}");
+            // The user who searches: always registered and connected.
+            for r in [&capped, &full, &scan] {
+                r.apply(&reg("q"));
+                r.apply(&conn("q", 1));
+            }
+            for op in ops {
+                let change = match &op {
+                    Op::Register(u) => reg(&user(*u)),
+                    Op::Unregister(u) => Change::Unregister { user: user(*u) },
+                    Op::Connect(u) => conn(&user(*u), 2 + u16::from(*u)),
+                    Op::Disconnect(u) => Change::Disconnect { user: user(*u) },
+                    Op::Publish(u, f) => publish(&user(*u), f),
+                    Op::Delete(u, f) => del(&user(*u), f),
+                    Op::Search(pattern) => {
+                        let mut all = searched(&full, "q", pattern);
+                        let some = searched(&capped, "q", pattern);
+                        let mut expected = searched(&scan, "q", pattern);
+                        // The linear scan itself, from the dump.
+                        let mut linear: Vec<(String, String, String)> = full
+                            .dump()
+                            .into_iter()
+                            .filter(|(_, peer, _)| peer.is_some())
+                            .flat_map(|(owner, _, files)| {
+                                files.into_iter().map(move |(f, d)| (owner.clone(), f, d))
+                            })
+                            .filter(|(_, f, _)| f.contains(pattern.as_str()))
+                            .collect();
+                        proptest::prop_assert_eq!(some.len(), all.len().min(cap));
+                        for hit in &some {
+                            proptest::prop_assert!(all.contains(hit));
+                        }
+                        // Capped: the first matches in the full reply's order.
+                        proptest::prop_assert_eq!(&some[..], &all[..some.len()]);
+                        all.sort();
+                        expected.sort();
+                        linear.sort();
+                        proptest::prop_assert_eq!(&all, &linear);
+                        proptest::prop_assert_eq!(&expected, &linear);
+                        continue;
+                    }
+                };
+                let codes: Vec<u8> = [&capped, &full, &scan].iter().map(|r| r.apply(&change)).collect();
+                proptest::prop_assert!(codes.iter().all(|&c| c == codes[0]));
+                capped.check_search_table();
+                full.check_search_table();
+            }
+        }
     }
 }

@@ -283,7 +283,8 @@ impl Site {
                         })
                     })
                     .collect();
-                json!({ "results": results, "cap": SEARCH_CAP })
+                let cap = SEARCH_CAP.min(self.registry.max_search_results());
+                json!({ "results": results, "cap": cap })
             }
             "/api/stats" => {
                 let (registered, publications) = self.registry.counts();
