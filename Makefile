@@ -1,5 +1,6 @@
 # peerdex: the two commands a newcomer needs are `make run` and `make test`.
 
+SHELL := /bin/bash
 CARGO ?= cargo
 PEERDEX_DEBUG := target/debug/peerdex
 PEERDEX_RELEASE := target/release/peerdex
@@ -46,7 +47,9 @@ bench-smoke:
 ## make bench: the full benchmark (release build), medians and ratios against
 ##   baselines; the tables also go to docs/PERFORMANCE.md.
 bench:
-	$(CARGO) bench --bench bench | tee docs/PERFORMANCE.md.new
+	set -o pipefail; { printf '%s\n\n%s\n\n' '# peerdex performance' \
+	  'The tables of the latest `make bench` (how they are measured, and what earlier runs showed: [DESIGN.md](DESIGN.md#performance)).'; \
+	  $(CARGO) bench --bench bench; } | tee docs/PERFORMANCE.md.new
 	mv docs/PERFORMANCE.md.new docs/PERFORMANCE.md
 
 ## make clean: remove the build.

@@ -12,13 +12,12 @@
 //! Does not own: request decoding or field validation (`index`), sockets (`server`),
 //! the files and their format (`journal`), the substring index itself (`search`).
 //!
-//! SEARCH goes through a [`SearchTable`]: the publications of *connected* users are
-//! in a [`SearchIndex`] (CONNECT indexes the user's files, DISCONNECT takes them
-//! out), with an id -> (owner, file name) table beside it. Only connected users'
-//! files can match, so indexing only those keeps a search from walking the
-//! candidates of disconnected owners (99.9% of the publications in the bench's scale
-//! registry) and keeps the index's memory proportional to what can be found.
-//! Results come in ascending id order, at most the result cap.
+//! SEARCH goes through a [`SearchTable`]: every publication is in a [`SearchIndex`]
+//! (PUBLISH inserts, DELETE and UNREGISTER remove), with an id -> (owner, file name)
+//! table beside it. Only connected users' files may match: a candidate whose owner is
+//! not connected is skipped while verifying, so CONNECT and DISCONNECT cost one
+//! update of the owner's entry whatever the number of its files. Results come in
+//! ascending id order, at most the result cap.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -82,10 +81,10 @@ pub struct Refused {
 struct User {
     /// File name -> description, in publication order.
     files: IndexMap<String, String>,
-    /// While the user is connected and the registry keeps an index: the search id of
-    /// each file, in the order of `files`.
+    /// When the registry keeps an index: the search id of each file, in the order of
+    /// `files`.
     ids: Vec<PubId>,
-    /// While the user is connected and the registry keeps an index: its slot in
+    /// When the registry keeps an index and the user has published: its slot in
     /// [`SearchTable::owners`].
     slot: Option<u32>,
 }
@@ -98,14 +97,15 @@ struct State {
     search: Option<SearchTable>,
 }
 
-/// The search index over the files of connected users, and what a result needs
-/// beside the id: the owner and the file name (the index keeps no names).
+/// The search index over every publication, and what a result needs beside the id:
+/// the owner (and whether it is connected) and the file name (the index keeps no
+/// names).
 #[derive(Debug, Default)]
 struct SearchTable {
     index: SearchIndex,
     /// Id -> publication; `None` for a free id.
     pubs: Vec<Option<Indexed>>,
-    /// Slot -> connected owner; `None` for a free slot.
+    /// Slot -> owner of indexed publications; `None` for a free slot.
     owners: Vec<Option<Owner>>,
     free_owners: Vec<u32>,
 }
@@ -117,23 +117,25 @@ struct Indexed {
     file: Box<str>,
 }
 
-/// A connected owner of indexed publications (slot -> name and where it listens).
+/// An owner of indexed publications.
 #[derive(Debug)]
 struct Owner {
     name: Box<str>,
-    /// The owner's three fields of a SEARCH entry (name, IP, port), encoded once at
-    /// CONNECT rather than for every match.
-    entry: Box<[u8]>,
+    /// While the owner is connected: its three fields of a SEARCH entry (name, IP,
+    /// port), encoded once at CONNECT rather than for every match. `None`: its files
+    /// match nothing.
+    entry: Option<Box<[u8]>>,
 }
 
 impl SearchTable {
-    /// Indexes the files of `user`, who just connected at `addr`.
-    fn connect(&mut self, name: &str, addr: PeerAddr, user: &mut User) {
-        let mut entry = Vec::new();
-        index::put_user_entry(&mut entry, name, addr.ip, addr.port);
+    /// The owner slot of `user` (named `name`), taken when it first needs one.
+    fn slot(&mut self, name: &str, user: &mut User) -> u32 {
+        if let Some(slot) = user.slot {
+            return slot;
+        }
         let owner = Owner {
             name: name.into(),
-            entry: entry.into_boxed_slice(),
+            entry: None,
         };
         let slot = match self.free_owners.pop() {
             Some(slot) => {
@@ -146,6 +148,32 @@ impl SearchTable {
             }
         };
         user.slot = Some(slot);
+        slot
+    }
+
+    /// `user` connected at `addr`: its files match from now on.
+    fn connect(&mut self, name: &str, addr: PeerAddr, user: &mut User) {
+        let slot = self.slot(name, user);
+        let mut entry = Vec::new();
+        index::put_user_entry(&mut entry, name, addr.ip, addr.port);
+        if let Some(owner) = &mut self.owners[slot as usize] {
+            owner.entry = Some(entry.into_boxed_slice());
+        }
+    }
+
+    /// `user` disconnected: its files stay indexed but match nothing.
+    fn disconnect(&mut self, user: &User) {
+        if let Some(owner) = user.slot.and_then(|s| self.owners[s as usize].as_mut()) {
+            owner.entry = None;
+        }
+    }
+
+    /// Indexes every file of `user` (building the table at start).
+    fn add_all(&mut self, name: &str, user: &mut User) {
+        if user.files.is_empty() {
+            return;
+        }
+        let slot = self.slot(name, user);
         let mut ids = self
             .index
             .insert_many(user.files.keys().map(String::as_str));
@@ -156,8 +184,8 @@ impl SearchTable {
         user.ids = ids;
     }
 
-    /// Takes the files of `user`, who is disconnecting, out of the index.
-    fn disconnect(&mut self, user: &mut User) {
+    /// `user` is unregistered: its files leave the index and its slot is freed.
+    fn unregister(&mut self, user: &User) {
         let items = user
             .ids
             .iter()
@@ -169,17 +197,18 @@ impl SearchTable {
                 *p = None;
             }
         }
-        user.ids = Vec::new();
-        if let Some(slot) = user.slot.take() {
+        if let Some(slot) = user.slot {
             self.owners[slot as usize] = None;
             self.free_owners.push(slot);
         }
     }
 
-    fn insert(&mut self, owner: u32, file: &str) -> PubId {
+    /// Indexes a new publication of `user`.
+    fn publish(&mut self, name: &str, user: &mut User, file: &str) {
+        let slot = self.slot(name, user);
         let id = self.index.insert(file);
-        self.put(id, owner, file);
-        id
+        self.put(id, slot, file);
+        user.ids.push(id);
     }
 
     /// Records publication `id` in the id table.
@@ -201,8 +230,19 @@ impl SearchTable {
         }
     }
 
+    /// The publication `id` as a result: its file name and its owner, if the owner is
+    /// connected.
+    fn live(&self, id: PubId) -> Option<(&str, &Owner)> {
+        let p = self.pubs.get(id as usize)?.as_ref()?;
+        let owner = self.owners.get(p.owner as usize)?.as_ref()?;
+        owner.entry.as_ref()?;
+        Some((&p.file, owner))
+    }
+
+    /// The name the index verifies a candidate against; `None` (skipped) when its
+    /// owner is not connected.
     fn name_of(&self, id: PubId) -> Option<&str> {
-        self.pubs.get(id as usize)?.as_ref().map(|p| &*p.file)
+        self.live(id).map(|(file, _)| file)
     }
 
     /// Heap bytes of the index and the table (estimated from capacities).
@@ -324,7 +364,11 @@ impl State {
                 self.users.insert(user, Arc::default());
             }
             Change::Unregister { user } => {
-                self.users.remove(&user);
+                if let Some(u) = self.users.remove(&user)
+                    && let Some(table) = &mut self.search
+                {
+                    table.unregister(&u);
+                }
             }
             Change::Connect { user, ip, port } => {
                 let addr = PeerAddr { ip, port };
@@ -334,8 +378,8 @@ impl State {
                 self.connected.insert(user, addr);
             }
             Change::Disconnect { user } => {
-                if let (Some(table), Some(u)) = (&mut self.search, self.users.get_mut(&user)) {
-                    table.disconnect(Arc::make_mut(u));
+                if let (Some(table), Some(u)) = (&mut self.search, self.users.get(&user)) {
+                    table.disconnect(u);
                 }
                 self.connected.remove(&user);
             }
@@ -346,9 +390,8 @@ impl State {
             } => {
                 if let Some(u) = self.users.get_mut(&user) {
                     let u = Arc::make_mut(u);
-                    if let (Some(table), Some(slot)) = (&mut self.search, u.slot) {
-                        let id = table.insert(slot, &file);
-                        u.ids.push(id);
+                    if let Some(table) = &mut self.search {
+                        table.publish(&user, u, &file);
                     }
                     u.files.insert(file, description);
                 }
@@ -429,10 +472,13 @@ impl Replay for State {
             files: user.files,
             ..User::default()
         };
-        if let Some(peer) = user.peer {
-            if let Some(table) = &mut self.search {
+        if let Some(table) = &mut self.search {
+            table.add_all(&user.user, &mut restored);
+            if let Some(peer) = user.peer {
                 table.connect(&user.user, peer, &mut restored);
             }
+        }
+        if let Some(peer) = user.peer {
             self.connected.insert(user.user.clone(), peer);
         }
         self.users.insert(user.user, Arc::new(restored));
@@ -484,12 +530,14 @@ impl State {
         }
     }
 
-    /// Builds the search table from scratch over the connected users' files.
+    /// Builds the search table from scratch over every publication.
     fn build_search(&mut self) {
         let mut table = SearchTable::default();
         for (name, user) in &mut self.users {
+            let user = Arc::make_mut(user);
+            table.add_all(name, user);
             if let Some(addr) = self.connected.get(name) {
-                table.connect(name, *addr, Arc::make_mut(user));
+                table.connect(name, *addr, user);
             }
         }
         self.search = Some(table);
@@ -762,21 +810,20 @@ impl Registry {
         match &state.search {
             Some(table) => {
                 let emit = |id: PubId| {
-                    let Some(p) = table.pubs.get(id as usize).and_then(Option::as_ref) else {
+                    let Some((file, owner)) = table.live(id) else {
                         return;
                     };
-                    let Some(owner) = table.owners.get(p.owner as usize).and_then(Option::as_ref)
-                    else {
+                    let Some(entry) = owner.entry.as_deref() else {
                         return;
                     };
                     let description = state
                         .users
                         .get(&*owner.name)
-                        .and_then(|u| u.files.get(&*p.file))
+                        .and_then(|u| u.files.get(file))
                         .map_or("", String::as_str);
                     // put_search_entry, with the owner's fields encoded in advance.
-                    index::put_file_entry(&mut body, &p.file, description);
-                    body.extend_from_slice(&owner.entry);
+                    index::put_file_entry(&mut body, file, description);
+                    body.extend_from_slice(entry);
                     count += 1;
                 };
                 table
@@ -829,12 +876,8 @@ impl Registry {
                 cap,
                 |id| table.name_of(id),
                 |id| {
-                    let Some(p) = table.pubs.get(id as usize).and_then(Option::as_ref) else {
-                        return;
-                    };
-                    if let Some(owner) = table.owners.get(p.owner as usize).and_then(Option::as_ref)
-                    {
-                        push(&owner.name, &p.file);
+                    if let Some((file, owner)) = table.live(id) {
+                        push(&owner.name, file);
                     }
                 },
             ),
@@ -936,25 +979,35 @@ pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
 
 #[cfg(test)]
 impl Registry {
-    /// Panics unless the search table holds exactly the files of connected users.
+    /// Panics unless the search table holds exactly every publication, with the
+    /// connected owners' entries set and the others' cleared.
     pub(crate) fn check_search_table(&self) {
         let state = self.state.read();
         let Some(table) = &state.search else {
             return;
         };
         let mut indexed = 0;
+        let mut owners = 0;
         for (name, u) in &state.users {
-            if !state.connected.contains_key(name) {
-                assert!(u.ids.is_empty() && u.slot.is_none(), "{name} disconnected");
+            if u.files.is_empty() && u.slot.is_none() {
+                assert!(!state.connected.contains_key(name) || u.ids.is_empty());
                 continue;
             }
-            let slot = u.slot.expect("a connected user has a slot");
+            let Some(slot) = u.slot else {
+                assert!(u.files.is_empty(), "{name} has files but no slot");
+                continue;
+            };
+            owners += 1;
             let owner = table.owners[slot as usize].as_ref().unwrap();
             assert_eq!(&*owner.name, name.as_str());
-            let addr = state.connected.get(name).unwrap();
-            let mut entry = Vec::new();
-            index::put_user_entry(&mut entry, name, addr.ip, addr.port);
-            assert_eq!(&*owner.entry, &entry[..]);
+            match state.connected.get(name) {
+                Some(addr) => {
+                    let mut entry = Vec::new();
+                    index::put_user_entry(&mut entry, name, addr.ip, addr.port);
+                    assert_eq!(owner.entry.as_deref(), Some(&entry[..]), "{name}");
+                }
+                None => assert!(owner.entry.is_none(), "{name} disconnected"),
+            }
             assert_eq!(u.ids.len(), u.files.len(), "{name}");
             for (file, &id) in u.files.keys().zip(&u.ids) {
                 let p = table.pubs[id as usize].as_ref().unwrap();
@@ -965,8 +1018,7 @@ impl Registry {
         }
         assert_eq!(table.index.len(), indexed);
         assert_eq!(table.pubs.iter().flatten().count(), indexed);
-        let owners = table.owners.iter().flatten().count();
-        assert_eq!(owners, state.connected.map.len());
+        assert_eq!(table.owners.iter().flatten().count(), owners);
     }
 
     pub(crate) fn dump(&self) -> Dump {
