@@ -12,12 +12,13 @@
 //! Does not own: request decoding or field validation (`index`), sockets (`server`),
 //! the files and their format (`journal`), the substring index itself (`search`).
 //!
-//! SEARCH goes through a [`SearchTable`]: every publication is in a [`SearchIndex`]
-//! (PUBLISH inserts, DELETE and UNREGISTER remove), with an id -> (owner, file name)
-//! table beside it. Only connected users' files may match: a candidate whose owner is
-//! not connected is skipped while verifying, so CONNECT and DISCONNECT cost one
-//! update of the owner's entry whatever the number of its files. Results come in
-//! ascending id order, at most the result cap.
+//! SEARCH goes through a [`SearchTable`]: a [`SearchIndex`] with an id -> (owner,
+//! file name) table beside it. A user's files join the index at its first CONNECT
+//! since the start (or at the start, for users connected then) and stay until DELETE
+//! or UNREGISTER; PUBLISH inserts. Only connected users' files may match: a candidate
+//! whose owner is not connected is skipped while verifying, so DISCONNECT and every
+//! later CONNECT cost one update of the owner's entry, and the start indexes only the
+//! connected users. Results come in ascending id order, at most the result cap.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -128,8 +129,11 @@ struct Owner {
 }
 
 impl SearchTable {
-    /// The owner slot of `user` (named `name`), taken when it first needs one.
-    fn slot(&mut self, name: &str, user: &mut User) -> u32 {
+    /// The owner slot of `user` (named `name`). A user's files join the index the
+    /// first time it needs a slot (its first CONNECT since the server started, or the
+    /// start itself for users connected then) and stay there until UNREGISTER or
+    /// DELETE: DISCONNECT and later CONNECTs only switch its entry.
+    fn indexed(&mut self, name: &str, user: &mut User) -> u32 {
         if let Some(slot) = user.slot {
             return slot;
         }
@@ -148,12 +152,22 @@ impl SearchTable {
             }
         };
         user.slot = Some(slot);
+        if !user.files.is_empty() {
+            let mut ids = self
+                .index
+                .insert_many(user.files.keys().map(String::as_str));
+            ids.shrink_to_fit();
+            for (file, &id) in user.files.keys().zip(&ids) {
+                self.put(id, slot, file);
+            }
+            user.ids = ids;
+        }
         slot
     }
 
     /// `user` connected at `addr`: its files match from now on.
     fn connect(&mut self, name: &str, addr: PeerAddr, user: &mut User) {
-        let slot = self.slot(name, user);
+        let slot = self.indexed(name, user);
         let mut entry = Vec::new();
         index::put_user_entry(&mut entry, name, addr.ip, addr.port);
         if let Some(owner) = &mut self.owners[slot as usize] {
@@ -166,22 +180,6 @@ impl SearchTable {
         if let Some(owner) = user.slot.and_then(|s| self.owners[s as usize].as_mut()) {
             owner.entry = None;
         }
-    }
-
-    /// Indexes every file of `user` (building the table at start).
-    fn add_all(&mut self, name: &str, user: &mut User) {
-        if user.files.is_empty() {
-            return;
-        }
-        let slot = self.slot(name, user);
-        let mut ids = self
-            .index
-            .insert_many(user.files.keys().map(String::as_str));
-        ids.shrink_to_fit();
-        for (file, &id) in user.files.keys().zip(&ids) {
-            self.put(id, slot, file);
-        }
-        user.ids = ids;
     }
 
     /// `user` is unregistered: its files leave the index and its slot is freed.
@@ -205,7 +203,7 @@ impl SearchTable {
 
     /// Indexes a new publication of `user`.
     fn publish(&mut self, name: &str, user: &mut User, file: &str) {
-        let slot = self.slot(name, user);
+        let slot = self.indexed(name, user);
         let id = self.index.insert(file);
         self.put(id, slot, file);
         user.ids.push(id);
@@ -472,13 +470,10 @@ impl Replay for State {
             files: user.files,
             ..User::default()
         };
-        if let Some(table) = &mut self.search {
-            table.add_all(&user.user, &mut restored);
-            if let Some(peer) = user.peer {
+        if let Some(peer) = user.peer {
+            if let Some(table) = &mut self.search {
                 table.connect(&user.user, peer, &mut restored);
             }
-        }
-        if let Some(peer) = user.peer {
             self.connected.insert(user.user.clone(), peer);
         }
         self.users.insert(user.user, Arc::new(restored));
@@ -530,14 +525,13 @@ impl State {
         }
     }
 
-    /// Builds the search table from scratch over every publication.
+    /// Builds the search table from scratch over the connected users' files (the
+    /// others join at their first CONNECT).
     fn build_search(&mut self) {
         let mut table = SearchTable::default();
         for (name, user) in &mut self.users {
-            let user = Arc::make_mut(user);
-            table.add_all(name, user);
             if let Some(addr) = self.connected.get(name) {
-                table.connect(name, *addr, user);
+                table.connect(name, *addr, Arc::make_mut(user));
             }
         }
         self.search = Some(table);
@@ -979,8 +973,9 @@ pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
 
 #[cfg(test)]
 impl Registry {
-    /// Panics unless the search table holds exactly every publication, with the
-    /// connected owners' entries set and the others' cleared.
+    /// Panics unless the search table holds exactly the files of the users that have
+    /// a slot (every connected user has one), with the connected owners' entries set
+    /// and the others' cleared.
     pub(crate) fn check_search_table(&self) {
         let state = self.state.read();
         let Some(table) = &state.search else {
@@ -989,12 +984,12 @@ impl Registry {
         let mut indexed = 0;
         let mut owners = 0;
         for (name, u) in &state.users {
-            if u.files.is_empty() && u.slot.is_none() {
-                assert!(!state.connected.contains_key(name) || u.ids.is_empty());
-                continue;
-            }
             let Some(slot) = u.slot else {
-                assert!(u.files.is_empty(), "{name} has files but no slot");
+                assert!(
+                    !state.connected.contains_key(name),
+                    "{name} connected, no slot"
+                );
+                assert!(u.ids.is_empty(), "{name} has ids but no slot");
                 continue;
             };
             owners += 1;
