@@ -47,6 +47,33 @@ fn err(what: impl Into<String>) -> BenchError {
 
 /// Writes the journal of `users` users (see the module doc); returns its size.
 fn write_journal(data: &Path, users: usize, peer_port: u16) -> Result<u64, BenchError> {
+    write_users_journal(data, users, peer_port, |u, user, listed| {
+        (0..FILES_PER_USER)
+            .map(|j| {
+                if listed {
+                    (format!("shared-{j}.txt"), format!("file {j} of {user}"))
+                } else {
+                    (
+                        format!("music/album-{j:02}/track-{u:06}.mp3"),
+                        format!("track {j} of user {u}, 320 kbit/s"),
+                    )
+                }
+            })
+            .collect()
+    })
+}
+
+/// Writes a journal of `users` users into `data` (the scale and search sections'):
+/// each registered and connected, publishing what `files(u, user, listed)` gives;
+/// the first [`LISTED_USERS`] stay connected (list targets), the others disconnect
+/// again (they connected only because publishing takes a connected user). Returns
+/// the journal's size.
+pub(super) fn write_users_journal(
+    data: &Path,
+    users: usize,
+    peer_port: u16,
+    mut files: impl FnMut(usize, &str, bool) -> Vec<(String, String)>,
+) -> Result<u64, BenchError> {
     std::fs::create_dir_all(data)?;
     let path = data.join("journal.0.jsonl");
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
@@ -56,8 +83,6 @@ fn write_journal(data: &Path, users: usize, peer_port: u16) -> Result<u64, Bench
         Ok(())
     };
     for u in 0..users {
-        // The first LISTED_USERS users stay connected (LIST_CONTENT targets); the
-        // others connect only because publishing takes a connected user.
         let listed = u < LISTED_USERS;
         let user = if listed {
             listed_user(u)
@@ -70,15 +95,7 @@ fn write_journal(data: &Path, users: usize, peer_port: u16) -> Result<u64, Bench
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: peer_port,
         })?;
-        for j in 0..FILES_PER_USER {
-            let (file, description) = if listed {
-                (format!("shared-{j}.txt"), format!("file {j} of {user}"))
-            } else {
-                (
-                    format!("music/album-{j:02}/track-{u:06}.mp3"),
-                    format!("track {j} of user {u}, 320 kbit/s"),
-                )
-            };
+        for (file, description) in files(u, &user, listed) {
             line(&Change::Publish {
                 user: user.clone(),
                 file,

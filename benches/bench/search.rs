@@ -15,16 +15,15 @@
 //! Owns: writing the journal and the load loop of this section. Does not own: the
 //! servers (children, talked to over sockets only).
 
-use std::io::{BufWriter, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::index::{self, Expect, LISTED_USERS, listed_user, one_op, request};
 use super::report::{Table, verdict};
+use super::scale::write_users_journal;
 use super::{BenchError, Peerdex, Plan, arg, median, percentile, spawn_server, status_kib};
-use peerdex::testing::Change;
 use peerdex::testing::index::Body;
 
 /// Users in the registry (the scale section's figure) ...
@@ -77,27 +76,7 @@ fn write_journal(
     files: usize,
     peer_port: u16,
 ) -> Result<u64, BenchError> {
-    std::fs::create_dir_all(data)?;
-    let path = data.join("journal.0.jsonl");
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-    let mut line = |c: &Change| -> Result<(), BenchError> {
-        serde_json::to_writer(&mut out, c).map_err(|e| err(format!("journal: {e}")))?;
-        out.write_all(b"\n")?;
-        Ok(())
-    };
-    for u in 0..users {
-        let listed = u < LISTED_USERS;
-        let user = if listed {
-            listed_user(u)
-        } else {
-            format!("user-{u:06}")
-        };
-        line(&Change::Register { user: user.clone() })?;
-        line(&Change::Connect {
-            user: user.clone(),
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: peer_port,
-        })?;
+    write_users_journal(data, users, peer_port, |u, user, listed| {
         let (n, name): (usize, &dyn Fn(usize) -> String) = if listed {
             (files, &|j| connected_file(u, j))
         } else {
@@ -105,20 +84,10 @@ fn write_journal(
                 format!("music/album-{j:02}/track-{u:06}.mp3")
             })
         };
-        for j in 0..n {
-            line(&Change::Publish {
-                user: user.clone(),
-                file: name(j),
-                description: format!("file {j} of {user}"),
-            })?;
-        }
-        if !listed {
-            line(&Change::Disconnect { user })?;
-        }
-    }
-    out.flush()?;
-    drop(out);
-    Ok(std::fs::metadata(&path)?.len())
+        (0..n)
+            .map(|j| (name(j), format!("file {j} of {user}")))
+            .collect()
+    })
 }
 
 /// Latency and throughput of one load run.
