@@ -6,8 +6,8 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -160,86 +160,6 @@ fn every_command_against_the_real_server() {
     assert_eq!(a.wait_exit().code(), Some(1));
     assert!(a.stderr_has("--keep-going"), "{:?}", a.stderr());
     assert_eq!(a.proc.lines().last().unwrap(), "c> UNREGISTER OK");
-}
-
-/// A scripted index server: answers every request with the code currently set (and
-/// an empty list for list requests answered 0), and keeps the raw requests.
-struct FakeIndex {
-    addr: SocketAddr,
-    code: Arc<AtomicU8>,
-    requests: Arc<Mutex<Vec<Vec<String>>>>,
-}
-
-impl FakeIndex {
-    fn start() -> FakeIndex {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let code = Arc::new(AtomicU8::new(0));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (c, r) = (Arc::clone(&code), Arc::clone(&requests));
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                let mut bytes = Vec::new();
-                let mut buf = [0u8; 4096];
-                // Read until the request is complete: its field count depends on
-                // the operation.
-                loop {
-                    let fields: Vec<String> = bytes
-                        .split(|&b| b == 0)
-                        .map(|f| String::from_utf8_lossy(f).into_owned())
-                        .collect();
-                    let nuls = bytes.iter().filter(|&&b| b == 0).count();
-                    let mut want = match fields[0].as_str() {
-                        "PUBLISH" => 5,
-                        "CONNECT" | "DELETE" | "LIST_CONTENT" | "SEARCH" => 4,
-                        _ => 3,
-                    };
-                    // The first-version layout has no DATETIME (which always
-                    // holds a space) as its second field.
-                    if nuls >= 2 && !fields[1].contains(' ') {
-                        want -= 1;
-                    }
-                    if nuls >= want && nuls > 0 {
-                        break;
-                    }
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let fields: Vec<String> = bytes
-                    .split(|&b| b == 0)
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect();
-                let code = c.load(Ordering::SeqCst);
-                let mut reply = vec![code];
-                let is_list =
-                    matches!(fields[0].as_str(), "LIST_USERS" | "LIST_CONTENT" | "SEARCH");
-                if code == 0 && is_list {
-                    reply.extend_from_slice(b"0\0");
-                }
-                r.lock().unwrap().push(fields);
-                let _ = stream.write_all(&reply);
-            }
-        });
-        FakeIndex {
-            addr,
-            code,
-            requests,
-        }
-    }
-
-    fn set(&self, code: u8) {
-        self.code.store(code, Ordering::SeqCst);
-    }
-
-    fn requests(&self) -> Vec<Vec<String>> {
-        self.requests.lock().unwrap().clone()
-    }
 }
 
 /// A tiny HTTP server answering every GET with `body`; counts the requests.

@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -16,47 +16,14 @@ use std::time::Duration;
 
 use support::*;
 
-/// An index server that answers 0 to everything and keeps each request's fields.
-fn fake_index() -> (SocketAddr, Arc<Mutex<Vec<Vec<String>>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&seen);
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let mut bytes = Vec::new();
-            let mut buf = [0u8; 1024];
-            // REGISTER\0 DATETIME\0 USER\0: three fields.
-            while bytes.iter().filter(|&&b| b == 0).count() < 3 {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                }
-            }
-            let fields = bytes
-                .split(|&b| b == 0)
-                .filter(|f| !f.is_empty())
-                .map(|f| String::from_utf8_lossy(f).into_owned())
-                .collect();
-            keep.lock().unwrap().push(fields);
-            let _ = stream.write_all(&[0]);
-        }
-    });
-    (addr, seen)
-}
-
 /// Runs a client with `time` as its time options (`--time-url URL`, or none with
 /// `WSDL_URL` set to `env`), sends REGISTER and returns the DATETIME the index
 /// server received.
 fn datetime_sent(time_url: Option<&str>, env: Option<&str>, share: &Path) -> String {
-    let (index, seen) = fake_index();
+    let index = FakeIndex::start();
     let mut cmd = Command::new(bin());
     cmd.args(["client", "-s", "127.0.0.1", "-p"])
-        .arg(index.port().to_string())
+        .arg(index.addr.port().to_string())
         .arg("--share")
         .arg(share)
         .env_remove("WSDL_URL");
@@ -77,7 +44,7 @@ fn datetime_sent(time_url: Option<&str>, env: Option<&str>, share: &Path) -> Str
         "the client fell back to the local clock: {:?}",
         c.stderr()
     );
-    let seen = seen.lock().unwrap().clone();
+    let seen = index.requests();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0][0], "REGISTER");
     assert_eq!(seen[0][2], "alice");
@@ -153,11 +120,11 @@ fn peerdex_own_time_service_answers_through_its_wsdl() {
 
 #[test]
 fn a_dead_wsdl_address_falls_back_to_the_local_clock_with_one_line() {
-    let (index, seen) = fake_index();
+    let index = FakeIndex::start();
     let share = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(bin());
     cmd.args(["client", "-s", "127.0.0.1", "-p"])
-        .arg(index.port().to_string())
+        .arg(index.addr.port().to_string())
         .arg("--share")
         .arg(share.path())
         .env("WSDL_URL", "http://127.0.0.1:1/?wsdl");
@@ -173,7 +140,7 @@ fn a_dead_wsdl_address_falls_back_to_the_local_clock_with_one_line() {
         .filter(|l| l.contains("using the local clock"))
         .count();
     assert_eq!(warnings, 1, "{:?}", c.stderr());
-    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(index.requests().len(), 2);
 }
 
 /// A SOAP service of its own: GET answers a WSDL naming `op` in `tns` at this
@@ -254,10 +221,10 @@ fn the_call_follows_the_wsdl_and_a_fault_is_reported() {
 
     let fault = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Server</faultcode><faultstring>clock on fire</faultstring></s:Fault></s:Body></s:Envelope>"#;
     let (wsdl, _) = fake_soap(500, fault);
-    let (index, _) = fake_index();
+    let index = FakeIndex::start();
     let mut cmd = Command::new(bin());
     cmd.args(["client", "-s", "127.0.0.1", "-p"])
-        .arg(index.port().to_string())
+        .arg(index.addr.port().to_string())
         .arg("--share")
         .arg(share.path())
         .args(["--time-url", &wsdl]);
