@@ -806,7 +806,7 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
     while !shutdown.is_triggered() {
         let (n, peer) = match udp.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if crate::proto::wire::is_timeout(&e) => continue,
+            Err(e) if crate::net::is_timeout(&e) => continue,
             Err(e) => {
                 log::debug!("udp: receive failed: {e}");
                 continue;

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub(crate) use tiny_http::HTTPVersion;
 use tiny_http::{Header, StatusCode};
 
-use super::Permit;
+use super::{Permit, is_timeout};
 
 /// Largest request head (request line and headers). The lab's clients, browsers and
 /// SOAP toolkits send well under 1 KiB (a browser with cookies a few); 8 KiB is the
@@ -113,14 +113,6 @@ impl fmt::Display for ReadError {
             ReadError::Version => write!(f, "version: only HTTP/1.0 and HTTP/1.1"),
         }
     }
-}
-
-/// On Unix a read timeout surfaces as `WouldBlock`, elsewhere as `TimedOut`.
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Reads from `stream` with the time left before `deadline` as the read timeout.

@@ -21,7 +21,10 @@
 //! bounds a whole reply the same way.
 
 pub(crate) mod console;
+mod deadline;
 pub(crate) mod http;
+
+pub(crate) use deadline::{DeadlineReader, is_timeout};
 
 use std::collections::VecDeque;
 use std::io;
@@ -54,37 +57,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// unread-bytes check, however late its thread runs). Short, because a flood of silent
 /// connections drains at most a cap's worth per grace period.
 pub(crate) const EVICT_GRACE: Duration = Duration::from_millis(250);
-
-/// A reader over a socket that gives up once `deadline` has passed: before each read
-/// the read timeout is set to the time left, so a peer trickling one byte at a time
-/// cannot keep a request open past the deadline (a per-read timeout would be reset by
-/// every byte). A passed deadline reads as `TimedOut`.
-pub(crate) struct DeadlineReader<'a> {
-    stream: &'a TcpStream,
-    deadline: Instant,
-}
-
-impl<'a> DeadlineReader<'a> {
-    /// A reader whose whole input must arrive within `limit` from now.
-    pub(crate) fn new(stream: &'a TcpStream, limit: Duration) -> Self {
-        DeadlineReader {
-            stream,
-            deadline: Instant::now() + limit,
-        }
-    }
-}
-
-impl io::Read for DeadlineReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        let mut s = self.stream;
-        s.read(buf)
-    }
-}
 
 /// Writes all of `buf` before `deadline`: each write may block at most `per_write`
 /// (no progress for that long ends it) and never past the deadline. A passed

@@ -63,26 +63,99 @@ impl Op {
 
     /// The "any other error" code of this operation (PROTOCOL.md section 1 table).
     pub fn other_error(self) -> u8 {
-        match self {
-            Op::Register | Op::Unregister => 2,
-            Op::Connect | Op::Disconnect | Op::ListUsers | Op::Search => 3,
-            Op::Publish | Op::Delete | Op::ListContent => 4,
-        }
+        Status::OtherError.code(self)
     }
 }
 
 /// Result code 0, common to every operation.
 pub const OK: u8 = 0;
 
-// The other result codes by meaning (PROTOCOL.md section 1). A code's number depends
-// on the operation, so each name says which operations answer it.
+/// The result of one index operation, by meaning. The server answers it and the
+/// client reads it; its number depends on the operation (PROTOCOL.md section 1), and
+/// [`Status::code`] / [`Status::from_code`] are the one table that says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// 0, every operation.
+    Ok,
+    /// REGISTER: the user name is already registered.
+    NameInUse,
+    /// Every operation but REGISTER: the user does not exist.
+    NoSuchUser,
+    /// CONNECT: the user is already connected.
+    AlreadyConnected,
+    /// DISCONNECT, PUBLISH, DELETE, LIST_USERS, LIST_CONTENT, SEARCH: the user is not
+    /// connected.
+    NotConnected,
+    /// PUBLISH: this user already published the file.
+    AlreadyPublished,
+    /// DELETE: the file was not published by this user.
+    NotPublished,
+    /// LIST_CONTENT: the target user does not exist.
+    NoSuchTarget,
+    /// The operation's "any other error" code (UNREGISTER's also means "the user is
+    /// connected: disconnect first").
+    OtherError,
+}
+
+impl Status {
+    /// The statuses `op` can answer, in code order.
+    pub fn of(op: Op) -> &'static [Status] {
+        use Status::*;
+        match op {
+            Op::Register => &[Ok, NameInUse, OtherError],
+            Op::Unregister => &[Ok, NoSuchUser, OtherError],
+            Op::Connect => &[Ok, NoSuchUser, AlreadyConnected, OtherError],
+            Op::Disconnect | Op::ListUsers | Op::Search => {
+                &[Ok, NoSuchUser, NotConnected, OtherError]
+            }
+            Op::Publish => &[Ok, NoSuchUser, NotConnected, AlreadyPublished, OtherError],
+            Op::Delete => &[Ok, NoSuchUser, NotConnected, NotPublished, OtherError],
+            Op::ListContent => &[Ok, NoSuchUser, NotConnected, NoSuchTarget, OtherError],
+        }
+    }
+
+    /// The byte `op` answers for this status. A status `op` never answers (e.g.
+    /// `NameInUse` for DELETE) is sent as `op`'s "any other error".
+    pub fn code(self, op: Op) -> u8 {
+        let table = Status::of(op);
+        let i = table
+            .iter()
+            .position(|&s| s == self)
+            .unwrap_or(table.len() - 1);
+        i as u8
+    }
+
+    /// The status `code` means as an answer to `op`; `None` for a code the operation
+    /// does not define.
+    pub fn from_code(op: Op, code: u8) -> Option<Status> {
+        Status::of(op).get(usize::from(code)).copied()
+    }
+
+    /// What the status means, in upper-case words (the dashboard, the logger and the
+    /// console show these beside the code).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::NameInUse => "USERNAME IN USE",
+            Status::NoSuchUser => "USER DOES NOT EXIST",
+            Status::AlreadyConnected => "USER ALREADY CONNECTED",
+            Status::NotConnected => "USER NOT CONNECTED",
+            Status::AlreadyPublished => "CONTENT ALREADY PUBLISHED",
+            Status::NotPublished => "CONTENT NOT PUBLISHED",
+            Status::NoSuchTarget => "REMOTE USER DOES NOT EXIST",
+            Status::OtherError => "ERROR",
+        }
+    }
+}
+
+// The result codes by meaning, for callers not yet on [`Status`] (to go once the
+// server and the client use it); a test holds them to the table above.
 
 /// REGISTER: the user name is already registered.
 pub(crate) const NAME_IN_USE: u8 = 1;
 /// Every operation but REGISTER: the user does not exist.
 pub(crate) const NO_SUCH_USER: u8 = 1;
-/// CONNECT: the user is already connected; UNREGISTER: it is connected (disconnect
-/// first).
+/// CONNECT: the user is already connected.
 pub(crate) const ALREADY_CONNECTED: u8 = 2;
 /// DISCONNECT, PUBLISH, DELETE, LIST_USERS, LIST_CONTENT, SEARCH: the user is not
 /// connected.
@@ -422,6 +495,37 @@ pub fn read_search_list<R: Read>(r: &mut FieldReader<R>) -> Result<Vec<SearchEnt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_codes_follow_the_protocol_table() {
+        for op in Op::ALL {
+            assert_eq!(Status::Ok.code(op), OK);
+            assert_eq!(Status::OtherError.code(op), op.other_error());
+            for (code, &status) in Status::of(op).iter().enumerate() {
+                assert_eq!(status.code(op), code as u8, "{op:?} {status:?}");
+                assert_eq!(Status::from_code(op, code as u8), Some(status));
+            }
+            let past = Status::of(op).len() as u8;
+            assert_eq!(Status::from_code(op, past), None, "{op:?}");
+        }
+        assert_eq!(Status::NameInUse.code(Op::Register), NAME_IN_USE);
+        assert_eq!(Status::NoSuchUser.code(Op::Delete), NO_SUCH_USER);
+        assert_eq!(
+            Status::AlreadyConnected.code(Op::Connect),
+            ALREADY_CONNECTED
+        );
+        assert_eq!(Status::NotConnected.code(Op::Search), NOT_CONNECTED);
+        assert_eq!(
+            Status::AlreadyPublished.code(Op::Publish),
+            ALREADY_PUBLISHED
+        );
+        assert_eq!(Status::NotPublished.code(Op::Delete), NOT_PUBLISHED);
+        assert_eq!(Status::NoSuchTarget.code(Op::ListContent), NO_SUCH_TARGET);
+        assert_eq!(Status::Ok.code(Op::Publish), 0);
+        assert_eq!(Status::OtherError.code(Op::Publish), 4);
+        // A status an operation never answers goes out as its "other error".
+        assert_eq!(Status::NameInUse.code(Op::Delete), 4);
+    }
 
     fn decode(bytes: &[u8]) -> Result<Request, RequestError> {
         let mut r = FieldReader::new(bytes);

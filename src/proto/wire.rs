@@ -10,6 +10,7 @@
 //! than [`READ_BUFFER`] bytes, whatever the peer sends: a field longer than its limit
 //! is an error as soon as the limit is passed, not after the NUL finally arrives.
 
+use crate::net::is_timeout;
 use std::fmt;
 use std::io::{self, Read};
 
@@ -124,15 +125,6 @@ impl std::error::Error for WireError {
             _ => None,
         }
     }
-}
-
-/// On Unix a read timeout surfaces as `WouldBlock`, elsewhere as `TimedOut`: both
-/// mean the same thing to us.
-pub(crate) fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Reads NUL-terminated fields from a byte stream with a fixed-size buffer.

@@ -25,12 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{CONNECT_TIMEOUT, DOWNLOAD_BUFFER, DOWNLOAD_IDLE_TIMEOUT, HEADER_TIMEOUT};
-use crate::net;
+use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{
     CODE_NOT_FOUND, CODE_OK, Lead, classify_lead, encode_range_request, encode_request,
     read_range_header,
 };
-use crate::proto::wire::{self, Field, FieldReader, WireError};
+use crate::proto::wire::{Field, FieldReader, WireError};
 
 /// Longest partial-info file read back. It holds four short lines (two names of at
 /// most 256 bytes, a number, a version of at most 128 bytes).
@@ -303,30 +303,6 @@ impl Info {
     }
 }
 
-/// A socket reader whose reads wait at most until a deadline (the whole reply
-/// header), or [`DOWNLOAD_IDLE_TIMEOUT`] each when there is none (the content).
-struct Timed<'a> {
-    stream: &'a TcpStream,
-    deadline: Option<Instant>,
-}
-
-impl Read for Timed<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let wait = match self.deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                left.min(DOWNLOAD_IDLE_TIMEOUT)
-            }
-            None => DOWNLOAD_IDLE_TIMEOUT,
-        };
-        self.stream.set_read_timeout(Some(wait))?;
-        self.stream.read(buf)
-    }
-}
-
 fn connect(addr: SocketAddr, request: &[u8]) -> Result<TcpStream, DownloadError> {
     let stream = net::connect(addr, CONNECT_TIMEOUT)
         .map_err(|source| DownloadError::Connect { addr, source })?;
@@ -356,10 +332,7 @@ fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, 
         Err(DownloadError::Send(e)) => return Ok(RangeReply::Other(format!("send: {e}"))),
         Err(e) => return Err(e),
     };
-    let timed = Timed {
-        stream: &stream,
-        deadline: Some(Instant::now() + HEADER_TIMEOUT),
-    };
+    let timed = DeadlineReader::new(&stream, HEADER_TIMEOUT).with_idle(DOWNLOAD_IDLE_TIMEOUT);
     let mut reader = FieldReader::new(timed);
     let header = reader.read_u8(Field::Code).and_then(|code| {
         if code == CODE_OK {
@@ -544,7 +517,7 @@ fn receive_exact(
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if wire::is_timeout(&e) => return Err(DownloadError::Timeout { received }),
+            Err(e) if net::is_timeout(&e) => return Err(DownloadError::Timeout { received }),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 return Err(DownloadError::Short {
                     expected: want,
@@ -591,10 +564,7 @@ fn plain(
     started: Instant,
 ) -> Result<Done, DownloadError> {
     let stream = connect(src.addr, &encode_request(src.remote))?;
-    let timed = Timed {
-        stream: &stream,
-        deadline: Some(Instant::now() + HEADER_TIMEOUT),
-    };
+    let timed = DeadlineReader::new(&stream, HEADER_TIMEOUT).with_idle(DOWNLOAD_IDLE_TIMEOUT);
     let mut reader = FieldReader::new(timed);
     let code = reader.read_u8(Field::Code).map_err(DownloadError::Reply)?;
     let (_, mut head) = reader.into_parts();
@@ -703,7 +673,7 @@ fn read_some(
         return match socket.read(buf) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if wire::is_timeout(&e) => Err(DownloadError::Timeout { received: 0 }),
+            Err(e) if net::is_timeout(&e) => Err(DownloadError::Timeout { received: 0 }),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 Err(DownloadError::Reset { received: 0 })
             }
