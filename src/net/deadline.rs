@@ -96,8 +96,8 @@ mod tests {
     #[test]
     fn the_wait_is_the_smaller_of_the_deadline_and_the_idle_limit() {
         let (a, _b) = pair();
-        let now = Instant::now();
         let r = DeadlineReader::new(&a, Duration::from_secs(2)).with_idle(Duration::from_secs(5));
+        let now = Instant::now();
         assert!(r.wait(now).unwrap() <= Duration::from_secs(2));
         let r = DeadlineReader::new(&a, Duration::from_secs(9)).with_idle(Duration::from_secs(5));
         assert_eq!(r.wait(now), Some(Duration::from_secs(5)));
