@@ -28,17 +28,18 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# Tests that skip (a tool missing) show as "ok" in cargo's output; they note
-# themselves in this file, and the last line of `make test` names them all.
+# Every test file runs even when one fails (--no-fail-fast); cargo's output is kept
+# in TEST_OUTPUT, and the last lines of `make test` list the failed tests and the
+# skipped ones. Tests that skip (a tool missing) show as "ok" in cargo's output; they
+# note themselves in SKIPPED_FILE.
 SKIPPED_FILE := $(CURDIR)/target/skipped-tests.txt
+TEST_OUTPUT := $(CURDIR)/target/test-output.txt
 
 unit:
 	@mkdir -p target && rm -f $(SKIPPED_FILE)
-	@PEERDEX_SKIPPED_FILE=$(SKIPPED_FILE) $(CARGO) test --lib --bins --tests; status=$$?; \
-	if [ -s $(SKIPPED_FILE) ]; then \
-	  echo "SKIPPED $$(wc -l < $(SKIPPED_FILE)) tests: $$(sort $(SKIPPED_FILE) | paste -sd ';' - | sed 's/;/; /g')"; \
-	else echo "SKIPPED no tests"; fi; \
-	exit $$status
+	@set -o pipefail; PEERDEX_SKIPPED_FILE=$(SKIPPED_FILE) $(CARGO) test --no-fail-fast --lib --bins --tests 2>&1 \
+	  | tee $(TEST_OUTPUT); status=$$?; \
+	scripts/test-summary.sh $(TEST_OUTPUT) $(SKIPPED_FILE) $$status
 
 ## make bench-smoke: a tiny run of every benchmark section: checks it runs, judges no figures.
 bench-smoke:

@@ -10,9 +10,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::Proc;
 
-/// Set in CI: a bed that cannot be built fails the test instead of skipping it.
-pub const REQUIRE: &str = "PEERDEX_REQUIRE_SYSTEM_TESTS";
-
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/netbed/netbed.sh")
 }
@@ -43,10 +40,10 @@ impl Bed {
     /// the environment does not require it.
     pub fn up() -> Option<Bed> {
         if let Err(why) = run(&["check"]) {
-            if std::env::var(REQUIRE).as_deref() == Ok("1") {
-                panic!("the multi-host bed is required ({REQUIRE}=1) but cannot run: {why}");
-            }
-            eprintln!("SKIPPED: multi-host bed unavailable: {why}");
+            super::skip(
+                "multi-host test",
+                &format!("the multi-host bed is unavailable: {}", why.trim()),
+            );
             return None;
         }
         static NEXT: AtomicU32 = AtomicU32::new(0);

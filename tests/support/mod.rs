@@ -600,13 +600,20 @@ pub fn require_tools(test: &str, missing: &[String]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!("{test}: needs {}", missing.join(", "));
+    skip(test, &format!("needs {}", missing.join(", ")));
+    false
+}
+
+/// The one way a test skips: says so on stderr (`SKIPPED test: why`) and records it
+/// in the skipped-tests file that the last line of `make test` reads; fails instead
+/// when PEERDEX_REQUIRE_SYSTEM_TESTS=1 (CI). The caller returns right after.
+pub fn skip(test: &str, why: &str) {
+    let msg = format!("{test}: {why}");
     if system_tests_required() {
         panic!("{msg} (PEERDEX_REQUIRE_SYSTEM_TESTS=1)");
     }
     eprintln!("SKIPPED {msg}; set PEERDEX_REQUIRE_SYSTEM_TESTS=1 to make this a failure");
     note_skipped(&msg);
-    false
 }
 
 /// Appends a skipped test to the file named by PEERDEX_SKIPPED_FILE (set by `make
