@@ -256,6 +256,9 @@ fn make_run_exits_non_zero_naming_a_crashed_component() {
         .env("PORT", free_port().to_string())
         .env("TIME_PORT", free_port().to_string())
         .env("LOGGER_PORT", free_port().to_string())
+        // Every port its own, the dashboard's too: a `make run` in another terminal
+        // holds the defaults (issue 22).
+        .env("HTTP_PORT", free_port().to_string())
         .env("PROGRAM", &program)
         .env("RUN_DIR", run_dir.path())
         .stdin(std::process::Stdio::null())
