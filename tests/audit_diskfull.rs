@@ -215,12 +215,15 @@ fn a_full_disk_under_the_logger_audit_file_loses_no_record() {
     for u in &during {
         register(&s, u);
     }
-    // Let the shipper try (and fail) at least once.
-    assert!(wait_until(Duration::from_secs(10), || {
-        s.proc.lines().iter().any(|x| x.contains("unreachable"))
-            || std::fs::metadata(&audit).is_ok_and(|m| m.len() > 0)
-    }));
-    std::thread::sleep(Duration::from_millis(500));
+    // The logger has failed to store some of them (and answered LOG_FAILED).
+    assert!(
+        l.proc
+            .wait_err_line(Duration::from_secs(60), |x| x
+                .contains("cannot append to the audit file"))
+            .is_some(),
+        "the logger never met the full disk: {:?}",
+        l.proc.err_lines()
+    );
     fs.free();
     let after = names("after", 5);
     for u in &after {

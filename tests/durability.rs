@@ -312,6 +312,8 @@ fn acknowledged_changes_survive_sigkill_under_load() {
                 thread::spawn(move || client(addr, t, model, s))
             })
             .collect();
+        // A random moment in the clients' run to kill the server at (seeded, so a
+        // failure can be replayed): the point of the test, not a wait.
         thread::sleep(Duration::from_millis(20 + rng.below(180)));
         server.proc.child.kill().unwrap();
         let _ = server.proc.child.wait();

@@ -13,15 +13,6 @@ use support::*;
 
 const MIB: usize = 1024 * 1024;
 
-/// Waits until `path` holds more than `min` bytes.
-fn wait_bytes(path: &Path, min: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) <= min {
-        assert!(Instant::now() < deadline, "{} did not grow", path.display());
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Waits until a stderr line of `c` contains `text` and returns it.
 fn wait_stderr(c: &Client, text: &str) -> String {
     let deadline = Instant::now() + CMD_TIMEOUT;

@@ -193,16 +193,32 @@ fn a_loopback_user_is_served_from_loopback_when_advertising() {
         layout: Layout::Dated,
         server: s.addr,
     };
-    // An observer with a live listener (so the prober keeps it too).
+    // An observer with a live listener (so the prober keeps it too); each probe of
+    // it is one accepted connection, counted: a round of probes.
     let observer = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = observer.local_addr().unwrap().port().to_string();
+    let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&probes);
+    std::thread::spawn(move || {
+        for conn in observer.incoming() {
+            if conn.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
     assert_eq!(home.code("REGISTER", "obs", &[]), 0);
     assert_eq!(home.code("CONNECT", "obs", &[&port]), 0);
     let users = home.users("obs");
     let alice_entry = users.iter().find(|u| u.0 == "alice").expect("alice listed");
     assert_eq!(alice_entry.1, "192.0.2.1", "advertised address");
-    // Several probe intervals (3 failures would take 0.6 s): still connected.
-    std::thread::sleep(Duration::from_secs(2));
+    // Several probe rounds (3 failures drop a user): still connected.
+    let seen = probes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        wait_until(Duration::from_secs(60), || probes
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= seen + 5),
+        "the prober stopped probing"
+    );
     assert!(
         home.users("obs").iter().any(|u| u.0 == "alice"),
         "alice dropped; console {:?}",

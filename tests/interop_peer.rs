@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -309,9 +309,17 @@ fn get_file_range_in_raw_bytes() {
     plain.extend_from_slice(&content);
     assert_eq!(raw(port, &fields(&["GET_FILE", "f.bin"])), plain);
 
-    // A new content of the same size is a new VERSION.
-    thread::sleep(Duration::from_millis(20));
-    std::fs::write(share.path().join("f.bin"), vec![b'x'; 1000]).unwrap();
+    // A new content of the same size is a new VERSION. Its modification time is set
+    // a second later than the old one's (the clock need not have moved meanwhile).
+    let path = share.path().join("f.bin");
+    let old_mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, vec![b'x'; 1000]).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old_mtime + Duration::from_secs(1))
+        .unwrap();
     let (_, size, v2, body) = split_range(&range("998"));
     assert_eq!(size, 1000);
     assert_ne!(v2, version);
@@ -341,15 +349,6 @@ fn get_file_range_in_raw_bytes() {
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE carol g g"), "c> GET_FILE OK");
     assert_eq!(std::fs::read(down.path().join("g")).unwrap(), b"hello");
-}
-
-/// Waits until `path` holds more than `min` bytes.
-fn wait_bytes(path: &Path, min: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) <= min {
-        assert!(Instant::now() < deadline, "{} did not grow", path.display());
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Starts a rate-limited alice serving `slow.bin` from `share`, lets bob download a

@@ -680,19 +680,23 @@ fn logger_killed_and_restarted_mid_run_loses_and_repeats_nothing() {
         }
         assert_eq!(code(s.addr, &["REGISTER", &format!("k{i}")]), 0, "op {i}");
     }
-    let want = expected("k", OPS);
+    // One record more, last: the spool is shipped in order, so once it is in the
+    // audit file, any record sent again (a duplicate) would have come before it.
+    assert_eq!(code(s.addr, &["REGISTER", "last"]), 0);
+    let mut want = expected("k", OPS);
+    want.push("last".into());
     assert!(
-        wait_until(Duration::from_secs(60), || users_in_audit(dir.path()).len()
-            >= OPS),
-        "only {} of {OPS} records arrived",
-        users_in_audit(dir.path()).len()
+        wait_until(Duration::from_secs(60), || users_in_audit(dir.path())
+            .last()
+            .is_some_and(|u| u == "last")),
+        "only {} of {} records arrived",
+        users_in_audit(dir.path()).len(),
+        want.len()
     );
-    // A little longer: a duplicate would show up now.
-    std::thread::sleep(Duration::from_millis(500));
     let lines = audit_lines(dir.path());
     assert_eq!(users_in_audit(dir.path()), want);
     let seqs: Vec<u64> = lines.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=OPS as u64).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=want.len() as u64).collect::<Vec<_>>());
     drop(l);
 }
 
@@ -730,22 +734,21 @@ fn server_killed_mid_run_keeps_every_acknowledged_record() {
     let s = Server::start(&server_args);
     assert_eq!(code(s.addr, &["REGISTER", "after"]), 0);
     acked.push("after".into());
+    // The new server delivers the dead one's spool first, then its own, each in
+    // order: once the dead server's spool file is gone (all of it acknowledged) and
+    // "after" (the new server's last record) is in, nothing more is on its way.
     assert!(
-        wait_until(Duration::from_secs(60), || users_in_audit(dir.path()).len()
-            >= acked.len()),
+        wait_until(Duration::from_secs(60), || {
+            std::fs::read_dir(&spool).unwrap().count() == 1
+                && users_in_audit(dir.path())
+                    .last()
+                    .is_some_and(|u| u == "after")
+        }),
         "only {} of {} records arrived",
         users_in_audit(dir.path()).len(),
         acked.len()
     );
-    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(users_in_audit(dir.path()), acked);
-    // Everything delivered: the dead server's spool file is gone.
-    assert!(wait_until(Duration::from_secs(10), || std::fs::read_dir(
-        &spool
-    )
-    .unwrap()
-    .count()
-        == 1));
     drop(l);
 }
 

@@ -257,8 +257,19 @@ fn a_direct_version_1_logger_is_detected_by_prog_mismatch_and_said_once() {
         "the v1 logger got {:?}",
         lines.lock().unwrap()
     );
-    // A steady logger loses and repeats nothing; the switch is said once.
-    thread::sleep(Duration::from_millis(300));
+    // A steady logger loses and repeats nothing; the switch is said once. The spool
+    // is shipped in order, so once a last record arrives, any repeat of the
+    // earlier ones would have come before it.
+    request(&s, &["REGISTER", "17/12/2014 13:20:36", "last"]);
+    want.push("last    REGISTER    17/12/2014 13:20:36".to_owned());
+    assert!(
+        wait_until(Duration::from_secs(20), || lines
+            .lock()
+            .unwrap()
+            .contains(want.last().unwrap())),
+        "the v1 logger got {:?}",
+        lines.lock().unwrap()
+    );
     assert_eq!(*lines.lock().unwrap(), want);
     let said = s
         .proc

@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -159,10 +159,7 @@ fn make_run_serves_two_clients_and_ctrl_c_stops_everything() {
         run.lines(),
         group_members(pgid)
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !group_members(pgid).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(30), || group_members(pgid).is_empty());
     assert_eq!(
         group_members(pgid),
         Vec::<String>::new(),
@@ -284,10 +281,7 @@ fn make_run_exits_non_zero_naming_a_crashed_component() {
         err.contains("the index server") && err.contains("killed by signal 9"),
         "{err}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !group_members(pgid).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(30), || group_members(pgid).is_empty());
     assert_eq!(group_members(pgid), Vec::<String>::new());
 }
 

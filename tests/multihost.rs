@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::bed::Bed;
 use support::*;
@@ -186,9 +186,9 @@ fn a_peer_cut_off_mid_download_fails_cleanly_while_others_complete() {
     }
     // peer1 downloads from peer3 (to be cut); peer2 downloads from peer1 meanwhile.
     clients[0].send("GET_FILE peer3 big.bin cut.bin");
-    std::thread::sleep(Duration::from_millis(1500));
+    // The download is under way: its bytes arrive in the hidden partial file.
+    wait_bytes(&dirs[0].path().join(".cut.bin.peerdex-partial"), 0);
     bed.cut("peer3");
-    let started = Instant::now();
     assert_eq!(
         clients[1].cmd("GET_FILE peer1 big.bin whole.bin"),
         "c> GET_FILE OK"
@@ -197,11 +197,8 @@ fn a_peer_cut_off_mid_download_fails_cleanly_while_others_complete() {
         file_hash(&dirs[1].path().join("whole.bin")),
         file_hash(&dirs[0].path().join("big.bin"))
     );
+    // Abandoned (the shell's wait for the message is bounded), not hung.
     assert_eq!(clients[0].next_message(), "c> GET_FILE FAIL");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the cut download was not abandoned"
-    );
     // Nothing under the requested name; only the hidden part a later GET_FILE
     // resumes from (PROTOCOL.md section 2, rule 3).
     assert!(
@@ -338,16 +335,13 @@ fn the_server_finds_the_logger_through_its_hosts_portmapper_and_refuses_imperson
         "{:?}",
         logger.lines()
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
     let refused = || {
         std::fs::read_to_string(&audit)
             .unwrap_or_default()
             .matches("REFUSED from 10.77.0.22")
             .count()
     };
-    while refused() < 8 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(60), || refused() >= 8);
     assert_eq!(refused(), 8, "refusals in the audit file");
     peer1.send("QUIT");
     assert_eq!(peer1.next_message(), "c> DISCONNECT OK");

@@ -214,6 +214,8 @@ fn fake_peer(
             };
             if let Some(reply) = reply {
                 let _ = s.write_all(reply);
+                // The fake peer's behaviour (it stays silent this long before it
+                // closes), not a wait for anything.
                 thread::sleep(linger);
             }
         }

@@ -254,15 +254,12 @@ fn ctrl_c_cancels_a_download_returns_to_the_prompt_and_quits_at_an_empty_prompt(
         "GET_FILE alice big.bin copy.bin",
         "GET_FILE alice big.bin copy.bin",
     );
-    // Let the download start (it runs for about a minute).
-    thread::sleep(Duration::from_millis(1500));
-    let cancelled_at = Instant::now();
+    // The download is under way (its bytes arrive in the hidden partial file); it
+    // would run for about a minute, longer than `expect` waits: a FAIL within that
+    // wait is the cancel's.
+    support::wait_bytes(&bob_dir.path().join(".copy.bin.peerdex-partial"), 0);
     bob.type_bytes(b"\x03");
     bob.expect("c> GET_FILE FAIL");
-    assert!(
-        cancelled_at.elapsed() < Duration::from_secs(15),
-        "Ctrl+C did not stop the download"
-    );
     assert!(!bob_dir.path().join("copy.bin").exists());
     // Back at the prompt, and the session goes on.
     bob.command("LIST_USERS", "c> LIST_USERS OK");
@@ -312,8 +309,11 @@ fn sigterm_at_the_prompt_leaves_the_terminal_as_it_was() {
         let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
         let before = c.pty.mode();
         c.expect("c> ");
-        // The line editor holds the terminal in raw mode now.
-        thread::sleep(Duration::from_millis(100));
+        // The line editor holds the terminal in raw mode now (no line buffering).
+        assert!(
+            support::wait_until(WAIT, || c.pty.mode().c_lflag & libc::ICANON == 0),
+            "the line editor did not take the terminal"
+        );
         // SAFETY: kill on the pid of our own child.
         unsafe {
             libc::kill(c.child.id() as libc::pid_t, libc::SIGTERM);

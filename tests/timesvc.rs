@@ -462,6 +462,8 @@ fn a_slow_client_does_not_stop_others() {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let request = b"GET /?format=json HTTP/1.1\r\nHost: slow\r\n\r\n";
         let (first, second) = request.split_at(20);
+        // A deliberately slow client: the pauses pace its bytes, they wait for
+        // nothing.
         for b in first {
             s.write_all(&[*b]).unwrap();
             thread::sleep(Duration::from_millis(20));

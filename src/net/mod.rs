@@ -670,10 +670,38 @@ mod tests {
             let shutdown = shutdown.clone();
             thread::spawn(move || limiter.acquire(&s2, &shutdown).is_some())
         };
-        thread::sleep(Duration::from_millis(300));
-        assert!(!waiter.is_finished(), "a busy connection was evicted");
+        // The waiter has tried to evict and waits for a slot; once the busy
+        // connection is past its grace period, an eviction pass (the one the
+        // waiter makes every 100 ms) must still leave it alone.
+        assert!(wait_for(|| limiter.waiters.load(Ordering::SeqCst) == 1));
+        assert!(wait_for(|| p1.slot.arrived.elapsed() > EVICT_GRACE));
+        assert!(
+            !limiter.evict_oldest_idle(),
+            "a busy connection was evicted"
+        );
+        assert!(!p1.slot.evicted.load(Ordering::SeqCst));
+        assert!(!waiter.is_finished());
+        assert_eq!(limiter.active(), 1);
         drop(p1);
         assert!(waiter.join().unwrap());
+    }
+
+    /// Waits (at most 30 s) until `cond` holds; returns whether it did.
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        cond()
+    }
+
+    /// The scheduler state of thread `tid` of this process ('R', 'S', ...).
+    fn thread_state(tid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
     }
 
     #[test]
@@ -731,12 +759,24 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let shutdown = Shutdown::new();
         shutdown.watch(&listener).unwrap();
+        let addr = listener.local_addr().unwrap();
         let limiter = ConnLimiter::new(4);
         let s = shutdown.clone();
+        let (tid_tx, tid_rx) = crossbeam_channel::bounded(1);
+        let (served_tx, served_rx) = crossbeam_channel::bounded(1);
         let t = thread::spawn(move || {
-            accept_loop("test", &listener, &limiter, &s, |_, _, _| {});
+            // SAFETY: gettid has no preconditions and cannot fail.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            accept_loop("test", &listener, &limiter, &s, move |_, _, _| {
+                let _ = served_tx.try_send(());
+            });
         });
-        thread::sleep(Duration::from_millis(50));
+        let tid = tid_rx.recv().unwrap();
+        // One connection served: the loop runs. Then it sleeps in the kernel, and
+        // the only blocking call left in its loop is `accept`.
+        let _c = TcpStream::connect(addr).unwrap();
+        served_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert!(wait_for(|| thread_state(tid) == Some('S')));
         shutdown.trigger();
         t.join().unwrap();
     }

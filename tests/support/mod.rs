@@ -797,3 +797,83 @@ impl FakeIndex {
         self.requests.lock().unwrap().clone()
     }
 }
+
+/// Whether the other side of `s` has sent something or closed: a reply has started
+/// (peeks, consumes nothing).
+pub fn has_reply_or_closed(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1];
+    let answered =
+        !matches!(s.peek(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    answered
+}
+
+/// A deliberately slow client: writes `bytes` on `w` one at a time, pausing `pace`
+/// after each (the pause is its pacing, not a wait), until done or a write fails.
+/// The count says how many were written, so a test can tell that the request was
+/// cut before it was complete without timing anything.
+pub struct Trickler {
+    pub written: Arc<std::sync::atomic::AtomicUsize>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Trickler {
+    pub fn start(mut w: TcpStream, bytes: &'static [u8], pace: Duration) -> Trickler {
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&written);
+        let thread = thread::spawn(move || {
+            for b in bytes {
+                if w.write_all(&[*b]).is_err() {
+                    return;
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                thread::sleep(pace);
+            }
+        });
+        Trickler { written, thread }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// The TCP state (as /proc/net/tcp numbers it: 1 ESTABLISHED, 4 FIN_WAIT1, ...) of
+/// the socket on this machine at the other end of `s`: its server side. `None`
+/// when that socket is gone.
+pub fn far_end_state(s: &TcpStream) -> Option<u8> {
+    let (near, far) = (s.local_addr().ok()?.port(), s.peer_addr().ok()?.port());
+    let port_of = |col: &str| {
+        col.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 3 && port_of(cols[1]) == Some(far) && port_of(cols[2]) == Some(near) {
+                return u8::from_str_radix(cols[3], 16).ok();
+            }
+        }
+    }
+    None
+}
+
+/// Waits (at most 60 s) until `path` holds more than `min` bytes, e.g. a download's
+/// partial file once the transfer is under way; panics otherwise.
+pub fn wait_bytes(path: &std::path::Path, min: u64) {
+    assert!(
+        wait_until(Duration::from_secs(60), || std::fs::metadata(path)
+            .is_ok_and(|m| m.len() > min)),
+        "{} did not grow past {min} bytes",
+        path.display()
+    );
+}
