@@ -351,4 +351,4 @@ fn the_server_finds_the_logger_through_the_portmapper() {
 }
 
 // LOG calls/s of `peerdex logger` against an rpcgen C server are measured by
-// `peerdex bench --sections logger` (src/bench/logger.rs).
+// `make bench` (`cargo bench --bench bench -- --sections logger`, benches/bench/logger.rs).
