@@ -45,6 +45,13 @@ for spec in "PORT=$PORT:index server" "TIME_PORT=$TIME_PORT:time service" \
     fi
 done
 
+# The logger's program number, when a live logger holds it with rpcbind (it
+# answers a NULL call there); the logger itself refuses too.
+if command -v rpcinfo >/dev/null && rpcinfo -T tcp 127.0.0.1 "$((PROGRAM))" 1 >/dev/null 2>&1; then
+    conflicts+=("PROGRAM=$PROGRAM (logger program) is registered by a running logger")
+    suggest+=("PROGRAM=$(printf '%#x' $((PROGRAM + 1)))")
+fi
+
 mkdir -p "$RUN_DIR" || die "cannot create $RUN_DIR"
 # The run folder's lock, held (on fd 9) for this script's whole life: a second
 # `make run` on the same RUN_DIR stops here, before it truncates or starts anything.

@@ -257,6 +257,7 @@ fn a_second_make_run_names_every_conflict_and_leaves_the_first_alone() {
             "RUN_DIR={} is in use by another make run",
             run_dir.path().display()
         ),
+        format!("PROGRAM={program} (logger program) is registered by a running logger"),
     ] {
         assert!(err.contains(&want), "no {want:?} in {err}");
     }
