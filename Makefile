@@ -65,8 +65,18 @@ HTTP_PORT ?= 8080
 PROGRAM ?= 0x20000001
 RUN_DIR ?= run
 ADVERTISE ?=
+## make run FRESH=1: the same, starting with an empty registry (see make reset).
+FRESH ?=
 
-.PHONY: run
+.PHONY: run reset
 run: release
 	@PEERDEX=$(PEERDEX_RELEASE) PORT=$(PORT) TIME_PORT=$(TIME_PORT) LOGGER_PORT=$(LOGGER_PORT) HTTP_PORT=$(HTTP_PORT) \
-	  PROGRAM=$(PROGRAM) RUN_DIR=$(RUN_DIR) ADVERTISE=$(ADVERTISE) scripts/run.sh
+	  PROGRAM=$(PROGRAM) RUN_DIR=$(RUN_DIR) ADVERTISE=$(ADVERTISE) FRESH=$(FRESH) scripts/run.sh
+
+## make reset: empty the registry of make run (RUN_DIR's data, spool and audit log);
+##   refused while a make run uses RUN_DIR.
+reset:
+	@mkdir -p $(RUN_DIR) && exec 9>>$(RUN_DIR)/.lock && \
+	  if ! flock -n 9; then echo "make reset: RUN_DIR=$(RUN_DIR) is in use by a make run: stop it first" >&2; exit 1; fi && \
+	  rm -rf $(RUN_DIR)/data $(RUN_DIR)/spool $(RUN_DIR)/audit.jsonl && \
+	  echo "make reset: $(RUN_DIR) emptied: the next make run starts with an empty registry"

@@ -13,6 +13,7 @@
 #   PROGRAM      logger RPC program number (0x20000001)
 #   RUN_DIR      where the audit log, spool and registry data go (./run)
 #   ADVERTISE    address the server reports for clients on this machine (unset)
+#   FRESH        1: start with an empty registry (removes RUN_DIR's data, spool, audit log)
 set -u
 
 PEERDEX=${PEERDEX:-target/release/peerdex}
@@ -28,16 +29,55 @@ die() { echo "make run: $*" >&2; exit 1; }
 
 [ -x "$PEERDEX" ] || die "no peerdex binary at $PEERDEX (build it with 'make release')"
 
-# A port already taken is named up front, instead of a stack of errors later.
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for spec in "PORT=$PORT:index server" "TIME_PORT=$TIME_PORT:time service" "LOGGER_PORT=$LOGGER_PORT:logger" ${HTTP_PORT:+"HTTP_PORT=$HTTP_PORT:dashboard"}; do
+# Every conflict is named up front, all in one message, in make terms: each port
+# taken (TCP, and UDP for the logger), the run folder held by another `make run`
+# (the lock below), the registry locked by a server. Nothing has started yet.
+tcp_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+udp_taken() { command -v ss >/dev/null && ss -Huln "sport = :$1" 2>/dev/null | grep -q .; }
+conflicts=()
+suggest=()
+for spec in "PORT=$PORT:index server" "TIME_PORT=$TIME_PORT:time service" \
+            "LOGGER_PORT=$LOGGER_PORT:logger" ${HTTP_PORT:+"HTTP_PORT=$HTTP_PORT:dashboard"}; do
     var=${spec%%:*}; what=${spec#*:}; port=${var#*=}
-    if port_taken "$port"; then
-        die "port $port (${var%%=*}, $what) is already in use: stop what uses it, or pick another, e.g. 'make run ${var%%=*}=$((port + 100))'"
+    if tcp_taken "$port" || { [ "${var%%=*}" = LOGGER_PORT ] && udp_taken "$port"; }; then
+        conflicts+=("$var ($what) is in use")
+        suggest+=("${var%%=*}=$((port + 100))")
     fi
 done
 
+# The logger's program number, when a live logger holds it with rpcbind (it
+# answers a NULL call there); the logger itself refuses too.
+if command -v rpcinfo >/dev/null && rpcinfo -T tcp 127.0.0.1 "$((PROGRAM))" 1 >/dev/null 2>&1; then
+    conflicts+=("PROGRAM=$PROGRAM (logger program) is registered by a running logger")
+    suggest+=("PROGRAM=$(printf '%#x' $((PROGRAM + 1)))")
+fi
+
 mkdir -p "$RUN_DIR" || die "cannot create $RUN_DIR"
+# The run folder's lock, held (on fd 9) for this script's whole life: a second
+# `make run` on the same RUN_DIR stops here, before it truncates or starts anything.
+exec 9>>"$RUN_DIR/.lock" || die "cannot open $RUN_DIR/.lock"
+run_dir_taken=
+if ! flock -n 9; then
+    run_dir_taken=1
+elif [ -e "$RUN_DIR/data/lock" ] && ! flock -n "$RUN_DIR/data/lock" true; then
+    # A server started by hand on this registry.
+    run_dir_taken=1
+fi
+if [ -n "$run_dir_taken" ]; then
+    conflicts+=("RUN_DIR=$RUN_DIR is in use by another make run")
+    suggest+=("RUN_DIR=${RUN_DIR%/}2")
+fi
+if [ "${#conflicts[@]}" -gt 0 ]; then
+    msg=$(printf '%s, ' "${conflicts[@]}")
+    die "${msg%, }: stop the other one, or pick others, e.g. make run ${suggest[*]}"
+fi
+
+# With FRESH=1 (or after `make reset`) the registry starts empty: the lock is ours,
+# so no other instance uses what is removed.
+if [ -n "${FRESH:-}" ] && [ "${FRESH:-}" != 0 ]; then
+    rm -rf "$RUN_DIR/data" "$RUN_DIR/spool" "$RUN_DIR/audit.jsonl"
+    echo "make run: FRESH=1: empty registry (removed $RUN_DIR/data, spool and audit log)"
+fi
 AUDIT="$RUN_DIR/audit.jsonl"
 
 pids=()
@@ -83,6 +123,7 @@ start() {
     names+=("$what (log $RUN_DIR/$name.err)")
 }
 
+# Ours alone now (the lock above): last run's output goes.
 : > "$RUN_DIR/logger.out"; : > "$RUN_DIR/time.out"; : > "$RUN_DIR/server.out"
 
 start logger "logger" logger --port "$LOGGER_PORT" --program "$PROGRAM" --audit "$AUDIT"

@@ -208,8 +208,121 @@ fn make_run_names_a_port_already_in_use() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("port {port} (TIME_PORT")) && err.contains("already in use"),
+        err.contains(&format!("TIME_PORT={port} (time service) is in use")),
         "{err}"
+    );
+}
+
+/// Issue 22: a second `make run` beside a running one, on the same ports and run
+/// folder, names every conflict in one message and leaves the first as it was.
+#[test]
+fn a_second_make_run_names_every_conflict_and_leaves_the_first_alone() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let program = format!("{:#x}", 0x2320_0000u32 + std::process::id() % 0x10000);
+    let env = |cmd: &mut Command| {
+        cmd.env("PORT", ports[0].to_string())
+            .env("TIME_PORT", ports[1].to_string())
+            .env("LOGGER_PORT", ports[2].to_string())
+            .env("HTTP_PORT", ports[3].to_string())
+            .env("PROGRAM", &program)
+            .env("RUN_DIR", run_dir.path())
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
+    };
+    let mut cmd = run_script();
+    env(&mut cmd);
+    let mut first = Proc::start_with(&mut cmd);
+    let _guard = GroupGuard(first.child.id());
+    first
+        .wait_line(Duration::from_secs(30), |l| {
+            l.contains("peerdex is running")
+        })
+        .unwrap_or_else(|| panic!("make run did not start: {:?}", first.lines()));
+    let server_out = run_dir.path().join("server.out");
+    let before = std::fs::read(&server_out).unwrap();
+    assert!(!before.is_empty());
+
+    let mut cmd = run_script();
+    env(&mut cmd);
+    let second = run_to_exit(&mut cmd, Duration::from_secs(60), "second make run").unwrap();
+    assert!(!second.status.success());
+    let err = second.stderr;
+    for want in [
+        format!("PORT={} (index server) is in use", ports[0]),
+        format!("TIME_PORT={} (time service) is in use", ports[1]),
+        format!("LOGGER_PORT={} (logger) is in use", ports[2]),
+        format!("HTTP_PORT={} (dashboard) is in use", ports[3]),
+        format!(
+            "RUN_DIR={} is in use by another make run",
+            run_dir.path().display()
+        ),
+        format!("PROGRAM={program} (logger program) is registered by a running logger"),
+    ] {
+        assert!(err.contains(&want), "no {want:?} in {err}");
+    }
+    assert_eq!(err.lines().count(), 1, "one message: {err}");
+    // The first is untouched: its output not truncated, still serving.
+    let after = std::fs::read(&server_out).unwrap();
+    assert!(after.starts_with(&before), "server.out was rewritten");
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "the first run stopped"
+    );
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    assert_eq!(code(server, &["REGISTER", "alice"]), 0);
+}
+
+/// Issue 22: `FRESH=1` starts with an empty registry.
+#[test]
+fn make_run_fresh_starts_with_an_empty_registry() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let program = format!("{:#x}", 0x2330_0000u32 + std::process::id() % 0x10000);
+    let start = |fresh: &str| {
+        let port = free_port();
+        let mut cmd = run_script();
+        cmd.env("PORT", port.to_string())
+            .env("TIME_PORT", free_port().to_string())
+            .env("LOGGER_PORT", free_port().to_string())
+            .env("HTTP_PORT", free_port().to_string())
+            .env("PROGRAM", &program)
+            .env("RUN_DIR", run_dir.path())
+            .env("FRESH", fresh)
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
+        let run = Proc::start_with(&mut cmd);
+        let guard = GroupGuard(run.child.id());
+        run.wait_line(Duration::from_secs(30), |l| {
+            l.contains("peerdex is running")
+        })
+        .unwrap_or_else(|| panic!("make run did not start: {:?}", run.lines()));
+        (
+            run,
+            guard,
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+    };
+    let stop = |run: &mut Proc, pgid: u32| {
+        Command::new("kill")
+            .args(["-s", "INT", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap();
+        assert!(run.wait_exit(Duration::from_secs(30)).is_some());
+    };
+    let (mut run, _g, server) = start("");
+    assert_eq!(code(server, &["REGISTER", "alice"]), 0);
+    let pgid = run.child.id();
+    stop(&mut run, pgid);
+    // Kept without FRESH: alice is there (registering again is refused, 1).
+    let (mut run, _g, server) = start("");
+    assert_eq!(code(server, &["REGISTER", "alice"]), 1);
+    let pgid = run.child.id();
+    stop(&mut run, pgid);
+    let (_run, _g, server) = start("1");
+    assert_eq!(
+        code(server, &["REGISTER", "alice"]),
+        0,
+        "FRESH=1 kept alice"
     );
 }
 

@@ -383,7 +383,7 @@ fn a_restarted_client_serves_what_it_published_before() {
 }
 
 // GET_FILE throughput against sendfile, 8 downloads at once and peak RSS are
-// measured by `peerdex bench --sections downloads` (src/bench/downloads.rs).
+// measured by `make bench` (`cargo bench --bench bench -- --sections downloads`, benches/bench/downloads.rs).
 
 /// Issue 14.1: anyone may CONNECT as an offline registered user and PUBLISH in that
 /// name (and a malicious index server may list anything). The victim's client must

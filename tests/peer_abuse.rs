@@ -19,7 +19,7 @@ use support::*;
 
 const MIB: usize = 1024 * 1024;
 
-/// The peer listener's request timeout (src/peer.rs `REQUEST_TIMEOUT`).
+/// The peer listener's request timeout (src/client/peer/mod.rs `REQUEST_TIMEOUT`).
 const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long past the peer's request timeout a test waits for it to close a

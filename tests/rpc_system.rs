@@ -351,4 +351,53 @@ fn the_server_finds_the_logger_through_the_portmapper() {
 }
 
 // LOG calls/s of `peerdex logger` against an rpcgen C server are measured by
-// `peerdex bench --sections logger` (src/bench/logger.rs).
+// `make bench` (`cargo bench --bench bench -- --sections logger`, benches/bench/logger.rs).
+
+/// Issue 22: a second logger with the same program number does not take over a live
+/// logger's registration: it refuses to start naming `--program`, and leaves the
+/// first registered, also when it exits.
+#[test]
+fn a_second_logger_on_the_same_program_refuses_and_leaves_the_first_registered() {
+    if !require_tools("rpcbind takeover test", &missing(&["rpcinfo"], false)) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prog = program(4);
+    let first = registered_logger(prog, dir.path());
+    let first_port = first.port.to_string();
+    let ports = |rows: Vec<(String, String, String)>| -> Vec<String> {
+        rows.into_iter().map(|(_, _, port)| port).collect()
+    };
+    assert!(ports(rpcinfo_rows(prog)).iter().all(|p| *p == first_port));
+
+    let audit = dir.path().join("second.jsonl");
+    let second = run_to_exit(
+        Command::new(bin()).args([
+            "logger",
+            "--bind",
+            "127.0.0.1",
+            "--program",
+            &prog.to_string(),
+            "--audit",
+            audit.to_str().unwrap(),
+        ]),
+        Duration::from_secs(60),
+        "the second logger",
+    )
+    .unwrap();
+    assert!(!second.status.success(), "the second logger started");
+    assert!(
+        second.stderr.contains("--program") && second.stderr.contains(&first_port),
+        "{}",
+        second.stderr
+    );
+    // It has exited: the first is still the one registered, on every row.
+    let rows = ports(rpcinfo_rows(prog));
+    assert!(!rows.is_empty(), "the first logger was unregistered");
+    assert!(rows.iter().all(|p| *p == first_port), "{rows:?}");
+    stop(first);
+    assert!(
+        rpcinfo_rows(prog).is_empty(),
+        "the first did not unregister"
+    );
+}

@@ -129,6 +129,11 @@ pub(crate) enum LoggerError {
         source: std::io::Error,
     },
     Signals(std::io::Error),
+    /// Another live logger holds the program's rpcbind registration.
+    ProgramTaken {
+        program: u32,
+        port: u16,
+    },
 }
 
 impl std::fmt::Display for LoggerError {
@@ -141,6 +146,11 @@ impl std::fmt::Display for LoggerError {
                 write!(f, "logger: audit file {}: {source}", path.display())
             }
             LoggerError::Signals(e) => write!(f, "logger: cannot install signal handlers: {e}"),
+            LoggerError::ProgramTaken { program, port } => write!(
+                f,
+                "logger: program 0x{program:08x} is registered with rpcbind by a running logger on port {port}: \
+                 pick another program number (--program, or make run PROGRAM=...)"
+            ),
         }
     }
 }
@@ -662,7 +672,7 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     ));
     let pmap = args.portmapper;
-    let registered = !args.no_portmap && register(&console, pmap, program, high, port);
+    let registered = !args.no_portmap && register(&console, pmap, program, high, port)?;
     let logger = Arc::new(Logger {
         program,
         high,
@@ -684,7 +694,7 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if registered {
-        unregister(pmap, program);
+        unregister(pmap, program, port);
     }
     let _ = udp_thread.join();
     let _ = flusher.join();
@@ -746,15 +756,44 @@ fn finish_console(logger: &Logger, console: Console, writer: ConsoleWriter) {
 }
 
 /// Registers every version up to `high` on TCP and UDP; says once on the console
-/// if no portmapper answers. Returns whether the mappings are set.
-fn register(console: &Console, pmap: SocketAddr, program: u32, high: u32, port: u16) -> bool {
+/// if no portmapper answers. Returns whether the mappings are set; refuses when a
+/// live logger (it answers a NULL call) holds the program's registration.
+fn register(
+    console: &Console,
+    pmap: SocketAddr,
+    program: u32,
+    high: u32,
+    port: u16,
+) -> Result<bool, LoggerError> {
+    match portmap::getport_at(pmap, program, LOW_VERSION, IPPROTO_TCP) {
+        Err(e) => {
+            console.line(format!(
+                "l> no portmapper at {pmap} ({e}): not registered; clients must use port {port}"
+            ));
+            return Ok(false);
+        }
+        Ok(Some(theirs))
+            if theirs != port
+                && portmap::answers_null(
+                    SocketAddr::new(pmap.ip(), theirs),
+                    program,
+                    LOW_VERSION,
+                ) =>
+        {
+            return Err(LoggerError::ProgramTaken {
+                program,
+                port: theirs,
+            });
+        }
+        Ok(_) => {}
+    }
     // Remove stale mappings of a logger that died without unregistering.
     for version in LOW_VERSION..=HIGH_VERSION {
         if let Err(e) = portmap::unset(pmap, program, version) {
             console.line(format!(
                 "l> no portmapper at {pmap} ({e}): not registered; clients must use port {port}"
             ));
-            return false;
+            return Ok(false);
         }
     }
     for version in LOW_VERSION..=high {
@@ -776,7 +815,7 @@ fn register(console: &Console, pmap: SocketAddr, program: u32, high: u32, port: 
                     console.line(format!(
                         "l> portmapper at {pmap} stopped answering ({e}): clients must use port {port}"
                     ));
-                    return true;
+                    return Ok(true);
                 }
             }
         }
@@ -784,11 +823,16 @@ fn register(console: &Console, pmap: SocketAddr, program: u32, high: u32, port: 
     console.line(format!(
         "l> registered program 0x{program:08x} versions {LOW_VERSION}-{high} on tcp and udp port {port} with the portmapper"
     ));
-    true
+    Ok(true)
 }
 
-fn unregister(pmap: SocketAddr, program: u32) {
+/// Removes the registrations that still point at this logger's `port` (another
+/// logger may have replaced them since, e.g. after this one seemed dead).
+fn unregister(pmap: SocketAddr, program: u32, port: u16) {
     for version in LOW_VERSION..=HIGH_VERSION {
+        if portmap::getport_at(pmap, program, version, IPPROTO_TCP).ok() != Some(Some(port)) {
+            continue;
+        }
         if let Err(e) = portmap::unset(pmap, program, version) {
             log::warn!("cannot unregister version {version}: {e}");
         }

@@ -119,8 +119,34 @@ pub fn getport(
         protocol,
         port: 0,
     };
-    let result = call_tcp(addr, PMAPPROC_GETPORT, &m.encode())?;
-    let mut r = Reader::new(&result);
+    decode_port(&call_tcp(addr, PMAPPROC_GETPORT, &m.encode())?)
+}
+
+/// PMAPPROC_GETPORT on the portmapper at `pmap` (UDP, like `set` and `unset`);
+/// `Ok(None)` when the program is not registered there.
+pub fn getport_at(
+    pmap: SocketAddr,
+    program: u32,
+    version: u32,
+    protocol: u32,
+) -> Result<Option<u16>, PmapError> {
+    let m = Mapping {
+        program,
+        version,
+        protocol,
+        port: 0,
+    };
+    decode_port(&call_udp(pmap, PMAPPROC_GETPORT, &m.encode())?)
+}
+
+/// Whether the RPC server at `addr` answers a NULL call (procedure 0) of `program`
+/// `version` over TCP: a live server, not a stale registration.
+pub fn answers_null(addr: SocketAddr, program: u32, version: u32) -> bool {
+    call_tcp_to(addr, program, version, 0, &[]).is_ok()
+}
+
+fn decode_port(result: &[u8]) -> Result<Option<u16>, PmapError> {
+    let mut r = Reader::new(result);
     let port = r.u32("port").map_err(|_| PmapError::BadReply)?;
     match u16::try_from(port) {
         Ok(0) => Ok(None),
@@ -188,11 +214,22 @@ fn call_udp(pmap: SocketAddr, procedure: u32, args: &[u8]) -> Result<Vec<u8>, Pm
 }
 
 fn call_tcp(addr: SocketAddr, procedure: u32, args: &[u8]) -> Result<Vec<u8>, PmapError> {
+    call_tcp_to(addr, PMAP_PROGRAM, PMAP_VERSION, procedure, args)
+}
+
+/// One call over TCP (connect and reply each within [`CALL_TIMEOUT`]).
+fn call_tcp_to(
+    addr: SocketAddr,
+    program: u32,
+    version: u32,
+    procedure: u32,
+    args: &[u8],
+) -> Result<Vec<u8>, PmapError> {
     let mut stream: TcpStream =
         crate::net::connect(addr, CALL_TIMEOUT).map_err(PmapError::Unreachable)?;
     let xid = next_xid();
     let mut call = Vec::with_capacity(64);
-    rpc::put_call(&mut call, xid, PMAP_PROGRAM, PMAP_VERSION, procedure, args);
+    rpc::put_call(&mut call, xid, program, version, procedure, args);
     stream.write_all(&call).map_err(PmapError::Unreachable)?;
     let mut record = Vec::new();
     rpc::read_record(&mut stream, &mut record).map_err(|e| match e {
