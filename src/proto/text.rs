@@ -1,8 +1,12 @@
 //! Text rules for strings that come from the network and are shown to people.
 //!
 //! Owns: the lookalike rule for user and file names (no invisible, format or bidi
-//! characters, no compatibility forms, no mixed-script confusables; UTS #39).
+//! characters, no compatibility forms, no mixed-script confusables; UTS #39), and the
+//! one escaping of network text for a terminal or console.
 //! Does not own: the byte limits and the whitespace/control rule (see `wire`).
+
+use std::borrow::Cow;
+use std::fmt::Write;
 
 use unicode_script::{Script, ScriptExtension};
 use unicode_security::mixed_script::AugmentedScriptSet;
@@ -120,9 +124,82 @@ fn is_moderately_restrictive_without_confusables(name: &str) -> bool {
     }
 }
 
+/// True for a character that must not reach a terminal as it is: a control
+/// character (C0, DEL, C1: escape sequences, newlines that forge lines), a format,
+/// bidi or invisible one ([`is_invisible`]: text that reorders or hides), or a line
+/// or paragraph separator.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || is_invisible(c) || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// `s` as it may be printed on a terminal or console: every character of
+/// [`needs_escape`] written as `\x1b` (below U+0080) or `\u{202e}`, everything else
+/// as it is. Borrowed when nothing needed escaping. A backslash is not escaped: an
+/// escaped line can look like a name that holds `\x1b` as text, but it can never
+/// act on the terminal.
+pub(crate) fn escape_for_terminal(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    push_escaped(&mut out, s);
+    Cow::Owned(out)
+}
+
+/// Appends [`escape_for_terminal`]`(s)` to `out`.
+pub(crate) fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if !needs_escape(c) {
+            out.push(c);
+        } else if c.is_ascii() {
+            // Writing into a String cannot fail.
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_control_bidi_and_format_characters() {
+        assert_eq!(
+            escape_for_terminal("\x1b]0;pwned\x07\x1b[2J"),
+            "\\x1b]0;pwned\\x07\\x1b[2J"
+        );
+        assert_eq!(
+            escape_for_terminal("bob\ns> DELETE FROM alice"),
+            "bob\\x0as> DELETE FROM alice"
+        );
+        assert_eq!(
+            escape_for_terminal("a\rb\x7f\u{9b}c"),
+            "a\\x0db\\x7f\\u{9b}c"
+        );
+        assert_eq!(
+            escape_for_terminal("report\u{202E}fdp.exe"),
+            "report\\u{202e}fdp.exe"
+        );
+        assert_eq!(
+            escape_for_terminal("a\u{200B}\u{FEFF}\u{2028}"),
+            "a\\u{200b}\\u{feff}\\u{2028}"
+        );
+    }
+
+    #[test]
+    fn printable_text_is_borrowed_unchanged() {
+        for s in [
+            "alice",
+            "café 日本 Кирилл",
+            "C:\\notes",
+            "17/12/2014 13:20:35",
+            "",
+        ] {
+            assert!(matches!(escape_for_terminal(s), Cow::Borrowed(b) if b == s));
+        }
+    }
 
     #[test]
     fn single_script_names_in_any_script_are_accepted() {
