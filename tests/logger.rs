@@ -1109,3 +1109,44 @@ fn spool_lines_without_a_result_reach_a_version_3_logger_as_version_2() {
         ]
     );
 }
+
+#[test]
+fn control_and_bidi_characters_of_direct_records_are_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = logger(dir.path(), &[]);
+    let v1 = xdr_string(b"v1 \x1b]52;c;cHduZWQ=\x07 text\nforged v1 line");
+    assert_eq!(
+        tcp(l.addr(), &call(1, PROG, 1, 1, &v1)),
+        Reply::Accepted(SUCCESS, vec![])
+    );
+    let v2 = v2_args(
+        78,
+        1,
+        "eve\x1b[2J",
+        "PUBLISH a\u{202E}fdp.exe\nforged v2 line",
+        "17/12/2014 13:20:35",
+    );
+    assert_eq!(status(tcp(l.addr(), &call(2, PROG, 2, 1, &v2))), 0);
+    let want = [
+        "v1 \\x1b]52;c;cHduZWQ=\\x07 text\\x0aforged v1 line",
+        "eve\\x1b[2J    PUBLISH a\\u{202e}fdp.exe\\x0aforged v2 line    17/12/2014 13:20:35",
+    ];
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let lines = l.proc.lines();
+            want.iter().all(|w| lines.iter().any(|x| x == w))
+        }),
+        "logger printed {:?}",
+        l.proc.lines()
+    );
+    for line in l.proc.lines() {
+        assert!(
+            !line.contains('\x1b') && !line.contains('\u{202E}'),
+            "{line:?}"
+        );
+        assert!(!line.starts_with("forged"), "a forged line: {line:?}");
+    }
+    // The audit file keeps what was sent (JSON escapes it).
+    let stored = audit_lines(dir.path());
+    assert_eq!(stored[1]["user"], "eve\x1b[2J");
+}

@@ -339,7 +339,7 @@ impl Store {
                     statuses.push(LOG_STORED);
                     if !text.is_empty() {
                         self.next_line();
-                        self.lines.push_str(text);
+                        crate::proto::text::push_escaped(&mut self.lines, text);
                     }
                     LineOut {
                         version: 1,

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::text::push_escaped;
+
 /// One audited request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AuditRecord {
@@ -34,13 +36,14 @@ impl AuditRecord {
 }
 
 /// Appends the printed form of a record made of these fields to `out` (for
-/// printers that gather many lines in one buffer).
+/// printers that gather many lines in one buffer), with control and bidi
+/// characters escaped: the fields come from the network.
 pub(crate) fn push_line(out: &mut String, user: &str, operation: &str, datetime: &str) {
-    out.push_str(user);
+    push_escaped(out, user);
     out.push_str("    ");
-    out.push_str(operation);
+    push_escaped(out, operation);
     out.push_str("    ");
-    out.push_str(datetime);
+    push_escaped(out, datetime);
 }
 
 /// Appends what a record's outcome adds to its printed line: nothing for result

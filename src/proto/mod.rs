@@ -5,9 +5,11 @@
 //! - [`peer`]: the peer protocol's requests and reply headers.
 //! - [`datetime`]: the DATETIME format.
 //! - [`audit`]: the audit record and its printed line.
+//! - [`text`]: what a name may look like, and how network text is shown.
 
 pub(crate) mod audit;
 pub mod datetime;
 pub mod index;
 pub(crate) mod peer;
+pub(crate) mod text;
 pub(crate) mod wire;

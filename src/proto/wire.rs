@@ -267,9 +267,13 @@ pub(crate) fn put_number(out: &mut Vec<u8>, n: u64) {
 }
 
 /// A user name or a file name: non-empty, at most [`MAX_FIELD`] bytes, no whitespace
-/// and no control characters (PROTOCOL.md section 1, "Limits").
+/// and no control characters (PROTOCOL.md section 1, "Limits"), and nothing that
+/// could pass for another name ([`super::text::is_unambiguous_name`]).
 pub(crate) fn is_valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_FIELD && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    !s.is_empty()
+        && s.len() <= MAX_FIELD
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        && super::text::is_unambiguous_name(s)
 }
 
 /// A description: at most [`MAX_FIELD`] bytes, spaces allowed, no control characters.

@@ -517,6 +517,9 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         }
         Err(RequestError::Bad { op, user, error }) => {
             log::info!("{peer}: {} request rejected: {error}", op.name());
+            // The name was read but may be the invalid field: from here on (console,
+            // audit record, events) only its escaped form is used.
+            let user = user.map(|u| crate::proto::text::escape_for_terminal(&u).into_owned());
             reply.push(op.other_error());
             if let (Some(events), Some(user)) = (&ctx.events, &user) {
                 events.rejected(op, user, op.other_error());
