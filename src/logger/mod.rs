@@ -15,8 +15,8 @@
 //! `write`, then the replies leave in one `write`.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::linefile::LineFile;
 use crate::net::console::{Console, ConsoleWriter};
 use crate::net::{self, ConnLimiter, Permit, Shutdown};
 use crate::proto::audit;
@@ -207,12 +208,8 @@ fn judge(known: Option<Known>, seq: u64, udp: bool) -> Verdict {
 
 /// The audit file and what it already holds.
 struct Store {
-    file: File,
-    /// Bytes of whole lines in the file (its length, unless `torn`).
-    len: u64,
-    /// A failed write left bytes past `len` that could not be cut off yet: the
-    /// next write cuts them first.
-    torn: bool,
+    /// The audit file: whole lines only, even after a failed write.
+    file: LineFile,
     /// What is known of each server instance that sent records.
     known: HashMap<u64, Known>,
     /// Records refused as forged, for the log.
@@ -266,13 +263,11 @@ struct LineOut<'a> {
 impl Store {
     /// Opens (creating) the audit file and rebuilds the duplicate check from it.
     fn open(path: &Path, console: Console) -> std::io::Result<Store> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)?;
+        // A line cut short by a crash (never acknowledged: the reply follows the
+        // write) is cut off, so it cannot swallow the next one.
+        let (file, _) = LineFile::open(path)?;
         let mut known: HashMap<u64, Known> = HashMap::new();
-        for line in BufReader::new(&file).split(b'\n') {
+        for line in BufReader::new(File::open(path)?).split(b'\n') {
             let line = line?;
             let Ok(a) = serde_json::from_slice::<AuditLine>(&line) else {
                 continue;
@@ -289,21 +284,8 @@ impl Store {
                 k.udp_only &= udp;
             }
         }
-        // A line cut short by a crash must not swallow the next one.
-        let len = file.seek(SeekFrom::End(0))?;
-        if len > 0 {
-            let mut lastb = [0u8; 1];
-            file.seek(SeekFrom::Start(len - 1))?;
-            file.read_exact(&mut lastb)?;
-            if lastb[0] != b'\n' {
-                file.write_all(b"\n")?;
-            }
-        }
-        let len = file.seek(SeekFrom::End(0))?;
         Ok(Store {
             file,
-            len,
-            torn: false,
             known,
             refused: 0,
             console,
@@ -391,11 +373,11 @@ impl Store {
             let _ = serde_json::to_writer(&mut out, &line);
             out.push(b'\n');
         }
-        let written = if out.is_empty() {
-            Ok(())
-        } else {
-            self.append(&out)
-        };
+        // A write cut short (disk full) is cut back to the last whole line before
+        // the caller answers LOG_FAILED: else its remains would be glued to the
+        // next line, which would be unreadable (and its record, answered
+        // LOG_STORED, lost).
+        let written = self.file.append(&out);
         if out.capacity() <= SCRATCH_KEEP {
             self.scratch = out;
         }
@@ -423,25 +405,6 @@ impl Store {
         } else {
             self.hand_over_due_lines();
         }
-    }
-
-    /// Appends whole lines in one write. A write cut short (disk full) is cut
-    /// back to the last whole line before the caller answers LOG_FAILED: else
-    /// its remains would be glued to the next line, which would be unreadable
-    /// (and its record, answered LOG_STORED, lost).
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.torn {
-            self.file.set_len(self.len)?;
-            self.torn = false;
-        }
-        if let Err(e) = self.file.write_all(bytes) {
-            if self.file.set_len(self.len).is_err() {
-                self.torn = true;
-            }
-            return Err(e);
-        }
-        self.len = self.len.saturating_add(bytes.len() as u64);
-        Ok(())
     }
 
     /// Starts a new console line in the buffer.
