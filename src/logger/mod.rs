@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::linefile::LineFile;
 use crate::net::console::{Console, ConsoleWriter};
-use crate::net::{self, ConnLimiter, Permit, Shutdown};
+use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
 use crate::proto::audit;
 use crate::rpc::logprog::{
     self as logrpc, LOG_DUPLICATE, LOG_FAILED, LOG_REFUSED, LOG_STORED, LogRecord,
@@ -769,7 +769,7 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
     while !shutdown.is_triggered() {
         let (n, peer) = match udp.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if crate::net::is_timeout(&e) => continue,
+            Err(e) if net::is_timeout(&e) => continue,
             Err(e) => {
                 log::debug!("udp: receive failed: {e}");
                 continue;
@@ -792,20 +792,20 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
 }
 
 fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Permit) {
-    if let Err(e) = stream
-        .set_read_timeout(Some(IDLE_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
-    {
+    if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
         log::debug!("{peer}: cannot set timeouts: {e}");
         return;
     }
     let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::with_capacity(READ_BUFFER, &stream);
+    // Each record, the silence before it included, within IDLE_TIMEOUT.
+    let mut reader =
+        BufReader::with_capacity(READ_BUFFER, DeadlineReader::new(&stream, IDLE_TIMEOUT));
     let mut writer = &stream;
     let mut record = Vec::new();
     let mut batch = Batch::default();
     let mut out = Vec::new();
     loop {
+        reader.get_mut().restart(IDLE_TIMEOUT);
         let result = rpc::read_record(&mut reader, &mut record);
         let stop = match result {
             Ok(()) => match logger.dispatch(&record, false, &mut batch.items) {
