@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::linefile::LineFile;
 use crate::net::console::{Console, ConsoleWriter};
-use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::audit;
 use crate::rpc::logprog::{
     self as logrpc, LOG_DUPLICATE, LOG_FAILED, LOG_REFUSED, LOG_STORED, LogRecord,
@@ -632,17 +632,12 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         store: Mutex::new(store),
     });
     let (udp_thread, flusher) = start_helpers(&logger, bound.udp, &shutdown)?;
-    if let Err(e) = shutdown.watch(&bound.tcp) {
-        log::warn!("shutdown will not wake the accept loop: {e}");
-    }
-    let limiter = ConnLimiter::new(args.max_connections as usize);
     {
+        // Open connections get the time of one batch's write to finish.
         let logger = Arc::clone(&logger);
-        net::accept_loop(
-            "logger",
-            &bound.tcp,
-            &limiter,
+        net::Listener::from_std("logger", bound.tcp, args.max_connections as usize).serve(
             &shutdown,
+            WRITE_TIMEOUT,
             move |stream, peer, permit| serve_tcp(&logger, stream, peer, permit),
         );
     }

@@ -14,14 +14,14 @@ pub(crate) mod liveness;
 pub(crate) mod registry;
 mod search;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::net::console::Console;
-use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::audit::{AuditRecord, NO_REPLY};
 use crate::proto::datetime;
 use crate::proto::index::{self, Body, Request, RequestError};
@@ -218,10 +218,9 @@ struct Context {
 
 /// A bound index server, ready to run.
 pub(crate) struct IndexServer {
-    listener: TcpListener,
+    listener: net::Listener,
     /// Where the registry is kept, for the start-up line.
     storage: String,
-    limiter: Arc<ConnLimiter>,
     liveness: liveness::LivenessArgs,
     dashboard: Option<http::Dashboard>,
     ctx: Arc<Context>,
@@ -237,7 +236,8 @@ impl IndexServer {
     ) -> Result<IndexServer, ServerError> {
         let (registry, storage) = open_registry(args)?;
         let addr = SocketAddr::new(args.bind, args.port);
-        let listener = net::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = net::Listener::bind("index", addr, args.max_connections as usize)
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let registry = Arc::new(registry);
         let timeout = Duration::from_secs_f64(args.timeout);
         let dashboard = match args.dashboard.http {
@@ -252,7 +252,6 @@ impl IndexServer {
         Ok(IndexServer {
             listener,
             storage,
-            limiter: ConnLimiter::new(args.max_connections as usize),
             liveness: args.liveness.clone(),
             ctx: Arc::new(Context {
                 events: dashboard.as_ref().map(http::Dashboard::hub),
@@ -277,9 +276,7 @@ impl IndexServer {
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr()
     }
 
     /// Where the dashboard listens, with `--http`.
@@ -327,21 +324,15 @@ impl IndexServer {
             None
         });
         let ctx = Arc::clone(&self.ctx);
-        net::serve(
-            "index",
-            &self.listener,
-            &self.limiter,
-            shutdown,
-            self.ctx.timeout,
-            move |stream, peer, permit| {
+        self.listener
+            .serve(shutdown, self.ctx.timeout, move |stream, peer, permit| {
                 handle_connection(&ctx, stream, peer, permit);
-            },
-        );
+            });
         if let Some(prober) = prober {
             let _ = prober.join();
         }
         if let Some(dashboard) = dashboard {
-            dashboard.stop(self.ctx.timeout);
+            dashboard.stop();
         }
     }
 }
