@@ -116,28 +116,6 @@ impl Writer {
     }
 }
 
-/// A random instance id: from the kernel's generator, or hashed from the clock
-/// and pid with std's randomly keyed hasher if /dev/urandom is missing.
-fn random_id() -> u64 {
-    let mut b = [0u8; 8];
-    if File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok()
-    {
-        return u64::from_be_bytes(b);
-    }
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
 fn spool_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}.{SUFFIX}"))
 }
@@ -147,7 +125,8 @@ impl Spool {
     /// it. The receiver rings whenever a record is appended.
     pub(crate) fn create(dir: &Path) -> Result<(Spool, Receiver<()>), SpoolError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let id = random_id();
+        // A random instance id (fastrand is seeded from the OS per thread).
+        let id = fastrand::u64(..);
         let path = spool_path(dir, id);
         let file = LineFile::create_new(&path).map_err(io_err(&path))?;
         file.file().try_lock().map_err(|e| SpoolError::Io {
