@@ -119,34 +119,21 @@ pub struct LoggerArgs {
 }
 
 /// Why the logger could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum LoggerError {
+    #[error("logger: cannot listen on {addr} (tcp and udp): {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("logger: audit file {}: {source}", path.display())]
     Audit {
         path: PathBuf,
         source: std::io::Error,
     },
-    Signals(std::io::Error),
+    #[error("logger: cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
 }
-
-impl std::fmt::Display for LoggerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoggerError::Bind { addr, source } => {
-                write!(f, "logger: cannot listen on {addr} (tcp and udp): {source}")
-            }
-            LoggerError::Audit { path, source } => {
-                write!(f, "logger: audit file {}: {source}", path.display())
-            }
-            LoggerError::Signals(e) => write!(f, "logger: cannot install signal handlers: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for LoggerError {}
 
 /// One line of the audit file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,6 +117,15 @@ pub enum Corruption {
     MissingJournal { generation: u64 },
 }
 
+impl std::error::Error for Corruption {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Corruption::Syntax(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -150,51 +159,35 @@ impl fmt::Display for Corruption {
 }
 
 /// Why the data directory cannot be used.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    #[error("data: cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
         source: io::Error,
     },
     /// Another process holds the directory's lock.
+    #[error(
+        "data: {} is in use by another peerdex server (or pick another --data-dir)",
+        dir.display()
+    )]
     Locked { dir: PathBuf },
     /// A data file is damaged somewhere other than a torn last journal line.
+    #[error(
+        "data: corrupt {}:{line}: {what}; the server will not start on damaged data (repair or move the file away)",
+        path.display()
+    )]
     Corrupt {
         path: PathBuf,
         line: u64,
+        #[source]
         what: Corruption,
     },
     /// An earlier write or fsync failed: the journal refuses further changes.
+    #[error("data: the journal failed earlier and refuses changes")]
     Failed,
 }
-
-impl fmt::Display for JournalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JournalError::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "data: cannot {action} {}: {source}", path.display()),
-            JournalError::Locked { dir } => write!(
-                f,
-                "data: {} is in use by another peerdex server (or pick another --data-dir)",
-                dir.display()
-            ),
-            JournalError::Corrupt { path, line, what } => write!(
-                f,
-                "data: corrupt {}:{line}: {what}; the server will not start on damaged data (repair or move the file away)",
-                path.display()
-            ),
-            JournalError::Failed => {
-                write!(f, "data: the journal failed earlier and refuses changes")
-            }
-        }
-    }
-}
-
-impl std::error::Error for JournalError {}
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
     move |source| JournalError::Io {

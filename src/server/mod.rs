@@ -86,51 +86,35 @@ pub struct ServerArgs {
 }
 
 /// Why the server could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("cannot listen on {addr}: {}", bind_reason(source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
     /// The dashboard's listener (`--http`).
+    #[error("dashboard: cannot listen on {addr}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (pick another port with --http)" } else { "" })]
     Dashboard {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    Signals(std::io::Error),
-    Shipper(shipper::ShipperError),
-    Store(JournalError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("audit logger: {0}")]
+    Shipper(#[source] shipper::ShipperError),
+    #[error("{0}")]
+    Store(#[source] JournalError),
 }
 
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServerError::Bind { addr, source }
-                if source.kind() == std::io::ErrorKind::AddrInUse =>
-            {
-                write!(
-                    f,
-                    "cannot listen on {addr}: the port is already in use (another server running? pick one with -p)"
-                )
-            }
-            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            ServerError::Dashboard { addr, source } => write!(
-                f,
-                "dashboard: cannot listen on {addr}: {source}{}",
-                if source.kind() == std::io::ErrorKind::AddrInUse {
-                    " (pick another port with --http)"
-                } else {
-                    ""
-                }
-            ),
-            ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
-            ServerError::Shipper(e) => write!(f, "audit logger: {e}"),
-            ServerError::Store(e) => write!(f, "{e}"),
-        }
+/// Why the index port cannot be bound, in words a user acts on.
+fn bind_reason(source: &std::io::Error) -> String {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        "the port is already in use (another server running? pick one with -p)".into()
+    } else {
+        source.to_string()
     }
 }
-
-impl std::error::Error for ServerError {}
 
 /// Bytes that all replies waiting to be written may hold at once. A LIST_CONTENT or
 /// SEARCH reply is built whole before it is written (one write, PROTOCOL.md) and can

@@ -50,29 +50,17 @@ pub(crate) const MAX_LINE: usize = 8 * 1024;
 const SUFFIX: &str = "spool";
 
 /// Why the spool failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    Io {
-        path: PathBuf,
-        source: io::Error,
-    },
+    #[error("spool: {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
     /// The spool reached [`MAX_SPOOL_BYTES`].
+    #[error("spool: full ({MAX_SPOOL_BYTES} bytes)")]
     Full,
     /// The spool was closed at shutdown.
+    #[error("spool: closed")]
     Closed,
 }
-
-impl std::fmt::Display for SpoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SpoolError::Io { path, source } => write!(f, "spool: {}: {source}", path.display()),
-            SpoolError::Full => write!(f, "spool: full ({MAX_SPOOL_BYTES} bytes)"),
-            SpoolError::Closed => write!(f, "spool: closed"),
-        }
-    }
-}
-
-impl std::error::Error for SpoolError {}
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {
