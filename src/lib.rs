@@ -19,6 +19,7 @@
 #![warn(unreachable_pub)]
 
 mod client;
+mod linefile;
 mod logger;
 mod net;
 mod proto;

@@ -15,8 +15,8 @@
 //! `write`, then the replies leave in one `write`.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::linefile::LineFile;
 use crate::net::console::{Console, ConsoleWriter};
-use crate::net::{self, ConnLimiter, Permit, Shutdown};
+use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::audit;
 use crate::rpc::logprog::{
     self as logrpc, LOG_DUPLICATE, LOG_FAILED, LOG_REFUSED, LOG_STORED, LogRecord,
@@ -118,44 +119,27 @@ pub struct LoggerArgs {
 }
 
 /// Why the logger could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum LoggerError {
+    #[error("logger: cannot listen on {addr} (tcp and udp): {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("logger: audit file {}: {source}", path.display())]
     Audit {
         path: PathBuf,
         source: std::io::Error,
     },
-    Signals(std::io::Error),
+    #[error("logger: cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
     /// Another live logger holds the program's rpcbind registration.
-    ProgramTaken {
-        program: u32,
-        port: u16,
-    },
+    #[error(
+        "logger: program 0x{program:08x} is registered with rpcbind by a running logger on port {port}: \
+         pick another program number (--program, or make run PROGRAM=...)"
+    )]
+    ProgramTaken { program: u32, port: u16 },
 }
-
-impl std::fmt::Display for LoggerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoggerError::Bind { addr, source } => {
-                write!(f, "logger: cannot listen on {addr} (tcp and udp): {source}")
-            }
-            LoggerError::Audit { path, source } => {
-                write!(f, "logger: audit file {}: {source}", path.display())
-            }
-            LoggerError::Signals(e) => write!(f, "logger: cannot install signal handlers: {e}"),
-            LoggerError::ProgramTaken { program, port } => write!(
-                f,
-                "logger: program 0x{program:08x} is registered with rpcbind by a running logger on port {port}: \
-                 pick another program number (--program, or make run PROGRAM=...)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LoggerError {}
 
 /// One line of the audit file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,12 +201,8 @@ fn judge(known: Option<Known>, seq: u64, udp: bool) -> Verdict {
 
 /// The audit file and what it already holds.
 struct Store {
-    file: File,
-    /// Bytes of whole lines in the file (its length, unless `torn`).
-    len: u64,
-    /// A failed write left bytes past `len` that could not be cut off yet: the
-    /// next write cuts them first.
-    torn: bool,
+    /// The audit file: whole lines only, even after a failed write.
+    file: LineFile,
     /// What is known of each server instance that sent records.
     known: HashMap<u64, Known>,
     /// Records refused as forged, for the log.
@@ -276,13 +256,11 @@ struct LineOut<'a> {
 impl Store {
     /// Opens (creating) the audit file and rebuilds the duplicate check from it.
     fn open(path: &Path, console: Console) -> std::io::Result<Store> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)?;
+        // A line cut short by a crash (never acknowledged: the reply follows the
+        // write) is cut off, so it cannot swallow the next one.
+        let (file, _) = LineFile::open(path)?;
         let mut known: HashMap<u64, Known> = HashMap::new();
-        for line in BufReader::new(&file).split(b'\n') {
+        for line in BufReader::new(File::open(path)?).split(b'\n') {
             let line = line?;
             let Ok(a) = serde_json::from_slice::<AuditLine>(&line) else {
                 continue;
@@ -299,21 +277,8 @@ impl Store {
                 k.udp_only &= udp;
             }
         }
-        // A line cut short by a crash must not swallow the next one.
-        let len = file.seek(SeekFrom::End(0))?;
-        if len > 0 {
-            let mut lastb = [0u8; 1];
-            file.seek(SeekFrom::Start(len - 1))?;
-            file.read_exact(&mut lastb)?;
-            if lastb[0] != b'\n' {
-                file.write_all(b"\n")?;
-            }
-        }
-        let len = file.seek(SeekFrom::End(0))?;
         Ok(Store {
             file,
-            len,
-            torn: false,
             known,
             refused: 0,
             console,
@@ -401,11 +366,11 @@ impl Store {
             let _ = serde_json::to_writer(&mut out, &line);
             out.push(b'\n');
         }
-        let written = if out.is_empty() {
-            Ok(())
-        } else {
-            self.append(&out)
-        };
+        // A write cut short (disk full) is cut back to the last whole line before
+        // the caller answers LOG_FAILED: else its remains would be glued to the
+        // next line, which would be unreadable (and its record, answered
+        // LOG_STORED, lost).
+        let written = self.file.append(&out);
         if out.capacity() <= SCRATCH_KEEP {
             self.scratch = out;
         }
@@ -433,25 +398,6 @@ impl Store {
         } else {
             self.hand_over_due_lines();
         }
-    }
-
-    /// Appends whole lines in one write. A write cut short (disk full) is cut
-    /// back to the last whole line before the caller answers LOG_FAILED: else
-    /// its remains would be glued to the next line, which would be unreadable
-    /// (and its record, answered LOG_STORED, lost).
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.torn {
-            self.file.set_len(self.len)?;
-            self.torn = false;
-        }
-        if let Err(e) = self.file.write_all(bytes) {
-            if self.file.set_len(self.len).is_err() {
-                self.torn = true;
-            }
-            return Err(e);
-        }
-        self.len = self.len.saturating_add(bytes.len() as u64);
-        Ok(())
     }
 
     /// Starts a new console line in the buffer.
@@ -679,17 +625,12 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         store: Mutex::new(store),
     });
     let (udp_thread, flusher) = start_helpers(&logger, bound.udp, &shutdown)?;
-    if let Err(e) = shutdown.watch(&bound.tcp) {
-        log::warn!("shutdown will not wake the accept loop: {e}");
-    }
-    let limiter = ConnLimiter::new(args.max_connections as usize);
     {
+        // Open connections get the time of one batch's write to finish.
         let logger = Arc::clone(&logger);
-        net::accept_loop(
-            "logger",
-            &bound.tcp,
-            &limiter,
+        net::Listener::from_std("logger", bound.tcp, args.max_connections as usize).serve(
             &shutdown,
+            WRITE_TIMEOUT,
             move |stream, peer, permit| serve_tcp(&logger, stream, peer, permit),
         );
     }
@@ -850,7 +791,7 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
     while !shutdown.is_triggered() {
         let (n, peer) = match udp.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if crate::net::is_timeout(&e) => continue,
+            Err(e) if net::is_timeout(&e) => continue,
             Err(e) => {
                 log::debug!("udp: receive failed: {e}");
                 continue;
@@ -873,20 +814,20 @@ fn serve_udp(logger: &Logger, udp: &UdpSocket, shutdown: &Shutdown) {
 }
 
 fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Permit) {
-    if let Err(e) = stream
-        .set_read_timeout(Some(IDLE_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
-    {
+    if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
         log::debug!("{peer}: cannot set timeouts: {e}");
         return;
     }
     let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::with_capacity(READ_BUFFER, &stream);
+    // Each record, the silence before it included, within IDLE_TIMEOUT.
+    let mut reader =
+        BufReader::with_capacity(READ_BUFFER, DeadlineReader::new(&stream, IDLE_TIMEOUT));
     let mut writer = &stream;
     let mut record = Vec::new();
     let mut batch = Batch::default();
     let mut out = Vec::new();
     loop {
+        reader.get_mut().restart(IDLE_TIMEOUT);
         let result = rpc::read_record(&mut reader, &mut record);
         let stop = match result {
             Ok(()) => match logger.dispatch(&record, false, &mut batch.items) {

@@ -41,10 +41,25 @@ impl<'a> DeadlineReader<'a> {
         }
     }
 
+    /// A reader whose whole input must arrive before `deadline`.
+    pub(crate) fn until(stream: &'a TcpStream, deadline: Instant) -> Self {
+        DeadlineReader {
+            stream,
+            deadline: Some(deadline),
+            idle: None,
+        }
+    }
+
     /// Also bound each read by `idle` (a reader made with [`DeadlineReader::new`]).
     pub(crate) fn with_idle(mut self, idle: Duration) -> Self {
         self.idle = Some(idle);
         self
+    }
+
+    /// Starts a new input on the same stream: it must arrive within `limit` from now
+    /// (the next record of a connection that carries many).
+    pub(crate) fn restart(&mut self, limit: Duration) {
+        self.deadline = Some(Instant::now() + limit);
     }
 
     /// How long the next read may wait: `None` once the deadline has passed.

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub(crate) use tiny_http::HTTPVersion;
 use tiny_http::{Header, StatusCode};
 
-use super::{Permit, is_timeout};
+use super::{DeadlineReader, Permit, is_timeout};
 
 /// Largest request head (request line and headers). The lab's clients, browsers and
 /// SOAP toolkits send well under 1 KiB (a browser with cookies a few); 8 KiB is the
@@ -115,20 +115,13 @@ impl fmt::Display for ReadError {
     }
 }
 
-/// Reads from `stream` with the time left before `deadline` as the read timeout.
+/// Reads from `stream` before `deadline` (through the one [`DeadlineReader`]).
 fn read_until(
     stream: &mut TcpStream,
     buf: &mut [u8],
     deadline: Instant,
 ) -> Result<usize, ReadError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(ReadError::Timeout);
-    }
-    stream
-        .set_read_timeout(Some(left))
-        .map_err(|_| ReadError::Closed)?;
-    match stream.read(buf) {
+    match DeadlineReader::until(stream, deadline).read(buf) {
         Ok(0) => Err(ReadError::Closed),
         Ok(n) => Ok(n),
         Err(e) if is_timeout(&e) => Err(ReadError::Timeout),

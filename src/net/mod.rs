@@ -537,29 +537,56 @@ pub(crate) fn accept_loop<F>(
     }
 }
 
-/// A listener's whole life: wakes on `shutdown` (see [`Shutdown::watch`]), runs
-/// [`accept_loop`] until it is raised, then closes the connections still waiting for
-/// their request and waits at most `drain` for the others to finish.
-pub(crate) fn serve<F>(
-    name: &str,
-    listener: &TcpListener,
-    limiter: &Arc<ConnLimiter>,
-    shutdown: &Shutdown,
-    drain: Duration,
-    handle: F,
-) where
-    F: Fn(TcpStream, SocketAddr, Permit) + Send + Sync + 'static,
-{
-    if let Err(e) = shutdown.watch(listener) {
-        log::warn!("{name}: shutdown will not wake the accept loop: {e}");
+/// A bound listener and its connection cap: the one way a peerdex service accepts
+/// connections. [`Listener::serve`] is its whole life: it wakes on `shutdown` (see
+/// [`Shutdown::watch`]), runs [`accept_loop`] until it is raised, then closes the
+/// connections still waiting for their request and waits at most `drain` for the
+/// others to finish.
+pub(crate) struct Listener {
+    name: &'static str,
+    listener: TcpListener,
+    limiter: Arc<ConnLimiter>,
+}
+
+impl Listener {
+    /// Binds `addr` (see [`bind`]) with at most `cap` connections open at once.
+    pub(crate) fn bind(name: &'static str, addr: SocketAddr, cap: usize) -> io::Result<Listener> {
+        Ok(Listener::from_std(name, bind(addr)?, cap))
     }
-    accept_loop(name, listener, limiter, shutdown, handle);
-    limiter.close_idle();
-    if !limiter.wait_empty(drain) {
-        log::warn!(
-            "{name}: {} connections still open at shutdown",
-            limiter.active()
-        );
+
+    /// A listener bound already (the logger binds TCP and UDP on one port number).
+    pub(crate) fn from_std(name: &'static str, listener: TcpListener, cap: usize) -> Listener {
+        Listener {
+            name,
+            listener,
+            limiter: ConnLimiter::new(cap),
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is raised, running `handle` for each connection on its
+    /// own thread, then drains (see the type's comment).
+    pub(crate) fn serve<F>(self, shutdown: &Shutdown, drain: Duration, handle: F)
+    where
+        F: Fn(TcpStream, SocketAddr, Permit) + Send + Sync + 'static,
+    {
+        let name = self.name;
+        if let Err(e) = shutdown.watch(&self.listener) {
+            log::warn!("{name}: shutdown will not wake the accept loop: {e}");
+        }
+        accept_loop(name, &self.listener, &self.limiter, shutdown, handle);
+        self.limiter.close_idle();
+        if !self.limiter.wait_empty(drain) {
+            log::warn!(
+                "{name}: {} connections still open at shutdown",
+                self.limiter.active()
+            );
+        }
     }
 }
 
@@ -779,6 +806,36 @@ mod tests {
         assert!(wait_for(|| thread_state(tid) == Some('S')));
         shutdown.trigger();
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_listener_drains_busy_connections_before_serve_returns() {
+        let listener = Listener::bind("test", "127.0.0.1:0".parse().unwrap(), 4).unwrap();
+        let addr = listener.local_addr();
+        let shutdown = Shutdown::new();
+        let (started_tx, started) = crossbeam_channel::bounded::<()>(1);
+        let (release, release_rx) = crossbeam_channel::bounded::<()>(1);
+        let finished = Arc::new(AtomicBool::new(false));
+        let server = {
+            let (shutdown, finished) = (shutdown.clone(), Arc::clone(&finished));
+            thread::spawn(move || {
+                listener.serve(&shutdown, Duration::from_secs(30), move |_, _, permit| {
+                    assert!(permit.busy());
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    finished.store(true, Ordering::SeqCst);
+                });
+            })
+        };
+        let _client = TcpStream::connect(addr).unwrap();
+        started.recv_timeout(Duration::from_secs(30)).unwrap();
+        shutdown.trigger();
+        release.send(()).unwrap();
+        server.join().unwrap();
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "serve returned before the drain"
+        );
     }
 
     #[test]

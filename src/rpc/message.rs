@@ -39,39 +39,23 @@ const MSG_CALL: u32 = 0;
 const MSG_REPLY: u32 = 1;
 
 /// Why a record could not be read from a stream.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum RecordError {
     /// The stream ended cleanly between records.
+    #[error("record: connection closed")]
     Closed,
     /// The stream ended inside a record.
+    #[error("record: connection closed inside a record")]
     Truncated,
     /// The record would exceed [`MAX_RECORD`] (the announced length, not read).
-    TooLarge {
-        announced: usize,
-    },
+    #[error("record: {announced} bytes exceeds the limit of {MAX_RECORD}")]
+    TooLarge { announced: usize },
     /// More than [`MAX_FRAGMENTS`] fragments.
+    #[error("record: more than {MAX_FRAGMENTS} fragments")]
     TooManyFragments,
-    Io(io::Error),
+    #[error("record: io: {0}")]
+    Io(#[source] io::Error),
 }
-
-impl std::fmt::Display for RecordError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RecordError::Closed => write!(f, "record: connection closed"),
-            RecordError::Truncated => write!(f, "record: connection closed inside a record"),
-            RecordError::TooLarge { announced } => write!(
-                f,
-                "record: {announced} bytes exceeds the limit of {MAX_RECORD}"
-            ),
-            RecordError::TooManyFragments => {
-                write!(f, "record: more than {MAX_FRAGMENTS} fragments")
-            }
-            RecordError::Io(e) => write!(f, "record: io: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for RecordError {}
 
 /// Reads one record (RFC 5531 11, record marking) into `buf` (cleared first),
 /// joining its fragments. Every fragment length is checked against what is left

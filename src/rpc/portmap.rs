@@ -33,30 +33,21 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(700);
 const UDP_ATTEMPTS: usize = 2;
 
 /// Why a portmapper call failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PmapError {
     /// No answer (nothing listening, or no reply in time).
-    Unreachable(std::io::Error),
+    #[error("portmapper: no answer: {0}")]
+    Unreachable(#[source] std::io::Error),
     /// The host name did not resolve.
+    #[error("portmapper: cannot resolve host {0}")]
     Resolve(String),
     /// The portmapper answered with an RPC error.
-    Rpc(ReplyError),
+    #[error("portmapper: {0}")]
+    Rpc(#[source] ReplyError),
     /// The answer did not decode.
+    #[error("portmapper: undecodable answer")]
     BadReply,
 }
-
-impl std::fmt::Display for PmapError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PmapError::Unreachable(e) => write!(f, "portmapper: no answer: {e}"),
-            PmapError::Resolve(h) => write!(f, "portmapper: cannot resolve host {h}"),
-            PmapError::Rpc(e) => write!(f, "portmapper: {e}"),
-            PmapError::BadReply => write!(f, "portmapper: undecodable answer"),
-        }
-    }
-}
-
-impl std::error::Error for PmapError {}
 
 /// A PMAP `mapping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,7 +44,6 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -53,6 +52,7 @@ use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::change::{Change, PeerAddr};
+use crate::linefile::LineFile;
 
 /// Journal size past which it is compacted into a snapshot. 16 MiB is about 150,000
 /// changes: replaying that many takes well under a second, and the disk used stays
@@ -117,6 +117,15 @@ pub enum Corruption {
     MissingJournal { generation: u64 },
 }
 
+impl std::error::Error for Corruption {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Corruption::Syntax(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -150,51 +159,35 @@ impl fmt::Display for Corruption {
 }
 
 /// Why the data directory cannot be used.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    #[error("data: cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
         source: io::Error,
     },
     /// Another process holds the directory's lock.
+    #[error(
+        "data: {} is in use by another peerdex server (or pick another --data-dir)",
+        dir.display()
+    )]
     Locked { dir: PathBuf },
     /// A data file is damaged somewhere other than a torn last journal line.
+    #[error(
+        "data: corrupt {}:{line}: {what}; the server will not start on damaged data (repair or move the file away)",
+        path.display()
+    )]
     Corrupt {
         path: PathBuf,
         line: u64,
+        #[source]
         what: Corruption,
     },
     /// An earlier write or fsync failed: the journal refuses further changes.
+    #[error("data: the journal failed earlier and refuses changes")]
     Failed,
 }
-
-impl fmt::Display for JournalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JournalError::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "data: cannot {action} {}: {source}", path.display()),
-            JournalError::Locked { dir } => write!(
-                f,
-                "data: {} is in use by another peerdex server (or pick another --data-dir)",
-                dir.display()
-            ),
-            JournalError::Corrupt { path, line, what } => write!(
-                f,
-                "data: corrupt {}:{line}: {what}; the server will not start on damaged data (repair or move the file away)",
-                path.display()
-            ),
-            JournalError::Failed => {
-                write!(f, "data: the journal failed earlier and refuses changes")
-            }
-        }
-    }
-}
-
-impl std::error::Error for JournalError {}
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
     move |source| JournalError::Io {
@@ -257,10 +250,9 @@ pub(crate) struct Appended {
 }
 
 struct Writer {
-    file: Arc<File>,
+    /// The current journal file (its length: all complete lines).
+    file: LineFile,
     generation: u64,
-    /// Size of the current journal file (all complete lines).
-    bytes: u64,
     /// Compaction starts when `bytes` passes this.
     threshold: u64,
     /// Changes appended by this process (all generations).
@@ -392,37 +384,28 @@ fn journal_generations(dir: &Path, base: u64) -> Result<Vec<u64>, JournalError> 
     Ok(generations)
 }
 
-/// Replays the journals in order into `state`; a torn last line of the newest is cut
-/// off (and reported). Returns the size of the newest journal's good part.
+/// Replays the journals in order into `state`; a torn last line of the newest is
+/// reported (opening the newest journal as a [`LineFile`] cuts it off).
 fn replay_journals(
     dir: &Path,
     generations: &[u64],
     state: &mut dyn Replay,
     recovered: &mut Recovered,
-) -> Result<u64, JournalError> {
-    let mut bytes = 0;
+) -> Result<(), JournalError> {
     for (i, &generation) in generations.iter().enumerate() {
         let path = dir.join(journal_name(generation));
         let last = i + 1 == generations.len();
         let replayed = replay_journal(&path, last, state)?;
         recovered.changes += replayed.changes;
-        bytes = replayed.good_len;
         if let Some((line, cut)) = replayed.torn {
             log::warn!(
                 "{}:{line}: dropping a torn last line ({cut} bytes): a crash interrupted its write",
                 path.display()
             );
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(io_err("open", &path))?;
-            f.set_len(replayed.good_len)
-                .map_err(io_err("truncate", &path))?;
-            f.sync_all().map_err(io_err("fsync", &path))?;
             recovered.dropped_tail = Some((path, line, cut));
         }
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// Makes the directory's entries (created, renamed, removed files) durable.
@@ -447,14 +430,10 @@ impl Journal {
         let mut recovered = Recovered::default();
         let (base, snapshot_bytes) = restore_snapshot(dir, state, &mut recovered)?;
         let generations = journal_generations(dir, base)?;
-        let bytes = replay_journals(dir, &generations, state, &mut recovered)?;
+        replay_journals(dir, &generations, state, &mut recovered)?;
         let generation = generations.last().copied().unwrap_or(base);
         let path = dir.join(journal_name(generation));
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let (file, _torn_tail) = LineFile::open(&path).map_err(io_err("open", &path))?;
         if generations.is_empty() {
             sync_dir(dir)?;
         }
@@ -465,9 +444,8 @@ impl Journal {
                 dir: dir.to_path_buf(),
                 opts,
                 writer: Mutex::new(Writer {
-                    file: Arc::new(file),
+                    file,
                     generation,
-                    bytes,
                     threshold,
                     seq: 0,
                     buf: Vec::with_capacity(1024),
@@ -499,19 +477,18 @@ impl Journal {
         w.buf.clear();
         serde_json::to_writer(&mut w.buf, change).expect("a change always serializes");
         w.buf.push(b'\n');
-        if let Err(e) = (&*w.file).write_all(&w.buf) {
+        if let Err(e) = w.file.append(&w.buf) {
             let path = self.dir.join(journal_name(w.generation));
             log::error!("{}: journal write failed: {e}", path.display());
-            // A partial line may be in the file: cut it so the journal stays whole lines.
-            if let Err(e) = w.file.set_len(w.bytes) {
-                log::error!("{}: cannot cut a partial line: {e}", path.display());
+            if w.file.is_torn() {
+                // The line file could not cut the partial line off.
+                log::error!("{}: cannot cut a partial line", path.display());
                 w.failed = true;
             }
             return Err(io_err("write", &path)(e));
         }
-        w.bytes += w.buf.len() as u64;
         w.seq += 1;
-        let compact = w.bytes > w.threshold
+        let compact = w.file.len() > w.threshold
             && self
                 .compacting
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -545,7 +522,7 @@ impl Journal {
             let result = parking_lot::MutexGuard::unlocked(&mut s, || {
                 let (file, upto, generation) = {
                     let w = self.writer.lock();
-                    (Arc::clone(&w.file), w.seq, w.generation)
+                    (w.file.handle(), w.seq, w.generation)
                 };
                 // Older generations were synced when they were rotated out.
                 file.sync_data().map(|()| upto).map_err(|e| (e, generation))
@@ -584,12 +561,7 @@ impl Journal {
                     .sync_data()
                     .map_err(io_err("fsync", &self.dir.join(journal_name(w.generation))))?;
             }
-            let file = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io_err("create", &path))?;
+            let (file, _) = LineFile::open(&path).map_err(io_err("create", &path))?;
             if self.opts.fsync {
                 sync_dir(&self.dir)?;
             }
@@ -597,14 +569,13 @@ impl Journal {
         })();
         match result {
             Ok(file) => {
-                w.file = Arc::new(file);
+                w.file = file;
                 w.generation = next;
-                w.bytes = 0;
                 Ok(next)
             }
             Err(e) => {
                 // Try again after as many bytes again, not on every change.
-                w.threshold = w.bytes + self.opts.compact_after;
+                w.threshold = w.file.len() + self.opts.compact_after;
                 self.compacting.store(false, Ordering::Release);
                 Err(e)
             }
@@ -685,7 +656,7 @@ impl Journal {
     /// more than one journal was left by an interrupted compaction).
     pub(crate) fn due_at_start(&self) -> bool {
         let w = self.writer.lock();
-        let due = w.bytes > w.threshold || self.journals_at_start > 1;
+        let due = w.file.len() > w.threshold || self.journals_at_start > 1;
         due && self
             .compacting
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)

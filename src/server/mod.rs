@@ -14,14 +14,14 @@ pub(crate) mod liveness;
 pub(crate) mod registry;
 mod search;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::net::console::Console;
-use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::audit::{AuditRecord, NO_REPLY};
 use crate::proto::datetime;
 use crate::proto::index::{self, Body, Request, RequestError};
@@ -86,51 +86,35 @@ pub struct ServerArgs {
 }
 
 /// Why the server could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("cannot listen on {addr}: {}", bind_reason(source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
     /// The dashboard's listener (`--http`).
+    #[error("dashboard: cannot listen on {addr}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (pick another port with --http)" } else { "" })]
     Dashboard {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    Signals(std::io::Error),
-    Shipper(shipper::ShipperError),
-    Store(JournalError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("audit logger: {0}")]
+    Shipper(#[source] shipper::ShipperError),
+    #[error("{0}")]
+    Store(#[source] JournalError),
 }
 
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServerError::Bind { addr, source }
-                if source.kind() == std::io::ErrorKind::AddrInUse =>
-            {
-                write!(
-                    f,
-                    "cannot listen on {addr}: the port is already in use (another server running? pick one with -p)"
-                )
-            }
-            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            ServerError::Dashboard { addr, source } => write!(
-                f,
-                "dashboard: cannot listen on {addr}: {source}{}",
-                if source.kind() == std::io::ErrorKind::AddrInUse {
-                    " (pick another port with --http)"
-                } else {
-                    ""
-                }
-            ),
-            ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
-            ServerError::Shipper(e) => write!(f, "audit logger: {e}"),
-            ServerError::Store(e) => write!(f, "{e}"),
-        }
+/// Why the index port cannot be bound, in words a user acts on.
+fn bind_reason(source: &std::io::Error) -> String {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        "the port is already in use (another server running? pick one with -p)".into()
+    } else {
+        source.to_string()
     }
 }
-
-impl std::error::Error for ServerError {}
 
 /// Bytes that all replies waiting to be written may hold at once. A LIST_CONTENT or
 /// SEARCH reply is built whole before it is written (one write, PROTOCOL.md) and can
@@ -218,10 +202,9 @@ struct Context {
 
 /// A bound index server, ready to run.
 pub(crate) struct IndexServer {
-    listener: TcpListener,
+    listener: net::Listener,
     /// Where the registry is kept, for the start-up line.
     storage: String,
-    limiter: Arc<ConnLimiter>,
     liveness: liveness::LivenessArgs,
     dashboard: Option<http::Dashboard>,
     ctx: Arc<Context>,
@@ -237,7 +220,8 @@ impl IndexServer {
     ) -> Result<IndexServer, ServerError> {
         let (registry, storage) = open_registry(args)?;
         let addr = SocketAddr::new(args.bind, args.port);
-        let listener = net::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = net::Listener::bind("index", addr, args.max_connections as usize)
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let registry = Arc::new(registry);
         let timeout = Duration::from_secs_f64(args.timeout);
         let dashboard = match args.dashboard.http {
@@ -252,7 +236,6 @@ impl IndexServer {
         Ok(IndexServer {
             listener,
             storage,
-            limiter: ConnLimiter::new(args.max_connections as usize),
             liveness: args.liveness.clone(),
             ctx: Arc::new(Context {
                 events: dashboard.as_ref().map(http::Dashboard::hub),
@@ -277,9 +260,7 @@ impl IndexServer {
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr()
     }
 
     /// Where the dashboard listens, with `--http`.
@@ -327,21 +308,15 @@ impl IndexServer {
             None
         });
         let ctx = Arc::clone(&self.ctx);
-        net::serve(
-            "index",
-            &self.listener,
-            &self.limiter,
-            shutdown,
-            self.ctx.timeout,
-            move |stream, peer, permit| {
+        self.listener
+            .serve(shutdown, self.ctx.timeout, move |stream, peer, permit| {
                 handle_connection(&ctx, stream, peer, permit);
-            },
-        );
+            });
         if let Some(prober) = prober {
             let _ = prober.join();
         }
         if let Some(dashboard) = dashboard {
-            dashboard.stop(self.ctx.timeout);
+            dashboard.stop();
         }
     }
 }

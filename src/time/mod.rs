@@ -15,12 +15,11 @@ mod soap;
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::net::http::{self, Head, ReadError, Reply};
-use crate::net::{self, ConnLimiter, Shutdown};
+use crate::net::{self, Shutdown};
 use crate::proto::datetime;
 
 pub(crate) use soap::{Call, Fault};
@@ -106,44 +105,35 @@ pub(crate) fn serve_until_stopped(args: TimeArgs) -> Result<(), TimeError> {
 
 /// A bound time service, ready to run.
 pub(crate) struct TimeService {
-    listener: TcpListener,
-    limiter: Arc<ConnLimiter>,
+    listener: net::Listener,
     timeout: Duration,
 }
 
 impl TimeService {
     pub(crate) fn bind(args: &TimeArgs) -> Result<TimeService, TimeError> {
         let addr = SocketAddr::new(args.bind, args.port);
-        let listener = net::bind(addr).map_err(|source| TimeError::Bind { addr, source })?;
+        let listener = net::Listener::bind("time", addr, args.max_connections as usize)
+            .map_err(|source| TimeError::Bind { addr, source })?;
         Ok(TimeService {
             listener,
-            limiter: ConnLimiter::new(args.max_connections as usize),
             timeout: Duration::from_secs_f64(args.timeout),
         })
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr()
     }
 
     /// Serves until `shutdown` is raised, then closes idle connections and waits (at
     /// most one timeout) for the others.
     pub(crate) fn run(self, shutdown: &Shutdown) {
         let timeout = self.timeout;
-        net::serve(
-            "time",
-            &self.listener,
-            &self.limiter,
-            shutdown,
-            self.timeout,
-            move |stream, peer, permit| {
+        self.listener
+            .serve(shutdown, timeout, move |stream, peer, permit| {
                 http::serve(stream, peer, permit, timeout, |stream, head, deadline| {
                     Some(respond(stream, head, deadline))
                 });
-            },
-        );
+            });
     }
 }
 

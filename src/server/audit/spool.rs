@@ -16,8 +16,8 @@
 //! each pair once: a record resent after a crash is not stored twice.
 
 use std::borrow::Cow;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +26,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::linefile::LineFile;
 use crate::proto::audit::AuditRecord;
 
 /// Largest spool file. Past it new records are dropped (and counted in the log)
@@ -49,29 +50,17 @@ pub(crate) const MAX_LINE: usize = 8 * 1024;
 const SUFFIX: &str = "spool";
 
 /// Why the spool failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    Io {
-        path: PathBuf,
-        source: io::Error,
-    },
+    #[error("spool: {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
     /// The spool reached [`MAX_SPOOL_BYTES`].
+    #[error("spool: full ({MAX_SPOOL_BYTES} bytes)")]
     Full,
     /// The spool was closed at shutdown.
+    #[error("spool: closed")]
     Closed,
 }
-
-impl std::fmt::Display for SpoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SpoolError::Io { path, source } => write!(f, "spool: {}: {source}", path.display()),
-            SpoolError::Full => write!(f, "spool: full ({MAX_SPOOL_BYTES} bytes)"),
-            SpoolError::Closed => write!(f, "spool: closed"),
-        }
-    }
-}
-
-impl std::error::Error for SpoolError {}
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {
@@ -104,37 +93,15 @@ pub(crate) struct Spool {
 }
 
 struct Writer {
-    /// `None` once closed.
-    file: Option<File>,
-    /// Bytes of whole lines in the file: always its length, except after a
-    /// failed write whose remains could not be cut off (then `torn`).
-    len: u64,
+    /// `None` once closed. Its length is the bytes of whole lines in the file.
+    file: Option<LineFile>,
     next_seq: u64,
-    /// A failed write left bytes past `len` that a truncation has not yet
-    /// removed: the next append cuts them first.
-    torn: bool,
 }
 
-/// A random instance id: from the kernel's generator, or hashed from the clock
-/// and pid with std's randomly keyed hasher if /dev/urandom is missing.
-fn random_id() -> u64 {
-    let mut b = [0u8; 8];
-    if File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok()
-    {
-        return u64::from_be_bytes(b);
+impl Writer {
+    fn len(&self) -> u64 {
+        self.file.as_ref().map_or(0, LineFile::len)
     }
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 fn spool_path(dir: &Path, id: u64) -> PathBuf {
@@ -146,14 +113,11 @@ impl Spool {
     /// it. The receiver rings whenever a record is appended.
     pub(crate) fn create(dir: &Path) -> Result<(Spool, Receiver<()>), SpoolError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let id = random_id();
+        // A random instance id (fastrand is seeded from the OS per thread).
+        let id = fastrand::u64(..);
         let path = spool_path(dir, id);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        file.try_lock().map_err(|e| SpoolError::Io {
+        let file = LineFile::create_new(&path).map_err(io_err(&path))?;
+        file.file().try_lock().map_err(|e| SpoolError::Io {
             path: path.clone(),
             source: io::Error::other(e.to_string()),
         })?;
@@ -164,9 +128,7 @@ impl Spool {
                 path,
                 inner: Mutex::new(Writer {
                     file: Some(file),
-                    len: 0,
                     next_seq: 1,
-                    torn: false,
                 }),
                 doorbell,
                 dropped: AtomicU64::new(0),
@@ -197,27 +159,13 @@ impl Spool {
         })
         .unwrap_or_default();
         line.push(b'\n');
-        let line_len = line.len() as u64;
-        if w.len.saturating_add(line_len) > MAX_SPOOL_BYTES {
+        let file = w.file.as_mut().ok_or(SpoolError::Closed)?;
+        if file.len().saturating_add(line.len() as u64) > MAX_SPOOL_BYTES {
             return Err(SpoolError::Full);
         }
-        let len = w.len;
-        let file = w.file.as_mut().ok_or(SpoolError::Closed)?;
-        if w.torn {
-            file.set_len(len).map_err(io_err(&self.path))?;
-            w.torn = false;
-        }
-        if let Err(e) = file.write_all(&line) {
-            // A write cut short (disk full) leaves part of a line: cut the file
-            // back to its last whole line, or the next record would be glued to
-            // the remains and never read back. If even that fails, the next
-            // append tries again first.
-            if file.set_len(len).is_err() {
-                w.torn = true;
-            }
-            return Err(io_err(&self.path)(e));
-        }
-        w.len = len + line_len;
+        // A write cut short (disk full) leaves no part of the line behind: else
+        // the next record would be glued to the remains and never read back.
+        file.append(&line).map_err(io_err(&self.path))?;
         w.next_seq += 1;
         drop(guard);
         let _ = self.doorbell.try_send(());
@@ -242,7 +190,7 @@ impl Spool {
 
     /// Bytes written so far (the end a reader may read up to).
     pub(crate) fn len(&self) -> u64 {
-        self.inner.lock().len
+        self.inner.lock().len()
     }
 
     /// Drops the first `acked` bytes, which the logger has acknowledged, when
@@ -256,19 +204,17 @@ impl Spool {
         let Some(file) = w.file.as_mut() else {
             return Ok(0);
         };
-        if acked == w.len && acked >= truncate_after.max(1) {
-            file.set_len(0).map_err(io_err(&self.path))?;
-            w.len = 0;
-            w.torn = false;
+        let len = file.len();
+        if acked == len && acked >= truncate_after.max(1) {
+            file.clear().map_err(io_err(&self.path))?;
             return Ok(acked);
         }
         // The reader never acknowledges past the end of the whole lines; if it
         // did, nothing here may wrap around.
-        let Some(tail) = w.len.checked_sub(acked) else {
+        let Some(tail) = len.checked_sub(acked) else {
             log::warn!(
-                "{}: acknowledged offset {acked} is past the end {}: not trimmed",
+                "{}: acknowledged offset {acked} is past the end {len}: not trimmed",
                 self.path.display(),
-                w.len
             );
             return Ok(0);
         };
@@ -287,17 +233,14 @@ impl Spool {
         let tmp = self.path.with_extension("tmp");
         // A tmp file left by a crash in the middle of a compaction is stale.
         let _ = std::fs::remove_file(&tmp);
-        let new = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&tmp)
+        let new = LineFile::create_new(&tmp)
             .map_err(io_err(&tmp))
             .and_then(|mut new| {
-                new.try_lock().map_err(|e| SpoolError::Io {
+                new.file().try_lock().map_err(|e| SpoolError::Io {
                     path: tmp.clone(),
                     source: io::Error::other(e.to_string()),
                 })?;
-                new.write_all(&rest).map_err(io_err(&tmp))?;
+                new.append(&rest).map_err(io_err(&tmp))?;
                 std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
                 Ok(new)
             });
@@ -310,8 +253,6 @@ impl Spool {
             }
         };
         w.file = Some(new);
-        w.len = rest.len() as u64;
-        w.torn = false;
         Ok(acked)
     }
 
@@ -320,7 +261,7 @@ impl Spool {
     /// Returns whether the file was removed.
     pub(crate) fn close(&self, acked: u64) -> bool {
         let mut w = self.inner.lock();
-        let removed = acked >= w.len && std::fs::remove_file(&self.path).is_ok();
+        let removed = acked >= w.len() && std::fs::remove_file(&self.path).is_ok();
         w.file = None;
         removed
     }

@@ -15,7 +15,7 @@
 pub(crate) mod events;
 
 use std::io::Write;
-use std::net::{IpAddr, Shutdown as SockShutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown as SockShutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::registry::Registry;
 use crate::net::http::{self, Head, Reply};
-use crate::net::{self, ConnLimiter, Shutdown};
+use crate::net::{self, Shutdown};
 pub(crate) use events::Hub;
 
 /// The page, embedded so a lab without internet needs nothing else.
@@ -77,8 +77,7 @@ pub struct DashboardArgs {
 
 /// A bound dashboard, ready to start.
 pub(crate) struct Dashboard {
-    listener: TcpListener,
-    limiter: Arc<ConnLimiter>,
+    listener: net::Listener,
     hub: Arc<Hub>,
     registry: Arc<Registry>,
     timeout: Duration,
@@ -88,7 +87,6 @@ pub(crate) struct Dashboard {
 pub(crate) struct Running {
     hub: Arc<Hub>,
     threads: Vec<JoinHandle<()>>,
-    limiter: Arc<ConnLimiter>,
 }
 
 impl Dashboard {
@@ -99,8 +97,7 @@ impl Dashboard {
         timeout: Duration,
     ) -> std::io::Result<Dashboard> {
         Ok(Dashboard {
-            listener: net::bind(addr)?,
-            limiter: ConnLimiter::new(MAX_CONNECTIONS),
+            listener: net::Listener::bind("dashboard", addr, MAX_CONNECTIONS)?,
             hub: Hub::new(),
             registry,
             timeout,
@@ -112,16 +109,12 @@ impl Dashboard {
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr()
     }
 
-    /// Starts the accept loop and the rate ticker; both stop with `shutdown`.
+    /// Starts the accept loop and the rate ticker; both stop with `shutdown` (the
+    /// accept thread then drains the connections for at most one timeout).
     pub(crate) fn start(self, shutdown: &Shutdown) -> std::io::Result<Running> {
-        if let Err(e) = shutdown.watch(&self.listener) {
-            log::warn!("shutdown will not wake the dashboard's accept loop: {e}");
-        }
         let ticker = {
             let hub = Arc::clone(&self.hub);
             let shutdown = shutdown.clone();
@@ -138,47 +131,32 @@ impl Dashboard {
             registry: self.registry,
             shutdown: shutdown.clone(),
         });
-        let limiter = Arc::clone(&self.limiter);
         let timeout = self.timeout;
         let listener = self.listener;
         let shutdown = shutdown.clone();
         let acceptor = thread::Builder::new()
             .name("dashboard".into())
             .spawn(move || {
-                net::accept_loop(
-                    "dashboard",
-                    &listener,
-                    &limiter,
-                    &shutdown,
-                    move |stream, peer, permit| {
-                        http::serve(stream, peer, permit, timeout, |stream, head, _| {
-                            site.respond(stream, head, timeout)
-                        });
-                    },
-                );
+                listener.serve(&shutdown, timeout, move |stream, peer, permit| {
+                    http::serve(stream, peer, permit, timeout, |stream, head, _| {
+                        site.respond(stream, head, timeout)
+                    });
+                });
             })?;
         Ok(Running {
             hub: self.hub,
             threads: vec![ticker, acceptor],
-            limiter: self.limiter,
         })
     }
 }
 
 impl Running {
-    /// After shutdown was raised: ends the event streams and waits (at most
-    /// `limit`) for the dashboard's connections to finish.
-    pub(crate) fn stop(self, limit: Duration) {
+    /// After shutdown was raised: ends the event streams and waits for the
+    /// dashboard's threads (its accept thread drains its connections).
+    pub(crate) fn stop(self) {
         self.hub.close();
         for t in self.threads {
             let _ = t.join();
-        }
-        self.limiter.close_idle();
-        if !self.limiter.wait_empty(limit) {
-            log::warn!(
-                "{} dashboard connections still open at shutdown",
-                self.limiter.active()
-            );
         }
     }
 }
