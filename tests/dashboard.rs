@@ -1,6 +1,6 @@
 //! The index server's dashboard (`--http`): the JSON API's shapes, the search cap,
 //! the live event feed, a slow event reader dropped with memory flat, and the page
-//! in a real browser (headless Chromium).
+//! in a real browser (Chromium through Selenium WebDriver: tests/browser/dashboard.py).
 
 mod support;
 
@@ -275,63 +275,78 @@ fn a_slow_event_reader_is_dropped_and_memory_stays_flat() {
     assert!(head.starts_with("HTTP/1.1 200 "));
 }
 
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+/// What the browser tests need: Chromium, Debian's chromium-driver and python3 with
+/// selenium. Returns the missing ones, named with how to install them.
+fn browser_missing() -> Vec<String> {
+    let mut missing = Vec::new();
+    if !["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
         .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .or_else(|| {
-            let out = Command::new("sh")
-                .args(["-c", "command -v chromium"])
-                .output()
-                .ok()?;
-            let p = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-            (!p.is_empty()).then(|| PathBuf::from(p))
-        })
+        .any(|p| Path::new(p).exists())
+    {
+        missing.push("chromium (apt-get install chromium)".to_owned());
+    }
+    if !Path::new("/usr/bin/chromedriver").exists() {
+        missing.push("chromedriver (apt-get install chromium-driver)".to_owned());
+    }
+    let selenium = Command::new("python3")
+        .args(["-c", "import selenium.webdriver"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !selenium {
+        missing.push("python3 selenium (pip install selenium)".to_owned());
+    }
+    missing
 }
 
-fn run_chromium(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> support::Finished {
-    let mut cmd = Command::new(browser);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(["--virtual-time-budget=5000"])
-    .args(extra)
-    .arg(url);
-    support::run_to_exit(&mut cmd, Duration::from_secs(90), "chromium").expect("run chromium")
+/// Runs tests/browser/dashboard.py on the page at `http` with `args` (one Chromium
+/// session for every size); returns its JSON measurements. Screenshots go to
+/// target/dashboard/<name>/.
+fn drive_browser(http: SocketAddr, name: &str, args: &[&str]) -> (Value, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/dashboard").join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    let mut cmd = Command::new("python3");
+    cmd.arg(root.join("tests/browser/dashboard.py"))
+        .arg("--url")
+        .arg(format!("http://{http}/"))
+        .arg("--out")
+        .arg(&out)
+        .args(args);
+    // Generous: Chromium's start and every wait (60 s each) on a loaded machine.
+    let run = support::run_to_exit(&mut cmd, Duration::from_secs(300), "the browser driver")
+        .expect("run python3 tests/browser/dashboard.py");
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the browser driver printed no JSON ({e}); status {}\nstdout: {}\nstderr: {}",
+            run.status, run.stdout, run.stderr
+        )
+    });
+    assert!(
+        run.status.success() && v.get("error").is_none(),
+        "the browser driver failed: {}\npage text: {}\nstderr: {}",
+        v["error"],
+        v["page_text"].as_str().unwrap_or(""),
+        run.stderr
+    );
+    (v, out)
 }
 
 #[test]
 fn the_page_shows_users_files_and_the_feed_in_a_browser() {
-    let browser = chromium();
-    let missing: Vec<String> = match &browser {
-        Some(_) => vec![],
-        None => vec!["chromium (apt-get install chromium)".into()],
-    };
     if !support::require_tools(
         "the_page_shows_users_files_and_the_feed_in_a_browser",
-        &missing,
+        &browser_missing(),
     ) {
         return;
     }
-    let browser = browser.unwrap();
     let (server, http) = start();
     let addr = server.addr;
     register_connect(addr, "ana", "5001");
     register_connect(addr, "bob", "5002");
     publish(addr, "ana", "lecture-3.pdf", "slides");
     publish(addr, "bob", "lab2.tar.gz", "starter code");
-    // Clients keep acting while the page is open, so its feed has entries.
+    // Clients keep acting while the page is open, so its feed has entries whenever
+    // the stream opens.
     let stop = Arc::new(AtomicBool::new(false));
     let actor = {
         let stop = Arc::clone(&stop);
@@ -348,55 +363,34 @@ fn the_page_shows_users_files_and_the_feed_in_a_browser() {
             }
         })
     };
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!("http://{http}/");
-    let dom = run_chromium(&browser, profile.path(), &["--dump-dom"], &url);
-    let shot_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard");
-    std::fs::create_dir_all(&shot_dir).unwrap();
-    let shot = shot_dir.join("dashboard.png");
-    let _ = std::fs::remove_file(&shot);
-    let profile2 = tempfile::tempdir().unwrap();
-    let shot_run = run_chromium(
-        &browser,
-        profile2.path(),
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1280,800",
-        ],
-        &url,
+    let (v, _) = drive_browser(
+        http,
+        "basic",
+        &["--sizes", "1280x720", "--users", "2", "--files", "2"],
     );
     stop.store(true, Ordering::Relaxed);
     actor.join().unwrap();
 
-    let html = dom.stdout;
-    for want in [
-        r#"data-user="ana""#,
-        r#"data-user="bob""#,
-        r#"data-file="lecture-3.pdf""#,
-        r#"data-file="lab2.tar.gz""#,
-    ] {
-        assert!(
-            html.contains(want),
-            "DOM lacks {want}:\n{html}\n{}",
-            dom.stderr
-        );
+    let page = &v["sizes"][0];
+    let users: Vec<&str> = page["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(users, ["ana", "bob"], "{page}");
+    let files: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in ["lecture-3.pdf", "lab2.tar.gz"] {
+        assert!(files.contains(&want), "no file item {want}: {files:?}");
     }
-    assert!(
-        html.contains(r#"<tr class="user on"#) && html.contains(r#"<li class="file""#),
-        "DOM lacks the user rows or file items:\n{html}"
-    );
-    assert!(
-        html.contains(r#"<li class="event"#),
-        "DOM lacks a feed entry (li.event):\n{html}\n{}",
-        dom.stderr
-    );
-    let png = std::fs::read(&shot).unwrap_or_else(|e| {
-        panic!(
-            "no screenshot at {}: {e}\n{}",
-            shot.display(),
-            shot_run.stderr
-        )
-    });
+    assert!(page["feed_rows"].as_u64().unwrap() >= 1, "{page}");
+    let shot = PathBuf::from(page["screenshot"].as_str().unwrap());
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     eprintln!("screenshot: {}", shot.display());
 }
