@@ -275,6 +275,260 @@ fn a_slow_event_reader_is_dropped_and_memory_stays_flat() {
     assert!(head.starts_with("HTTP/1.1 200 "));
 }
 
+/// Reads SSE frames from `s` until `n` events (frames with `data:`) arrived;
+/// returns (id, JSON) pairs.
+fn read_events(s: &mut TcpStream, n: usize) -> Vec<(String, Value)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let events: Vec<(String, Value)> = text
+            .split("\n\n")
+            .filter(|f| f.contains("data: "))
+            .filter_map(|frame| {
+                let id = frame.lines().find_map(|l| l.strip_prefix("id: "))?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((id.to_owned(), serde_json::from_str(data).ok()?))
+            })
+            .collect();
+        // A frame is whole once its blank line arrived.
+        let whole = text.matches("\n\n").count();
+        if events.len() >= n && whole >= events.len() {
+            return events;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{n} events not within 30 s; got {text:?}");
+        s.set_read_timeout(Some(left)).unwrap();
+        let k = s.read(&mut buf).expect("events");
+        assert!(k > 0, "stream closed; got {text:?}");
+        text.push_str(std::str::from_utf8(&buf[..k]).unwrap());
+    }
+}
+
+fn open_events_with(http: SocketAddr, extra: &str) -> TcpStream {
+    let mut s = TcpStream::connect(http).unwrap();
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{extra}\r\n"
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn a_new_page_gets_the_backlog_and_a_reconnect_continues_without_duplicates() {
+    let (server, http) = start();
+    let addr = server.addr;
+    for i in 0..60 {
+        assert_eq!(code(addr, &["REGISTER", DT, &format!("u{i:02}")]), 0);
+    }
+    // Made before the stream opened: the last 50 of them.
+    let mut s = open_events_with(http, "");
+    let backlog = read_events(&mut s, 50);
+    let users: Vec<&str> = backlog
+        .iter()
+        .map(|(_, e)| e["user"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (10..60).map(|i| format!("u{i:02}")).collect();
+    assert_eq!(users, want);
+    let last_id = backlog.last().unwrap().0.clone();
+    drop(s);
+    // Missed while away, then the browser reconnects with Last-Event-ID.
+    register_connect(addr, "ana", "5001");
+    assert_eq!(code(addr, &["LIST_CONTENT", DT, "ana", "ana"]), 0);
+    assert_eq!(code(addr, &["LIST_CONTENT", DT, "ana", "nobody"]), 3);
+    assert_eq!(code(addr, &["SEARCH", DT, "ana", "lab"]), 0);
+    let mut s = open_events_with(http, &format!("Last-Event-ID: {last_id}\r\n"));
+    let missed = read_events(&mut s, 5);
+    let ops: Vec<&str> = missed
+        .iter()
+        .map(|(_, e)| e["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "REGISTER",
+            "CONNECT",
+            "LIST_CONTENT",
+            "LIST_CONTENT",
+            "SEARCH"
+        ],
+        "exactly what was missed, nothing twice: {missed:?}"
+    );
+    assert_eq!(missed[2].1["target"], "ana");
+    assert_eq!(missed[2].1["auto"], "after CONNECT", "{:?}", missed[2]);
+    assert_eq!(missed[3].1["meaning"], "REMOTE USER DOES NOT EXIST");
+    assert!(missed[3].1.get("auto").is_none());
+    assert_eq!(missed[4].1["pattern"], "lab");
+    // The page's own reconnect names the id in the query instead.
+    let id = missed[1].0.clone();
+    let mut s = TcpStream::connect(http).unwrap();
+    write!(
+        s,
+        "GET /api/events?last-event-id={id} HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let again = read_events(&mut s, 3);
+    assert_eq!(again[0].1["op"], "LIST_CONTENT");
+    assert_eq!(again[2].1["op"], "SEARCH");
+}
+
+/// python3 with prometheus_client, or why not.
+fn prometheus_parser_missing() -> Vec<String> {
+    let ok = Command::new("python3")
+        .args(["-c", "import prometheus_client.parser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        vec![]
+    } else {
+        vec!["python3 prometheus_client (pip install prometheus_client)".to_owned()]
+    }
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_count_what_happened() {
+    let (server, http) = start();
+    let addr = server.addr;
+    // The format's own checks (independent of any parser): head and shape.
+    register_connect(addr, "ana", "5001");
+    publish(addr, "ana", "notes.txt", "");
+    assert_eq!(code(addr, &["REGISTER", DT, "ana"]), 1);
+    assert_eq!(code(addr, &["LIST_USERS", DT, "ghost"]), 1);
+    let (status, head, body) = get(http, "/metrics");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{head}"
+    );
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.ends_with('\n'));
+    if !support::require_tools(
+        "metrics_parse_as_prometheus_text_and_count_what_happened",
+        &prometheus_parser_missing(),
+    ) {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/metrics.py");
+    let run = support::run_to_exit(
+        Command::new("python3")
+            .arg(script)
+            .arg(format!("http://{http}/metrics")),
+        Duration::from_secs(60),
+        "the metrics parser",
+    )
+    .unwrap();
+    assert!(
+        run.status.success(),
+        "parser failed: {}\n{text}",
+        run.stderr
+    );
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let fams = &v["families"];
+    let sample = |family: &str, name: &str, labels: Value| -> f64 {
+        fams[family]["samples"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no family {family}: {text}"))
+            .iter()
+            .find(|s| s[0] == name && s[1] == labels)
+            .unwrap_or_else(|| panic!("no {name} {labels} in {text}"))[2]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(fams["peerdex_index_requests"]["type"], "counter");
+    let req = |op: &str, code: &str, result: &str| {
+        sample(
+            "peerdex_index_requests",
+            "peerdex_index_requests_total",
+            serde_json::json!({"op": op, "code": code, "result": result}),
+        )
+    };
+    assert_eq!(req("REGISTER", "0", "ok"), 1.0);
+    assert_eq!(req("REGISTER", "1", "username_in_use"), 1.0);
+    assert_eq!(req("LIST_USERS", "1", "user_does_not_exist"), 1.0);
+    assert_eq!(req("PUBLISH", "0", "ok"), 1.0);
+    let lat = "peerdex_index_request_duration_seconds";
+    assert_eq!(fams[lat]["type"], "histogram");
+    assert_eq!(
+        sample(lat, &format!("{lat}_count"), serde_json::json!({})),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            lat,
+            &format!("{lat}_bucket"),
+            serde_json::json!({"le": "+Inf"})
+        ),
+        5.0
+    );
+    let one = |name: &str| sample(name, name, serde_json::json!({}));
+    assert_eq!(one("peerdex_users_registered"), 1.0);
+    assert_eq!(one("peerdex_users_connected"), 1.0);
+    assert_eq!(one("peerdex_publications"), 1.0);
+    assert_eq!(one("peerdex_search_index_publications"), 1.0);
+    assert!(one("peerdex_index_connection_cap") >= 1.0);
+    assert!(one("peerdex_index_open_connections") >= 0.0);
+    assert_eq!(
+        sample(
+            "peerdex_index_evictions",
+            "peerdex_index_evictions_total",
+            serde_json::json!({})
+        ),
+        0.0
+    );
+    for fam in [
+        "peerdex_reply_budget_waits",
+        "peerdex_reply_budget_refusals",
+        "peerdex_reply_budget_bytes",
+        "peerdex_audit_enabled",
+        "peerdex_dashboard_event_clients",
+    ] {
+        assert!(fams.get(fam).is_some(), "no {fam}: {text}");
+    }
+}
+
+#[test]
+fn metrics_show_the_audit_spool_waiting_for_an_unreachable_logger() {
+    let spool = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let spool_dir = spool.path().to_str().unwrap();
+    let server = Server::start(&[
+        "--http",
+        &port.to_string(),
+        "--probe-interval",
+        "0",
+        "--logger",
+        &nowhere,
+        "--spool",
+        spool_dir,
+    ]);
+    let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(support::wait_until(Duration::from_secs(5), || {
+        TcpStream::connect(http).is_ok()
+    }));
+    for i in 0..3 {
+        assert_eq!(code(server.addr, &["REGISTER", DT, &format!("a{i}")]), 0);
+    }
+    let value = |text: &str, series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    let mut text = String::new();
+    let down = support::wait_until(Duration::from_secs(30), || {
+        text = String::from_utf8(get(http, "/metrics").2).unwrap();
+        value(&text, "peerdex_audit_shipper_state{state=\"down\"}") == Some(1.0)
+    });
+    assert!(down, "the shipper never showed the logger down:\n{text}");
+    assert_eq!(value(&text, "peerdex_audit_enabled"), Some(1.0));
+    assert_eq!(
+        value(&text, "peerdex_audit_spool_records"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "peerdex_audit_dropped_total"), Some(0.0));
+}
+
 /// What the browser tests need: Chromium, Debian's chromium-driver and python3 with
 /// selenium. Returns the missing ones, named with how to install them.
 fn browser_missing() -> Vec<String> {
