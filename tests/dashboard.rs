@@ -648,3 +648,138 @@ fn the_page_shows_users_files_and_the_feed_in_a_browser() {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     eprintln!("screenshot: {}", shot.display());
 }
+
+#[test]
+fn the_layout_holds_at_three_sizes_with_forty_users_and_the_backlog_shows_on_load() {
+    let test = "the_layout_holds_at_three_sizes_with_forty_users_and_the_backlog_shows_on_load";
+    if !support::require_tools(test, &browser_missing()) {
+        return;
+    }
+    let (server, http) = start();
+    let addr = server.addr;
+    // 40 users, one with a 120-character name (legal: the limit is 255).
+    let long = format!("student-with-a-very-long-name-{}", "x".repeat(90));
+    assert_eq!(long.len(), 120);
+    let mut users: Vec<String> = (1..40).map(|i| format!("student{i}")).collect();
+    users.push(long.clone());
+    for (i, u) in users.iter().enumerate() {
+        register_connect(addr, u, &(6000 + i).to_string());
+        publish(
+            addr,
+            u,
+            &format!("lab{i}-solution.tar.gz"),
+            "my lab solution",
+        );
+    }
+    // 120 events before the page loads: the backlog is full (50).
+    let made_before = 3 * users.len();
+    // A class at work while the page is open, failures included.
+    let stop = Arc::new(AtomicBool::new(false));
+    let actor = {
+        let stop = Arc::clone(&stop);
+        let long = long.clone();
+        thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let who = format!("student{}", 1 + i % 39);
+                let _ = support::call(addr, &["SEARCH", DT, &who, "lab"]);
+                let _ = support::call(addr, &["LIST_CONTENT", DT, &who, &long]);
+                let _ = support::call(addr, &["LIST_CONTENT", DT, &who, "nobody"]);
+                i += 1;
+                thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    let (v, _) = drive_browser(
+        http,
+        "layout",
+        &[
+            "--sizes",
+            "1024x768,1280x720,1920x1080",
+            "--users",
+            "40",
+            "--files",
+            "40",
+            "--min-events",
+            "50",
+            "--reconnect",
+        ],
+    );
+    stop.store(true, Ordering::Relaxed);
+    actor.join().unwrap();
+
+    assert!(
+        v["events_on_load"].as_u64().unwrap() >= 50.min(made_before as u64),
+        "backlog on load: {}",
+        v["events_on_load"]
+    );
+    for page in v["sizes"].as_array().unwrap() {
+        let size = page["size"].as_str().unwrap();
+        let [w, _] = [page["viewport"][0].as_f64().unwrap(), 0.0];
+        assert_eq!(page["users"].as_array().unwrap().len(), 40, "{size}");
+        assert_eq!(
+            page["label_overlaps"].as_array().unwrap().len(),
+            0,
+            "{size}: labels overlap: {}",
+            page["label_overlaps"]
+        );
+        assert!(
+            page["labels"].as_u64().unwrap() >= 3,
+            "{size}: labels drawn"
+        );
+        assert_eq!(
+            page["overflow_count"], 0,
+            "{size}: drawn past the right edge: {}",
+            page["overflow_right"]
+        );
+        assert!(
+            page["doc_scroll_width"].as_f64().unwrap() <= w,
+            "{size}: the page scrolls sideways"
+        );
+        assert_eq!(
+            page["scrollers"].as_array().unwrap().len(),
+            0,
+            "{size}: a box scrolls sideways: {}",
+            page["scrollers"]
+        );
+        for t in page["tables"].as_array().unwrap() {
+            assert!(
+                t["right"].as_f64().unwrap() <= t["box_right"].as_f64().unwrap() + 0.5,
+                "{size}: a table leaves its box: {t}"
+            );
+        }
+        assert!(page["feed_rows"].as_u64().unwrap() >= 1, "{size}");
+        assert!(
+            page["feed_max_lines"].as_f64().unwrap() <= 2.1,
+            "{size}: a feed row takes {} lines: {}",
+            page["feed_max_lines"],
+            page["feed_tallest"]
+        );
+        assert_eq!(page["header_rows"], 1, "{size}: the header wraps");
+        let long_names = page["long_names"].as_array().unwrap();
+        assert!(!long_names.is_empty(), "{size}: the long name's row");
+        assert!(
+            long_names.iter().all(|l| l["title_ok"] == true),
+            "{size}: the long name lacks its tooltip: {long_names:?}"
+        );
+    }
+    // After a reconnect: the feed continues, every event once, none skipped.
+    let seqs: Vec<u64> = v["reconnect"]["seqs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seqs.len(), "duplicates after the reconnect");
+    assert!(
+        sorted.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap in the feed after the reconnect: {sorted:?}"
+    );
+    assert!(
+        *sorted.last().unwrap() > v["reconnect"]["seq_before"].as_u64().unwrap(),
+        "nothing new after the reconnect"
+    );
+}

@@ -112,7 +112,8 @@ for (const el of document.body.querySelectorAll("*")) {
 const scrollers = [];
 for (const el of document.querySelectorAll("section, section *")) {
   const cs = getComputedStyle(el);
-  if (cs.overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1)
+  // Scrolling boxes only: a clipping one (overflow: hidden, with ellipsis) is meant.
+  if ((cs.overflowX === "auto" || cs.overflowX === "scroll") && el.scrollWidth > el.clientWidth + 1)
     scrollers.push(describe(el) + " " + el.scrollWidth + ">" + el.clientWidth);
 }
 const tables = [...document.querySelectorAll("table")].filter(visible).map((t) => {
