@@ -31,7 +31,7 @@ use std::io;
 use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as SockShutdown, SocketAddr, TcpListener, TcpStream,
 };
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -268,6 +268,8 @@ pub(crate) struct ConnLimiter {
     arrivals: Mutex<VecDeque<Weak<Slot>>>,
     sleep: Mutex<()>,
     freed: Condvar,
+    /// Silent connections evicted to make room (for `/metrics`).
+    evictions: AtomicU64,
 }
 
 /// One connection as the limiter sees it: a handle to shut it down while it is
@@ -336,6 +338,7 @@ impl ConnLimiter {
             arrivals: Mutex::new(VecDeque::new()),
             sleep: Mutex::new(()),
             freed: Condvar::new(),
+            evictions: AtomicU64::new(0),
         })
     }
 
@@ -415,6 +418,7 @@ impl ConnLimiter {
                 }
                 Front::Evicted => {
                     arrivals.remove(i);
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
                     log::debug!(
                         "connection cap {} reached: evicted the oldest silent connection",
                         self.cap
@@ -448,6 +452,16 @@ impl ConnLimiter {
     /// Open connections right now.
     pub(crate) fn active(&self) -> usize {
         self.active.load(Ordering::SeqCst)
+    }
+
+    /// The most connections open at once.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Silent connections evicted to make room so far.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 
     /// Shuts down every idle connection (at server shutdown).
@@ -561,6 +575,11 @@ impl Listener {
             listener,
             limiter: ConnLimiter::new(cap),
         }
+    }
+
+    /// The connection cap, for figures (open connections, evictions).
+    pub(crate) fn limiter(&self) -> &Arc<ConnLimiter> {
+        &self.limiter
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {

@@ -17,7 +17,7 @@ mod search;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::net::console::Console;
@@ -144,6 +144,10 @@ struct ReplyBudget {
     used: AtomicUsize,
     builders: parking_lot::Mutex<usize>,
     builder_freed: parking_lot::Condvar,
+    /// List replies that waited for a builder, and list requests refused with the
+    /// budget spent (for `/metrics`).
+    waits: AtomicU64,
+    refusals: AtomicU64,
 }
 
 impl ReplyBudget {
@@ -152,6 +156,8 @@ impl ReplyBudget {
             used: AtomicUsize::new(0),
             builders: parking_lot::Mutex::new(0),
             builder_freed: parking_lot::Condvar::new(),
+            waits: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
         }
     }
 
@@ -176,6 +182,9 @@ impl ReplyBudget {
     /// Runs `build` as one of at most [`BUILDERS`] at once.
     fn building<T>(&self, build: impl FnOnce() -> T) -> T {
         let mut n = self.builders.lock();
+        if *n >= BUILDERS {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+        }
         while *n >= BUILDERS {
             self.builder_freed.wait(&mut n);
         }
@@ -272,9 +281,20 @@ impl IndexServer {
     /// (at most one timeout) for the others to finish.
     pub(crate) fn run(mut self, shutdown: &Shutdown) {
         let dashboard = self.dashboard.take().and_then(|d| {
-            d.start(shutdown)
-                .map_err(|e| log::warn!("dashboard off: cannot start its threads: {e}"))
-                .ok()
+            let ctx = Arc::clone(&self.ctx);
+            let limiter = Arc::clone(self.listener.limiter());
+            d.with_gauges(move || http::ServerGauges {
+                open_connections: limiter.active(),
+                connection_cap: limiter.cap(),
+                evictions: limiter.evictions(),
+                reply_budget_waits: ctx.replies.waits.load(Ordering::Relaxed),
+                reply_budget_refusals: ctx.replies.refusals.load(Ordering::Relaxed),
+                reply_budget_bytes: ctx.replies.used.load(Ordering::Relaxed),
+                audit: ctx.audit.gauges(),
+            })
+            .start(shutdown)
+            .map_err(|e| log::warn!("dashboard off: cannot start its threads: {e}"))
+            .ok()
         });
         let prober = {
             let ctx = Arc::clone(&self.ctx);
@@ -434,6 +454,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     // The whole request within the timeout, however it is trickled.
     let mut reader = FieldReader::new(DeadlineReader::new(&stream, ctx.timeout));
     let request = index::read_request(&mut reader);
+    let started = Instant::now();
     if !permit.busy() {
         log::debug!("{peer}: evicted by the connection cap before its request was read");
         return;
@@ -455,6 +476,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
             match outcome {
                 Ok(()) if reply.is_empty() => {
                     // Over the reply budget: refused like any other failure.
+                    ctx.replies.refusals.fetch_add(1, Ordering::Relaxed);
                     reply.push(op.other_error());
                     ctx.console
                         .line(format!("s> {} FROM {} (server busy)", op.name(), req.user));
@@ -477,7 +499,8 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                 }
             }
             if let Some(events) = &ctx.events {
-                events.answered(&req, reply[0], recorded_ip(peer.ip(), ctx.advertise));
+                let host = recorded_ip(peer.ip(), ctx.advertise);
+                events.answered(&req, reply[0], host, started);
             }
             ctx.audit.record(AuditRecord {
                 user: req.user.clone(),

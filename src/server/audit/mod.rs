@@ -10,6 +10,7 @@ pub(crate) mod shipper;
 pub(crate) mod spool;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::proto::audit::AuditRecord;
 use spool::Spool;
@@ -17,17 +18,96 @@ use spool::Spool;
 /// Where request threads put their audit records.
 pub(crate) struct AuditSink {
     spool: Option<Arc<Spool>>,
+    shipper: Arc<ShipperStatus>,
+}
+
+/// What the shipper is doing, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShipperState {
+    /// Started, nothing delivered yet (or delivering what an earlier run left).
+    Starting,
+    /// The logger acknowledged the last batch.
+    Delivering,
+    /// The logger is unreachable: records wait in the spool, the shipper retries.
+    Down,
+    /// The shipper has ended (server stopping, or a spool error).
+    Stopped,
+}
+
+impl ShipperState {
+    pub(crate) const ALL: [ShipperState; 4] = [
+        ShipperState::Starting,
+        ShipperState::Delivering,
+        ShipperState::Down,
+        ShipperState::Stopped,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ShipperState::Starting => "starting",
+            ShipperState::Delivering => "delivering",
+            ShipperState::Down => "down",
+            ShipperState::Stopped => "stopped",
+        }
+    }
+}
+
+/// The shipper's state, set by its thread and read by `/metrics`.
+pub(crate) struct ShipperStatus(AtomicU8);
+
+impl ShipperStatus {
+    pub(crate) fn new() -> Arc<ShipperStatus> {
+        Arc::new(ShipperStatus(AtomicU8::new(ShipperState::Starting as u8)))
+    }
+
+    pub(crate) fn set(&self, state: ShipperState) {
+        self.0.store(state as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> ShipperState {
+        let v = self.0.load(Ordering::Relaxed);
+        ShipperState::ALL
+            .into_iter()
+            .find(|s| *s as u8 == v)
+            .unwrap_or(ShipperState::Stopped)
+    }
+}
+
+/// The audit path's figures for `/metrics`.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditGauges {
+    /// Records spooled and not yet acknowledged by the logger.
+    pub(crate) pending: u64,
+    /// Records the spool could not take.
+    pub(crate) dropped: u64,
+    pub(crate) state: ShipperState,
 }
 
 impl AuditSink {
-    /// A sink appending to `spool`.
-    pub(crate) fn spooled(spool: Arc<Spool>) -> AuditSink {
-        AuditSink { spool: Some(spool) }
+    /// A sink appending to `spool`, shipped by the shipper reporting to `shipper`.
+    pub(crate) fn spooled(spool: Arc<Spool>, shipper: Arc<ShipperStatus>) -> AuditSink {
+        AuditSink {
+            spool: Some(spool),
+            shipper,
+        }
     }
 
     /// A sink that discards every record (`--no-logger`).
     pub(crate) fn disabled() -> AuditSink {
-        AuditSink { spool: None }
+        AuditSink {
+            spool: None,
+            shipper: ShipperStatus::new(),
+        }
+    }
+
+    /// The spool and shipper figures; `None` with `--no-logger`.
+    pub(crate) fn gauges(&self) -> Option<AuditGauges> {
+        let spool = self.spool.as_ref()?;
+        Some(AuditGauges {
+            pending: spool.pending(),
+            dropped: spool.dropped(),
+            state: self.shipper.get(),
+        })
     }
 
     /// Makes the record durable and hands it to the shipper, without waiting for
@@ -63,7 +143,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (spool, _bell) = Spool::create(dir.path()).unwrap();
         let spool = Arc::new(spool);
-        let sink = AuditSink::spooled(Arc::clone(&spool));
+        let sink = AuditSink::spooled(Arc::clone(&spool), ShipperStatus::new());
         sink.record(rec("A"));
         sink.record(rec("B"));
         let mut r = spool::SpoolReader::open(spool.path()).unwrap();

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
-use super::AuditSink;
 use super::spool::{self, Entry, Spool, SpoolError, SpoolReader};
+use super::{AuditSink, ShipperState, ShipperStatus};
 use crate::net::{self, Shutdown};
 use crate::proto::audit::push_line;
 use crate::rpc::logprog::{self as logrpc, LOG_DUPLICATE, LOG_STORED, LogRecord};
@@ -246,6 +246,8 @@ struct Link {
     version: u32,
     /// When the current connection was made (version 3 was last looked for).
     connected_at: Instant,
+    /// Where `/metrics` reads whether the logger is reachable.
+    status: Arc<ShipperStatus>,
 }
 
 impl Link {
@@ -259,6 +261,7 @@ impl Link {
             down: false,
             version: logrpc::V3,
             connected_at: Instant::now(),
+            status: ShipperStatus::new(),
         }
     }
 
@@ -487,6 +490,7 @@ impl Link {
                         log::warn!("audit logger {} reachable again", self.target);
                     }
                     self.down = false;
+                    self.status.set(ShipperState::Delivering);
                     self.backoff = BACKOFF_MIN;
                     return true;
                 }
@@ -504,6 +508,7 @@ impl Link {
                             self.target
                         );
                         self.down = true;
+                        self.status.set(ShipperState::Down);
                     } else {
                         log::debug!("audit logger {}: {e}", self.target);
                     }
@@ -578,16 +583,25 @@ pub(crate) fn start(
         spool.path().display()
     );
     let stop = Arc::new(Stop::default());
-    let link = Link::new(target, args.program);
+    let status = ShipperStatus::new();
+    let mut link = Link::new(target, args.program);
+    link.status = Arc::clone(&status);
     let thread = {
         let spool = Arc::clone(&spool);
         let stop = Arc::clone(&stop);
+        let status = Arc::clone(&status);
         std::thread::Builder::new()
             .name("shipper".into())
-            .spawn(move || ship(link, &spool, orphans, &bell, &stop))
+            .spawn(move || {
+                ship(link, &spool, orphans, &bell, &stop);
+                status.set(ShipperState::Stopped);
+            })
             .map_err(ShipperError::Thread)?
     };
-    Ok((AuditSink::spooled(spool), Some(Shipper { thread, stop })))
+    Ok((
+        AuditSink::spooled(spool, status),
+        Some(Shipper { thread, stop }),
+    ))
 }
 
 fn ship(
@@ -641,6 +655,9 @@ fn ship(
             std::thread::sleep(GATHER);
         }
         acked = batch.last().map_or(acked, |(_, end)| *end);
+        if let Some((last, _)) = batch.last() {
+            spool.acked_up_to(last.seq);
+        }
         match spool.trim(acked, TRUNCATE_AFTER) {
             Ok(0) => {}
             Ok(removed) => {

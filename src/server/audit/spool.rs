@@ -90,6 +90,8 @@ pub(crate) struct Spool {
     inner: Mutex<Writer>,
     doorbell: Sender<()>,
     dropped: AtomicU64,
+    /// The sequence number of the last record the logger acknowledged.
+    acked_seq: AtomicU64,
 }
 
 struct Writer {
@@ -132,6 +134,7 @@ impl Spool {
                 }),
                 doorbell,
                 dropped: AtomicU64::new(0),
+                acked_seq: AtomicU64::new(0),
             },
             rx,
         ))
@@ -182,10 +185,20 @@ impl Spool {
         }
     }
 
-    #[cfg(test)]
     /// Records that could not be spooled.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The shipper's note: the logger acknowledged every record up to `seq`.
+    pub(crate) fn acked_up_to(&self, seq: u64) {
+        self.acked_seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// Records spooled and not yet acknowledged.
+    pub(crate) fn pending(&self) -> u64 {
+        let appended = self.inner.lock().next_seq - 1;
+        appended.saturating_sub(self.acked_seq.load(Ordering::Relaxed))
     }
 
     /// Bytes written so far (the end a reader may read up to).

@@ -1,27 +1,35 @@
 //! What the dashboard learns from the request path: the live event feed (a bounded
-//! broadcast to event-stream clients), request counters, the request rate over the
-//! last minute, and when each user connected.
+//! ring of the last events, replayed to a new event-stream client, and a bounded
+//! broadcast to the connected ones), request counters by operation and result, the
+//! request latency, the request rate over the last minute, and when each user
+//! connected.
 //!
-//! The request path calls [`Hub::answered`] once per answered request. With no
-//! event-stream client that costs one relaxed add (the per-operation counter) and
-//! one atomic load (the client count); CONNECT, DISCONNECT and UNREGISTER also note
-//! the connection time under a small lock. With clients, the event is encoded once
-//! and offered to each client's bounded queue with `try_send`: a client whose queue
-//! is full is dropped, never waited for and never buffered beyond its queue.
+//! The request path calls [`Hub::answered`] once per answered request. That costs two
+//! relaxed adds (the counters), one histogram add, the event encoded once as JSON,
+//! and a short lock to put it in the ring and offer it to each client's bounded queue
+//! with `try_send`: a client whose queue is full is dropped, never waited for and
+//! never buffered beyond its queue. CONNECT, DISCONNECT and UNREGISTER also note the
+//! connection time under a small lock.
+//!
+//! Every event carries a sequence number, sent as the SSE `id:` (`<epoch>-<seq>`,
+//! the epoch telling one server run from the next). A client that reconnects with
+//! `Last-Event-ID` gets what it missed from the ring, then the live events, under one
+//! lock: nothing twice, nothing skipped that the ring still holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use super::metrics::{Histogram, RESULTS, result_index};
 use crate::proto::datetime;
-use crate::proto::index::{Body, Op, Request};
+use crate::proto::index::{Body, Op, Request, Status};
 use crate::server::registry::PeerAddr;
 
 /// Events queued per event-stream client. A browser reads them as they come; 256
@@ -34,6 +42,19 @@ pub(crate) const EVENT_QUEUE: usize = 256;
 /// (a projector, a few students' phones); 32 bounds the threads and queues.
 pub(crate) const MAX_EVENT_CLIENTS: usize = 32;
 
+/// Events the hub keeps for clients that connect or reconnect: a reconnect after a
+/// few seconds of a busy lab finds what it missed. About 200 bytes each: 50 KB.
+pub(crate) const BACKLOG: usize = 256;
+
+/// Events a new page gets on load (one screen of the feed and then some).
+pub(crate) const BACKLOG_ON_LOAD: usize = 50;
+
+/// A LIST_CONTENT of a user's own files this soon after its CONNECT is taken for
+/// the one the client sends by itself at CONNECT (to refill its table of served
+/// files): nothing in the bytes says so, so the hub infers it. Long enough for a
+/// loaded machine, short enough that a typed one is rarely mistaken.
+pub(crate) const AUTO_AFTER_CONNECT: Duration = Duration::from_secs(3);
+
 /// Seconds in the request-rate window ("requests per second over the last minute").
 const RATE_WINDOW: usize = 60;
 
@@ -44,12 +65,22 @@ struct Event<'a> {
     user: &'a str,
     datetime: &'a str,
     code: u8,
+    /// What a failure code means for this operation (`USER NOT CONNECTED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meaning: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pattern: Option<&'a str>,
+    /// LIST_CONTENT: whose files were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     addr: Option<String>,
+    /// Why this request is taken for one the client sent on its own (see
+    /// [`AUTO_AFTER_CONNECT`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auto: Option<&'static str>,
 }
 
 /// The last minute of request counts, one bucket per second, filled by a ticker.
@@ -60,52 +91,88 @@ struct Rate {
     last_total: u64,
 }
 
+/// The ring of recent events and the clients they go to, under one lock.
+struct Feed {
+    /// (sequence number, SSE frame), oldest first, at most [`BACKLOG`].
+    ring: VecDeque<(u64, Arc<str>)>,
+    subscribers: Vec<(u64, Sender<Arc<str>>)>,
+    next_seq: u64,
+}
+
+/// A user's CONNECT as the hub saw it.
+struct Connected {
+    at: DateTime<Utc>,
+    /// Until when a LIST_CONTENT of its own files counts as the automatic one;
+    /// `None` once that one was seen.
+    auto_until: Option<Instant>,
+}
+
 /// Shared by the request path, the liveness prober and the dashboard's listener.
 pub(crate) struct Hub {
-    /// Event-stream clients right now: the request path's only check when there are
-    /// none.
+    /// Event-stream clients right now.
     clients: AtomicUsize,
-    subscribers: Mutex<Vec<(u64, Sender<Arc<str>>)>>,
+    feed: Mutex<Feed>,
+    /// Tells this server run's event ids from an earlier run's.
+    epoch: String,
     next_id: AtomicU64,
     closed: AtomicBool,
-    /// Requests answered, per operation (indexed as [`Op::ALL`]).
-    requests: [AtomicU64; Op::ALL.len()],
+    /// Requests answered, per operation (indexed as [`Op::ALL`]) and result code
+    /// (see [`result_index`]).
+    requests: [[AtomicU64; RESULTS]; Op::ALL.len()],
+    /// From the request read to its reply built.
+    latency: Histogram,
     rate: Mutex<Rate>,
     started: Instant,
     /// When each connected user connected (only those seen connecting since start).
-    since: Mutex<HashMap<String, DateTime<Utc>>>,
+    since: Mutex<HashMap<String, Connected>>,
 }
 
-/// An event-stream client's queue; leaves the broadcast when dropped.
+/// An event-stream client: what it missed (the backlog), then its live queue;
+/// leaves the broadcast when dropped.
 pub(crate) struct Subscription {
     hub: Arc<Hub>,
     id: u64,
+    /// SSE frames to send first, oldest first.
+    pub(crate) backlog: Vec<Arc<str>>,
     pub(crate) events: Receiver<Arc<str>>,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut subs = self.hub.subscribers.lock();
-        subs.retain(|(id, _)| *id != self.id);
-        self.hub.clients.store(subs.len(), Ordering::SeqCst);
+        let mut feed = self.hub.feed.lock();
+        feed.subscribers.retain(|(id, _)| *id != self.id);
+        self.hub
+            .clients
+            .store(feed.subscribers.len(), Ordering::SeqCst);
     }
 }
 
-/// The counters of `/api/stats` that come from the request path.
+/// The counters of `/api/stats` and `/metrics` that come from the request path.
 pub(crate) struct Counters {
-    pub(crate) requests: Vec<(&'static str, u64)>,
+    /// Per operation: the total, and the count per result code index.
+    pub(crate) requests: Vec<(Op, u64, [u64; RESULTS])>,
     pub(crate) per_second: f64,
     pub(crate) uptime: Duration,
+    pub(crate) event_clients: usize,
 }
 
 impl Hub {
     pub(crate) fn new() -> Arc<Hub> {
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         Arc::new(Hub {
             clients: AtomicUsize::new(0),
-            subscribers: Mutex::new(Vec::new()),
+            feed: Mutex::new(Feed {
+                ring: VecDeque::with_capacity(BACKLOG),
+                subscribers: Vec::new(),
+                next_seq: 1,
+            }),
+            epoch: format!("{epoch:x}"),
             next_id: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            latency: Histogram::new(),
             rate: Mutex::new(Rate {
                 buckets: [0; RATE_WINDOW],
                 next: 0,
@@ -117,24 +184,36 @@ impl Hub {
         })
     }
 
-    /// The request path's hook: `req` was answered with result `code`; `host` is
-    /// the address a CONNECT from this peer records.
-    pub(crate) fn answered(&self, req: &Request, code: u8, host: IpAddr) {
+    /// The request path's hook: `req`, read at `started`, was answered with result
+    /// `code`; `host` is the address a CONNECT from this peer records.
+    pub(crate) fn answered(&self, req: &Request, code: u8, host: IpAddr, started: Instant) {
         let op = req.body.op();
-        self.requests[op as usize].fetch_add(1, Ordering::Relaxed);
-        if code == 0 {
-            match &req.body {
-                Body::Connect { .. } => {
-                    self.since.lock().insert(req.user.clone(), Utc::now());
-                }
-                Body::Disconnect | Body::Unregister => {
-                    self.since.lock().remove(&req.user);
-                }
-                _ => {}
+        self.count(op, code);
+        self.latency.observe(started.elapsed());
+        let mut auto = None;
+        match &req.body {
+            Body::Connect { .. } if code == 0 => {
+                self.since.lock().insert(
+                    req.user.clone(),
+                    Connected {
+                        at: Utc::now(),
+                        auto_until: Some(Instant::now() + AUTO_AFTER_CONNECT),
+                    },
+                );
             }
-        }
-        if self.clients.load(Ordering::Relaxed) == 0 {
-            return;
+            Body::Disconnect | Body::Unregister if code == 0 => {
+                self.since.lock().remove(&req.user);
+            }
+            Body::ListContent { target } if *target == req.user => {
+                let mut since = self.since.lock();
+                if let Some(c) = since.get_mut(&req.user)
+                    && c.auto_until.is_some_and(|t| Instant::now() <= t)
+                {
+                    c.auto_until = None;
+                    auto = Some("after CONNECT");
+                }
+            }
+            _ => {}
         }
         let now;
         let datetime = match &req.datetime {
@@ -144,10 +223,14 @@ impl Hub {
                 now.as_str()
             }
         };
-        let (file, pattern, addr) = match &req.body {
-            Body::Publish { file, .. } | Body::Delete { file } => (Some(file.as_str()), None, None),
-            Body::Search { pattern } => (None, Some(pattern.as_str()), None),
+        let (file, pattern, target, addr) = match &req.body {
+            Body::Publish { file, .. } | Body::Delete { file } => {
+                (Some(file.as_str()), None, None, None)
+            }
+            Body::Search { pattern } => (None, Some(pattern.as_str()), None, None),
+            Body::ListContent { target } => (None, None, Some(target.as_str()), None),
             Body::Connect { port } => (
+                None,
                 None,
                 None,
                 Some(PeerAddr {
@@ -155,90 +238,132 @@ impl Hub {
                     port: *port,
                 }),
             ),
-            _ => (None, None, None),
+            _ => (None, None, None, None),
         };
         self.broadcast(&Event {
             op: op.name(),
             user: &req.user,
             datetime,
             code,
+            meaning: failure_meaning(op, code),
             file,
             pattern,
+            target,
             addr: addr.map(|a| format!("{}:{}", a.ip, a.port)),
+            auto,
         });
     }
 
     /// The request path's hook for a request refused as malformed (its user known).
     pub(crate) fn rejected(&self, op: Op, user: &str, code: u8) {
-        self.requests[op as usize].fetch_add(1, Ordering::Relaxed);
-        if self.clients.load(Ordering::Relaxed) == 0 {
-            return;
-        }
+        self.count(op, code);
         self.broadcast(&Event {
             op: op.name(),
             user,
             datetime: &datetime::now(),
             code,
+            meaning: failure_meaning(op, code),
             file: None,
             pattern: None,
+            target: None,
             addr: None,
+            auto: None,
         });
     }
 
     /// The liveness prober disconnected `user`, last seen at `addr`.
     pub(crate) fn dropped(&self, user: &str, addr: PeerAddr) {
         self.since.lock().remove(user);
-        if self.clients.load(Ordering::Relaxed) == 0 {
-            return;
-        }
         self.broadcast(&Event {
             op: "DROP",
             user,
             datetime: &datetime::now(),
             code: 0,
+            meaning: None,
             file: None,
             pattern: None,
+            target: None,
             addr: Some(format!("{}:{}", addr.ip, addr.port)),
+            auto: None,
         });
     }
 
-    /// Offers one event to every client; drops those whose queue is full.
+    fn count(&self, op: Op, code: u8) {
+        self.requests[op as usize][result_index(code)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps one event in the ring and offers it to every client; drops those whose
+    /// queue is full.
     fn broadcast(&self, event: &Event<'_>) {
-        let line: Arc<str> = match serde_json::to_string(event) {
-            Ok(s) => s.into(),
+        let json = match serde_json::to_string(event) {
+            Ok(s) => s,
             Err(e) => {
                 log::warn!("dashboard event not encoded: {e}");
                 return;
             }
         };
-        let mut subs = self.subscribers.lock();
-        subs.retain(|(id, tx)| match tx.try_send(Arc::clone(&line)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                log::info!(
-                    "dashboard: event-stream client {id} dropped: {EVENT_QUEUE} events unread"
-                );
-                false
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        });
-        self.clients.store(subs.len(), Ordering::SeqCst);
+        let mut feed = self.feed.lock();
+        let seq = feed.next_seq;
+        feed.next_seq += 1;
+        let frame: Arc<str> = format!("id: {}-{seq}\ndata: {json}\n\n", self.epoch).into();
+        if feed.ring.len() == BACKLOG {
+            feed.ring.pop_front();
+        }
+        feed.ring.push_back((seq, Arc::clone(&frame)));
+        if feed.subscribers.is_empty() {
+            return;
+        }
+        feed.subscribers
+            .retain(|(id, tx)| match tx.try_send(Arc::clone(&frame)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    log::info!(
+                        "dashboard: event-stream client {id} dropped: {EVENT_QUEUE} events unread"
+                    );
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+        self.clients.store(feed.subscribers.len(), Ordering::SeqCst);
     }
 
-    /// A queue for a new event-stream client; `None` past [`MAX_EVENT_CLIENTS`] or
-    /// once the server is stopping.
-    pub(crate) fn subscribe(self: &Arc<Self>) -> Option<Subscription> {
-        let mut subs = self.subscribers.lock();
-        if self.closed.load(Ordering::SeqCst) || subs.len() >= MAX_EVENT_CLIENTS {
+    /// A queue for a new event-stream client, with the backlog it is owed: the
+    /// events after `last_event_id` (an id this hub sent) still in the ring, or the
+    /// last [`BACKLOG_ON_LOAD`] for a new client (or one from an earlier server
+    /// run). `None` past [`MAX_EVENT_CLIENTS`] or once the server is stopping.
+    pub(crate) fn subscribe(self: &Arc<Self>, last_event_id: Option<&str>) -> Option<Subscription> {
+        let after = last_event_id.and_then(|id| {
+            let (epoch, seq) = id.trim().split_once('-')?;
+            (epoch == self.epoch).then(|| seq.parse::<u64>().ok())?
+        });
+        let mut feed = self.feed.lock();
+        if self.closed.load(Ordering::SeqCst) || feed.subscribers.len() >= MAX_EVENT_CLIENTS {
             return None;
         }
+        let backlog: Vec<Arc<str>> = match after {
+            Some(after) => feed
+                .ring
+                .iter()
+                .filter(|(seq, _)| *seq > after)
+                .map(|(_, f)| Arc::clone(f))
+                .collect(),
+            None => {
+                let skip = feed.ring.len().saturating_sub(BACKLOG_ON_LOAD);
+                feed.ring
+                    .iter()
+                    .skip(skip)
+                    .map(|(_, f)| Arc::clone(f))
+                    .collect()
+            }
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-        subs.push((id, tx));
-        self.clients.store(subs.len(), Ordering::SeqCst);
+        feed.subscribers.push((id, tx));
+        self.clients.store(feed.subscribers.len(), Ordering::SeqCst);
         Some(Subscription {
             hub: Arc::clone(self),
             id,
+            backlog,
             events: rx,
         })
     }
@@ -246,8 +371,8 @@ impl Hub {
     /// Ends every event stream (server shutdown): their queues disconnect.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let mut subs = self.subscribers.lock();
-        subs.clear();
+        let mut feed = self.feed.lock();
+        feed.subscribers.clear();
         self.clients.store(0, Ordering::SeqCst);
     }
 
@@ -267,6 +392,7 @@ impl Hub {
     fn total_requests(&self) -> u64 {
         self.requests
             .iter()
+            .flatten()
             .map(|c| c.load(Ordering::Relaxed))
             .sum()
     }
@@ -275,10 +401,9 @@ impl Hub {
         let requests = Op::ALL
             .iter()
             .map(|op| {
-                (
-                    op.name(),
-                    self.requests[*op as usize].load(Ordering::Relaxed),
-                )
+                let by: [u64; RESULTS] =
+                    std::array::from_fn(|i| self.requests[*op as usize][i].load(Ordering::Relaxed));
+                (*op, by.iter().sum(), by)
             })
             .collect();
         let rate = self.rate.lock();
@@ -291,7 +416,12 @@ impl Hub {
             requests,
             per_second,
             uptime: self.started.elapsed(),
+            event_clients: self.clients.load(Ordering::SeqCst),
         }
+    }
+
+    pub(crate) fn latency(&self) -> &Histogram {
+        &self.latency
     }
 
     /// When `user` connected (RFC 3339, UTC), if it was seen connecting.
@@ -299,8 +429,13 @@ impl Hub {
         self.since
             .lock()
             .get(user)
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .map(|c| c.at.to_rfc3339_opts(SecondsFormat::Secs, true))
     }
+}
+
+/// What a failure `code` of `op` means; `None` for success.
+fn failure_meaning(op: Op, code: u8) -> Option<&'static str> {
+    (code != 0).then(|| Status::from_code(op, code).map_or("UNKNOWN CODE", Status::meaning))
 }
 
 #[cfg(test)]
@@ -315,31 +450,44 @@ mod tests {
         }
     }
 
+    /// The JSON of an SSE frame `id: E-N\ndata: {...}\n\n`.
+    fn data(frame: &str) -> serde_json::Value {
+        let line = frame
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap();
+        serde_json::from_str(line).unwrap()
+    }
+
     #[test]
     fn a_client_that_does_not_read_is_dropped_and_never_blocks() {
         let hub = Hub::new();
-        let sub = hub.subscribe().unwrap();
+        let sub = hub.subscribe(None).unwrap();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..EVENT_QUEUE {
-            hub.answered(&req("a", Body::Register), 0, lo);
+            hub.answered(&req("a", Body::Register), 0, lo, Instant::now());
         }
         assert_eq!(hub.clients.load(Ordering::SeqCst), 1);
-        hub.answered(&req("a", Body::Register), 1, lo);
+        hub.answered(&req("a", Body::Register), 1, lo, Instant::now());
         assert_eq!(hub.clients.load(Ordering::SeqCst), 0, "dropped when full");
         assert_eq!(sub.events.len(), EVENT_QUEUE);
         drop(sub);
-        assert_eq!(
-            hub.counters().requests[0],
-            ("REGISTER", EVENT_QUEUE as u64 + 1)
-        );
+        let (op, total, by) = hub.counters().requests[0];
+        assert_eq!((op, total), (Op::Register, EVENT_QUEUE as u64 + 1));
+        assert_eq!(by[..2], [EVENT_QUEUE as u64, 1]);
     }
 
     #[test]
     fn events_carry_the_operation_details() {
         let hub = Hub::new();
-        let sub = hub.subscribe().unwrap();
+        let sub = hub.subscribe(None).unwrap();
         let ip: IpAddr = "10.0.0.7".parse().unwrap();
-        hub.answered(&req("a", Body::Connect { port: 4000 }), 0, ip);
+        hub.answered(
+            &req("a", Body::Connect { port: 4000 }),
+            0,
+            ip,
+            Instant::now(),
+        );
         hub.answered(
             &req(
                 "a",
@@ -350,6 +498,7 @@ mod tests {
             ),
             0,
             ip,
+            Instant::now(),
         );
         hub.answered(
             &req(
@@ -360,12 +509,9 @@ mod tests {
             ),
             0,
             ip,
+            Instant::now(),
         );
-        let got: Vec<serde_json::Value> = sub
-            .events
-            .try_iter()
-            .map(|l| serde_json::from_str(&l).unwrap())
-            .collect();
+        let got: Vec<serde_json::Value> = sub.events.try_iter().map(|f| data(&f)).collect();
         assert_eq!(
             got[0],
             serde_json::json!({"op":"CONNECT","user":"a","datetime":"01/02/2025 10:11:12","code":0,"addr":"10.0.0.7:4000"})
@@ -379,15 +525,15 @@ mod tests {
     fn clients_are_capped_and_leave_on_drop() {
         let hub = Hub::new();
         let subs: Vec<_> = (0..MAX_EVENT_CLIENTS)
-            .map(|_| hub.subscribe().unwrap())
+            .map(|_| hub.subscribe(None).unwrap())
             .collect();
-        assert!(hub.subscribe().is_none());
+        assert!(hub.subscribe(None).is_none());
         drop(subs);
         assert_eq!(hub.clients.load(Ordering::SeqCst), 0);
-        let sub = hub.subscribe().unwrap();
+        let sub = hub.subscribe(None).unwrap();
         hub.close();
         assert!(sub.events.recv().is_err(), "closing ends the stream");
-        assert!(hub.subscribe().is_none());
+        assert!(hub.subscribe(None).is_none());
     }
 
     #[test]
@@ -395,10 +541,140 @@ mod tests {
         let hub = Hub::new();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..10 {
-            hub.answered(&req("a", Body::ListUsers), 0, lo);
+            hub.answered(&req("a", Body::ListUsers), 0, lo, Instant::now());
         }
         hub.tick();
         hub.tick();
         assert_eq!(hub.counters().per_second, 5.0);
+    }
+}
+
+#[cfg(test)]
+mod backlog_tests {
+    use super::*;
+
+    fn register(hub: &Hub, user: &str) {
+        let req = Request {
+            datetime: None,
+            user: user.into(),
+            body: Body::Register,
+        };
+        hub.answered(&req, 0, "127.0.0.1".parse().unwrap(), Instant::now());
+    }
+
+    fn id_of(frame: &str) -> String {
+        frame
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .unwrap()
+            .to_owned()
+    }
+
+    fn user_of(frame: &str) -> String {
+        let line = frame
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["user"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_new_client_gets_the_last_fifty_and_the_ring_is_bounded() {
+        let hub = Hub::new();
+        for i in 0..BACKLOG + 10 {
+            register(&hub, &format!("u{i}"));
+        }
+        assert_eq!(hub.feed.lock().ring.len(), BACKLOG);
+        let sub = hub.subscribe(None).unwrap();
+        let users: Vec<String> = sub.backlog.iter().map(|f| user_of(f)).collect();
+        let want: Vec<String> = (BACKLOG + 10 - BACKLOG_ON_LOAD..BACKLOG + 10)
+            .map(|i| format!("u{i}"))
+            .collect();
+        assert_eq!(users, want, "the last {BACKLOG_ON_LOAD}, oldest first");
+    }
+
+    #[test]
+    fn a_reconnect_gets_exactly_what_it_missed() {
+        let hub = Hub::new();
+        for i in 0..5 {
+            register(&hub, &format!("a{i}"));
+        }
+        let first = hub.subscribe(None).unwrap();
+        register(&hub, "live");
+        let seen: Vec<Arc<str>> = first
+            .backlog
+            .iter()
+            .cloned()
+            .chain(first.events.try_iter())
+            .collect();
+        let last = id_of(seen.last().unwrap());
+        drop(first);
+        // Missed while away.
+        for i in 0..3 {
+            register(&hub, &format!("b{i}"));
+        }
+        let again = hub.subscribe(Some(&last)).unwrap();
+        let users: Vec<String> = again.backlog.iter().map(|f| user_of(f)).collect();
+        assert_eq!(users, ["b0", "b1", "b2"], "nothing twice, nothing lost");
+        register(&hub, "after");
+        let next = again.events.try_recv().unwrap();
+        assert_eq!(user_of(&next), "after");
+        // An id of another server run (or garbage): a fresh backlog.
+        let other = hub.subscribe(Some("1-3")).unwrap();
+        assert_eq!(other.backlog.len(), 10);
+        let junk = hub.subscribe(Some("nonsense")).unwrap();
+        assert_eq!(junk.backlog.len(), 10);
+    }
+
+    #[test]
+    fn failures_carry_their_meaning_and_the_connect_listing_is_marked() {
+        let hub = Hub::new();
+        let sub = hub.subscribe(None).unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let req = |user: &str, body| Request {
+            datetime: None,
+            user: user.into(),
+            body,
+        };
+        let own = || Body::ListContent {
+            target: "ana".into(),
+        };
+        hub.answered(&req("ana", Body::ListUsers), 2, lo, Instant::now());
+        hub.answered(
+            &req("ana", Body::Connect { port: 7 }),
+            0,
+            lo,
+            Instant::now(),
+        );
+        hub.answered(&req("ana", own()), 0, lo, Instant::now());
+        hub.answered(&req("ana", own()), 0, lo, Instant::now());
+        let bob = Body::ListContent {
+            target: "bob".into(),
+        };
+        hub.answered(&req("ana", bob), 3, lo, Instant::now());
+        let got: Vec<serde_json::Value> = sub
+            .events
+            .try_iter()
+            .map(|f| {
+                let line = f
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap()
+                    .to_owned();
+                serde_json::from_str(&line).unwrap()
+            })
+            .collect();
+        assert_eq!(got[0]["meaning"], "USER NOT CONNECTED");
+        assert!(got[1].get("meaning").is_none(), "no meaning for OK");
+        assert_eq!(got[2]["auto"], "after CONNECT");
+        assert_eq!(got[2]["target"], "ana");
+        assert!(
+            got[3].get("auto").is_none(),
+            "only the first one after CONNECT"
+        );
+        assert_eq!(got[4]["target"], "bob");
+        assert_eq!(got[4]["meaning"], "REMOTE USER DOES NOT EXIST");
+        assert!(got[4].get("auto").is_none());
     }
 }

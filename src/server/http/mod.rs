@@ -13,6 +13,7 @@
 //! bounded queue filled with `try_send`.
 
 pub(crate) mod events;
+mod metrics;
 
 use std::io::Write;
 use std::net::{IpAddr, Shutdown as SockShutdown, SocketAddr, TcpStream};
@@ -27,6 +28,11 @@ use super::registry::Registry;
 use crate::net::http::{self, Head, Reply};
 use crate::net::{self, Shutdown};
 pub(crate) use events::Hub;
+pub(crate) use metrics::ServerGauges;
+
+/// What the server reports for `/metrics` about itself (connections, the reply
+/// budget, the audit path), read at each scrape.
+type GaugeSource = Box<dyn Fn() -> ServerGauges + Send + Sync>;
 
 /// The page, embedded so a lab without internet needs nothing else.
 const PAGE: &str = include_str!("../dashboard.html");
@@ -81,6 +87,7 @@ pub(crate) struct Dashboard {
     hub: Arc<Hub>,
     registry: Arc<Registry>,
     timeout: Duration,
+    gauges: GaugeSource,
 }
 
 /// A running dashboard.
@@ -101,7 +108,17 @@ impl Dashboard {
             hub: Hub::new(),
             registry,
             timeout,
+            gauges: Box::new(ServerGauges::default),
         })
+    }
+
+    /// Where `/metrics` reads the server's own figures.
+    pub(crate) fn with_gauges(
+        mut self,
+        gauges: impl Fn() -> ServerGauges + Send + Sync + 'static,
+    ) -> Dashboard {
+        self.gauges = Box::new(gauges);
+        self
     }
 
     pub(crate) fn hub(&self) -> Arc<Hub> {
@@ -130,6 +147,7 @@ impl Dashboard {
             hub: Arc::clone(&self.hub),
             registry: self.registry,
             shutdown: shutdown.clone(),
+            gauges: self.gauges,
         });
         let timeout = self.timeout;
         let listener = self.listener;
@@ -166,6 +184,7 @@ struct Site {
     hub: Arc<Hub>,
     registry: Arc<Registry>,
     shutdown: Shutdown,
+    gauges: GaugeSource,
 }
 
 impl Site {
@@ -178,7 +197,12 @@ impl Site {
         };
         let known = matches!(
             path,
-            "/" | "/api/users" | "/api/files" | "/api/search" | "/api/stats" | "/api/events"
+            "/" | "/api/users"
+                | "/api/files"
+                | "/api/search"
+                | "/api/stats"
+                | "/api/events"
+                | "/metrics"
         );
         let mut reply = if !known {
             Reply::text(404, format!("not found: {path} (the dashboard is at /)"))
@@ -194,6 +218,7 @@ impl Site {
         } else {
             match path {
                 "/" => Reply::new(200, "text/html; charset=utf-8", PAGE),
+                "/metrics" => self.metrics(),
                 "/api/events" if body_len == 0 => return self.events(stream, head, timeout),
                 "/api/events" => Reply::text(400, "bad request: an event stream takes no body"),
                 _ => match self.api(path, query) {
@@ -270,7 +295,7 @@ impl Site {
                 let requests: serde_json::Map<String, Value> = c
                     .requests
                     .into_iter()
-                    .map(|(op, n)| (op.to_owned(), n.into()))
+                    .map(|(op, n, _)| (op.name().to_owned(), n.into()))
                     .collect();
                 json!({
                     "users_registered": registered,
@@ -285,10 +310,40 @@ impl Site {
         })
     }
 
+    /// `GET /metrics`: the Prometheus text exposition.
+    fn metrics(&self) -> Reply {
+        let (registered, publications) = self.registry.counts();
+        let counters = self.hub.counters();
+        let body = metrics::render(&metrics::Scrape {
+            counters: &counters,
+            latency: self.hub.latency(),
+            registry: metrics::RegistryGauges {
+                registered,
+                connected: self.registry.connected_count(),
+                publications,
+                search_index: self.registry.search_stats(),
+            },
+            server: (self.gauges)(),
+        });
+        let mut r = Reply::new(200, metrics::CONTENT_TYPE, body);
+        r.extra.push(("Cache-Control", "no-store".into()));
+        r
+    }
+
     /// `GET /api/events`: a Server-Sent Events stream until the client leaves, falls
-    /// [`events::EVENT_QUEUE`] events behind, or the server stops.
+    /// [`events::EVENT_QUEUE`] events behind, or the server stops. It starts with
+    /// the backlog: the events after the `Last-Event-ID` header (the browser's
+    /// reconnect) or the `last-event-id` query parameter (the page's own reconnect:
+    /// a new EventSource cannot set the header), else the last
+    /// [`events::BACKLOG_ON_LOAD`].
     fn events(&self, stream: &mut TcpStream, head: &Head, timeout: Duration) -> Option<Reply> {
-        let Some(sub) = self.hub.subscribe() else {
+        let (_, query) = head.path_and_query();
+        let from_query = http::query_param(query, "last-event-id").ok().flatten();
+        let last = head
+            .header("last-event-id")
+            .map(str::to_owned)
+            .or(from_query);
+        let Some(sub) = self.hub.subscribe(last.as_deref()) else {
             let mut r = Reply::text(
                 503,
                 format!(
@@ -308,8 +363,12 @@ impl Site {
             None,
             &[("Cache-Control", "no-cache".into())],
         );
-        // A first comment: the client sees the stream open before any event.
-        out.extend_from_slice(b": peerdex events\n\n");
+        // A first comment: the client sees the stream open before any event; a
+        // browser whose stream breaks retries after 3 s.
+        out.extend_from_slice(b": peerdex events\nretry: 3000\n\n");
+        for frame in &sub.backlog {
+            out.extend_from_slice(frame.as_bytes());
+        }
         // Writes wait at most the server's timeout: a reader that stops reading is
         // let go then, or sooner when its queue fills.
         let _ = stream.set_write_timeout(Some(timeout));
@@ -327,12 +386,12 @@ impl Site {
                 break;
             }
             match sub.events.recv_timeout(STREAM_TICK) {
-                Ok(line) => {
-                    push_event(&mut out, &line);
+                Ok(frame) => {
+                    out.extend_from_slice(frame.as_bytes());
                     thread::sleep(STREAM_BATCH);
                     // What else is already queued goes in the same write.
-                    for line in sub.events.try_iter().take(events::EVENT_QUEUE) {
-                        push_event(&mut out, &line);
+                    for frame in sub.events.try_iter().take(events::EVENT_QUEUE) {
+                        out.extend_from_slice(frame.as_bytes());
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -346,12 +405,6 @@ impl Site {
         let _ = stream.shutdown(SockShutdown::Both);
         None
     }
-}
-
-fn push_event(out: &mut Vec<u8>, line: &str) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(line.as_bytes());
-    out.extend_from_slice(b"\n\n");
 }
 
 fn json_reply(v: &Value) -> Reply {

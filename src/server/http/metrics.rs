@@ -1,0 +1,537 @@
+//! `GET /metrics`: the index server's figures in the Prometheus text exposition
+//! format (version 0.0.4), for an operator's Prometheus to scrape.
+//!
+//! Owns: the metric names, their help and type lines, the latency histogram, and
+//! writing the text format (written here: about sixty lines, no runtime or registry
+//! crate). Does not own: the figures themselves, which the request path counts
+//! ([`super::Hub`]), the registry holds, and the server passes in as
+//! [`ServerGauges`] (connections, reply budget, audit spool).
+//!
+//! The format's rules, which the tests hold the output to: one `# HELP` and one
+//! `# TYPE` line per family, before its samples, each family's samples together;
+//! names `[a-zA-Z_:][a-zA-Z0-9_:]*`; label values escaped (`\\`, `\"`, `\n`);
+//! counters end in `_total`; a histogram has cumulative `_bucket{le=...}` samples
+//! ending with `le="+Inf"`, equal to its `_count`, and a `_sum`; lines end in `\n`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::proto::index::{Op, Status};
+use crate::server::audit::{AuditGauges, ShipperState};
+
+/// The content type of the text format.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Result codes counted apart per operation: 0..=4 (the most any operation defines,
+/// PROTOCOL.md section 1), and one slot for any other byte.
+pub(crate) const RESULTS: usize = 6;
+
+/// The counter slot of result `code`.
+pub(crate) fn result_index(code: u8) -> usize {
+    usize::from(code).min(RESULTS - 1)
+}
+
+/// Upper bounds (seconds) of the latency buckets: 100 µs (a code reply on a quiet
+/// server) to 5 s (a large list on a loaded one).
+const LATENCY_BOUNDS: [f64; 15] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
+];
+
+/// A fixed-bucket histogram of durations; lock-free, one add per bucket hit.
+pub(crate) struct Histogram {
+    /// Observations per bucket (not cumulative); the last is past every bound.
+    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn new() -> Histogram {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bound (the last for +Inf) and the sum in seconds.
+    fn snapshot(&self) -> (Vec<u64>, f64) {
+        let mut total = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        (cumulative, sum)
+    }
+}
+
+/// What the server itself knows, for `/metrics`: its index connections, the reply
+/// budget and the audit path.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServerGauges {
+    pub(crate) open_connections: usize,
+    pub(crate) connection_cap: usize,
+    /// Silent connections closed to make room under the cap.
+    pub(crate) evictions: u64,
+    /// List replies that waited for a builder slot.
+    pub(crate) reply_budget_waits: u64,
+    /// List requests refused because the reply budget was spent.
+    pub(crate) reply_budget_refusals: u64,
+    pub(crate) reply_budget_bytes: usize,
+    /// `None` with `--no-logger`.
+    pub(crate) audit: Option<AuditGauges>,
+}
+
+/// The registry's figures.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RegistryGauges {
+    pub(crate) registered: usize,
+    pub(crate) connected: usize,
+    pub(crate) publications: usize,
+    /// Publications in the search index and its estimated bytes (`None` with
+    /// `--search-scan`).
+    pub(crate) search_index: Option<(usize, usize)>,
+}
+
+/// Everything one scrape shows.
+pub(crate) struct Scrape<'a> {
+    pub(crate) counters: &'a super::events::Counters,
+    pub(crate) latency: &'a Histogram,
+    pub(crate) registry: RegistryGauges,
+    pub(crate) server: ServerGauges,
+}
+
+/// The text format's writer: families with their help and type, then samples.
+struct Text {
+    out: String,
+}
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {}", escape(help, false));
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(v, true));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A family of one unlabelled sample.
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
+/// Escapes a help text (`\\`, `\n`) or a label value (also `\"`).
+fn escape(s: &str, quote: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The `result` label of code slot `i` of `op`: its meaning in snake case.
+fn result_label(op: Op, i: usize) -> String {
+    let meaning = u8::try_from(i)
+        .ok()
+        .filter(|_| i < RESULTS - 1)
+        .and_then(|code| Status::from_code(op, code))
+        .map_or("unknown_code", Status::meaning);
+    meaning.to_ascii_lowercase().replace(' ', "_")
+}
+
+/// The whole exposition.
+pub(crate) fn render(s: &Scrape<'_>) -> String {
+    let mut t = Text {
+        out: String::with_capacity(8 * 1024),
+    };
+
+    t.family(
+        "peerdex_index_requests_total",
+        "counter",
+        "Index requests answered, by operation and result.",
+    );
+    for (op, _, by) in &s.counters.requests {
+        for (i, &n) in by.iter().enumerate() {
+            // Every result an operation defines, zeros included (a rate needs the
+            // series to exist before it first moves); an undefined code once seen.
+            if Status::of(*op).len() > i || n > 0 {
+                let code = i.to_string();
+                let result = result_label(*op, i);
+                t.sample(
+                    "peerdex_index_requests_total",
+                    &[("op", op.name()), ("code", &code), ("result", &result)],
+                    n,
+                );
+            }
+        }
+    }
+
+    let (buckets, sum) = s.latency.snapshot();
+    let name = "peerdex_index_request_duration_seconds";
+    t.family(
+        name,
+        "histogram",
+        "Time from an index request read to its reply built (the write to the client not included).",
+    );
+    for (i, n) in buckets.iter().enumerate() {
+        let le = LATENCY_BOUNDS
+            .get(i)
+            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+        t.sample(&format!("{name}_bucket"), &[("le", &le)], n);
+    }
+    t.sample(&format!("{name}_sum"), &[], sum);
+    t.sample(
+        &format!("{name}_count"),
+        &[],
+        buckets.last().copied().unwrap_or(0),
+    );
+
+    let r = &s.registry;
+    t.one(
+        "peerdex_users_registered",
+        "gauge",
+        "Registered users.",
+        r.registered,
+    );
+    t.one(
+        "peerdex_users_connected",
+        "gauge",
+        "Connected users.",
+        r.connected,
+    );
+    t.one(
+        "peerdex_publications",
+        "gauge",
+        "Published files, all users.",
+        r.publications,
+    );
+    if let Some((entries, bytes)) = r.search_index {
+        t.one(
+            "peerdex_search_index_publications",
+            "gauge",
+            "Publications in the search index (those of connected users).",
+            entries,
+        );
+        t.one(
+            "peerdex_search_index_bytes",
+            "gauge",
+            "Estimated heap bytes of the search index.",
+            bytes,
+        );
+    }
+
+    let g = &s.server;
+    t.one(
+        "peerdex_index_open_connections",
+        "gauge",
+        "Index connections open now.",
+        g.open_connections,
+    );
+    t.one(
+        "peerdex_index_connection_cap",
+        "gauge",
+        "Most index connections open at once (--max-connections).",
+        g.connection_cap,
+    );
+    t.one(
+        "peerdex_index_evictions_total",
+        "counter",
+        "Silent index connections closed to make room under the connection cap.",
+        g.evictions,
+    );
+    t.one(
+        "peerdex_reply_budget_waits_total",
+        "counter",
+        "List replies that waited for one of the reply builders.",
+        g.reply_budget_waits,
+    );
+    t.one(
+        "peerdex_reply_budget_refusals_total",
+        "counter",
+        "List requests refused (any-other-error) because the reply budget was spent.",
+        g.reply_budget_refusals,
+    );
+    t.one(
+        "peerdex_reply_budget_bytes",
+        "gauge",
+        "Bytes of list replies being built or written, counted in the reply budget.",
+        g.reply_budget_bytes,
+    );
+    t.one(
+        "peerdex_audit_enabled",
+        "gauge",
+        "1 when audit records go to a logger, 0 with --no-logger.",
+        u8::from(g.audit.is_some()),
+    );
+    if let Some(a) = &g.audit {
+        t.one(
+            "peerdex_audit_spool_records",
+            "gauge",
+            "Audit records in the spool not yet acknowledged by the logger.",
+            a.pending,
+        );
+        t.one(
+            "peerdex_audit_dropped_total",
+            "counter",
+            "Audit records the spool could not take (disk full, spool over its cap).",
+            a.dropped,
+        );
+        t.family(
+            "peerdex_audit_shipper_state",
+            "gauge",
+            "The audit shipper's state: 1 for the current one.",
+        );
+        for state in ShipperState::ALL {
+            t.sample(
+                "peerdex_audit_shipper_state",
+                &[("state", state.name())],
+                u8::from(state == a.state),
+            );
+        }
+    }
+
+    t.one(
+        "peerdex_dashboard_event_clients",
+        "gauge",
+        "Dashboard event-stream clients connected now.",
+        s.counters.event_clients,
+    );
+    t.one(
+        "peerdex_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        s.counters.uptime.as_secs(),
+    );
+    t.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+    use std::net::IpAddr;
+    use std::time::Instant;
+
+    use crate::proto::index::{Body, Request};
+    use crate::server::http::Hub;
+
+    /// Holds `text` to the exposition format's rules (see the module doc); returns
+    /// the samples by their full name with labels.
+    fn check_format(text: &str) -> HashMap<String, f64> {
+        assert!(text.ends_with('\n'), "the last line ends in a newline");
+        let name_ok = |n: &str| {
+            let mut cs = n.chars();
+            cs.next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+                && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        };
+        let mut types: HashMap<String, String> = HashMap::new();
+        let mut helped = HashSet::new();
+        let mut done: HashSet<String> = HashSet::new();
+        let mut current: Option<String> = None;
+        let mut samples = HashMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(name_ok(name), "bad name {name}");
+                assert!(helped.insert(name.to_owned()), "two HELP lines for {name}");
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                    "{line}"
+                );
+                assert!(helped.contains(name), "TYPE before HELP for {name}");
+                assert!(
+                    types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                    "two TYPE lines for {name}"
+                );
+                if let Some(prev) = current.replace(name.to_owned()) {
+                    done.insert(prev);
+                }
+                if kind == "counter" {
+                    assert!(name.ends_with("_total"), "counter {name} lacks _total");
+                }
+                continue;
+            }
+            assert!(!line.starts_with('#'), "stray comment {line}");
+            let (series, value) = line.rsplit_once(' ').expect("name and value");
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value: {line}"));
+            let name = series.split('{').next().unwrap();
+            assert!(name_ok(name), "bad name {name}");
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| types.get(*f).is_some_and(|k| k == "histogram"))
+                })
+                .unwrap_or(name);
+            assert_eq!(
+                current.as_deref(),
+                Some(family),
+                "sample {name} outside its family's block"
+            );
+            assert!(!done.contains(family), "{family} samples split");
+            if let Some(labels) = series.strip_prefix(name)
+                && !labels.is_empty()
+            {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+                for pair in labels[1..labels.len() - 1].split("\",") {
+                    let (k, v) = pair.split_once("=\"").expect("k=\"v\"");
+                    assert!(name_ok(k), "label {k}");
+                    let v = v.strip_suffix('"').unwrap_or(v);
+                    assert!(!v.contains('\n'), "raw newline in a label");
+                }
+            }
+            assert!(
+                samples.insert(series.to_owned(), value).is_none(),
+                "duplicate series {series}"
+            );
+        }
+        // Histograms: cumulative buckets, +Inf last and equal to _count.
+        for (name, kind) in &types {
+            if kind != "histogram" {
+                continue;
+            }
+            let prefix = format!("{name}_bucket{{le=\"");
+            let mut buckets: Vec<(f64, f64)> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(&prefix))
+                .map(|rest| {
+                    let (le, v) = rest.split_once("\"} ").unwrap();
+                    let le = if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().unwrap()
+                    };
+                    (le, v.parse().unwrap())
+                })
+                .collect();
+            assert!(
+                buckets.last().is_some_and(|b| b.0.is_infinite()),
+                "{name}: +Inf last"
+            );
+            let sorted = buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1);
+            assert!(sorted, "{name}: buckets not increasing and cumulative");
+            let count = samples[&format!("{name}_count")];
+            assert_eq!(buckets.pop().unwrap().1, count, "{name}: +Inf != _count");
+            assert!(samples.contains_key(&format!("{name}_sum")));
+        }
+        samples
+    }
+
+    #[test]
+    fn the_exposition_follows_the_text_format_and_counts_by_result() {
+        let hub = Hub::new();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let req = |body| Request {
+            datetime: None,
+            user: "a".into(),
+            body,
+        };
+        hub.answered(&req(Body::Register), 0, lo, Instant::now());
+        hub.answered(&req(Body::Register), 1, lo, Instant::now());
+        hub.answered(&req(Body::ListUsers), 2, lo, Instant::now());
+        hub.answered(&req(Body::ListUsers), 9, lo, Instant::now());
+        let counters = hub.counters();
+        let text = render(&Scrape {
+            counters: &counters,
+            latency: hub.latency(),
+            registry: RegistryGauges {
+                registered: 3,
+                connected: 1,
+                publications: 7,
+                search_index: Some((7, 4096)),
+            },
+            server: ServerGauges {
+                open_connections: 2,
+                connection_cap: 1024,
+                audit: Some(AuditGauges {
+                    pending: 5,
+                    dropped: 0,
+                    state: ShipperState::Down,
+                }),
+                ..ServerGauges::default()
+            },
+        });
+        let m = check_format(&text);
+        let req_total = |op: &str, code: u8, result: &str| {
+            m[&format!(
+                "peerdex_index_requests_total{{op=\"{op}\",code=\"{code}\",result=\"{result}\"}}"
+            )]
+        };
+        assert_eq!(req_total("REGISTER", 0, "ok"), 1.0);
+        assert_eq!(req_total("REGISTER", 1, "username_in_use"), 1.0);
+        assert_eq!(req_total("REGISTER", 2, "error"), 0.0);
+        assert_eq!(req_total("LIST_USERS", 2, "user_not_connected"), 1.0);
+        assert_eq!(req_total("LIST_USERS", 5, "unknown_code"), 1.0);
+        assert_eq!(m["peerdex_index_request_duration_seconds_count"], 4.0);
+        assert_eq!(m["peerdex_users_registered"], 3.0);
+        assert_eq!(m["peerdex_search_index_bytes"], 4096.0);
+        assert_eq!(m["peerdex_audit_spool_records"], 5.0);
+        assert_eq!(m["peerdex_audit_shipper_state{state=\"down\"}"], 1.0);
+        assert_eq!(m["peerdex_audit_shipper_state{state=\"delivering\"}"], 0.0);
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        assert_eq!(escape("a\\b\"c\nd", true), "a\\\\b\\\"c\\nd");
+        assert_eq!(escape("say \"hi\"\n", false), "say \"hi\"\\n");
+    }
+
+    #[test]
+    fn latency_lands_in_the_first_bucket_that_holds_it() {
+        let h = Histogram::new();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        let (cum, sum) = h.snapshot();
+        assert_eq!(cum[0], 1, "50 µs <= 100 µs");
+        assert_eq!(cum[4], 1, "3 ms > 2.5 ms");
+        assert_eq!(cum[5], 2, "3 ms <= 5 ms");
+        assert_eq!(cum[LATENCY_BOUNDS.len() - 1], 2);
+        assert_eq!(*cum.last().unwrap(), 3, "60 s only in +Inf");
+        assert!((sum - 60.003_05).abs() < 1e-6, "{sum}");
+    }
+}
