@@ -59,6 +59,7 @@ clean:
 
 ## make run: logger, time service and index server in this terminal; Ctrl+C stops all.
 PORT ?= 9090
+STATEMENT ?= 2024
 TIME_PORT ?= 8000
 LOGGER_PORT ?= 9091
 HTTP_PORT ?= 8080
@@ -71,7 +72,7 @@ FRESH ?=
 .PHONY: run reset
 run: release
 	@PEERDEX=$(PEERDEX_RELEASE) PORT=$(PORT) TIME_PORT=$(TIME_PORT) LOGGER_PORT=$(LOGGER_PORT) HTTP_PORT=$(HTTP_PORT) \
-	  PROGRAM=$(PROGRAM) RUN_DIR=$(RUN_DIR) ADVERTISE=$(ADVERTISE) FRESH=$(FRESH) scripts/run.sh
+	  PROGRAM=$(PROGRAM) STATEMENT=$(STATEMENT) RUN_DIR=$(RUN_DIR) ADVERTISE=$(ADVERTISE) FRESH=$(FRESH) scripts/run.sh
 
 ## make reset: empty the registry of make run (RUN_DIR's data, spool and audit log);
 ##   refused while a make run uses RUN_DIR.

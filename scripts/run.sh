@@ -11,6 +11,7 @@
 #   LOGGER_PORT  logger port, TCP and UDP (9091)
 #   HTTP_PORT    the index server's live dashboard (8080; empty: off)
 #   PROGRAM      logger RPC program number (0x20000001)
+#   STATEMENT    course statement year, 2024 (2023-24) or 2025 (2024-25) (2024)
 #   RUN_DIR      where the audit log, spool and registry data go (./run)
 #   ADVERTISE    address the server reports for clients on this machine (unset)
 #   FRESH        1: start with an empty registry (removes RUN_DIR's data, spool, audit log)
@@ -22,6 +23,7 @@ TIME_PORT=${TIME_PORT:-8000}
 LOGGER_PORT=${LOGGER_PORT:-9091}
 HTTP_PORT=${HTTP_PORT-8080}
 PROGRAM=${PROGRAM:-0x20000001}
+STATEMENT=${STATEMENT:-2024}
 RUN_DIR=${RUN_DIR:-run}
 ADVERTISE=${ADVERTISE:-}
 
@@ -133,7 +135,7 @@ if [ -z "${stop_failed:-}" ]; then
     wait_for "${pids[1]}" "time service on" "$RUN_DIR/time.out" || stop_failed="time service"
 fi
 if [ -z "${stop_failed:-}" ]; then
-    server_args=(server -p "$PORT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
+    server_args=(server -p "$PORT" --statement "$STATEMENT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
                  --spool "$RUN_DIR/spool" --data-dir "$RUN_DIR/data")
     [ -n "$ADVERTISE" ] && server_args+=(--advertise "$ADVERTISE")
     [ -n "$HTTP_PORT" ] && server_args+=(--http "$HTTP_PORT")
@@ -162,7 +164,7 @@ cat <<INFO
 ================================================================================
  peerdex is running. Ctrl+C stops everything.
 
- index server   ${host:-127.0.0.1}:$PORT
+ index server   ${host:-127.0.0.1}:$PORT   (statement $STATEMENT)
  time service   http://127.0.0.1:$TIME_PORT/
  dashboard      $dashboard
  audit logger   program $PROGRAM, port $LOGGER_PORT (tcp and udp)

@@ -164,9 +164,17 @@ pub(crate) struct AuditLine {
     /// Version 3: the result code the client got (0 = OK, -1 = no reply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<i32>,
-    /// Version 1: the string as sent.
+    /// Version 1: the string as sent (for an argument of several values, the
+    /// values joined by four spaces, as printed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// An argument of several values (a student's struct): each value in order,
+    /// ints in decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
+    /// The procedure number, when not the LOG procedure (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure: Option<u32>,
 }
 
 /// What the logger knows of one server instance.
@@ -251,6 +259,10 @@ struct LineOut<'a> {
     result: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    procedure: Option<u32>,
 }
 
 impl Store {
@@ -312,6 +324,18 @@ impl Store {
                         ..LineOut::default()
                     }
                 }
+                Item::Fields(f) => {
+                    statuses.push(LOG_STORED);
+                    self.next_line();
+                    self.lines.push_str(&f.text);
+                    LineOut {
+                        version: f.version,
+                        text: Some(&f.text),
+                        fields: (f.values.len() > 1).then_some(&f.values[..]),
+                        procedure: (f.procedure != logrpc::PROC_LOG).then_some(f.procedure),
+                        ..LineOut::default()
+                    }
+                }
                 Item::V2(r, udp) => {
                     let prev = self.known.get(&r.server_id).copied();
                     match judge(prev, r.seq, *udp) {
@@ -358,7 +382,7 @@ impl Store {
                         operation: Some(&r.operation),
                         datetime: Some(&r.datetime),
                         result: r.result,
-                        text: None,
+                        ..LineOut::default()
                     }
                 }
             };
@@ -425,9 +449,35 @@ impl Store {
     }
 }
 
+/// A LOG argument of a shape other than peerdex's (PROTOCOL.md section 3, "What
+/// students send"): any sequence of strings and ints, stored with all its values.
+struct Fields {
+    version: u32,
+    procedure: u32,
+    /// Each value, ints in decimal.
+    values: Vec<String>,
+    /// The values joined by four spaces: the printed line.
+    text: String,
+}
+
+impl Fields {
+    fn new(version: u32, procedure: u32, values: &[logrpc::ArgValue]) -> Fields {
+        let values: Vec<String> = values.iter().map(ToString::to_string).collect();
+        let text = values.join("    ");
+        Fields {
+            version,
+            procedure,
+            values,
+            text,
+        }
+    }
+}
+
 /// What a call needs from the store.
 enum Item {
     V1(String),
+    /// An argument of another shape (any version, any LOG procedure).
+    Fields(Fields),
     /// A version 2 or 3 record, and whether it came over UDP.
     V2(LogRecord<'static>, bool),
 }
@@ -440,7 +490,9 @@ enum Pending {
         xid: u32,
         rejected: onc_rpc::RejectedReply,
     },
-    /// LOG v1: void result once stored.
+    /// LOG v1 (or an argument of another shape): once stored, an int 0. A
+    /// `void LOG` client reads no result and ignores it; an `int LOG` client
+    /// reads 0 (PROTOCOL.md section 3).
     LogV1 { xid: u32 },
     /// LOG v2 or v3: status result once stored.
     LogV2 { xid: u32 },
@@ -460,6 +512,8 @@ struct Logger {
     /// The highest version offered.
     high: u32,
     store: Mutex<Store>,
+    /// Argument shapes (version, procedure, shape) already said on the console.
+    shapes: Mutex<std::collections::HashSet<(u32, u32, String)>>,
 }
 
 impl Logger {
@@ -493,17 +547,17 @@ impl Logger {
                 high: self.high,
             });
         }
+        // Version 1 is the students' (PROTOCOL.md section 3, "What students
+        // send"): its LOG may have any procedure number and any argument of
+        // strings and ints. Versions 2 and 3 are peerdex's own records.
         match (call.version, call.procedure) {
             (_, logrpc::PROC_NULL) => answer(Answer::Success(&[])),
-            (logrpc::V1, logrpc::PROC_LOG) => match logrpc::decode_v1(call.args) {
-                Ok(text) => {
+            (logrpc::V1, procedure) => match logrpc::decode_v1(call.args) {
+                Ok(text) if procedure == logrpc::PROC_LOG => {
                     items.push(Item::V1(text));
                     Some(Pending::LogV1 { xid })
                 }
-                Err(e) => {
-                    log::debug!("LOG v1 arguments rejected: {e}");
-                    answer(Answer::GarbageArgs)
-                }
+                _ => self.any_shape(procedure, call.args, items, xid),
             },
             (version, logrpc::PROC_LOG) => match LogRecord::decode_version(call.args, version) {
                 Ok(rec) => {
@@ -517,6 +571,56 @@ impl Logger {
             },
             _ => answer(Answer::ProcUnavail),
         }
+    }
+
+    /// A version 1 call whose argument is not one string to procedure 1: stored
+    /// with all its values when it is a sequence of strings and ints with some
+    /// text (a student server's struct, or its LOG under another procedure
+    /// number). Else GARBAGE_ARGS for procedure 1 and PROC_UNAVAIL for others,
+    /// as an rpcgen server answers. Says on the console, once per shape, what it
+    /// received.
+    fn any_shape(
+        &self,
+        procedure: u32,
+        args: &[u8],
+        items: &mut Vec<Item>,
+        xid: u32,
+    ) -> Option<Pending> {
+        let version = logrpc::V1;
+        let values = match logrpc::decode_any(args) {
+            Ok(v)
+                if v.iter()
+                    .any(|v| matches!(v, logrpc::ArgValue::Text(t) if !t.is_empty())) =>
+            {
+                v
+            }
+            other => {
+                log::debug!(
+                    "LOG v1 procedure {procedure}: argument not strings and ints: {other:?}"
+                );
+                let answer = if procedure == logrpc::PROC_LOG {
+                    Answer::GarbageArgs
+                } else {
+                    Answer::ProcUnavail
+                };
+                return Some(Pending::Answer { xid, answer });
+            }
+        };
+        let shape = logrpc::describe_shape(&values);
+        if self
+            .shapes
+            .lock()
+            .insert((version, procedure, shape.clone()))
+        {
+            // Printed just before the record's own line.
+            let mut store = self.store.lock();
+            store.next_line();
+            store.lines.push_str(&format!(
+                "l> received LOG calls of version {version} procedure {procedure} with {shape}: stored with every value, answered int 0"
+            ));
+        }
+        items.push(Item::Fields(Fields::new(version, procedure, &values)));
+        Some(Pending::LogV1 { xid })
     }
 
     /// Stores the batch's records, then encodes every reply (record-marked) into
@@ -537,11 +641,12 @@ impl Logger {
                 Pending::Answer { xid, answer } => rpc::put_reply(out, xid, answer),
                 Pending::Denied { xid, rejected } => rpc::put_denied(out, xid, rejected),
                 Pending::LogV1 { xid } => {
-                    // v1 returns void: a record that could not be stored gets
-                    // SYSTEM_ERR so that the caller sees the failure.
+                    // An int 0 reads as `void` and as `int` (PROTOCOL.md section
+                    // 3); a record that could not be stored gets SYSTEM_ERR so
+                    // that the caller sees the failure.
                     let answer = match statuses.next() {
                         Some(LOG_FAILED) | None => Answer::SystemErr,
-                        Some(_) => Answer::Success(&[]),
+                        Some(_) => Answer::Success(&V1_RESULT),
                     };
                     rpc::put_reply(out, xid, answer);
                 }
@@ -554,6 +659,12 @@ impl Logger {
         items.clear();
     }
 }
+
+/// The result of a version 1 LOG call: an int 0. XDR decodes results in
+/// order and a `void` decoder reads nothing, so rpcgen's `void` clients (and
+/// peerdex's shipper) ignore it, while `int` clients read 0 where an empty
+/// result would fail with "Can't decode result".
+const V1_RESULT: [u8; 4] = [0; 4];
 
 /// A bound logger, ready to serve.
 pub(crate) struct BoundLogger {
@@ -623,6 +734,7 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         program,
         high,
         store: Mutex::new(store),
+        shapes: Mutex::default(),
     });
     let (udp_thread, flusher) = start_helpers(&logger, bound.udp, &shutdown)?;
     {

@@ -220,6 +220,35 @@ impl<R: Read> FieldReader<R> {
         }
     }
 
+    /// Buffers up to `n` bytes (at most [`READ_BUFFER`]) without consuming them and
+    /// returns what is buffered: fewer than `n` only when the stream ended, or no
+    /// data came within the read timeout, first. Decoders that must look ahead to
+    /// tell two layouts apart use it (PROTOCOL.md section 1, "Dialects").
+    pub fn peek(&mut self, n: usize) -> Result<&[u8], WireError> {
+        let n = n.min(READ_BUFFER);
+        while self.end - self.start < n {
+            if self.start + n > READ_BUFFER {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => break,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => break,
+                Err(e) => return Err(WireError::Io(e)),
+            }
+        }
+        let got = (self.end - self.start).min(n);
+        Ok(&self.buf[self.start..self.start + got])
+    }
+
+    /// Drops `n` buffered bytes (at most what [`FieldReader::peek`] returned).
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
     /// The bytes read from the stream but not yet consumed as fields.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
@@ -420,6 +449,16 @@ mod tests {
         assert!(is_valid_description("lecture notes, week 3"));
         assert!(is_valid_description(""));
         assert!(!is_valid_description("line\nbreak"));
+    }
+
+    #[test]
+    fn peek_looks_ahead_without_consuming_and_stops_at_the_end() {
+        let mut r = reader(b"ab\0c");
+        assert_eq!(r.peek(2).unwrap(), b"ab");
+        assert_eq!(r.read_str(Field::User, MAX_FIELD).unwrap(), "ab");
+        assert_eq!(r.peek(8).unwrap(), b"c");
+        r.consume(1);
+        assert_eq!(r.peek(1).unwrap(), b"");
     }
 
     #[test]

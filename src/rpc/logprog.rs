@@ -120,6 +120,89 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<String, XdrError> {
     Ok(s)
 }
 
+/// Most values read from a version 1 argument of unknown shape: students' structs
+/// have 3 or 4 strings; 32 leaves room and keeps one call's printed line short.
+pub(crate) const MAX_V1_VALUES: usize = 32;
+
+/// One value of a LOG argument whose shape the logger was not told: what
+/// students' loggers take (PROTOCOL.md section 3, "What students send").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ArgValue {
+    Text(String),
+    Int(i32),
+}
+
+impl std::fmt::Display for ArgValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgValue::Text(s) => f.write_str(s),
+            ArgValue::Int(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Decodes an argument that is any sequence of XDR strings and ints (a single
+/// string, a struct of strings in any order, a struct with an int): every value
+/// is a string when its 4 bytes are a length followed by that many bytes of
+/// printable UTF-8 and zero padding, else an int. A length of 0 is an empty
+/// string (an unset file field is far more common than an int 0). Fails on
+/// bytes left that are not a whole 4-byte unit, or past [`MAX_V1_VALUES`].
+pub(crate) fn decode_any(bytes: &[u8]) -> Result<Vec<ArgValue>, XdrError> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.len() < 4 || out.len() == MAX_V1_VALUES {
+            return Err(XdrError::Trailing { extra: rest.len() });
+        }
+        let word = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let len = word as usize;
+        let padded = len + xdr::padding(len);
+        let text = (word <= MAX_V1_TEXT && rest.len() - 4 >= padded)
+            .then(|| &rest[4..4 + padded])
+            .filter(|b| b[len..].iter().all(|&p| p == 0))
+            .and_then(|b| std::str::from_utf8(&b[..len]).ok())
+            .filter(|t| !t.chars().any(char::is_control));
+        match text {
+            Some(t) => {
+                out.push(ArgValue::Text(t.to_owned()));
+                rest = &rest[4 + padded..];
+            }
+            None => {
+                out.push(ArgValue::Int(word as i32));
+                rest = &rest[4..];
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Describes the shape of a decoded argument for the console: `a string`,
+/// `4 strings`, `3 strings and an int`.
+pub(crate) fn describe_shape(values: &[ArgValue]) -> String {
+    let texts = values
+        .iter()
+        .filter(|v| matches!(v, ArgValue::Text(_)))
+        .count();
+    let ints = values.len() - texts;
+    let part = |n: usize, one: &str, many: &str| match n {
+        0 => None,
+        1 => Some(one.to_owned()),
+        n => Some(format!("{n} {many}")),
+    };
+    let parts: Vec<String> = [
+        part(texts, "a string", "strings"),
+        part(ints, "an int", "ints"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "nothing".to_owned()
+    } else {
+        parts.join(" and ")
+    }
+}
+
 /// Encodes the version 1 argument (the shipper's calls to a statement logger).
 pub(crate) fn encode_v1(text: &str, out: &mut Vec<u8>) {
     xdr::put_string(out, clip(text, MAX_V1_TEXT));
@@ -258,6 +341,44 @@ mod tests {
         assert!(decode_status(&[0, 0]).is_err());
     }
 
+    fn strings(values: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in values {
+            xdr::put_string(&mut out, v);
+        }
+        out
+    }
+
+    #[test]
+    fn any_argument_of_strings_and_ints_decodes() {
+        let text = |s: &str| ArgValue::Text(s.to_owned());
+        assert_eq!(
+            decode_any(&strings(&["one line"])).unwrap(),
+            [text("one line")]
+        );
+        let four = strings(&["alice", "PUBLISH", "notes.txt", "17/12/2014 13:20:35"]);
+        let got = decode_any(&four).unwrap();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[2], text("notes.txt"));
+        assert_eq!(describe_shape(&got), "4 strings");
+        // An unset field is an empty string.
+        let got = decode_any(&strings(&["bob", "REGISTER", "", "x"])).unwrap();
+        assert_eq!(got[2], text(""));
+        // An int among the strings: 3 is not a string here (its 3 "bytes" are
+        // the next length's zeros).
+        let mut mixed = Vec::new();
+        xdr::put_i32(&mut mixed, 3);
+        mixed.extend(strings(&["abc"]));
+        xdr::put_i32(&mut mixed, -1);
+        let got = decode_any(&mixed).unwrap();
+        assert_eq!(got, [ArgValue::Int(3), text("abc"), ArgValue::Int(-1)]);
+        assert_eq!(describe_shape(&got), "a string and 2 ints");
+        assert!(decode_any(&[0, 0, 0, 5, b'a']).is_err());
+        assert!(decode_any(&[0, 0]).is_err());
+        assert!(decode_any(&[0; 4 * (MAX_V1_VALUES + 1)]).is_err());
+        assert_eq!(decode_any(&[]).unwrap(), []);
+    }
+
     #[test]
     fn program_numbers_parse_in_hex_and_decimal() {
         assert_eq!(parse_program("0x20000001"), Ok(DEFAULT_PROGRAM));
@@ -285,6 +406,7 @@ mod tests {
             let _ = LogRecord::decode(&bytes);
             let _ = LogRecord::decode_version(&bytes, V3);
             let _ = decode_v1(&bytes);
+            let _ = decode_any(&bytes);
         }
     }
 }

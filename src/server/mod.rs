@@ -77,6 +77,11 @@ pub struct ServerArgs {
     /// user's files instead of keeping an index.
     #[arg(long, hide = true)]
     pub search_scan: bool,
+    /// The course statement the lab follows, for what the bytes cannot tell:
+    /// 2024 (2023-24: LIST_CONTENT sends name and description) or 2025 (2024-25:
+    /// names only).
+    #[arg(long, default_value = "2024", value_name = "YEAR")]
+    pub statement: index::Statement,
     #[command(flatten)]
     pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
@@ -204,6 +209,8 @@ struct Context {
     console: Console,
     timeout: Duration,
     advertise: Option<IpAddr>,
+    /// `--statement`: the LIST_CONTENT layout.
+    statement: index::Statement,
     replies: ReplyBudget,
     /// The dashboard's view of the request path (`--http` only).
     events: Option<Arc<http::Hub>>,
@@ -257,6 +264,7 @@ impl IndexServer {
                 },
                 timeout,
                 advertise: args.advertise,
+                statement: args.statement,
                 replies: ReplyBudget::new(),
             }),
             dashboard,
@@ -453,7 +461,10 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     let _ = stream.set_nodelay(true);
     // The whole request within the timeout, however it is trickled.
     let mut reader = FieldReader::new(DeadlineReader::new(&stream, ctx.timeout));
-    let request = index::read_request(&mut reader);
+    let request = index::read_request_with_ip(&mut reader).map(|(req, declared)| {
+        note_declared_ip(&req, declared, peer);
+        req
+    });
     let started = Instant::now();
     if !permit.busy() {
         log::debug!("{peer}: evicted by the connection cap before its request was read");
@@ -614,9 +625,13 @@ fn execute(
         },
         Body::ListUsers => return ctx.registry.list_users(&req.user, Some(host), reply),
         Body::ListContent { target } => {
-            return ctx
-                .registry
-                .list_content(&req.user, target, Some(host), reply);
+            return ctx.registry.list_content_for(
+                &req.user,
+                target,
+                Some(host),
+                reply,
+                ctx.statement,
+            );
         }
         Body::Search { pattern } => {
             return ctx.registry.search(&req.user, pattern, Some(host), reply);
@@ -624,6 +639,23 @@ fn execute(
     };
     reply.push(ctx.registry.apply_as(&change, host)?);
     Ok(())
+}
+
+/// A CONNECT that declared its IP (`CONNECT USER IP PORT`, PROTOCOL.md section 1,
+/// "Dialects") is accepted, but the server records the address the connection
+/// came from (with `--advertise` for loopback), as for every CONNECT: a declared
+/// address is not proof of anything, and the host check of later requests
+/// compares the address of their connection with the recorded one. A declared
+/// address that differs is said on the log, for the operator.
+fn note_declared_ip(req: &Request, declared: Option<IpAddr>, peer: SocketAddr) {
+    if let Some(ip) = declared
+        && ip.to_canonical() != peer.ip().to_canonical()
+    {
+        log::info!(
+            "{peer}: CONNECT {} declared address {ip}: recording the connection's address",
+            req.user
+        );
+    }
 }
 
 /// The address recorded for a CONNECT from `peer`: IPv4-mapped IPv6 addresses are

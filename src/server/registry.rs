@@ -35,7 +35,7 @@ use super::journal::{
     Journal, JournalError, Recovered, Replay, RestoredUser, SnapshotUser, StoreOptions,
 };
 use super::search::{PubId, SearchIndex};
-use crate::proto::index::{self, OK};
+use crate::proto::index::{self, OK, Statement};
 use crate::proto::wire::{MAX_FIELD, put_number};
 
 /// Default of `--max-search-results`: the most matches a SEARCH reply lists. 1000
@@ -759,6 +759,19 @@ impl Registry {
         host: Option<IpAddr>,
         out: &mut Vec<u8>,
     ) -> Result<(), Refused> {
+        self.list_content_for(user, target, host, out, Statement::Y2024)
+    }
+
+    /// [`Registry::list_content`] in the entry layout of `statement` (2025: the
+    /// names only).
+    pub fn list_content_for(
+        &self,
+        user: &str,
+        target: &str,
+        host: Option<IpAddr>,
+        out: &mut Vec<u8>,
+        statement: Statement,
+    ) -> Result<(), Refused> {
         let state = self.state.read();
         state.may_act(user, host)?;
         let mut code = state.check_connected(user);
@@ -772,7 +785,7 @@ impl Registry {
         };
         put_number(out, target.files.len() as u64);
         for (file, description) in &target.files {
-            index::put_file_entry(out, file, description);
+            index::put_file_entry_for(out, file, description, statement);
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! which sends it on its own thread. If the spool cannot take it (disk full, spool
 //! over its cap) the record is counted as dropped and the log says so.
 
+pub(crate) mod interface;
 pub(crate) mod shipper;
 pub(crate) mod spool;
 

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
+use super::interface::{self, ArgField, Interface, Numbers};
 use super::spool::{self, Entry, Spool, SpoolError, SpoolReader};
 use super::{AuditSink, ShipperState, ShipperStatus};
 use crate::net::{self, Shutdown};
@@ -73,6 +74,13 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// operator sees records arrive as version 2 within a minute.
 pub(crate) const RECHECK_V2: Duration = Duration::from_secs(30);
 
+/// After a logger answered that it does not take the LOG calls sent (an
+/// interface mismatch: GARBAGE_ARGS, PROC_UNAVAIL, PROG_UNAVAIL, PROG_MISMATCH
+/// with no usable version), the pause before trying again: the logger will not
+/// change its mind until someone restarts it or the server with another
+/// interface, so no reconnect loop; records wait in the spool meanwhile.
+pub(crate) const MISMATCH_BACKOFF: Duration = Duration::from_secs(60);
+
 /// How often an idle shipper looks at its stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -103,6 +111,47 @@ pub struct ShipperArgs {
     /// Do not ship audit records anywhere.
     #[arg(long, conflicts_with = "logger")]
     pub no_logger: bool,
+    /// A student's logger: its LOG as PROGRAM:VERSION:PROCEDURE (e.g.
+    /// 0x31234567:1:1). Sends the fields of --logger-args instead of peerdex's
+    /// records (docs/LOGGER-INTERFACE.md).
+    #[arg(long, value_name = "PROG:VERS:PROC", value_parser = interface::parse_numbers,
+          conflicts_with_all = ["program", "logger_version", "logger_proc"])]
+    pub logger_interface: Option<Numbers>,
+    /// A student's logger: the version of its LOG (with --program; default 1).
+    #[arg(long, value_name = "N")]
+    pub logger_version: Option<u32>,
+    /// A student's logger: the procedure number of its LOG (default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub logger_proc: Option<u32>,
+    /// A student's logger: its LOG argument as string fields in order, from
+    /// user, operation, file, datetime, result, line (e.g.
+    /// user,operation,datetime; default: line, one string).
+    #[arg(long, value_name = "FIELDS", value_parser = interface::parse_field_list)]
+    pub logger_args: Option<interface::FieldList>,
+}
+
+impl ShipperArgs {
+    /// The student interface the options describe; `None` (peerdex's own
+    /// interface, versions 3 down to 1) when no interface option is given.
+    pub(crate) fn interface(&self) -> Option<Interface> {
+        if self.logger_interface.is_none()
+            && self.logger_version.is_none()
+            && self.logger_proc.is_none()
+            && self.logger_args.is_none()
+        {
+            return None;
+        }
+        let numbers = self.logger_interface.unwrap_or(Numbers {
+            program: self.program,
+            version: self.logger_version.unwrap_or(logrpc::V1),
+            procedure: self.logger_proc.unwrap_or(logrpc::PROC_LOG),
+        });
+        let fields = self
+            .logger_args
+            .clone()
+            .map_or_else(|| vec![ArgField::Line], |f| f.0);
+        Some(Interface { numbers, fields })
+    }
 }
 
 /// Why shipping could not start.
@@ -210,6 +259,30 @@ enum LinkError {
     /// The logger has only older versions (up to the one recorded in the link):
     /// the batch is sent again in it.
     Older,
+    /// The logger does not take the calls sent: GARBAGE_ARGS, PROC_UNAVAIL,
+    /// PROG_UNAVAIL, or PROG_MISMATCH with no usable version.
+    Mismatch(ReplyError),
+}
+
+/// Whether an RPC error says the logger does not take this interface (as
+/// opposed to being down or failing).
+fn is_mismatch(e: &ReplyError) -> bool {
+    matches!(
+        e,
+        ReplyError::GarbageArgs
+            | ReplyError::ProcUnavail
+            | ReplyError::ProgUnavail
+            | ReplyError::ProgMismatch { .. }
+    )
+}
+
+/// An RPC error as a [`LinkError`]: a mismatch, or a plain failure.
+fn rpc_error(e: ReplyError) -> LinkError {
+    if is_mismatch(&e) {
+        LinkError::Mismatch(e)
+    } else {
+        LinkError::Rpc(e)
+    }
 }
 
 impl std::fmt::Display for LinkError {
@@ -224,6 +297,7 @@ impl std::fmt::Display for LinkError {
             LinkError::Protocol => write!(f, "rpc: reply does not match the call"),
             LinkError::Refused(s) => write!(f, "logger could not store the record (status {s})"),
             LinkError::Older => write!(f, "logger offers only older versions"),
+            LinkError::Mismatch(e) => write!(f, "interface mismatch: {e}"),
         }
     }
 }
@@ -248,6 +322,11 @@ struct Link {
     connected_at: Instant,
     /// Where `/metrics` reads whether the logger is reachable.
     status: Arc<ShipperStatus>,
+    /// A student's interface (`--logger-interface`, `--logger-args`): sent
+    /// as given, without looking for versions.
+    custom: Option<Interface>,
+    /// The interface mismatch last reported, so that it is said once.
+    mismatch: Option<ReplyError>,
 }
 
 impl Link {
@@ -262,7 +341,62 @@ impl Link {
             version: logrpc::V3,
             connected_at: Instant::now(),
             status: ShipperStatus::new(),
+            custom: None,
+            mismatch: None,
         }
+    }
+
+    /// A link that sends `iface`'s calls (a student's logger).
+    fn with_interface(target: Target, iface: Interface) -> Link {
+        let mut link = Link::new(target, iface.numbers.program);
+        link.version = iface.numbers.version;
+        link.custom = Some(iface);
+        link
+    }
+
+    /// What the link sends, for messages.
+    fn sending(&self) -> String {
+        match &self.custom {
+            Some(iface) => iface.describe(),
+            None if self.version == logrpc::V1 => format!(
+                "program 0x{:08x} version 1 procedure 1 with (line): peerdex's interface",
+                self.program
+            ),
+            None => format!(
+                "program 0x{:08x} version {} procedure 1 with peerdex's record",
+                self.program, self.version
+            ),
+        }
+    }
+
+    /// Says once that the logger does not take what is sent, and how to fix it.
+    fn report_mismatch(&mut self, e: &ReplyError) {
+        if self.mismatch.as_ref() == Some(e) {
+            log::debug!("audit logger {}: still {e}", self.target);
+            return;
+        }
+        let remedy = match e {
+            ReplyError::GarbageArgs => {
+                "its LOG takes another argument: give its fields in the order of its .x with --logger-args (e.g. --logger-args user,operation,datetime for a struct of three strings)".to_owned()
+            }
+            ReplyError::ProcUnavail => {
+                "its LOG has another procedure number: give it with --logger-proc N (or --logger-interface PROG:VERS:PROC)".to_owned()
+            }
+            ReplyError::ProgUnavail => {
+                "the program listening there has another number: give it with --program (or --logger-interface PROG:VERS:PROC)".to_owned()
+            }
+            ReplyError::ProgMismatch { low, high } => format!(
+                "it offers versions {low} to {high}: give its version with --logger-version N (or --logger-interface PROG:VERS:PROC)"
+            ),
+            _ => "check its interface (docs/LOGGER-INTERFACE.md)".to_owned(),
+        };
+        log::warn!(
+            "audit logger {}: interface mismatch: it answered {e} to LOG calls of {}; {remedy}. Records wait in the spool; trying again every {} s",
+            self.target,
+            self.sending(),
+            MISMATCH_BACKOFF.as_secs()
+        );
+        self.mismatch = Some(e.clone());
     }
 
     /// Records the version the logger offers, saying so when it changes.
@@ -291,6 +425,12 @@ impl Link {
         let target = self.target.clone();
         let (host, port) = match &target {
             Target::Direct { host, port } => (host.as_str(), *port),
+            Target::Portmap { host } if self.custom.is_some() => {
+                let port = portmap::getport(host, self.program, self.version, IPPROTO_TCP)
+                    .map_err(LinkError::Portmap)?
+                    .ok_or(LinkError::NotRegistered)?;
+                (host.as_str(), port)
+            }
             Target::Portmap { host } => {
                 // rpcbind answers GETPORT for any version with the port of any
                 // version of the program, so only the NULL call on the new
@@ -320,7 +460,8 @@ impl Link {
     }
 
     fn connect(&mut self) -> Result<&mut Conn, LinkError> {
-        if self.version < logrpc::V3 && self.connected_at.elapsed() >= RECHECK_V2 {
+        let negotiates = self.custom.is_none();
+        if negotiates && self.version < logrpc::V3 && self.connected_at.elapsed() >= RECHECK_V2 {
             // Look for version 3 again on a fresh connection.
             self.conn = None;
         }
@@ -334,7 +475,7 @@ impl Link {
             log::debug!("audit logger: connected to {addr}");
             let mut conn = Conn { stream, reader };
             self.connected_at = Instant::now();
-            if self.version < logrpc::V3 {
+            if negotiates && self.version < logrpc::V3 {
                 // Has the logger gained a newer version? Ask it.
                 let offered = self.highest_offered(&mut conn)?;
                 self.set_version(offered);
@@ -368,7 +509,7 @@ impl Link {
             {
                 Ok(high.min(logrpc::V3))
             }
-            (Some(x), Err(e)) if x == xid => Err(LinkError::Rpc(e)),
+            (Some(x), Err(e)) if x == xid => Err(rpc_error(e)),
             _ => Err(LinkError::Protocol),
         }
     }
@@ -377,11 +518,51 @@ impl Link {
     fn send(&mut self, id: u64, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
         // Connect first: connecting may find out the version.
         self.connect()?;
-        if self.version == logrpc::V1 {
+        if let Some(iface) = self.custom.clone() {
+            self.send_custom(&iface, batch)
+        } else if self.version == logrpc::V1 {
             self.send_v1(batch)
         } else {
             self.send_records(id, batch)
         }
+    }
+
+    /// Sends one batch as pipelined calls of a student's interface; any
+    /// successful reply acknowledges its record, whatever its result (`void`,
+    /// or an `int` whose meaning the student chose).
+    fn send_custom(
+        &mut self,
+        iface: &Interface,
+        batch: &[(Entry<'static>, u64)],
+    ) -> Result<(), LinkError> {
+        let first = self.xid;
+        self.xid = self.xid.wrapping_add(batch.len() as u32);
+        let mut out = Vec::with_capacity(batch.len() * 160);
+        let mut args = Vec::with_capacity(160);
+        for (i, (e, _)) in batch.iter().enumerate() {
+            args.clear();
+            iface.encode(&e.user, &e.operation, &e.datetime, e.result, &mut args);
+            rpc::put_call(
+                &mut out,
+                first.wrapping_add(i as u32),
+                iface.numbers.program,
+                iface.numbers.version,
+                iface.numbers.procedure,
+                &args,
+            );
+        }
+        let conn = self.connect()?;
+        conn.stream.write_all(&out).map_err(LinkError::Io)?;
+        let mut record = Vec::new();
+        for i in 0..batch.len() {
+            rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
+            let (xid, result) = rpc::parse_reply(&record);
+            if xid != Some(first.wrapping_add(i as u32)) {
+                return Err(LinkError::Protocol);
+            }
+            result.map_err(rpc_error)?;
+        }
+        Ok(())
     }
 
     /// Sends one batch as pipelined LOG v1 calls, each carrying the printed line;
@@ -416,7 +597,7 @@ impl Link {
             if xid != Some(first.wrapping_add(i as u32)) {
                 return Err(LinkError::Protocol);
             }
-            result.map_err(LinkError::Rpc)?;
+            result.map_err(rpc_error)?;
         }
         Ok(())
     }
@@ -469,7 +650,7 @@ impl Link {
                     self.set_version(high);
                     return Err(LinkError::Older);
                 }
-                Err(e) => return Err(LinkError::Rpc(e)),
+                Err(e) => return Err(rpc_error(e)),
             };
             match logrpc::decode_status(result) {
                 Ok(LOG_STORED | LOG_DUPLICATE) => {}
@@ -486,7 +667,13 @@ impl Link {
         loop {
             match self.send(id, batch) {
                 Ok(()) => {
-                    if self.down {
+                    if self.mismatch.take().is_some() {
+                        log::warn!(
+                            "audit logger {} takes the LOG calls of {} now",
+                            self.target,
+                            self.sending()
+                        );
+                    } else if self.down {
                         log::warn!("audit logger {} reachable again", self.target);
                     }
                     self.down = false;
@@ -498,6 +685,17 @@ impl Link {
                     // Replies to the rest of the batch are still coming: start
                     // over on a new connection, at once, in the older version.
                     self.conn = None;
+                    continue;
+                }
+                Err(LinkError::Mismatch(e)) => {
+                    // Not down: it answers, but not to these calls. Said once;
+                    // then a long pause instead of a reconnect loop.
+                    self.conn = None;
+                    self.report_mismatch(&e);
+                    self.down = false;
+                    if !self.pause(MISMATCH_BACKOFF, stop) {
+                        return false;
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -514,19 +712,26 @@ impl Link {
                     }
                 }
             }
-            if stop.requested() {
-                // Shutting down and the logger fails: leave the rest in the spool
-                // rather than hold up the exit.
+            if !self.pause(self.backoff, stop) {
                 return false;
             }
-            let until = Instant::now() + self.backoff;
-            while Instant::now() < until {
-                if stop.requested() {
-                    return false;
-                }
-                std::thread::sleep(POLL.min(self.backoff));
-            }
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Waits `pause` before the next attempt; false (give up) once `stop` is
+    /// requested. Shutting down and the logger fails: the rest stays in the
+    /// spool rather than hold up the exit.
+    fn pause(&self, pause: Duration, stop: &Stop) -> bool {
+        let until = Instant::now() + pause;
+        loop {
+            if stop.requested() {
+                return false;
+            }
+            if Instant::now() >= until {
+                return true;
+            }
+            std::thread::sleep(POLL.min(pause));
         }
     }
 }
@@ -571,20 +776,29 @@ pub(crate) fn start(
     if args.no_logger {
         return Ok((AuditSink::disabled(), None));
     }
-    let env = std::env::var("LOGGER_HOST").ok();
+    // LOGGER_HOST (peerdex's) first, then LOG_RPC_IP (the 2024-25 statement's).
+    let env = ["LOGGER_HOST", "LOG_RPC_IP"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.trim().is_empty());
     let target = Target::choose(args.logger.as_deref(), env.as_deref())?;
     // Adopt what gone instances left before creating our own file.
     let orphans = spool::orphans(&args.spool);
     let (spool, bell) = Spool::create(&args.spool).map_err(ShipperError::Spool)?;
     let spool = Arc::new(spool);
+    let stop = Arc::new(Stop::default());
+    let link = match args.interface() {
+        Some(iface) => Link::with_interface(target, iface),
+        None => Link::new(target, args.program),
+    };
     log::info!(
-        "audit records go to the logger at {target} (program 0x{:08x}) through the spool {}",
-        args.program,
+        "audit records go to the logger at {} ({}) through the spool {}",
+        link.target,
+        link.sending(),
         spool.path().display()
     );
-    let stop = Arc::new(Stop::default());
     let status = ShipperStatus::new();
-    let mut link = Link::new(target, args.program);
+    let mut link = link;
     link.status = Arc::clone(&status);
     let thread = {
         let spool = Arc::clone(&spool);
