@@ -282,6 +282,75 @@ fn json_by_accept_header() {
 }
 
 #[test]
+fn any_get_path_answers_the_time_as_text() {
+    let t = TimeSvc::start(&[]);
+    for path in ["/fecha", "/time", "/a/b?x=1", "/datetime?format=text"] {
+        let r = get(t.addr, path, "");
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
+        r.check_length();
+        assert!(clock::is_datetime(&r.text()), "{path}: {:?}", r.text());
+    }
+    // HTTP/1.0, no Host, as a hand-written client sends it.
+    let r = http(t.addr, "GET /fecha HTTP/1.0\r\n\r\n");
+    assert!(clock::is_datetime(&r.text()), "{:?}", r.text());
+}
+
+#[test]
+fn json_at_the_datetime_path_and_by_accept_on_any_path() {
+    let t = TimeSvc::start(&[]);
+    check_json(&get(t.addr, "/datetime", ""));
+    check_json(&get(t.addr, "/fecha", "Accept: application/json\r\n"));
+}
+
+/// A SOAP 1.1 call of `op` in peerdex's namespace, with `inner` inside the wrapper.
+fn call_of(op: &str, inner: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"><soap-env:Body><ns0:{op} xmlns:ns0="urn:peerdex:time">{inner}</ns0:{op}></soap-env:Body></soap-env:Envelope>"#
+    )
+}
+
+#[test]
+fn soap_answers_each_operation_in_its_own_response_element() {
+    let t = TimeSvc::start(&[]);
+    for op in ["get_time", "get_datetime", "get_current_datetime"] {
+        // With and without a dummy argument, as students' clients send them.
+        for inner in ["", "<ns0:dummy>x</ns0:dummy>"] {
+            let r = soap_post(t.addr, &format!("\"{op}\""), &call_of(op, inner));
+            assert_eq!(r.status, 200, "{op}: {r:?}");
+            let elems = xml_elements(&r.text());
+            assert!(
+                find(&elems, "urn:peerdex:time", &format!("{op}Response")).is_some(),
+                "{op}: {}",
+                r.text()
+            );
+            let result = find(&elems, "urn:peerdex:time", &format!("{op}Result"))
+                .unwrap_or_else(|| panic!("{op}: no result in {}", r.text()));
+            assert!(clock::is_datetime(&result.text), "{op}: {:?}", result.text);
+        }
+    }
+    // The WSDL offers all three, each with its own SOAPAction.
+    let elems = xml_elements(&get(t.addr, "/?wsdl", "").text());
+    for op in ["get_time", "get_datetime", "get_current_datetime"] {
+        assert!(
+            elems.iter().any(|e| e.ns == WSDL_SOAP
+                && e.local == "operation"
+                && attr(e, "soapAction") == Some(op)),
+            "{op}"
+        );
+    }
+    assert_eq!(
+        fault_code(&soap_post(t.addr, "\"\"", &call_of("get_date", ""))),
+        "soap:Client"
+    );
+}
+
+#[test]
 fn wsdl_is_well_formed_and_points_back_at_the_host_used() {
     let t = TimeSvc::start(&[]);
     let r = get(t.addr, "/?wsdl", "");
@@ -403,8 +472,20 @@ fn malformed_soap_gets_a_client_fault() {
 #[test]
 fn unknown_paths_404_and_other_methods_405() {
     let t = TimeSvc::start(&[]);
-    assert_eq!(get(t.addr, "/time", "").status, 404);
+    // Any GET path is the time (issue 25: REST clients ask /fecha, /time, ...);
+    // the WSDL only at /?wsdl, SOAP only at /.
+    assert_eq!(get(t.addr, "/time", "").status, 200);
     assert_eq!(get(t.addr, "/index.html?wsdl", "").status, 404);
+    let r = soap_post(t.addr, "\"get_time\"", GET_TIME);
+    assert_eq!(r.status, 200);
+    let r = http(
+        t.addr,
+        &format!(
+            "POST /soap HTTP/1.1\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{GET_TIME}",
+            GET_TIME.len()
+        ),
+    );
+    assert_eq!(r.status, 404);
     let r = http(t.addr, "PUT / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
     assert_eq!(r.status, 405);
     let allow = r.header("allow").expect("Allow header");
@@ -569,31 +650,91 @@ fn a_port_in_use_is_a_clear_error() {
     );
 }
 
+/// Runs a partner client (a python3 script) to its end; None when it cannot run
+/// here: python3 missing, or the script exits 3 (a module it needs is missing).
+/// Skips are recorded like every system test's, and fail under
+/// PEERDEX_REQUIRE_SYSTEM_TESTS=1.
+fn partner_client(test: &str, script: &str, args: &[&str]) -> Option<Finished> {
+    let script = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let run = run_to_exit(
+        Command::new("python3").arg(&script).args(args),
+        Duration::from_secs(60),
+        &format!("{script} did not finish"),
+    );
+    let missing = match run {
+        Ok(f) if f.status.code() == Some(3) => f.stderr.trim().to_owned(),
+        Ok(f) => return Some(f),
+        Err(e) => format!("python3 ({e})"),
+    };
+    require_tools(test, &[missing]);
+    None
+}
+
 #[test]
 fn a_zeep_client_built_from_the_wsdl_gets_the_time() {
     let t = TimeSvc::start(&[]);
     // Through "localhost", so the WSDL must name that host for the call to arrive.
     let url = format!("http://localhost:{}/", t.addr.port());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py");
-    let run = run_to_exit(
-        Command::new("python3").arg(script).arg(&url),
-        Duration::from_secs(60),
-        "the zeep client did not finish",
-    );
-    let (status, out, err) = match run {
-        Ok(f) => (f.status, f.stdout, f.stderr),
-        Err(e) => {
-            skip("zeep time client test", &format!("needs python3 ({e})"));
-            return;
-        }
-    };
-    if status.code() == Some(3) {
-        skip(
-            "zeep time client test",
-            &format!("needs zeep: {}", err.trim()),
-        );
+    let Some(run) = partner_client(
+        "a_zeep_client_built_from_the_wsdl_gets_the_time",
+        "soap_client.py",
+        &[&url],
+    ) else {
         return;
+    };
+    assert!(run.status.success(), "zeep client failed: {}", run.stderr);
+    assert!(
+        clock::is_datetime(run.stdout.trim()),
+        "zeep got {:?}",
+        run.stdout
+    );
+}
+
+#[test]
+fn zeep_clients_call_each_operation_name() {
+    let t = TimeSvc::start(&[]);
+    let wsdl = format!("http://localhost:{}/?wsdl", t.addr.port());
+    for op in ["get_time", "get_datetime", "get_current_datetime"] {
+        let Some(run) = partner_client(
+            "zeep_clients_call_each_operation_name",
+            "partners/time/zeep_client.py",
+            &[&wsdl, op],
+        ) else {
+            return;
+        };
+        assert!(run.status.success(), "zeep {op}: {}", run.stderr);
+        assert!(
+            clock::is_datetime(run.stdout.trim()),
+            "{op}: {:?}",
+            run.stdout
+        );
     }
-    assert!(status.success(), "zeep client failed: {err}");
-    assert!(clock::is_datetime(out.trim()), "zeep got {out:?}");
+}
+
+#[test]
+fn rest_clients_get_text_at_fecha_and_json_at_datetime() {
+    let t = TimeSvc::start(&[]);
+    let base = format!("http://127.0.0.1:{}", t.addr.port());
+    let cases: [(String, &str, &[&str]); 3] = [
+        (format!("{base}/fecha"), "text", &[]),
+        (format!("{base}/datetime"), "json", &[]),
+        (format!("{base}/"), "json", &["--accept"]),
+    ];
+    for (url, kind, extra) in &cases {
+        let mut args = vec![url.as_str(), *kind];
+        args.extend_from_slice(extra);
+        let Some(run) = partner_client(
+            "rest_clients_get_text_at_fecha_and_json_at_datetime",
+            "partners/time/rest_client.py",
+            &args,
+        ) else {
+            return;
+        };
+        assert!(run.status.success(), "{url} {kind}: {}", run.stderr);
+        assert!(
+            clock::is_datetime(run.stdout.trim()),
+            "{url}: {:?}",
+            run.stdout
+        );
+    }
 }

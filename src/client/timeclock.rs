@@ -2,7 +2,10 @@
 //! (PROTOCOL.md section 4), or taken from the local clock when the service cannot
 //! be reached.
 //!
-//! Two kinds of service: the peerdex one answers `GET /` with the DATETIME as text;
+//! Two kinds of service: a REST one answers a GET of its URL (any path: peerdex's
+//! `/`, a course service's `/fecha` or `/datetime`) with the DATETIME as plain text
+//! or as JSON (`{"datetime": "..."}`, or a bare JSON string as FastAPI sends a
+//! returned `str`), told apart by the Content-Type and the body ([`read_answer`]);
 //! a course service that speaks only SOAP 1.1 is given by its WSDL address (a URL
 //! ending in `?wsdl`, or the `WSDL_URL` variable as the reference client reads it):
 //! the WSDL is read once, then every DATETIME is one SOAP call (`soap_time`).
@@ -34,8 +37,9 @@ const MAX_SOAP_BODY: u64 = 64 * 1024;
 /// costs each command at most this much before the local clock is used.
 pub(super) const TIME_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Largest answer read from the time service. The real answer has 19 bytes; anything
-/// much longer is not a DATETIME.
+/// Largest answer read from the time service. The real answer has 19 bytes (55 as
+/// peerdex's JSON, a little more pretty-printed); anything much longer is not a
+/// DATETIME.
 const MAX_TIME_BODY: u64 = 256;
 
 /// Why the time service gave no usable DATETIME.
@@ -48,6 +52,8 @@ pub(crate) enum TimeSourceError {
     Status(u16),
     /// The body is not `dd/mm/YYYY HH:MM:SS`.
     Malformed(String),
+    /// A JSON answer that is not valid JSON, or has no `datetime` string.
+    Json(String),
 }
 
 impl fmt::Display for TimeSourceError {
@@ -57,6 +63,7 @@ impl fmt::Display for TimeSourceError {
             TimeSourceError::Soap(e) => write!(f, "{e}"),
             TimeSourceError::Status(s) => write!(f, "http: status {s}"),
             TimeSourceError::Malformed(body) => write!(f, "malformed: {body:?} is not a DATETIME"),
+            TimeSourceError::Json(why) => write!(f, "json: {why}"),
         }
     }
 }
@@ -79,6 +86,40 @@ pub(crate) fn is_wsdl_url(url: &str) -> bool {
         && url
             .get(url.len() - 5..)
             .is_some_and(|tail| tail.eq_ignore_ascii_case("?wsdl"))
+}
+
+/// `application/json` or any `+json` type (parameters ignored).
+fn is_json_type(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    media.eq_ignore_ascii_case("application/json")
+        || media
+            .get(media.len().saturating_sub(5)..)
+            .is_some_and(|t| t.eq_ignore_ascii_case("+json"))
+}
+
+/// The DATETIME text of a REST answer (validated by the caller). JSON when the
+/// Content-Type says so or the body starts with `{`: an object's `datetime` string,
+/// or a bare JSON string; otherwise the body is the text.
+fn read_answer(json_type: bool, body: &str) -> Result<String, TimeSourceError> {
+    let trimmed = body.trim();
+    if !json_type && !trimmed.starts_with('{') {
+        return Ok(trimmed.to_owned());
+    }
+    let value: serde_json::Value = serde_json::from_str(trimmed)
+        .map_err(|e| TimeSourceError::Json(format!("not JSON ({e})")))?;
+    match value {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Object(map) => match map.get("datetime") {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(TimeSourceError::Json("\"datetime\" is not a string".into())),
+            None => Err(TimeSourceError::Json(
+                "the object has no \"datetime\" field".into(),
+            )),
+        },
+        _ => Err(TimeSourceError::Json(
+            "neither an object with \"datetime\" nor a string".into(),
+        )),
+    }
 }
 
 /// Source of DATETIMEs for one shell.
@@ -124,12 +165,18 @@ impl TimeClock {
                 .get(&self.url)
                 .call()
                 .map_err(TimeSourceError::Http)?;
-            response
+            let json = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(is_json_type);
+            let body = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_TIME_BODY)
                 .read_to_string()
-                .map_err(TimeSourceError::Http)?
+                .map_err(TimeSourceError::Http)?;
+            read_answer(json, &body)?
         };
         let time = body.trim();
         if datetime::is_datetime(time) {
@@ -228,5 +275,43 @@ mod tests {
             (DEFAULT_TIME_URL.into(), false)
         );
         assert!(!is_wsdl_url("wsdl"));
+    }
+
+    #[test]
+    fn reads_text_and_json_answers() {
+        let t = "02/12/2026 08:00:01";
+        assert_eq!(read_answer(false, &format!("{t}\n")).unwrap(), t);
+        let obj = format!(r#"{{"datetime": "{t}", "unix_ms": 1}}"#);
+        assert_eq!(read_answer(true, &obj).unwrap(), t);
+        // The body decides even under a text type (Flask's default for a dict is
+        // JSON, but hand-written servers label it text/html).
+        assert_eq!(read_answer(false, &format!(" {obj}")).unwrap(), t);
+        // FastAPI returning a str: a JSON string.
+        assert_eq!(read_answer(true, &format!("\"{t}\"")).unwrap(), t);
+        assert!(matches!(
+            read_answer(true, r#"{"fecha": "x"}"#),
+            Err(TimeSourceError::Json(_))
+        ));
+        assert!(matches!(
+            read_answer(true, r#"{"datetime": 5}"#),
+            Err(TimeSourceError::Json(_))
+        ));
+        assert!(matches!(
+            read_answer(false, "{not json"),
+            Err(TimeSourceError::Json(_))
+        ));
+        assert!(matches!(
+            read_answer(true, "[1]"),
+            Err(TimeSourceError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json_type("application/json"));
+        assert!(is_json_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_type("application/problem+json"));
+        assert!(!is_json_type("text/plain; charset=utf-8"));
+        assert!(!is_json_type("json"));
     }
 }

@@ -1,8 +1,14 @@
 //! `peerdex time`: the time web service (PROTOCOL.md section 4).
 //!
 //! Owns: the HTTP face of the service -- reading one request per connection within
-//! hard size and time limits, routing (`GET /` plain text or JSON, `GET /?wsdl`,
-//! SOAP 1.1 `POST /`), status codes, and the start line on stdout. Does not own: the
+//! hard size and time limits, routing (a GET of any path: plain text, or JSON when
+//! asked for it or at `/datetime`; `GET /?wsdl`; SOAP 1.1 `POST /`), status codes,
+//! and the start line on stdout.
+//!
+//! Any GET path answers because course REST clients ask `/fecha`, `/datetime`,
+//! `/time`... (STATEMENTS.md): the one resource is the time, whatever its name.
+//! Only the WSDL keeps one address (`/?wsdl`, where its `soap:address` points): a
+//! WSDL request elsewhere gets 404 rather than a DATETIME a WSDL reader cannot use. Does not own: the
 //! DATETIME format (`clock`), the WSDL and envelopes (`soap`), accepting, capping and
 //! stopping connections (`net`).
 //!
@@ -22,7 +28,11 @@ use crate::net::http::{self, Head, ReadError, Reply};
 use crate::net::{self, Shutdown};
 use crate::proto::datetime;
 
-pub(crate) use soap::{Call, Fault};
+pub(crate) use soap::Fault;
+
+/// The path that answers JSON without being asked (a course REST dialect:
+/// `GET /datetime` -> `{"datetime": "..."}`).
+const JSON_PATH: &str = "/datetime";
 
 /// Longest Host header used in the WSDL address (a DNS name is at most 253 bytes,
 /// plus a port).
@@ -152,14 +162,15 @@ fn respond(stream: &mut TcpStream, head: &Head, deadline: Instant) -> Reply {
         Ok(n) => n,
         Err(reply) => return *reply,
     };
-    if path != "/" {
-        let mut r = Reply::text(404, format!("not found: {path} (the time is at /)"));
+    let is_get = matches!(head.method.as_str(), "GET" | "HEAD");
+    if path != "/" && !is_get {
+        let mut r = Reply::text(404, format!("not found: {path} (SOAP is at /)"));
         r.unread_body = body_len > 0;
         return r;
     }
     match head.method.as_str() {
         "GET" | "HEAD" => {
-            let mut r = get(stream, head, query);
+            let mut r = get(stream, head, path, query);
             r.unread_body = body_len > 0;
             r
         }
@@ -192,8 +203,9 @@ enum Want {
     Wsdl,
 }
 
-/// Decides from the query (`wsdl`, `format=json|text`) and the Accept header.
-fn want(query: Option<&str>, accept: Option<&str>) -> Result<Want, String> {
+/// Decides from the query (`wsdl`, `format=json|text`), the path ([`JSON_PATH`]
+/// means JSON) and the Accept header, in that order.
+fn want(path: &str, query: Option<&str>, accept: Option<&str>) -> Result<Want, String> {
     let mut format = None;
     for pair in query
         .unwrap_or_default()
@@ -216,6 +228,9 @@ fn want(query: Option<&str>, accept: Option<&str>) -> Result<Want, String> {
     if let Some(f) = format {
         return Ok(f);
     }
+    if path == JSON_PATH {
+        return Ok(Want::Json);
+    }
     let json = accept.is_some_and(|a| {
         a.split(',').any(|m| {
             m.split(';')
@@ -232,8 +247,8 @@ struct JsonTime {
     unix_ms: i64,
 }
 
-fn get(stream: &TcpStream, head: &Head, query: Option<&str>) -> Reply {
-    let mut reply = match want(query, head.header("Accept")) {
+fn get(stream: &TcpStream, head: &Head, path: &str, query: Option<&str>) -> Reply {
+    let mut reply = match want(path, query, head.header("Accept")) {
         Err(why) => return Reply::text(400, format!("bad request: {why}")),
         Ok(Want::Text) => Reply::text(200, datetime::now()),
         Ok(Want::Json) => {
@@ -246,6 +261,12 @@ fn get(stream: &TcpStream, head: &Head, query: Option<&str>) -> Reply {
                 Ok(body) => Reply::new(200, "application/json", body),
                 Err(e) => return Reply::text(500, format!("cannot encode JSON: {e}")),
             }
+        }
+        Ok(Want::Wsdl) if path != "/" => {
+            return Reply::text(
+                404,
+                format!("not found: {path}?wsdl (the WSDL is at /?wsdl)"),
+            );
         }
         Ok(Want::Wsdl) => {
             return Reply::new(
@@ -305,15 +326,13 @@ fn post(head: &Head, body: &[u8]) -> Reply {
     if let Some(action) = head.header("SOAPAction")
         && !soap::action_matches(action)
     {
-        return fault_reply(&Fault::Client(format!(
-            "unknown SOAPAction {action}: this service offers get_time"
-        )));
+        return fault_reply(&soap::unknown_action(action));
     }
     match soap::parse_call(body) {
-        Ok(Call::GetTime) => Reply::new(
+        Ok(call) => Reply::new(
             200,
             "text/xml; charset=utf-8",
-            soap::time_response(&datetime::now()),
+            soap::time_response(call, &datetime::now()),
         ),
         Err(fault) => {
             log::debug!("SOAP request refused: {fault}");
@@ -328,20 +347,31 @@ mod tests {
 
     #[test]
     fn chooses_the_format() {
-        assert_eq!(want(None, None), Ok(Want::Text));
-        assert_eq!(want(Some("wsdl"), None), Ok(Want::Wsdl));
-        assert_eq!(want(Some("WSDL"), Some("application/json")), Ok(Want::Wsdl));
-        assert_eq!(want(Some("format=json"), None), Ok(Want::Json));
+        assert_eq!(want("/", None, None), Ok(Want::Text));
+        assert_eq!(want("/", Some("wsdl"), None), Ok(Want::Wsdl));
         assert_eq!(
-            want(Some("format=text"), Some("application/json")),
+            want("/", Some("WSDL"), Some("application/json")),
+            Ok(Want::Wsdl)
+        );
+        assert_eq!(want("/", Some("format=json"), None), Ok(Want::Json));
+        assert_eq!(
+            want("/", Some("format=text"), Some("application/json")),
             Ok(Want::Text)
         );
         assert_eq!(
-            want(None, Some("text/html, application/json;q=0.9")),
+            want("/", None, Some("text/html, application/json;q=0.9")),
             Ok(Want::Json)
         );
-        assert_eq!(want(None, Some("application/jsonx")), Ok(Want::Text));
-        assert!(want(Some("format=xml"), None).is_err());
+        assert_eq!(want("/", None, Some("application/jsonx")), Ok(Want::Text));
+        assert!(want("/", Some("format=xml"), None).is_err());
+        // Any path; /datetime means JSON unless the query says text.
+        assert_eq!(want("/fecha", None, None), Ok(Want::Text));
+        assert_eq!(
+            want("/fecha", None, Some("application/json")),
+            Ok(Want::Json)
+        );
+        assert_eq!(want("/datetime", None, None), Ok(Want::Json));
+        assert_eq!(want("/datetime", Some("format=text"), None), Ok(Want::Text));
     }
 
     #[test]

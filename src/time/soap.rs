@@ -1,13 +1,16 @@
 //! The SOAP 1.1 face of the time service: the WSDL 1.1 document served at `/?wsdl`,
 //! reading a request envelope, and writing response and Fault envelopes.
 //!
-//! Owns: the service's names (target namespace, operation `get_time`, its wrapper
+//! Owns: the service's names (target namespace, the operations and their wrapper
 //! elements), the envelope grammar accepted and the Fault codes chosen. Does not own:
 //! HTTP (the parent module decides status codes, headers and limits).
 //!
-//! The WSDL is document/literal wrapped, named like the lab's original service: the
-//! request is an empty `tns:get_time` element, the response a `tns:get_timeResponse`
-//! holding one `tns:get_timeResult` string, SOAPAction `get_time`.
+//! The WSDL is document/literal wrapped. It offers the lab's original `get_time` and
+//! the names students' clients call (STATEMENTS.md): `get_datetime` and
+//! `get_current_datetime`, all three the same answer. For each operation OP the
+//! request is an empty `tns:OP` element (any content a client puts inside, such as a
+//! dummy argument, is ignored), the response a `tns:OPResponse` holding one
+//! `tns:OPResult` string, SOAPAction `OP`.
 
 use std::fmt;
 
@@ -18,8 +21,6 @@ use quick_xml::reader::NsReader;
 
 /// Target namespace of the WSDL, its schema and the wrapper elements.
 pub(super) const TNS: &str = "urn:peerdex:time";
-/// The one operation.
-pub(super) const OPERATION: &str = "get_time";
 /// SOAP 1.1 envelope namespace.
 pub(super) const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// SOAP 1.2 envelope namespace: recognised only to answer VersionMismatch.
@@ -30,10 +31,36 @@ const SOAP12_ENV: &str = "http://www.w3.org/2003/05/soap-envelope";
 /// and bounds the parser's stack of open elements.
 const MAX_DEPTH: usize = 32;
 
-/// A call decoded from a request envelope.
+/// A call decoded from a request envelope: which operation (they all answer the
+/// current DATETIME, each in its own response element).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Call {
-    GetTime,
+    Time,
+    Datetime,
+    CurrentDatetime,
+}
+
+impl Call {
+    /// Every operation, in the WSDL's order.
+    pub(crate) const ALL: [Call; 3] = [Call::Time, Call::Datetime, Call::CurrentDatetime];
+
+    /// The operation's name (also its request element and its SOAPAction).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Call::Time => "get_time",
+            Call::Datetime => "get_datetime",
+            Call::CurrentDatetime => "get_current_datetime",
+        }
+    }
+
+    fn from_name(name: &[u8]) -> Option<Call> {
+        Call::ALL.into_iter().find(|c| c.name().as_bytes() == name)
+    }
+}
+
+/// The operation names, for messages: `get_time, get_datetime, get_current_datetime`.
+fn offered() -> String {
+    Call::ALL.map(Call::name).join(", ")
 }
 
 /// Why a request envelope was refused; becomes a SOAP 1.1 Fault (section 4.4.1 of
@@ -71,15 +98,28 @@ impl fmt::Display for Fault {
     }
 }
 
-/// Whether a SOAPAction header value names the `get_time` operation. SOAP 1.1
+/// Whether a SOAPAction header value names one of the operations. SOAP 1.1
 /// section 6.1.1: the value is a (usually quoted) URI; empty means "the HTTP request
-/// URI". Accepted: empty, `get_time`, or any URI ending in `/get_time` or `#get_time`.
+/// URI". Accepted: empty, an operation's name, or any URI ending in `/OP`, `#OP` or
+/// `:OP`. The Body's element decides which operation answers.
 pub(super) fn action_matches(value: &str) -> bool {
     let v = value.trim().trim_matches('"');
     v.is_empty()
-        || v == OPERATION
-        || v.strip_suffix(OPERATION)
-            .is_some_and(|rest| rest.ends_with('/') || rest.ends_with('#') || rest.ends_with(':'))
+        || Call::ALL.iter().any(|c| {
+            let op = c.name();
+            v == op
+                || v.strip_suffix(op).is_some_and(|rest| {
+                    rest.ends_with('/') || rest.ends_with('#') || rest.ends_with(':')
+                })
+        })
+}
+
+/// The message of a Fault for an unknown SOAPAction.
+pub(super) fn unknown_action(action: &str) -> Fault {
+    Fault::Client(format!(
+        "unknown SOAPAction {action}: this service offers {}",
+        offered()
+    ))
 }
 
 /// A namespace-resolved element name.
@@ -244,17 +284,17 @@ fn check_root(name: &Name) -> Result<(), Fault> {
     Ok(())
 }
 
-/// The operation the first child of Body names: get_time in our namespace (or
+/// The operation the first child of Body names: one of ours in our namespace (or
 /// unqualified), anything else a Client fault.
 fn operation(name: &Name) -> Result<Call, Fault> {
     let tns_or_none = name.ns.is_none() || name.ns.as_deref() == Some(TNS.as_bytes());
-    if tns_or_none && name.local == OPERATION.as_bytes() {
-        Ok(Call::GetTime)
-    } else {
-        Err(Fault::Client(format!(
-            "unknown operation {}: this service offers get_time in {TNS}",
-            String::from_utf8_lossy(&name.local)
-        )))
+    match Call::from_name(&name.local) {
+        Some(call) if tns_or_none => Ok(call),
+        _ => Err(Fault::Client(format!(
+            "unknown operation {}: this service offers {} in {TNS}",
+            String::from_utf8_lossy(&name.local),
+            offered()
+        ))),
     }
 }
 
@@ -266,10 +306,11 @@ fn envelope(inner: &str) -> String {
     )
 }
 
-/// The response envelope of `get_time`.
-pub(super) fn time_response(datetime: &str) -> String {
+/// The response envelope of `call`: `tns:OPResponse` holding `tns:OPResult`.
+pub(super) fn time_response(call: Call, datetime: &str) -> String {
+    let op = call.name();
     envelope(&format!(
-        "<tns:get_timeResponse><tns:get_timeResult>{}</tns:get_timeResult></tns:get_timeResponse>",
+        "<tns:{op}Response><tns:{op}Result>{}</tns:{op}Result></tns:{op}Response>",
         escape(datetime)
     ))
 }
@@ -288,6 +329,51 @@ pub(super) fn fault_response(fault: &Fault) -> String {
 /// endpoint address.
 pub(super) fn wsdl(location: &str) -> String {
     let location = escape(location);
+    let mut elements = String::new();
+    let mut messages = String::new();
+    let mut port_ops = String::new();
+    let mut binding_ops = String::new();
+    for call in Call::ALL {
+        let op = call.name();
+        elements.push_str(&format!(
+            r#"      <xs:element name="{op}">
+        <xs:complexType><xs:sequence/></xs:complexType>
+      </xs:element>
+      <xs:element name="{op}Response">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="{op}Result" type="xs:string"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+"#
+        ));
+        messages.push_str(&format!(
+            r#"  <wsdl:message name="{op}">
+    <wsdl:part name="parameters" element="tns:{op}"/>
+  </wsdl:message>
+  <wsdl:message name="{op}Response">
+    <wsdl:part name="parameters" element="tns:{op}Response"/>
+  </wsdl:message>
+"#
+        ));
+        port_ops.push_str(&format!(
+            r#"    <wsdl:operation name="{op}">
+      <wsdl:documentation>The current local time as dd/mm/YYYY HH:MM:SS.</wsdl:documentation>
+      <wsdl:input name="{op}" message="tns:{op}"/>
+      <wsdl:output name="{op}Response" message="tns:{op}Response"/>
+    </wsdl:operation>
+"#
+        ));
+        binding_ops.push_str(&format!(
+            r#"    <wsdl:operation name="{op}">
+      <soap:operation soapAction="{op}" style="document"/>
+      <wsdl:input name="{op}"><soap:body use="literal"/></wsdl:input>
+      <wsdl:output name="{op}Response"><soap:body use="literal"/></wsdl:output>
+    </wsdl:operation>
+"#
+        ));
+    }
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <wsdl:definitions name="TimeService" targetNamespace="{TNS}"
@@ -297,39 +383,13 @@ pub(super) fn wsdl(location: &str) -> String {
     xmlns:tns="{TNS}">
   <wsdl:types>
     <xs:schema targetNamespace="{TNS}" elementFormDefault="qualified">
-      <xs:element name="get_time">
-        <xs:complexType><xs:sequence/></xs:complexType>
-      </xs:element>
-      <xs:element name="get_timeResponse">
-        <xs:complexType>
-          <xs:sequence>
-            <xs:element name="get_timeResult" type="xs:string"/>
-          </xs:sequence>
-        </xs:complexType>
-      </xs:element>
-    </xs:schema>
+{elements}    </xs:schema>
   </wsdl:types>
-  <wsdl:message name="get_time">
-    <wsdl:part name="parameters" element="tns:get_time"/>
-  </wsdl:message>
-  <wsdl:message name="get_timeResponse">
-    <wsdl:part name="parameters" element="tns:get_timeResponse"/>
-  </wsdl:message>
-  <wsdl:portType name="TimeServicePortType">
-    <wsdl:operation name="get_time">
-      <wsdl:documentation>The current local time as dd/mm/YYYY HH:MM:SS.</wsdl:documentation>
-      <wsdl:input name="get_time" message="tns:get_time"/>
-      <wsdl:output name="get_timeResponse" message="tns:get_timeResponse"/>
-    </wsdl:operation>
-  </wsdl:portType>
+{messages}  <wsdl:portType name="TimeServicePortType">
+{port_ops}  </wsdl:portType>
   <wsdl:binding name="TimeServiceBinding" type="tns:TimeServicePortType">
     <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
-    <wsdl:operation name="get_time">
-      <soap:operation soapAction="get_time" style="document"/>
-      <wsdl:input name="get_time"><soap:body use="literal"/></wsdl:input>
-      <wsdl:output name="get_timeResponse"><soap:body use="literal"/></wsdl:output>
-    </wsdl:operation>
-  </wsdl:binding>
+{binding_ops}  </wsdl:binding>
   <wsdl:service name="TimeService">
     <wsdl:port name="TimeServicePort" binding="tns:TimeServiceBinding">
       <soap:address location="{location}"/>
@@ -353,7 +413,22 @@ mod tests {
     #[test]
     fn accepts_a_get_time_call() {
         let req = env(r#"<t:get_time xmlns:t="urn:peerdex:time"/>"#);
-        assert_eq!(parse_call(req.as_bytes()), Ok(Call::GetTime));
+        assert_eq!(parse_call(req.as_bytes()), Ok(Call::Time));
+    }
+
+    #[test]
+    fn accepts_every_operation_name_with_or_without_a_dummy_argument() {
+        for call in Call::ALL {
+            let op = call.name();
+            let req = env(&format!(r#"<t:{op} xmlns:t="urn:peerdex:time"/>"#));
+            assert_eq!(parse_call(req.as_bytes()), Ok(call));
+            let req = env(&format!(
+                r#"<t:{op} xmlns:t="urn:peerdex:time"><t:dummy>0</t:dummy></t:{op}>"#
+            ));
+            assert_eq!(parse_call(req.as_bytes()), Ok(call));
+        }
+        let req = env(r#"<t:get_datetimes xmlns:t="urn:peerdex:time"/>"#);
+        assert!(matches!(parse_call(req.as_bytes()), Err(Fault::Client(_))));
     }
 
     #[test]
@@ -361,7 +436,7 @@ mod tests {
         let req = format!(
             r#"<e:Envelope xmlns:e="{SOAP11_ENV}"><e:Header><x:trace xmlns:x="urn:x">1</x:trace></e:Header><e:Body><get_time></get_time></e:Body></e:Envelope>"#
         );
-        assert_eq!(parse_call(req.as_bytes()), Ok(Call::GetTime));
+        assert_eq!(parse_call(req.as_bytes()), Ok(Call::Time));
     }
 
     #[test]
@@ -451,6 +526,9 @@ mod tests {
         assert!(action_matches(""));
         assert!(action_matches("\"\""));
         assert!(action_matches("urn:peerdex:time/get_time"));
+        assert!(action_matches("\"get_datetime\""));
+        assert!(action_matches("urn:peerdex:time#get_current_datetime"));
+        assert!(!action_matches("get_datetime_x"));
         assert!(!action_matches("\"get_date\""));
         assert!(!action_matches("xget_time"));
     }
@@ -467,8 +545,13 @@ mod tests {
             }
         }
         assert!(
-            time_response("22/11/2026 09:05:07")
+            time_response(Call::Time, "22/11/2026 09:05:07")
                 .contains("<tns:get_timeResult>22/11/2026 09:05:07</tns:get_timeResult>")
+        );
+        assert!(
+            time_response(Call::CurrentDatetime, "22/11/2026 09:05:07").contains(
+                "<tns:get_current_datetimeResponse><tns:get_current_datetimeResult>22/11/2026 09:05:07</tns:get_current_datetimeResult></tns:get_current_datetimeResponse>"
+            )
         );
     }
 
@@ -498,7 +581,8 @@ mod tests {
         fn arbitrary_text_inside_the_call_is_a_call_or_a_client_fault(inner in "[<>/a-z:=\" ]{0,64}") {
             let req = env(&format!("<get_time>{inner}</get_time>"));
             match parse_call(req.as_bytes()) {
-                Ok(Call::GetTime) | Err(Fault::Client(_)) => {}
+                Ok(Call::Time) | Err(Fault::Client(_)) => {}
+            Ok(other) => proptest::prop_assert!(false, "{other:?}"),
                 other => proptest::prop_assert!(false, "{other:?}"),
             }
         }
