@@ -551,10 +551,16 @@ impl Link {
                 &args,
             );
         }
+        self.exchange(&out, first, batch.len())
+    }
+
+    /// Sends `out`, `n` pipelined calls whose xids start at `first`, and reads their
+    /// replies: any accepted reply acknowledges its call, whatever its result.
+    fn exchange(&mut self, out: &[u8], first: u32, n: usize) -> Result<(), LinkError> {
         let conn = self.connect()?;
-        conn.stream.write_all(&out).map_err(LinkError::Io)?;
+        conn.stream.write_all(out).map_err(LinkError::Io)?;
         let mut record = Vec::new();
-        for i in 0..batch.len() {
+        for i in 0..n {
             rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
             let (xid, result) = rpc::parse_reply(&record);
             if xid != Some(first.wrapping_add(i as u32)) {
@@ -588,18 +594,7 @@ impl Link {
                 &args,
             );
         }
-        let conn = self.connect()?;
-        conn.stream.write_all(&out).map_err(LinkError::Io)?;
-        let mut record = Vec::new();
-        for i in 0..batch.len() {
-            rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
-            let (xid, result) = rpc::parse_reply(&record);
-            if xid != Some(first.wrapping_add(i as u32)) {
-                return Err(LinkError::Protocol);
-            }
-            result.map_err(rpc_error)?;
-        }
-        Ok(())
+        self.exchange(&out, first, batch.len())
     }
 
     /// Sends one batch as pipelined LOG calls of version 3 (version 2 to a logger
