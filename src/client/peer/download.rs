@@ -24,13 +24,30 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{CONNECT_TIMEOUT, DOWNLOAD_BUFFER, DOWNLOAD_IDLE_TIMEOUT, HEADER_TIMEOUT};
 use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{
     CODE_NOT_FOUND, CODE_OK, Lead, classify_lead, encode_range_request, encode_request,
     read_range_header,
 };
 use crate::proto::wire::{Field, FieldReader, WireError};
+
+/// How long the downloader waits to connect to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the downloader tolerates silence from the peer, before the reply and
+/// between chunks of content. A live peer on any real link sends something within
+/// 10 s; past it the download fails and the temporary file is removed.
+const DOWNLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the downloader waits for a whole reply header (the code byte, and SIZE
+/// and VERSION after GET_FILE_RANGE's 0), however the peer dribbles it. A live peer
+/// answers at once; past 10 s a GET_FILE_RANGE attempt counts as unanswered and the
+/// plain GET_FILE as failed.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Buffer of the download loop. Large reads amortise the system calls on fast links
+/// (loopback moves several GB/s) while keeping the downloader's memory constant.
+const DOWNLOAD_BUFFER: usize = 256 * 1024;
 
 /// Longest partial-info file read back. It holds four short lines (two names of at
 /// most 256 bytes, a number, a version of at most 128 bytes).

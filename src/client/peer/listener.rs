@@ -11,13 +11,27 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::files::SharedFiles;
-use super::{MAX_UPLOADS, REQUEST_TIMEOUT, SEND_TIMEOUT};
 use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
 use crate::proto::peer::{
     CODE_OK, CODE_OTHER, PeerRequestError, Request, encode_ok_header, encode_range_header,
     read_request,
 };
 use crate::proto::wire::FieldReader;
+
+/// Downloads served at once by one peer. Each holds a thread (256 KiB stack) and a
+/// socket; 64 is far more parallel downloads than one user's uplink can feed, and
+/// bounds what a flood of connections can pin. Past it the oldest connection that has
+/// not sent its request yet is closed (see `net`).
+const MAX_UPLOADS: usize = 64;
+
+/// How long a connection to the listener may take to deliver its request. A request
+/// is two or three short fields; a peer that has not sent them in 10 s is not going
+/// to.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one write of file content may block on a downloader that does not read.
+/// Past it the upload is abandoned so a stalled downloader cannot pin a thread.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes sent per `sendfile` batch when an upload rate limit is set: small enough
 /// that the pacing is smooth, large enough to stay cheap.

@@ -20,41 +20,6 @@ mod download;
 mod files;
 mod listener;
 
-use std::time::Duration;
-
 pub(crate) use download::{Done, DownloadError, Progress, Source, download};
 pub(crate) use files::SharedFiles;
 pub(crate) use listener::{PeerListener, ServeOptions};
-
-/// Downloads served at once by one peer. Each holds a thread (256 KiB stack) and a
-/// socket; 64 is far more parallel downloads than one user's uplink can feed, and
-/// bounds what a flood of connections can pin. Past it the oldest connection that has
-/// not sent its request yet is closed (see `net`).
-pub(crate) const MAX_UPLOADS: usize = 64;
-
-/// How long a connection to the listener may take to deliver its request. A request
-/// is two or three short fields; a peer that has not sent them in 10 s is not going
-/// to.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long one write of file content may block on a downloader that does not read.
-/// Past it the upload is abandoned so a stalled downloader cannot pin a thread.
-pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the downloader waits to connect to a peer.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long the downloader tolerates silence from the peer, before the reply and
-/// between chunks of content. A live peer on any real link sends something within
-/// 10 s; past it the download fails and the temporary file is removed.
-pub(crate) const DOWNLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the downloader waits for a whole reply header (the code byte, and SIZE
-/// and VERSION after GET_FILE_RANGE's 0), however the peer dribbles it. A live peer
-/// answers at once; past 10 s a GET_FILE_RANGE attempt counts as unanswered and the
-/// plain GET_FILE as failed.
-pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Buffer of the download loop. Large reads amortise the system calls on fast links
-/// (loopback moves several GB/s) while keeping the downloader's memory constant.
-pub(crate) const DOWNLOAD_BUFFER: usize = 256 * 1024;
