@@ -686,6 +686,8 @@ fn the_layout_holds_at_three_sizes_with_forty_users_and_the_backlog_shows_on_loa
                 let _ = support::call(addr, &["LIST_CONTENT", DT, &who, &long]);
                 let _ = support::call(addr, &["LIST_CONTENT", DT, &who, "nobody"]);
                 i += 1;
+                // Pacing: a steady trickle of feed events while the page is
+                // measured; nothing waits on it.
                 thread::sleep(Duration::from_millis(300));
             }
         })
