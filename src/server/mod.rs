@@ -474,75 +474,14 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     let mut reply = Vec::with_capacity(128);
     let mut reserved = 0;
     match request {
-        Ok(req) => {
-            let op = req.body.op();
-            let mut operation = req.audit_text();
-            let outcome = if matches!(
-                req.body,
-                Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
-            ) {
-                build_list(ctx, &req, peer, &mut reply, &mut reserved)
-            } else {
-                execute(ctx, &req, peer, &mut reply)
-            };
-            match outcome {
-                Ok(()) if reply.is_empty() => {
-                    // Over the reply budget: refused like any other failure.
-                    ctx.replies.refusals.fetch_add(1, Ordering::Relaxed);
-                    reply.push(op.other_error());
-                    ctx.console
-                        .line(format!("s> {} FROM {} (server busy)", op.name(), req.user));
-                    operation = format!("{operation} REFUSED: server busy");
-                }
-                Ok(()) => ctx
-                    .console
-                    .line(format!("s> {} FROM {}", op.name(), req.user)),
-                Err(refused) => {
-                    reply.clear();
-                    reply.push(op.other_error());
-                    let from = peer.ip().to_canonical();
-                    ctx.console.line(format!(
-                        "s> {} FROM {} REFUSED: connected from {}, request from {from}",
-                        op.name(),
-                        req.user,
-                        refused.connected_from
-                    ));
-                    operation = format!("{operation} REFUSED from {from}");
-                }
-            }
-            if let Some(events) = &ctx.events {
-                let host = recorded_ip(peer.ip(), ctx.advertise);
-                events.answered(&req, reply[0], host, started);
-            }
-            ctx.audit.record(AuditRecord {
-                user: req.user.clone(),
-                operation,
-                datetime: req.datetime.clone().unwrap_or_else(datetime::now),
-                result: result_of(&reply),
-            });
-        }
+        Ok(req) => answer(ctx, &req, peer, started, &mut reply, &mut reserved),
         Err(RequestError::UnknownOp) => {
             log::info!("{peer}: unknown operation: closing without a reply");
             return;
         }
         Err(RequestError::Bad { op, user, error }) => {
             log::info!("{peer}: {} request rejected: {error}", op.name());
-            // The name was read but may be the invalid field: from here on (console,
-            // audit record, events) only its escaped form is used.
-            let user = user.map(|u| crate::proto::text::escape_for_terminal(&u).into_owned());
-            reply.push(op.other_error());
-            if let (Some(events), Some(user)) = (&ctx.events, &user) {
-                events.rejected(op, user, op.other_error());
-            }
-            if let Some(user) = user {
-                ctx.console.line(format!("s> {} FROM {user}", op.name()));
-                ctx.audit.record(AuditRecord {
-                    user,
-                    operation: op.name().to_owned(),
-                    datetime: datetime::now(),
-                    result: result_of(&reply),
-                });
-            }
+            reject(ctx, op, user, &mut reply);
         }
     }
     let deadline =
@@ -552,6 +491,84 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     }
     drop(reply);
     ctx.replies.release(reserved);
+}
+
+/// Answers a request that was read whole into `reply` (`reserved`: what a list
+/// reply holds of the reply budget), and reports it (console, events, audit).
+fn answer(
+    ctx: &Context,
+    req: &Request,
+    peer: SocketAddr,
+    started: Instant,
+    reply: &mut Vec<u8>,
+    reserved: &mut usize,
+) {
+    let op = req.body.op();
+    let mut operation = req.audit_text();
+    let outcome = if matches!(
+        req.body,
+        Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
+    ) {
+        build_list(ctx, req, peer, reply, reserved)
+    } else {
+        execute(ctx, req, peer, reply)
+    };
+    match outcome {
+        Ok(()) if reply.is_empty() => {
+            // Over the reply budget: refused like any other failure.
+            ctx.replies.refusals.fetch_add(1, Ordering::Relaxed);
+            reply.push(op.other_error());
+            ctx.console
+                .line(format!("s> {} FROM {} (server busy)", op.name(), req.user));
+            operation = format!("{operation} REFUSED: server busy");
+        }
+        Ok(()) => ctx
+            .console
+            .line(format!("s> {} FROM {}", op.name(), req.user)),
+        Err(refused) => {
+            reply.clear();
+            reply.push(op.other_error());
+            let from = peer.ip().to_canonical();
+            ctx.console.line(format!(
+                "s> {} FROM {} REFUSED: connected from {}, request from {from}",
+                op.name(),
+                req.user,
+                refused.connected_from
+            ));
+            operation = format!("{operation} REFUSED from {from}");
+        }
+    }
+    if let Some(events) = &ctx.events {
+        let host = recorded_ip(peer.ip(), ctx.advertise);
+        events.answered(req, reply[0], host, started);
+    }
+    ctx.audit.record(AuditRecord {
+        user: req.user.clone(),
+        operation,
+        datetime: req.datetime.clone().unwrap_or_else(datetime::now),
+        result: result_of(reply),
+    });
+}
+
+/// Answers a request whose operation is known but whose fields are bad, and reports
+/// it when its user name was read.
+fn reject(ctx: &Context, op: index::Op, user: Option<String>, reply: &mut Vec<u8>) {
+    // The name was read but may be the invalid field: from here on (console,
+    // audit record, events) only its escaped form is used.
+    let user = user.map(|u| crate::proto::text::escape_for_terminal(&u).into_owned());
+    reply.push(op.other_error());
+    if let (Some(events), Some(user)) = (&ctx.events, &user) {
+        events.rejected(op, user, op.other_error());
+    }
+    if let Some(user) = user {
+        ctx.console.line(format!("s> {} FROM {user}", op.name()));
+        ctx.audit.record(AuditRecord {
+            user,
+            operation: op.name().to_owned(),
+            datetime: datetime::now(),
+            result: result_of(reply),
+        });
+    }
 }
 
 /// The result code a reply carries (its first byte), for the audit record.

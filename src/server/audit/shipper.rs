@@ -801,14 +801,8 @@ fn ship(
     bell: &Receiver<()>,
     stop: &Stop,
 ) {
-    for orphan in orphans {
-        if !ship_orphan(&mut link, &orphan, stop) {
-            // Out of time: the rest stays on disk for the next start.
-            spool.close(0);
-            return;
-        }
-        log::info!("delivered the records left in {}", orphan.path.display());
-        orphan.remove();
+    if !ship_orphans(&mut link, spool, orphans, stop) {
+        return;
     }
     let mut reader = match SpoolReader::open(spool.path()) {
         Ok(r) => r,
@@ -848,17 +842,8 @@ fn ship(
         if let Some((last, _)) = batch.last() {
             spool.acked_up_to(last.seq);
         }
-        match spool.trim(acked, TRUNCATE_AFTER) {
-            Ok(0) => {}
-            Ok(removed) => {
-                acked -= removed;
-                let pos = reader.pos() - removed;
-                if let Err(e) = reader.reopen_at(pos) {
-                    log::error!("audit records will not be shipped: {e}");
-                    break;
-                }
-            }
-            Err(e) => log::warn!("cannot trim the spool: {e}"),
+        if !trim(spool, &mut reader, &mut acked) {
+            break;
         }
     }
     if !spool.close(acked) {
@@ -867,6 +852,40 @@ fn ship(
             spool.path().display()
         );
     }
+}
+
+/// Delivers the records of spools left by earlier runs, removing each once
+/// delivered; false (the spool closed) when time ran out: the rest stays on disk for
+/// the next start.
+fn ship_orphans(link: &mut Link, spool: &Spool, orphans: Vec<spool::Orphan>, stop: &Stop) -> bool {
+    for orphan in orphans {
+        if !ship_orphan(link, &orphan, stop) {
+            spool.close(0);
+            return false;
+        }
+        log::info!("delivered the records left in {}", orphan.path.display());
+        orphan.remove();
+    }
+    true
+}
+
+/// Trims the spool's delivered head (the first `acked` bytes) once it is due, with
+/// `reader` and `acked` moved back by what was cut; false when the reader cannot
+/// follow (shipping stops).
+fn trim(spool: &Spool, reader: &mut SpoolReader, acked: &mut u64) -> bool {
+    match spool.trim(*acked, TRUNCATE_AFTER) {
+        Ok(0) => {}
+        Ok(removed) => {
+            *acked -= removed;
+            let pos = reader.pos() - removed;
+            if let Err(e) = reader.reopen_at(pos) {
+                log::error!("audit records will not be shipped: {e}");
+                return false;
+            }
+        }
+        Err(e) => log::warn!("cannot trim the spool: {e}"),
+    }
+    true
 }
 
 fn ship_orphan(link: &mut Link, orphan: &spool::Orphan, stop: &Stop) -> bool {
