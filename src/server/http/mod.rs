@@ -238,71 +238,83 @@ impl Site {
                 .map_err(|()| Reply::text(400, format!("bad request: bad encoding of '{key}'")))
         };
         Ok(match path {
-            "/api/users" => {
-                let users: Vec<Value> = queries::users_overview(&self.registry)
-                    .into_iter()
-                    .map(|(name, addr, files)| {
-                        let since = addr.and_then(|_| self.hub.connected_since(&name));
-                        json!({
-                            "name": name,
-                            "connected": addr.is_some(),
-                            "ip": addr.map(|a| a.ip.to_string()),
-                            "port": addr.map(|a| a.port),
-                            "files": files,
-                            "connected_since": since,
-                        })
-                    })
-                    .collect();
-                json!({ "users": users })
-            }
-            "/api/files" => {
-                let user = param("user")?;
-                let files: Vec<Value> = queries::publications(&self.registry, user.as_deref(), FILES_CAP)
-                    .into_iter()
-                    .map(|[user, file, description]| {
-                        json!({ "user": user, "file": file, "description": description })
-                    })
-                    .collect();
-                json!({ "files": files })
-            }
+            "/api/users" => self.api_users(),
+            "/api/files" => self.api_files(param("user")?.as_deref()),
             "/api/search" => {
                 let Some(pattern) = param("q")? else {
                     return Err(Reply::text(400, "bad request: give the pattern as ?q="));
                 };
-                let results: Vec<Value> =
-                    queries::search_results(&self.registry, &pattern, SEARCH_CAP)
-                        .into_iter()
-                        .map(|hit| {
-                            json!({
-                                "file": hit.file,
-                                "description": hit.description,
-                                "user": hit.user,
-                                "ip": hit.addr.ip.to_string(),
-                                "port": hit.addr.port,
-                            })
-                        })
-                        .collect();
-                let cap = SEARCH_CAP.min(self.registry.max_search_results());
-                json!({ "results": results, "cap": cap })
+                self.api_search(&pattern)
             }
-            "/api/stats" => {
-                let (registered, publications) = self.registry.counts();
-                let c = self.hub.counters();
-                let requests: serde_json::Map<String, Value> = c
-                    .requests
-                    .into_iter()
-                    .map(|(op, n, _)| (op.name().to_owned(), n.into()))
-                    .collect();
-                json!({
-                    "users_registered": registered,
-                    "users_connected": self.registry.connected_count(),
-                    "publications": publications,
-                    "requests": requests,
-                    "requests_per_second": c.per_second,
-                    "uptime_seconds": c.uptime.as_secs(),
-                })
-            }
+            "/api/stats" => self.api_stats(),
             _ => unreachable!("routed above"),
+        })
+    }
+
+    /// `/api/users`: every registered user, by name.
+    fn api_users(&self) -> Value {
+        let users: Vec<Value> = queries::users_overview(&self.registry)
+            .into_iter()
+            .map(|(name, addr, files)| {
+                let since = addr.and_then(|_| self.hub.connected_since(&name));
+                json!({
+                    "name": name,
+                    "connected": addr.is_some(),
+                    "ip": addr.map(|a| a.ip.to_string()),
+                    "port": addr.map(|a| a.port),
+                    "files": files,
+                    "connected_since": since,
+                })
+            })
+            .collect();
+        json!({ "users": users })
+    }
+
+    /// `/api/files[?user=U]`: publications, of `user` only when given.
+    fn api_files(&self, user: Option<&str>) -> Value {
+        let files: Vec<Value> = queries::publications(&self.registry, user, FILES_CAP)
+            .into_iter()
+            .map(|[user, file, description]| {
+                json!({ "user": user, "file": file, "description": description })
+            })
+            .collect();
+        json!({ "files": files })
+    }
+
+    /// `/api/search?q=P`: the first matches of a SEARCH for `pattern`.
+    fn api_search(&self, pattern: &str) -> Value {
+        let results: Vec<Value> = queries::search_results(&self.registry, pattern, SEARCH_CAP)
+            .into_iter()
+            .map(|hit| {
+                json!({
+                    "file": hit.file,
+                    "description": hit.description,
+                    "user": hit.user,
+                    "ip": hit.addr.ip.to_string(),
+                    "port": hit.addr.port,
+                })
+            })
+            .collect();
+        let cap = SEARCH_CAP.min(self.registry.max_search_results());
+        json!({ "results": results, "cap": cap })
+    }
+
+    /// `/api/stats`: the counts and the request rate.
+    fn api_stats(&self) -> Value {
+        let (registered, publications) = self.registry.counts();
+        let c = self.hub.counters();
+        let requests: serde_json::Map<String, Value> = c
+            .requests
+            .into_iter()
+            .map(|(op, n, _)| (op.name().to_owned(), n.into()))
+            .collect();
+        json!({
+            "users_registered": registered,
+            "users_connected": self.registry.connected_count(),
+            "publications": publications,
+            "requests": requests,
+            "requests_per_second": c.per_second,
+            "uptime_seconds": c.uptime.as_secs(),
         })
     }
 
@@ -350,21 +362,21 @@ impl Site {
             r.extra.push(("Retry-After", "5".into()));
             return Some(r);
         };
-        let mut out = Vec::with_capacity(512);
-        http::encode_head(
-            &mut out,
-            head.version.clone(),
-            200,
-            "text/event-stream",
-            None,
-            &[("Cache-Control", "no-cache".into())],
-        );
-        // A first comment: the client sees the stream open before any event; a
-        // browser whose stream breaks retries after 3 s.
-        out.extend_from_slice(b": peerdex events\nretry: 3000\n\n");
-        for frame in &sub.backlog {
-            out.extend_from_slice(frame.as_bytes());
-        }
+        let out = stream_start(head, &sub);
+        self.pump(stream, &sub, out, timeout);
+        let _ = stream.shutdown(SockShutdown::Both);
+        None
+    }
+
+    /// Writes `out`, then the subscription's events as they come (a keepalive when
+    /// idle), until the client leaves, its queue is dropped, or the server stops.
+    fn pump(
+        &self,
+        stream: &mut TcpStream,
+        sub: &events::Subscription,
+        mut out: Vec<u8>,
+        timeout: Duration,
+    ) {
         // Writes wait at most the server's timeout: a reader that stops reading is
         // let go then, or sooner when its queue fills.
         let _ = stream.set_write_timeout(Some(timeout));
@@ -373,13 +385,13 @@ impl Site {
         loop {
             if !out.is_empty() {
                 if stream.write_all(&out).is_err() {
-                    break;
+                    return;
                 }
                 out.clear();
                 idle_since = Instant::now();
             }
             if self.shutdown.is_triggered() {
-                break;
+                return;
             }
             match sub.events.recv_timeout(STREAM_TICK) {
                 Ok(frame) => {
@@ -395,12 +407,30 @@ impl Site {
                         out.extend_from_slice(b": keepalive\n\n");
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        let _ = stream.shutdown(SockShutdown::Both);
-        None
     }
+}
+
+/// The head of an event stream and what it sends first: a comment (the client sees
+/// the stream open before any event; a browser whose stream breaks retries after
+/// 3 s), then the backlog.
+fn stream_start(head: &Head, sub: &events::Subscription) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    http::encode_head(
+        &mut out,
+        head.version.clone(),
+        200,
+        "text/event-stream",
+        None,
+        &[("Cache-Control", "no-cache".into())],
+    );
+    out.extend_from_slice(b": peerdex events\nretry: 3000\n\n");
+    for frame in &sub.backlog {
+        out.extend_from_slice(frame.as_bytes());
+    }
+    out
 }
 
 fn json_reply(v: &Value) -> Reply {
