@@ -34,12 +34,20 @@ fn main() {
     batch(&mut index, &mut names);
     let name_of = |id: PubId| connected(id).then(|| names[id as usize].as_str());
     for pattern in ["thunder_velvet", "mp3", "zq", "Q", ""] {
-        assert_eq!(search(&index, pattern, name_of), linear(pattern, name_of), "after churn: {pattern}");
+        assert_eq!(
+            search(&index, pattern, name_of),
+            linear(pattern, name_of),
+            "after churn: {pattern}"
+        );
     }
 }
 
 /// The index's answer to `pattern`.
-fn search<'n>(index: &SearchIndex, pattern: &str, name_of: impl Fn(PubId) -> Option<&'n str>) -> Vec<PubId> {
+fn search<'n>(
+    index: &SearchIndex,
+    pattern: &str,
+    name_of: impl Fn(PubId) -> Option<&'n str>,
+) -> Vec<PubId> {
     let mut hits = Vec::new();
     index.search(pattern, CAP, name_of, |id| hits.push(id));
     hits
@@ -101,9 +109,12 @@ fn searches(index: &SearchIndex, names: &[String]) {
             },
             21,
         );
-        let scanned = median_micros(|| {
-            std::hint::black_box(linear(pattern, name_of));
-        }, 5);
+        let scanned = median_micros(
+            || {
+                std::hint::black_box(linear(pattern, name_of));
+            },
+            5,
+        );
         println!(
             "{:<32} {:>7} {:>9.1} {:>10.1}",
             format!("{kind} {pattern:?}"),
@@ -195,10 +206,10 @@ fn realistic_names(n: usize) -> Vec<String> {
     const WORDS: [&str; 48] = [
         "love", "night", "summer", "blue", "river", "dance", "heart", "fire", "rain", "city",
         "dream", "light", "road", "stone", "wild", "gold", "moon", "star", "ocean", "shadow",
-        "sweet", "home", "time", "world", "angel", "ghost", "storm", "winter", "paper",
-        "glass", "silver", "train", "garden", "mirror", "echo", "velvet", "thunder", "desert",
-        "island", "forest", "candle", "letter", "memory", "highway", "midnight", "sunrise",
-        "harbor", "window",
+        "sweet", "home", "time", "world", "angel", "ghost", "storm", "winter", "paper", "glass",
+        "silver", "train", "garden", "mirror", "echo", "velvet", "thunder", "desert", "island",
+        "forest", "candle", "letter", "memory", "highway", "midnight", "sunrise", "harbor",
+        "window",
     ];
     const SUBJECTS: [&str; 8] = [
         "algebra",

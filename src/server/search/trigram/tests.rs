@@ -28,6 +28,13 @@ impl Model {
         }
     }
 
+    /// The ids of the publications held.
+    fn live(&self) -> Vec<PubId> {
+        (0..self.names.len() as u32)
+            .filter(|&i| self.names[i as usize].is_some())
+            .collect()
+    }
+
     fn linear(&self, pattern: &str, cap: usize) -> Vec<PubId> {
         (0..self.names.len() as u32)
             .filter(|&id| self.name_of(id).is_some_and(|n| n.contains(pattern)))
@@ -319,9 +326,7 @@ proptest::proptest! {
                     model.put(id, &name, owner);
                 }
                 Op::Remove(k) => {
-                    let live: Vec<PubId> = (0..model.names.len() as u32)
-                        .filter(|&i| model.names[i as usize].is_some())
-                        .collect();
+                    let live = model.live();
                     if !live.is_empty() {
                         let id = live[k % live.len()];
                         let (name, _) = model.names[id as usize].take().unwrap();
@@ -335,28 +340,7 @@ proptest::proptest! {
                         model.put(id, name, *owner);
                     }
                 }
-                Op::RemoveMany(positions) => {
-                    let live: Vec<PubId> = (0..model.names.len() as u32)
-                        .filter(|&i| model.names[i as usize].is_some())
-                        .collect();
-                    let mut gone: Vec<(PubId, String)> = Vec::new();
-                    if !live.is_empty() {
-                        for k in positions {
-                            let id = live[k % live.len()];
-                            if let Some((name, _)) = model.names[id as usize].take() {
-                                gone.push((id, name));
-                            }
-                        }
-                    }
-                    // An id given twice, or not allocated, is skipped.
-                    let mut items: Vec<(PubId, &str)> =
-                        gone.iter().map(|(id, n)| (*id, n.as_str())).collect();
-                    if let Some(&first) = items.first() {
-                        items.push(first);
-                    }
-                    items.push((u32::MAX, "x"));
-                    proptest::prop_assert_eq!(index.remove_many(items), gone.len());
-                }
+                Op::RemoveMany(positions) => remove_many(&mut index, &mut model, positions)?,
                 Op::Connect(o) => {
                     model.connected.insert(o);
                 }
@@ -372,22 +356,57 @@ proptest::proptest! {
                 }
             }
         }
-        // And every pattern over the final state, in both short-pattern modes.
-        for pattern in ["", "a", "é", "日", "ab", "a.", "bé", "abc", "c.é", "日a"] {
-            proptest::prop_assert_eq!(
-                search(&index, &model, pattern, usize::MAX),
-                model.linear(pattern, usize::MAX)
-            );
-            let mut got = Vec::new();
-            if (1..=2).contains(&pattern.len()) {
-                index.union(pattern.as_bytes(), &mut |id| {
-                    if model.name_of(id).is_some_and(|n| n.contains(pattern)) {
-                        got.push(id);
-                    }
-                    false
-                });
-                proptest::prop_assert_eq!(&got, &model.linear(pattern, usize::MAX));
+        check_final_state(&index, &model)?;
+    }
+}
+
+/// Op::RemoveMany: the publications at `positions` among the live ones (an id
+/// given twice, or not allocated, is skipped).
+fn remove_many(
+    index: &mut SearchIndex,
+    model: &mut Model,
+    positions: Vec<usize>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let live = model.live();
+    let mut gone: Vec<(PubId, String)> = Vec::new();
+    if !live.is_empty() {
+        for k in positions {
+            let id = live[k % live.len()];
+            if let Some((name, _)) = model.names[id as usize].take() {
+                gone.push((id, name));
             }
         }
     }
+    // An id given twice, or not allocated, is skipped.
+    let mut items: Vec<(PubId, &str)> = gone.iter().map(|(id, n)| (*id, n.as_str())).collect();
+    if let Some(&first) = items.first() {
+        items.push(first);
+    }
+    items.push((u32::MAX, "x"));
+    proptest::prop_assert_eq!(index.remove_many(items), gone.len());
+    Ok(())
+}
+
+/// Every pattern over the final state, in both short-pattern modes.
+fn check_final_state(
+    index: &SearchIndex,
+    model: &Model,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    for pattern in ["", "a", "é", "日", "ab", "a.", "bé", "abc", "c.é", "日a"] {
+        proptest::prop_assert_eq!(
+            search(index, model, pattern, usize::MAX),
+            model.linear(pattern, usize::MAX)
+        );
+        let mut got = Vec::new();
+        if (1..=2).contains(&pattern.len()) {
+            index.union(pattern.as_bytes(), &mut |id| {
+                if model.name_of(id).is_some_and(|n| n.contains(pattern)) {
+                    got.push(id);
+                }
+                false
+            });
+            proptest::prop_assert_eq!(&got, &model.linear(pattern, usize::MAX));
+        }
+    }
+    Ok(())
 }
