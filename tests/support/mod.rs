@@ -225,6 +225,7 @@ pub fn list_fields(reply: &[u8]) -> Vec<String> {
         .collect()
 }
 pub mod bed;
+pub mod pmap;
 
 // ---- Client shells driven through stdin (client and peer tests) ----
 
