@@ -1,7 +1,6 @@
 //! The peer protocol's messages (PROTOCOL.md section 2): the statement's GET_FILE
 //! request, the peerdex extension GET_FILE_RANGE, and the headers of their replies.
 
-use std::fmt;
 use std::io::Read;
 
 use crate::proto::wire::{
@@ -69,33 +68,22 @@ pub(crate) fn encode_range_request(file: &str, offset: u64) -> Vec<u8> {
 }
 
 /// Why a request could not be decoded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum PeerRequestError {
     /// The connection closed before sending a single byte (a liveness probe, or the
     /// shutdown wake-up): nothing to answer.
+    #[error("empty: connection closed without a request")]
     Empty,
     /// The operation is neither GET_FILE nor GET_FILE_RANGE.
+    #[error("unknown operation")]
     UnknownOp,
     /// The OFFSET of GET_FILE_RANGE is not a decimal number.
+    #[error("bad request: offset is not a decimal number")]
     BadOffset,
     /// A field is missing, too long, not UTF-8, or did not arrive in time.
-    Wire(WireError),
+    #[error("bad request: {0}")]
+    Wire(#[source] WireError),
 }
-
-impl fmt::Display for PeerRequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerRequestError::Empty => f.write_str("empty: connection closed without a request"),
-            PeerRequestError::UnknownOp => f.write_str("unknown operation"),
-            PeerRequestError::BadOffset => {
-                f.write_str("bad request: offset is not a decimal number")
-            }
-            PeerRequestError::Wire(e) => write!(f, "bad request: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for PeerRequestError {}
 
 /// Reads a GET_FILE or GET_FILE_RANGE request.
 pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, PeerRequestError> {

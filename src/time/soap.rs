@@ -12,8 +12,6 @@
 //! dummy argument, is ignored), the response a `tns:OPResponse` holding one
 //! `tns:OPResult` string, SOAPAction `OP`.
 
-use std::fmt;
-
 use quick_xml::escape::escape;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -65,7 +63,8 @@ fn offered() -> String {
 
 /// Why a request envelope was refused; becomes a SOAP 1.1 Fault (section 4.4.1 of
 /// the SOAP 1.1 note).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", self.code(), self.reason())]
 pub(crate) enum Fault {
     /// The envelope is not in the SOAP 1.1 namespace (e.g. a SOAP 1.2 envelope).
     VersionMismatch(String),
@@ -89,12 +88,6 @@ impl Fault {
         match self {
             Fault::VersionMismatch(s) | Fault::MustUnderstand(s) | Fault::Client(s) => s,
         }
-    }
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code(), self.reason())
     }
 }
 

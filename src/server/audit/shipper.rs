@@ -155,28 +155,16 @@ impl ShipperArgs {
 }
 
 /// Why shipping could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ShipperError {
-    Thread(std::io::Error),
+    #[error("cannot start the shipper thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error(transparent)]
     Spool(SpoolError),
     /// `--logger`/`LOGGER_HOST` is not HOST or HOST:PORT.
+    #[error("'{0}' is not a logger address (HOST, or HOST:PORT with a port 1-65535)")]
     Target(String),
 }
-
-impl std::fmt::Display for ShipperError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ShipperError::Thread(e) => write!(f, "cannot start the shipper thread: {e}"),
-            ShipperError::Spool(e) => write!(f, "{e}"),
-            ShipperError::Target(s) => write!(
-                f,
-                "'{s}' is not a logger address (HOST, or HOST:PORT with a port 1-65535)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ShipperError {}
 
 /// Where the logger is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,24 +232,34 @@ impl std::fmt::Display for Target {
 }
 
 /// Why a batch was not delivered.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum LinkError {
+    #[error(transparent)]
     Portmap(PmapError),
+    #[error("program not registered with the portmapper")]
     NotRegistered,
+    #[error("cannot resolve {0}")]
     Resolve(String),
-    Io(std::io::Error),
+    #[error("io: {0}")]
+    Io(#[source] std::io::Error),
+    #[error(transparent)]
     Record(RecordError),
+    #[error(transparent)]
     Rpc(ReplyError),
     /// A reply for another call, or an undecodable result.
+    #[error("rpc: reply does not match the call")]
     Protocol,
     /// The logger answered LOG_FAILED or an unknown status.
+    #[error("logger could not store the record (status {0})")]
     Refused(i32),
     /// The logger has only older versions (up to the one recorded in the link):
     /// the batch is sent again in it.
+    #[error("logger offers only older versions")]
     Older,
     /// The logger does not take the calls sent: GARBAGE_ARGS, PROC_UNAVAIL,
     /// PROG_UNAVAIL, or PROG_MISMATCH with no usable version.
-    Mismatch(ReplyError),
+    #[error("interface mismatch: {0}")]
+    Mismatch(#[source] ReplyError),
 }
 
 /// Whether an RPC error says the logger does not take this interface (as
@@ -282,23 +280,6 @@ fn rpc_error(e: ReplyError) -> LinkError {
         LinkError::Mismatch(e)
     } else {
         LinkError::Rpc(e)
-    }
-}
-
-impl std::fmt::Display for LinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LinkError::Portmap(e) => write!(f, "{e}"),
-            LinkError::NotRegistered => write!(f, "program not registered with the portmapper"),
-            LinkError::Resolve(h) => write!(f, "cannot resolve {h}"),
-            LinkError::Io(e) => write!(f, "io: {e}"),
-            LinkError::Record(e) => write!(f, "{e}"),
-            LinkError::Rpc(e) => write!(f, "{e}"),
-            LinkError::Protocol => write!(f, "rpc: reply does not match the call"),
-            LinkError::Refused(s) => write!(f, "logger could not store the record (status {s})"),
-            LinkError::Older => write!(f, "logger offers only older versions"),
-            LinkError::Mismatch(e) => write!(f, "interface mismatch: {e}"),
-        }
     }
 }
 
