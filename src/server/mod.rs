@@ -184,7 +184,10 @@ impl ReplyBudget {
         self.used.fetch_sub(n, Ordering::SeqCst);
     }
 
-    /// Runs `build` as one of at most [`BUILDERS`] at once.
+    /// Runs `build` as one of at most [`BUILDERS`] at once. The slot is given back
+    /// however `build` ends: a panic while building (the connection thread catches
+    /// it) must not keep a slot for ever, or [`BUILDERS`] of them wedge every later
+    /// list reply (issue 26, item 12).
     fn building<T>(&self, build: impl FnOnce() -> T) -> T {
         let mut n = self.builders.lock();
         if *n >= BUILDERS {
@@ -195,10 +198,31 @@ impl ReplyBudget {
         }
         *n += 1;
         drop(n);
-        let out = build();
-        *self.builders.lock() -= 1;
-        self.builder_freed.notify_one();
-        out
+        let _slot = BuilderSlot(self);
+        build()
+    }
+}
+
+/// One of the [`BUILDERS`] slots of a [`ReplyBudget`], given back when dropped
+/// (also while unwinding).
+struct BuilderSlot<'a>(&'a ReplyBudget);
+
+impl Drop for BuilderSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.builders.lock() -= 1;
+        self.0.builder_freed.notify_one();
+    }
+}
+
+/// Bytes of a [`ReplyBudget`] held by one reply, released when dropped.
+struct Reservation<'a> {
+    budget: &'a ReplyBudget,
+    bytes: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
     }
 }
 
@@ -471,7 +495,11 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         return;
     }
     let mut reply = Vec::with_capacity(128);
-    let mut reserved = 0;
+    // Given back however the connection ends, as the builder slot is.
+    let mut reserved = Reservation {
+        budget: &ctx.replies,
+        bytes: 0,
+    };
     match request {
         Ok(req) => {
             let op = req.body.op();
@@ -480,7 +508,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                 req.body,
                 Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
             ) {
-                build_list(ctx, &req, peer, &mut reply, &mut reserved)
+                build_list(ctx, &req, peer, &mut reply, &mut reserved.bytes)
             } else {
                 execute(ctx, &req, peer, &mut reply)
             };
@@ -550,7 +578,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         log::debug!("{peer}: reply not delivered: {e}");
     }
     drop(reply);
-    ctx.replies.release(reserved);
+    drop(reserved);
 }
 
 /// The result code a reply carries (its first byte), for the audit record.
@@ -671,6 +699,24 @@ pub(crate) fn recorded_ip(peer: IpAddr, advertise: Option<IpAddr>) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26 item 12: a build that panics gives its slot back. Before the drop
+    /// guard, two panics took both slots and the third build waited for ever.
+    #[test]
+    fn panics_while_building_do_not_keep_builder_slots() {
+        let budget = Arc::new(ReplyBudget::new());
+        for _ in 0..BUILDERS {
+            let b = Arc::clone(&budget);
+            let r = std::thread::spawn(move || b.building(|| panic!("injected build panic")));
+            assert!(r.join().is_err(), "the build did not panic");
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = Arc::clone(&budget);
+        std::thread::spawn(move || tx.send(b.building(|| 7)).unwrap());
+        let built = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(built, Ok(7), "a build after panicking builds was wedged");
+        assert_eq!(*budget.builders.lock(), 0);
+    }
 
     #[test]
     fn loopback_is_replaced_only_when_advertising() {
