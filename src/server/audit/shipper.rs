@@ -858,6 +858,8 @@ fn ship(
             break;
         }
         let batch = match reader.read(BATCH, spool.len(), false) {
+            // Once the file is read, the records it could not take.
+            Ok(b) if b.is_empty() => spool.memory_batch(reader.pos(), BATCH),
             Ok(b) => b,
             Err(e) => {
                 log::error!("audit records will not be shipped: {e}");
