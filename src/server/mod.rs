@@ -341,10 +341,13 @@ impl IndexServer {
                         events.dropped(user, addr);
                     }
                     // Not a request: stderr, so stdout keeps only the statement's
-                    // lines (PROTOCOL.md section 6).
+                    // lines (PROTOCOL.md section 6). Escaped: a name restored from
+                    // the data directory was never checked by a request's rules.
                     eprintln!(
-                        "peerdex: DISCONNECT {user}: peer unreachable at {}:{}",
-                        addr.ip, addr.port
+                        "peerdex: DISCONNECT {}: peer unreachable at {}:{}",
+                        crate::proto::text::escape_for_terminal(user),
+                        addr.ip,
+                        addr.port
                     );
                     ctx.audit.record(AuditRecord {
                         user: user.to_owned(),
@@ -555,8 +558,8 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         Err(RequestError::Bad { op, user, error }) => {
             log::info!("{peer}: {} request rejected: {error}", op.name());
             // The name was read but may be the invalid field: from here on (console,
-            // audit record, events) only its escaped form is used.
-            let user = user.map(|u| crate::proto::text::escape_for_terminal(&u).into_owned());
+            // audit record, events) only its checked form is used.
+            let user = user.map(shown_name);
             reply.push(op.other_error());
             if let (Some(events), Some(user)) = (&ctx.events, &user) {
                 events.rejected(op, user, op.other_error());
@@ -579,6 +582,30 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     }
     drop(reply);
     drop(reserved);
+}
+
+/// A name read from a rejected request, as the console, the audit record and the
+/// dashboard may show it. Validated first: a valid name is shown as sent; an
+/// invalid one with every character outside printable ASCII written as `\u{430}`
+/// (`\x1b` below U+0080), so it can neither act on a terminal nor pass for a
+/// valid name on screen (a Cyrillic `а` in `аlice` printed raw made a refused
+/// REGISTER look like alice's, issue 26 item 3).
+fn shown_name(name: String) -> String {
+    use std::fmt::Write;
+    if crate::proto::wire::is_valid_name(&name) {
+        return name;
+    }
+    let mut out = String::with_capacity(name.len() + 16);
+    for c in name.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else if c.is_ascii() {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    out
 }
 
 /// The result code a reply carries (its first byte), for the audit record.
@@ -716,6 +743,14 @@ mod tests {
         let built = rx.recv_timeout(Duration::from_secs(10));
         assert_eq!(built, Ok(7), "a build after panicking builds was wedged");
         assert_eq!(*budget.builders.lock(), 0);
+    }
+
+    #[test]
+    fn invalid_names_are_shown_in_printable_ascii_and_valid_ones_as_sent() {
+        assert_eq!(shown_name("Кирилл".into()), "Кирилл");
+        assert_eq!(shown_name("\u{430}lice".into()), "\\u{430}lice");
+        assert_eq!(shown_name("bob\ns> X".into()), "bob\\x0as> X");
+        assert_eq!(shown_name("a\u{202e}b".into()), "a\\u{202e}b");
     }
 
     #[test]
