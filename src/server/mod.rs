@@ -8,6 +8,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod change;
+mod compaction;
 pub(crate) mod http;
 pub(crate) mod journal;
 pub(crate) mod liveness;
