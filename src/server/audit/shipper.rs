@@ -640,7 +640,9 @@ impl Link {
     /// Delivers a batch, retrying with backoff until it is acknowledged. Returns
     /// false (batch not delivered) only once `stop` says time is up.
     fn deliver(&mut self, id: u64, batch: &[(Entry<'static>, u64)], stop: &Stop) -> bool {
+        let mut may_redial = true;
         loop {
+            let kept = self.conn.is_some();
             match self.send(id, batch) {
                 Ok(()) => {
                     if self.mismatch.take().is_some() {
@@ -672,6 +674,20 @@ impl Link {
                     if !self.pause(MISMATCH_BACKOFF, stop) {
                         return false;
                     }
+                    continue;
+                }
+                Err(e @ (LinkError::Io(_) | LinkError::Record(_))) if kept && may_redial => {
+                    // The logger closes connections idle for a while (120 s):
+                    // the first failure on a connection kept from an earlier
+                    // batch is a stale connection, not an outage. Redial at
+                    // once, silently; a failure on the new connection is real
+                    // (issue 26 item 13).
+                    log::debug!(
+                        "audit logger {}: kept connection failed ({e}): redialing",
+                        self.target
+                    );
+                    self.conn = None;
+                    may_redial = false;
                     continue;
                 }
                 Err(e) => {
@@ -823,6 +839,8 @@ fn ship(
             break;
         }
         let batch = match reader.read(BATCH, spool.len(), false) {
+            // Once the file is read, the records it could not take.
+            Ok(b) if b.is_empty() => spool.memory_batch(reader.pos(), BATCH),
             Ok(b) => b,
             Err(e) => {
                 log::error!("audit records will not be shipped: {e}");
