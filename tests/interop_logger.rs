@@ -327,6 +327,54 @@ fn the_server_ships_to_an_int_log_of_four_strings_under_procedure_7() {
     ships_every_field_to("int LOG(4 strings) shipping", four_strings_int(4));
 }
 
+/// The 2024-25 statement: the logger's host comes from `LOG_RPC_IP` (no
+/// `--logger`), here with `--statement 2025` as such a lab runs it. 127.0.0.2 is
+/// loopback too, but not the default `localhost`.
+#[test]
+fn a_2025_server_takes_the_logger_host_from_log_rpc_ip() {
+    if !require_tools("LOG_RPC_IP shipping", &missing()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shape = three_strings(10);
+    let built = build(&dir.path().join("logger"), &shape);
+    let partner = Partner::start(&built, shape.program);
+    let spool = dir.path().join("spool");
+    let proc = Proc::start_with(
+        Command::new(bin())
+            .args(["server", "-p", "0", "--bind", "127.0.0.1", "--ephemeral"])
+            .args(["--statement", "2025", "--spool"])
+            .arg(&spool)
+            .arg("--logger-interface")
+            .arg(format!("{:#x}:1:{}", shape.program, shape.procedure))
+            .args(["--logger-args", shape.args])
+            .env("LOG_RPC_IP", "127.0.0.2")
+            .env_remove("LOGGER_HOST"),
+    );
+    let line = proc
+        .wait_line(Duration::from_secs(10), |l| {
+            l.starts_with("s> init server ")
+        })
+        .expect("server init line");
+    let s = Server {
+        addr: line["s> init server ".len()..].parse().unwrap(),
+        proc,
+    };
+    make_requests(&s, "dora");
+    partner.wait_records(&expected_records(&shape, "dora"));
+    // Called at LOG_RPC_IP, not at the default localhost (Linux answers all of
+    // 127.0.0.0/8; rpcbind and rpcgen's server listen on every address).
+    let lines = partner.proc.lines();
+    let calls: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("connection "))
+        .collect();
+    assert!(
+        !calls.is_empty() && calls.iter().all(|l| l.ends_with(" to 127.0.0.2")),
+        "{lines:?}"
+    );
+}
+
 /// How long a test watches a server that met a mismatch for a reconnect loop: the
 /// old shipper reconnected after 0.1, 0.2, 0.4, ... s, so at least four more
 /// connections would come in this window. Absence can only be seen over time.

@@ -17,7 +17,7 @@
 # then svc_run), and two programs:
 #   OUTDIR/logger_server   no arguments. One stdout line (flushed) per LOG call:
 #                          `LOG proc=P name=value | name=value ...` (`LOG proc=P string=value`
-#                          for one string); one line `connection N port P` each time a TCP
+#                          for one string); one line `connection N port P to ADDR` each time a TCP
 #                          connection is accepted (N counts them). SIGTERM/SIGINT unregister
 #                          it from rpcbind and exit 0. It replies 0 (int) or nothing (void).
 #   OUTDIR/logger_client HOST tcp|udp VALUE...

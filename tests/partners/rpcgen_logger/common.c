@@ -4,7 +4,7 @@
  *
  * - svc_run, defined here, replaces libtirpc's: the same loop (select on svc_fdset, then
  *   svc_getreqset), which also notes each accepted TCP connection as a stdout line
- *   `connection N port P`, so a test can count how often a sender reconnects. rpcgen's
+ *   `connection N port P to ADDR` (P the sender's port, ADDR the address it called), so a test can count how often a sender reconnects. rpcgen's
  *   main calls svc_run; a definition in the program takes precedence over the library's.
  * - SIGTERM and SIGINT unregister the program from rpcbind (what rpcgen's main does at
  *   start, pmap_unset) and exit 0, so a stopped partner leaves no stale registration.
@@ -41,8 +41,14 @@ note_connections(void)
 		    a.sin_family == AF_INET)
 			port = ntohs(a.sin_port);
 		if (port != 0 && port != seen_port[fd]) {
+			struct sockaddr_in local;
+			socklen_t llen = sizeof local;
+			char to[INET_ADDRSTRLEN] = "?";
+
+			if (getsockname(fd, (struct sockaddr *) &local, &llen) == 0)
+				inet_ntop(AF_INET, &local.sin_addr, to, sizeof to);
 			connections++;
-			printf("connection %d port %u\n", connections, port);
+			printf("connection %d port %u to %s\n", connections, port, to);
 			fflush(stdout);
 		}
 		seen_port[fd] = port;
