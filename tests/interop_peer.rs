@@ -211,14 +211,19 @@ fn peerdex_downloads_from_statement_slides_and_one_peers() {
             "c> GET_FILE FAIL / FILE NOT EXIST",
             "{dialect}"
         );
-        // Exactly one extra connection per download: GET_FILE_RANGE, then GET_FILE
-        // (the partner logs each when it ends, so their order may interleave).
-        // Its threads print without a lock, so lines may even merge: count in the
-        // whole text.
-        let log = peer.log(8);
+        // Never an operation a statement peer may not know: one discovery (a
+        // GET_FILE of a name no file has, answered 1), then one GET_FILE per
+        // download. Its threads print without a lock, so lines may even merge:
+        // count in the whole text.
+        let log = peer.log(5);
+        let probes = log.matches("request GET_FILE /proc/0/peerdex/").count();
         let ranges = log.matches("request GET_FILE_RANGE ").count();
         let plain = log.matches("request GET_FILE ").count();
-        assert_eq!((ranges, plain), (4, 4), "{dialect}: {log:?}");
+        assert_eq!((probes, ranges, plain), (1, 0, 5), "{dialect}: {log:?}");
+        assert!(
+            log.contains("GET_FILE_RANGE -> no such file, sent 1"),
+            "{log:?}"
+        );
     }
     // Every download complete, nothing else left behind.
     let names = dir_names(down.path());
@@ -244,6 +249,76 @@ fn a_statement_peer_dying_mid_transfer_leaves_no_file() {
     assert!(bob.stderr_has("reset"), "{:?}", bob.stderr());
     // A plain GET_FILE cannot be resumed: nothing at all is kept.
     assert_eq!(dir_names(down.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_statement_peer_that_dies_on_an_unknown_request_serves_every_download() {
+    if !have_python("statement_peer interop") {
+        return;
+    }
+    let s = Server::start(&[]);
+    let files = tempfile::tempdir().unwrap();
+    write_random(&files.path().join("data.bin"), MIB + 3, 8);
+    std::fs::write(files.path().join("small.txt"), b"small").unwrap();
+    let mut peer = StatementPeer::start(files.path(), "statement", &["--unknown", "die"]);
+    register_fake(s.addr, "fragile", peer.port, &["data.bin", "small.txt"]);
+    let down = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Client::with_state(s.addr, down.path(), state.path(), &[]);
+    bob.register_connect("bob");
+    // A fresh download, a second one, and the first file again (its discovery is
+    // remembered); then a new session, which asks again.
+    for (remote, local) in [("data.bin", "a"), ("small.txt", "b"), ("data.bin", "c")] {
+        assert_eq!(
+            bob.cmd(&format!("GET_FILE fragile {remote} {local}")),
+            "c> GET_FILE OK",
+            "{:?}",
+            bob.stderr()
+        );
+        assert_eq!(
+            file_hash(&down.path().join(local)),
+            file_hash(&files.path().join(remote))
+        );
+    }
+    let mut carol = Client::with_state(s.addr, down.path(), state.path(), &[]);
+    carol.register_connect("carol");
+    assert_eq!(carol.cmd("GET_FILE fragile data.bin d"), "c> GET_FILE OK");
+    assert_eq!(
+        carol.cmd("FETCH small.txt e"),
+        "c> FETCH OK",
+        "{:?}",
+        carol.stderr()
+    );
+    let log = peer.log(7);
+    assert!(!log.contains("dying"), "{log:?}");
+    assert_eq!(
+        log.matches("request GET_FILE /proc/0/peerdex/").count(),
+        2,
+        "{log:?}"
+    );
+    assert_eq!(log.matches("-> sent statement").count(), 5, "{log:?}");
+    assert!(
+        peer.child.try_wait().unwrap().is_none(),
+        "the statement peer exited: {log:?}"
+    );
+}
+
+#[test]
+fn the_dying_partner_really_dies_on_an_unknown_request() {
+    // The partner's --unknown die is what the test above relies on: one
+    // GET_FILE_RANGE takes it off the network.
+    if !have_python("statement_peer interop") {
+        return;
+    }
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("f"), b"f").unwrap();
+    let mut peer = StatementPeer::start(files.path(), "statement", &["--unknown", "die"]);
+    assert_eq!(raw(peer.port, b"GET_FILE_RANGE\0f\x000\0"), b"\x02");
+    assert!(wait_until(Duration::from_secs(5), || peer
+        .child
+        .try_wait()
+        .unwrap()
+        .is_some()));
 }
 
 /// Sends raw bytes to 127.0.0.1:`port` and returns the whole answer.
@@ -277,6 +352,12 @@ fn get_file_range_in_raw_bytes() {
     assert_eq!(alice.cmd("PUBLISH f.bin d"), "c> PUBLISH OK");
     let port = peer_port(s.addr, "alice");
     let range = |offset: &str| raw(port, &fields(&["GET_FILE_RANGE", "f.bin", offset]));
+    // The discovery, a GET_FILE of a name no file has: a peerdex peer answers 0 and
+    // its marker (docs/PROTOCOL.md, "Discovery").
+    assert_eq!(
+        raw(port, b"GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0"),
+        b"\0peerdex GET_FILE_RANGE\0"
+    );
 
     let (code, size, version, body) = split_range(&range("0"));
     assert_eq!((code, size), (0, 1000));

@@ -1,7 +1,7 @@
 //! Downloading a file from another peer (PROTOCOL.md section 2, "A peerdex client
-//! downloading"): GET_FILE_RANGE first, plain GET_FILE on a new connection when the
-//! peer does not know the extension, the local file renamed into place only when
-//! complete, and a failed GET_FILE_RANGE transfer kept hidden for a later resume.
+//! downloading"): GET_FILE_RANGE to a peer that said it speaks it (`speaks`), the
+//! statement's GET_FILE alone to any other, the local file renamed into place only
+//! when complete, and a failed GET_FILE_RANGE transfer kept hidden for a later resume.
 //!
 //! Files beside the target `DIR/NAME`:
 //! - `DIR/.NAME.peerdex-partial`: the bytes received so far by GET_FILE_RANGE,
@@ -21,9 +21,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::speaks::{Known, Speaks, Unknown};
 use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{
     CODE_NOT_FOUND, CODE_OK, Lead, classify_lead, encode_range_request, encode_request,
@@ -343,7 +345,9 @@ struct RangeHeader {
 enum RangeReply {
     /// A valid header.
     Ok(RangeHeader),
-    /// Anything else: the peer does not speak the extension (or refused it).
+    /// A non-zero code.
+    Refused(u8),
+    /// Anything else: the peer does not speak the extension after all.
     Other(String),
 }
 
@@ -357,14 +361,14 @@ fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, 
     let mut reader = FieldReader::new(timed);
     let header = reader.read_u8(Field::Code).and_then(|code| {
         if code == CODE_OK {
-            read_range_header(&mut reader).map(Some)
+            read_range_header(&mut reader).map(Ok)
         } else {
-            Ok(None)
+            Ok(Err(code))
         }
     });
     let (size, version) = match header {
-        Ok(Some(h)) => h,
-        Ok(None) => return Ok(RangeReply::Other("a non-zero code".into())),
+        Ok(Ok(h)) => h,
+        Ok(Err(code)) => return Ok(RangeReply::Refused(code)),
         Err(e) => return Ok(RangeReply::Other(e.to_string())),
     };
     if offset > size {
@@ -381,33 +385,45 @@ fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, 
     }))
 }
 
-/// Downloads `src` into `local` (PROTOCOL.md section 2, rules 1-3). `cancel` aborts
-/// the download when raised.
-pub(crate) fn download(
-    src: &Source<'_>,
-    local: &Path,
-    cancel: &AtomicBool,
-    progress: &mut dyn Progress,
-) -> Result<Done, DownloadError> {
-    let attempt = Attempt {
-        src,
-        beside: Beside::new(local),
-        cancel,
-        started: Instant::now(),
-    };
-    let mut partial = attempt.beside.open_partial()?;
-    let result = attempt.run(&mut partial, progress);
-    // An empty partial file (plain GET_FILE, or a range transfer that got nothing)
-    // is not worth keeping.
-    if partial.metadata().map(|m| m.len() == 0).unwrap_or(false) {
-        attempt.beside.forget();
+/// The downloader of a session: what each peer it asked speaks (see `speaks`).
+/// Clones share it.
+#[derive(Clone, Default)]
+pub(crate) struct Downloader {
+    known: Arc<Known>,
+}
+
+impl Downloader {
+    /// Downloads `src` into `local` (docs/PROTOCOL.md, "Downloading"). `cancel`
+    /// aborts the download when raised.
+    pub(crate) fn download(
+        &self,
+        src: &Source<'_>,
+        local: &Path,
+        cancel: &AtomicBool,
+        progress: &mut dyn Progress,
+    ) -> Result<Done, DownloadError> {
+        let attempt = Attempt {
+            src,
+            known: &self.known,
+            beside: Beside::new(local),
+            cancel,
+            started: Instant::now(),
+        };
+        let mut partial = attempt.beside.open_partial()?;
+        let result = attempt.run(&mut partial, progress);
+        // An empty partial file (plain GET_FILE, or a range transfer that got
+        // nothing) is not worth keeping.
+        if partial.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+            attempt.beside.forget();
+        }
+        result
     }
-    result
 }
 
 /// One download, with the partial file locked: what every step needs.
 struct Attempt<'a> {
     src: &'a Source<'a>,
+    known: &'a Known,
     beside: Beside,
     cancel: &'a AtomicBool,
     started: Instant,
@@ -431,23 +447,33 @@ impl Resume {
 
 impl Attempt<'_> {
     fn run(&self, partial: &mut File, progress: &mut dyn Progress) -> Result<Done, DownloadError> {
-        let resume = self.resume_point(partial)?;
-        match self.ask_range_fresh(&resume)? {
-            (RangeReply::Ok(header), from) => {
-                self.take_range(partial, &resume, header, from, progress)
-            }
-            (RangeReply::Other(why), _) => {
-                // Rule 2: one new connection with the statement's GET_FILE.
-                log::info!(
-                    "{}: no GET_FILE_RANGE ({why}): asking with GET_FILE",
-                    self.src.addr
-                );
-                let done = self.plain(progress)?;
-                // The whole file arrived another way: a kept prefix is obsolete.
-                self.beside.forget();
-                Ok(done)
+        let addr = self.src.addr;
+        let speaks = self
+            .known
+            .speaks(addr, CONNECT_TIMEOUT, HEADER_TIMEOUT)
+            .map_err(|Unknown::Connect(source)| DownloadError::Connect { addr, source })?;
+        if speaks == Speaks::Range {
+            let resume = self.resume_point(partial)?;
+            match self.ask_range_fresh(&resume)? {
+                (RangeReply::Ok(header), from) => {
+                    return self.take_range(partial, &resume, header, from, progress);
+                }
+                (RangeReply::Refused(code), _) => {
+                    log::info!("{addr}: GET_FILE_RANGE answered {code}: asking with GET_FILE");
+                }
+                (RangeReply::Other(why), _) => {
+                    log::info!(
+                        "{addr}: GET_FILE_RANGE not understood ({why}): asking with GET_FILE"
+                    );
+                    self.known.forget(addr);
+                }
             }
         }
+        // Rule 2: the statement's GET_FILE alone.
+        let done = self.plain(progress)?;
+        // The whole file arrived another way: a kept prefix is obsolete.
+        self.beside.forget();
+        Ok(done)
     }
 
     /// What the partial file holds and whether it may be resumed.
