@@ -159,6 +159,67 @@ fn the_statement_downloader_gets_identical_bytes_from_a_peerdex_peer() {
     assert!(!down.path().join("missing").exists());
 }
 
+/// Runs statement_get.py with `args` (HOST PORT NAME OUT ...) to its exit.
+fn statement_get(args: &[&str], out: &Path) -> Finished {
+    run_to_exit(
+        Command::new("python3")
+            .arg(partner("statement_get.py"))
+            .args(&args[..3])
+            .arg(out)
+            .args(&args[3..]),
+        Duration::from_secs(30),
+        "statement_get.py",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_2025_statement_downloader_gets_the_size_string_and_identical_bytes() {
+    if !have_python("statement_get interop") {
+        return;
+    }
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("data.bin"), MIB + 7, 12);
+    std::fs::write(share.path().join("empty"), b"").unwrap();
+    // The 2024-25 statement's reply (ServeOptions::statement = Y2025) is the bytes
+    // of --get-file-size-header (src/client/peer/listener.rs tests both); the client
+    // flag that picks the year is `--statement` once it lands.
+    let mut alice = Client::with_state(
+        s.addr,
+        share.path(),
+        state.path(),
+        &["--get-file-size-header"],
+    );
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
+    assert_eq!(alice.cmd("PUBLISH empty d"), "c> PUBLISH OK");
+    let port = peer_port(s.addr, "alice").to_string();
+    for f in ["data.bin", "empty"] {
+        let out = down.path().join(f);
+        let r = statement_get(&["127.0.0.1", &port, f, "--statement", "2025"], &out);
+        assert!(r.status.success(), "{f}: {} {}", r.stdout, r.stderr);
+        assert_eq!(file_hash(&out), file_hash(&share.path().join(f)), "{f}");
+    }
+    // A 2024 peer sends no size: the 2025 downloader says so and keeps nothing.
+    let share24 = tempfile::tempdir().unwrap();
+    let state24 = tempfile::tempdir().unwrap();
+    write_random(&share24.path().join("data.bin"), MIB, 13);
+    let mut dave = Client::with_state(s.addr, share24.path(), state24.path(), &[]);
+    dave.register_connect("dave");
+    assert_eq!(dave.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
+    let port = peer_port(s.addr, "dave").to_string();
+    let out = down.path().join("from-2024");
+    let r = statement_get(
+        &["127.0.0.1", &port, "data.bin", "--statement", "2025"],
+        &out,
+    );
+    assert_eq!(r.status.code(), Some(2), "{} {}", r.stdout, r.stderr);
+    assert!(!out.exists());
+}
+
 #[test]
 fn peerdex_downloads_from_statement_slides_and_one_peers() {
     if !have_python("statement_peer interop") {

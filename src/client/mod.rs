@@ -220,6 +220,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         serve: ServeOptions {
             max_rate: args.max_upload_rate,
             size_header: args.get_file_size_header,
+            statement: Default::default(),
         },
         connected: None,
         downloader: Downloader::default(),

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use super::files::SharedFiles;
 use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use crate::proto::index::Statement;
 use crate::proto::peer::{
     CODE_OK, CODE_OTHER, PROBE_NAME, PeerRequestError, Request, encode_ok_header,
     encode_probe_answer, encode_range_header, read_request,
@@ -135,6 +136,16 @@ pub(crate) struct ServeOptions {
     pub max_rate: Option<u64>,
     /// Send `SIZE\0` after the 0 of plain GET_FILE (the course slides' variant).
     pub size_header: bool,
+    /// The course statement the lab follows: the 2024-25 one (`Y2025`) has the size
+    /// string after plain GET_FILE's 0, as `size_header` does.
+    pub statement: Statement,
+}
+
+impl ServeOptions {
+    /// Whether plain GET_FILE's 0 is followed by `SIZE\0`.
+    fn sized_get_file(&self) -> bool {
+        self.size_header || self.statement == Statement::Y2025
+    }
 }
 
 /// A running peer listener: bound on every interface, on a free port.
@@ -269,7 +280,7 @@ impl Serving {
         };
         let size = opened.size;
         let (header, start) = match request {
-            Request::Get { .. } if self.options.size_header => (encode_ok_header(size), 0),
+            Request::Get { .. } if self.options.sized_get_file() => (encode_ok_header(size), 0),
             Request::Get { .. } => (vec![CODE_OK], 0),
             Request::Range { offset, .. } if *offset > size => {
                 log::info!("peer {peer}: {op} {name}: offset {offset} past the end ({size})");
@@ -391,4 +402,45 @@ fn copy_range(mut file: &File, mut out: &TcpStream, start: u64, end: u64) -> io:
     use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::Start(start))?;
     io::copy(&mut file.take(end - start), &mut out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener serving `f` (content `body`) with `options`, and the whole reply
+    /// to one plain GET_FILE of it.
+    fn plain_reply(options: ServeOptions, body: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("f"), body).unwrap();
+        let files = SharedFiles::new(root);
+        files.insert("f", files.resolve("f").unwrap());
+        let listener = PeerListener::start(files, options).unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listener.port()));
+        let mut s = net::connect(addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET_FILE\0f\0").unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        listener.stop();
+        reply
+    }
+
+    #[test]
+    fn the_2025_statement_sends_the_size_string_after_plain_get_files_zero() {
+        let y2025 = ServeOptions {
+            statement: Statement::Y2025,
+            ..ServeOptions::default()
+        };
+        assert_eq!(plain_reply(y2025, b"hello"), b"\x005\0hello");
+        assert_eq!(plain_reply(y2025, b""), b"\x000\0");
+        // The same bytes as --get-file-size-header; 2024 has no size.
+        let slides = ServeOptions {
+            size_header: true,
+            ..ServeOptions::default()
+        };
+        assert_eq!(plain_reply(slides, b"hello"), b"\x005\0hello");
+        assert_eq!(plain_reply(ServeOptions::default(), b"hello"), b"\0hello");
+    }
 }
