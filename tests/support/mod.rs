@@ -228,6 +228,7 @@ pub fn list_fields(reply: &[u8]) -> Vec<String> {
         .collect()
 }
 pub mod bed;
+pub mod group;
 pub mod redis;
 
 // ---- Client shells driven through stdin (client and peer tests) ----

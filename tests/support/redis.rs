@@ -10,6 +10,16 @@ use std::time::Duration;
 
 use super::{free_port, require_tools, wait_until};
 
+/// Whether redis-server is installed; otherwise skips `test` (see `require_tools`).
+pub fn available(test: &str) -> bool {
+    let missing: Vec<String> = which("redis-server")
+        .is_none()
+        .then(|| "redis-server (apt-get install redis-server)".to_owned())
+        .into_iter()
+        .collect();
+    require_tools(test, &missing)
+}
+
 /// A redis-server process of this test.
 pub struct Redis {
     child: Option<Child>,
@@ -20,12 +30,7 @@ pub struct Redis {
 impl Redis {
     /// Starts one, or skips `test` (returns `None`) when redis-server is not installed.
     pub fn start(test: &str) -> Option<Redis> {
-        let missing: Vec<String> = which("redis-server")
-            .is_none()
-            .then(|| "redis-server (apt-get install redis-server)".to_owned())
-            .into_iter()
-            .collect();
-        if !require_tools(test, &missing) {
+        if !available(test) {
             return None;
         }
         let mut redis = Redis {
