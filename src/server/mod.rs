@@ -14,6 +14,7 @@ pub(crate) mod journal;
 pub(crate) mod liveness;
 pub(crate) mod registry;
 mod search;
+pub(crate) mod store;
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use audit::AuditSink;
 use audit::shipper;
 use journal::{JournalError, StoreOptions};
 use registry::{Change, Refused, Registry, SearchOptions};
+use store::Store;
 
 /// Command-line options of `peerdex server`.
 #[derive(clap::Args, Debug, Clone)]
@@ -84,6 +86,8 @@ pub struct ServerArgs {
     #[arg(long, default_value = "2024", value_name = "YEAR")]
     pub statement: index::Statement,
     #[command(flatten)]
+    pub store: store::StoreArgs,
+    #[command(flatten)]
     pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
     pub logger: shipper::ShipperArgs,
@@ -111,6 +115,8 @@ pub enum ServerError {
     Shipper(#[source] shipper::ShipperError),
     #[error("{0}")]
     Store(#[source] JournalError),
+    #[error("shared store: {0}")]
+    Shared(#[source] store::StoreError),
 }
 
 /// Why the index port cannot be bound, in words a user acts on.
@@ -230,6 +236,8 @@ impl Drop for Reservation<'_> {
 /// Everything a connection thread needs.
 struct Context {
     registry: Arc<Registry>,
+    /// Where changes are made (the registry itself, or a shared store).
+    store: Arc<Store>,
     audit: AuditSink,
     console: Console,
     timeout: Duration,
@@ -259,11 +267,11 @@ impl IndexServer {
         audit: AuditSink,
         console: Console,
     ) -> Result<IndexServer, ServerError> {
-        let (registry, storage) = open_registry(args)?;
+        let (store, storage) = open_store(args)?;
+        let registry = Arc::clone(store.registry());
         let addr = SocketAddr::new(args.bind, args.port);
         let listener = net::Listener::bind("index", addr, args.max_connections as usize)
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let registry = Arc::new(registry);
         let timeout = Duration::from_secs_f64(args.timeout);
         let dashboard = match args.dashboard.http {
             Some(port) => {
@@ -274,6 +282,9 @@ impl IndexServer {
             }
             None => None,
         };
+        if let Some(d) = &dashboard {
+            store.share_feed(&d.hub());
+        }
         Ok(IndexServer {
             listener,
             storage,
@@ -281,6 +292,7 @@ impl IndexServer {
             ctx: Arc::new(Context {
                 events: dashboard.as_ref().map(http::Dashboard::hub),
                 registry,
+                store: Arc::new(store),
                 audit,
                 console: if args.quiet {
                     Console::silent()
@@ -331,10 +343,10 @@ impl IndexServer {
         });
         let prober = {
             let ctx = Arc::clone(&self.ctx);
-            let registry = Arc::clone(&ctx.registry);
+            let peers = Arc::clone(&ctx.store);
             liveness::start(
                 &self.liveness,
-                registry,
+                peers,
                 shutdown.clone(),
                 ctx.advertise,
                 move |user, addr| {
@@ -374,6 +386,7 @@ impl IndexServer {
         if let Some(dashboard) = dashboard {
             dashboard.stop();
         }
+        self.ctx.store.stop();
     }
 }
 
@@ -436,12 +449,27 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// The registry of `args` and the line that says where it is kept.
-fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
-    let search = SearchOptions {
+/// Where `args` keep the registry, and the line that says so.
+fn open_store(args: &ServerArgs) -> Result<(Store, String), ServerError> {
+    let Some(url) = &args.store.store else {
+        let (registry, line) = open_registry(args)?;
+        return Ok((Store::Local(Arc::new(registry)), line));
+    };
+    let registry = Arc::new(Registry::with_search(search_options(args)));
+    let probe_interval = Duration::from_secs_f64(args.liveness.probe_interval);
+    Store::open_shared(&args.store, url, registry, probe_interval).map_err(ServerError::Shared)
+}
+
+fn search_options(args: &ServerArgs) -> SearchOptions {
+    SearchOptions {
         max_results: args.max_search_results,
         scan: args.search_scan,
-    };
+    }
+}
+
+/// The registry of `args` and the line that says where it is kept.
+fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
+    let search = search_options(args);
     if args.ephemeral {
         return Ok((
             Registry::with_search(search),
@@ -660,6 +688,14 @@ fn execute(
 ) -> Result<(), Refused> {
     // The host as the registry knows it: the address CONNECT would record for it.
     let host = recorded_ip(peer.ip(), ctx.advertise);
+    if matches!(
+        req.body,
+        Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
+    ) && let Err(code) = ctx.store.ready_to_read(req.body.op())
+    {
+        reply.push(code);
+        return Ok(());
+    }
     let user = req.user.clone();
     let change = match &req.body {
         Body::Register => Change::Register { user },
@@ -693,7 +729,7 @@ fn execute(
             return ctx.registry.search(&req.user, pattern, Some(host), reply);
         }
     };
-    reply.push(ctx.registry.apply_as(&change, host)?);
+    reply.push(ctx.store.apply_as(&change, host)?);
     Ok(())
 }
 
