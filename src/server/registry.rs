@@ -716,9 +716,8 @@ impl Registry {
     }
 }
 
-/// The whole state, sorted: users with their address and files (for tests that
-/// compare registries).
-#[cfg(test)]
+/// The whole state, sorted: users with their address and files (the Redis store's
+/// snapshot, and tests that compare registries).
 pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
 
 #[cfg(test)]
@@ -742,7 +741,9 @@ impl Registry {
         }
         table.check_totals(indexed, owners);
     }
+}
 
+impl Registry {
     pub(crate) fn dump(&self) -> Dump {
         let state = self.state.read();
         let mut all: Dump = state

@@ -12,7 +12,6 @@
 //! entries the registry is exactly the shared state at the last applied number: a
 //! snapshot taken there by the follower itself is consistent without any lock.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -345,12 +344,7 @@ fn restore(blob: &[u8], state: &mut dyn Replay) -> Result<u64, String> {
 
 /// The registry as a snapshot at change `seq` (the journal's user lines).
 fn dump(registry: &Registry, seq: u64) -> Vec<u8> {
-    let users = registry.users_overview();
-    let mut files: HashMap<String, IndexMap<String, String>> = HashMap::new();
-    for [owner, file, description] in registry.publications(None, usize::MAX) {
-        files.entry(owner).or_default().insert(file, description);
-    }
-    let empty = IndexMap::new();
+    let users = registry.dump();
     let mut out = Vec::new();
     let header = Header {
         peerdex_snapshot: SNAPSHOT_FORMAT,
@@ -359,12 +353,13 @@ fn dump(registry: &Registry, seq: u64) -> Vec<u8> {
     };
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, &header);
-    for (user, peer, _) in &users {
+    for (user, peer, published) in &users {
         out.push(b'\n');
+        let files: IndexMap<String, String> = published.iter().cloned().collect();
         let record = SnapshotUser {
             user,
             peer: *peer,
-            files: files.get(user).unwrap_or(&empty),
+            files: &files,
         };
         let _ = serde_json::to_writer(&mut out, &record);
     }
