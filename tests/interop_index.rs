@@ -38,26 +38,54 @@ fn have_python(test: &str) -> bool {
     require_tools(test, &missing)
 }
 
-/// A student's client: one operation, its printed reply (`code N`, entries,
-/// `trailing N`).
-fn student(server: SocketAddr, options: &[&str], request: &[&str]) -> String {
+/// A student's client running `requests` in turn, each on its own connection; the
+/// printed reply of each (`code N`, entries sorted, `trailing N`).
+fn students(server: SocketAddr, options: &[&str], requests: &[&[&str]]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("requests");
+    let lines: Vec<String> = requests.iter().map(|r| r.join("\t") + "\n").collect();
+    std::fs::write(&input, lines.concat()).unwrap();
     let done = run_to_exit(
-        Command::new("python3")
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec python3 \"$0\" \"$@\" --batch < '{}'",
+                input.display()
+            ))
             .arg(partner("statement_client.py"))
             .arg(server.ip().to_string())
             .arg(server.port().to_string())
-            .args(options)
-            .args(request),
-        Duration::from_secs(30),
+            .args(options),
+        Duration::from_secs(60),
         "statement_client.py",
     )
     .unwrap();
     assert!(
         done.status.success(),
-        "statement_client.py {options:?} {request:?}: {}",
+        "statement_client.py {options:?} {requests:?}: {}",
         done.stderr
     );
-    done.stdout.trim_end().to_owned()
+    let replies: Vec<String> = done
+        .stdout
+        .split(".\n")
+        .filter(|b| !b.is_empty())
+        .map(|block| {
+            let mut lines: Vec<&str> = block.lines().collect();
+            let end =
+                lines.len() - usize::from(lines.last().is_some_and(|l| l.starts_with("trailing ")));
+            if end > 1 {
+                lines[1..end].sort();
+            }
+            lines.join("\n")
+        })
+        .collect();
+    assert_eq!(replies.len(), requests.len(), "{}", done.stdout);
+    replies
+}
+
+/// One request of a student's client.
+fn student(server: SocketAddr, options: &[&str], request: &[&str]) -> String {
+    students(server, options, &[request]).remove(0)
 }
 
 /// One whole session of a student's client of `year` against `s`, each reply as
@@ -73,44 +101,40 @@ fn session(s: &Server, year: &str, ip: Option<&str>) {
     } else {
         ("notes.txt", "b.txt")
     };
-    let op = |req: &[&str]| student(s.addr, &opts, req);
-    assert_eq!(op(&["REGISTER", "alice"]), "code 0");
-    assert_eq!(op(&["REGISTER", "alice"]), "code 1");
-    assert_eq!(op(&["REGISTER", "bob"]), "code 0");
-    assert_eq!(op(&["PUBLISH", "alice", a, "my notes"]), "code 2");
-    assert_eq!(op(&["CONNECT", "alice", "4000"]), "code 0");
-    assert_eq!(op(&["CONNECT", "alice", "4000"]), "code 2");
-    assert_eq!(op(&["CONNECT", "bob", "4001"]), "code 0");
-    assert_eq!(op(&["PUBLISH", "alice", a, "my notes"]), "code 0");
-    assert_eq!(op(&["PUBLISH", "alice", a, "again"]), "code 3");
-    assert_eq!(op(&["PUBLISH", "alice", b, "the b file"]), "code 0");
-    let users = op(&["LIST_USERS", "bob"]);
-    let mut lines: Vec<&str> = users.lines().collect();
-    lines[1..].sort();
-    assert_eq!(
-        lines,
-        ["code 0", "alice\t127.0.0.1\t4000", "bob\t127.0.0.1\t4001"]
-    );
-    let content = op(&["LIST_CONTENT", "bob", "alice"]);
-    let mut lines: Vec<&str> = content.lines().collect();
-    lines[1..].sort();
-    let want: Vec<String> = if year == "2025" {
-        vec!["code 0".into(), b.into(), a.into()]
+    let content = if year == "2025" {
+        format!("code 0\n{b}\n{a}")
     } else {
-        vec![
-            "code 0".into(),
-            format!("{b}\tthe b file"),
-            format!("{a}\tmy notes"),
-        ]
+        format!("code 0\n{b}\tthe b file\n{a}\tmy notes")
     };
-    assert_eq!(lines, want, "LIST_CONTENT as a {year} client reads it");
-    assert_eq!(op(&["LIST_CONTENT", "bob", "nobody"]), "code 3");
-    assert_eq!(op(&["DELETE", "alice", a]), "code 0");
-    assert_eq!(op(&["DELETE", "alice", a]), "code 3");
-    assert_eq!(op(&["DISCONNECT", "alice"]), "code 0");
-    assert_eq!(op(&["DISCONNECT", "alice"]), "code 2");
-    assert_eq!(op(&["UNREGISTER", "alice"]), "code 0");
-    assert_eq!(op(&["UNREGISTER", "alice"]), "code 1");
+    let script: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["REGISTER", "alice"], "code 0"),
+        (vec!["REGISTER", "alice"], "code 1"),
+        (vec!["REGISTER", "bob"], "code 0"),
+        (vec!["PUBLISH", "alice", a, "my notes"], "code 2"),
+        (vec!["CONNECT", "alice", "4000"], "code 0"),
+        (vec!["CONNECT", "alice", "4000"], "code 2"),
+        (vec!["CONNECT", "bob", "4001"], "code 0"),
+        (vec!["PUBLISH", "alice", a, "my notes"], "code 0"),
+        (vec!["PUBLISH", "alice", a, "again"], "code 3"),
+        (vec!["PUBLISH", "alice", b, "the b file"], "code 0"),
+        (
+            vec!["LIST_USERS", "bob"],
+            "code 0\nalice\t127.0.0.1\t4000\nbob\t127.0.0.1\t4001",
+        ),
+        (vec!["LIST_CONTENT", "bob", "alice"], &content),
+        (vec!["LIST_CONTENT", "bob", "nobody"], "code 3"),
+        (vec!["DELETE", "alice", a], "code 0"),
+        (vec!["DELETE", "alice", a], "code 3"),
+        (vec!["DISCONNECT", "alice"], "code 0"),
+        (vec!["DISCONNECT", "alice"], "code 2"),
+        (vec!["UNREGISTER", "alice"], "code 0"),
+        (vec!["UNREGISTER", "alice"], "code 1"),
+    ];
+    let requests: Vec<&[&str]> = script.iter().map(|(r, _)| r.as_slice()).collect();
+    let replies = students(s.addr, &opts, &requests);
+    for ((request, want), got) in script.iter().zip(&replies) {
+        assert_eq!(got, want, "{request:?} from a {year} client");
+    }
 }
 
 #[test]
@@ -137,23 +161,29 @@ fn the_year_decides_what_a_client_of_the_other_year_meets() {
         return;
     }
     // Why the setting exists: the bytes of LIST_CONTENT cannot say their year. A
-    // 2025 client of a default (2024) server finds the descriptions left over.
-    let s = Server::start(&[]);
-    let op = |req: &[&str]| student(s.addr, &["--statement", "2025"], req);
-    assert_eq!(op(&["REGISTER", "alice"]), "code 0");
-    assert_eq!(op(&["CONNECT", "alice", "4000"]), "code 0");
-    assert_eq!(op(&["PUBLISH", "alice", "/a.txt", "about a"]), "code 0");
-    assert_eq!(
-        op(&["LIST_CONTENT", "alice", "alice"]),
-        format!("code 0\n/a.txt\ntrailing {}", "about a".len() + 1)
-    );
-    // With --statement 2025 it reads exactly what it expects.
-    let s = Server::start(&["--statement", "2025"]);
-    let op = |req: &[&str]| student(s.addr, &["--statement", "2025"], req);
-    assert_eq!(op(&["REGISTER", "alice"]), "code 0");
-    assert_eq!(op(&["CONNECT", "alice", "4000"]), "code 0");
-    assert_eq!(op(&["PUBLISH", "alice", "/a.txt", "about a"]), "code 0");
-    assert_eq!(op(&["LIST_CONTENT", "alice", "alice"]), "code 0\n/a.txt");
+    // 2025 client of a default (2024) server finds the descriptions left over;
+    // with --statement 2025 it reads exactly what it expects.
+    let requests: [&[&str]; 4] = [
+        &["REGISTER", "alice"],
+        &["CONNECT", "alice", "4000"],
+        &["PUBLISH", "alice", "/a.txt", "about a"],
+        &["LIST_CONTENT", "alice", "alice"],
+    ];
+    for (server, last) in [
+        (
+            &[][..],
+            format!("code 0\n/a.txt\ntrailing {}", "about a".len() + 1),
+        ),
+        (&["--statement", "2025"][..], "code 0\n/a.txt".to_owned()),
+    ] {
+        let s = Server::start(server);
+        let replies = students(s.addr, &["--statement", "2025"], &requests);
+        assert_eq!(
+            replies,
+            ["code 0", "code 0", "code 0", last.as_str()],
+            "{server:?}"
+        );
+    }
 }
 
 #[test]

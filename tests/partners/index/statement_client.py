@@ -8,12 +8,17 @@ NUL-terminated strings, then one result byte and, on 0, what the operation lists
 Command line:
     python3 statement_client.py HOST PORT [--statement 2024|2025] [--ip IP]
         [--datetime "dd/mm/yyyy hh:mm:ss"] [--timeout SECONDS] OP USER [ARGS...]
+    python3 statement_client.py HOST PORT [options] --batch < REQUESTS
 
     --statement  how LIST_CONTENT is read: 2024 a name and a description per file,
                  2025 the name only. Default 2024.
     --ip         CONNECT sends this IP address as a field before the port (the
                  dialect of clients that declare their address).
     --datetime   the DATETIME sent (default 17/12/2014 13:20:35).
+
+--batch reads one request per line of stdin (OP, USER and ARGS separated by tabs),
+sends each on a connection of its own, as the shell of a student's client does, and
+ends each one's output with a line `.`.
 
 Prints `code N`, then one line per entry of LIST_USERS (`user<TAB>ip<TAB>port`) or
 LIST_CONTENT (`name<TAB>description`, or `name`), then, if the server sent more bytes
@@ -55,14 +60,29 @@ def main():
     p.add_argument("--ip", default=None)
     p.add_argument("--datetime", default="17/12/2014 13:20:35")
     p.add_argument("--timeout", type=float, default=10.0)
-    p.add_argument("op")
-    p.add_argument("user")
-    p.add_argument("args", nargs="*")
+    p.add_argument("--batch", action="store_true")
+    p.add_argument("request", nargs="*", help="OP USER [ARGS...]")
     a = p.parse_args()
-    fields = [a.op, a.datetime, a.user]
-    if a.op == "CONNECT" and a.ip is not None:
+    if not a.batch:
+        if len(a.request) < 2:
+            p.error("give OP USER [ARGS...], or --batch")
+        return one(a, a.request)
+    for line in sys.stdin:
+        request = line.rstrip("\n").split("\t")
+        if len(request) < 2:
+            p.error("a request line needs OP<TAB>USER: %r" % line)
+        one(a, request)
+        print(".", flush=True)
+    return 0
+
+
+def one(a, request):
+    """Sends one request on its own connection and prints the reply."""
+    op, user, args = request[0], request[1], request[2:]
+    fields = [op, a.datetime, user]
+    if op == "CONNECT" and a.ip is not None:
         fields.append(a.ip)
-    fields += a.args
+    fields += args
     conn = socket.create_connection((a.host, a.port), timeout=a.timeout)
     with conn:
         conn.sendall(b"".join(f.encode() + b"\0" for f in fields))
@@ -71,9 +91,9 @@ def main():
             raise Closed("closed before the result byte")
         code = code[0]
         print("code %d" % code)
-        if code == 0 and a.op in ("LIST_USERS", "LIST_CONTENT"):
+        if code == 0 and op in ("LIST_USERS", "LIST_CONTENT"):
             count = int(read_string(conn))
-            per = 3 if a.op == "LIST_USERS" else (2 if a.statement == "2024" else 1)
+            per = 3 if op == "LIST_USERS" else (2 if a.statement == "2024" else 1)
             for _ in range(count):
                 print("\t".join(read_string(conn) for _ in range(per)))
         trailing = 0
