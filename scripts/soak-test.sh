@@ -5,7 +5,11 @@
 # duration), then a summary; exits 1 when a run failed.
 #
 #   scripts/soak-test.sh [N]        KEEP=1 keeps the clone (its target/test-output.txt)
+#
+# As in CI (.ci/run): the 2,000-connection tests need descriptors; set
+# PEERDEX_REQUIRE_SYSTEM_TESTS=1 to make a skipped system test a failure.
 set -u
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 N=${1:-5}
 repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel) || exit 1
 work=$(mktemp -d /tmp/peerdex-soak.XXXXXX)

@@ -74,6 +74,10 @@ struct TermClient {
     screen: Arc<Mutex<Vec<u8>>>,
     /// Bytes of `screen` already matched by `expect`.
     seen: usize,
+    /// The terminal's mode before the client started (read before the spawn: on a
+    /// loaded machine the client can reach its line editor's raw mode before the
+    /// test thread runs again).
+    before: libc::termios,
 }
 
 impl TermClient {
@@ -90,6 +94,7 @@ impl TermClient {
         no_color: bool,
     ) -> TermClient {
         let pty = Pty::open();
+        let before = pty.mode();
         let mut cmd = Command::new(bin());
         cmd.args(["client", "-s", "127.0.0.1", "-p"])
             .arg(server.addr.port().to_string())
@@ -144,6 +149,7 @@ impl TermClient {
             pty,
             screen,
             seen: 0,
+            before,
         }
     }
 
@@ -247,7 +253,7 @@ fn ctrl_c_cancels_a_download_returns_to_the_prompt_and_quits_at_an_empty_prompt(
     assert_eq!(alice.cmd("PUBLISH big.bin slow"), "c> PUBLISH OK");
 
     let mut bob = TermClient::start(&server, bob_dir.path(), state.path(), &[]);
-    let before = bob.pty.mode();
+    let before = bob.before;
     bob.command("REGISTER bob", "c> REGISTER OK");
     bob.command("CONNECT bob", "c> CONNECT OK");
     bob.command(
@@ -282,7 +288,7 @@ fn ctrl_c_clears_a_half_typed_line_and_ctrl_d_ends_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
-    let before = c.pty.mode();
+    let before = c.before;
     c.expect("c> ");
     c.type_bytes(b"REGISTER car");
     c.expect("REGISTER car");
@@ -307,7 +313,7 @@ fn sigterm_at_the_prompt_leaves_the_terminal_as_it_was() {
     // Several rounds: the mode was lost only sometimes (a race with the line editor).
     for _ in 0..3 {
         let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
-        let before = c.pty.mode();
+        let before = c.before;
         c.expect("c> ");
         // The line editor holds the terminal in raw mode now (no line buffering).
         assert!(
@@ -329,7 +335,7 @@ fn quit_leaves_the_terminal_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let mut c = TermClient::start(&server, dir.path(), state.path(), &[]);
-    let before = c.pty.mode();
+    let before = c.before;
     c.command("REGISTER erin", "c> REGISTER OK");
     c.command("CONNECT erin", "c> CONNECT OK");
     c.expect("c> ");

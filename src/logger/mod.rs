@@ -116,6 +116,10 @@ pub struct LoggerArgs {
         hide = true
     )]
     pub max_version: u32,
+    /// Seconds a TCP connection may stay silent before the logger closes it
+    /// (tests shorten it to see the server reconnect).
+    #[arg(long, default_value_t = IDLE_TIMEOUT.as_secs_f64(), value_parser = net::parse_seconds, hide = true)]
+    pub idle_timeout: f64,
 }
 
 /// Why the logger could not start.
@@ -535,6 +539,8 @@ struct Logger {
     store: Mutex<Store>,
     /// Argument shapes (version, procedure, shape) already said on the console.
     shapes: Mutex<std::collections::HashSet<(u32, u32, String)>>,
+    /// `--idle-timeout`.
+    idle_timeout: Duration,
 }
 
 impl Logger {
@@ -756,6 +762,7 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
         high,
         store: Mutex::new(store),
         shapes: Mutex::default(),
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
     });
     let (udp_thread, flusher) = start_helpers(&logger, bound.udp, &shutdown)?;
     {
@@ -959,15 +966,15 @@ fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Perm
         return;
     }
     let _ = stream.set_nodelay(true);
-    // Each record, the silence before it included, within IDLE_TIMEOUT.
-    let mut reader =
-        BufReader::with_capacity(READ_BUFFER, DeadlineReader::new(&stream, IDLE_TIMEOUT));
+    // Each record, the silence before it included, within the idle timeout.
+    let idle = logger.idle_timeout;
+    let mut reader = BufReader::with_capacity(READ_BUFFER, DeadlineReader::new(&stream, idle));
     let mut writer = &stream;
     let mut record = Vec::new();
     let mut batch = Batch::default();
     let mut out = Vec::new();
     loop {
-        reader.get_mut().restart(IDLE_TIMEOUT);
+        reader.get_mut().restart(idle);
         let result = rpc::read_record(&mut reader, &mut record);
         let stop = match result {
             Ok(()) => match logger.dispatch(&record, false, &mut batch.items) {

@@ -24,6 +24,54 @@ pub(crate) const CODE_OTHER: u8 = 2;
 /// without letting a peer make the downloader buffer much.
 pub(crate) const MAX_VERSION: usize = 128;
 
+/// The file name of the discovery request, `GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0`:
+/// how a downloader learns whether a peer speaks GET_FILE_RANGE without ever sending
+/// an operation a statement peer may not know (docs/PROTOCOL.md, "Discovery"). No file
+/// can have this name: there is no process 0 in `/proc` (and no `/proc` at all on
+/// systems without procfs), so opening it fails with ENOENT on every peer, and a
+/// statement peer answers 1 (FILE NOT EXIST), the path every one of them implements.
+/// It is short, printable ASCII without spaces: a peer may print it in its log or keep
+/// it in a 256-byte buffer.
+pub(crate) const PROBE_NAME: &str = "/proc/0/peerdex/GET_FILE_RANGE";
+
+/// What a peerdex peer sends for the discovery request after code 0: one string
+/// naming the extensions it speaks. Nothing a statement peer sends for a missing file
+/// looks like it.
+pub(crate) const PROBE_MARKER: &str = "peerdex GET_FILE_RANGE";
+
+/// Longest answer to the discovery request that is read: the marker with room to
+/// name more extensions later.
+const MAX_PROBE_ANSWER: usize = 128;
+
+/// Encodes the discovery request (a GET_FILE of [`PROBE_NAME`]).
+pub(crate) fn encode_probe() -> Vec<u8> {
+    encode_request(PROBE_NAME)
+}
+
+/// Encodes a peerdex peer's answer to the discovery request: code 0 and
+/// [`PROBE_MARKER`].
+pub(crate) fn encode_probe_answer() -> Vec<u8> {
+    let mut out = Vec::with_capacity(PROBE_MARKER.len() + 2);
+    out.push(CODE_OK);
+    put_str(&mut out, PROBE_MARKER);
+    out
+}
+
+/// Reads the answer to the discovery request: whether the peer speaks
+/// GET_FILE_RANGE. Any code but 0, or a 0 followed by anything but a string whose
+/// words start with `peerdex` and include `GET_FILE_RANGE`, is a peer that does not
+/// (`Ok(false)`); an error means no answer arrived (closed, reset, timed out).
+pub(crate) fn read_probe_answer<R: Read>(r: &mut FieldReader<R>) -> Result<bool, WireError> {
+    if r.read_u8(Field::Code)? != CODE_OK {
+        return Ok(false);
+    }
+    let Ok(answer) = r.read_bytes(Field::Op, MAX_PROBE_ANSWER) else {
+        return Ok(false);
+    };
+    let mut words = answer.split(|&b| b == b' ');
+    Ok(words.next() == Some(b"peerdex") && words.any(|w| w == GET_FILE_RANGE.as_bytes()))
+}
+
 /// A request a peer listener understands.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Request {
@@ -267,6 +315,45 @@ mod tests {
         assert!(read_range_header(&mut r).is_err());
         let mut r = FieldReader::new(&b"5\0a b\0"[..]);
         assert!(read_range_header(&mut r).is_err());
+    }
+
+    #[test]
+    fn the_probe_is_a_get_file_and_only_the_marker_says_range() {
+        assert_eq!(
+            encode_probe(),
+            b"GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0"
+        );
+        // A peerdex listener reads it as a plain GET_FILE of PROBE_NAME.
+        let probe = encode_probe();
+        let mut r = FieldReader::new(&probe[..]);
+        assert_eq!(
+            read_request(&mut r).unwrap(),
+            Request::Get {
+                file: PROBE_NAME.into()
+            }
+        );
+        let answer = encode_probe_answer();
+        assert_eq!(answer, b"\0peerdex GET_FILE_RANGE\0");
+        let says = |bytes: &[u8]| read_probe_answer(&mut FieldReader::new(bytes));
+        assert!(says(&answer).unwrap());
+        assert!(says(b"\0peerdex GET_FILE_BLOCKS GET_FILE_RANGE\0").unwrap());
+        // What statement peers send for a missing file, or odd ones for anything.
+        for other in [
+            &b"\x01"[..],
+            b"\x02",
+            b"\x01peerdex GET_FILE_RANGE\0",
+            b"\0",
+            b"\0hello",
+            b"\0GET_FILE_RANGE\0",
+            b"\0peerdex\0",
+            b"\0peerdexGET_FILE_RANGE\0",
+        ] {
+            assert!(!says(other).unwrap_or(false), "{other:?}");
+        }
+        assert!(says(b"").is_err());
+        let mut long = b"\0".to_vec();
+        long.extend_from_slice(&[b'a'; 4096]);
+        assert!(!says(&long).unwrap());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) mod journal;
 pub(crate) mod liveness;
 pub(crate) mod registry;
 mod search;
+pub(crate) mod store;
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use audit::AuditSink;
 use audit::shipper;
 use journal::{JournalError, StoreOptions};
 use registry::{Change, Refused, Registry, SearchOptions};
+use store::Store;
 
 /// Command-line options of `peerdex server`.
 #[derive(clap::Args, Debug, Clone)]
@@ -84,6 +86,8 @@ pub struct ServerArgs {
     #[arg(long, default_value = "2024", value_name = "YEAR")]
     pub statement: index::Statement,
     #[command(flatten)]
+    pub store: store::StoreArgs,
+    #[command(flatten)]
     pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
     pub logger: shipper::ShipperArgs,
@@ -111,6 +115,8 @@ pub enum ServerError {
     Shipper(#[source] shipper::ShipperError),
     #[error("{0}")]
     Store(#[source] JournalError),
+    #[error("shared store: {0}")]
+    Shared(#[source] store::StoreError),
 }
 
 /// Why the index port cannot be bound, in words a user acts on.
@@ -185,7 +191,10 @@ impl ReplyBudget {
         self.used.fetch_sub(n, Ordering::SeqCst);
     }
 
-    /// Runs `build` as one of at most [`BUILDERS`] at once.
+    /// Runs `build` as one of at most [`BUILDERS`] at once. The slot is given back
+    /// however `build` ends: a panic while building (the connection thread catches
+    /// it) must not keep a slot for ever, or [`BUILDERS`] of them wedge every later
+    /// list reply (issue 26, item 12).
     fn building<T>(&self, build: impl FnOnce() -> T) -> T {
         let mut n = self.builders.lock();
         if *n >= BUILDERS {
@@ -196,16 +205,39 @@ impl ReplyBudget {
         }
         *n += 1;
         drop(n);
-        let out = build();
-        *self.builders.lock() -= 1;
-        self.builder_freed.notify_one();
-        out
+        let _slot = BuilderSlot(self);
+        build()
+    }
+}
+
+/// One of the [`BUILDERS`] slots of a [`ReplyBudget`], given back when dropped
+/// (also while unwinding).
+struct BuilderSlot<'a>(&'a ReplyBudget);
+
+impl Drop for BuilderSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.builders.lock() -= 1;
+        self.0.builder_freed.notify_one();
+    }
+}
+
+/// Bytes of a [`ReplyBudget`] held by one reply, released when dropped.
+struct Reservation<'a> {
+    budget: &'a ReplyBudget,
+    bytes: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
     }
 }
 
 /// Everything a connection thread needs.
 struct Context {
     registry: Arc<Registry>,
+    /// Where changes are made (the registry itself, or a shared store).
+    store: Arc<Store>,
     audit: AuditSink,
     console: Console,
     timeout: Duration,
@@ -235,11 +267,11 @@ impl IndexServer {
         audit: AuditSink,
         console: Console,
     ) -> Result<IndexServer, ServerError> {
-        let (registry, storage) = open_registry(args)?;
+        let (store, storage) = open_store(args)?;
+        let registry = Arc::clone(store.registry());
         let addr = SocketAddr::new(args.bind, args.port);
         let listener = net::Listener::bind("index", addr, args.max_connections as usize)
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let registry = Arc::new(registry);
         let timeout = Duration::from_secs_f64(args.timeout);
         let dashboard = match args.dashboard.http {
             Some(port) => {
@@ -250,6 +282,9 @@ impl IndexServer {
             }
             None => None,
         };
+        if let Some(d) = &dashboard {
+            store.share_feed(&d.hub());
+        }
         Ok(IndexServer {
             listener,
             storage,
@@ -257,6 +292,7 @@ impl IndexServer {
             ctx: Arc::new(Context {
                 events: dashboard.as_ref().map(http::Dashboard::hub),
                 registry,
+                store: Arc::new(store),
                 audit,
                 console: if args.quiet {
                     Console::silent()
@@ -307,10 +343,10 @@ impl IndexServer {
         });
         let prober = {
             let ctx = Arc::clone(&self.ctx);
-            let registry = Arc::clone(&ctx.registry);
+            let peers = Arc::clone(&ctx.store);
             liveness::start(
                 &self.liveness,
-                registry,
+                peers,
                 shutdown.clone(),
                 ctx.advertise,
                 move |user, addr| {
@@ -318,10 +354,13 @@ impl IndexServer {
                         events.dropped(user, addr);
                     }
                     // Not a request: stderr, so stdout keeps only the statement's
-                    // lines (PROTOCOL.md section 6).
+                    // lines (PROTOCOL.md section 6). Escaped: a name restored from
+                    // the data directory was never checked by a request's rules.
                     eprintln!(
-                        "peerdex: DISCONNECT {user}: peer unreachable at {}:{}",
-                        addr.ip, addr.port
+                        "peerdex: DISCONNECT {}: peer unreachable at {}:{}",
+                        crate::proto::text::escape_for_terminal(user),
+                        addr.ip,
+                        addr.port
                     );
                     ctx.audit.record(AuditRecord {
                         user: user.to_owned(),
@@ -347,6 +386,7 @@ impl IndexServer {
         if let Some(dashboard) = dashboard {
             dashboard.stop();
         }
+        self.ctx.store.stop();
     }
 }
 
@@ -409,12 +449,27 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// The registry of `args` and the line that says where it is kept.
-fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
-    let search = SearchOptions {
+/// Where `args` keep the registry, and the line that says so.
+fn open_store(args: &ServerArgs) -> Result<(Store, String), ServerError> {
+    let Some(url) = &args.store.store else {
+        let (registry, line) = open_registry(args)?;
+        return Ok((Store::Local(Arc::new(registry)), line));
+    };
+    let registry = Arc::new(Registry::with_search(search_options(args)));
+    let probe_interval = Duration::from_secs_f64(args.liveness.probe_interval);
+    Store::open_shared(&args.store, url, registry, probe_interval).map_err(ServerError::Shared)
+}
+
+fn search_options(args: &ServerArgs) -> SearchOptions {
+    SearchOptions {
         max_results: args.max_search_results,
         scan: args.search_scan,
-    };
+    }
+}
+
+/// The registry of `args` and the line that says where it is kept.
+fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
+    let search = search_options(args);
     if args.ephemeral {
         return Ok((
             Registry::with_search(search),
@@ -472,9 +527,13 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         return;
     }
     let mut reply = Vec::with_capacity(128);
-    let mut reserved = 0;
+    // Given back however the connection ends, as the builder slot is.
+    let mut reserved = Reservation {
+        budget: &ctx.replies,
+        bytes: 0,
+    };
     match request {
-        Ok(req) => answer(ctx, &req, peer, started, &mut reply, &mut reserved),
+        Ok(req) => answer(ctx, &req, peer, started, &mut reply, &mut reserved.bytes),
         Err(RequestError::UnknownOp) => {
             log::info!("{peer}: unknown operation: closing without a reply");
             return;
@@ -490,7 +549,31 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         log::debug!("{peer}: reply not delivered: {e}");
     }
     drop(reply);
-    ctx.replies.release(reserved);
+    drop(reserved);
+}
+
+/// A name read from a rejected request, as the console, the audit record and the
+/// dashboard may show it. Validated first: a valid name is shown as sent; an
+/// invalid one with every character outside printable ASCII written as `\u{430}`
+/// (`\x1b` below U+0080), so it can neither act on a terminal nor pass for a
+/// valid name on screen (a Cyrillic `а` in `аlice` printed raw made a refused
+/// REGISTER look like alice's, issue 26 item 3).
+fn shown_name(name: String) -> String {
+    use std::fmt::Write;
+    if crate::proto::wire::is_valid_name(&name) {
+        return name;
+    }
+    let mut out = String::with_capacity(name.len() + 16);
+    for c in name.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else if c.is_ascii() {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    out
 }
 
 /// Answers a request that was read whole into `reply` (`reserved`: what a list
@@ -554,8 +637,8 @@ fn answer(
 /// it when its user name was read.
 fn reject(ctx: &Context, op: index::Op, user: Option<String>, reply: &mut Vec<u8>) {
     // The name was read but may be the invalid field: from here on (console,
-    // audit record, events) only its escaped form is used.
-    let user = user.map(|u| crate::proto::text::escape_for_terminal(&u).into_owned());
+    // audit record, events) only its checked form is used.
+    let user = user.map(shown_name);
     reply.push(op.other_error());
     if let (Some(events), Some(user)) = (&ctx.events, &user) {
         events.rejected(op, user, op.other_error());
@@ -622,6 +705,14 @@ fn execute(
 ) -> Result<(), Refused> {
     // The host as the registry knows it: the address CONNECT would record for it.
     let host = recorded_ip(peer.ip(), ctx.advertise);
+    if matches!(
+        req.body,
+        Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
+    ) && let Err(code) = ctx.store.ready_to_read(req.body.op())
+    {
+        reply.push(code);
+        return Ok(());
+    }
     let user = req.user.clone();
     let change = match &req.body {
         Body::Register => Change::Register { user },
@@ -655,7 +746,7 @@ fn execute(
             return ctx.registry.search(&req.user, pattern, Some(host), reply);
         }
     };
-    reply.push(ctx.registry.apply_as(&change, host)?);
+    reply.push(ctx.store.apply_as(&change, host)?);
     Ok(())
 }
 
@@ -689,6 +780,32 @@ pub(crate) fn recorded_ip(peer: IpAddr, advertise: Option<IpAddr>) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26 item 12: a build that panics gives its slot back. Before the drop
+    /// guard, two panics took both slots and the third build waited for ever.
+    #[test]
+    fn panics_while_building_do_not_keep_builder_slots() {
+        let budget = Arc::new(ReplyBudget::new());
+        for _ in 0..BUILDERS {
+            let b = Arc::clone(&budget);
+            let r = std::thread::spawn(move || b.building(|| panic!("injected build panic")));
+            assert!(r.join().is_err(), "the build did not panic");
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = Arc::clone(&budget);
+        std::thread::spawn(move || tx.send(b.building(|| 7)).unwrap());
+        let built = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(built, Ok(7), "a build after panicking builds was wedged");
+        assert_eq!(*budget.builders.lock(), 0);
+    }
+
+    #[test]
+    fn invalid_names_are_shown_in_printable_ascii_and_valid_ones_as_sent() {
+        assert_eq!(shown_name("Кирилл".into()), "Кирилл");
+        assert_eq!(shown_name("\u{430}lice".into()), "\\u{430}lice");
+        assert_eq!(shown_name("bob\ns> X".into()), "bob\\x0as> X");
+        assert_eq!(shown_name("a\u{202e}b".into()), "a\\u{202e}b");
+    }
 
     #[test]
     fn loopback_is_replaced_only_when_advertising() {

@@ -8,9 +8,11 @@
 //! The WSDL is document/literal wrapped. It offers the lab's original `get_time` and
 //! the names students' clients call (STATEMENTS.md): `get_datetime` and
 //! `get_current_datetime`, all three the same answer. For each operation OP the
-//! request is an empty `tns:OP` element (any content a client puts inside, such as a
-//! dummy argument, is ignored), the response a `tns:OPResponse` holding one
-//! `tns:OPResult` string, SOAPAction `OP`.
+//! request is a `tns:OP` element with one optional string `tns:dummy`: a student's
+//! client whose own service declares a dummy input passes one, and zeep refuses an
+//! argument the WSDL does not declare. Its content (and anything else inside) is
+//! ignored. The response is a `tns:OPResponse` holding one `tns:OPResult` string,
+//! SOAPAction `OP`.
 
 use quick_xml::escape::escape;
 use quick_xml::events::{BytesStart, Event};
@@ -360,7 +362,11 @@ fn wsdl_operations() -> [String; 4] {
         let op = call.name();
         elements.push_str(&format!(
             r#"      <xs:element name="{op}">
-        <xs:complexType><xs:sequence/></xs:complexType>
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="dummy" type="xs:string" minOccurs="0"/>
+          </xs:sequence>
+        </xs:complexType>
       </xs:element>
       <xs:element name="{op}Response">
         <xs:complexType>

@@ -274,6 +274,20 @@ fn is_mismatch(e: &ReplyError) -> bool {
     )
 }
 
+/// Reads (and drops) the `left` replies still due on `conn` after an error
+/// reply, before the caller gives the connection up. Closing with calls
+/// unanswered makes the logger write its next replies into a reset
+/// connection, and an rpcgen server (SIGPIPE not ignored) dies of that. Each
+/// read is bounded by the reply timeout; the first failure ends the wait.
+fn drain_replies(conn: &mut Conn, left: usize) {
+    let mut record = Vec::new();
+    for _ in 0..left {
+        if rpc::read_record(&mut conn.reader, &mut record).is_err() {
+            return;
+        }
+    }
+}
+
 /// An RPC error as a [`LinkError`]: a mismatch, or a plain failure.
 fn rpc_error(e: ReplyError) -> LinkError {
     if is_mismatch(&e) {
@@ -356,23 +370,9 @@ impl Link {
             log::debug!("audit logger {}: still {e}", self.target);
             return;
         }
-        let remedy = match e {
-            ReplyError::GarbageArgs => {
-                "its LOG takes another argument: give its fields in the order of its .x with --logger-args (e.g. --logger-args user,operation,datetime for a struct of three strings)".to_owned()
-            }
-            ReplyError::ProcUnavail => {
-                "its LOG has another procedure number: give it with --logger-proc N (or --logger-interface PROG:VERS:PROC)".to_owned()
-            }
-            ReplyError::ProgUnavail => {
-                "the program listening there has another number: give it with --program (or --logger-interface PROG:VERS:PROC)".to_owned()
-            }
-            ReplyError::ProgMismatch { low, high } => format!(
-                "it offers versions {low} to {high}: give its version with --logger-version N (or --logger-interface PROG:VERS:PROC)"
-            ),
-            _ => "check its interface (docs/LOGGER-INTERFACE.md)".to_owned(),
-        };
+        let (answer, remedy) = interface::mismatch_advice(e);
         log::warn!(
-            "audit logger {}: interface mismatch: it answered {e} to LOG calls of {}; {remedy}. Records wait in the spool; trying again every {} s",
+            "audit logger {}: interface mismatch: it answered {answer} ({e}) to LOG calls of {}; {remedy}. Records wait in the spool; trying again every {} s",
             self.target,
             self.sending(),
             MISMATCH_BACKOFF.as_secs()
@@ -547,7 +547,10 @@ impl Link {
             if xid != Some(first.wrapping_add(i as u32)) {
                 return Err(LinkError::Protocol);
             }
-            result.map_err(rpc_error)?;
+            if let Err(e) = result {
+                drain_replies(conn, n - i - 1);
+                return Err(rpc_error(e));
+            }
         }
         Ok(())
     }
@@ -620,13 +623,18 @@ impl Link {
             }
             let result = match result {
                 Ok(r) => r,
-                Err(ReplyError::ProgMismatch { low, high })
-                    if low <= high && (logrpc::V1..version).contains(&high) =>
-                {
-                    self.set_version(high);
-                    return Err(LinkError::Older);
+                Err(e) => {
+                    drain_replies(conn, versions.len() - i - 1);
+                    return Err(match e {
+                        ReplyError::ProgMismatch { low, high }
+                            if low <= high && (logrpc::V1..version).contains(&high) =>
+                        {
+                            self.set_version(high);
+                            LinkError::Older
+                        }
+                        e => rpc_error(e),
+                    });
                 }
-                Err(e) => return Err(rpc_error(e)),
             };
             match logrpc::decode_status(result) {
                 Ok(LOG_STORED | LOG_DUPLICATE) => {}
@@ -640,7 +648,9 @@ impl Link {
     /// Delivers a batch, retrying with backoff until it is acknowledged. Returns
     /// false (batch not delivered) only once `stop` says time is up.
     fn deliver(&mut self, id: u64, batch: &[(Entry<'static>, u64)], stop: &Stop) -> bool {
+        let mut may_redial = true;
         loop {
+            let kept = self.conn.is_some();
             match self.send(id, batch) {
                 Ok(()) => {
                     if self.mismatch.take().is_some() {
@@ -658,8 +668,8 @@ impl Link {
                     return true;
                 }
                 Err(LinkError::Older) => {
-                    // Replies to the rest of the batch are still coming: start
-                    // over on a new connection, at once, in the older version.
+                    // Start over on a new connection, at once, in the older
+                    // version (the rest of the batch's replies were read).
                     self.conn = None;
                     continue;
                 }
@@ -672,6 +682,20 @@ impl Link {
                     if !self.pause(MISMATCH_BACKOFF, stop) {
                         return false;
                     }
+                    continue;
+                }
+                Err(e @ (LinkError::Io(_) | LinkError::Record(_))) if kept && may_redial => {
+                    // The logger closes connections idle for a while (120 s):
+                    // the first failure on a connection kept from an earlier
+                    // batch is a stale connection, not an outage. Redial at
+                    // once, silently; a failure on the new connection is real
+                    // (issue 26 item 13).
+                    log::debug!(
+                        "audit logger {}: kept connection failed ({e}): redialing",
+                        self.target
+                    );
+                    self.conn = None;
+                    may_redial = false;
                     continue;
                 }
                 Err(e) => {
@@ -817,6 +841,8 @@ fn ship(
             break;
         }
         let batch = match reader.read(BATCH, spool.len(), false) {
+            // Once the file is read, the records it could not take.
+            Ok(b) if b.is_empty() => spool.memory_batch(reader.pos(), BATCH),
             Ok(b) => b,
             Err(e) => {
                 log::error!("audit records will not be shipped: {e}");

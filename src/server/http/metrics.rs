@@ -338,9 +338,15 @@ fn audit(t: &mut Text, audit: Option<&AuditGauges>) {
             a.pending,
         );
         t.one(
+            "peerdex_audit_memory_records",
+            "gauge",
+            "Audit records the spool file could not take (disk full, spool over its cap), waiting in memory: not crash-safe.",
+            a.in_memory,
+        );
+        t.one(
             "peerdex_audit_dropped_total",
             "counter",
-            "Audit records the spool could not take (disk full, spool over its cap).",
+            "Audit records lost: neither the spool file nor the memory queue could take them.",
             a.dropped,
         );
         t.family(
@@ -526,6 +532,7 @@ mod tests {
                 connection_cap: 1024,
                 audit: Some(AuditGauges {
                     pending: 5,
+                    in_memory: 2,
                     dropped: 0,
                     state: ShipperState::Down,
                 }),
@@ -547,6 +554,7 @@ mod tests {
         assert_eq!(m["peerdex_users_registered"], 3.0);
         assert_eq!(m["peerdex_search_index_bytes"], 4096.0);
         assert_eq!(m["peerdex_audit_spool_records"], 5.0);
+        assert_eq!(m["peerdex_audit_memory_records"], 2.0);
         assert_eq!(m["peerdex_audit_shipper_state{state=\"down\"}"], 1.0);
         assert_eq!(m["peerdex_audit_shipper_state{state=\"delivering\"}"], 0.0);
     }
