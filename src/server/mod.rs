@@ -325,7 +325,25 @@ impl IndexServer {
     /// Serves until `shutdown` is raised, then closes idle connections and waits
     /// (at most one timeout) for the others to finish.
     pub(crate) fn run(mut self, shutdown: &Shutdown) {
-        let dashboard = self.dashboard.take().and_then(|d| {
+        let dashboard = self.start_dashboard(shutdown);
+        let prober = self.start_prober(shutdown);
+        let ctx = Arc::clone(&self.ctx);
+        self.listener
+            .serve(shutdown, self.ctx.timeout, move |stream, peer, permit| {
+                handle_connection(&ctx, stream, peer, permit);
+            });
+        if let Some(prober) = prober {
+            let _ = prober.join();
+        }
+        if let Some(dashboard) = dashboard {
+            dashboard.stop();
+        }
+        self.ctx.store.stop();
+    }
+
+    /// With `--http`, the dashboard's threads, reading the server's gauges.
+    fn start_dashboard(&mut self, shutdown: &Shutdown) -> Option<http::Running> {
+        self.dashboard.take().and_then(|d| {
             let ctx = Arc::clone(&self.ctx);
             let limiter = Arc::clone(self.listener.limiter());
             d.with_gauges(move || http::ServerGauges {
@@ -340,7 +358,12 @@ impl IndexServer {
             .start(shutdown)
             .map_err(|e| log::warn!("dashboard off: cannot start its threads: {e}"))
             .ok()
-        });
+        })
+    }
+
+    /// Unless `--probe-interval 0`, the liveness prober: a user whose peer does not
+    /// answer is disconnected, and that is shown, sent to the dashboard and audited.
+    fn start_prober(&self, shutdown: &Shutdown) -> Option<std::thread::JoinHandle<()>> {
         let prober = {
             let ctx = Arc::clone(&self.ctx);
             let peers = Arc::clone(&ctx.store);
@@ -371,22 +394,10 @@ impl IndexServer {
                 },
             )
         };
-        let prober = prober.unwrap_or_else(|e| {
+        prober.unwrap_or_else(|e| {
             log::warn!("liveness checks off: cannot start the prober: {e}");
             None
-        });
-        let ctx = Arc::clone(&self.ctx);
-        self.listener
-            .serve(shutdown, self.ctx.timeout, move |stream, peer, permit| {
-                handle_connection(&ctx, stream, peer, permit);
-            });
-        if let Some(prober) = prober {
-            let _ = prober.join();
-        }
-        if let Some(dashboard) = dashboard {
-            dashboard.stop();
-        }
-        self.ctx.store.stop();
+        })
     }
 }
 

@@ -653,18 +653,7 @@ impl Link {
             let kept = self.conn.is_some();
             match self.send(id, batch) {
                 Ok(()) => {
-                    if self.mismatch.take().is_some() {
-                        log::warn!(
-                            "audit logger {} takes the LOG calls of {} now",
-                            self.target,
-                            self.sending()
-                        );
-                    } else if self.down {
-                        log::warn!("audit logger {} reachable again", self.target);
-                    }
-                    self.down = false;
-                    self.status.set(ShipperState::Delivering);
-                    self.backoff = BACKOFF_MIN;
+                    self.delivered();
                     return true;
                 }
                 Err(LinkError::Older) => {
@@ -698,24 +687,44 @@ impl Link {
                     may_redial = false;
                     continue;
                 }
-                Err(e) => {
-                    self.conn = None;
-                    if !self.down {
-                        log::warn!(
-                            "audit logger {} unreachable ({e}): records wait in the spool and are sent when it is back",
-                            self.target
-                        );
-                        self.down = true;
-                        self.status.set(ShipperState::Down);
-                    } else {
-                        log::debug!("audit logger {}: {e}", self.target);
-                    }
-                }
+                Err(e) => self.failed(&e),
             }
             if !self.pause(self.backoff, stop) {
                 return false;
             }
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// A batch was acknowledged: says that the logger is back, or takes the calls
+    /// now, if it had not.
+    fn delivered(&mut self) {
+        if self.mismatch.take().is_some() {
+            log::warn!(
+                "audit logger {} takes the LOG calls of {} now",
+                self.target,
+                self.sending()
+            );
+        } else if self.down {
+            log::warn!("audit logger {} reachable again", self.target);
+        }
+        self.down = false;
+        self.status.set(ShipperState::Delivering);
+        self.backoff = BACKOFF_MIN;
+    }
+
+    /// A send failed for good (the connection is dropped): said once per outage.
+    fn failed(&mut self, e: &LinkError) {
+        self.conn = None;
+        if !self.down {
+            log::warn!(
+                "audit logger {} unreachable ({e}): records wait in the spool and are sent when it is back",
+                self.target
+            );
+            self.down = true;
+            self.status.set(ShipperState::Down);
+        } else {
+            log::debug!("audit logger {}: {e}", self.target);
         }
     }
 
@@ -840,14 +849,8 @@ fn ship(
         if stop.expired() {
             break;
         }
-        let batch = match reader.read(BATCH, spool.len(), false) {
-            // Once the file is read, the records it could not take.
-            Ok(b) if b.is_empty() => spool.memory_batch(reader.pos(), BATCH),
-            Ok(b) => b,
-            Err(e) => {
-                log::error!("audit records will not be shipped: {e}");
-                break;
-            }
+        let Some(batch) = next_batch(spool, &mut reader) else {
+            break;
         };
         if batch.is_empty() {
             if stop.requested() {
@@ -877,6 +880,19 @@ fn ship(
             "undelivered audit records stay in {} for the next start",
             spool.path().display()
         );
+    }
+}
+
+/// The next records to send: from the spool file, else (once it is read) those it
+/// could not take; `None` when the file cannot be read (shipping stops).
+fn next_batch(spool: &Spool, reader: &mut SpoolReader) -> Option<Vec<(Entry<'static>, u64)>> {
+    match reader.read(BATCH, spool.len(), false) {
+        Ok(b) if b.is_empty() => Some(spool.memory_batch(reader.pos(), BATCH)),
+        Ok(b) => Some(b),
+        Err(e) => {
+            log::error!("audit records will not be shipped: {e}");
+            None
+        }
     }
 }
 
