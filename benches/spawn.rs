@@ -1,23 +1,20 @@
-//! Connection-thread start-up, both ways in the same run: the ceiling's pthread
-//! spawner (`benches/bench/pthread.rs`, no alternate signal stack) against
-//! peerdex's `spawn_connection_thread` (`std::thread::Builder` with
-//! `stack_size(CONNECTION_STACK)`). Each round starts
+//! Connection-thread start-up, both ways in the same run: peerdex's pthread spawner
+//! (`spawn_connection_thread`, no alternate signal stack) against
+//! `std::thread::Builder::new().stack_size(CONNECTION_STACK)`. Each round starts
 //! THREADS short threads, with up to IN_FLIGHT alive at once (as a loaded server
-//! holds many connections open), and waits for all of them; rounds alternate.
+//! holds many connections open), and waits for all of them; rounds alternate, and
+//! so does which way goes first.
 //!
 //! Run: `cargo bench --bench spawn` (prints threads per second for each way).
 
 use std::sync::mpsc;
 use std::time::Instant;
 
-use peerdex::internals::spawn_connection_thread;
-
-#[path = "bench/pthread.rs"]
-mod pthread;
+use peerdex::internals::{CONNECTION_STACK, spawn_connection_thread};
 
 const THREADS: usize = 20_000;
 const IN_FLIGHT: usize = 512;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 6;
 
 fn round(spawn: &dyn Fn(Box<dyn FnOnce() + Send>)) -> f64 {
     let (tx, rx) = mpsc::channel::<()>();
@@ -44,12 +41,24 @@ fn round(spawn: &dyn Fn(Box<dyn FnOnce() + Send>)) -> f64 {
 }
 
 fn main() {
-    let pthread = |f: Box<dyn FnOnce() + Send>| pthread::spawn(f).unwrap();
-    let std = |f: Box<dyn FnOnce() + Send>| spawn_connection_thread(f).unwrap();
+    let pthread = |f: Box<dyn FnOnce() + Send>| spawn_connection_thread(f).unwrap();
+    let std = |f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .stack_size(CONNECTION_STACK)
+            .spawn(f)
+            .unwrap();
+    };
     let (mut p, mut s) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        p.push(round(&pthread));
-        s.push(round(&std));
+    // Each way goes first in every other round: a round that follows another starts
+    // while the kernel may still reap the threads (and stacks) of the one before.
+    for i in 0..ROUNDS {
+        if i % 2 == 0 {
+            p.push(round(&pthread));
+            s.push(round(&std));
+        } else {
+            s.push(round(&std));
+            p.push(round(&pthread));
+        }
     }
     let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
     println!("threads/s, best of {ROUNDS} rounds of {THREADS} ({IN_FLIGHT} in flight):");

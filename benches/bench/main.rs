@@ -14,7 +14,6 @@
 mod downloads;
 mod index;
 mod logger;
-mod pthread;
 mod report;
 mod scale;
 mod search;
