@@ -59,6 +59,11 @@ pub struct ServerArgs {
     /// Do not print a console line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// After the console line of a failed request, a note on stderr saying what
+    /// the code means and what was asked (`make run` sets it; stdout stays exactly
+    /// the statement's console).
+    #[arg(long, conflicts_with = "quiet")]
+    pub explain: bool,
     /// Directory that keeps the registry across restarts (journal and snapshot).
     #[arg(long, default_value = "./peerdex-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -247,6 +252,8 @@ struct Context {
     replies: ReplyBudget,
     /// The dashboard's view of the request path (`--http` only).
     events: Option<Arc<http::Hub>>,
+    /// `--explain`: a note on stderr after each failed request's console line.
+    explain: bool,
 }
 
 /// A bound index server, ready to run.
@@ -290,6 +297,7 @@ impl IndexServer {
             storage,
             liveness: args.liveness.clone(),
             ctx: Arc::new(Context {
+                explain: args.explain,
                 events: dashboard.as_ref().map(http::Dashboard::hub),
                 registry,
                 store: Arc::new(store),
@@ -573,6 +581,11 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                 let host = recorded_ip(peer.ip(), ctx.advertise);
                 events.answered(&req, reply[0], host, started);
             }
+            if ctx.explain
+                && let Some(note) = failure_note(&req, reply[0])
+            {
+                ctx.console.note(note);
+            }
             ctx.audit.record(AuditRecord {
                 user: req.user.clone(),
                 operation,
@@ -611,6 +624,27 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     }
     drop(reply);
     drop(reserved);
+}
+
+/// What a failed request's code means, with what was asked, for a person watching
+/// the console: `    LIST_CONTENT bob: FAIL 3 REMOTE USER DOES NOT EXIST`. The
+/// same meanings as the dashboard's rows and the logger's lines; `None` for OK.
+fn failure_note(req: &index::Request, code: u8) -> Option<String> {
+    let op = req.body.op();
+    if code == 0 {
+        return None;
+    }
+    let meaning = index::Status::from_code(op, code).map_or("UNKNOWN CODE", index::Status::meaning);
+    let asked = match &req.body {
+        Body::Publish { file, .. } | Body::Delete { file } => Some(file.as_str()),
+        Body::Search { pattern } => Some(pattern.as_str()),
+        Body::ListContent { target } => Some(target.as_str()),
+        _ => None,
+    };
+    let asked = asked.map_or_else(String::new, |a| {
+        format!(" {}", crate::proto::text::escape_for_terminal(a))
+    });
+    Some(format!("    {}{asked}: FAIL {code} {meaning}", op.name()))
 }
 
 /// A name read from a rejected request, as the console, the audit record and the
