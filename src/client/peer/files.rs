@@ -121,11 +121,15 @@ impl SharedFiles {
             }
         };
         match file.metadata() {
-            Ok(m) if m.is_file() => Ok(Opened {
-                size: m.len(),
-                version: version_of(&m),
-                file,
-            }),
+            Ok(m) if m.is_file() => {
+                let identity = Identity::of(&m);
+                Ok(Opened {
+                    size: m.len(),
+                    version: identity.version(),
+                    identity,
+                    file,
+                })
+            }
             Ok(_) => {
                 log::info!("peer: {name} is no longer a regular file: not served");
                 Err(CODE_NOT_FOUND)
@@ -142,24 +146,55 @@ impl SharedFiles {
 pub(super) struct Opened {
     pub(super) file: File,
     pub(super) size: u64,
-    /// The GET_FILE_RANGE VERSION token: see [`version_of`].
+    /// The GET_FILE_RANGE VERSION token: see [`Identity::version`].
     pub(super) version: String,
+    /// What the file was when opened, to tell whether it changed while sent.
+    identity: Identity,
 }
 
-/// The VERSION token of a file (PROTOCOL.md section 2): device, inode, size and
-/// modification time to the nanosecond, in hexadecimal. Any rewrite changes the
-/// mtime or the size, a replacement by rename changes the inode, so a resumed
-/// download never splices two different contents.
-fn version_of(m: &std::fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    format!(
-        "{:x}-{:x}-{:x}-{:x}.{:x}",
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec()
-    )
+impl Opened {
+    /// Whether the open file is still what it was when opened: same size, same
+    /// modification and change times, same inode. Any write changes the mtime and
+    /// the ctime (utimensat can put the mtime back, never the ctime), so a file
+    /// rewritten in place while it is sent, even with the same size, fails this.
+    pub(super) fn unchanged(&self) -> io::Result<bool> {
+        Ok(Identity::of(&self.file.metadata()?) == self.identity)
+    }
+}
+
+/// What identifies one content of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(m: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// The VERSION token (docs/PROTOCOL.md, "Serving"): device, inode, size,
+    /// modification time and change time to the nanosecond, in hexadecimal. Any
+    /// rewrite changes the ctime (and the mtime or the size unless put back), a
+    /// replacement by rename changes the inode, so a resumed download never splices
+    /// two different contents of one file.
+    fn version(&self) -> String {
+        format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+            self.dev, self.ino, self.size, self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1
+        )
+    }
 }
 
 /// Opens an absolute path for reading, refusing a symlink in any component
@@ -261,6 +296,35 @@ mod tests {
         std::os::unix::fs::symlink(root.join("secret"), root.join("e/f")).unwrap();
         std::os::unix::fs::symlink(root.join("e"), root.join("d")).unwrap();
         assert_eq!(files.open("d/f").err(), Some(CODE_NOT_FOUND));
+    }
+
+    #[test]
+    fn a_same_size_rewrite_with_its_mtime_put_back_changes_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("f"), b"old content").unwrap();
+        let files = SharedFiles::new(root.clone());
+        files.insert("f", files.resolve("f").unwrap());
+        let before = files.open("f").unwrap();
+        assert!(before.unchanged().unwrap());
+        let mtime = std::fs::metadata(root.join("f"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        // What `cp -p` over it does: same size, new bytes, the mtime put back.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("f"))
+            .unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(b"new content", 0).unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        let after = files.open("f").unwrap();
+        assert_eq!(after.size, before.size);
+        assert_ne!(after.version, before.version);
+        // The file opened before sees the change too.
+        assert!(!before.unchanged().unwrap());
     }
 
     #[test]

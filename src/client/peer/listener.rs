@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::files::SharedFiles;
+use super::files::{Opened, SharedFiles};
 use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
 use crate::proto::index::Statement;
 use crate::proto::peer::{
@@ -299,68 +299,133 @@ impl Serving {
             return;
         }
         let started = Instant::now();
-        let max_rate = self.options.max_rate;
-        match send_content(opened.file, start, size, out, max_rate, &upload.upload) {
-            Ok(sent) if sent == size - start => log::info!(
+        match send_content(&opened, start, out, self.options.max_rate, &upload.upload) {
+            Ok(Sent::Complete(sent)) => log::info!(
                 "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
                 started.elapsed().as_secs_f64()
             ),
-            Ok(sent) => log::warn!(
-                "peer {peer}: {op} {name}: file shrank while sending ({sent} of {} bytes)",
-                size - start
-            ),
+            Ok(Sent::Changed(sent)) => {
+                log::warn!(
+                    "peer {peer}: {op} {name}: the file changed while it was sent: transfer \
+                     failed after {sent} of {} bytes",
+                    size - start
+                );
+                reset_on_close(stream);
+            }
             Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
         }
     }
 }
 
-/// Sends bytes `start..size` of `file` (fewer if it shrank meanwhile), paced to
-/// `max_rate` bytes per second when given, counting progress in `upload`. The whole
-/// upload must end within [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`]
-/// (`TimedOut` past it); no single write blocks longer than [`SEND_TIMEOUT`].
-/// Returns the bytes sent.
+/// How an upload ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// Every byte, from a file that did not change while it was sent.
+    Complete(u64),
+    /// The file changed (or shrank) while it was sent, after this many bytes: the
+    /// last byte was held back, so the downloader does not have the whole file.
+    Changed(u64),
+}
+
+/// Sends bytes `start..` of `opened`, paced to `max_rate` bytes per second when
+/// given, counting progress in `upload`. The whole upload must end within
+/// [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`] (`TimedOut` past it); no
+/// single write blocks longer than [`SEND_TIMEOUT`].
+///
+/// The file is checked between chunks (fstat: size, mtime, ctime, inode), and its
+/// last byte is read before the last check and sent only after it: the bytes a
+/// downloader gets all come from one content of the file, or it gets fewer than the
+/// size (GET_FILE_RANGE) and a reset instead of the close (see the caller).
 fn send_content(
-    file: File,
+    opened: &Opened,
     start: u64,
-    size: u64,
     out: &TcpStream,
     max_rate: Option<u64>,
     upload: &Upload,
-) -> io::Result<u64> {
-    let rate = max_rate.filter(|&r| r > 0);
-    let chunk = if rate.is_some() {
-        PACED_CHUNK
-    } else {
-        UNPACED_CHUNK
-    };
-    let started = Instant::now();
-    let total = size.saturating_sub(start);
-    let deadline = started + SEND_TIMEOUT + Duration::from_secs(total / MIN_UPLOAD_RATE);
+) -> io::Result<Sent> {
+    use std::os::unix::fs::FileExt;
+    let size = opened.size;
+    let body_end = size.saturating_sub(1).max(start);
+    let clock = Pacing::new(start, size, max_rate);
     let mut pos = start;
-    while pos < size {
-        let left = deadline.saturating_duration_since(Instant::now());
+    while pos < body_end {
+        clock.before_write(out)?;
+        let n = send_range(&opened.file, out, pos, body_end.min(pos + clock.chunk))?;
+        if n == 0 || !opened.unchanged()? {
+            return Ok(Sent::Changed(pos - start));
+        }
+        pos += n;
+        upload.sent.store(pos - start, Ordering::Relaxed);
+        clock.after_write(pos - start);
+    }
+    if pos == size {
+        return Ok(Sent::Complete(0));
+    }
+    let mut last = [0u8; 1];
+    if opened.file.read_at(&mut last, pos)? == 0 || !opened.unchanged()? {
+        return Ok(Sent::Changed(pos - start));
+    }
+    clock.before_write(out)?;
+    (&mut &*out).write_all(&last)?;
+    Ok(Sent::Complete(size - start))
+}
+
+/// The clock of one upload: its chunk size, its deadline, and the pacing to an upload
+/// rate limit.
+struct Pacing {
+    chunk: u64,
+    rate: Option<u64>,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Pacing {
+    fn new(start: u64, size: u64, max_rate: Option<u64>) -> Pacing {
+        let rate = max_rate.filter(|&r| r > 0);
+        let started = Instant::now();
+        let total = size.saturating_sub(start);
+        Pacing {
+            chunk: if rate.is_some() {
+                PACED_CHUNK
+            } else {
+                UNPACED_CHUNK
+            },
+            rate,
+            started,
+            deadline: started + SEND_TIMEOUT + Duration::from_secs(total / MIN_UPLOAD_RATE),
+        }
+    }
+
+    /// Bounds the next write by what is left before the deadline.
+    fn before_write(&self, out: &TcpStream) -> io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "slower than the minimum upload rate",
             ));
         }
-        out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))?;
-        let end = size.min(pos + chunk);
-        let n = send_range(&file, out, pos, end)?;
-        if n == 0 {
-            break;
-        }
-        pos += n;
-        upload.sent.store(pos - start, Ordering::Relaxed);
-        if let Some(rate) = rate {
-            let due = Duration::from_secs_f64((pos - start) as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
+        out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))
+    }
+
+    /// Waits until `sent` bytes are due at the rate limit, if any.
+    fn after_write(&self, sent: u64) {
+        if let Some(rate) = self.rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
                 thread::sleep(wait);
             }
         }
     }
-    Ok(pos - start)
+}
+
+/// Makes the close of `stream` a reset (RST, not FIN): a plain GET_FILE's end is the
+/// close, so a transfer that must fail ends this way and no downloader takes what it
+/// got for the whole file.
+fn reset_on_close(stream: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+        log::debug!("cannot make the close a reset: {e}");
+    }
 }
 
 /// Largest count passed to one `sendfile` call; Linux moves at most 0x7ffff000 bytes
