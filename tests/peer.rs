@@ -542,3 +542,57 @@ fn a_dripping_peer_fails_the_download_at_the_minimum_rate() {
     assert_eq!(bob.cmd("GET_FILE drip f got"), "c> GET_FILE FAIL");
     assert!(bob.stderr_has("too slow"), "{:?}", bob.stderr());
 }
+
+/// The publication record of `user` under `state` (one JSON file per server and user).
+fn record_file(state: &Path, user: &str) -> std::path::PathBuf {
+    let dir = state.join("published");
+    let server = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+    server.path().join(format!("{user}.json"))
+}
+
+#[test]
+fn an_edited_or_planted_publication_record_serves_nothing_it_should_not() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("notes.txt"), b"notes").unwrap();
+    let secret = std::fs::canonicalize(outside.path())
+        .unwrap()
+        .join("id_rsa");
+    std::fs::write(&secret, b"PRIVATE KEY").unwrap();
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH notes.txt n"), "c> PUBLISH OK");
+    assert_eq!(alice.cmd("QUIT"), "c> DISCONNECT OK");
+    alice.wait_exit();
+    // Someone with write access to the state folder points notes.txt elsewhere.
+    let record = record_file(state.path(), "alice");
+    let edited = serde_json::json!({ "notes.txt": secret }).to_string();
+    std::fs::write(&record, edited).unwrap();
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    assert_eq!(alice.cmd("CONNECT alice"), "c> CONNECT OK");
+    let port = peer_port(s.addr, "alice");
+    // Before the fix: 0 and PRIVATE KEY.
+    assert_eq!(raw_get(port, &get_file_request("notes.txt")), [1]);
+    assert_eq!(alice.cmd("QUIT"), "c> DISCONNECT OK");
+    alice.wait_exit();
+    // A FIFO in the record's place: the shell answers at once, serving nothing.
+    std::fs::remove_file(&record).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&record)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    assert_eq!(alice.cmd("CONNECT alice"), "c> CONNECT OK");
+    assert!(
+        alice.stderr_has("cannot read the publication record"),
+        "{:?}",
+        alice.stderr()
+    );
+    let port = peer_port(s.addr, "alice");
+    assert_eq!(raw_get(port, &get_file_request("notes.txt")), [1]);
+}

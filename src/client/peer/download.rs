@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::files::{check_own, open_state_file};
 use super::speaks::{Known, Speaks, Unknown};
 use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{
@@ -271,7 +272,9 @@ impl Beside {
     }
 
     /// Opens (creating it empty) and locks the partial file. Never follows a
-    /// symbolic link.
+    /// symbolic link, never blocks on a FIFO, and refuses anything but a regular
+    /// file with one link: a partial hard-linked to another file (a published one)
+    /// would be cut and overwritten through the link.
     fn open_partial(&self) -> Result<File, DownloadError> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
@@ -280,8 +283,9 @@ impl Beside {
             .create(true)
             .truncate(false)
             .mode(0o666)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&self.partial)
+            .and_then(|f| check_own(&f.metadata()?).map(|()| f))
             .map_err(self.local_err(&self.partial))?;
         if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(DownloadError::Busy(self.target.clone()));
@@ -289,25 +293,34 @@ impl Beside {
         Ok(file)
     }
 
+    /// The partial's info, when there is a readable one (see [`open_state_file`]).
     fn read_info(&self) -> Option<Info> {
-        let file = File::open(&self.info).ok()?;
+        let file = match open_state_file(&self.info) {
+            Ok(f) => f?,
+            Err(e) => {
+                log::warn!("{}: ignored: {e}", self.info.display());
+                return None;
+            }
+        };
         let mut text = String::new();
         file.take(MAX_INFO).read_to_string(&mut text).ok()?;
         Info::parse(&text)
     }
 
-    /// Writes the info file, never through a symbolic link.
+    /// Writes the info file whole to a temporary file renamed over it: whatever was
+    /// there (a symbolic link, a hard link to another file, a FIFO) is replaced, never
+    /// written through.
     fn write_info(&self, info: &Info) -> Result<(), DownloadError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o666)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.info)
-            .and_then(|mut f| f.write_all(info.render().as_bytes()))
-            .map_err(self.local_err(&self.info))
+        let local_err = self.local_err(&self.info);
+        let name = self.info.file_name().unwrap_or_default().to_string_lossy();
+        let mut temp = tempfile::Builder::new()
+            .prefix(&format!("{name}."))
+            .tempfile_in(&self.dir)
+            .map_err(&local_err)?;
+        temp.write_all(info.render().as_bytes())
+            .map_err(&local_err)?;
+        temp.persist(&self.info).map_err(|e| local_err(e.error))?;
+        Ok(())
     }
 
     /// Removes the partial file and its info.
@@ -1130,6 +1143,32 @@ mod tests {
         assert!(err.to_string().starts_with("too slow: "), "{err}");
         assert!(!err.is_local());
         drip.join().unwrap();
+    }
+
+    #[test]
+    fn hidden_files_that_are_fifos_or_hard_links_are_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let published = dir.path().join("published.txt");
+        std::fs::write(&published, b"my published file").unwrap();
+        let b = Beside::new(&dir.path().join("got"));
+        // A FIFO as the info: read at once as no info (it hung the shell).
+        super::super::files::tests::mkfifo(&b.info);
+        assert_eq!(b.read_info(), None);
+        // A partial hard-linked to a published file is refused, not cut.
+        std::fs::hard_link(&published, &b.partial).unwrap();
+        assert!(matches!(b.open_partial(), Err(DownloadError::Local { .. })));
+        // An info hard-linked to it is replaced, not written through.
+        std::fs::remove_file(&b.info).unwrap();
+        std::fs::hard_link(&published, &b.info).unwrap();
+        let info = Info {
+            owner: "alice".into(),
+            remote: "r".into(),
+            size: 1,
+            version: "v".into(),
+        };
+        b.write_info(&info).unwrap();
+        assert_eq!(b.read_info(), Some(info));
+        assert_eq!(std::fs::read(&published).unwrap(), b"my published file");
     }
 
     #[test]

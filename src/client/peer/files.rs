@@ -109,6 +109,24 @@ impl SharedFiles {
         let Some(path) = self.lookup(name) else {
             return Err(CODE_NOT_FOUND);
         };
+        // The record the path came from is a file anyone with write access to the
+        // state folder may edit: the name is served only from the path it resolves
+        // to now (relative names inside --share), never from another one.
+        match self.resolve(name) {
+            Ok(now) if now == path => {}
+            Ok(now) => {
+                log::warn!(
+                    "peer: {name} not served: recorded as {}, but it is {} now",
+                    path.display(),
+                    now.display()
+                );
+                return Err(CODE_NOT_FOUND);
+            }
+            Err(e) => {
+                log::info!("peer: {name} not served: {e}");
+                return Err(CODE_NOT_FOUND);
+            }
+        }
         let file = match open_no_symlinks(&path) {
             Ok(f) => f,
             Err(e) => {
@@ -197,6 +215,45 @@ impl Identity {
     }
 }
 
+/// Opens a state file of this client (a partial download's info, a publication
+/// record) for reading, as a file it wrote itself must be: never through a symbolic
+/// link (`O_NOFOLLOW`), never blocking (`O_NONBLOCK`: a FIFO put in its place cannot
+/// hang the shell), and only a regular file with one link (a hard link to another
+/// file, a published one say, is not this client's to read or rewrite). `Ok(None)`
+/// when there is none.
+pub(crate) fn open_state_file(path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    check_own(&file.metadata()?)?;
+    Ok(Some(file))
+}
+
+/// Refuses what is not a regular file with exactly one link.
+pub(crate) fn check_own(m: &std::fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !m.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    if m.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("has {} hard links, not one", m.nlink()),
+        ));
+    }
+    Ok(())
+}
+
 /// Opens an absolute path for reading, refusing a symlink in any component
 /// (`O_NOFOLLOW` on each step, `ELOOP` when one is met). The last step also uses
 /// `O_NONBLOCK`, so a FIFO swapped in cannot block the open; it is then refused as
@@ -244,7 +301,7 @@ fn open_no_symlinks(path: &Path) -> io::Result<File> {
 
 /// Options of the peer listener.
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -325,6 +382,55 @@ mod tests {
         assert_ne!(after.version, before.version);
         // The file opened before sees the change too.
         assert!(!before.unchanged().unwrap());
+    }
+
+    #[test]
+    fn a_recorded_path_that_is_not_where_the_name_resolves_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("notes.txt"), b"notes").unwrap();
+        let secret = std::fs::canonicalize(outside.path())
+            .unwrap()
+            .join("id_rsa");
+        std::fs::write(&secret, b"key").unwrap();
+        let files = SharedFiles::new(root.clone());
+        // What an edited record restores: the name, another path.
+        files.insert("notes.txt", secret.clone());
+        assert_eq!(files.open("notes.txt").err(), Some(CODE_NOT_FOUND));
+        files.insert("other", root.join("notes.txt"));
+        assert_eq!(files.open("other").err(), Some(CODE_NOT_FOUND));
+        // The true paths are served, an absolute name from where it is.
+        files.insert("notes.txt", root.join("notes.txt"));
+        assert_eq!(files.open("notes.txt").unwrap().size, 5);
+        let abs = secret.to_str().unwrap();
+        files.insert(abs, secret.clone());
+        assert_eq!(files.open(abs).unwrap().size, 3);
+    }
+
+    /// Makes a FIFO at `path`.
+    pub(crate) fn mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo has no other precondition.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn state_files_are_regular_files_with_one_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        assert!(open_state_file(&f).unwrap().is_none());
+        std::fs::write(&f, b"x").unwrap();
+        assert!(open_state_file(&f).unwrap().is_some());
+        std::fs::hard_link(&f, dir.path().join("g")).unwrap();
+        assert!(open_state_file(&f).is_err());
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        assert!(open_state_file(&fifo).is_err());
+        std::os::unix::fs::symlink(dir.path().join("h"), dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("h"), b"h").unwrap();
+        assert!(open_state_file(&dir.path().join("link")).is_err());
     }
 
     #[test]
