@@ -1,8 +1,9 @@
 //! The listener that serves this client's published files to other peers.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -62,6 +63,8 @@ const UNPACED_CHUNK: u64 = 1024 * 1024;
 struct Upload {
     /// A handle to shut the connection down when evicted.
     stream: TcpStream,
+    /// The downloader's address: slots are shared fairly between addresses.
+    ip: IpAddr,
     started: Instant,
     sent: AtomicU64,
 }
@@ -74,9 +77,12 @@ impl Upload {
     }
 }
 
-/// The uploads in progress, at most [`MAX_UPLOADS`]. A new one past that evicts the
-/// slowest upload that has run for [`UPLOAD_GRACE`]; stalled downloaders therefore
-/// cannot lock legitimate ones out.
+/// The uploads in progress, at most [`MAX_UPLOADS`]. A new one past that evicts:
+/// - when its address holds at least two uploads fewer than the address holding the
+///   most, that address's slowest upload, at once (one host cannot lock the others
+///   out by renewing stalled downloads within the grace period);
+/// - otherwise the slowest upload that has run for [`UPLOAD_GRACE`]; stalled
+///   downloaders therefore cannot lock legitimate ones out.
 #[derive(Default)]
 struct Uploads {
     running: Mutex<Vec<Arc<Upload>>>,
@@ -98,26 +104,24 @@ impl Drop for UploadGuard<'_> {
 }
 
 impl Uploads {
-    /// Enters an upload on `stream`, evicting the slowest if all slots are taken;
-    /// `None` when all are taken by uploads still within their grace period.
-    fn start(&self, stream: &TcpStream) -> Option<UploadGuard<'_>> {
+    /// Enters an upload on `stream` from `ip`, evicting one if all slots are taken
+    /// (see the type); `None` when none may be evicted.
+    fn start(&self, stream: &TcpStream, ip: IpAddr) -> Option<UploadGuard<'_>> {
         let upload = Arc::new(Upload {
             stream: stream.try_clone().ok()?,
+            ip,
             started: Instant::now(),
             sent: AtomicU64::new(0),
         });
         let mut running = self.running.lock();
         if running.len() >= MAX_UPLOADS {
             let now = Instant::now();
-            let slowest = running
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| now.duration_since(u.started) >= UPLOAD_GRACE)
-                .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
-                .map(|(i, _)| i)?;
-            let victim = running.swap_remove(slowest);
+            let evicted = victim(&running, ip, now)?;
+            let victim = running.swap_remove(evicted);
             log::info!(
-                "{MAX_UPLOADS} uploads running: evicted the slowest ({:.0} bytes/s) for a new request",
+                "{MAX_UPLOADS} uploads running: evicted one to {} ({:.0} bytes/s) for a \
+                 request from {ip}",
+                victim.ip,
                 victim.rate(now)
             );
             let _ = victim.stream.shutdown(std::net::Shutdown::Both);
@@ -127,6 +131,35 @@ impl Uploads {
             uploads: self,
             upload,
         })
+    }
+}
+
+/// Which of the `running` uploads a new one from `ip` evicts, if any (see
+/// [`Uploads`]).
+fn victim(running: &[Arc<Upload>], ip: IpAddr, now: Instant) -> Option<usize> {
+    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+    for u in running {
+        *per_ip.entry(u.ip).or_default() += 1;
+    }
+    let mine = per_ip.get(&ip).copied().unwrap_or(0);
+    let heaviest = per_ip
+        .iter()
+        .max_by_key(|&(_, &n)| n)
+        .filter(|&(_, &n)| n >= mine + 2)
+        .map(|(&ip, _)| ip);
+    let slowest = |candidates: &mut dyn Iterator<Item = (usize, &Arc<Upload>)>| {
+        candidates
+            .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
+            .map(|(i, _)| i)
+    };
+    match heaviest {
+        Some(heavy) => slowest(&mut running.iter().enumerate().filter(|(_, u)| u.ip == heavy)),
+        None => slowest(
+            &mut running
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| now.duration_since(u.started) >= UPLOAD_GRACE),
+        ),
     }
 }
 
@@ -289,7 +322,7 @@ impl Serving {
             }
             Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
         };
-        let Some(upload) = self.uploads.start(stream) else {
+        let Some(upload) = self.uploads.start(stream, peer.ip()) else {
             log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
             let _ = out.write_all(&[CODE_OTHER]);
             return;
