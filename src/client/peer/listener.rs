@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::files::{Opened, SharedFiles};
-use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::index::Statement;
 use crate::proto::peer::{
     CODE_OK, CODE_OTHER, PROBE_NAME, PeerRequestError, Request, encode_ok_header,
@@ -54,6 +54,12 @@ const MIN_UPLOAD_RATE: u64 = 32 * 1024;
 /// How long an upload runs before it may be evicted for a new request: its rate is
 /// not meaningful before.
 const UPLOAD_GRACE: Duration = Duration::from_secs(2);
+
+/// How long stopping the listener waits for connections to end: not at all. Uploads
+/// already running finish on their own threads (each bounded by its deadline), so
+/// DISCONNECT answers at once; connections still waiting for their request are
+/// closed.
+const STOP_DRAIN: Duration = Duration::ZERO;
 
 /// Bytes per `sendfile` call when no rate limit is set: the progress of each upload is
 /// counted between calls (to find the slowest), and the deadline checked.
@@ -194,15 +200,23 @@ impl PeerListener {
         files: Arc<SharedFiles>,
         options: ServeOptions,
     ) -> io::Result<PeerListener> {
-        let listener = net::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
-        let port = listener.local_addr()?.port();
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let listener = net::Listener::bind("peer", addr, MAX_UPLOADS + REQUEST_ROOM)?;
+        let port = listener.local_addr().port();
         let shutdown = Shutdown::new();
-        shutdown.watch(&listener)?;
-        let limiter = ConnLimiter::new(MAX_UPLOADS + REQUEST_ROOM);
         let s = shutdown.clone();
+        let serving = Arc::new(Serving {
+            files,
+            uploads: Uploads::default(),
+            options,
+        });
         let thread = thread::Builder::new()
             .name("peer-listener".into())
-            .spawn(move || serve(&listener, &limiter, &s, files, options))?;
+            .spawn(move || {
+                listener.serve(&s, STOP_DRAIN, move |stream, peer, permit| {
+                    serving.serve_one(stream, peer, permit)
+                })
+            })?;
         log::info!("peer listener on port {port}");
         Ok(PeerListener {
             port,
@@ -237,27 +251,6 @@ impl Drop for PeerListener {
             self.stop_inner();
         }
     }
-}
-
-fn serve(
-    listener: &TcpListener,
-    limiter: &Arc<ConnLimiter>,
-    shutdown: &Shutdown,
-    files: Arc<SharedFiles>,
-    options: ServeOptions,
-) {
-    let serving = Arc::new(Serving {
-        files,
-        uploads: Uploads::default(),
-        options,
-    });
-    net::accept_loop(
-        "peer",
-        listener,
-        limiter,
-        shutdown,
-        move |stream, peer, permit| serving.serve_one(stream, peer, permit),
-    );
 }
 
 /// What every connection of one listener shares.
