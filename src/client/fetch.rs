@@ -190,7 +190,7 @@ impl Transfer {
                         kept = *k;
                     }
                     // A local problem is the same with every owner.
-                    let local = matches!(e, DownloadError::Local { .. } | DownloadError::Busy(_));
+                    let local = e.is_local();
                     if kind == Kind::Fetch && !local {
                         continue;
                     }
