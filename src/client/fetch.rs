@@ -12,43 +12,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use super::jobs::{Outcome, State, Work};
-use super::messages;
+use super::command::Kind;
+use super::index::Index;
+use super::messages::End;
 use super::peer::{self, DownloadError, Progress, Source};
-use super::{IndexError, Session, human, say, summary};
-use crate::proto::index::{self, Body};
+use super::progress::{human, summary};
+use crate::proto::index::Status;
+use crate::proto::text::escape_for_terminal;
 
-/// Which command a transfer answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    GetFile,
-    Fetch,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::GetFile => "GET_FILE",
-            Kind::Fetch => "FETCH",
-        }
-    }
-
-    fn ok(self) -> &'static str {
-        match self {
-            Kind::GetFile => messages::GET_FILE_OK,
-            Kind::Fetch => messages::FETCH_OK,
-        }
-    }
-
-    pub(super) fn fail(self) -> &'static str {
-        match self {
-            Kind::GetFile => messages::GET_FILE_FAIL,
-            Kind::Fetch => messages::FETCH_FAIL,
-        }
-    }
+/// A detail for stderr.
+fn note(text: &str) {
+    eprintln!("peerdex: {text}");
 }
 
 /// One user that shares the file, where its peer listens, and the description it
@@ -73,7 +49,7 @@ pub(super) struct Transfer {
 
 /// How a transfer ended, and which owner completed it.
 pub(super) struct Ran {
-    pub(super) outcome: Outcome,
+    pub(super) end: End,
     pub(super) served_by: Option<Owner>,
 }
 
@@ -120,67 +96,60 @@ impl Transfer {
     /// Downloads from the owners in order until one completes it. `cancel` stops it.
     pub(super) fn run(&self, cancel: &AtomicBool, progress: &mut dyn Progress) -> Ran {
         let kind = self.kind;
-        let remote = self.remote.as_str();
+        let remote = escape_for_terminal(&self.remote);
         let mut kept = 0;
         for owner in &self.owners {
+            let user = escape_for_terminal(&owner.user);
             let src = Source {
                 addr: owner.addr,
                 owner: &owner.user,
-                remote,
+                remote: &self.remote,
                 any_owner: kind == Kind::Fetch,
             };
             if kind == Kind::Fetch {
-                eprintln!("peerdex: FETCH {remote} from {} {}", owner.user, owner.addr);
+                note(&format!("FETCH {remote} from {user} {}", owner.addr));
             }
             let mut noting = Noting {
                 inner: &mut *progress,
-                remote,
-                owner: &owner.user,
+                remote: &remote,
+                owner: &user,
                 kept,
                 enabled: kind == Kind::Fetch,
             };
-            let result = peer::download(&src, &self.target, cancel, &mut noting);
-            let (state, message) = match result {
+            let end = match peer::download(&src, &self.target, cancel, &mut noting) {
                 Ok(done) => {
                     log::info!(
-                        "{} {} {remote}: {} bytes into {} by {}",
+                        "{} {user} {remote}: {} bytes into {} by {}",
                         kind.name(),
-                        owner.user,
                         done.size,
                         self.target.display(),
                         done.via
                     );
                     let from = match kind {
-                        Kind::Fetch => format!(" from {}", owner.user),
+                        Kind::Fetch => format!(" from {user}"),
                         Kind::GetFile => String::new(),
                     };
-                    eprintln!(
-                        "peerdex: {} {remote}{from}: {}",
+                    note(&format!(
+                        "{} {remote}{from}: {}",
                         kind.name(),
                         summary(&done)
-                    );
+                    ));
                     return Ran {
-                        outcome: Outcome {
-                            state: State::Done,
-                            message: kind.ok(),
-                        },
+                        end: End::Done,
                         served_by: Some(owner.clone()),
                     };
                 }
-                Err(DownloadError::NotFound) if kind == Kind::GetFile => {
-                    (State::Failed, messages::GET_FILE_NOT_EXIST)
-                }
+                Err(DownloadError::NotFound) if kind == Kind::GetFile => End::NotFound,
                 Err(e) if cancelled(&e) => {
-                    eprintln!("peerdex: {} {remote}: {e}", kind.name());
-                    (State::Cancelled, kind.fail())
+                    note(&format!("{} {remote}: {e}", kind.name()));
+                    End::Cancelled
                 }
                 Err(e) => {
-                    eprintln!(
-                        "peerdex: {} {remote} from {} ({}): {e}",
+                    note(&format!(
+                        "{} {remote} from {user} ({}): {e}",
                         kind.name(),
-                        owner.user,
                         owner.addr
-                    );
+                    ));
                     if let DownloadError::Kept { kept: k, .. } = &e {
                         kept = *k;
                     }
@@ -189,25 +158,97 @@ impl Transfer {
                     if kind == Kind::Fetch && !local {
                         continue;
                     }
-                    (State::Failed, kind.fail())
+                    End::Failed
                 }
             };
             return Ran {
-                outcome: Outcome { state, message },
+                end,
                 served_by: None,
             };
         }
         if kind == Kind::Fetch && !self.owners.is_empty() {
-            eprintln!("peerdex: FETCH {remote}: every owner failed");
+            note(&format!("FETCH {remote}: every owner failed"));
         }
         Ran {
-            outcome: Outcome {
-                state: State::Failed,
-                message: kind.fail(),
-            },
+            end: End::Failed,
             served_by: None,
         }
     }
+}
+
+/// GET_FILE's owner: where `owner`'s peer listens, from LIST_USERS as `me`. A user
+/// LIST_USERS does not list is either not connected or unknown: LIST_CONTENT of it
+/// tells which (the index says "remote user does not exist" only for the latter).
+pub(super) fn owner_of(index: &mut Index, me: &str, owner: &str) -> Result<Vec<Owner>, End> {
+    let users = match index.users(me) {
+        Ok(listed) if listed.status == Status::Ok => listed.entries,
+        Ok(listed) => {
+            note(&format!(
+                "GET_FILE: the server refused LIST_USERS ({})",
+                listed.status.meaning()
+            ));
+            return Err(End::Failed);
+        }
+        Err(e) => {
+            note(&format!("GET_FILE: LIST_USERS: {e}"));
+            return Err(End::Failed);
+        }
+    };
+    if let Some(u) = users.into_iter().find(|u| u.user == owner) {
+        return Ok(vec![Owner {
+            user: u.user,
+            addr: SocketAddr::new(u.ip, u.port),
+            description: None,
+        }]);
+    }
+    let shown = escape_for_terminal(owner);
+    match index.files(me, owner).map(|l| l.status) {
+        Ok(Status::NoSuchTarget) => {
+            note(&format!(
+                "GET_FILE: {shown} does not exist (no such user at the index server)"
+            ));
+        }
+        _ => note(&format!("GET_FILE: {shown} is not connected")),
+    }
+    Err(End::Failed)
+}
+
+/// FETCH's owners: every connected user but `me` that shares exactly `remote`
+/// (SEARCH as `me` matches substrings), once each, in random order so load spreads.
+pub(super) fn owners_of(index: &mut Index, me: &str, remote: &str) -> Result<Vec<Owner>, End> {
+    let entries = match index.search(me, remote) {
+        Ok(listed) if listed.status == Status::Ok => listed.entries,
+        Ok(listed) => {
+            note(&format!(
+                "FETCH: the server refused SEARCH ({})",
+                listed.status.meaning()
+            ));
+            return Err(End::Failed);
+        }
+        Err(e) => {
+            note(&format!("FETCH: SEARCH: {e}"));
+            return Err(End::Failed);
+        }
+    };
+    let mut owners: Vec<Owner> = Vec::new();
+    for e in entries {
+        if e.file == remote && e.owner != me && !owners.iter().any(|o| o.user == e.owner) {
+            owners.push(Owner {
+                user: e.owner,
+                addr: SocketAddr::new(e.ip, e.port),
+                description: Some(e.description),
+            });
+        }
+    }
+    if owners.is_empty() {
+        note(&format!(
+            "FETCH: no connected user other than {me} shares {}",
+            escape_for_terminal(remote)
+        ));
+        return Err(End::NotFound);
+    }
+    fastrand::shuffle(&mut owners);
+    Ok(owners)
 }
 
 /// Whether a download ended because it was cancelled (Ctrl+C, CANCEL, the end of
@@ -220,229 +261,20 @@ fn cancelled(e: &DownloadError) -> bool {
     }
 }
 
-/// The local name FETCH uses when none is given: the last component of the remote
-/// name (a remote name may be a path on its owner's machine).
-fn default_local(remote: &str) -> &str {
-    match remote.rsplit('/').next() {
-        Some(last) if !last.is_empty() => last,
-        _ => remote,
-    }
-}
-
-/// Puts `items` in a random order (Fisher-Yates with xorshift64 seeded from the clock
-/// and the process id: spreading load needs no cryptographic randomness).
-fn shuffle<T>(items: &mut [T]) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut x = nanos ^ (u64::from(std::process::id()) << 32) | 1;
-    for i in (1..items.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        items.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-}
-
-impl Session {
-    /// `FETCH <file> [local_file]`: the owners of exactly `remote` from SEARCH, then
-    /// the transfer (in the background with `&`).
-    pub(super) fn fetch(&mut self, remote: &str, local: Option<&str>, line: &str, bg: bool) {
-        let local = local.unwrap_or_else(|| default_local(remote)).to_owned();
-        let Some(target) = self.local_target("FETCH", &local) else {
-            return say(messages::FETCH_FAIL);
-        };
-        let Some(me) = self.me() else {
-            eprintln!("peerdex: FETCH: no user is connected in this shell (CONNECT first)");
-            return say(messages::FETCH_FAIL);
-        };
-        let found = self
-            .request(
-                &me,
-                Body::Search {
-                    pattern: remote.to_owned(),
-                },
-            )
-            .and_then(|(code, mut r)| match code {
-                index::OK => index::read_search_list(&mut r)
-                    .map_err(IndexError::Reply)
-                    .map(Some),
-                _ => Ok(None),
-            });
-        let entries = match found {
-            Ok(Some(entries)) => entries,
-            Ok(None) => {
-                eprintln!("peerdex: FETCH: the server refused SEARCH");
-                return say(messages::FETCH_FAIL);
-            }
-            Err(e) => {
-                eprintln!("peerdex: FETCH: SEARCH: {e}");
-                return say(messages::FETCH_FAIL);
-            }
-        };
-        // SEARCH matches substrings: only the exact name counts, once per owner,
-        // never this shell's own user.
-        let mut owners: Vec<Owner> = Vec::new();
-        for e in entries {
-            if e.file == remote && e.owner != me && !owners.iter().any(|o| o.user == e.owner) {
-                owners.push(Owner {
-                    user: e.owner,
-                    addr: SocketAddr::new(e.ip, e.port),
-                    description: Some(e.description),
-                });
-            }
-        }
-        if owners.is_empty() {
-            eprintln!("peerdex: FETCH: no connected user other than {me} shares {remote}");
-            return say(messages::FETCH_NOT_EXIST);
-        }
-        shuffle(&mut owners);
-        let transfer = Transfer {
-            kind: Kind::Fetch,
-            owners,
-            remote: remote.to_owned(),
-            local,
-            target,
-        };
-        self.transfer(transfer, line, bg);
-    }
-
-    /// Runs a transfer now (the shell waits, Ctrl+C cancels it) or as a background job.
-    pub(super) fn transfer(&mut self, transfer: Transfer, line: &str, background: bool) {
-        if !background {
-            let mut bar = super::Bar::new(self.terminal_out);
-            let ran = transfer.run(&self.interrupted, &mut bar);
-            bar.finish();
-            if let Some(owner) = &ran.served_by {
-                self.reshare(&transfer, owner);
-            }
-            return say(ran.outcome.message);
-        }
-        let fail = transfer.kind.fail();
-        let session = self.this.clone();
-        let work: Work = Box::new(move |cancel, meter| {
-            let ran = transfer.run(cancel, meter);
-            if let (Some(owner), Some(session)) = (&ran.served_by, session.upgrade()) {
-                lock(&session).reshare(&transfer, owner);
-            }
-            ran.outcome
-        });
-        match self.jobs.submit(line, fail, work) {
-            Ok(id) => eprintln!("peerdex: [{id}] started"),
-            Err(e) => {
-                eprintln!("peerdex: not started: {e}");
-                say(fail);
-            }
-        }
-    }
-
-    /// Publishes a completed download under its local name with the remote
-    /// description, as PUBLISH would, when re-sharing is on.
-    fn reshare(&mut self, transfer: &Transfer, owner: &Owner) {
-        if !self.reshare {
-            return;
-        }
-        let local = transfer.local.as_str();
-        if self.me().is_none() {
-            eprintln!("peerdex: {local} not re-shared: no user is connected");
-            return;
-        }
-        let description = match &owner.description {
-            Some(d) => d.clone(),
-            None => self.remote_description(&owner.user, &transfer.remote),
-        };
-        let code = self.publish_code(local, &description);
-        if code == Some(index::OK) {
-            eprintln!("peerdex: re-shared {local} \"{description}\"");
-        } else {
-            eprintln!(
-                "peerdex: {local} not re-shared: {}",
-                super::reply(index::Op::Publish, code)
-            );
-        }
-    }
-
-    /// The description `owner` published `remote` with (LIST_CONTENT), or the remote
-    /// name when it cannot be had.
-    fn remote_description(&mut self, owner: &str, remote: &str) -> String {
-        let Some(me) = self.me() else {
-            return remote.to_owned();
-        };
-        let listed = self
-            .request(
-                &me,
-                Body::ListContent {
-                    target: owner.to_owned(),
-                },
-            )
-            .and_then(|(code, mut r)| match code {
-                index::OK => index::read_file_list(&mut r).map_err(IndexError::Reply),
-                _ => Ok(Vec::new()),
-            });
-        listed
-            .ok()
-            .and_then(|l| l.into_iter().find(|f| f.file == remote))
-            .map(|f| f.description)
-            .unwrap_or_else(|| remote.to_owned())
-    }
-
-    /// `JOBS`: the background transfers.
-    pub(super) fn list_jobs(&self) {
-        let mut out = format!("{}\n", messages::JOBS_OK);
-        for line in self.jobs.lines() {
-            out.push('\t');
-            out.push_str(&line);
-            out.push('\n');
-        }
-        say(&out);
-    }
-
-    /// `CANCEL <n>`.
-    pub(super) fn cancel_job(&self, n: &str) {
-        let ok = n.parse().is_ok_and(|id| self.jobs.cancel(id));
-        if !ok {
-            eprintln!("peerdex: CANCEL: no queued or running transfer {n} (JOBS lists them)");
-        }
-        say(if ok {
-            messages::CANCEL_OK
-        } else {
-            messages::CANCEL_FAIL
-        });
-    }
-
-    /// `RESHARE on|off`.
-    pub(super) fn set_reshare(&mut self, value: &str) {
-        match value.to_ascii_lowercase().as_str() {
-            "on" => self.reshare = true,
-            "off" => self.reshare = false,
-            _ => return say(&format!("c> usage: {}", messages::usage("RESHARE"))),
-        }
-        say(messages::RESHARE_OK);
-    }
-}
-
-/// Locks the session, also after a panic elsewhere (its state stays usable).
-pub(super) fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
-    session.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn local_name_is_the_last_component() {
-        assert_eq!(default_local("notes.txt"), "notes.txt");
-        assert_eq!(default_local("/home/a/notes.txt"), "notes.txt");
-        assert_eq!(default_local("dir/"), "dir/");
-    }
-
-    #[test]
-    fn shuffle_keeps_every_item() {
-        let mut v: Vec<u32> = (0..50).collect();
-        shuffle(&mut v);
-        v.sort();
-        assert_eq!(v, (0..50).collect::<Vec<_>>());
+    fn only_cancels_count_as_cancelled() {
+        assert!(cancelled(&DownloadError::Cancelled));
+        let kept = DownloadError::Kept {
+            cause: Box::new(DownloadError::Cancelled),
+            kept: 1,
+            size: 2,
+            partial: PathBuf::from("p"),
+        };
+        assert!(cancelled(&kept));
+        assert!(!cancelled(&DownloadError::NotFound));
     }
 }

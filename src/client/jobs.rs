@@ -15,7 +15,8 @@ use std::thread;
 use std::time::Instant;
 
 use super::peer::Progress;
-use super::{human, shell};
+use super::progress::human;
+use super::shell;
 
 /// Default of `--max-downloads`: transfers running at once. Four keep a typical
 /// uplink busy without splitting it into trickles, as the other lab systems' queues do.
@@ -59,7 +60,7 @@ impl fmt::Display for State {
 }
 
 /// How a job ended: its state and its command's usual result message.
-pub(super) struct Outcome {
+pub(super) struct Ended {
     pub(super) state: State,
     pub(super) message: &'static str,
 }
@@ -81,7 +82,7 @@ impl fmt::Display for JobsError {
 impl std::error::Error for JobsError {}
 
 /// What a job runs: the transfer, given its cancel flag and its meter.
-pub(super) type Work = Box<dyn FnOnce(&AtomicBool, &mut Meter) -> Outcome + Send>;
+pub(super) type Work = Box<dyn FnOnce(&AtomicBool, &mut Meter) -> Ended + Send>;
 
 /// Bytes, size and rate of one job, updated by the download loop.
 #[derive(Debug, Default, Clone)]
@@ -246,7 +247,7 @@ impl Jobs {
                     };
                     work(&cancel, &mut meter)
                 }
-                None => Outcome {
+                None => Ended {
                     state: State::Failed,
                     message: "c> FAIL",
                 },
@@ -356,7 +357,7 @@ mod tests {
             let end = Instant::now() + wait;
             while Instant::now() < end {
                 if cancel.load(Ordering::SeqCst) {
-                    return Outcome {
+                    return Ended {
                         state: State::Cancelled,
                         message: "c> X FAIL",
                     };
@@ -364,7 +365,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(5));
             }
             meter.advance(10);
-            Outcome {
+            Ended {
                 state: State::Done,
                 message: "c> X OK",
             }

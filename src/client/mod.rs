@@ -12,11 +12,15 @@
 //! protocol. Details of a failure (why a download failed, a file that cannot be
 //! shared) go to stderr.
 
+mod command;
 mod complete;
 mod fetch;
+mod index;
 mod jobs;
 mod messages;
+mod outcome;
 pub(crate) mod peer;
+mod progress;
 mod published;
 mod shell;
 mod soap_time;
@@ -24,40 +28,27 @@ mod timeclock;
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use crate::net;
-use crate::proto::index::{self, Body, Op, Request};
-use crate::proto::wire::{Field, FieldReader, WireError};
-use fetch::{Kind, Owner, Transfer, lock};
-use jobs::Jobs;
-use peer::{Done, PeerListener, Progress, ServeOptions, SharedFiles};
+use crate::proto::index::{Body, Op, Status};
+use crate::proto::text::escape_for_terminal;
+use command::{Command, Kind, base_name};
+use fetch::{Owner, Transfer};
+use index::{Index, IndexError, Listed};
+use jobs::{Ended, Jobs, State, Work};
+use messages::{End, Verdict};
+use outcome::Outcome;
+use peer::{PeerListener, ServeOptions, SharedFiles};
+use progress::Bar;
 use published::Record;
 
-pub(crate) use messages::{help, reply, usage};
 pub(crate) use timeclock::TimeClock;
-
-/// Connect, read and write timeout of one index request. The server answers at once;
-/// 5 s covers a loaded server on a slow link without leaving the shell hanging long
-/// when the server is gone.
-pub(crate) const INDEX_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Longest user name, file name or description the client sends: a C server written
-/// to the statement keeps them in `char[256]` with the NUL (PROTOCOL.md section 5),
-/// so a longer one would be cut or overflow there. Refused locally instead.
-pub(crate) const STATEMENT_MAX_FIELD: usize = 255;
-
-/// Downloads at least this large show a progress bar (in a terminal). Smaller ones
-/// finish before a bar would be readable.
-pub(crate) const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
 
 /// Command-line options of `peerdex client`.
 #[derive(clap::Args, Debug, Clone)]
-#[command(after_help = messages::client_after_help())]
+#[command(after_help = client_after_help())]
 pub struct ClientArgs {
     /// Index server host.
     #[arg(short, long)]
@@ -135,46 +126,6 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// Why an index request got no result code.
-#[derive(Debug)]
-pub(crate) enum IndexError {
-    Resolve {
-        server: String,
-        source: io::Error,
-    },
-    Connect {
-        server: String,
-        source: io::Error,
-    },
-    Send(io::Error),
-    Reply(WireError),
-    /// A field longer than [`STATEMENT_MAX_FIELD`]: refused before sending.
-    TooLong {
-        field: &'static str,
-        len: usize,
-    },
-}
-
-impl fmt::Display for IndexError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IndexError::Resolve { server, source } => write!(f, "resolve: {server}: {source}"),
-            IndexError::Connect { server, source } => {
-                write!(f, "connect: index server {server}: {source}")
-            }
-            IndexError::Send(e) => write!(f, "send: {e}"),
-            IndexError::Reply(e) => write!(f, "reply: {e}"),
-            IndexError::TooLong { field, len } => write!(
-                f,
-                "not sent: the {field} has {len} bytes; index servers written to the \
-                 statement take at most {STATEMENT_MAX_FIELD}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for IndexError {}
-
 /// Runs the shell until QUIT, end of input, Ctrl+C at an empty prompt or SIGTERM.
 pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Before anything touches the terminal; put back on every way out.
@@ -207,15 +158,14 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .unwrap_or_else(|| published::default_state_dir(&share));
     let jobs = Jobs::new(usize::from(args.max_downloads));
+    let clock = {
+        let env = std::env::var("WSDL_URL").ok();
+        let (url, soap) = timeclock::choose_url(args.time_url.as_deref(), env.as_deref());
+        TimeClock::new(url, soap)
+    };
     let session = Arc::new(Mutex::new(Session {
-        server,
+        index: Index::new(server, clock, args.no_datetime),
         state_dir,
-        no_datetime: args.no_datetime,
-        clock: {
-            let env = std::env::var("WSDL_URL").ok();
-            let (url, soap) = timeclock::choose_url(args.time_url.as_deref(), env.as_deref());
-            TimeClock::new(url, soap)
-        },
         files: SharedFiles::new(share),
         serve: ServeOptions {
             max_rate: args.max_upload_rate,
@@ -234,8 +184,13 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     loop {
         match input.next() {
             shell::Event::Line(line) => {
-                let flow = lock(&session).execute(&line);
-                if flow == Flow::Quit && quit_now(&jobs, interactive) {
+                let outcome = match command::parse(&line) {
+                    Ok(Some(command)) => lock(&session).execute(command),
+                    Ok(None) => Outcome::Silent,
+                    Err(refusal) => Outcome::Refused(refusal),
+                };
+                say(&outcome);
+                if outcome == Outcome::Quit && quit_now(&jobs, interactive) {
                     // No done(): the input thread must not show another prompt.
                     break;
                 }
@@ -245,10 +200,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
                 input.done();
             }
             shell::Event::Overlong => {
-                say(&format!(
-                    "c> line longer than {} bytes ignored",
-                    shell::MAX_LINE
-                ));
+                say(&Outcome::Overlong(shell::MAX_LINE));
                 input.done();
             }
             // The end of a script waits for its transfers, as QUIT does.
@@ -262,7 +214,9 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Whatever still runs is abandoned (a GET_FILE_RANGE prefix stays for a resume).
     jobs.cancel_all();
     jobs.wait_all();
-    lock(&session).quit();
+    if let Some(outcome) = lock(&session).quit() {
+        say(&outcome);
+    }
     if FAILED.load(Ordering::Relaxed) && !args.keep_going && !interactive {
         return Err(ClientError::CommandsFailed.into());
     }
@@ -301,32 +255,44 @@ static COLOUR: AtomicBool = AtomicBool::new(false);
 /// non-zero.
 static FAILED: AtomicBool = AtomicBool::new(false);
 
-/// Prints one block of output (ends with a newline) in one write. Its first line is
-/// the command's message: coloured in a terminal, and remembered when it failed.
-fn say(text: &str) {
-    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    if messages::outcome(first) == Some(messages::Outcome::Fail) {
+/// Prints an outcome: its note on stderr, then its message (coloured in a terminal)
+/// and the lines after it on stdout in one write; a failure is remembered.
+fn say(outcome: &Outcome) {
+    let verdict = outcome.verdict();
+    if verdict == Some(Verdict::Fail) {
         FAILED.store(true, Ordering::Relaxed);
     }
+    if let Some(n) = outcome.note() {
+        note(&n);
+    }
+    let Some(message) = outcome.message() else {
+        return;
+    };
     let mut block = if COLOUR.load(Ordering::Relaxed) {
-        messages::painted(first)
+        messages::painted(&message, verdict)
     } else {
-        first.to_owned()
+        message
     };
     block.push('\n');
-    block.push_str(rest);
-    if !block.ends_with('\n') {
-        block.push('\n');
-    }
+    block.push_str(&outcome.details());
     let mut out = io::stdout().lock();
     let _ = out.write_all(block.as_bytes());
     let _ = out.flush();
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Quit,
+/// The end of `peerdex client --help`: the shell's commands and a few examples.
+fn client_after_help() -> String {
+    let mut out = command::command_list();
+    out.push_str(
+        "\nIn a terminal: line editing, history (~/.local/state/peerdex/history), Tab\n\
+         completion of commands, user and file names and local paths.\n\
+         \nExamples:\n  \
+         peerdex client -s 127.0.0.1 -p 9090 --share ~/peerdex-share\n  \
+         peerdex client -s host -p 9090 --time-url http://host:8000/ < script.txt\n  \
+         printf 'REGISTER ann\\nCONNECT ann\\nLIST_USERS\\n' | peerdex client -s host -p 9090\n\
+         \nA script exits 1 if any command failed (--keep-going: 0).",
+    );
+    out
 }
 
 /// The user this shell is connected as, and its listener.
@@ -338,11 +304,8 @@ struct Connected {
 }
 
 struct Session {
-    server: String,
+    index: Index,
     state_dir: PathBuf,
-    clock: TimeClock,
-    /// Requests without DATETIME (`--no-datetime`).
-    no_datetime: bool,
     files: Arc<SharedFiles>,
     serve: ServeOptions,
     connected: Option<Connected>,
@@ -358,256 +321,75 @@ struct Session {
     names: complete::SharedNames,
 }
 
-/// A command line split into its word and arguments.
-struct Parsed<'a> {
-    command: String,
-    args: Vec<&'a str>,
-    /// Everything after the first argument (a PUBLISH description).
-    rest: &'a str,
-}
-
-fn parse(line: &str) -> Option<Parsed<'_>> {
-    let line = line.trim();
-    let (word, after) = split_word(line);
-    if word.is_empty() {
-        return None;
-    }
-    let (_, rest) = split_word(after);
-    Some(Parsed {
-        command: word.to_ascii_uppercase(),
-        args: after.split_whitespace().collect(),
-        rest,
-    })
-}
-
-fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start();
-    match s.find(char::is_whitespace) {
-        Some(i) => (&s[..i], s[i..].trim_start()),
-        None => (s, ""),
-    }
-}
-
-/// Refuses a request whose user name, file name or description (or LIST_CONTENT
-/// target, SEARCH pattern) is longer than [`STATEMENT_MAX_FIELD`] bytes.
-fn check_lengths(user: &str, body: &Body) -> Result<(), IndexError> {
-    let mut fields = vec![("user name", user)];
-    match body {
-        Body::Publish { file, description } => {
-            fields.push(("file name", file));
-            fields.push(("description", description));
-        }
-        Body::Delete { file } => fields.push(("file name", file)),
-        Body::ListContent { target } => fields.push(("user name", target)),
-        Body::Search { pattern } => fields.push(("pattern", pattern)),
-        Body::Register
-        | Body::Unregister
-        | Body::Connect { .. }
-        | Body::Disconnect
-        | Body::ListUsers => {}
-    }
-    match fields.iter().find(|(_, v)| v.len() > STATEMENT_MAX_FIELD) {
-        Some((field, v)) => Err(IndexError::TooLong {
-            field,
-            len: v.len(),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// The last component of a remote file name (what GET_FILE saves it as when no
-/// local name is given), or `None` when it has none (`dir/`, `..`).
-fn base_name(remote: &str) -> Option<&str> {
-    let base = remote.rsplit(['/', '\\']).next()?;
-    (!base.is_empty() && base != "." && base != "..").then_some(base)
-}
-
-/// A description as typed, without one pair of enclosing double quotes (LIST_CONTENT
-/// shows descriptions in quotes, so users tend to type them that way).
-fn description(rest: &str) -> &str {
-    let rest = rest.trim();
-    rest.strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .unwrap_or(rest)
+/// A detail for stderr (why a command failed, what a transfer does).
+fn note(text: &str) {
+    eprintln!("peerdex: {text}");
 }
 
 impl Session {
-    fn execute(&mut self, line: &str) -> Flow {
-        // A trailing `&` runs GET_FILE or FETCH in the background.
-        let (line, background) = match line.trim_end().strip_suffix('&') {
-            Some(rest) => (rest, true),
-            None => (line, false),
-        };
-        let Some(p) = parse(line) else {
-            return Flow::Continue;
-        };
-        if background && !matches!(p.command.as_str(), "GET_FILE" | "FETCH") {
-            say(&format!(
-                "c> {} cannot run in the background (only GET_FILE and FETCH)",
-                p.command
-            ));
-            return Flow::Continue;
-        }
-        if p.command.starts_with('#') {
-            return Flow::Continue;
-        }
-        let arity = match p.command.as_str() {
-            "REGISTER" | "UNREGISTER" | "CONNECT" | "DISCONNECT" | "DELETE" | "SEARCH" => 1..=1,
-            "LIST_USERS" | "HELP" | "QUIT" | "JOBS" => 0..=0,
-            "CANCEL" | "RESHARE" => 1..=1,
-            // LIST_CONTENT alone: your own files; GET_FILE's local name defaults to the
-            // remote file's base name.
-            "LIST_CONTENT" => 0..=1,
-            "GET_FILE" => 2..=3,
-            "FETCH" => 1..=2,
-            "PUBLISH" => 2..=usize::MAX,
-            _ => {
-                say(&format!(
-                    "c> unknown command {}: HELP lists the commands",
-                    p.command
-                ));
-                return Flow::Continue;
+    fn execute(&mut self, command: Command) -> Outcome {
+        match command {
+            Command::Register(user) => self.simple(&user, Body::Register),
+            Command::Unregister(user) => self.unregister(&user),
+            Command::Connect(user) => self.connect(&user),
+            Command::Disconnect(user) => self.disconnect(&user),
+            Command::Publish { file, description } => self.publish(&file, &description),
+            Command::Delete(file) => self.delete(&file),
+            Command::ListUsers => self.list_users(),
+            Command::ListContent(user) => self.list_content(user),
+            Command::Search(pattern) => self.search(&pattern),
+            Command::GetFile { .. } | Command::Fetch { .. } => self.transfer_command(command),
+            Command::Jobs => self.list_jobs(),
+            Command::Cancel(job) => self.cancel_job(job),
+            Command::Reshare(on) => {
+                self.reshare = on;
+                Outcome::Reshare
             }
-        };
-        if !arity.contains(&p.args.len()) {
-            say(&format!("c> usage: {}", usage(&p.command)));
-            return Flow::Continue;
+            Command::Help => Outcome::Help(command::help()),
+            Command::Quit => Outcome::Quit,
         }
-        let a = &p.args;
-        match p.command.as_str() {
-            "REGISTER" => self.simple(a[0], Body::Register),
-            "UNREGISTER" => self.unregister(a[0]),
-            "CONNECT" => self.connect(a[0]),
-            "DISCONNECT" => self.disconnect(a[0]),
-            "PUBLISH" => self.publish(a[0], description(p.rest)),
-            "DELETE" => self.delete(a[0]),
-            "LIST_USERS" => self.list_users(),
-            "LIST_CONTENT" => match a.first() {
-                Some(user) => self.list_content(user),
-                None => self.list_own_content(),
-            },
-            "SEARCH" => self.search(a[0]),
-            "GET_FILE" => match a.get(2).copied().or_else(|| base_name(a[1])) {
-                Some(local) => self.get_file(a[0], a[1], local, line.trim(), background),
-                None => {
-                    eprintln!(
-                        "peerdex: GET_FILE: {} has no file name to save under: give a local name",
-                        a[1]
-                    );
-                    say(messages::GET_FILE_FAIL);
-                }
-            },
-            "FETCH" => self.fetch(a[0], a.get(1).copied(), line.trim(), background),
-            "JOBS" => self.list_jobs(),
-            "CANCEL" => self.cancel_job(a[0]),
-            "RESHARE" => self.set_reshare(a[0]),
-            "HELP" => say(&help()),
-            "QUIT" => return Flow::Quit,
-            _ => unreachable!("arity table covers every command"),
-        }
-        Flow::Continue
     }
 
-    /// Sends one request and returns its result code with the reader positioned
-    /// after it (for list replies).
-    fn request(
-        &mut self,
-        user: &str,
-        body: Body,
-    ) -> Result<(u8, FieldReader<TcpStream>), IndexError> {
-        check_lengths(user, &body)?;
-        let request = Request {
-            datetime: if self.no_datetime {
-                None
-            } else {
-                Some(self.clock.now())
-            },
-            user: user.to_owned(),
-            body,
-        };
-        let stream = self.connect_index()?;
-        (&stream)
-            .write_all(&request.encode())
-            .map_err(IndexError::Send)?;
-        let mut reader = FieldReader::new(stream);
-        let code = reader.read_u8(Field::Code).map_err(IndexError::Reply)?;
-        Ok((code, reader))
-    }
-
-    fn connect_index(&self) -> Result<TcpStream, IndexError> {
-        let addrs: Vec<SocketAddr> = self
-            .server
-            .to_socket_addrs()
-            .map_err(|source| IndexError::Resolve {
-                server: self.server.clone(),
-                source,
-            })?
-            .collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-        for addr in addrs {
-            match net::connect(addr, INDEX_TIMEOUT) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = e,
-            }
-        }
-        Err(IndexError::Connect {
-            server: self.server.clone(),
-            source: last,
-        })
-    }
-
-    /// The result code of a request without a list, or `None` (reported on stderr).
-    fn code(&mut self, user: &str, body: Body) -> Option<u8> {
+    /// The status of a request without a list, `None` (said on stderr) without one.
+    fn status(&mut self, user: &str, body: Body) -> Option<Status> {
         let op = body.op();
-        match self.request(user, body) {
-            Ok((code, _)) => Some(code),
-            Err(e) => {
-                eprintln!("peerdex: {}: {e}", op.name());
-                None
-            }
-        }
+        self.index
+            .ask(user, body)
+            .map_err(|e| note(&format!("{}: {e}", op.name())))
+            .ok()
     }
 
-    fn simple(&mut self, user: &str, body: Body) {
+    fn simple(&mut self, user: &str, body: Body) -> Outcome {
         let op = body.op();
-        let code = self.code(user, body);
-        say(reply(op, code));
+        Outcome::reply(op, self.status(user, body))
     }
 
     fn me(&self) -> Option<String> {
         self.connected.as_ref().map(|c| c.user.clone())
     }
 
-    fn connect(&mut self, user: &str) {
+    fn connect(&mut self, user: &str) -> Outcome {
         if let Some(me) = self.me() {
             if me == user {
                 return self.reconnect(user);
-            } else {
-                eprintln!(
-                    "peerdex: CONNECT: {me} is connected in this shell: DISCONNECT {me} first"
-                );
-                say(reply(Op::Connect, None));
             }
-            return;
+            note(&format!(
+                "CONNECT: {me} is connected in this shell: DISCONNECT {me} first"
+            ));
+            return Outcome::reply(Op::Connect, None);
         }
         let listener = match PeerListener::start(Arc::clone(&self.files), self.serve) {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("peerdex: CONNECT: cannot open the peer listener: {e}");
-                say(reply(Op::Connect, None));
-                return;
+                note(&format!("CONNECT: cannot open the peer listener: {e}"));
+                return Outcome::reply(Op::Connect, None);
             }
         };
-        let code = self.code(
-            user,
-            Body::Connect {
-                port: listener.port(),
-            },
-        );
-        if code != Some(index::OK) {
+        let port = listener.port();
+        let status = self.status(user, Body::Connect { port });
+        if status != Some(Status::Ok) {
             listener.stop();
-            say(reply(Op::Connect, code));
-            return;
+            return Outcome::reply(Op::Connect, status);
         }
         self.connected = Some(Connected {
             user: user.to_owned(),
@@ -615,42 +397,51 @@ impl Session {
             record: None,
         });
         self.restore_table(user);
-        say(reply(Op::Connect, code));
+        Outcome::reply(Op::Connect, status)
     }
 
     /// CONNECT of the user this shell believes connected: the server is the truth
     /// (a DISCONNECT from another shell, or an UNREGISTER, changed it behind this
     /// shell's back), so ask it with this shell's peer port and follow its answer.
-    fn reconnect(&mut self, user: &str) {
+    fn reconnect(&mut self, user: &str) -> Outcome {
         let Some(port) = self.connected.as_ref().map(|c| c.listener.port()) else {
-            return;
+            return Outcome::reply(Op::Connect, None);
         };
-        let code = self.code(user, Body::Connect { port });
-        match code {
+        let status = self.status(user, Body::Connect { port });
+        match status {
             // The server had it disconnected: connected again, with this listener.
-            Some(index::OK) => self.restore_table(user),
-            Some(messages::ALREADY_CONNECTED) => {}
+            Some(Status::Ok) => self.restore_table(user),
+            Some(Status::AlreadyConnected) | None => {}
             // Unregistered elsewhere: nothing to serve as this user any more.
             Some(_) => self.drop_connection(),
-            None => {}
         }
-        say(reply(Op::Connect, code));
+        Outcome::reply(Op::Connect, status)
     }
 
-    fn unregister(&mut self, user: &str) {
-        let code = self.code(user, Body::Unregister);
-        if code == Some(index::OK) {
-            // The name is free for anyone to register again: what this client
-            // published under it must not be served to the next owner of the name.
-            if let Err(e) =
-                Record::load(&self.state_dir, &self.server, user).and_then(|mut r| r.clear())
-            {
-                eprintln!("peerdex: UNREGISTER: cannot remove the publication record: {e}");
+    fn unregister(&mut self, user: &str) -> Outcome {
+        let status = self.status(user, Body::Unregister);
+        match status {
+            Some(Status::Ok) => {
+                // The name is free for anyone to register again: what this client
+                // published under it must not be served to the next owner of the name.
+                let cleared = Record::load(&self.state_dir, self.index.server(), user)
+                    .and_then(|mut r| r.clear());
+                if let Err(e) = cleared {
+                    note(&format!(
+                        "UNREGISTER: cannot remove the publication record: {e}"
+                    ));
+                }
             }
-        } else if code == Some(messages::UNREGISTER_CONNECTED) {
-            eprintln!("peerdex: UNREGISTER: {user} is connected: DISCONNECT {user} first");
+            // UNREGISTER's "any other error": the server answers it for a user that
+            // is connected (PROTOCOL.md section 2).
+            Some(Status::OtherError) => {
+                note(&format!(
+                    "UNREGISTER: {user} is connected: DISCONNECT {user} first"
+                ));
+            }
+            _ => {}
         }
-        say(reply(Op::Unregister, code));
+        Outcome::reply(Op::Unregister, status)
     }
 
     /// Refills the table of served files at CONNECT: the names this client's record
@@ -660,56 +451,47 @@ impl Session {
     /// is reported, not served.
     fn restore_table(&mut self, user: &str) {
         self.files.clear();
-        let mut record = match Record::load(&self.state_dir, &self.server, user) {
+        let mut record = match Record::load(&self.state_dir, self.index.server(), user) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("peerdex: nothing is served: cannot read the publication record: {e}");
+                note(&format!(
+                    "nothing is served: cannot read the publication record: {e}"
+                ));
                 return;
             }
         };
-        let listed = self
-            .request(
-                user,
-                Body::ListContent {
-                    target: user.to_owned(),
-                },
-            )
-            .and_then(|(code, mut r)| match code {
-                index::OK => index::read_file_list(&mut r).map_err(IndexError::Reply),
-                _ => Ok(Vec::new()),
-            });
-        match listed {
-            Ok(entries) => {
+        match self.index.files(user, user) {
+            Ok(listed) => {
                 let mut on_server = std::collections::HashSet::new();
-                for e in entries {
+                for e in listed.entries {
                     match record.get(&e.file) {
                         Some(path) => self.files.insert(&e.file, path.to_path_buf()),
-                        None => eprintln!(
-                            "peerdex: the server lists {} for {user}, but it was not published \
+                        None => note(&format!(
+                            "the server lists {} for {user}, but it was not published \
                              from this client: not served",
-                            e.file
-                        ),
+                            escape_for_terminal(&e.file)
+                        )),
                     }
                     on_server.insert(e.file);
                 }
                 // Deleted from elsewhere (or the user was unregistered): forget it.
                 if let Err(e) = record.retain(|name| on_server.contains(name)) {
-                    eprintln!("peerdex: cannot update the publication record: {e}");
+                    note(&format!("cannot update the publication record: {e}"));
                 }
             }
-            Err(e) => eprintln!("peerdex: cannot restore the published files: {e}"),
+            Err(e) => note(&format!("cannot restore the published files: {e}")),
         }
         if let Some(c) = self.connected.as_mut() {
             c.record = Some(record);
         }
     }
 
-    fn disconnect(&mut self, user: &str) {
-        let code = self.code(user, Body::Disconnect);
+    fn disconnect(&mut self, user: &str) -> Outcome {
+        let status = self.status(user, Body::Disconnect);
         if self.me().as_deref() == Some(user) {
             self.drop_connection();
         }
-        say(reply(Op::Disconnect, code));
+        Outcome::reply(Op::Disconnect, status)
     }
 
     fn drop_connection(&mut self) {
@@ -719,53 +501,50 @@ impl Session {
         self.files.clear();
     }
 
-    fn publish(&mut self, file: &str, description: &str) {
-        let code = self.publish_code(file, description);
-        say(reply(Op::Publish, code));
+    fn publish(&mut self, file: &str, description: &str) -> Outcome {
+        Outcome::reply(Op::Publish, self.publish_status(file, description))
     }
 
-    /// PUBLISH (typed, or a re-shared download): the result code, `None` when refused
+    /// PUBLISH (typed, or a re-shared download): the status, `None` when refused
     /// here or without a reply.
-    fn publish_code(&mut self, file: &str, description: &str) -> Option<u8> {
+    fn publish_status(&mut self, file: &str, description: &str) -> Option<Status> {
         let Some(me) = self.me() else {
-            return Some(messages::NOT_CONNECTED);
+            return Some(Status::NotConnected);
         };
         let path = match self.files.resolve(file) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("peerdex: PUBLISH refused: {e}");
+                note(&format!("PUBLISH refused: {e}"));
                 return None;
             }
         };
-        let code = self.code(
-            &me,
-            Body::Publish {
-                file: file.to_owned(),
-                description: description.to_owned(),
-            },
-        );
-        if code == Some(index::OK) {
+        let body = Body::Publish {
+            file: file.to_owned(),
+            description: description.to_owned(),
+        };
+        let status = self.status(&me, body);
+        if status == Some(Status::Ok) {
             self.remember(|r| r.insert(file, path.clone()));
             self.files.insert(file, path);
         }
-        code
+        status
     }
 
-    fn delete(&mut self, file: &str) {
+    fn delete(&mut self, file: &str) -> Outcome {
         let Some(me) = self.me() else {
-            return say(reply(Op::Delete, Some(messages::NOT_CONNECTED)));
+            return Outcome::not_connected(Op::Delete);
         };
-        let code = self.code(
+        let status = self.status(
             &me,
             Body::Delete {
                 file: file.to_owned(),
             },
         );
-        if code == Some(index::OK) {
+        if status == Some(Status::Ok) {
             self.remember(|r| r.remove(file));
             self.files.remove(file);
         }
-        say(reply(Op::Delete, code));
+        Outcome::reply(Op::Delete, status)
     }
 
     /// Applies a change to the connected user's publication record (loaded at
@@ -775,320 +554,290 @@ impl Session {
             return;
         };
         if c.record.is_none() {
-            match Record::load(&self.state_dir, &self.server, &c.user) {
+            match Record::load(&self.state_dir, self.index.server(), &c.user) {
                 Ok(r) => c.record = Some(r),
                 Err(e) => {
-                    eprintln!("peerdex: cannot read the publication record: {e}");
+                    note(&format!("cannot read the publication record: {e}"));
                     return;
                 }
             }
         }
         if let Some(Err(e)) = c.record.as_mut().map(change) {
-            eprintln!("peerdex: cannot write the publication record: {e}");
+            note(&format!("cannot write the publication record: {e}"));
         }
     }
 
-    /// Runs a list request as the connected user and prints its message and lines.
-    fn list<T>(
-        &mut self,
-        body: Body,
-        read: impl FnOnce(&mut FieldReader<TcpStream>) -> Result<Vec<T>, WireError>,
+    /// The outcome of a list request: its status and one line per entry.
+    fn listed<T>(
+        op: Op,
+        result: Result<Listed<T>, IndexError>,
         line: impl Fn(&T) -> String,
-    ) -> Option<Vec<T>> {
-        let op = body.op();
-        let Some(me) = self.me() else {
-            say(reply(op, Some(messages::NOT_CONNECTED)));
-            return None;
-        };
-        let result = self.request(&me, body).and_then(|(code, mut r)| {
-            if code == index::OK {
-                read(&mut r)
-                    .map(|l| (code, Some(l)))
-                    .map_err(IndexError::Reply)
-            } else {
-                Ok((code, None))
-            }
-        });
+    ) -> (Outcome, Vec<T>) {
         match result {
-            Ok((code, entries)) => {
-                let mut out = format!("{}\n", reply(op, Some(code)));
-                for e in entries.iter().flatten() {
-                    out.push('\t');
-                    out.push_str(&line(e));
-                    out.push('\n');
-                }
-                say(&out);
-                entries
+            Ok(listed) => {
+                let entries = listed.entries.iter().map(line).collect();
+                let outcome = Outcome::Reply {
+                    op,
+                    status: Some(listed.status),
+                    entries,
+                };
+                (outcome, listed.entries)
             }
             Err(e) => {
-                eprintln!("peerdex: {}: {e}", op.name());
-                say(reply(op, None));
-                None
+                note(&format!("{}: {e}", op.name()));
+                (Outcome::reply(op, None), Vec::new())
             }
         }
     }
 
-    fn list_users(&mut self) {
-        let users = self.list(Body::ListUsers, index::read_user_list, |u| {
-            format!("{} {} {}", u.user, u.ip, u.port)
+    fn list_users(&mut self) -> Outcome {
+        let Some(me) = self.me() else {
+            return Outcome::not_connected(Op::ListUsers);
+        };
+        let result = self.index.users(&me);
+        let (outcome, users) = Session::listed(Op::ListUsers, result, |u| {
+            format!("{} {} {}", escape_for_terminal(&u.user), u.ip, u.port)
         });
-        if let (Some(users), Ok(mut names)) = (users, self.names.lock()) {
+        if let Ok(mut names) = self.names.lock() {
             names.set_users(users.iter().map(|u| u.user.as_str()));
         }
+        outcome
     }
 
-    fn list_content(&mut self, target: &str) {
-        let files = self.list(
-            Body::ListContent {
-                target: target.to_owned(),
-            },
-            index::read_file_list,
-            |f| format!("{} \"{}\"", f.file, f.description),
-        );
-        if let (Some(files), Ok(mut names)) = (files, self.names.lock()) {
+    /// LIST_CONTENT of `target`, or of the connected user without one.
+    fn list_content(&mut self, target: Option<String>) -> Outcome {
+        let Some(me) = self.me() else {
+            return Outcome::not_connected(Op::ListContent);
+        };
+        let target = target.unwrap_or_else(|| me.clone());
+        let result = self.index.files(&me, &target);
+        let (outcome, files) = Session::listed(Op::ListContent, result, |f| {
+            let file = escape_for_terminal(&f.file);
+            match &f.description {
+                Some(d) => format!("{file} \"{}\"", escape_for_terminal(d)),
+                None => file.into_owned(),
+            }
+        });
+        if let Ok(mut names) = self.names.lock() {
             names.set_files(files.iter().map(|f| f.file.as_str()));
         }
+        outcome
     }
 
-    /// LIST_CONTENT without a user: the connected user's own files.
-    fn list_own_content(&mut self) {
-        match self.me() {
-            Some(me) => self.list_content(&me),
-            None => say(reply(Op::ListContent, Some(messages::NOT_CONNECTED))),
-        }
-    }
-
-    fn search(&mut self, pattern: &str) {
-        let found = self.list(
-            Body::Search {
-                pattern: pattern.to_owned(),
-            },
-            index::read_search_list,
-            |s| {
-                format!(
-                    "{} \"{}\" {} {} {}",
-                    s.file, s.description, s.owner, s.ip, s.port
-                )
-            },
-        );
-        if let (Some(found), Ok(mut names)) = (found, self.names.lock()) {
+    fn search(&mut self, pattern: &str) -> Outcome {
+        let Some(me) = self.me() else {
+            return Outcome::not_connected(Op::Search);
+        };
+        let result = self.index.search(&me, pattern);
+        let (outcome, found) = Session::listed(Op::Search, result, |s| {
+            format!(
+                "{} \"{}\" {} {} {}",
+                escape_for_terminal(&s.file),
+                escape_for_terminal(&s.description),
+                escape_for_terminal(&s.owner),
+                s.ip,
+                s.port
+            )
+        });
+        if let Ok(mut names) = self.names.lock() {
             names.set_users(found.iter().map(|s| s.owner.as_str()));
         }
+        outcome
     }
 
-    /// Where GET_FILE may write `local`, or `None` (the reason on stderr): never over
-    /// a file this client publishes (others would then download the wrong content);
-    /// over any other existing file, said on stderr.
-    fn local_target(&self, op: &str, local: &str) -> Option<PathBuf> {
+    /// Where a transfer may write `local`, or `None` (the reason on stderr): never
+    /// over a file this client publishes (others would then download the wrong
+    /// content); over any other existing file, said on stderr.
+    fn local_target(&self, kind: Kind, local: &str) -> Option<PathBuf> {
+        let op = kind.name();
         let target = self.files.local_path(local);
         let Ok(canonical) = std::fs::canonicalize(&target) else {
             return Some(target);
         };
         if let Some(name) = self.files.name_of(&canonical) {
-            eprintln!(
-                "peerdex: {op}: {} is published here as {name}: choose another local \
-                 name (or DELETE {name} first)",
+            note(&format!(
+                "{op}: {} is published here as {name}: choose another local name \
+                 (or DELETE {name} first)",
                 target.display()
-            );
+            ));
             return None;
         }
-        eprintln!(
-            "peerdex: {op}: {} exists: it is replaced when the download completes",
+        note(&format!(
+            "{op}: {} exists: it is replaced when the download completes",
             target.display()
-        );
+        ));
         Some(target)
     }
 
-    fn get_file(&mut self, owner: &str, remote: &str, local: &str, line: &str, bg: bool) {
-        let Some(target) = self.local_target("GET_FILE", local) else {
-            return say(messages::GET_FILE_FAIL);
+    /// GET_FILE and FETCH: the local name, the owners (LIST_USERS or SEARCH), then
+    /// the transfer, in the foreground or as a background job.
+    fn transfer_command(&mut self, command: Command) -> Outcome {
+        let (kind, remote, local, background) = match &command {
+            Command::GetFile {
+                remote,
+                local,
+                background,
+                ..
+            } => (Kind::GetFile, remote, local, *background),
+            Command::Fetch {
+                remote,
+                local,
+                background,
+            } => (Kind::Fetch, remote, local, *background),
+            _ => return Outcome::Silent,
+        };
+        let failed = Outcome::Transfer {
+            kind,
+            end: End::Failed,
+        };
+        let Some(local) = local.as_deref().or_else(|| base_name(remote)) else {
+            note(&format!(
+                "{}: {} has no file name to save under: give a local name",
+                kind.name(),
+                escape_for_terminal(remote)
+            ));
+            return failed;
+        };
+        let Some(target) = self.local_target(kind, local) else {
+            return failed;
         };
         let Some(me) = self.me() else {
-            eprintln!("peerdex: GET_FILE: no user is connected in this shell (CONNECT first)");
-            return say(messages::GET_FILE_FAIL);
+            note(&format!(
+                "{}: no user is connected in this shell (CONNECT first)",
+                kind.name()
+            ));
+            return failed;
         };
-        let users = self
-            .request(&me, Body::ListUsers)
-            .and_then(|(code, mut r)| {
-                if code == index::OK {
-                    index::read_user_list(&mut r)
-                        .map_err(IndexError::Reply)
-                        .map(Some)
-                } else {
-                    Ok(None)
-                }
-            });
-        let addr = match users {
-            Ok(Some(users)) => match users.into_iter().find(|u| u.user == owner) {
-                Some(u) => SocketAddr::new(u.ip, u.port),
-                None => {
-                    eprintln!("peerdex: GET_FILE: {owner} is not connected");
-                    return say(messages::GET_FILE_FAIL);
-                }
-            },
-            Ok(None) => {
-                eprintln!("peerdex: GET_FILE: the server refused LIST_USERS");
-                return say(messages::GET_FILE_FAIL);
-            }
-            Err(e) => {
-                eprintln!("peerdex: GET_FILE: LIST_USERS: {e}");
-                return say(messages::GET_FILE_FAIL);
-            }
+        let owners = match &command {
+            Command::GetFile { owner, .. } => fetch::owner_of(&mut self.index, &me, owner),
+            _ => fetch::owners_of(&mut self.index, &me, remote),
+        };
+        let owners = match owners {
+            Ok(owners) => owners,
+            Err(end) => return Outcome::Transfer { kind, end },
         };
         let transfer = Transfer {
-            kind: Kind::GetFile,
-            owners: vec![Owner {
-                user: owner.to_owned(),
-                addr,
-                description: None,
-            }],
-            remote: remote.to_owned(),
+            kind,
+            owners,
+            remote: remote.clone(),
             local: local.to_owned(),
             target,
         };
-        self.transfer(transfer, line, bg);
+        self.transfer(transfer, &command.to_string(), background)
     }
 
     /// Disconnects the connected user, if any (QUIT, end of input, signals).
-    fn quit(&mut self) {
-        if let Some(me) = self.me() {
-            self.disconnect(&me);
+    fn quit(&mut self) -> Option<Outcome> {
+        let me = self.me()?;
+        Some(self.disconnect(&me))
+    }
+}
+
+impl Session {
+    /// Runs a transfer now (the shell waits, Ctrl+C cancels it) or as a background job.
+    fn transfer(&mut self, transfer: Transfer, line: &str, background: bool) -> Outcome {
+        let kind = transfer.kind;
+        if !background {
+            let mut bar = Bar::new(self.terminal_out);
+            let ran = transfer.run(&self.interrupted, &mut bar);
+            bar.finish();
+            if let Some(owner) = &ran.served_by {
+                self.reshare(&transfer, owner);
+            }
+            return Outcome::Transfer { kind, end: ran.end };
         }
-    }
-}
-
-/// Bytes as a person reads them: `512 B`, `1.2 GiB`.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// The one stderr line after a download: size, time, rate (of the bytes this
-/// download received).
-fn summary(done: &Done) -> String {
-    let secs = done.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        human((done.received as f64 / secs) as u64)
-    } else {
-        human(done.received)
-    };
-    let mut line = format!("{} in {secs:.2} s, {rate}/s", human(done.size));
-    if done.resumed_from > 0 {
-        line.push_str(&format!(
-            " (resumed at {}, {} received)",
-            human(done.resumed_from),
-            human(done.received)
-        ));
-    }
-    line
-}
-
-/// A progress bar on a terminal for large (or unknown-size) downloads; nothing
-/// otherwise. It also says on stderr where a resumed download starts.
-struct Bar {
-    terminal: bool,
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Bar {
-    fn new(terminal: bool) -> Bar {
-        Bar {
-            terminal,
-            bar: None,
+        let fail = messages::transfer(kind, End::Failed);
+        let session = self.this.clone();
+        let work: Work = Box::new(move |cancel, meter| {
+            let ran = transfer.run(cancel, meter);
+            if let (Some(owner), Some(session)) = (&ran.served_by, session.upgrade()) {
+                lock(&session).reshare(&transfer, owner);
+            }
+            Ended {
+                state: match ran.end {
+                    End::Done => State::Done,
+                    End::Cancelled => State::Cancelled,
+                    End::NotFound | End::Failed => State::Failed,
+                },
+                message: messages::transfer(kind, ran.end),
+            }
+        });
+        match self.jobs.submit(line, fail, work) {
+            Ok(id) => {
+                note(&format!("[{id}] started"));
+                Outcome::Silent
+            }
+            Err(e) => {
+                note(&format!("not started: {e}"));
+                Outcome::Transfer {
+                    kind,
+                    end: End::Failed,
+                }
+            }
         }
     }
 
-    fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn start(&mut self, size: Option<u64>, from: u64) {
-        if let (Some(size), true) = (size, from > 0) {
-            eprintln!("peerdex: resuming at {} of {}", human(from), human(size));
-        }
-        self.finish();
-        if !self.terminal || size.is_some_and(|s| s < PROGRESS_MIN_SIZE) {
+    /// Publishes a completed download under its local name with the remote
+    /// description, as PUBLISH would, when re-sharing is on.
+    fn reshare(&mut self, transfer: &Transfer, owner: &Owner) {
+        if !self.reshare {
             return;
         }
-        let target = indicatif::ProgressDrawTarget::stdout();
-        // With a size: a bar and a percentage; without (plain GET_FILE): bytes and
-        // rate only.
-        let (bar, template) = match size {
-            Some(size) => (
-                indicatif::ProgressBar::with_draw_target(Some(size), target),
-                "{bar:30} {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            ),
-            None => (
-                indicatif::ProgressBar::with_draw_target(None, target),
-                "{spinner} {bytes} {binary_bytes_per_sec}",
-            ),
-        };
-        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-            bar.set_style(style);
+        let local = transfer.local.as_str();
+        if self.me().is_none() {
+            note(&format!("{local} not re-shared: no user is connected"));
+            return;
         }
-        bar.set_position(from);
-        bar.reset_eta();
-        self.bar = Some(bar);
+        let description = match &owner.description {
+            Some(d) => d.clone(),
+            None => self.remote_description(&owner.user, &transfer.remote),
+        };
+        let status = self.publish_status(local, &description);
+        if status == Some(Status::Ok) {
+            note(&format!(
+                "re-shared {local} \"{}\"",
+                escape_for_terminal(&description)
+            ));
+        } else {
+            note(&format!(
+                "{local} not re-shared: {}",
+                messages::reply(Op::Publish, status)
+            ));
+        }
     }
 
-    fn advance(&mut self, position: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(position);
+    /// The description `owner` published `remote` with (LIST_CONTENT), or the remote
+    /// name when it cannot be had.
+    fn remote_description(&mut self, owner: &str, remote: &str) -> String {
+        let Some(me) = self.me() else {
+            return remote.to_owned();
+        };
+        self.index
+            .files(&me, owner)
+            .ok()
+            .and_then(|l| l.entries.into_iter().find(|f| f.file == remote))
+            .and_then(|f| f.description)
+            .unwrap_or_else(|| remote.to_owned())
+    }
+
+    /// `JOBS`: the background transfers.
+    fn list_jobs(&self) -> Outcome {
+        Outcome::Jobs(self.jobs.lines())
+    }
+
+    /// `CANCEL <n>`.
+    fn cancel_job(&self, job: u64) -> Outcome {
+        let ok = self.jobs.cancel(job);
+        if !ok {
+            note(&format!(
+                "CANCEL: no queued or running transfer {job} (JOBS lists them)"
+            ));
         }
+        Outcome::Cancel(ok)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_words_case_insensitively_and_keeps_the_description() {
-        let p = parse("  publish notes.txt   week 3  notes ").unwrap();
-        assert_eq!(p.command, "PUBLISH");
-        assert_eq!(p.args, ["notes.txt", "week", "3", "notes"]);
-        assert_eq!(p.rest, "week 3  notes");
-        assert!(parse("   ").is_none());
-        let p = parse("List_Users").unwrap();
-        assert_eq!(p.command, "LIST_USERS");
-        assert!(p.args.is_empty());
-    }
-
-    #[test]
-    fn sizes_read_like_a_person_writes_them() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(1023), "1023 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 30), "3.0 GiB");
-        assert_eq!(human((12 << 30) / 10), "1.2 GiB");
-    }
-
-    #[test]
-    fn base_name_of_a_remote_file() {
-        assert_eq!(base_name("notes.txt"), Some("notes.txt"));
-        assert_eq!(base_name("labs/lab1.txt"), Some("lab1.txt"));
-        assert_eq!(base_name("C:\\work\\a.pdf"), Some("a.pdf"));
-        assert_eq!(base_name("labs/"), None);
-        assert_eq!(base_name(".."), None);
-    }
-
-    #[test]
-    fn strips_one_pair_of_quotes_from_a_description() {
-        assert_eq!(description("\"week 3\""), "week 3");
-        assert_eq!(description("week \"3\""), "week \"3\"");
-        assert_eq!(description("\""), "\"");
-    }
+/// Locks the session, also after a panic elsewhere (its state stays usable).
+fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
+    session.lock().unwrap_or_else(|e| e.into_inner())
 }
