@@ -1,15 +1,15 @@
-//! FETCH (download a file by name from whichever connected user shares it), the
-//! transfer GET_FILE and FETCH both run (in the foreground or as a background job),
-//! and re-sharing a completed download (`--reshare`, `RESHARE on|off`).
+//! The transfer GET_FILE and FETCH both run, in the foreground or as a background
+//! job: the owners to try (GET_FILE's one owner from LIST_USERS, FETCH's from
+//! SEARCH), the failover to the next owner, and the [`Step`]s a transfer reports.
 //!
-//! Owns: the owner lookup of FETCH (SEARCH for the exact name as the connected user,
-//! owners in random order so load spreads), the failover to the next owner (a kept
-//! GET_FILE_RANGE prefix is resumed when that owner answers the same SIZE and
-//! VERSION), the result messages of a transfer, and the stderr notes on which owner
-//! served it. Does not own: the peer protocol and the partial files
-//! (`peer::download`), the job table (`jobs`), PUBLISH and the publication record
-//! (`client`).
+//! Owns: the owner lookups (FETCH: the exact name, owners in random order so load
+//! spreads), the failover (a kept GET_FILE_RANGE prefix is resumed when the next
+//! owner answers the same SIZE and VERSION; a local problem stops at once), and
+//! the words of each step. Does not own: the peer protocol and the partial files
+//! (`peer::download`), who shows the steps (`progress` in the foreground, `jobs` in
+//! the background), PUBLISH and re-sharing (`session`).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -17,238 +17,221 @@ use std::sync::atomic::AtomicBool;
 use super::command::Kind;
 use super::index::Index;
 use super::messages::End;
-use super::peer::{self, DownloadError, Progress, Source};
-use super::progress::{human, summary};
+use super::peer::{self, Done, DownloadError, Progress, Source};
+use super::units::{human, summary};
 use crate::proto::index::Status;
 use crate::proto::text::escape_for_terminal;
-
-/// A detail for stderr.
-fn note(text: &str) {
-    eprintln!("peerdex: {text}");
-}
 
 /// One user that shares the file, where its peer listens, and the description it
 /// published the file with (when known: FETCH has it from SEARCH).
 #[derive(Debug, Clone)]
-pub(super) struct Owner {
-    pub(super) user: String,
-    pub(super) addr: SocketAddr,
-    pub(super) description: Option<String>,
+pub(crate) struct Owner {
+    pub(crate) user: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) description: Option<String>,
 }
 
 /// A download to run: the owners to try in order, the remote name, the local file.
 #[derive(Debug)]
-pub(super) struct Transfer {
-    pub(super) kind: Kind,
-    pub(super) owners: Vec<Owner>,
-    pub(super) remote: String,
-    /// The local name as typed (published under it when re-sharing).
-    pub(super) local: String,
-    pub(super) target: PathBuf,
+pub(crate) struct Transfer {
+    pub(crate) kind: Kind,
+    pub(crate) owners: Vec<Owner>,
+    pub(crate) remote: String,
+    /// The local name as typed or defaulted (published under it when re-sharing).
+    pub(crate) local: String,
+    pub(crate) target: PathBuf,
 }
 
 /// How a transfer ended, and which owner completed it.
-pub(super) struct Ran {
-    pub(super) end: End,
-    pub(super) served_by: Option<Owner>,
+#[derive(Debug)]
+pub(crate) struct Ran {
+    pub(crate) end: End,
+    pub(crate) served_by: Option<Owner>,
 }
 
-/// Reports a resumed start (and a start over after a failover) on stderr, then
-/// passes progress on.
-struct Noting<'a> {
-    inner: &'a mut dyn Progress,
-    remote: &'a str,
-    owner: &'a str,
+/// What a running transfer reports.
+#[derive(Debug)]
+pub(crate) enum Step<'a> {
+    /// FETCH asks this owner.
+    Trying(&'a Owner),
+    /// The content starts: `size` bytes in all when known, the first at `from` (a
+    /// resume when above 0). `kept` bytes of an earlier owner's attempt were kept.
+    Started {
+        owner: &'a Owner,
+        size: Option<u64>,
+        from: u64,
+        kept: u64,
+    },
+    /// The file is complete up to this position.
+    Progress(u64),
+    Served {
+        owner: &'a Owner,
+        done: &'a Done,
+    },
+    /// This owner failed; FETCH goes on to the next unless the problem is local.
+    OwnerFailed {
+        owner: &'a Owner,
+        error: &'a DownloadError,
+    },
+    Cancelled(&'a DownloadError),
+    EveryOwnerFailed,
+}
+
+/// Who is told of a transfer's steps.
+pub(crate) trait Report {
+    fn step(&mut self, step: Step<'_>);
+}
+
+impl Step<'_> {
+    /// The step as a note (without `peerdex: `), `None` for those said otherwise
+    /// (progress; a fresh start).
+    pub(crate) fn describe(&self, kind: Kind, remote: &str) -> Option<String> {
+        let op = kind.name();
+        let remote = escape_for_terminal(remote);
+        let user = |o: &Owner| escape_for_terminal(&o.user).into_owned();
+        let line = match self {
+            Step::Trying(o) => format!("{op} {remote} from {} {}", user(o), o.addr),
+            Step::Started {
+                owner,
+                size: Some(size),
+                from,
+                ..
+            } if *from > 0 => match kind {
+                Kind::Fetch => format!(
+                    "FETCH {remote}: {} answers the same SIZE and VERSION: resuming at {} of \
+                     {}, not restarting",
+                    user(owner),
+                    human(*from),
+                    human(*size)
+                ),
+                Kind::GetFile => format!(
+                    "GET_FILE {remote}: resuming at {} of {}",
+                    human(*from),
+                    human(*size)
+                ),
+            },
+            Step::Started { owner, kept, .. } if *kept > 0 => format!(
+                "{op} {remote}: {}'s copy differs (SIZE or VERSION): starting over",
+                user(owner)
+            ),
+            Step::Started { .. } | Step::Progress(_) => return None,
+            Step::Served { owner, done } => {
+                let from = match kind {
+                    Kind::Fetch => Cow::Owned(format!(" from {}", user(owner))),
+                    Kind::GetFile => Cow::Borrowed(""),
+                };
+                format!("{op} {remote}{from}: {}", summary(done))
+            }
+            Step::OwnerFailed { owner, error } => {
+                format!(
+                    "{op} {remote} from {} ({}): {error}",
+                    user(owner),
+                    owner.addr
+                )
+            }
+            Step::Cancelled(error) => format!("{op} {remote}: {error}"),
+            Step::EveryOwnerFailed => format!("{op} {remote}: every owner failed"),
+        };
+        Some(line)
+    }
+}
+
+/// Passes the downloader's progress on as steps.
+struct Stepping<'a> {
+    report: &'a mut dyn Report,
+    owner: &'a Owner,
     /// Bytes kept by the previous owner's failed attempt.
     kept: u64,
-    /// FETCH notes; GET_FILE's bar says it its own way.
-    enabled: bool,
 }
 
-impl Progress for Noting<'_> {
+impl Progress for Stepping<'_> {
     fn start(&mut self, size: Option<u64>, from: u64) {
-        if let (Some(size), true) = (size, self.enabled) {
-            if from > 0 {
-                eprintln!(
-                    "peerdex: FETCH {}: {} answers the same SIZE and VERSION: resuming at {} \
-                     of {}, not restarting",
-                    self.remote,
-                    self.owner,
-                    human(from),
-                    human(size)
-                );
-            } else if self.kept > 0 {
-                eprintln!(
-                    "peerdex: FETCH {}: {}'s copy differs (SIZE or VERSION): starting over",
-                    self.remote, self.owner
-                );
-            }
-        }
-        self.inner.start(size, from);
+        self.report.step(Step::Started {
+            owner: self.owner,
+            size,
+            from,
+            kept: self.kept,
+        });
     }
 
     fn advance(&mut self, position: u64) {
-        self.inner.advance(position);
+        self.report.step(Step::Progress(position));
     }
 }
 
 impl Transfer {
     /// Downloads from the owners in order until one completes it. `cancel` stops it.
-    pub(super) fn run(&self, cancel: &AtomicBool, progress: &mut dyn Progress) -> Ran {
-        let kind = self.kind;
-        let remote = escape_for_terminal(&self.remote);
+    pub(crate) fn run(&self, cancel: &AtomicBool, report: &mut dyn Report) -> Ran {
+        let fetch = self.kind == Kind::Fetch;
         let mut kept = 0;
         for owner in &self.owners {
-            let user = escape_for_terminal(&owner.user);
+            if fetch {
+                report.step(Step::Trying(owner));
+            }
             let src = Source {
                 addr: owner.addr,
                 owner: &owner.user,
                 remote: &self.remote,
-                any_owner: kind == Kind::Fetch,
+                any_owner: fetch,
             };
-            if kind == Kind::Fetch {
-                note(&format!("FETCH {remote} from {user} {}", owner.addr));
-            }
-            let mut noting = Noting {
-                inner: &mut *progress,
-                remote: &remote,
-                owner: &user,
+            let mut stepping = Stepping {
+                report: &mut *report,
+                owner,
                 kept,
-                enabled: kind == Kind::Fetch,
             };
-            let end = match peer::download(&src, &self.target, cancel, &mut noting) {
+            let error = match peer::download(&src, &self.target, cancel, &mut stepping) {
                 Ok(done) => {
                     log::info!(
-                        "{} {user} {remote}: {} bytes into {} by {}",
-                        kind.name(),
+                        "{} {} {}: {} bytes into {} by {}",
+                        self.kind.name(),
+                        owner.user,
+                        self.remote,
                         done.size,
                         self.target.display(),
                         done.via
                     );
-                    let from = match kind {
-                        Kind::Fetch => format!(" from {user}"),
-                        Kind::GetFile => String::new(),
-                    };
-                    note(&format!(
-                        "{} {remote}{from}: {}",
-                        kind.name(),
-                        summary(&done)
-                    ));
-                    return Ran {
-                        end: End::Done,
-                        served_by: Some(owner.clone()),
-                    };
+                    report.step(Step::Served { owner, done: &done });
+                    return self.ran(End::Done, Some(owner));
                 }
-                Err(DownloadError::NotFound) if kind == Kind::GetFile => End::NotFound,
-                Err(e) if cancelled(&e) => {
-                    note(&format!("{} {remote}: {e}", kind.name()));
-                    End::Cancelled
-                }
-                Err(e) => {
-                    note(&format!(
-                        "{} {remote} from {user} ({}): {e}",
-                        kind.name(),
-                        owner.addr
-                    ));
-                    if let DownloadError::Kept { kept: k, .. } = &e {
+                Err(e) => e,
+            };
+            match self.failed(owner, &error, report) {
+                Some(end) => return self.ran(end, None),
+                None => {
+                    if let DownloadError::Kept { kept: k, .. } = &error {
                         kept = *k;
                     }
-                    // A local problem is the same with every owner.
-                    let local = matches!(e, DownloadError::Local { .. } | DownloadError::Busy(_));
-                    if kind == Kind::Fetch && !local {
-                        continue;
-                    }
-                    End::Failed
                 }
-            };
-            return Ran {
-                end,
-                served_by: None,
-            };
+            }
         }
-        if kind == Kind::Fetch && !self.owners.is_empty() {
-            note(&format!("FETCH {remote}: every owner failed"));
+        if fetch && !self.owners.is_empty() {
+            report.step(Step::EveryOwnerFailed);
         }
+        self.ran(End::Failed, None)
+    }
+
+    /// How a failed attempt ends the transfer, `None` when FETCH tries the next
+    /// owner.
+    fn failed(&self, owner: &Owner, error: &DownloadError, report: &mut dyn Report) -> Option<End> {
+        if cancelled(error) {
+            report.step(Step::Cancelled(error));
+            return Some(End::Cancelled);
+        }
+        if self.kind == Kind::GetFile && matches!(error, DownloadError::NotFound) {
+            return Some(End::NotFound);
+        }
+        report.step(Step::OwnerFailed { owner, error });
+        // A local problem is the same with every owner.
+        let local = matches!(error, DownloadError::Local { .. } | DownloadError::Busy(_));
+        (self.kind == Kind::GetFile || local).then_some(End::Failed)
+    }
+
+    fn ran(&self, end: End, served_by: Option<&Owner>) -> Ran {
         Ran {
-            end: End::Failed,
-            served_by: None,
+            end,
+            served_by: served_by.cloned(),
         }
     }
-}
-
-/// GET_FILE's owner: where `owner`'s peer listens, from LIST_USERS as `me`. A user
-/// LIST_USERS does not list is either not connected or unknown: LIST_CONTENT of it
-/// tells which (the index says "remote user does not exist" only for the latter).
-pub(super) fn owner_of(index: &mut Index, me: &str, owner: &str) -> Result<Vec<Owner>, End> {
-    let users = match index.users(me) {
-        Ok(listed) if listed.status == Status::Ok => listed.entries,
-        Ok(listed) => {
-            note(&format!(
-                "GET_FILE: the server refused LIST_USERS ({})",
-                listed.status.meaning()
-            ));
-            return Err(End::Failed);
-        }
-        Err(e) => {
-            note(&format!("GET_FILE: LIST_USERS: {e}"));
-            return Err(End::Failed);
-        }
-    };
-    if let Some(u) = users.into_iter().find(|u| u.user == owner) {
-        return Ok(vec![Owner {
-            user: u.user,
-            addr: SocketAddr::new(u.ip, u.port),
-            description: None,
-        }]);
-    }
-    let shown = escape_for_terminal(owner);
-    match index.files(me, owner).map(|l| l.status) {
-        Ok(Status::NoSuchTarget) => {
-            note(&format!(
-                "GET_FILE: {shown} does not exist (no such user at the index server)"
-            ));
-        }
-        _ => note(&format!("GET_FILE: {shown} is not connected")),
-    }
-    Err(End::Failed)
-}
-
-/// FETCH's owners: every connected user but `me` that shares exactly `remote`
-/// (SEARCH as `me` matches substrings), once each, in random order so load spreads.
-pub(super) fn owners_of(index: &mut Index, me: &str, remote: &str) -> Result<Vec<Owner>, End> {
-    let entries = match index.search(me, remote) {
-        Ok(listed) if listed.status == Status::Ok => listed.entries,
-        Ok(listed) => {
-            note(&format!(
-                "FETCH: the server refused SEARCH ({})",
-                listed.status.meaning()
-            ));
-            return Err(End::Failed);
-        }
-        Err(e) => {
-            note(&format!("FETCH: SEARCH: {e}"));
-            return Err(End::Failed);
-        }
-    };
-    let mut owners: Vec<Owner> = Vec::new();
-    for e in entries {
-        if e.file == remote && e.owner != me && !owners.iter().any(|o| o.user == e.owner) {
-            owners.push(Owner {
-                user: e.owner,
-                addr: SocketAddr::new(e.ip, e.port),
-                description: Some(e.description),
-            });
-        }
-    }
-    if owners.is_empty() {
-        note(&format!(
-            "FETCH: no connected user other than {me} shares {}",
-            escape_for_terminal(remote)
-        ));
-        return Err(End::NotFound);
-    }
-    fastrand::shuffle(&mut owners);
-    Ok(owners)
 }
 
 /// Whether a download ended because it was cancelled (Ctrl+C, CANCEL, the end of
@@ -261,9 +244,91 @@ fn cancelled(e: &DownloadError) -> bool {
     }
 }
 
+/// Why there is no owner to download from: how the transfer ends, and the note
+/// that says why.
+#[derive(Debug)]
+pub(crate) struct NoOwner {
+    pub(crate) end: End,
+    pub(crate) why: String,
+}
+
+fn no_owner(end: End, why: String) -> NoOwner {
+    NoOwner { end, why }
+}
+
+/// GET_FILE's owner: where `owner`'s peer listens, from LIST_USERS as `me`. A user
+/// LIST_USERS does not list is either not connected or unknown: LIST_CONTENT of it
+/// tells which (the index says "remote user does not exist" only for the latter).
+pub(crate) fn owner_of(index: &mut Index, me: &str, owner: &str) -> Result<Vec<Owner>, NoOwner> {
+    let failed = |why| Err(no_owner(End::Failed, why));
+    let users = match index.users(me) {
+        Ok(listed) if listed.status == Status::Ok => listed.entries,
+        Ok(listed) => {
+            let why = listed.status.meaning();
+            return failed(format!("GET_FILE: the server refused LIST_USERS ({why})"));
+        }
+        Err(e) => return failed(format!("GET_FILE: LIST_USERS: {e}")),
+    };
+    if let Some(u) = users.into_iter().find(|u| u.user == owner) {
+        return Ok(vec![Owner {
+            user: u.user,
+            addr: SocketAddr::new(u.ip, u.port),
+            description: None,
+        }]);
+    }
+    let shown = escape_for_terminal(owner);
+    match index.files(me, owner).map(|l| l.status) {
+        Ok(Status::NoSuchTarget) => failed(format!(
+            "GET_FILE: {shown} does not exist (no such user at the index server)"
+        )),
+        _ => failed(format!("GET_FILE: {shown} is not connected")),
+    }
+}
+
+/// FETCH's owners: every connected user but `me` that shares exactly `remote`
+/// (SEARCH as `me` matches substrings), once each, in random order so load spreads.
+pub(crate) fn owners_of(index: &mut Index, me: &str, remote: &str) -> Result<Vec<Owner>, NoOwner> {
+    let entries = match index.search(me, remote) {
+        Ok(listed) if listed.status == Status::Ok => listed.entries,
+        Ok(listed) => {
+            let why = listed.status.meaning();
+            let why = format!("FETCH: the server refused SEARCH ({why})");
+            return Err(no_owner(End::Failed, why));
+        }
+        Err(e) => return Err(no_owner(End::Failed, format!("FETCH: SEARCH: {e}"))),
+    };
+    let mut owners: Vec<Owner> = Vec::new();
+    for e in entries {
+        if e.file == remote && e.owner != me && !owners.iter().any(|o| o.user == e.owner) {
+            owners.push(Owner {
+                user: e.owner,
+                addr: SocketAddr::new(e.ip, e.port),
+                description: Some(e.description),
+            });
+        }
+    }
+    if owners.is_empty() {
+        let why = format!(
+            "FETCH: no connected user other than {me} shares {}",
+            escape_for_terminal(remote)
+        );
+        return Err(no_owner(End::NotFound, why));
+    }
+    fastrand::shuffle(&mut owners);
+    Ok(owners)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn owner() -> Owner {
+        Owner {
+            user: "al\x1bice".into(),
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            description: None,
+        }
+    }
 
     #[test]
     fn only_cancels_count_as_cancelled() {
@@ -276,5 +341,43 @@ mod tests {
         };
         assert!(cancelled(&kept));
         assert!(!cancelled(&DownloadError::NotFound));
+    }
+
+    #[test]
+    fn steps_in_words_escape_names() {
+        let o = owner();
+        let trying = Step::Trying(&o).describe(Kind::Fetch, "a\u{202e}b");
+        assert_eq!(
+            trying.unwrap(),
+            "FETCH a\\u{202e}b from al\\x1bice 127.0.0.1:5000"
+        );
+        let resumed = Step::Started {
+            owner: &o,
+            size: Some(2048),
+            from: 1024,
+            kept: 0,
+        };
+        assert_eq!(
+            resumed.describe(Kind::GetFile, "f").unwrap(),
+            "GET_FILE f: resuming at 1.0 KiB of 2.0 KiB"
+        );
+        let fresh = Step::Started {
+            owner: &o,
+            size: None,
+            from: 0,
+            kept: 0,
+        };
+        assert_eq!(fresh.describe(Kind::GetFile, "f"), None);
+        let over = Step::Started {
+            owner: &o,
+            size: Some(9),
+            from: 0,
+            kept: 3,
+        };
+        assert!(
+            over.describe(Kind::Fetch, "f")
+                .unwrap()
+                .ends_with("starting over")
+        );
     }
 }

@@ -9,6 +9,7 @@
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::net;
@@ -17,6 +18,7 @@ use crate::proto::index::{
 };
 use crate::proto::wire::{FieldReader, WireError};
 
+use super::output::Output;
 use super::timeclock::TimeClock;
 
 /// Connect, read and write timeout of one index request. The server answers at once;
@@ -61,15 +63,23 @@ pub(crate) struct Index {
     clock: TimeClock,
     /// Requests without DATETIME (`--no-datetime`).
     no_datetime: bool,
+    /// Where the clock says it fell back to the local time.
+    out: Arc<Output>,
 }
 
 impl Index {
     /// `server` is `host:port`.
-    pub(crate) fn new(server: String, clock: TimeClock, no_datetime: bool) -> Index {
+    pub(crate) fn new(
+        server: String,
+        clock: TimeClock,
+        no_datetime: bool,
+        out: Arc<Output>,
+    ) -> Index {
         Index {
             server,
             clock,
             no_datetime,
+            out,
         }
     }
 
@@ -87,7 +97,7 @@ impl Index {
         check_lengths(user, &body)?;
         let op = body.op();
         let request = Request {
-            datetime: (!self.no_datetime).then(|| self.clock.now()),
+            datetime: (!self.no_datetime).then(|| self.clock.now(&self.out)),
             user: user.to_owned(),
             body,
         };
@@ -222,11 +232,9 @@ mod tests {
     }
 
     fn index(server: String) -> Index {
-        Index::new(
-            server,
-            TimeClock::new("http://127.0.0.1:1/".into(), false),
-            true,
-        )
+        let clock = TimeClock::new("http://127.0.0.1:1/".into(), false);
+        let out = Output::new(false, Box::new(crate::client::output::Stdio));
+        Index::new(server, clock, true, out)
     }
 
     #[test]

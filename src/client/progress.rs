@@ -1,93 +1,68 @@
-//! Progress of a download on a terminal, and how sizes and rates read: the bar of a
-//! foreground transfer, the summary line after a download.
+//! A transfer in the foreground as a person at the shell sees it: a progress bar on
+//! a terminal, its steps as notes; and how sizes and rates read.
 //!
-//! Owns: the bar's look and when it shows. Does not own: the download (`peer`).
+//! Owns: the bar's look and when it shows. Does not own: the download (`peer`), the
+//! steps and their words (`fetch`).
 
-use super::peer::{Done, Progress};
+use super::command::Kind;
+use super::fetch::{Report, Step};
+use super::output::Output;
+use super::peer::Done;
 
 /// Downloads at least this large show a progress bar (in a terminal). Smaller ones
 /// finish before a bar would be readable.
 pub(crate) const PROGRESS_MIN_SIZE: u64 = 8 * 1024 * 1024;
 
-/// Bytes as a person reads them: `512 B`, `1.2 GiB`.
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// The one stderr line after a download: size, time, rate (of the bytes this
-/// download received).
-pub(crate) fn summary(done: &Done) -> String {
-    let secs = done.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        human((done.received as f64 / secs) as u64)
-    } else {
-        human(done.received)
-    };
-    let mut line = format!("{} in {secs:.2} s, {rate}/s", human(done.size));
-    if done.resumed_from > 0 {
-        line.push_str(&format!(
-            " (resumed at {}, {} received)",
-            human(done.resumed_from),
-            human(done.received)
-        ));
-    }
-    line
-}
-
-/// A progress bar on a terminal for large (or unknown-size) downloads; nothing
-/// otherwise. It also says on stderr where a resumed download starts.
-pub(crate) struct Bar {
+/// What a foreground transfer shows: its steps as notes and, on a terminal, a
+/// progress bar for large (or unknown-size) downloads that ends at 100%.
+pub(crate) struct Foreground<'a> {
+    kind: Kind,
+    remote: &'a str,
+    out: &'a Output,
     terminal: bool,
     bar: Option<indicatif::ProgressBar>,
 }
 
-impl Bar {
-    pub(crate) fn new(terminal: bool) -> Bar {
-        Bar {
+impl<'a> Foreground<'a> {
+    pub(crate) fn new(kind: Kind, remote: &'a str, out: &'a Output, terminal: bool) -> Self {
+        Foreground {
+            kind,
+            remote,
+            out,
             terminal,
             bar: None,
         }
     }
 
-    pub(crate) fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
+    /// Takes the bar away: cleared when the transfer failed, left at its final
+    /// position (100% of a download that completed) otherwise.
+    fn close(&mut self, done: Option<&Done>) {
+        let Some(bar) = self.bar.take() else { return };
+        match done {
+            Some(done) => {
+                bar.set_length(done.size);
+                bar.set_position(done.size);
+                bar.finish();
+            }
+            None => bar.finish_and_clear(),
         }
     }
-}
 
-impl Progress for Bar {
-    fn start(&mut self, size: Option<u64>, from: u64) {
-        if let (Some(size), true) = (size, from > 0) {
-            eprintln!("peerdex: resuming at {} of {}", human(from), human(size));
-        }
-        self.finish();
+    fn open(&mut self, size: Option<u64>, from: u64) {
+        self.close(None);
         if !self.terminal || size.is_some_and(|s| s < PROGRESS_MIN_SIZE) {
             return;
         }
         let target = indicatif::ProgressDrawTarget::stdout();
         // With a size: a bar and a percentage; without (plain GET_FILE): bytes and
         // rate only.
-        let (bar, template) = match size {
-            Some(size) => (
-                indicatif::ProgressBar::with_draw_target(Some(size), target),
-                "{bar:30} {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            ),
-            None => (
-                indicatif::ProgressBar::with_draw_target(None, target),
-                "{spinner} {bytes} {binary_bytes_per_sec}",
-            ),
+        let template = match size {
+            Some(_) => {
+                "{bar:30} {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
+            }
+            None => "{spinner} {bytes} {binary_bytes_per_sec}",
         };
+        let bar = indicatif::ProgressBar::with_draw_target(size, target);
         if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
@@ -95,24 +70,28 @@ impl Progress for Bar {
         bar.reset_eta();
         self.bar = Some(bar);
     }
+}
 
-    fn advance(&mut self, position: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(position);
+impl Report for Foreground<'_> {
+    fn step(&mut self, step: Step<'_>) {
+        match &step {
+            Step::Started { size, from, .. } => self.open(*size, *from),
+            Step::Progress(position) => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*position);
+                }
+            }
+            Step::Served { done, .. } => self.close(Some(done)),
+            _ => self.close(None),
+        }
+        if let Some(note) = step.describe(self.kind, self.remote) {
+            self.out.note(note);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_a_person_writes_them() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(1023), "1023 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 30), "3.0 GiB");
-        assert_eq!(human((12 << 30) / 10), "1.2 GiB");
+impl Drop for Foreground<'_> {
+    fn drop(&mut self) {
+        self.close(None);
     }
 }

@@ -18,6 +18,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::output::Output;
 use super::soap_time::{self, Service, SoapError};
 use crate::proto::datetime;
 
@@ -234,16 +235,16 @@ impl TimeClock {
 
     /// The DATETIME for the next request: the service's, or the local clock's (and a
     /// warning on stderr the first time that happens).
-    pub(crate) fn now(&mut self) -> String {
+    pub(crate) fn now(&mut self, out: &Output) -> String {
         match self.fetch() {
             Ok(time) => time,
             Err(e) => {
                 if !self.warned {
                     self.warned = true;
-                    eprintln!(
-                        "peerdex: time service {} unavailable ({e}); using the local clock",
+                    out.note(format!(
+                        "time service {} unavailable ({e}); using the local clock",
                         self.url
-                    );
+                    ));
                 }
                 log::debug!("time service: {e}");
                 datetime::now()
