@@ -772,3 +772,168 @@ fn default_local_name_own_content_and_script_exit_status() {
     assert_eq!(a.cmd("QUIT"), "c> DISCONNECT OK");
     assert_eq!(a.wait_exit().code(), Some(1));
 }
+
+/// An index server that answers each operation with fixed bytes (`[0]` for those
+/// not listed) and closes.
+fn scripted_index(replies: &[(&str, &[u8])]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let replies: Vec<(String, Vec<u8>)> = replies
+        .iter()
+        .map(|(op, bytes)| (op.to_string(), bytes.to_vec()))
+        .collect();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let op = buf[..n].split(|&b| b == 0).next().unwrap_or_default();
+            let reply = replies
+                .iter()
+                .find(|(name, _)| name.as_bytes() == op)
+                .map_or(vec![0], |(_, bytes)| bytes.clone());
+            let _ = stream.write_all(&reply);
+        }
+    });
+    addr
+}
+
+/// Issue 23: result codes as text or 4-byte ints, LIST_CONTENT with names only, a
+/// LIST_USERS that counts the requester but leaves it out, and names with control
+/// or bidi characters, which reach the screen escaped.
+#[test]
+fn replies_of_other_servers_are_read_and_their_names_escaped() {
+    let idx = scripted_index(&[
+        ("REGISTER", b"1\0"),
+        ("UNREGISTER", b"\0\0\0\x01"),
+        ("LIST_USERS", b"\x002\0ev\x1b[2Jil\x00127.0.0.1\x005000\0"),
+        ("LIST_CONTENT", b"\x002\0a\xe2\x80\xaeb\0c\0"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = shell(idx, dir.path(), &[]);
+    assert_eq!(c.cmd("REGISTER u"), "c> USERNAME IN USE");
+    assert_eq!(c.cmd("UNREGISTER u"), "c> USER DOES NOT EXIST");
+    assert_eq!(c.cmd("CONNECT u"), "c> CONNECT OK");
+    let (msg, users) = c.cmd_list("LIST_USERS");
+    assert_eq!(msg, "c> LIST_USERS OK");
+    assert_eq!(users, ["\tev\\x1b[2Jil 127.0.0.1 5000"]);
+    let (msg, files) = c.cmd_list("LIST_CONTENT v");
+    assert_eq!(msg, "c> LIST_CONTENT OK");
+    assert_eq!(files, ["\ta\\u{202e}b", "\tc"]);
+    assert!(
+        c.printed().iter().all(|l| !l.contains('\x1b')),
+        "{:?}",
+        c.printed()
+    );
+}
+
+/// Issue 23: the notes a new user meets say what is wrong: a file name with a
+/// space, a user that does not exist (not "not connected"), a remote name without
+/// a file name to save under (GET_FILE and FETCH alike).
+#[test]
+fn refusals_say_what_is_wrong() {
+    let s = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("my notes.txt"), b"x").unwrap();
+    let mut a = shell(s.addr, dir.path(), &[]);
+    a.register_connect("alice");
+    assert_eq!(a.cmd("PUBLISH my notes.txt week 3"), "c> PUBLISH FAIL");
+    assert!(
+        a.noted("\"my notes.txt\" has a space, and names cannot contain spaces"),
+        "{:?}",
+        a.notes()
+    );
+    assert!(!a.noted("No such file"), "{:?}", a.notes());
+
+    assert_eq!(a.cmd("GET_FILE nobody x"), "c> GET_FILE FAIL");
+    assert!(
+        a.noted("GET_FILE: nobody does not exist"),
+        "{:?}",
+        a.notes()
+    );
+    assert_eq!(code(s.addr, &["REGISTER", "bob"]), 0);
+    assert_eq!(a.cmd("GET_FILE bob x"), "c> GET_FILE FAIL");
+    assert!(a.noted("GET_FILE: bob is not connected"), "{:?}", a.notes());
+
+    assert_eq!(a.cmd("GET_FILE bob x/.."), "c> GET_FILE FAIL");
+    assert_eq!(a.cmd("FETCH x/.."), "c> FETCH FAIL");
+    let refusals = a
+        .notes()
+        .iter()
+        .filter(|l| l.contains("x/.. has no file name to save under"))
+        .count();
+    assert_eq!(refusals, 2, "{:?}", a.notes());
+}
+
+/// Issue 23: a background job's end names the job next to its message, JOBS shows
+/// a finished job once, and a done download is re-shared when the shell reacts to
+/// the job's end.
+#[test]
+fn background_jobs_are_named_shown_once_and_reshared() {
+    let s = Server::start(&[]);
+    let adir = tempfile::tempdir().unwrap();
+    let bdir = tempfile::tempdir().unwrap();
+    std::fs::write(adir.path().join("notes.txt"), b"week 3").unwrap();
+    let mut a = shell(s.addr, adir.path(), &[]);
+    a.register_connect("alice");
+    assert_eq!(a.cmd("PUBLISH notes.txt lab notes"), "c> PUBLISH OK");
+    let mut b = shell(s.addr, bdir.path(), &["--reshare"]);
+    b.register_connect("bob");
+    let queued = b.shell.cmd("GET_FILE alice notes.txt copy.txt &");
+    assert_eq!((queued.message.as_str(), queued.ok), ("", None));
+    assert!(b.noted("peerdex: [1] started"), "{:?}", b.notes());
+    b.settle();
+    assert_eq!(b.printed().last().unwrap(), "c> GET_FILE OK");
+    assert!(
+        b.noted("peerdex: [1] GET_FILE alice notes.txt copy.txt: 6 B in "),
+        "{:?}",
+        b.notes()
+    );
+    assert!(
+        b.noted("re-shared copy.txt \"lab notes\""),
+        "{:?}",
+        b.notes()
+    );
+    let (msg, jobs) = b.cmd_list("JOBS");
+    assert_eq!(msg, "c> JOBS OK");
+    assert_eq!(jobs.len(), 1);
+    assert!(jobs[0].starts_with("\t1 done 6/6 bytes 100% "), "{jobs:?}");
+    assert_eq!(b.cmd_list("JOBS").1.len(), 0, "shown once");
+    assert_eq!(
+        std::fs::read(bdir.path().join("copy.txt")).unwrap(),
+        b"week 3"
+    );
+    // A failed background job fails a script too.
+    assert!(!b.failed());
+    b.shell.cmd("GET_FILE alice nothing.txt &");
+    b.settle();
+    assert_eq!(
+        b.printed().last().unwrap(),
+        "c> GET_FILE FAIL / FILE NOT EXIST"
+    );
+    assert!(b.noted("[2] GET_FILE alice nothing.txt: not found"));
+    assert!(b.failed());
+}
+
+/// Issue 23: `client --help` names the history file this environment gives
+/// (XDG_STATE_HOME first).
+#[test]
+fn help_names_the_history_file_of_this_environment() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["client", "--help"])
+        .env("XDG_STATE_HOME", state.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let history = state.path().join("peerdex/history");
+    assert!(
+        help.contains(&format!("history ({})", history.display())),
+        "{help}"
+    );
+    assert!(help.contains("--state-dir"), "{help}");
+}

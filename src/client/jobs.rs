@@ -18,7 +18,8 @@ use std::time::Instant;
 use super::command::Kind;
 use super::fetch::{Owner, Report, Step, Transfer};
 use super::messages::End;
-use super::units::human;
+use super::units::{human, summary};
+use crate::proto::text::escape_for_terminal;
 
 /// Default of `--max-downloads`: transfers running at once. Four keep a typical
 /// uplink busy without splitting it into trickles, as the other lab systems' queues do.
@@ -440,14 +441,18 @@ impl Report for JobReport<'_> {
                 self.jobs.update(self.job, |m| m.position = position);
                 return self.tell(What::Progress { position });
             }
-            Step::Served { done, .. } => {
+            Step::Served { owner, done } => {
                 // The final count is the file's (a plain GET_FILE has no size).
                 let size = done.size;
                 self.jobs.update(self.job, |m| {
                     m.size = Some(size);
                     m.position = size;
                 });
-                self.summary = step.describe(self.kind, self.remote);
+                let mut line = summary(done);
+                if self.kind == Kind::Fetch {
+                    line.push_str(&format!(" from {}", escape_for_terminal(&owner.user)));
+                }
+                self.summary = Some(line);
                 return;
             }
             _ => {}

@@ -287,7 +287,37 @@ impl Session {
     }
 
     fn publish(&mut self, file: &str, description: &str) -> Outcome {
+        if self.me().is_some()
+            && let Some(name) = self.spaced_name(file, description)
+        {
+            self.out.note(format!(
+                "PUBLISH refused: \"{}\" has a space, and names cannot contain spaces \
+                 (the protocol separates fields with them): rename the file",
+                escape_for_terminal(&name)
+            ));
+            return Outcome::reply(Op::Publish, None);
+        }
         Outcome::reply(Op::Publish, self.publish_status(file, description))
+    }
+
+    /// The file a PUBLISH line meant when `file` does not exist but `file` and the
+    /// next words of the line name one (`PUBLISH my notes.txt ...`).
+    fn spaced_name(&self, file: &str, description: &str) -> Option<String> {
+        /// Words of the description tried: a file name longer than this many words
+        /// is not worth guessing.
+        const MAX_WORDS: usize = 8;
+        if self.files.local_path(file).exists() {
+            return None;
+        }
+        let mut name = file.to_owned();
+        for word in description.split(' ').take(MAX_WORDS) {
+            name.push(' ');
+            name.push_str(word);
+            if self.files.local_path(&name).is_file() {
+                return Some(name);
+            }
+        }
+        None
     }
 
     /// PUBLISH (typed, or a re-shared download): the status, `None` when refused
