@@ -14,7 +14,7 @@
 //! schema element declares (sequence, all, or the first of a choice). A DOCTYPE is
 //! refused, so no entity is ever expanded.
 
-use std::fmt;
+use crate::proto::text::escape_for_terminal;
 
 use quick_xml::escape::escape;
 use quick_xml::events::{BytesStart, Event};
@@ -30,30 +30,21 @@ const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const MAX_DEPTH: usize = 64;
 
 /// Why the WSDL or a response could not be used.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SoapError {
     /// Not well-formed XML (or not UTF-8, or a DOCTYPE).
+    #[error("soap: malformed XML: {}", escape_for_terminal(.0))]
     Xml(String),
     /// The WSDL lacks something the call needs.
+    #[error("wsdl: {0}")]
     Wsdl(&'static str),
-    /// The service answered a SOAP Fault.
+    /// The service answered a SOAP Fault (its text as the service sent it).
+    #[error("soap: fault: {}", escape_for_terminal(.0))]
     Fault(String),
     /// The response carries no string result.
+    #[error("soap: the response carries no result")]
     NoResult,
 }
-
-impl fmt::Display for SoapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SoapError::Xml(e) => write!(f, "soap: malformed XML: {e}"),
-            SoapError::Wsdl(what) => write!(f, "wsdl: {what}"),
-            SoapError::Fault(s) => write!(f, "soap: fault: {s}"),
-            SoapError::NoResult => write!(f, "soap: the response carries no result"),
-        }
-    }
-}
-
-impl std::error::Error for SoapError {}
 
 /// The operations a course time service is known to offer, in the order one is
 /// chosen when the WSDL offers several (STATEMENTS.md: students named it any of
