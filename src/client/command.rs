@@ -82,23 +82,46 @@ pub(crate) enum Command {
     /// LIST_CONTENT of a user, or of the connected user without one.
     ListContent(Option<String>),
     Search(String),
-    GetFile {
-        owner: String,
-        remote: String,
-        /// The local name as typed (`None`: the remote file's base name).
-        local: Option<String>,
-        background: bool,
-    },
-    Fetch {
-        remote: String,
-        local: Option<String>,
-        background: bool,
-    },
+    /// GET_FILE or FETCH.
+    Download(Download),
     Jobs,
     Cancel(u64),
     Reshare(bool),
     Help,
     Quit,
+}
+
+/// A GET_FILE or FETCH line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Download {
+    pub(crate) kind: Kind,
+    /// GET_FILE's user; `None` for FETCH, which asks every owner of the file.
+    pub(crate) owner: Option<String>,
+    pub(crate) remote: String,
+    /// The local name as typed (`None`: the remote file's base name).
+    pub(crate) local: Option<String>,
+    /// A trailing `&`: run as a background job.
+    pub(crate) background: bool,
+}
+
+impl Download {
+    /// The local name: as typed, else the remote name's last component; `None`
+    /// when it has none (`dir/`, `x/..`).
+    pub(crate) fn local_name(&self) -> Option<&str> {
+        self.local.as_deref().or_else(|| base_name(&self.remote))
+    }
+}
+
+impl fmt::Display for Download {
+    /// The line as it would be typed, without `&` (JOBS shows it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.name())?;
+        let words = [self.owner.as_ref(), Some(&self.remote), self.local.as_ref()];
+        words
+            .into_iter()
+            .flatten()
+            .try_for_each(|w| write!(f, " {w}"))
+    }
 }
 
 /// Why a line is not a command to run.
@@ -253,12 +276,13 @@ pub(crate) const COMMANDS: &[Spec] = &[
         "GET_FILE <user> <remote_file> [<local_file>]",
         "download a file from the user's client into --share (as its own name by default)",
         |w| {
-            Ok(Command::GetFile {
-                owner: w.get(0),
+            Ok(Command::Download(Download {
+                kind: Kind::GetFile,
+                owner: Some(w.get(0)),
                 remote: w.get(1),
                 local: w.opt(2),
                 background: w.background,
-            })
+            }))
         },
     )),
     spec(
@@ -276,11 +300,13 @@ pub(crate) const COMMANDS: &[Spec] = &[
         "FETCH <file> [local_file] [&]",
         "download a file by name from any connected owner, trying the next on failure",
         |w| {
-            Ok(Command::Fetch {
+            Ok(Command::Download(Download {
+                kind: Kind::Fetch,
+                owner: None,
                 remote: w.get(0),
                 local: w.opt(1),
                 background: w.background,
-            })
+            }))
         },
     )),
     spec(
@@ -400,28 +426,6 @@ pub(crate) fn base_name(remote: &str) -> Option<&str> {
     (!base.is_empty() && base != "." && base != "..").then_some(base)
 }
 
-impl fmt::Display for Command {
-    /// The command as it would be typed (JOBS shows it).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Command::GetFile {
-                owner,
-                remote,
-                local,
-                ..
-            } => {
-                write!(f, "GET_FILE {owner} {remote}")?;
-                local.iter().try_for_each(|l| write!(f, " {l}"))
-            }
-            Command::Fetch { remote, local, .. } => {
-                write!(f, "FETCH {remote}")?;
-                local.iter().try_for_each(|l| write!(f, " {l}"))
-            }
-            other => write!(f, "{other:?}"),
-        }
-    }
-}
-
 /// The HELP text: each command's usage and what it does, one line each.
 pub(crate) fn help() -> String {
     let width = COMMANDS.iter().map(|c| c.usage.len()).max().unwrap_or(0);
@@ -497,24 +501,30 @@ mod tests {
 
     #[test]
     fn a_trailing_ampersand_runs_a_transfer_in_the_background() {
+        let Command::Download(get) = parsed("get_file alice c.bin c2.bin&") else {
+            panic!("not a download");
+        };
         assert_eq!(
-            parsed("get_file alice c.bin c2.bin&"),
-            Command::GetFile {
-                owner: "alice".into(),
+            get,
+            Download {
+                kind: Kind::GetFile,
+                owner: Some("alice".into()),
                 remote: "c.bin".into(),
                 local: Some("c2.bin".into()),
                 background: true
             }
         );
-        let fetch = parsed("FETCH b.bin &");
-        assert_eq!(fetch.to_string(), "FETCH b.bin");
-        assert!(matches!(
-            fetch,
-            Command::Fetch {
-                background: true,
-                ..
-            }
-        ));
+        assert_eq!(get.to_string(), "GET_FILE alice c.bin c2.bin");
+        let Command::Download(fetch) = parsed("FETCH labs/b.bin &") else {
+            panic!("not a download");
+        };
+        assert_eq!(fetch.to_string(), "FETCH labs/b.bin");
+        assert_eq!(fetch.local_name(), Some("b.bin"));
+        assert!(fetch.background);
+        let Command::Download(nameless) = parsed("FETCH x/..") else {
+            panic!("not a download");
+        };
+        assert_eq!(nameless.local_name(), None);
     }
 
     #[test]

@@ -13,11 +13,11 @@ use clap::{Args, FromArgMatches};
 use crossbeam_channel::Receiver;
 
 use super::args::ClientArgs;
-use super::command;
 use super::complete::SharedNames;
 use super::jobs::{self, Finished, Jobs, What};
 use super::outcome::Outcome;
 use super::output::{Output, Recorder, Stream};
+use super::render;
 use super::session::Session;
 
 /// What one command came to, as the shell would print it.
@@ -56,20 +56,15 @@ impl TestShell {
         let out = Output::new(false, Box::new(Arc::clone(&screen)));
         let (ended, finished) = crossbeam_channel::bounded(jobs::MAX_JOBS);
         let progress = Arc::new(AtomicU64::new(0));
-        let (shown, furthest) = (Arc::clone(&out), Arc::clone(&progress));
+        let furthest = Arc::clone(&progress);
+        let shown = render::observer(Arc::clone(&out), ended);
         let jobs = Jobs::new(
             usize::from(args.max_downloads),
             Arc::new(move |event| {
-                super::render::job(&shown, &event);
-                match event.what {
-                    What::Progress { position } => {
-                        furthest.fetch_max(position, Ordering::SeqCst);
-                    }
-                    What::Done(f) | What::Failed(f) => {
-                        let _ = ended.try_send(f);
-                    }
-                    _ => {}
+                if let What::Progress { position } = event.what {
+                    furthest.fetch_max(position, Ordering::SeqCst);
                 }
+                shown(event);
             }),
         );
         let session = Session::new(
@@ -92,11 +87,7 @@ impl TestShell {
     /// Runs one line as the shell would, after reacting to the jobs that ended.
     pub fn cmd(&mut self, line: &str) -> Said {
         self.react();
-        let outcome = match command::parse(line) {
-            Ok(Some(command)) => self.session.execute(command),
-            Ok(None) => Outcome::Silent,
-            Err(refusal) => Outcome::Refused(refusal),
-        };
+        let outcome = self.session.run_line(line);
         self.out.outcome(&outcome);
         said(&outcome)
     }

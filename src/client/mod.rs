@@ -39,10 +39,10 @@ use std::io::{self, IsTerminal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use args::ClientError;
-use jobs::{Finished, Jobs, What};
+use jobs::{Finished, Jobs};
 use outcome::Outcome;
 use output::{Output, Stdio};
 use session::Session;
@@ -68,7 +68,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (ended, finished) = crossbeam_channel::bounded(jobs::MAX_JOBS);
     let jobs = Jobs::new(
         usize::from(args.max_downloads),
-        observer(Arc::clone(&out), ended),
+        render::observer(Arc::clone(&out), ended),
     );
     let interrupted = Arc::new(AtomicBool::new(false));
     let names = complete::SharedNames::default();
@@ -100,18 +100,6 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         return Err(ClientError::CommandsFailed.into());
     }
     Ok(())
-}
-
-/// What the job manager's events do: shown at once (above the prompt), and each
-/// job's end handed to the shell, which re-shares between commands.
-fn observer(out: Arc<Output>, ended: Sender<Finished>) -> jobs::Observer {
-    Arc::new(move |event| {
-        render::job(&out, &event);
-        if let What::Done(f) | What::Failed(f) = event.what {
-            // At most MAX_JOBS jobs exist; a full queue only drops a re-share.
-            let _ = ended.try_send(f);
-        }
-    })
 }
 
 /// One shell: its session, its input, its jobs.
@@ -180,11 +168,7 @@ impl Shell {
 
     /// Runs one line; false when it was QUIT and the session may end.
     fn line(&mut self, line: &str) -> bool {
-        let outcome = match command::parse(line) {
-            Ok(Some(command)) => self.session.execute(command),
-            Ok(None) => Outcome::Silent,
-            Err(refusal) => Outcome::Refused(refusal),
-        };
+        let outcome = self.session.run_line(line);
         self.out.outcome(&outcome);
         if outcome == Outcome::Quit && self.may_quit() {
             // No done(): the input thread must not show another prompt.

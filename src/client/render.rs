@@ -2,14 +2,31 @@
 //! with its number, its end as a note naming its command followed by the command's
 //! message, printed together above the prompt.
 //!
-//! Owns: the words of job events. Does not own: the events (`jobs`) or where the
-//! text goes (`output`).
+//! Owns: the words of job events and the shell's observer of them. Does not own: the
+//! events (`jobs`) or where the text goes (`output`).
 
-use super::jobs::{JobEvent, What};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use super::jobs::{Finished, JobEvent, Observer, What};
 use super::messages::End;
 use super::outcome::Outcome;
 use super::output::Output;
 use super::units::human;
+
+/// What a shell does with its jobs' events: shows them at once (above the prompt)
+/// and hands each job's end to `ended`, for the shell to react to (re-share) between
+/// commands.
+pub(crate) fn observer(out: Arc<Output>, ended: Sender<Finished>) -> Observer {
+    Arc::new(move |event| {
+        job(&out, &event);
+        if let What::Done(f) | What::Failed(f) = event.what {
+            // At most MAX_JOBS jobs exist; a full queue only drops a re-share.
+            let _ = ended.try_send(f);
+        }
+    })
+}
 
 /// Shows one event of a background job.
 pub(crate) fn job(out: &Output, event: &JobEvent) {

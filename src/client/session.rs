@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use crate::proto::index::{Body, Op, Status};
 use crate::proto::text::escape_for_terminal;
 
-use super::command::{self, Command, Kind, base_name};
+use super::command::{self, Command, Download, Kind};
 use super::complete::SharedNames;
 use super::fetch::{self, Owner, Transfer};
 use super::index::{Index, IndexError, Listed};
@@ -108,6 +108,15 @@ impl Session {
         self.connected.as_ref().map(|c| c.listener.port())
     }
 
+    /// Runs one line as typed: parsed, then executed, or refused.
+    pub(crate) fn run_line(&mut self, line: &str) -> Outcome {
+        match command::parse(line) {
+            Ok(Some(command)) => self.execute(command),
+            Ok(None) => Outcome::Silent,
+            Err(refusal) => Outcome::Refused(refusal),
+        }
+    }
+
     pub(crate) fn execute(&mut self, command: Command) -> Outcome {
         match command {
             Command::Register(user) => self.simple(&user, Body::Register),
@@ -119,7 +128,7 @@ impl Session {
             Command::ListUsers => self.list_users(),
             Command::ListContent(user) => self.list_content(user),
             Command::Search(pattern) => self.search(&pattern),
-            Command::GetFile { .. } | Command::Fetch { .. } => self.transfer_command(command),
+            Command::Download(download) => self.download(download),
             Command::Jobs => Outcome::Jobs(self.jobs.lines()),
             Command::Cancel(job) => self.cancel_job(job),
             Command::Reshare(on) => {
@@ -489,30 +498,17 @@ impl Session {
 
     /// GET_FILE and FETCH: the local name, the owners (LIST_USERS or SEARCH), then
     /// the transfer, in the foreground or as a background job.
-    fn transfer_command(&mut self, command: Command) -> Outcome {
-        let (kind, remote, local, background) = match &command {
-            Command::GetFile {
-                remote,
-                local,
-                background,
-                ..
-            } => (Kind::GetFile, remote, local, *background),
-            Command::Fetch {
-                remote,
-                local,
-                background,
-            } => (Kind::Fetch, remote, local, *background),
-            _ => return Outcome::Silent,
-        };
+    fn download(&mut self, download: Download) -> Outcome {
+        let kind = download.kind;
         let failed = Outcome::Transfer {
             kind,
             end: End::Failed,
         };
-        let Some(local) = local.as_deref().or_else(|| base_name(remote)) else {
+        let Some(local) = download.local_name() else {
             self.out.note(format!(
                 "{}: {} has no file name to save under: give a local name",
                 kind.name(),
-                escape_for_terminal(remote)
+                escape_for_terminal(&download.remote)
             ));
             return failed;
         };
@@ -526,9 +522,9 @@ impl Session {
             ));
             return failed;
         };
-        let owners = match &command {
-            Command::GetFile { owner, .. } => fetch::owner_of(&mut self.index, &me, owner),
-            _ => fetch::owners_of(&mut self.index, &me, remote),
+        let owners = match &download.owner {
+            Some(owner) => fetch::owner_of(&mut self.index, &me, owner),
+            None => fetch::owners_of(&mut self.index, &me, &download.remote),
         };
         let owners = match owners {
             Ok(owners) => owners,
@@ -543,11 +539,11 @@ impl Session {
         let transfer = Transfer {
             kind,
             owners,
-            remote: remote.clone(),
+            remote: download.remote.clone(),
             local: local.to_owned(),
             target,
         };
-        self.transfer(transfer, command.to_string(), background)
+        self.transfer(transfer, download.to_string(), download.background)
     }
 
     /// Disconnects the connected user, if any (QUIT, end of input, signals).

@@ -1,9 +1,11 @@
 //! Where the shell's commands come from: a line editor with history when stdin is a
 //! terminal, plain lines when it is a pipe or a file, and SIGINT/SIGTERM.
 //!
-//! Owns: the input thread, the signal thread, and the hand-over of one line at a
-//! time to the thread that runs commands (the next prompt is shown only after the
-//! previous command printed its message). Does not own: what a line means (`client`).
+//! Owns: the input thread, the signal thread, the terminal mode saved at start, and
+//! the hand-over of one line (or the answer to a question) at a time to the thread
+//! that runs commands (the next prompt is shown only after the previous command
+//! printed its message). Does not own: what a line means (`session`), where text
+//! goes (`output`, which this module hands the line editor's printer).
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, IsTerminal};
@@ -214,7 +216,7 @@ fn watch_signals(tx: Sender<Event>, cancel: Arc<AtomicBool>, interactive: bool) 
 }
 
 /// Ctrl+C in the line editor: clears a half-typed line (as bash and psql do); on an
-/// empty line it ends the session (rustyline's Interrupted).
+/// empty line it is [`Event::Interrupt`] (the shell leaves as QUIT does).
 struct CtrlC;
 
 impl rustyline::ConditionalEventHandler for CtrlC {
