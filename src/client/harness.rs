@@ -16,7 +16,7 @@ use super::args::ClientArgs;
 use super::complete::SharedNames;
 use super::jobs::{self, Finished, Jobs, What};
 use super::outcome::Outcome;
-use super::output::{Output, Recorder, Stream};
+use super::output::{Output, Recorder, Screen, Stream};
 use super::render;
 use super::session::Session;
 
@@ -53,7 +53,7 @@ impl TestShell {
         let args = ClientArgs::from_arg_matches(&matches).map_err(|e| e.to_string())?;
         let settings = args.settings().map_err(|e| e.to_string())?;
         let screen = Arc::new(Recorder::default());
-        let out = Output::new(false, Box::new(Arc::clone(&screen)));
+        let out = Output::new(false, Arc::clone(&screen) as Arc<dyn Screen>);
         let (ended, finished) = crossbeam_channel::bounded(jobs::MAX_JOBS);
         let progress = Arc::new(AtomicU64::new(0));
         let furthest = Arc::clone(&progress);

@@ -233,7 +233,7 @@ mod tests {
 
     fn index(server: String) -> Index {
         let clock = TimeClock::new("http://127.0.0.1:1/".into(), false);
-        let out = Output::new(false, Box::new(crate::client::output::Stdio));
+        let out = Output::new(false, Arc::new(crate::client::output::Stdio));
         Index::new(server, clock, true, out)
     }
 

@@ -64,7 +64,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     if interactive {
         eprintln!("{}", shell::start_line(&settings.server));
     }
-    let out = Output::new(args::colour(), Box::new(Stdio));
+    let out = Output::new(args::colour(), Arc::new(Stdio));
     let (ended, finished) = crossbeam_channel::bounded(jobs::MAX_JOBS);
     let jobs = Jobs::new(
         usize::from(args.max_downloads),
@@ -129,6 +129,7 @@ impl Shell {
         if let Some(outcome) = self.session.quit() {
             self.out.outcome(&outcome);
         }
+        self.out.finish();
     }
 
     /// The next input event; job ends that arrive meanwhile are reacted to.

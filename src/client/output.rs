@@ -10,6 +10,10 @@
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use super::messages::{self, Verdict};
 use super::outcome::Outcome;
@@ -48,48 +52,88 @@ impl Screen for Stdio {
 /// The line editor's way of printing above the line being typed.
 pub(crate) type Printer = Box<dyn rustyline::ExternalPrinter + Send>;
 
+/// Pieces of text waiting for the printer thread: far more than a burst of notes.
+/// When it is full (the line editor stopped taking text), text is written plainly.
+const PRINT_QUEUE: usize = 1024;
+
+/// How long the end of the session waits for queued text to reach the screen.
+const PRINT_DRAIN: Duration = Duration::from_secs(2);
+
+/// The printer thread's queue, and its sign that it printed everything.
+struct Printing {
+    queue: Sender<(Stream, String)>,
+    drained: Receiver<()>,
+}
+
 /// The output of one shell.
 pub(crate) struct Output {
     /// Messages in colour (stdout is a terminal and NO_COLOR is not set).
     colour: bool,
     /// Raised by any failed command or job: a script then exits non-zero.
     failed: AtomicBool,
-    screen: Box<dyn Screen>,
-    /// While the line editor exists: text goes through it, above the prompt.
-    printer: Mutex<Option<Printer>>,
+    screen: Arc<dyn Screen>,
+    /// While the line editor exists: text goes to a thread that prints it through
+    /// the editor, above its prompt. The editor's printer can wait for the editor
+    /// (it hands text over through a one-place channel); that thread waits, never a
+    /// command or a job.
+    printing: Mutex<Option<Printing>>,
 }
 
 impl Output {
-    pub(crate) fn new(colour: bool, screen: Box<dyn Screen>) -> Arc<Output> {
+    pub(crate) fn new(colour: bool, screen: Arc<dyn Screen>) -> Arc<Output> {
         Arc::new(Output {
             colour,
             failed: AtomicBool::new(false),
             screen,
-            printer: Mutex::new(None),
+            printing: Mutex::new(None),
         })
     }
 
     /// From now on text is printed by the line editor (above its prompt while it
-    /// reads a line, plainly otherwise).
-    pub(crate) fn print_through(&self, printer: Printer) {
-        *self.lock_printer() = Some(printer);
+    /// reads a line, plainly otherwise), from a thread of its own.
+    pub(crate) fn print_through(&self, mut printer: Printer) -> io::Result<()> {
+        let (queue, texts) = crossbeam_channel::bounded::<(Stream, String)>(PRINT_QUEUE);
+        let (done, drained) = crossbeam_channel::bounded(1);
+        let screen = Arc::clone(&self.screen);
+        thread::Builder::new()
+            .name("printer".into())
+            .spawn(move || {
+                for (stream, text) in texts {
+                    if let Err(e) = printer.print(text.clone()) {
+                        log::info!("the line editor's printer failed ({e}): printing plainly");
+                        screen.write(stream, &text);
+                    }
+                }
+                let _ = done.send(());
+            })?;
+        *self.lock_printing() = Some(Printing { queue, drained });
+        Ok(())
     }
 
-    fn lock_printer(&self) -> MutexGuard<'_, Option<Printer>> {
-        self.printer.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_printing(&self) -> MutexGuard<'_, Option<Printing>> {
+        self.printing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes whole lines: through the line editor's printer when there is one (a
-    /// terminal: both streams are the same screen), else to the screen.
+    /// Writes whole lines: through the line editor when there is one (a terminal:
+    /// both streams are the same screen), else to the screen.
     pub(crate) fn write(&self, stream: Stream, text: String) {
-        let mut printer = self.lock_printer();
-        if let Some(p) = printer.as_mut() {
-            match p.print(text.clone()) {
+        let text = match self.lock_printing().as_ref() {
+            Some(p) => match p.queue.try_send((stream, text)) {
                 Ok(()) => return,
-                Err(e) => log::info!("the line editor's printer failed ({e}): printing plainly"),
-            }
-        }
+                Err(full) => full.into_inner().1,
+            },
+            None => text,
+        };
         self.screen.write(stream, &text);
+    }
+
+    /// Waits (a little) until the text queued for the line editor is printed: the
+    /// session ends.
+    pub(crate) fn finish(&self) {
+        if let Some(p) = self.lock_printing().take() {
+            drop(p.queue);
+            let _ = p.drained.recv_timeout(PRINT_DRAIN);
+        }
     }
 
     /// A note on stderr: `peerdex: ` and the text.
@@ -132,13 +176,9 @@ impl Output {
         }
         let note = format!("peerdex: {note}\n");
         let block = self.block(outcome).unwrap_or_default();
-        let mut printer = self.lock_printer();
-        if let Some(p) = printer.as_mut()
-            && p.print(format!("{note}{block}")).is_ok()
-        {
-            return;
+        if self.lock_printing().is_some() {
+            return self.write(Stream::Out, format!("{note}{block}"));
         }
-        drop(printer);
         self.screen.write(Stream::Err, &note);
         self.screen.write(Stream::Out, &block);
     }
@@ -171,7 +211,7 @@ impl Recorder {
     }
 }
 
-impl Screen for Arc<Recorder> {
+impl Screen for Recorder {
     fn write(&self, stream: Stream, text: &str) {
         let mut all = self.text.lock().unwrap_or_else(|e| e.into_inner());
         all.push((stream, text.to_owned()));
@@ -186,7 +226,7 @@ mod tests {
     #[test]
     fn outcomes_are_coloured_by_verdict_and_failures_remembered() {
         let recorder = Arc::new(Recorder::default());
-        let out = Output::new(true, Box::new(Arc::clone(&recorder)));
+        let out = Output::new(true, Arc::clone(&recorder) as Arc<dyn Screen>);
         out.outcome(&Outcome::reply(Op::Register, Some(Status::Ok)));
         assert!(!out.failed());
         out.outcome(&Outcome::not_connected(Op::Delete));

@@ -278,7 +278,11 @@ fn read_terminal(tx: &Sender<Event>, wanted: &Receiver<Next>, helper: ShellHelpe
     // printer (docs/DESIGN.md, "Background transfers"), so a printer never holds
     // typed or pasted input.
     match editor.create_external_printer() {
-        Ok(p) => out.print_through(Box::new(p)),
+        Ok(p) => {
+            if let Err(e) = out.print_through(Box::new(p)) {
+                log::info!("no printer thread ({e}): background messages print plainly");
+            }
+        }
         Err(e) => log::info!("no external printer ({e}): background messages print plainly"),
     }
     // The lines of a bracketed paste not yet handed over.
