@@ -148,7 +148,13 @@ fn three_background_downloads_leave_the_shell_answering() {
     assert!(jobs[0].starts_with("\t1 running ") || jobs[0].starts_with("\t1 done "));
     assert!(jobs[0].ends_with(" GET_FILE alice a.bin a.bin"), "{jobs:?}");
     assert!(jobs[1].ends_with(" FETCH b.bin"), "{jobs:?}");
-    assert!(jobs[2].contains("/4194304 bytes "), "{jobs:?}");
+    // The size shows once the peer's reply arrived; on a loaded machine the third
+    // transfer may not have its first reply yet (`running 0 bytes`).
+    assert!(
+        jobs[2].contains("/4194304 bytes ") || jobs[2].contains(" running 0 bytes "),
+        "{jobs:?}"
+    );
+    assert!(jobs[2].ends_with(" GET_FILE alice c.bin c2.bin"), "{jobs:?}");
     assert_eq!(
         messages(&mut bob, 3),
         ["c> FETCH OK", "c> GET_FILE OK", "c> GET_FILE OK"]
