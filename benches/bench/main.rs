@@ -7,11 +7,13 @@
 //! The sections live in their own modules: [`index`] (index operations against the
 //! ceiling server), [`downloads`] (GET_FILE against sendfile), [`logger`] (LOG calls
 //! against an rpcgen C server), [`scale`] (a registry of 100,000 users), [`search`]
-//! (SEARCH over a million publications against a linear scan); [`report`]
+//! (SEARCH over a million publications against a linear scan), [`flood`] (REGISTER
+//! while readers flood the server, against REGISTER alone); [`report`]
 //! prints the markdown tables. Does not own: anything the measured programs do (it
 //! only talks to them over sockets, pipes and /proc).
 
 mod downloads;
+mod flood;
 mod index;
 mod logger;
 mod pthread;
@@ -53,10 +55,11 @@ pub struct BenchArgs {
         value_delimiter = ','
     )]
     pub mixes: Vec<index::Mix>,
-    /// Sections to run, comma-separated (index, downloads, logger, scale, search).
+    /// Sections to run, comma-separated (index, downloads, logger, scale, search,
+    /// flood).
     #[arg(
         long,
-        default_value = "index,downloads,logger,scale,search",
+        default_value = "index,downloads,logger,scale,search,flood",
         value_delimiter = ','
     )]
     pub sections: Vec<String>,
@@ -118,7 +121,7 @@ impl std::fmt::Display for BenchError {
             BenchError::Section { section, what } => write!(f, "{section}: {what}"),
             BenchError::UnknownSection(s) => write!(
                 f,
-                "unknown section {s:?} (known: index, downloads, logger, scale, search)"
+                "unknown section {s:?} (known: index, downloads, logger, scale, search, flood)"
             ),
         }
     }
@@ -171,7 +174,7 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
         return index::serve_ceiling(port, args.ceiling_std_threads);
     }
     for s in &args.sections {
-        if !["index", "downloads", "logger", "scale", "search"].contains(&s.as_str()) {
+        if !["index", "downloads", "logger", "scale", "search", "flood"].contains(&s.as_str()) {
             return Err(BenchError::UnknownSection(s.clone()));
         }
     }
@@ -223,6 +226,9 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     }
     if wanted("search") {
         search::run(&plan)?;
+    }
+    if wanted("flood") {
+        flood::run(&plan)?;
     }
     println!(
         "whole benchmark: {:.0} s",
