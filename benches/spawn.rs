@@ -1,6 +1,7 @@
-//! Connection-thread start-up, both ways in the same run: peerdex's pthread spawner
-//! (`spawn_connection_thread`, no alternate signal stack) against
-//! `std::thread::Builder::new().stack_size(CONNECTION_STACK)`. Each round starts
+//! Connection-thread start-up, both ways in the same run: the ceiling's pthread
+//! spawner (`benches/bench/pthread.rs`, no alternate signal stack) against
+//! peerdex's `spawn_connection_thread` (`std::thread::Builder` with
+//! `stack_size(CONNECTION_STACK)`). Each round starts
 //! THREADS short threads, with up to IN_FLIGHT alive at once (as a loaded server
 //! holds many connections open), and waits for all of them; rounds alternate.
 //!
@@ -9,7 +10,10 @@
 use std::sync::mpsc;
 use std::time::Instant;
 
-use peerdex::testing::{CONNECTION_STACK, spawn_connection_thread};
+use peerdex::testing::spawn_connection_thread;
+
+#[path = "bench/pthread.rs"]
+mod pthread;
 
 const THREADS: usize = 20_000;
 const IN_FLIGHT: usize = 512;
@@ -40,13 +44,8 @@ fn round(spawn: &dyn Fn(Box<dyn FnOnce() + Send>)) -> f64 {
 }
 
 fn main() {
-    let pthread = |f: Box<dyn FnOnce() + Send>| spawn_connection_thread(f).unwrap();
-    let std = |f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .stack_size(CONNECTION_STACK)
-            .spawn(f)
-            .unwrap();
-    };
+    let pthread = |f: Box<dyn FnOnce() + Send>| pthread::spawn(f).unwrap();
+    let std = |f: Box<dyn FnOnce() + Send>| spawn_connection_thread(f).unwrap();
     let (mut p, mut s) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         p.push(round(&pthread));

@@ -184,10 +184,16 @@ fn a_peer_killed_mid_transfer_leaves_only_the_hidden_partial() {
     assert!(bob.stderr_has("short"), "{:?}", bob.stderr());
 }
 
-/// A fake peer registered as `user` on the server. It answers up to two connections:
-/// a GET_FILE_RANGE request with `range` (or a close without a byte when `None`, as a
-/// statement peer does), a GET_FILE with `plain`; then it closes or stays silent for
-/// `linger`.
+/// The discovery request a peerdex downloader sends first (docs/PROTOCOL.md,
+/// "Discovery"), and a peerdex peer's answer.
+const PROBE: &[u8] = b"GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0";
+const PROBE_ANSWER: &[u8] = b"\0peerdex GET_FILE_RANGE\0";
+
+/// A fake peer registered as `user` on the server. It answers up to three
+/// connections: the discovery as a peerdex peer when `range` is given (else as a
+/// statement peer, 1 for a missing file), a GET_FILE_RANGE request with `range` (or
+/// a close without a byte when `None`, as a statement peer does), a GET_FILE with
+/// `plain`; then it closes or stays silent for `linger`.
 fn fake_peer(
     server: SocketAddr,
     user: &str,
@@ -200,13 +206,21 @@ fn fake_peer(
     assert_eq!(code(server, &["REGISTER", user]), 0);
     assert_eq!(code(server, &["CONNECT", user, &port]), 0);
     thread::spawn(move || {
-        for _ in 0..2 {
+        for _ in 0..3 {
             let Ok((mut s, _)) = listener.accept() else {
                 return;
             };
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut buf = [0u8; 512];
             let n = s.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(PROBE) {
+                let _ = s.write_all(if range.is_some() {
+                    PROBE_ANSWER
+                } else {
+                    b"\x01"
+                });
+                continue;
+            }
             let reply = if buf[..n].starts_with(b"GET_FILE_RANGE\0") {
                 range
             } else {

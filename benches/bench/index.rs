@@ -6,10 +6,11 @@
 //! temp dir, console on, default probe interval); (b) `peerdex server --ephemeral
 //! --no-logger`; (c) the ceiling, a `peerdex bench --serve-ceiling` child: a thread
 //! per connection that reads exactly the request's fields, answers 0 (an empty list
-//! for the list operations) and closes. Its threads start the way peerdex starts
-//! them (`net::spawn_connection_thread`), so it is the cheapest thread per
-//! connection this code base knows; (d), the same ceiling on `std::thread`, is shown
-//! for reference only (what that thread start costs).
+//! for the list operations) and closes. Its threads start with `pthread_create`
+//! without std's alternate signal stack ([`super::pthread`]), the cheapest thread per
+//! connection this code base knows; (d), the same ceiling on `std::thread` as peerdex
+//! starts its own connection threads, is shown for reference (what that thread start
+//! costs).
 //!
 //! Mixes (one TCP connection per operation, every reply parsed whole, any wrong or
 //! missing answer counted as an error, and a run with errors is not a result):
@@ -742,12 +743,10 @@ pub fn serve_ceiling(port: u16, std_threads: bool) -> Result<(), BenchError> {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let _ = if std_threads {
-            thread::Builder::new()
-                .stack_size(net::CONNECTION_STACK)
-                .spawn(move || ceiling_reply(stream))
-                .map(drop)
-        } else {
+            // As peerdex starts its connection threads.
             net::spawn_connection_thread(move || ceiling_reply(stream))
+        } else {
+            super::pthread::spawn(move || ceiling_reply(stream))
         };
     }
     Ok(())

@@ -15,6 +15,7 @@
 mod downloads;
 mod index;
 mod logger;
+mod pthread;
 mod report;
 mod scale;
 mod search;

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::jobs::{Outcome, State, Work};
 use super::messages;
-use super::peer::{self, DownloadError, Progress, Source};
+use super::peer::{DownloadError, Downloader, Progress, Source};
 use super::{IndexError, Session, human, say, summary};
 use crate::proto::index::{self, Body};
 
@@ -118,7 +118,12 @@ impl Progress for Noting<'_> {
 
 impl Transfer {
     /// Downloads from the owners in order until one completes it. `cancel` stops it.
-    pub(super) fn run(&self, cancel: &AtomicBool, progress: &mut dyn Progress) -> Ran {
+    pub(super) fn run(
+        &self,
+        downloader: &Downloader,
+        cancel: &AtomicBool,
+        progress: &mut dyn Progress,
+    ) -> Ran {
         let kind = self.kind;
         let remote = self.remote.as_str();
         let mut kept = 0;
@@ -139,7 +144,7 @@ impl Transfer {
                 kept,
                 enabled: kind == Kind::Fetch,
             };
-            let result = peer::download(&src, &self.target, cancel, &mut noting);
+            let result = downloader.download(&src, &self.target, cancel, &mut noting);
             let (state, message) = match result {
                 Ok(done) => {
                     log::info!(
@@ -312,7 +317,7 @@ impl Session {
     pub(super) fn transfer(&mut self, transfer: Transfer, line: &str, background: bool) {
         if !background {
             let mut bar = super::Bar::new(self.terminal_out);
-            let ran = transfer.run(&self.interrupted, &mut bar);
+            let ran = transfer.run(&self.downloader, &self.interrupted, &mut bar);
             bar.finish();
             if let Some(owner) = &ran.served_by {
                 self.reshare(&transfer, owner);
@@ -321,8 +326,9 @@ impl Session {
         }
         let fail = transfer.kind.fail();
         let session = self.this.clone();
+        let downloader = self.downloader.clone();
         let work: Work = Box::new(move |cancel, meter| {
-            let ran = transfer.run(cancel, meter);
+            let ran = transfer.run(&downloader, cancel, meter);
             if let (Some(owner), Some(session)) = (&ran.served_by, session.upgrade()) {
                 lock(&session).reshare(&transfer, owner);
             }

@@ -35,7 +35,7 @@ use crate::proto::index::{self, Body, Op, Request};
 use crate::proto::wire::{Field, FieldReader, WireError};
 use fetch::{Kind, Owner, Transfer, lock};
 use jobs::Jobs;
-use peer::{Done, PeerListener, Progress, ServeOptions, SharedFiles};
+use peer::{Done, Downloader, PeerListener, Progress, ServeOptions, SharedFiles};
 use published::Record;
 
 pub(crate) use messages::{help, reply, usage};
@@ -220,8 +220,10 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         serve: ServeOptions {
             max_rate: args.max_upload_rate,
             size_header: args.get_file_size_header,
+            statement: Default::default(),
         },
         connected: None,
+        downloader: Downloader::default(),
         interrupted: Arc::clone(&interrupted),
         terminal_out: io::stdout().is_terminal(),
         jobs: Arc::clone(&jobs),
@@ -346,6 +348,8 @@ struct Session {
     files: Arc<SharedFiles>,
     serve: ServeOptions,
     connected: Option<Connected>,
+    /// Downloads, and what each peer speaks (asked once per session).
+    downloader: Downloader,
     interrupted: Arc<AtomicBool>,
     terminal_out: bool,
     /// Background transfers.

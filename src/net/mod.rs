@@ -609,62 +609,23 @@ impl Listener {
     }
 }
 
-/// The name of connection threads (at most 15 bytes and the NUL, as Linux allows).
-const CONNECTION_THREAD_NAME: &std::ffi::CStr = c"peerdex-conn";
+/// The name of connection threads (shows in `top -H`, `ps -L` and debuggers).
+const CONNECTION_THREAD_NAME: &str = "peerdex-conn";
 
-/// Starts `f` on a new detached thread with a [`CONNECTION_STACK`] stack.
-///
-/// A connection thread lives for one short request, so its start-up cost is paid on
-/// every connection. `std::thread` adds, for each thread, an alternate signal stack
-/// (mmap, mprotect and sigaltstack at start, sigaltstack and munmap at exit) used
-/// only to print a message when the thread overflows its stack; those calls take
-/// the process-wide memory-map lock for writing, and with thousands of connections
-/// a second that lock was where connection threads spent most of their time (the
-/// README's Performance section has the profile). A thread started here has glibc's
-/// guard page below its stack, so an overflow still stops the process (SIGSEGV),
-/// only without std's message; connection handlers do not recurse.
+/// Starts `f` on a new detached thread named `peerdex-conn` with a
+/// [`CONNECTION_STACK`] stack. A panic in `f` ends its thread only (the panic hook
+/// reports it). A hand-written `pthread_create` without std's alternate signal
+/// stack was used here once; measured again in the same run it started threads
+/// slower than std (docs/DESIGN.md, "What the profiles showed"), so std it is.
 pub fn spawn_connection_thread<F>(f: F) -> io::Result<()>
 where
     F: FnOnce() + Send + 'static,
 {
-    extern "C" fn start<F: FnOnce()>(arg: *mut libc::c_void) -> *mut libc::c_void {
-        // SAFETY: `arg` is the `Box<F>` leaked by `spawn_connection_thread`, handed
-        // to exactly this one thread.
-        let f = unsafe { Box::from_raw(arg.cast::<F>()) };
-        // A panic must not unwind into C; the panic hook has already reported it.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        std::ptr::null_mut()
-    }
-    let arg = Box::into_raw(Box::new(f));
-    // SAFETY: plain pthread calls on a local attribute object; on success the new
-    // thread owns `arg`, on failure it is reclaimed here.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        let rc = libc::pthread_attr_init(&mut attr);
-        if rc != 0 {
-            drop(Box::from_raw(arg));
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        let mut rc = libc::pthread_attr_setstacksize(&mut attr, CONNECTION_STACK);
-        if rc == 0 {
-            rc = libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        }
-        if rc == 0 {
-            let mut tid: libc::pthread_t = std::mem::zeroed();
-            rc = libc::pthread_create(&mut tid, &attr, start::<F>, arg.cast());
-            if rc == 0 {
-                // The name shows in top -H, ps -L and debuggers; failing to set it
-                // changes nothing else.
-                libc::pthread_setname_np(tid, CONNECTION_THREAD_NAME.as_ptr());
-            }
-        }
-        libc::pthread_attr_destroy(&mut attr);
-        if rc != 0 {
-            drop(Box::from_raw(arg));
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-    }
-    Ok(())
+    thread::Builder::new()
+        .name(CONNECTION_THREAD_NAME.into())
+        .stack_size(CONNECTION_STACK)
+        .spawn(f)
+        .map(drop)
 }
 
 #[cfg(test)]

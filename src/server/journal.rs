@@ -28,23 +28,15 @@
 //! everybody whose line is written, the others wait on a condition variable.
 //!
 //! # Compaction
-//! When the journal passes [`COMPACT_MIN_BYTES`] and the size of the last snapshot,
-//! the registry, under its write lock, rotates the journal to generation `G+1` (a
-//! file create; with `--fsync` plus one fsync of the old journal) and captures the
-//! state (names, addresses, shared pointers to each user's files; users changed
-//! afterwards are copied on write). A background thread then writes the capture to
-//! `snapshot.jsonl.tmp`, fsyncs it, renames it over `snapshot.jsonl`, fsyncs the
-//! directory, and removes journals older than `G+1`. A crash at any step leaves
-//! either the old snapshot with journals `G` and `G+1` (both replayed) or the new
-//! snapshot with a stale journal `G` (skipped and removed): a change is never
-//! applied twice nor lost. The snapshot header carries `G+1`, so it is never mixed
-//! with a journal it does not precede.
+//! The steps that compact the journal into a new snapshot, and why a crash at any of
+//! them is safe, are in `compaction`; this file gives it the rotation to a new
+//! journal generation ([`Journal::rotate`]), the snapshot format
+//! ([`write_snapshot`]) and the file names.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
@@ -59,21 +51,15 @@ use crate::linefile::LineFile;
 /// small, while a registry that changes slowly is not rewritten often.
 pub const COMPACT_MIN_BYTES: u64 = 16 << 20;
 
-/// ... and the journal must also be this many times the last snapshot: rewriting a
-/// large registry is spread over as many bytes of changes (at most one byte of
-/// snapshot written per byte journaled), and a start reads at most about twice the
-/// size of the live state (snapshot plus journal), so start-up follows the state.
-pub(crate) const COMPACT_SNAPSHOT_RATIO: u64 = 1;
-
 /// Buffer for reading and writing snapshots and reading journals: large sequential
 /// I/O, few system calls.
-const IO_BUFFER: usize = 1 << 20;
+pub(super) const IO_BUFFER: usize = 1 << 20;
 
 /// Version of the snapshot format, in its header line.
 const SNAPSHOT_FORMAT: u32 = 1;
 
-const SNAPSHOT: &str = "snapshot.jsonl";
-const SNAPSHOT_TMP: &str = "snapshot.jsonl.tmp";
+pub(super) const SNAPSHOT: &str = "snapshot.jsonl";
+pub(super) const SNAPSHOT_TMP: &str = "snapshot.jsonl.tmp";
 const LOCK: &str = "lock";
 const JOURNAL_PREFIX: &str = "journal.";
 const JOURNAL_SUFFIX: &str = ".jsonl";
@@ -97,65 +83,40 @@ impl Default for StoreOptions {
 }
 
 /// What is wrong with a line of a data file.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Corruption {
     /// Not a JSON record of the expected shape.
-    Syntax(serde_json::Error),
+    #[error("{}", syntax(.0))]
+    Syntax(#[source] serde_json::Error),
     /// A line without its newline in a journal that is not the newest.
+    #[error("a line without its newline before the newest journal")]
     Incomplete,
     /// A journal record that does not apply to the state before it (result code).
+    #[error("the change does not apply to the state before it (result code {code})")]
     Rejected { code: u8 },
     /// A snapshot line naming a user already restored.
+    #[error("user {0:?} appears twice")]
     DuplicateUser(String),
     /// The snapshot header is not one this version reads.
+    #[error("not a peerdex snapshot header (format 1)")]
     BadHeader,
     /// The snapshot ends before the number of users its header announces.
+    #[error("the snapshot ends after {found} of the {expected} users its header announces")]
     Truncated { expected: u64, found: u64 },
     /// Lines after the last user the snapshot header announces.
+    #[error("data after the last user")]
     TrailingData,
     /// A journal generation between the snapshot and the newest journal is missing.
+    #[error("journal generation {generation} is missing (changes would be lost)")]
     MissingJournal { generation: u64 },
 }
 
-impl std::error::Error for Corruption {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Corruption::Syntax(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Corruption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Corruption::Syntax(e) => {
-                // serde_json counts lines within the one line it was given: keep
-                // only the column, the file line is in the error's prefix.
-                let text = e.to_string();
-                let message = text.split(" at line ").next().unwrap_or(&text);
-                write!(f, "not a valid record (column {}: {message})", e.column())
-            }
-            Corruption::Incomplete => {
-                write!(f, "a line without its newline before the newest journal")
-            }
-            Corruption::Rejected { code } => write!(
-                f,
-                "the change does not apply to the state before it (result code {code})"
-            ),
-            Corruption::DuplicateUser(u) => write!(f, "user {u:?} appears twice"),
-            Corruption::BadHeader => write!(f, "not a peerdex snapshot header (format 1)"),
-            Corruption::Truncated { expected, found } => write!(
-                f,
-                "the snapshot ends after {found} of the {expected} users its header announces"
-            ),
-            Corruption::TrailingData => write!(f, "data after the last user"),
-            Corruption::MissingJournal { generation } => write!(
-                f,
-                "journal generation {generation} is missing (changes would be lost)"
-            ),
-        }
-    }
+/// A JSON syntax error without serde_json's line (always 1: it is given one line;
+/// the file line is in [`JournalError::Corrupt`]'s prefix), with its column.
+fn syntax(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let message = text.split(" at line ").next().unwrap_or(&text);
+    format!("not a valid record (column {}: {message})", e.column())
 }
 
 /// Why the data directory cannot be used.
@@ -189,7 +150,10 @@ pub enum JournalError {
     Failed,
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
+pub(super) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> JournalError + 'a {
     move |source| JournalError::Io {
         action,
         path: path.to_path_buf(),
@@ -241,20 +205,18 @@ pub struct Recovered {
     pub elapsed: Duration,
 }
 
-/// An appended change: its sequence number (for [`Journal::wait_durable`]) and
-/// whether the journal is due for compaction (the caller then compacts).
+/// An appended change: its sequence number (for [`Journal::wait_durable`]) and the
+/// journal's size after it (whether it is due for compaction).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Appended {
     pub seq: u64,
-    pub compact: bool,
+    pub journal_bytes: u64,
 }
 
 struct Writer {
     /// The current journal file (its length: all complete lines).
     file: LineFile,
     generation: u64,
-    /// Compaction starts when `bytes` passes this.
-    threshold: u64,
     /// Changes appended by this process (all generations).
     seq: u64,
     /// Reused line buffer: one allocation for the life of the server.
@@ -278,9 +240,10 @@ pub(crate) struct Journal {
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
     synced: Condvar,
-    compacting: AtomicBool,
     /// Journal files found at start.
     journals_at_start: usize,
+    /// Size of the snapshot found at start (0: none).
+    snapshot_bytes_at_start: u64,
     /// Held for the life of the journal: the directory's `flock`.
     _lock: File,
 }
@@ -294,7 +257,7 @@ impl fmt::Debug for Journal {
     }
 }
 
-fn journal_name(generation: u64) -> String {
+pub(super) fn journal_name(generation: u64) -> String {
     format!("{JOURNAL_PREFIX}{generation}{JOURNAL_SUFFIX}")
 }
 
@@ -409,7 +372,7 @@ fn replay_journals(
 }
 
 /// Makes the directory's entries (created, renamed, removed files) durable.
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("fsync", dir))
@@ -437,7 +400,6 @@ impl Journal {
         if generations.is_empty() {
             sync_dir(dir)?;
         }
-        let threshold = compaction_threshold(opts, snapshot_bytes);
         recovered.elapsed = started.elapsed();
         Ok((
             Journal {
@@ -446,15 +408,14 @@ impl Journal {
                 writer: Mutex::new(Writer {
                     file,
                     generation,
-                    threshold,
                     seq: 0,
                     buf: Vec::with_capacity(1024),
                     failed: false,
                 }),
                 sync: Mutex::new(SyncState::default()),
                 synced: Condvar::new(),
-                compacting: AtomicBool::new(false),
                 journals_at_start: generations.len(),
+                snapshot_bytes_at_start: snapshot_bytes,
                 _lock: lock,
             },
             recovered,
@@ -463,6 +424,20 @@ impl Journal {
 
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub(crate) fn options(&self) -> StoreOptions {
+        self.opts
+    }
+
+    /// Size of the current journal (all complete lines).
+    pub(crate) fn len(&self) -> u64 {
+        self.writer.lock().file.len()
+    }
+
+    /// Journal files found at start, and the size of the snapshot found then.
+    pub(crate) fn found_at_start(&self) -> (usize, u64) {
+        (self.journals_at_start, self.snapshot_bytes_at_start)
     }
 
     /// Appends one applied change as one complete line, with one `write`. Call it
@@ -488,14 +463,9 @@ impl Journal {
             return Err(io_err("write", &path)(e));
         }
         w.seq += 1;
-        let compact = w.file.len() > w.threshold
-            && self
-                .compacting
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
         Ok(Appended {
             seq: w.seq,
-            compact,
+            journal_bytes: w.file.len(),
         })
     }
 
@@ -545,10 +515,10 @@ impl Journal {
         }
     }
 
-    /// Compaction step 1, under the registry's write lock after [`Appended::compact`]
-    /// (the caller captures the state under the same lock):
-    /// starts journal generation `G+1`; returns `G+1`, the generation the snapshot
-    /// must carry.
+    /// Starts journal generation `G+1` (compaction, under the registry's write lock:
+    /// every later change goes to the new file); returns `G+1`, the generation the
+    /// snapshot must carry. With `--fsync` the old journal is synced first. On error
+    /// the current journal stays as it was.
     pub(crate) fn rotate(&self) -> Result<u64, JournalError> {
         let mut w = self.writer.lock();
         let next = w.generation + 1;
@@ -567,106 +537,11 @@ impl Journal {
             }
             Ok(file)
         })();
-        match result {
-            Ok(file) => {
-                w.file = file;
-                w.generation = next;
-                Ok(next)
-            }
-            Err(e) => {
-                // Try again after as many bytes again, not on every change.
-                w.threshold = w.file.len() + self.opts.compact_after;
-                self.compacting.store(false, Ordering::Release);
-                Err(e)
-            }
-        }
+        let file = result?;
+        w.file = file;
+        w.generation = next;
+        Ok(next)
     }
-
-    /// Compaction step 2, off the lock (from a capture of the state): streams the
-    /// `users` records of `records` into the temporary snapshot file.
-    pub(crate) fn write_snapshot<'a>(
-        &self,
-        generation: u64,
-        users: usize,
-        records: impl Iterator<Item = SnapshotUser<'a>>,
-    ) -> Result<File, JournalError> {
-        let path = self.dir.join(SNAPSHOT_TMP);
-        let file = File::create(&path).map_err(io_err("create", &path))?;
-        let mut out = BufWriter::with_capacity(IO_BUFFER, file);
-        let header = SnapshotHeader {
-            peerdex_snapshot: SNAPSHOT_FORMAT,
-            generation,
-            users: users as u64,
-        };
-        let write = |out: &mut BufWriter<File>| -> io::Result<()> {
-            serde_json::to_writer(&mut *out, &header)?;
-            out.write_all(b"\n")?;
-            for record in records {
-                serde_json::to_writer(&mut *out, &record)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()
-        };
-        write(&mut out).map_err(io_err("write", &path))?;
-        out.into_inner()
-            .map_err(|e| io_err("write", &path)(e.into_error()))
-    }
-
-    /// Compaction step 3, off the lock: makes the snapshot durable, puts it in place
-    /// and removes the journals it covers.
-    pub(crate) fn finish_compaction(&self, generation: u64, written: Result<File, JournalError>) {
-        let started = Instant::now();
-        let tmp = self.dir.join(SNAPSHOT_TMP);
-        let snapshot = self.dir.join(SNAPSHOT);
-        let result = written.and_then(|file| {
-            file.sync_all().map_err(io_err("fsync", &tmp))?;
-            let len = file.metadata().map_err(io_err("stat", &tmp))?.len();
-            fs::rename(&tmp, &snapshot).map_err(io_err("rename", &tmp))?;
-            sync_dir(&self.dir)?;
-            for old in 0..generation {
-                let path = self.dir.join(journal_name(old));
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err("remove", &path)(e)),
-                }
-            }
-            Ok(len)
-        });
-        match result {
-            Ok(len) => {
-                let mut w = self.writer.lock();
-                w.threshold = compaction_threshold(self.opts, len);
-                log::info!(
-                    "compacted into {} (generation {generation}, {len} bytes; fsync, rename and cleanup took {:?})",
-                    snapshot.display(),
-                    started.elapsed()
-                );
-            }
-            Err(e) => {
-                // The old snapshot and both journals are still valid; try again later.
-                let _ = fs::remove_file(&tmp);
-                log::error!("compaction failed (the journal keeps growing): {e}");
-            }
-        }
-        self.compacting.store(false, Ordering::Release);
-    }
-
-    /// Claims a compaction at start when the replayed journals are due for one (or
-    /// more than one journal was left by an interrupted compaction).
-    pub(crate) fn due_at_start(&self) -> bool {
-        let w = self.writer.lock();
-        let due = w.file.len() > w.threshold || self.journals_at_start > 1;
-        due && self
-            .compacting
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-fn compaction_threshold(opts: StoreOptions, snapshot_bytes: u64) -> u64 {
-    opts.compact_after
-        .max(snapshot_bytes.saturating_mul(COMPACT_SNAPSHOT_RATIO))
 }
 
 /// Reads the next line (without its newline) into `buf`; false at end of file. A
@@ -682,6 +557,28 @@ fn next_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>
     } else {
         Ok(Some(false))
     }
+}
+
+/// Writes a snapshot in the format [`read_snapshot`] reads: the header line for
+/// journal generation `generation` and `users` users, then one line per record.
+pub(super) fn write_snapshot<'a>(
+    out: &mut impl Write,
+    generation: u64,
+    users: usize,
+    records: impl Iterator<Item = SnapshotUser<'a>>,
+) -> io::Result<()> {
+    let header = SnapshotHeader {
+        peerdex_snapshot: SNAPSHOT_FORMAT,
+        generation,
+        users: users as u64,
+    };
+    serde_json::to_writer(&mut *out, &header)?;
+    out.write_all(b"\n")?;
+    for record in records {
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
 }
 
 fn read_snapshot(

@@ -8,6 +8,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod change;
+mod compaction;
 pub(crate) mod http;
 pub(crate) mod journal;
 pub(crate) mod liveness;
@@ -190,7 +191,10 @@ impl ReplyBudget {
         self.used.fetch_sub(n, Ordering::SeqCst);
     }
 
-    /// Runs `build` as one of at most [`BUILDERS`] at once.
+    /// Runs `build` as one of at most [`BUILDERS`] at once. The slot is given back
+    /// however `build` ends: a panic while building (the connection thread catches
+    /// it) must not keep a slot for ever, or [`BUILDERS`] of them wedge every later
+    /// list reply (issue 26, item 12).
     fn building<T>(&self, build: impl FnOnce() -> T) -> T {
         let mut n = self.builders.lock();
         if *n >= BUILDERS {
@@ -201,10 +205,31 @@ impl ReplyBudget {
         }
         *n += 1;
         drop(n);
-        let out = build();
-        *self.builders.lock() -= 1;
-        self.builder_freed.notify_one();
-        out
+        let _slot = BuilderSlot(self);
+        build()
+    }
+}
+
+/// One of the [`BUILDERS`] slots of a [`ReplyBudget`], given back when dropped
+/// (also while unwinding).
+struct BuilderSlot<'a>(&'a ReplyBudget);
+
+impl Drop for BuilderSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.builders.lock() -= 1;
+        self.0.builder_freed.notify_one();
+    }
+}
+
+/// Bytes of a [`ReplyBudget`] held by one reply, released when dropped.
+struct Reservation<'a> {
+    budget: &'a ReplyBudget,
+    bytes: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
     }
 }
 
@@ -329,10 +354,13 @@ impl IndexServer {
                         events.dropped(user, addr);
                     }
                     // Not a request: stderr, so stdout keeps only the statement's
-                    // lines (PROTOCOL.md section 6).
+                    // lines (PROTOCOL.md section 6). Escaped: a name restored from
+                    // the data directory was never checked by a request's rules.
                     eprintln!(
-                        "peerdex: DISCONNECT {user}: peer unreachable at {}:{}",
-                        addr.ip, addr.port
+                        "peerdex: DISCONNECT {}: peer unreachable at {}:{}",
+                        crate::proto::text::escape_for_terminal(user),
+                        addr.ip,
+                        addr.port
                     );
                     ctx.audit.record(AuditRecord {
                         user: user.to_owned(),
@@ -499,7 +527,11 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         return;
     }
     let mut reply = Vec::with_capacity(128);
-    let mut reserved = 0;
+    // Given back however the connection ends, as the builder slot is.
+    let mut reserved = Reservation {
+        budget: &ctx.replies,
+        bytes: 0,
+    };
     match request {
         Ok(req) => {
             let op = req.body.op();
@@ -508,7 +540,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                 req.body,
                 Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
             ) {
-                build_list(ctx, &req, peer, &mut reply, &mut reserved)
+                build_list(ctx, &req, peer, &mut reply, &mut reserved.bytes)
             } else {
                 execute(ctx, &req, peer, &mut reply)
             };
@@ -555,8 +587,8 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         Err(RequestError::Bad { op, user, error }) => {
             log::info!("{peer}: {} request rejected: {error}", op.name());
             // The name was read but may be the invalid field: from here on (console,
-            // audit record, events) only its escaped form is used.
-            let user = user.map(|u| crate::proto::text::escape_for_terminal(&u).into_owned());
+            // audit record, events) only its checked form is used.
+            let user = user.map(shown_name);
             reply.push(op.other_error());
             if let (Some(events), Some(user)) = (&ctx.events, &user) {
                 events.rejected(op, user, op.other_error());
@@ -578,7 +610,31 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         log::debug!("{peer}: reply not delivered: {e}");
     }
     drop(reply);
-    ctx.replies.release(reserved);
+    drop(reserved);
+}
+
+/// A name read from a rejected request, as the console, the audit record and the
+/// dashboard may show it. Validated first: a valid name is shown as sent; an
+/// invalid one with every character outside printable ASCII written as `\u{430}`
+/// (`\x1b` below U+0080), so it can neither act on a terminal nor pass for a
+/// valid name on screen (a Cyrillic `а` in `аlice` printed raw made a refused
+/// REGISTER look like alice's, issue 26 item 3).
+fn shown_name(name: String) -> String {
+    use std::fmt::Write;
+    if crate::proto::wire::is_valid_name(&name) {
+        return name;
+    }
+    let mut out = String::with_capacity(name.len() + 16);
+    for c in name.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else if c.is_ascii() {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    out
 }
 
 /// The result code a reply carries (its first byte), for the audit record.
@@ -707,6 +763,32 @@ pub(crate) fn recorded_ip(peer: IpAddr, advertise: Option<IpAddr>) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26 item 12: a build that panics gives its slot back. Before the drop
+    /// guard, two panics took both slots and the third build waited for ever.
+    #[test]
+    fn panics_while_building_do_not_keep_builder_slots() {
+        let budget = Arc::new(ReplyBudget::new());
+        for _ in 0..BUILDERS {
+            let b = Arc::clone(&budget);
+            let r = std::thread::spawn(move || b.building(|| panic!("injected build panic")));
+            assert!(r.join().is_err(), "the build did not panic");
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = Arc::clone(&budget);
+        std::thread::spawn(move || tx.send(b.building(|| 7)).unwrap());
+        let built = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(built, Ok(7), "a build after panicking builds was wedged");
+        assert_eq!(*budget.builders.lock(), 0);
+    }
+
+    #[test]
+    fn invalid_names_are_shown_in_printable_ascii_and_valid_ones_as_sent() {
+        assert_eq!(shown_name("Кирилл".into()), "Кирилл");
+        assert_eq!(shown_name("\u{430}lice".into()), "\\u{430}lice");
+        assert_eq!(shown_name("bob\ns> X".into()), "bob\\x0as> X");
+        assert_eq!(shown_name("a\u{202e}b".into()), "a\\u{202e}b");
+    }
 
     #[test]
     fn loopback_is_replaced_only_when_advertising() {

@@ -9,34 +9,24 @@
 //! data directory ([`Registry::open`]) each applied change is appended to the journal
 //! under the same write lock, so journal order is application order, and the result
 //! code is returned only after the append (and, with `--fsync`, the group fsync).
-//! Does not own: request decoding or field validation (`index`), sockets (`server`),
-//! the files and their format (`journal`), the substring index itself (`search`).
-//!
-//! SEARCH goes through a [`SearchTable`]: a [`SearchIndex`] with an id -> (owner,
-//! file name) table beside it. A user's files join the index at its first CONNECT
-//! since the start (or at the start, for users connected then) and stay until DELETE
-//! or UNREGISTER; PUBLISH inserts. Only connected users' files may match: a candidate
-//! whose owner is not connected is skipped while verifying, so DISCONNECT and every
-//! later CONNECT cost one update of the owner's entry, and the start indexes only the
-//! connected users. Results come in ascending id order, at most the result cap.
+//! Does not own: request decoding or field validation (`index`), the entry encoding
+//! (`proto::index`), sockets (`server`), the files and their format (`journal`),
+//! when and how the journal is compacted (`compaction`), the search index and its
+//! table (`search`), the dashboard's queries (`http`, through [`View`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
-use std::time::Instant;
 
-use indexmap::IndexMap;
-use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockReadGuard};
 
 pub(crate) use super::change::{Change, PeerAddr};
-use super::journal::{
-    Journal, JournalError, Recovered, Replay, RestoredUser, SnapshotUser, StoreOptions,
-};
-use super::search::{PubId, SearchIndex};
-use crate::proto::index::{self, OK, Statement};
-use crate::proto::wire::{MAX_FIELD, put_number};
+use super::compaction::{Capture, Compaction, Files};
+use super::journal::{Journal, JournalError, Recovered, Replay, RestoredUser, StoreOptions};
+use super::search::{self, Catalog, Match, Placement, SearchTable};
+use crate::proto::index::{self, OK, SearchList, Statement};
+use crate::proto::wire::MAX_FIELD;
 
 /// Default of `--max-search-results`: the most matches a SEARCH reply lists. 1000
 /// entries are about 100 KB, a screenful of choices many times over, and what
@@ -81,13 +71,15 @@ pub struct Refused {
 #[derive(Debug, Default, Clone)]
 struct User {
     /// File name -> description, in publication order.
-    files: IndexMap<String, String>,
-    /// When the registry keeps an index: the search id of each file, in the order of
-    /// `files`.
-    ids: Vec<PubId>,
-    /// When the registry keeps an index and the user has published: its slot in
-    /// [`SearchTable::owners`].
-    slot: Option<u32>,
+    files: Files,
+    /// When the registry keeps an index: where the user's files are in it.
+    search: Placement,
+}
+
+impl AsRef<Files> for User {
+    fn as_ref(&self) -> &Files {
+        &self.files
+    }
 }
 
 #[derive(Debug, Default)]
@@ -96,165 +88,6 @@ struct State {
     connected: Connected,
     /// `None`: SEARCH scans the connected users' files (`--search-scan`).
     search: Option<SearchTable>,
-}
-
-/// The search index over every publication, and what a result needs beside the id:
-/// the owner (and whether it is connected) and the file name (the index keeps no
-/// names).
-#[derive(Debug, Default)]
-struct SearchTable {
-    index: SearchIndex,
-    /// Id -> publication; `None` for a free id.
-    pubs: Vec<Option<Indexed>>,
-    /// Slot -> owner of indexed publications; `None` for a free slot.
-    owners: Vec<Option<Owner>>,
-    free_owners: Vec<u32>,
-}
-
-/// An indexed publication: its owner's slot and its file name.
-#[derive(Debug)]
-struct Indexed {
-    owner: u32,
-    file: Box<str>,
-}
-
-/// An owner of indexed publications.
-#[derive(Debug)]
-struct Owner {
-    name: Box<str>,
-    /// While the owner is connected: its three fields of a SEARCH entry (name, IP,
-    /// port), encoded once at CONNECT rather than for every match. `None`: its files
-    /// match nothing.
-    entry: Option<Box<[u8]>>,
-}
-
-impl SearchTable {
-    /// The owner slot of `user` (named `name`). A user's files join the index the
-    /// first time it needs a slot (its first CONNECT since the server started, or the
-    /// start itself for users connected then) and stay there until UNREGISTER or
-    /// DELETE: DISCONNECT and later CONNECTs only switch its entry.
-    fn indexed(&mut self, name: &str, user: &mut User) -> u32 {
-        if let Some(slot) = user.slot {
-            return slot;
-        }
-        let owner = Owner {
-            name: name.into(),
-            entry: None,
-        };
-        let slot = match self.free_owners.pop() {
-            Some(slot) => {
-                self.owners[slot as usize] = Some(owner);
-                slot
-            }
-            None => {
-                self.owners.push(Some(owner));
-                (self.owners.len() - 1) as u32
-            }
-        };
-        user.slot = Some(slot);
-        if !user.files.is_empty() {
-            let mut ids = self
-                .index
-                .insert_many(user.files.keys().map(String::as_str));
-            ids.shrink_to_fit();
-            for (file, &id) in user.files.keys().zip(&ids) {
-                self.put(id, slot, file);
-            }
-            user.ids = ids;
-        }
-        slot
-    }
-
-    /// `user` connected at `addr`: its files match from now on.
-    fn connect(&mut self, name: &str, addr: PeerAddr, user: &mut User) {
-        let slot = self.indexed(name, user);
-        let mut entry = Vec::new();
-        index::put_user_entry(&mut entry, name, addr.ip, addr.port);
-        if let Some(owner) = &mut self.owners[slot as usize] {
-            owner.entry = Some(entry.into_boxed_slice());
-        }
-    }
-
-    /// `user` disconnected: its files stay indexed but match nothing.
-    fn disconnect(&mut self, user: &User) {
-        if let Some(owner) = user.slot.and_then(|s| self.owners[s as usize].as_mut()) {
-            owner.entry = None;
-        }
-    }
-
-    /// `user` is unregistered: its files leave the index and its slot is freed.
-    fn unregister(&mut self, user: &User) {
-        let items = user
-            .ids
-            .iter()
-            .copied()
-            .zip(user.files.keys().map(String::as_str));
-        self.index.remove_many(items);
-        for &id in &user.ids {
-            if let Some(p) = self.pubs.get_mut(id as usize) {
-                *p = None;
-            }
-        }
-        if let Some(slot) = user.slot {
-            self.owners[slot as usize] = None;
-            self.free_owners.push(slot);
-        }
-    }
-
-    /// Indexes a new publication of `user`.
-    fn publish(&mut self, name: &str, user: &mut User, file: &str) {
-        let slot = self.indexed(name, user);
-        let id = self.index.insert(file);
-        self.put(id, slot, file);
-        user.ids.push(id);
-    }
-
-    /// Records publication `id` in the id table.
-    fn put(&mut self, id: PubId, owner: u32, file: &str) {
-        let i = id as usize;
-        if self.pubs.len() <= i {
-            self.pubs.resize_with(i + 1, || None);
-        }
-        self.pubs[i] = Some(Indexed {
-            owner,
-            file: file.into(),
-        });
-    }
-
-    fn remove(&mut self, id: PubId, file: &str) {
-        self.index.remove(id, file);
-        if let Some(p) = self.pubs.get_mut(id as usize) {
-            *p = None;
-        }
-    }
-
-    /// The publication `id` as a result: its file name and its owner, if the owner is
-    /// connected.
-    fn live(&self, id: PubId) -> Option<(&str, &Owner)> {
-        let p = self.pubs.get(id as usize)?.as_ref()?;
-        let owner = self.owners.get(p.owner as usize)?.as_ref()?;
-        owner.entry.as_ref()?;
-        Some((&p.file, owner))
-    }
-
-    /// The name the index verifies a candidate against; `None` (skipped) when its
-    /// owner is not connected.
-    fn name_of(&self, id: PubId) -> Option<&str> {
-        self.live(id).map(|(file, _)| file)
-    }
-
-    /// Heap bytes of the index and the table (estimated from capacities).
-    fn memory_bytes(&self) -> usize {
-        self.index.memory_bytes()
-            + self.pubs.capacity() * std::mem::size_of::<Option<Indexed>>()
-            + self
-                .pubs
-                .iter()
-                .flatten()
-                .map(|p| p.file.len())
-                .sum::<usize>()
-            + self.owners.capacity() * std::mem::size_of::<Option<Owner>>()
-    }
 }
 
 /// The connected users by name (sorted, so LIST_USERS is stable), with the encoded
@@ -298,16 +131,22 @@ impl Connected {
     fn listing(&self) -> &[u8] {
         self.listing.get_or_init(|| {
             let mut out = Vec::with_capacity(16 + self.map.len() * 32);
-            put_number(&mut out, self.map.len() as u64);
-            for (name, addr) in &self.map {
-                index::put_user_entry(&mut out, name, addr.ip, addr.port);
-            }
+            let users = self.map.iter().map(|(n, a)| (n.as_str(), a.ip, a.port));
+            index::put_user_list(&mut out, users);
             out
         })
     }
 }
 
+/// The state rules.
 impl State {
+    fn new(search: SearchOptions) -> Self {
+        State {
+            search: (!search.scan).then(SearchTable::default),
+            ..State::default()
+        }
+    }
+
     /// Applies `change` if the state allows it. Returns the operation's result code:
     /// 0 when applied, otherwise the code of PROTOCOL.md section 1 and nothing changed.
     fn apply(&mut self, change: &Change) -> u8 {
@@ -357,27 +196,29 @@ impl State {
 
     /// Makes a change that [`State::check`] accepted (taking its strings).
     fn mutate(&mut self, change: Change) {
+        let table = self.search.as_mut();
         match change {
             Change::Register { user } => {
                 self.users.insert(user, Arc::default());
             }
             Change::Unregister { user } => {
                 if let Some(u) = self.users.remove(&user)
-                    && let Some(table) = &mut self.search
+                    && let Some(table) = table
                 {
-                    table.unregister(&u);
+                    table.unregister(&u.files, &u.search);
                 }
             }
             Change::Connect { user, ip, port } => {
                 let addr = PeerAddr { ip, port };
-                if let (Some(table), Some(u)) = (&mut self.search, self.users.get_mut(&user)) {
-                    table.connect(&user, addr, Arc::make_mut(u));
+                if let (Some(table), Some(u)) = (table, self.users.get_mut(&user)) {
+                    let u = Arc::make_mut(u);
+                    table.connect(&user, addr, &u.files, &mut u.search);
                 }
                 self.connected.insert(user, addr);
             }
             Change::Disconnect { user } => {
-                if let (Some(table), Some(u)) = (&mut self.search, self.users.get(&user)) {
-                    table.disconnect(u);
+                if let (Some(table), Some(u)) = (table, self.users.get(&user)) {
+                    table.disconnect(&u.search);
                 }
                 self.connected.remove(&user);
             }
@@ -388,8 +229,8 @@ impl State {
             } => {
                 if let Some(u) = self.users.get_mut(&user) {
                     let u = Arc::make_mut(u);
-                    if let Some(table) = &mut self.search {
-                        table.publish(&user, u, &file);
+                    if let Some(table) = table {
+                        table.publish(&user, &u.files, &mut u.search, &file);
                     }
                     u.files.insert(file, description);
                 }
@@ -398,11 +239,9 @@ impl State {
                 if let Some(u) = self.users.get_mut(&user) {
                     let u = Arc::make_mut(u);
                     if let Some((i, file, _)) = u.files.shift_remove_full(&file)
-                        && let Some(table) = &mut self.search
-                        && i < u.ids.len()
+                        && let Some(table) = table
                     {
-                        let id = u.ids.remove(i);
-                        table.remove(id, &file);
+                        table.delete(&mut u.search, i, &file);
                     }
                 }
             }
@@ -434,33 +273,41 @@ impl State {
     }
 }
 
+/// Searching: what the search table reads, and the one walk over the matches.
 impl State {
-    /// The files of connected users whose name contains `pattern`, by owner then
-    /// publication order: the one search behind SEARCH and the dashboard's search.
-    fn matches<'a>(
-        &'a self,
-        pattern: &'a str,
-    ) -> impl Iterator<Item = (&'a str, PeerAddr, &'a str, &'a str)> + 'a {
-        self.connected.iter().flat_map(move |(owner, addr)| {
-            self.users
-                .get(owner)
-                .into_iter()
-                .flat_map(|u| u.files.iter())
-                .filter(move |(f, _)| f.contains(pattern))
-                .map(move |(f, d)| (owner.as_str(), *addr, f.as_str(), d.as_str()))
-        })
+    /// Builds the search table from scratch over the connected users' files (the
+    /// others join at their first CONNECT).
+    fn build_search(&mut self) {
+        let mut table = SearchTable::default();
+        for (name, user) in &mut self.users {
+            if let Some(addr) = self.connected.get(name) {
+                let user = Arc::make_mut(user);
+                table.connect(name, *addr, &user.files, &mut user.search);
+            }
+        }
+        self.search = Some(table);
+    }
+
+    /// The matches of `pattern`, at most `cap`, through the index if there is one
+    /// ([`search::for_each_match`]); returns how many.
+    fn for_each_match<'a>(&'a self, pattern: &str, cap: usize, f: impl FnMut(Match<'a>)) -> usize {
+        search::for_each_match(self.search.as_ref(), self, pattern, cap, f)
     }
 }
 
-/// One search result for the dashboard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SearchHit {
-    pub(crate) user: String,
-    pub(crate) addr: PeerAddr,
-    pub(crate) file: String,
-    pub(crate) description: String,
+impl Catalog for State {
+    fn files_of(&self, user: &str) -> Option<&Files> {
+        self.users.get(user).map(|u| &u.files)
+    }
+
+    fn connected(&self) -> impl Iterator<Item = (&str, PeerAddr)> {
+        self.connected
+            .iter()
+            .map(|(name, addr)| (name.as_str(), *addr))
+    }
 }
 
+/// Restoring the state from the data directory.
 impl Replay for State {
     fn restore(&mut self, user: RestoredUser) -> bool {
         if self.users.contains_key(&user.user) {
@@ -472,7 +319,7 @@ impl Replay for State {
         };
         if let Some(peer) = user.peer {
             if let Some(table) = &mut self.search {
-                table.connect(&user.user, peer, &mut restored);
+                table.connect(&user.user, peer, &restored.files, &mut restored.search);
             }
             self.connected.insert(user.user.clone(), peer);
         }
@@ -490,25 +337,21 @@ impl Replay for State {
     }
 }
 
+/// A durable registry's data directory: its journal and the journal's compaction.
+#[derive(Debug)]
+struct Durable {
+    journal: Arc<Journal>,
+    compaction: Compaction,
+}
+
 /// The registry shared by all connection threads.
 #[derive(Debug)]
 pub struct Registry {
     state: RwLock<State>,
     /// Most matches per SEARCH reply.
     max_results: usize,
-    /// The data directory's journal; `None` when ephemeral.
-    journal: Option<Arc<Journal>>,
-    /// The last compaction thread (joined on drop, so a clean stop leaves no
-    /// half-written snapshot behind).
-    compaction: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(handle) = self.compaction.get_mut().take() {
-            let _ = handle.join();
-        }
-    }
+    /// `None` when ephemeral.
+    durable: Option<Durable>,
 }
 
 impl Default for Registry {
@@ -517,27 +360,7 @@ impl Default for Registry {
     }
 }
 
-impl State {
-    fn new(search: SearchOptions) -> Self {
-        State {
-            search: (!search.scan).then(SearchTable::default),
-            ..State::default()
-        }
-    }
-
-    /// Builds the search table from scratch over the connected users' files (the
-    /// others join at their first CONNECT).
-    fn build_search(&mut self) {
-        let mut table = SearchTable::default();
-        for (name, user) in &mut self.users {
-            if let Some(addr) = self.connected.get(name) {
-                table.connect(name, *addr, Arc::make_mut(user));
-            }
-        }
-        self.search = Some(table);
-    }
-}
-
+/// Making a registry, and changing it.
 impl Registry {
     /// An ephemeral registry: kept in memory only.
     pub fn new() -> Self {
@@ -549,8 +372,7 @@ impl Registry {
         Registry {
             state: RwLock::new(State::new(search)),
             max_results: search.max_results,
-            journal: None,
-            compaction: Mutex::default(),
+            durable: None,
         }
     }
 
@@ -579,16 +401,20 @@ impl Registry {
         if !search.scan {
             state.build_search();
         }
+        let compaction = Compaction::new(&journal);
         let registry = Registry {
             state: RwLock::new(state),
             max_results: search.max_results,
-            journal: Some(Arc::new(journal)),
-            compaction: Mutex::default(),
+            durable: Some(Durable {
+                journal: Arc::new(journal),
+                compaction,
+            }),
         };
-        if let Some(journal) = &registry.journal
-            && journal.due_at_start()
+        if let Some(d) = &registry.durable
+            && d.compaction.due_at_start(&d.journal)
         {
-            registry.compact(journal, registry.state.write());
+            d.compaction
+                .start(&d.journal, registry.state.write(), |s| capture(s));
         }
         Ok((registry, recovered))
     }
@@ -657,7 +483,11 @@ impl Registry {
     ) -> Result<u8, Refused> {
         let mut state = self.state.write();
         allowed(&state)?;
-        let Some(journal) = &self.journal else {
+        let Some(Durable {
+            journal,
+            compaction,
+        }) = &self.durable
+        else {
             return Ok(state.apply(change));
         };
         let code = state.check(change);
@@ -672,8 +502,8 @@ impl Registry {
             }
         };
         state.mutate(change.clone());
-        if appended.compact {
-            self.compact(journal, state);
+        if compaction.due(appended.journal_bytes) {
+            compaction.start(journal, state, |s| capture(s));
         } else {
             drop(state);
         }
@@ -685,73 +515,28 @@ impl Registry {
             }
         }
     }
+}
 
-    /// Compacts the journal into a snapshot: under the write lock, rotates the journal
-    /// and captures the state (names, addresses and shared pointers to each user's
-    /// files: no file is copied); a background thread writes the snapshot from the
-    /// capture while requests go on. At most one compaction runs at a time.
-    fn compact(&self, journal: &Arc<Journal>, state: RwLockWriteGuard<'_, State>) {
-        let generation = match journal.rotate() {
-            Ok(g) => g,
-            Err(e) => {
-                log::error!("compaction not started: {e}");
-                return;
-            }
-        };
-        let started = Instant::now();
-        // Two sequential scans, no per-user lookups (a B-tree search per user would
-        // dominate the time the lock is held).
-        let users: Vec<(String, Arc<User>)> = state
+/// The state for a compaction: names, addresses and shared pointers to each user's
+/// files (no file is copied). Two sequential scans, no per-user lookups (a B-tree
+/// search per user would dominate the time the lock is held).
+fn capture(state: &State) -> Capture<User> {
+    Capture {
+        users: state
             .users
             .iter()
             .map(|(name, u)| (name.clone(), Arc::clone(u)))
-            .collect();
-        let connected: Vec<(String, PeerAddr)> = state
+            .collect(),
+        connected: state
             .connected
             .iter()
             .map(|(name, addr)| (name.clone(), *addr))
-            .collect();
-        drop(state);
-        log::info!(
-            "compaction: state of {} users captured under the lock in {:?}",
-            users.len(),
-            started.elapsed()
-        );
-        let worker = Arc::clone(journal);
-        let spawned = std::thread::Builder::new()
-            .name("compaction".into())
-            .spawn(move || {
-                let peers: HashMap<&str, PeerAddr> =
-                    connected.iter().map(|(n, a)| (n.as_str(), *a)).collect();
-                let records = users.iter().map(|(name, u)| SnapshotUser {
-                    user: name,
-                    peer: peers.get(name.as_str()).copied(),
-                    files: &u.files,
-                });
-                let written = worker.write_snapshot(generation, users.len(), records);
-                worker.finish_compaction(generation, written);
-            });
-        match spawned {
-            Ok(handle) => {
-                // The previous compaction has finished (one at a time): reap it.
-                if let Some(previous) = self.compaction.lock().replace(handle) {
-                    let _ = previous.join();
-                }
-            }
-            Err(e) => {
-                log::error!("compaction thread not started: {e}");
-                journal.finish_compaction(
-                    generation,
-                    Err(JournalError::Io {
-                        action: "start a thread for",
-                        path: journal.dir().to_path_buf(),
-                        source: e,
-                    }),
-                );
-            }
-        }
+            .collect(),
     }
+}
 
+/// Answering the list requests (LIST_USERS, LIST_CONTENT, SEARCH).
+impl Registry {
     /// Writes a complete LIST_USERS reply (result code first) as `user` into `out`;
     /// refused (nothing written) when `user` is connected from another host.
     pub fn list_users(
@@ -804,10 +589,8 @@ impl Registry {
         let Some(target) = target.filter(|_| code == OK) else {
             return Ok(());
         };
-        put_number(out, target.files.len() as u64);
-        for (file, description) in &target.files {
-            index::put_file_entry_for(out, file, description, statement);
-        }
+        let files = target.files.iter().map(|(f, d)| (f.as_str(), d.as_str()));
+        index::put_file_list_for(out, files, statement);
         Ok(())
     }
 
@@ -832,130 +615,63 @@ impl Registry {
         if code != OK {
             return Ok(());
         }
-        let cap = self.max_results;
-        let mut body = Vec::new();
-        let mut count = 0u64;
-        match &state.search {
-            Some(table) => {
-                let emit = |id: PubId| {
-                    let Some((file, owner)) = table.live(id) else {
-                        return;
-                    };
-                    let Some(entry) = owner.entry.as_deref() else {
-                        return;
-                    };
-                    let description = state
-                        .users
-                        .get(&*owner.name)
-                        .and_then(|u| u.files.get(file))
-                        .map_or("", String::as_str);
-                    // put_search_entry, with the owner's fields encoded in advance.
-                    index::put_file_entry(&mut body, file, description);
-                    body.extend_from_slice(entry);
-                    count += 1;
-                };
-                table
-                    .index
-                    .search(pattern, cap, |id| table.name_of(id), emit);
-            }
-            None => {
-                for (owner, addr, file, description) in state.matches(pattern).take(cap) {
-                    index::put_search_entry(
-                        &mut body,
-                        file,
-                        description,
-                        owner,
-                        addr.ip,
-                        addr.port,
-                    );
-                    count += 1;
-                }
-            }
-        }
-        put_number(out, count);
-        out.extend_from_slice(&body);
+        let mut list = SearchList::default();
+        state.for_each_match(pattern, self.max_results, |m| match m.owner_fields {
+            Some(fields) => list.push_with_owner(m.file, m.description, fields),
+            None => list.push(m.file, m.description, m.owner, m.addr.ip, m.addr.port),
+        });
+        list.write_to(out);
         Ok(())
     }
+}
 
-    /// At most `cap` results of a SEARCH for `pattern` (the same matches as
-    /// [`Registry::search`], through the same index, never more than its
-    /// `--max-search-results`), for the dashboard: owner, address, file, description.
-    pub(crate) fn search_results(&self, pattern: &str, cap: usize) -> Vec<SearchHit> {
-        let cap = cap.min(self.max_results);
-        let state = self.state.read();
-        let mut hits = Vec::new();
-        if pattern.len() > MAX_PATTERN {
-            return hits;
+/// A read-locked view of the state, for what is not a request (the dashboard): held
+/// like a LIST_USERS reply, only as long as one answer takes.
+pub(crate) struct View<'a> {
+    state: RwLockReadGuard<'a, State>,
+    max_results: usize,
+}
+
+impl View<'_> {
+    /// Every registered user, in no order: name, address if connected, files.
+    pub(crate) fn users(&self) -> impl Iterator<Item = (&str, Option<PeerAddr>, &Files)> {
+        let state = &*self.state;
+        state.users.iter().map(|(name, u)| {
+            let addr = state.connected.get(name).copied();
+            (name.as_str(), addr, &u.files)
+        })
+    }
+
+    /// The user named `name`: its name and files.
+    pub(crate) fn user(&self, name: &str) -> Option<(&str, &Files)> {
+        let (name, u) = self.state.users.get_key_value(name)?;
+        Some((name.as_str(), &u.files))
+    }
+
+    /// The matches of a SEARCH for `pattern` (the same as [`Registry::search`], through
+    /// the same index), at most `cap` and never more than `--max-search-results`; a
+    /// pattern over [`MAX_PATTERN`] bytes matches nothing.
+    pub(crate) fn for_each_match<'a>(
+        &'a self,
+        pattern: &str,
+        cap: usize,
+        f: impl FnMut(Match<'a>),
+    ) {
+        if pattern.len() <= MAX_PATTERN {
+            self.state
+                .for_each_match(pattern, cap.min(self.max_results), f);
         }
-        let mut push = |owner: &str, file: &str| {
-            let (Some(addr), Some(u)) = (state.connected.get(owner), state.users.get(owner)) else {
-                return;
-            };
-            hits.push(SearchHit {
-                user: owner.to_owned(),
-                addr: *addr,
-                file: file.to_owned(),
-                description: u.files.get(file).cloned().unwrap_or_default(),
-            });
-        };
-        match &state.search {
-            Some(table) => table.index.search(
-                pattern,
-                cap,
-                |id| table.name_of(id),
-                |id| {
-                    if let Some((file, owner)) = table.live(id) {
-                        push(&owner.name, file);
-                    }
-                },
-            ),
-            None => {
-                for (owner, _, file, _) in state.matches(pattern).take(cap) {
-                    push(owner, file);
-                }
-                0
-            }
-        };
-        hits
     }
+}
 
-    /// Every registered user, by name: whether and where it is connected, and how
-    /// many files it publishes (the dashboard's user table).
-    pub(crate) fn users_overview(&self) -> Vec<(String, Option<PeerAddr>, usize)> {
-        let state = self.state.read();
-        let mut all: Vec<_> = state
-            .users
-            .iter()
-            .map(|(name, u)| {
-                (
-                    name.clone(),
-                    state.connected.get(name).copied(),
-                    u.files.len(),
-                )
-            })
-            .collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        all
-    }
-
-    /// At most `cap` publications (owner, file, description), of `user` only when
-    /// given, by owner then publication order (the dashboard's file lists).
-    pub(crate) fn publications(&self, user: Option<&str>, cap: usize) -> Vec<[String; 3]> {
-        let state = self.state.read();
-        let mut owners: Vec<(&String, &Arc<User>)> = match user {
-            Some(name) => state.users.get_key_value(name).into_iter().collect(),
-            None => state.users.iter().collect(),
-        };
-        owners.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        owners
-            .into_iter()
-            .flat_map(|(owner, u)| {
-                u.files
-                    .iter()
-                    .map(move |(f, d)| [owner.clone(), f.clone(), d.clone()])
-            })
-            .take(cap)
-            .collect()
+/// Reading the registry outside requests: the dashboard, the prober, the logs.
+impl Registry {
+    /// The state under the read lock, for the dashboard's queries.
+    pub(crate) fn view(&self) -> View<'_> {
+        View {
+            state: self.state.read(),
+            max_results: self.max_results,
+        }
     }
 
     /// Number of connected users.
@@ -973,7 +689,7 @@ impl Registry {
     pub fn search_stats(&self) -> Option<(usize, usize)> {
         let state = self.state.read();
         let table = state.search.as_ref()?;
-        Some((table.index.len(), table.memory_bytes()))
+        Some((table.len(), table.memory_bytes()))
     }
 
     /// Every connected user with its address (for the liveness prober).
@@ -1018,36 +734,13 @@ impl Registry {
         let mut indexed = 0;
         let mut owners = 0;
         for (name, u) in &state.users {
-            let Some(slot) = u.slot else {
-                assert!(
-                    !state.connected.contains_key(name),
-                    "{name} connected, no slot"
-                );
-                assert!(u.ids.is_empty(), "{name} has ids but no slot");
-                continue;
-            };
-            owners += 1;
-            let owner = table.owners[slot as usize].as_ref().unwrap();
-            assert_eq!(&*owner.name, name.as_str());
-            match state.connected.get(name) {
-                Some(addr) => {
-                    let mut entry = Vec::new();
-                    index::put_user_entry(&mut entry, name, addr.ip, addr.port);
-                    assert_eq!(owner.entry.as_deref(), Some(&entry[..]), "{name}");
-                }
-                None => assert!(owner.entry.is_none(), "{name} disconnected"),
+            let addr = state.connected.get(name).copied();
+            if table.check_user(name, &u.files, &u.search, addr) {
+                owners += 1;
+                indexed += u.files.len();
             }
-            assert_eq!(u.ids.len(), u.files.len(), "{name}");
-            for (file, &id) in u.files.keys().zip(&u.ids) {
-                let p = table.pubs[id as usize].as_ref().unwrap();
-                assert_eq!((&*p.file, p.owner), (file.as_str(), slot));
-                assert!(table.index.is_allocated(id));
-            }
-            indexed += u.files.len();
         }
-        assert_eq!(table.index.len(), indexed);
-        assert_eq!(table.pubs.iter().flatten().count(), indexed);
-        assert_eq!(table.owners.iter().flatten().count(), owners);
+        table.check_totals(indexed, owners);
     }
 
     pub(crate) fn dump(&self) -> Dump {

@@ -12,9 +12,10 @@ use parking_lot::Mutex;
 
 use super::files::SharedFiles;
 use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use crate::proto::index::Statement;
 use crate::proto::peer::{
-    CODE_OK, CODE_OTHER, PeerRequestError, Request, encode_ok_header, encode_range_header,
-    read_request,
+    CODE_OK, CODE_OTHER, PROBE_NAME, PeerRequestError, Request, encode_ok_header,
+    encode_probe_answer, encode_range_header, read_request,
 };
 use crate::proto::wire::FieldReader;
 
@@ -135,6 +136,16 @@ pub(crate) struct ServeOptions {
     pub max_rate: Option<u64>,
     /// Send `SIZE\0` after the 0 of plain GET_FILE (the course slides' variant).
     pub size_header: bool,
+    /// The course statement the lab follows: the 2024-25 one (`Y2025`) has the size
+    /// string after plain GET_FILE's 0, as `size_header` does.
+    pub statement: Statement,
+}
+
+impl ServeOptions {
+    /// Whether plain GET_FILE's 0 is followed by `SIZE\0`.
+    fn sized_get_file(&self) -> bool {
+        self.size_header || self.statement == Statement::Y2025
+    }
 }
 
 /// A running peer listener: bound on every interface, on a free port.
@@ -202,98 +213,104 @@ fn serve(
     files: Arc<SharedFiles>,
     options: ServeOptions,
 ) {
-    let uploads = Uploads::default();
-    let uploads = Arc::new(uploads);
+    let serving = Arc::new(Serving {
+        files,
+        uploads: Uploads::default(),
+        options,
+    });
     net::accept_loop(
         "peer",
         listener,
         limiter,
         shutdown,
-        move |stream, peer, permit| serve_one(&files, &uploads, options, stream, peer, permit),
+        move |stream, peer, permit| serving.serve_one(stream, peer, permit),
     );
 }
 
-fn serve_one(
-    files: &SharedFiles,
-    uploads: &Uploads,
+/// What every connection of one listener shares.
+struct Serving {
+    files: Arc<SharedFiles>,
+    uploads: Uploads,
     options: ServeOptions,
-    stream: TcpStream,
-    peer: SocketAddr,
-    permit: Permit,
-) {
-    if let Err(e) = stream
-        .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(SEND_TIMEOUT)))
-    {
-        log::debug!("peer {peer}: cannot set timeouts: {e}");
-        return;
-    }
-    // The whole request within REQUEST_TIMEOUT, however it is trickled.
-    let mut reader = FieldReader::new(DeadlineReader::new(&stream, REQUEST_TIMEOUT));
-    let request = read_request(&mut reader);
-    if !permit.busy() {
-        return;
-    }
-    let mut out = &stream;
-    let request = match request {
-        Ok(r) => r,
-        Err(PeerRequestError::Empty) => {
-            log::debug!("peer {peer}: closed without a request");
+}
+
+impl Serving {
+    /// One connection: its request, then the answer.
+    fn serve_one(&self, stream: TcpStream, peer: SocketAddr, permit: Permit) {
+        if let Err(e) = stream
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(SEND_TIMEOUT)))
+        {
+            log::debug!("peer {peer}: cannot set timeouts: {e}");
             return;
         }
-        Err(e) => {
-            log::info!("peer {peer}: {e}");
+        // The whole request within REQUEST_TIMEOUT, however it is trickled.
+        let mut reader = FieldReader::new(DeadlineReader::new(&stream, REQUEST_TIMEOUT));
+        let request = read_request(&mut reader);
+        if !permit.busy() {
+            return;
+        }
+        match request {
+            Ok(r) => self.answer(&stream, peer, &r),
+            Err(PeerRequestError::Empty) => log::debug!("peer {peer}: closed without a request"),
+            Err(e) => {
+                log::info!("peer {peer}: {e}");
+                let _ = (&stream).write_all(&[CODE_OTHER]);
+            }
+        }
+    }
+
+    /// Answers a request: the discovery, a code, or a header and the content.
+    fn answer(&self, stream: &TcpStream, peer: SocketAddr, request: &Request) {
+        let mut out = stream;
+        let (op, name) = (request.op(), request.file());
+        if matches!(request, Request::Get { .. }) && name == PROBE_NAME {
+            // The discovery (docs/PROTOCOL.md): this peer speaks GET_FILE_RANGE.
+            log::debug!("peer {peer}: discovery answered");
+            let _ = out.write_all(&encode_probe_answer());
+            return;
+        }
+        let opened = match self.files.open(name) {
+            Ok(o) => o,
+            Err(code) => {
+                log::info!("peer {peer}: {op} {name}: code {code}");
+                let _ = out.write_all(&[code]);
+                return;
+            }
+        };
+        let size = opened.size;
+        let (header, start) = match request {
+            Request::Get { .. } if self.options.sized_get_file() => (encode_ok_header(size), 0),
+            Request::Get { .. } => (vec![CODE_OK], 0),
+            Request::Range { offset, .. } if *offset > size => {
+                log::info!("peer {peer}: {op} {name}: offset {offset} past the end ({size})");
+                let _ = out.write_all(&[CODE_OTHER]);
+                return;
+            }
+            Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
+        };
+        let Some(upload) = self.uploads.start(stream) else {
+            log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
             let _ = out.write_all(&[CODE_OTHER]);
             return;
-        }
-    };
-    let (op, name) = (request.op(), request.file());
-    let opened = match files.open(name) {
-        Ok(o) => o,
-        Err(code) => {
-            log::info!("peer {peer}: {op} {name}: code {code}");
-            let _ = out.write_all(&[code]);
+        };
+        if let Err(e) = out.write_all(&header) {
+            log::info!("peer {peer}: {op} {name}: header not delivered: {e}");
             return;
         }
-    };
-    let size = opened.size;
-    let (header, start) = match &request {
-        Request::Get { .. } if options.size_header => (encode_ok_header(size), 0),
-        Request::Get { .. } => (vec![CODE_OK], 0),
-        Request::Range { offset, .. } if *offset > size => {
-            log::info!("peer {peer}: {op} {name}: offset {offset} past the end ({size})");
-            let _ = out.write_all(&[CODE_OTHER]);
-            return;
+        let started = Instant::now();
+        let max_rate = self.options.max_rate;
+        match send_content(opened.file, start, size, out, max_rate, &upload.upload) {
+            Ok(sent) if sent == size - start => log::info!(
+                "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(sent) => log::warn!(
+                "peer {peer}: {op} {name}: file shrank while sending ({sent} of {} bytes)",
+                size - start
+            ),
+            Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
         }
-        Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
-    };
-    let Some(upload) = uploads.start(&stream) else {
-        log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
-        let _ = out.write_all(&[CODE_OTHER]);
-        return;
-    };
-    if let Err(e) = out.write_all(&header) {
-        log::info!("peer {peer}: {op} {name}: header not delivered: {e}");
-        return;
-    }
-    let started = Instant::now();
-    match send_content(
-        opened.file,
-        start,
-        size,
-        out,
-        options.max_rate,
-        &upload.upload,
-    ) {
-        Ok(sent) if sent == size - start => log::info!(
-            "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
-            started.elapsed().as_secs_f64()
-        ),
-        Ok(sent) => log::warn!(
-            "peer {peer}: {op} {name}: file shrank while sending ({sent} of {} bytes)",
-            size - start
-        ),
-        Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
     }
 }
 
@@ -385,4 +402,45 @@ fn copy_range(mut file: &File, mut out: &TcpStream, start: u64, end: u64) -> io:
     use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::Start(start))?;
     io::copy(&mut file.take(end - start), &mut out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener serving `f` (content `body`) with `options`, and the whole reply
+    /// to one plain GET_FILE of it.
+    fn plain_reply(options: ServeOptions, body: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("f"), body).unwrap();
+        let files = SharedFiles::new(root);
+        files.insert("f", files.resolve("f").unwrap());
+        let listener = PeerListener::start(files, options).unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listener.port()));
+        let mut s = net::connect(addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET_FILE\0f\0").unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        listener.stop();
+        reply
+    }
+
+    #[test]
+    fn the_2025_statement_sends_the_size_string_after_plain_get_files_zero() {
+        let y2025 = ServeOptions {
+            statement: Statement::Y2025,
+            ..ServeOptions::default()
+        };
+        assert_eq!(plain_reply(y2025, b"hello"), b"\x005\0hello");
+        assert_eq!(plain_reply(y2025, b""), b"\x000\0");
+        // The same bytes as --get-file-size-header; 2024 has no size.
+        let slides = ServeOptions {
+            size_header: true,
+            ..ServeOptions::default()
+        };
+        assert_eq!(plain_reply(slides, b"hello"), b"\x005\0hello");
+        assert_eq!(plain_reply(ServeOptions::default(), b"hello"), b"\0hello");
+    }
 }

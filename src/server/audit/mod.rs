@@ -3,8 +3,10 @@
 //!
 //! Recording never waits for the logger: the sink appends the record to the durable
 //! spool (one `write` to a local file, under a short lock) and rings the shipper,
-//! which sends it on its own thread. If the spool cannot take it (disk full, spool
-//! over its cap) the record is counted as dropped and the log says so.
+//! which sends it on its own thread. If the spool file cannot take it (disk full,
+//! spool over its cap) the record waits in a bounded memory queue and is still
+//! shipped, and the log says audit is not crash-safe until the file takes records
+//! again; only past that queue's cap is a record dropped (counted, and logged).
 
 pub(crate) mod interface;
 pub(crate) mod shipper;
@@ -79,6 +81,8 @@ impl ShipperStatus {
 pub(crate) struct AuditGauges {
     /// Records spooled and not yet acknowledged by the logger.
     pub(crate) pending: u64,
+    /// Of those, records the spool file could not take, held in memory.
+    pub(crate) in_memory: usize,
     /// Records the spool could not take.
     pub(crate) dropped: u64,
     pub(crate) state: ShipperState,
@@ -106,6 +110,7 @@ impl AuditSink {
         let spool = self.spool.as_ref()?;
         Some(AuditGauges {
             pending: spool.pending(),
+            in_memory: spool.in_memory(),
             dropped: spool.dropped(),
             state: self.shipper.get(),
         })

@@ -12,10 +12,13 @@
 //! Durability: a record is written (one `write` to an `O_APPEND` file) before the
 //! request thread replies to its client, so it survives the process being killed
 //! (it is in the kernel's page cache); it is not `fsync`ed, so a power cut can
-//! lose the last seconds. The (id, seq) pair travels to the logger, which stores
+//! lose the last seconds. A record the file cannot take (disk full) is kept in
+//! a bounded memory queue and still shipped: delivered to a live logger, but lost
+//! if the server dies before that (the log says so). The (id, seq) pair travels to the logger, which stores
 //! each pair once: a record resent after a crash is not stored twice.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -45,6 +48,14 @@ pub(crate) const COMPACT_TAIL_MAX: u64 = 1024 * 1024;
 /// Longest valid line: three bounded fields (at most 600 bytes) even fully
 /// escaped by JSON (6 bytes per byte) fit. A longer line is damage.
 pub(crate) const MAX_LINE: usize = 8 * 1024;
+
+/// Records kept in memory, in order, while the spool file cannot take them (its
+/// disk full, or the file at [`MAX_SPOOL_BYTES`]): the shipper sends them from
+/// there, so a live logger still gets every record (issue 26 item 11). Records
+/// are at most ~600 bytes of strings, so this holds a few MiB: minutes of a busy
+/// lab's requests, while an operator frees the disk. Past it records are dropped
+/// and counted.
+pub(crate) const MEMORY_RECORDS: usize = 8192;
 
 /// File name suffix of spool files.
 const SUFFIX: &str = "spool";
@@ -83,6 +94,18 @@ pub(crate) struct Entry<'a> {
     pub result: Option<i32>,
 }
 
+impl Entry<'_> {
+    fn into_owned(self) -> Entry<'static> {
+        Entry {
+            seq: self.seq,
+            user: Cow::Owned(self.user.into_owned()),
+            operation: Cow::Owned(self.operation.into_owned()),
+            datetime: Cow::Owned(self.datetime.into_owned()),
+            result: self.result,
+        }
+    }
+}
+
 /// The append side, shared by request threads.
 pub(crate) struct Spool {
     id: u64,
@@ -98,11 +121,46 @@ struct Writer {
     /// `None` once closed. Its length is the bytes of whole lines in the file.
     file: Option<LineFile>,
     next_seq: u64,
+    /// Records the file could not take, oldest first (at most
+    /// [`MEMORY_RECORDS`]). All of them come after every record in the file:
+    /// while any waits here, new records join it, and the next append moves
+    /// them to the file first, in order. Not crash-safe: said in the log.
+    memory: VecDeque<Entry<'static>>,
+    /// The file failed to take a record and has not taken one since: said
+    /// once in the log when it starts, and once when it ends.
+    degraded: bool,
 }
 
 impl Writer {
     fn len(&self) -> u64 {
         self.file.as_ref().map_or(0, LineFile::len)
+    }
+
+    /// Appends one line to the file (one `write`); a write cut short leaves no
+    /// part of it behind.
+    fn write(&mut self, entry: &Entry<'_>, path: &Path) -> Result<(), SpoolError> {
+        let mut line = serde_json::to_vec(entry).unwrap_or_default();
+        line.push(b'\n');
+        let file = self.file.as_mut().ok_or(SpoolError::Closed)?;
+        if file.len().saturating_add(line.len() as u64) > MAX_SPOOL_BYTES {
+            return Err(SpoolError::Full);
+        }
+        file.append(&line).map_err(io_err(path))
+    }
+
+    /// Moves the records held in memory to the file, oldest first, as far as
+    /// the file takes them.
+    fn drain_memory(&mut self, path: &Path) -> Result<(), SpoolError> {
+        if self.memory.is_empty() {
+            return Ok(());
+        }
+        while let Some(entry) = self.memory.pop_front() {
+            if let Err(e) = self.write(&entry, path) {
+                self.memory.push_front(entry);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -131,6 +189,8 @@ impl Spool {
                 inner: Mutex::new(Writer {
                     file: Some(file),
                     next_seq: 1,
+                    memory: VecDeque::new(),
+                    degraded: false,
                 }),
                 doorbell,
                 dropped: AtomicU64::new(0),
@@ -148,31 +208,75 @@ impl Spool {
         &self.path
     }
 
-    /// Appends a record with the next sequence number (one `write`).
+    /// Appends a record with the next sequence number (one `write`). When the
+    /// file cannot take it (disk full, spool full), the record is kept in memory
+    /// for the shipper, up to [`MEMORY_RECORDS`]; an error means it was dropped.
     pub(crate) fn append(&self, rec: &AuditRecord) -> Result<u64, SpoolError> {
         let mut guard = self.inner.lock();
         let w = &mut *guard;
+        if w.file.is_none() {
+            return Err(SpoolError::Closed);
+        }
         let seq = w.next_seq;
-        let mut line = serde_json::to_vec(&Entry {
+        let entry = Entry {
             seq,
             user: Cow::Borrowed(&rec.user),
             operation: Cow::Borrowed(&rec.operation),
             datetime: Cow::Borrowed(&rec.datetime),
             result: Some(rec.result),
-        })
-        .unwrap_or_default();
-        line.push(b'\n');
-        let file = w.file.as_mut().ok_or(SpoolError::Closed)?;
-        if file.len().saturating_add(line.len() as u64) > MAX_SPOOL_BYTES {
-            return Err(SpoolError::Full);
+        };
+        // Records held in memory go first: the file stays in sequence order.
+        let written = w
+            .drain_memory(&self.path)
+            .and_then(|()| w.write(&entry, &self.path));
+        match written {
+            Ok(()) if w.degraded => {
+                w.degraded = false;
+                log::warn!(
+                    "audit spool {} takes records again: audit is crash-safe again",
+                    self.path.display()
+                );
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if !w.degraded {
+                    w.degraded = true;
+                    log::warn!(
+                        "audit record not spooled ({e}): records are kept in memory (at most {MEMORY_RECORDS}) and still shipped, but audit is not crash-safe until the spool takes records again"
+                    );
+                }
+                if w.memory.len() >= MEMORY_RECORDS {
+                    return Err(e);
+                }
+                w.memory.push_back(entry.into_owned());
+            }
         }
-        // A write cut short (disk full) leaves no part of the line behind: else
-        // the next record would be glued to the remains and never read back.
-        file.append(&line).map_err(io_err(&self.path))?;
         w.next_seq += 1;
         drop(guard);
         let _ = self.doorbell.try_send(());
         Ok(seq)
+    }
+
+    /// The shipper's next records from memory, once it has read the whole file
+    /// (`pos`, its offset, at the end): every record held in memory comes after
+    /// the file's. Each comes with `pos` as its end offset (nothing more of the
+    /// file is acknowledged by it). Copies: they leave memory when acknowledged
+    /// ([`Spool::acked_up_to`]) or moved to the file.
+    pub(crate) fn memory_batch(&self, pos: u64, max: usize) -> Vec<(Entry<'static>, u64)> {
+        let w = self.inner.lock();
+        if pos < w.len() {
+            return Vec::new();
+        }
+        w.memory
+            .iter()
+            .take(max)
+            .map(|e| (e.clone(), pos))
+            .collect()
+    }
+
+    /// Records held in memory (not crash-safe).
+    pub(crate) fn in_memory(&self) -> usize {
+        self.inner.lock().memory.len()
     }
 
     /// Appends, counting a failure instead of returning it (the request path).
@@ -180,7 +284,9 @@ impl Spool {
         if let Err(e) = self.append(rec) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
-                log::warn!("audit record not spooled ({e}): {n} records lost so far");
+                log::warn!(
+                    "audit record lost ({e}, and {MEMORY_RECORDS} records already wait in memory): {n} records lost so far"
+                );
             }
         }
     }
@@ -190,9 +296,14 @@ impl Spool {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The shipper's note: the logger acknowledged every record up to `seq`.
+    /// The shipper's note: the logger acknowledged every record up to `seq`
+    /// (those held in memory leave it).
     pub(crate) fn acked_up_to(&self, seq: u64) {
         self.acked_seq.fetch_max(seq, Ordering::Relaxed);
+        let mut w = self.inner.lock();
+        while w.memory.front().is_some_and(|e| e.seq <= seq) {
+            w.memory.pop_front();
+        }
     }
 
     /// Records spooled and not yet acknowledged.
@@ -274,7 +385,15 @@ impl Spool {
     /// Returns whether the file was removed.
     pub(crate) fn close(&self, acked: u64) -> bool {
         let mut w = self.inner.lock();
-        let removed = acked >= w.len() && std::fs::remove_file(&self.path).is_ok();
+        if w.drain_memory(&self.path).is_err() {
+            log::warn!(
+                "{} audit records held in memory are lost: the spool {} cannot take them",
+                w.memory.len(),
+                self.path.display()
+            );
+        }
+        let removed =
+            w.memory.is_empty() && acked >= w.len() && std::fs::remove_file(&self.path).is_ok();
         w.file = None;
         removed
     }

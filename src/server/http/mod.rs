@@ -14,6 +14,7 @@
 
 pub(crate) mod events;
 mod metrics;
+mod queries;
 
 use std::io::Write;
 use std::net::{IpAddr, Shutdown as SockShutdown, SocketAddr, TcpStream};
@@ -238,9 +239,7 @@ impl Site {
         };
         Ok(match path {
             "/api/users" => {
-                let users: Vec<Value> = self
-                    .registry
-                    .users_overview()
+                let users: Vec<Value> = queries::users_overview(&self.registry)
                     .into_iter()
                     .map(|(name, addr, files)| {
                         let since = addr.and_then(|_| self.hub.connected_since(&name));
@@ -258,9 +257,7 @@ impl Site {
             }
             "/api/files" => {
                 let user = param("user")?;
-                let files: Vec<Value> = self
-                    .registry
-                    .publications(user.as_deref(), FILES_CAP)
+                let files: Vec<Value> = queries::publications(&self.registry, user.as_deref(), FILES_CAP)
                     .into_iter()
                     .map(|[user, file, description]| {
                         json!({ "user": user, "file": file, "description": description })
@@ -272,20 +269,19 @@ impl Site {
                 let Some(pattern) = param("q")? else {
                     return Err(Reply::text(400, "bad request: give the pattern as ?q="));
                 };
-                let results: Vec<Value> = self
-                    .registry
-                    .search_results(&pattern, SEARCH_CAP)
-                    .into_iter()
-                    .map(|hit| {
-                        json!({
-                            "file": hit.file,
-                            "description": hit.description,
-                            "user": hit.user,
-                            "ip": hit.addr.ip.to_string(),
-                            "port": hit.addr.port,
+                let results: Vec<Value> =
+                    queries::search_results(&self.registry, &pattern, SEARCH_CAP)
+                        .into_iter()
+                        .map(|hit| {
+                            json!({
+                                "file": hit.file,
+                                "description": hit.description,
+                                "user": hit.user,
+                                "ip": hit.addr.ip.to_string(),
+                                "port": hit.addr.port,
+                            })
                         })
-                    })
-                    .collect();
+                        .collect();
                 let cap = SEARCH_CAP.min(self.registry.max_search_results());
                 json!({ "results": results, "cap": cap })
             }

@@ -5,7 +5,8 @@
 //! Owns: publication ids ([`PubId`], dense, reused after removal), the n-gram
 //! postings of the names, and the choice of candidates for a pattern. Does not own:
 //! the names themselves, who owns a publication or whether that user is connected
-//! (the caller answers those through the `name_of` closure of [`SearchIndex::search`]),
+//! (the search table, `search`, answers those through the `name_of` closure of
+//! [`SearchIndex::search`]),
 //! nor locking (the registry keeps the index inside its `RwLock`: searches take
 //! `&self`, changes `&mut self`).
 //!
