@@ -12,13 +12,11 @@
 //! entries the registry is exactly the shared state at the last applied number: a
 //! snapshot taken there by the follower itself is consistent without any lock.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
@@ -343,30 +341,22 @@ fn restore(blob: &[u8], state: &mut dyn Replay) -> Result<u64, String> {
     Ok(header.seq)
 }
 
-/// The registry as a snapshot at change `seq` (the journal's user lines).
+/// The registry as a snapshot at change `seq` (the journal's user lines), written
+/// under one read lock.
 fn dump(registry: &Registry, seq: u64) -> Vec<u8> {
-    let users = registry.users_overview();
-    let mut files: HashMap<String, IndexMap<String, String>> = HashMap::new();
-    for [owner, file, description] in registry.publications(None, usize::MAX) {
-        files.entry(owner).or_default().insert(file, description);
-    }
-    let empty = IndexMap::new();
+    let view = registry.view();
+    let users = view.users().count();
     let mut out = Vec::new();
     let header = Header {
         peerdex_snapshot: SNAPSHOT_FORMAT,
         seq,
-        users: users.len() as u64,
+        users: users as u64,
     };
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, &header);
-    for (user, peer, _) in &users {
+    for (user, peer, files) in view.users() {
         out.push(b'\n');
-        let record = SnapshotUser {
-            user,
-            peer: *peer,
-            files: files.get(user).unwrap_or(&empty),
-        };
-        let _ = serde_json::to_writer(&mut out, &record);
+        let _ = serde_json::to_writer(&mut out, &SnapshotUser { user, peer, files });
     }
     let _ = out.write_all(b"\n");
     out
