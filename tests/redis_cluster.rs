@@ -395,3 +395,23 @@ fn backlog(http: SocketAddr) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[test]
+fn a_server_whose_redis_does_not_answer_says_so_in_one_line_and_exits() {
+    // Nothing listens on a port that was just free: connection refused.
+    let url = format!("redis://127.0.0.1:{}", support::free_port());
+    for (store, says) in [
+        (url.as_str(), "Connection refused"),
+        ("rediss://127.0.0.1:6379", "TLS (rediss://) is not built in"),
+    ] {
+        let mut cmd = std::process::Command::new(support::bin());
+        cmd.args(["server", "-p", "0", "--bind", "127.0.0.1", "--no-logger"])
+            .args(["--store", store, "--store-timeout", "1"]);
+        let done = support::run_to_exit(&mut cmd, Duration::from_secs(10), "server").unwrap();
+        assert!(!done.status.success());
+        let lines: Vec<&str> = done.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("peerdex: shared store: "), "{lines:?}");
+        assert!(lines[0].contains(says), "{lines:?}");
+    }
+}

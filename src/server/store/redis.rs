@@ -148,9 +148,12 @@ pub(crate) enum Written {
     Refused(IpAddr),
 }
 
-/// Whether Redis answers, said once per change ("unreachable", "reachable again").
+/// Whether Redis answers, said once per change ("unreachable", "answers again").
 struct Health {
     down: AtomicBool,
+    /// Until the store first answered: a failure then is the start's error, said
+    /// by the caller.
+    quiet: AtomicBool,
 }
 
 /// The Redis side of the shared registry: a pool of connections with timeouts and the
@@ -192,6 +195,12 @@ impl RedisStore {
     /// Opens the store at `url` (`redis://HOST:PORT[/DB]`) and checks that it answers,
     /// with `timeout` for connecting and for every reply.
     pub(crate) fn open(url: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        if url.starts_with("rediss://") {
+            return Err(StoreError::Data {
+                url: url.to_owned(),
+                detail: "TLS (rediss://) is not built in: use redis:// on a trusted network, or a TLS tunnel to Redis".into(),
+            });
+        }
         let client = Client::open(url).map_err(|source| StoreError::Redis {
             url: url.to_owned(),
             source,
@@ -204,6 +213,7 @@ impl RedisStore {
             freed: Condvar::new(),
             health: Health {
                 down: AtomicBool::new(false),
+                quiet: AtomicBool::new(true),
             },
             apply: Script::new(APPLY),
             save_snapshot: Script::new(SAVE_SNAPSHOT),
@@ -212,6 +222,7 @@ impl RedisStore {
             last_done: Condvar::new(),
         };
         store.with_conn("PING", |c| redis::cmd("PING").query::<String>(c))?;
+        store.health.quiet.store(false, Ordering::SeqCst);
         Ok(store)
     }
 
@@ -294,7 +305,9 @@ impl RedisStore {
 
     /// Notes a failure (said once until Redis answers again) and wraps it.
     pub(crate) fn failed(&self, source: RedisError) -> StoreError {
-        if !self.health.down.swap(true, Ordering::SeqCst) {
+        if !self.health.down.swap(true, Ordering::SeqCst)
+            && !self.health.quiet.load(Ordering::SeqCst)
+        {
             eprintln!(
                 "peerdex: redis at {} unreachable ({source}): changes and lists get their error code until it answers again",
                 self.url
