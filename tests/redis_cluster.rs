@@ -207,6 +207,14 @@ fn redis_stopped_gives_prompt_errors_and_its_aof_keeps_every_acknowledged_change
         }
     }
     assert_eq!(said(&a), 1, "said once per outage");
+    // Each refused request is not a line of its own (the outage was said once).
+    let per_request = a
+        .proc
+        .err_lines()
+        .iter()
+        .filter(|l| l.contains("not made"))
+        .count();
+    assert_eq!(per_request, 0, "{:?}", a.proc.err_lines());
 }
 
 /// A list reply's count and entries; SEARCH's sorted (their order is the order of

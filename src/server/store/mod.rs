@@ -26,6 +26,7 @@ use super::liveness::Peers;
 use super::registry::{Refused, Registry};
 use crate::net::{self, Shutdown};
 use crate::proto::index::Op;
+use crate::proto::text::escape_for_terminal;
 use redis::{RedisStore, Written};
 use replica::{Replica, SnapshotPolicy};
 
@@ -145,7 +146,8 @@ impl Store {
             Ok(Written::Code(code)) => Ok(code),
             Ok(Written::Refused(ip)) => Err(Refused { connected_from: ip }),
             Err(e) => {
-                log::warn!("{} {} not made: {e}", change.op().name(), change.user());
+                let user = escape_for_terminal(change.user());
+                redis::note(format_args!("{} {user} not made", change.op().name()), &e);
                 Ok(change.other_error())
             }
         }
@@ -161,7 +163,7 @@ impl Store {
         };
         let deadline = Instant::now() + shared.redis.timeout();
         let seq = shared.redis.last_seq().map_err(|e| {
-            log::warn!("{}: {e}", op.name());
+            redis::note(format_args!("{}", op.name()), &e);
             op.other_error()
         })?;
         if shared.replica.wait_for(seq, deadline) {
@@ -210,7 +212,8 @@ impl Peers for Store {
         match shared.redis.write(&change, None, Some(addr)) {
             Ok(w) => matches!(w, Written::Applied(_)),
             Err(e) => {
-                log::warn!("prober: DISCONNECT {user} not made: {e}");
+                let user = escape_for_terminal(user);
+                redis::note(format_args!("prober: DISCONNECT {user} not made"), &e);
                 false
             }
         }
@@ -227,7 +230,7 @@ impl Peers for Store {
         {
             Ok(held) => held,
             Err(e) => {
-                log::warn!("prober: lease not checked: {e}");
+                redis::note(format_args!("prober: lease not checked"), &e);
                 false
             }
         }

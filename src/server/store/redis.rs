@@ -137,6 +137,23 @@ pub enum StoreError {
     Data { url: String, detail: String },
 }
 
+impl StoreError {
+    /// Whether this is Redis not answering (said once on stderr by the store, so
+    /// each request it fails is only a debug line), rather than something to look at.
+    pub(crate) fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Redis { .. } | StoreError::Busy { .. })
+    }
+}
+
+/// Logs `e` as a warning, or at debug level when it is an outage already said.
+pub(crate) fn note(context: std::fmt::Arguments<'_>, e: &StoreError) {
+    if e.is_outage() {
+        log::debug!("{context}: {e}");
+    } else {
+        log::warn!("{context}: {e}");
+    }
+}
+
 /// What a change got from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {

@@ -153,7 +153,7 @@ impl Follower {
             match self.step() {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => {
-                    log::warn!("replica: {e}");
+                    redis::note(format_args!("replica"), &e);
                     self.conn = None;
                     if stop.wait_timeout(backoff) {
                         break;
@@ -224,7 +224,7 @@ impl Follower {
                 return;
             }
             Err(e) => {
-                log::warn!("replica: snapshot lease: {e}");
+                redis::note(format_args!("replica: snapshot lease"), &e);
                 return;
             }
         }
@@ -240,7 +240,7 @@ impl Follower {
                     if saved { "" } else { ": a later one was there" }
                 );
             }
-            Err(e) => log::warn!("replica: snapshot not saved: {e}"),
+            Err(e) => redis::note(format_args!("replica: snapshot not saved"), &e),
         }
     }
 }
