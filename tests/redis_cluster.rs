@@ -423,3 +423,27 @@ fn a_server_whose_redis_does_not_answer_says_so_in_one_line_and_exits() {
         assert!(lines[0].contains(says), "{lines:?}");
     }
 }
+
+#[test]
+fn a_server_on_redis_stops_cleanly_on_sigterm_and_its_changes_stay() {
+    let Some(redis) = Redis::start("a_server_on_redis_stops_cleanly_on_sigterm") else {
+        return;
+    };
+    let mut a = server(&redis, &["--http", &support::free_port().to_string()]);
+    register_connect(a.addr, "alice", 5000);
+    a.proc.signal("TERM");
+    let status = a.proc.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        a.proc
+            .err_lines()
+            .iter()
+            .any(|l| l == "peerdex: server stopped")
+    );
+    let b = server(&redis, &[]);
+    assert_eq!(
+        code(b.addr, &["CONNECT", "alice", "5001"]),
+        2,
+        "alice still connected"
+    );
+}
