@@ -322,9 +322,17 @@ impl RedisStore {
 
     /// Notes a failure (said once until Redis answers again) and wraps it.
     pub(crate) fn failed(&self, source: RedisError) -> StoreError {
-        if !self.health.down.swap(true, Ordering::SeqCst)
-            && !self.health.quiet.load(Ordering::SeqCst)
-        {
+        let went_down = !self.health.down.swap(true, Ordering::SeqCst);
+        if went_down {
+            // The idle connections went with Redis: taking one after it is back
+            // would fail once more and say the outage twice.
+            let mut pool = self.pool.lock();
+            pool.open -= pool.idle.len();
+            pool.idle.clear();
+            drop(pool);
+            self.freed.notify_all();
+        }
+        if went_down && !self.health.quiet.load(Ordering::SeqCst) {
             eprintln!(
                 "peerdex: redis at {} unreachable ({source}): changes and lists get their error code until it answers again",
                 self.url
