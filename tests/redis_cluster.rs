@@ -447,3 +447,49 @@ fn a_server_on_redis_stops_cleanly_on_sigterm_and_its_changes_stay() {
         "alice still connected"
     );
 }
+
+#[test]
+fn a_redis_that_hangs_gets_error_replies_within_the_store_timeout() {
+    let Some(redis) = Redis::start("a_redis_that_hangs_gets_error_replies") else {
+        return;
+    };
+    let a = server(&redis, &["--store-timeout", "1"]);
+    register_connect(a.addr, "alice", 5000);
+    // Stopped, Redis keeps its sockets open and answers nothing: only the
+    // connection's timeouts end the wait.
+    redis.signal("STOP");
+    let hung = thread::scope(|s| {
+        let calls: Vec<_> = [
+            &["PUBLISH", "alice", "f", "d"][..],
+            &["LIST_USERS", "alice"][..],
+            &["REGISTER", "bob"][..],
+        ]
+        .into_iter()
+        .map(|parts| s.spawn(move || (parts, timed_call(a.addr, parts))))
+        .collect();
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    redis.signal("CONT");
+    for (parts, (reply, took)) in hung {
+        let other = match parts[0] {
+            "PUBLISH" => 4,
+            "LIST_USERS" => 3,
+            _ => 2,
+        };
+        assert_eq!(reply, [other], "{parts:?} with Redis hung");
+        assert!(took < Duration::from_secs(6), "{parts:?} took {took:?}");
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        code(a.addr, &["PUBLISH", "alice", "g", "d"]) == 0
+    }));
+    // The PUBLISH of f timed out here but reached Redis, which ran it once it went
+    // on: a write answered with the error code may have been made (as with any
+    // request whose reply is lost). Whatever it is, every server says the same.
+    let listed = files_of(a.addr, "alice", "alice");
+    assert!(listed.ends_with(&["g".to_owned()]), "{listed:?}");
+    let b = server(&redis, &[]);
+    assert_eq!(files_of(b.addr, "alice", "alice"), listed);
+}
