@@ -41,7 +41,8 @@ pub(crate) const SNAPSHOT_EVERY: u64 = 100_000;
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Keep the registry in Redis, shared by every server given the same URL
-    /// (redis://HOST:PORT[/DB]); no data directory is used. Run Redis with
+    /// (redis://HOST:PORT[/DB], or rediss:// for TLS, trusting the system's CA
+    /// certificates or SSL_CERT_FILE); no data directory is used. Run Redis with
     /// `appendonly yes` and `appendfsync always` (see the README).
     #[arg(long, value_name = "URL", conflicts_with_all = ["ephemeral", "fsync", "data_dir", "compact_after"])]
     pub store: Option<String>,
