@@ -783,8 +783,9 @@ impl Registry {
     }
 }
 
-/// The whole state, sorted: users with their address and files (the Redis store's
-/// snapshot, and tests that compare registries).
+/// The whole state, sorted: users with their address and files (for tests that
+/// compare registries).
+#[cfg(test)]
 pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
 
 #[cfg(test)]
@@ -808,9 +809,7 @@ impl Registry {
         }
         table.check_totals(indexed, owners);
     }
-}
 
-impl Registry {
     pub(crate) fn dump(&self) -> Dump {
         let state = self.state.read();
         let mut all: Dump = state
