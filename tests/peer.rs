@@ -596,3 +596,52 @@ fn an_edited_or_planted_publication_record_serves_nothing_it_should_not() {
     let port = peer_port(s.addr, "alice");
     assert_eq!(raw_get(port, &get_file_request("notes.txt")), [1]);
 }
+
+/// Issue 26 item 4: SIZE and VERSION are public (one GET_FILE_RANGE reads them), so a
+/// co-owner can replay them, send junk and close. FETCH's failover to the honest
+/// owner then must not resume after the junk: a prefix another owner sent is never
+/// kept, and the result is the real file.
+#[test]
+fn a_prefix_a_liar_sent_with_replayed_size_and_version_is_not_resumed() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("f"), MIB, 26);
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH f honest"), "c> PUBLISH OK");
+    // What anyone can read of alice's file: the header of a GET_FILE_RANGE.
+    let port = peer_port(s.addr, "alice");
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(format!("GET_FILE_RANGE\0f\0{MIB}\0").as_bytes())
+        .unwrap();
+    let mut header = Vec::new();
+    c.read_to_end(&mut header).unwrap();
+    assert_eq!(header[0], 0, "{header:?}");
+    assert_eq!(header.iter().filter(|&&b| b == 0).count(), 3, "{header:?}");
+    // The liar replays them, then sends 256 KiB of junk and closes.
+    let mut liar = header.clone();
+    liar.extend(std::iter::repeat_n(b'J', 256 * 1024));
+    let liar: &'static [u8] = Box::leak(liar.into_boxed_slice());
+    fake_peer(s.addr, "mallory", Some(liar), b"\x01", Duration::ZERO);
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE mallory f got"), "c> GET_FILE FAIL");
+    let k = kept("got");
+    assert_only(down.path(), &[&k[0], &k[1]]);
+    // mallory leaves; FETCH finds alice, who answers the same SIZE and VERSION.
+    assert_eq!(code(s.addr, &["DISCONNECT", "mallory"]), 0);
+    assert_eq!(bob.cmd("FETCH f got"), "c> FETCH OK");
+    assert!(
+        !bob.stderr_has("resuming at"),
+        "resumed after the liar's bytes: {:?}",
+        bob.stderr()
+    );
+    assert_eq!(
+        file_hash(&down.path().join("got")),
+        file_hash(&share.path().join("f"))
+    );
+    assert_eq!(dir_names(down.path()), ["got"]);
+}

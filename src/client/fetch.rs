@@ -3,8 +3,9 @@
 //! SEARCH), the failover to the next owner, and the [`Step`]s a transfer reports.
 //!
 //! Owns: the owner lookups (FETCH: the exact name, owners in random order so load
-//! spreads), the failover (a kept GET_FILE_RANGE prefix is resumed when the next
-//! owner answers the same SIZE and VERSION; a local problem stops at once), and
+//! spreads), the failover (the next owner starts at 0: a prefix another owner sent
+//! is not trusted, since SIZE and VERSION can be replayed; a local problem stops at
+//! once), and
 //! the words of each step. Does not own: the peer protocol and the partial files
 //! (`peer::download`), who shows the steps (`progress` in the foreground, `jobs` in
 //! the background), PUBLISH and re-sharing (`session`).
@@ -112,7 +113,8 @@ impl Step<'_> {
                 ),
             },
             Step::Started { owner, kept, .. } if *kept > 0 => format!(
-                "{op} {remote}: {}'s copy differs (SIZE or VERSION): starting over",
+                "{op} {remote}: the kept prefix came from another owner and is not trusted \
+                 from {} (SIZE and VERSION can be replayed): starting over",
                 user(owner)
             ),
             Step::Started { .. } | Step::Progress(_) => return None,
@@ -173,7 +175,6 @@ impl Transfer {
                 addr: owner.addr,
                 owner: &owner.user,
                 remote: &self.remote,
-                any_owner: fetch,
             };
             let mut stepping = Stepping {
                 report: &mut *report,

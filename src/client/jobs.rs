@@ -471,9 +471,9 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    /// A peer that answers GET_FILE_RANGE with nothing (a statement peer) and
-    /// GET_FILE with code 0 and `content` written in `pieces`, waiting for a
-    /// go-ahead before each.
+    /// A statement peer: the discovery (a GET_FILE of a name no file has) gets 1,
+    /// GET_FILE_RANGE nothing, GET_FILE code 0 and `content` written in `pieces`,
+    /// waiting for a go-ahead before each.
     fn peer(content: &'static [u8], pieces: usize) -> (std::net::SocketAddr, mpsc::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -484,6 +484,10 @@ mod tests {
                 let mut buf = [0u8; 512];
                 let n = s.read(&mut buf).unwrap_or(0);
                 if buf[..n].starts_with(b"GET_FILE_RANGE\0") {
+                    continue;
+                }
+                if buf[..n].starts_with(b"GET_FILE\0/proc/0/") {
+                    let _ = s.write_all(&[1]);
                     continue;
                 }
                 let _ = s.write_all(&[0]);

@@ -9,9 +9,11 @@
 //!   into NAME runs, so two downloads into one name do not mix their bytes.
 //! - `DIR/.NAME.peerdex-partial.info`: what the partial file is a prefix of: the
 //!   owner, the remote name, SIZE and VERSION. A later download of the same remote
-//!   name from the same owner (from any owner for FETCH, [`Source::any_owner`]) asks
-//!   for OFFSET = the partial's length, and keeps the bytes only when the peer
-//!   answers the same SIZE and VERSION.
+//!   name from the same owner asks for OFFSET = the partial's length, and keeps the
+//!   bytes only when the peer answers the same SIZE and VERSION. A prefix another
+//!   owner sent is never resumed: SIZE and VERSION are public (one GET_FILE_RANGE
+//!   reads them), so a co-owner could replay them after junk (issue 26 item 4);
+//!   until content is verified block by block, FETCH's next owner starts at 0.
 //! - `DIR/.NAME.XXXXXX.part`: a plain GET_FILE transfer in progress (a temporary file
 //!   removed on failure: a plain transfer cannot be resumed, so the statement's rule
 //!   "a failed transfer leaves no file" holds for it completely).
@@ -192,10 +194,6 @@ pub(crate) struct Source<'a> {
     /// The owner's user name: with `remote`, what a kept partial file belongs to.
     pub(crate) owner: &'a str,
     pub(crate) remote: &'a str,
-    /// Whether a kept partial of `remote` from another owner may be resumed when this
-    /// owner answers the same SIZE and VERSION (FETCH's failover: the owners serve one
-    /// file). GET_FILE resumes only what the same owner started.
-    pub(crate) any_owner: bool,
 }
 
 /// How a download went.
@@ -548,7 +546,7 @@ impl Attempt<'_> {
         let saved = self
             .beside
             .read_info()
-            .filter(|i| (src.any_owner || i.owner == src.owner) && i.remote == src.remote)
+            .filter(|i| i.owner == src.owner && i.remote == src.remote)
             .filter(|i| have <= i.size);
         Ok(Resume { have, saved })
     }
@@ -637,9 +635,7 @@ impl Attempt<'_> {
                 .set_len(0)
                 .map_err(beside.local_err(&beside.partial))?;
         }
-        if from == 0 || resume.saved.as_ref().is_some_and(|s| s.owner != src.owner) {
-            // A prefix resumed from another owner now belongs to this one: a later
-            // GET_FILE from it resumes what is kept.
+        if from == 0 {
             beside.write_info(&Info {
                 owner: src.owner.to_owned(),
                 remote: src.remote.to_owned(),
@@ -1127,7 +1123,6 @@ mod tests {
             addr,
             owner: "drip",
             remote: "f",
-            any_owner: false,
         };
         let cancel = AtomicBool::new(false);
         let err = downloader
