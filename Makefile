@@ -81,3 +81,16 @@ reset:
 	  if ! flock -n 9; then echo "make reset: RUN_DIR=$(RUN_DIR) is in use by a make run: stop it first" >&2; exit 1; fi && \
 	  rm -rf $(RUN_DIR)/data $(RUN_DIR)/spool $(RUN_DIR)/audit.jsonl && \
 	  echo "make reset: $(RUN_DIR) emptied: the next make run starts with an empty registry"
+
+## make run-cluster: make run with two index servers sharing one registry in Redis
+##   (redis-server, logger, time service, servers on PORT and PORT_B); Ctrl+C stops all.
+PORT_B ?= 9092
+HTTP_PORT_B ?= 8081
+REDIS_PORT ?= 6390
+CLUSTER_DIR ?= run-cluster
+
+.PHONY: run-cluster
+run-cluster: release
+	@PEERDEX=$(PEERDEX_RELEASE) PORT=$(PORT) PORT_B=$(PORT_B) TIME_PORT=$(TIME_PORT) LOGGER_PORT=$(LOGGER_PORT) \
+	  HTTP_PORT=$(HTTP_PORT) HTTP_PORT_B=$(HTTP_PORT_B) REDIS_PORT=$(REDIS_PORT) PROGRAM=$(PROGRAM) \
+	  STATEMENT=$(STATEMENT) RUN_DIR=$(CLUSTER_DIR) ADVERTISE=$(ADVERTISE) FRESH=$(FRESH) scripts/run-cluster.sh

@@ -27,15 +27,16 @@ STATEMENT=${STATEMENT:-2024}
 RUN_DIR=${RUN_DIR:-run}
 ADVERTISE=${ADVERTISE:-}
 
-die() { echo "make run: $*" >&2; exit 1; }
+MAKE_TARGET="make run"
+COMPONENTS="logger, time service, index server"
+# shellcheck source=scripts/run-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/run-common.sh"
 
 [ -x "$PEERDEX" ] || die "no peerdex binary at $PEERDEX (build it with 'make release')"
 
 # Every conflict is named up front, all in one message, in make terms: each port
 # taken (TCP, and UDP for the logger), the run folder held by another `make run`
 # (the lock below), the registry locked by a server. Nothing has started yet.
-tcp_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-udp_taken() { command -v ss >/dev/null && ss -Huln "sport = :$1" 2>/dev/null | grep -q .; }
 conflicts=()
 suggest=()
 for spec in "PORT=$PORT:index server" "TIME_PORT=$TIME_PORT:time service" \
@@ -82,48 +83,7 @@ if [ -n "${FRESH:-}" ] && [ "${FRESH:-}" != 0 ]; then
 fi
 AUDIT="$RUN_DIR/audit.jsonl"
 
-pids=()
-names=()
-# Stops every component and exits with $1 (0 after Ctrl+C, 1 after a crash).
-stop() {
-    local code=${1:-0}
-    trap - INT TERM
-    echo
-    echo "stopping peerdex (logger, time service, index server)..."
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    # Give each a moment to stop cleanly (the logger unregisters from the
-    # portmapper), then make sure nothing is left.
-    for _ in $(seq 1 50); do
-        alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    echo "stopped."
-    exit "$code"
-}
 trap 'stop 0' INT TERM
-
-# Waits until a process prints a line matching $2 into log $1; fails if it exits.
-wait_for() {
-    local pid=$1 pattern=$2 log=$3
-    for _ in $(seq 1 100); do
-        grep -q -- "$pattern" "$log" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# Each component's stdout is shown in this terminal and kept in RUN_DIR.
-start() {
-    local name=$1 what=$2; shift 2
-    "$PEERDEX" "$@" > >(tee -i "$RUN_DIR/$name.out") 2> >(tee -i "$RUN_DIR/$name.err" >&2) &
-    pids+=($!)
-    names+=("$what (log $RUN_DIR/$name.err)")
-}
 
 # Ours alone now (the lock above): last run's output goes.
 : > "$RUN_DIR/logger.out"; : > "$RUN_DIR/time.out"; : > "$RUN_DIR/server.out"
@@ -135,7 +95,7 @@ if [ -z "${stop_failed:-}" ]; then
     wait_for "${pids[1]}" "time service on" "$RUN_DIR/time.out" || stop_failed="time service"
 fi
 if [ -z "${stop_failed:-}" ]; then
-    server_args=(server -p "$PORT" --statement "$STATEMENT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
+    server_args=(server -p "$PORT" --explain --statement "$STATEMENT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
                  --spool "$RUN_DIR/spool" --data-dir "$RUN_DIR/data")
     [ -n "$ADVERTISE" ] && server_args+=(--advertise "$ADVERTISE")
     [ -n "$HTTP_PORT" ] && server_args+=(--http "$HTTP_PORT")
@@ -184,21 +144,4 @@ cat <<INFO
 
 INFO
 
-# Run until Ctrl+C, or until a component dies: then exit non-zero naming it.
-while :; do
-    for i in "${!pids[@]}"; do
-        pid=${pids[$i]}
-        if ! kill -0 "$pid" 2>/dev/null; then
-            wait "$pid"
-            status=$?
-            if [ "$status" -gt 128 ]; then
-                how="was killed by signal $((status - 128))"
-            else
-                how="exited with status $status"
-            fi
-            echo "make run: the ${names[$i]} $how; stopping the others" >&2
-            stop 1
-        fi
-    done
-    sleep 0.5
-done
+watch_components

@@ -36,6 +36,7 @@ pub use time::{TimeArgs, run as run_time};
 /// encoders and parsers, socket helpers and registry types. Not a stable API.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::client::{Said, TestShell};
     pub use crate::net::{CONNECTION_STACK, bind, connect, set_timeouts, spawn_connection_thread};
     pub use crate::proto::datetime;
     pub use crate::proto::index;

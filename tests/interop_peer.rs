@@ -159,6 +159,62 @@ fn the_statement_downloader_gets_identical_bytes_from_a_peerdex_peer() {
     assert!(!down.path().join("missing").exists());
 }
 
+/// Runs statement_get.py with `args` (HOST PORT NAME OUT ...) to its exit.
+fn statement_get(args: &[&str], out: &Path) -> Finished {
+    run_to_exit(
+        Command::new("python3")
+            .arg(partner("statement_get.py"))
+            .args(&args[..3])
+            .arg(out)
+            .args(&args[3..]),
+        Duration::from_secs(30),
+        "statement_get.py",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_2025_statement_downloader_gets_the_size_string_and_identical_bytes() {
+    if !have_python("statement_get interop") {
+        return;
+    }
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("data.bin"), MIB + 7, 12);
+    std::fs::write(share.path().join("empty"), b"").unwrap();
+    // The 2024-25 statement's reply: the bytes of --get-file-size-header
+    // (src/client/peer/listener.rs tests both).
+    let mut alice =
+        Client::with_state(s.addr, share.path(), state.path(), &["--statement", "2025"]);
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
+    assert_eq!(alice.cmd("PUBLISH empty d"), "c> PUBLISH OK");
+    let port = peer_port(s.addr, "alice").to_string();
+    for f in ["data.bin", "empty"] {
+        let out = down.path().join(f);
+        let r = statement_get(&["127.0.0.1", &port, f, "--statement", "2025"], &out);
+        assert!(r.status.success(), "{f}: {} {}", r.stdout, r.stderr);
+        assert_eq!(file_hash(&out), file_hash(&share.path().join(f)), "{f}");
+    }
+    // A 2024 peer sends no size: the 2025 downloader says so and keeps nothing.
+    let share24 = tempfile::tempdir().unwrap();
+    let state24 = tempfile::tempdir().unwrap();
+    write_random(&share24.path().join("data.bin"), MIB, 13);
+    let mut dave = Client::with_state(s.addr, share24.path(), state24.path(), &[]);
+    dave.register_connect("dave");
+    assert_eq!(dave.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
+    let port = peer_port(s.addr, "dave").to_string();
+    let out = down.path().join("from-2024");
+    let r = statement_get(
+        &["127.0.0.1", &port, "data.bin", "--statement", "2025"],
+        &out,
+    );
+    assert_eq!(r.status.code(), Some(2), "{} {}", r.stdout, r.stderr);
+    assert!(!out.exists());
+}
+
 #[test]
 fn peerdex_downloads_from_statement_slides_and_one_peers() {
     if !have_python("statement_peer interop") {
@@ -211,14 +267,19 @@ fn peerdex_downloads_from_statement_slides_and_one_peers() {
             "c> GET_FILE FAIL / FILE NOT EXIST",
             "{dialect}"
         );
-        // Exactly one extra connection per download: GET_FILE_RANGE, then GET_FILE
-        // (the partner logs each when it ends, so their order may interleave).
-        // Its threads print without a lock, so lines may even merge: count in the
-        // whole text.
-        let log = peer.log(8);
+        // Never an operation a statement peer may not know: one discovery (a
+        // GET_FILE of a name no file has, answered 1), then one GET_FILE per
+        // download. Its threads print without a lock, so lines may even merge:
+        // count in the whole text.
+        let log = peer.log(5);
+        let probes = log.matches("request GET_FILE /proc/0/peerdex/").count();
         let ranges = log.matches("request GET_FILE_RANGE ").count();
         let plain = log.matches("request GET_FILE ").count();
-        assert_eq!((ranges, plain), (4, 4), "{dialect}: {log:?}");
+        assert_eq!((probes, ranges, plain), (1, 0, 5), "{dialect}: {log:?}");
+        assert!(
+            log.contains("GET_FILE_RANGE -> no such file, sent 1"),
+            "{log:?}"
+        );
     }
     // Every download complete, nothing else left behind.
     let names = dir_names(down.path());
@@ -244,6 +305,76 @@ fn a_statement_peer_dying_mid_transfer_leaves_no_file() {
     assert!(bob.stderr_has("reset"), "{:?}", bob.stderr());
     // A plain GET_FILE cannot be resumed: nothing at all is kept.
     assert_eq!(dir_names(down.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_statement_peer_that_dies_on_an_unknown_request_serves_every_download() {
+    if !have_python("statement_peer interop") {
+        return;
+    }
+    let s = Server::start(&[]);
+    let files = tempfile::tempdir().unwrap();
+    write_random(&files.path().join("data.bin"), MIB + 3, 8);
+    std::fs::write(files.path().join("small.txt"), b"small").unwrap();
+    let mut peer = StatementPeer::start(files.path(), "statement", &["--unknown", "die"]);
+    register_fake(s.addr, "fragile", peer.port, &["data.bin", "small.txt"]);
+    let down = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Client::with_state(s.addr, down.path(), state.path(), &[]);
+    bob.register_connect("bob");
+    // A fresh download, a second one, and the first file again (its discovery is
+    // remembered); then a new session, which asks again.
+    for (remote, local) in [("data.bin", "a"), ("small.txt", "b"), ("data.bin", "c")] {
+        assert_eq!(
+            bob.cmd(&format!("GET_FILE fragile {remote} {local}")),
+            "c> GET_FILE OK",
+            "{:?}",
+            bob.stderr()
+        );
+        assert_eq!(
+            file_hash(&down.path().join(local)),
+            file_hash(&files.path().join(remote))
+        );
+    }
+    let mut carol = Client::with_state(s.addr, down.path(), state.path(), &[]);
+    carol.register_connect("carol");
+    assert_eq!(carol.cmd("GET_FILE fragile data.bin d"), "c> GET_FILE OK");
+    assert_eq!(
+        carol.cmd("FETCH small.txt e"),
+        "c> FETCH OK",
+        "{:?}",
+        carol.stderr()
+    );
+    let log = peer.log(7);
+    assert!(!log.contains("dying"), "{log:?}");
+    assert_eq!(
+        log.matches("request GET_FILE /proc/0/peerdex/").count(),
+        2,
+        "{log:?}"
+    );
+    assert_eq!(log.matches("-> sent statement").count(), 5, "{log:?}");
+    assert!(
+        peer.child.try_wait().unwrap().is_none(),
+        "the statement peer exited: {log:?}"
+    );
+}
+
+#[test]
+fn the_dying_partner_really_dies_on_an_unknown_request() {
+    // The partner's --unknown die is what the test above relies on: one
+    // GET_FILE_RANGE takes it off the network.
+    if !have_python("statement_peer interop") {
+        return;
+    }
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("f"), b"f").unwrap();
+    let mut peer = StatementPeer::start(files.path(), "statement", &["--unknown", "die"]);
+    assert_eq!(raw(peer.port, b"GET_FILE_RANGE\0f\x000\0"), b"\x02");
+    assert!(wait_until(Duration::from_secs(5), || peer
+        .child
+        .try_wait()
+        .unwrap()
+        .is_some()));
 }
 
 /// Sends raw bytes to 127.0.0.1:`port` and returns the whole answer.
@@ -277,6 +408,12 @@ fn get_file_range_in_raw_bytes() {
     assert_eq!(alice.cmd("PUBLISH f.bin d"), "c> PUBLISH OK");
     let port = peer_port(s.addr, "alice");
     let range = |offset: &str| raw(port, &fields(&["GET_FILE_RANGE", "f.bin", offset]));
+    // The discovery, a GET_FILE of a name no file has: a peerdex peer answers 0 and
+    // its marker (docs/PROTOCOL.md, "Discovery").
+    assert_eq!(
+        raw(port, b"GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0"),
+        b"\0peerdex GET_FILE_RANGE\0"
+    );
 
     let (code, size, version, body) = split_range(&range("0"));
     assert_eq!((code, size), (0, 1000));

@@ -7,6 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
+use support::group::{GroupGuard, group_members};
 use support::*;
 
 /// `bash scripts/run.sh` with the test build of peerdex (environment to be added).
@@ -15,36 +16,6 @@ fn run_script() -> Command {
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run.sh"))
         .env("PEERDEX", bin());
     cmd
-}
-
-/// Kills a whole process group on drop, so a failed test leaves nothing behind.
-struct GroupGuard(u32);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.0)])
-            .status();
-    }
-}
-
-/// Processes whose process group is `pgid` (read from /proc).
-fn group_members(pgid: u32) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2) == Some(&pgid.to_string().as_str()) && fields[0] != "Z" {
-            out.push(stat.split(')').next().unwrap_or("").to_owned());
-        }
-    }
-    out
 }
 
 #[test]

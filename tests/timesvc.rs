@@ -711,6 +711,30 @@ fn zeep_clients_call_each_operation_name() {
     }
 }
 
+/// A student whose own service declares a dummy input part calls the operation with
+/// an argument; zeep refuses that before sending unless the WSDL declares an input
+/// (here an optional one, so calls without it still work).
+#[test]
+fn zeep_clients_passing_a_dummy_argument_get_the_time() {
+    let t = TimeSvc::start(&[]);
+    let wsdl = format!("http://localhost:{}/?wsdl", t.addr.port());
+    for op in ["get_time", "get_datetime", "get_current_datetime"] {
+        let Some(run) = partner_client(
+            "zeep_clients_passing_a_dummy_argument_get_the_time",
+            "partners/time/zeep_client.py",
+            &[&wsdl, op, "0"],
+        ) else {
+            return;
+        };
+        assert!(run.status.success(), "zeep {op}(\"0\"): {}", run.stderr);
+        assert!(
+            clock::is_datetime(run.stdout.trim()),
+            "{op}: {:?}",
+            run.stdout
+        );
+    }
+}
+
 #[test]
 fn rest_clients_get_text_at_fecha_and_json_at_datetime() {
     let t = TimeSvc::start(&[]);

@@ -315,84 +315,13 @@ impl Store {
         // Printed lines go straight into the console buffer; cut back on failure.
         let mark = self.lines.len();
         for item in items {
-            let line = match item {
-                Item::V1(text) => {
-                    statuses.push(LOG_STORED);
-                    if !text.is_empty() {
-                        self.next_line();
-                        crate::proto::text::push_escaped(&mut self.lines, text);
-                    }
-                    LineOut {
-                        version: 1,
-                        text: Some(text),
-                        ..LineOut::default()
-                    }
-                }
-                Item::Fields(f) => {
-                    statuses.push(LOG_STORED);
-                    self.next_line();
-                    self.lines.push_str(&f.text);
-                    LineOut {
-                        version: f.version,
-                        text: Some(&f.text),
-                        fields: (f.values.len() > 1).then_some(&f.values[..]),
-                        procedure: (f.procedure != logrpc::PROC_LOG).then_some(f.procedure),
-                        ..LineOut::default()
-                    }
-                }
-                Item::V2(r, udp) => {
-                    let prev = self.known.get(&r.server_id).copied();
-                    match judge(prev, r.seq, *udp) {
-                        Verdict::Store => {}
-                        Verdict::Duplicate => {
-                            statuses.push(LOG_DUPLICATE);
-                            continue;
-                        }
-                        Verdict::Refused => {
-                            self.refused += 1;
-                            if self.refused.is_power_of_two() {
-                                log::warn!(
-                                    "refused a record of server {:016x} seq {} over {} as forged ({} refused so far)",
-                                    r.server_id,
-                                    r.seq,
-                                    if *udp { "udp" } else { "tcp" },
-                                    self.refused
-                                );
-                            }
-                            statuses.push(LOG_REFUSED);
-                            continue;
-                        }
-                    }
-                    self.undo.push((r.server_id, prev));
-                    self.known.insert(
-                        r.server_id,
-                        Known {
-                            highest: r.seq,
-                            udp_only: *udp && prev.is_none_or(|k| k.udp_only),
-                        },
-                    );
-                    statuses.push(LOG_STORED);
-                    self.next_line();
-                    audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
-                    if let Some(result) = r.result {
-                        audit::push_result(&mut self.lines, result);
-                    }
-                    LineOut {
-                        version: r.version(),
-                        server: Some(ServerId(r.server_id)),
-                        seq: Some(r.seq),
-                        via: udp.then_some("udp"),
-                        user: Some(&r.user),
-                        operation: Some(&r.operation),
-                        datetime: Some(&r.datetime),
-                        result: r.result,
-                        ..LineOut::default()
-                    }
-                }
-            };
-            // Serialising strings and numbers into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, &line);
-            out.push(b'\n');
+            let (status, line) = self.line_of(item);
+            statuses.push(status);
+            if let Some(line) = line {
+                // Serialising strings and numbers into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut out, &line);
+                out.push(b'\n');
+            }
         }
         // A write cut short (disk full) is cut back to the last whole line before
         // the caller answers LOG_FAILED: else its remains would be glued to the
@@ -404,18 +333,7 @@ impl Store {
         }
         if let Err(e) = written {
             log::error!("cannot append to the audit file: {e}");
-            self.lines.truncate(mark);
-            for (id, prev) in self.undo.drain(..).rev() {
-                match prev {
-                    Some(k) => self.known.insert(id, k),
-                    None => self.known.remove(&id),
-                };
-            }
-            for s in statuses.iter_mut() {
-                if *s == LOG_STORED {
-                    *s = LOG_FAILED;
-                }
-            }
+            self.undo_batch(mark, statuses);
             return;
         }
         if self.lines.len() > mark {
@@ -425,6 +343,109 @@ impl Store {
             self.hand_over_lines();
         } else {
             self.hand_over_due_lines();
+        }
+    }
+
+    /// The status of one item of a batch and, when it is stored, its line (its
+    /// console line is in the buffer already).
+    fn line_of<'a>(&mut self, item: &'a Item) -> (i32, Option<LineOut<'a>>) {
+        let line = match item {
+            Item::V1(text) => {
+                if !text.is_empty() {
+                    self.next_line();
+                    crate::proto::text::push_escaped(&mut self.lines, text);
+                }
+                LineOut {
+                    version: 1,
+                    text: Some(text),
+                    ..LineOut::default()
+                }
+            }
+            Item::Fields(f) => {
+                self.next_line();
+                self.lines.push_str(&f.text);
+                LineOut {
+                    version: f.version,
+                    text: Some(&f.text),
+                    fields: (f.values.len() > 1).then_some(&f.values[..]),
+                    procedure: (f.procedure != logrpc::PROC_LOG).then_some(f.procedure),
+                    ..LineOut::default()
+                }
+            }
+            Item::V2(r, udp) => match self.admit(r, *udp) {
+                LOG_STORED => self.record_line(r, *udp),
+                status => return (status, None),
+            },
+        };
+        (LOG_STORED, Some(line))
+    }
+
+    /// Whether record `r` is new (LOG_STORED: its server's highest sequence number
+    /// is moved on, undoably), a duplicate, or refused as forged.
+    fn admit(&mut self, r: &LogRecord<'_>, udp: bool) -> i32 {
+        let prev = self.known.get(&r.server_id).copied();
+        match judge(prev, r.seq, udp) {
+            Verdict::Store => {}
+            Verdict::Duplicate => return LOG_DUPLICATE,
+            Verdict::Refused => {
+                self.refused += 1;
+                if self.refused.is_power_of_two() {
+                    log::warn!(
+                        "refused a record of server {:016x} seq {} over {} as forged ({} refused so far)",
+                        r.server_id,
+                        r.seq,
+                        if udp { "udp" } else { "tcp" },
+                        self.refused
+                    );
+                }
+                return LOG_REFUSED;
+            }
+        }
+        self.undo.push((r.server_id, prev));
+        self.known.insert(
+            r.server_id,
+            Known {
+                highest: r.seq,
+                udp_only: udp && prev.is_none_or(|k| k.udp_only),
+            },
+        );
+        LOG_STORED
+    }
+
+    /// The line of an admitted record, its console line put in the buffer.
+    fn record_line<'a>(&mut self, r: &'a LogRecord<'_>, udp: bool) -> LineOut<'a> {
+        self.next_line();
+        audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
+        if let Some(result) = r.result {
+            audit::push_result(&mut self.lines, &r.operation, result);
+        }
+        LineOut {
+            version: r.version(),
+            server: Some(ServerId(r.server_id)),
+            seq: Some(r.seq),
+            via: udp.then_some("udp"),
+            user: Some(&r.user),
+            operation: Some(&r.operation),
+            datetime: Some(&r.datetime),
+            result: r.result,
+            ..LineOut::default()
+        }
+    }
+
+    /// A batch that could not be written: its console lines (after `mark`) and its
+    /// sequence numbers are taken back, and every LOG_STORED becomes LOG_FAILED.
+    fn undo_batch(&mut self, mark: usize, statuses: &mut [i32]) {
+        self.lines.truncate(mark);
+        for (id, prev) in self.undo.drain(..).rev() {
+            match prev {
+                Some(k) => self.known.insert(id, k),
+                None => self.known.remove(&id),
+            };
+        }
+        for s in statuses.iter_mut() {
+            if *s == LOG_STORED {
+                *s = LOG_FAILED;
+            }
         }
     }
 
@@ -1086,7 +1107,7 @@ mod tests {
         assert_eq!(
             s.lines,
             "alice    REGISTER    17/12/2014 13:20:35\n\
-             alice    REGISTER    17/12/2014 13:20:35    FAIL 2\n\
+             alice    REGISTER    17/12/2014 13:20:35    FAIL 2 ERROR\n\
              alice    REGISTER    17/12/2014 13:20:35"
         );
         let lines: Vec<AuditLine> = std::fs::read_to_string(&path)

@@ -20,7 +20,6 @@
 //! codes; responses are written here, because `tiny_http::Response` silently drops
 //! a `Connection` header and every response here must say `Connection: close`.
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SockShutdown, SocketAddr, TcpStream};
 use std::str::FromStr;
@@ -86,33 +85,23 @@ impl Head {
 }
 
 /// Why a request could not be read. Each maps to a response, or to silence.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {
     /// The peer closed or reset before a complete request: nothing to answer.
+    #[error("closed: the client left before a whole request")]
     Closed,
     /// The deadline passed first.
+    #[error("timeout: no whole request in time")]
     Timeout,
     /// The head is larger than [`MAX_HEAD`] or has too many headers.
+    #[error("head: over {MAX_HEAD} bytes or {MAX_HEADERS} header lines")]
     HeadTooLarge,
     /// The request line or a header is not HTTP.
+    #[error("malformed: {0}")]
     Malformed(&'static str),
     /// An HTTP version other than 1.0 and 1.1.
+    #[error("version: only HTTP/1.0 and HTTP/1.1")]
     Version,
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Closed => write!(f, "closed: the client left before a whole request"),
-            ReadError::Timeout => write!(f, "timeout: no whole request in time"),
-            ReadError::HeadTooLarge => write!(
-                f,
-                "head: over {MAX_HEAD} bytes or {MAX_HEADERS} header lines"
-            ),
-            ReadError::Malformed(why) => write!(f, "malformed: {why}"),
-            ReadError::Version => write!(f, "version: only HTTP/1.0 and HTTP/1.1"),
-        }
-    }
 }
 
 /// Reads from `stream` before `deadline` (through the one [`DeadlineReader`]).

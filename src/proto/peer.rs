@@ -1,7 +1,6 @@
 //! The peer protocol's messages (PROTOCOL.md section 2): the statement's GET_FILE
 //! request, the peerdex extension GET_FILE_RANGE, and the headers of their replies.
 
-use std::fmt;
 use std::io::Read;
 
 use crate::proto::wire::{
@@ -24,6 +23,54 @@ pub(crate) const CODE_OTHER: u8 = 2;
 /// bytes (four hexadecimal numbers); 128 leaves room for other implementations
 /// without letting a peer make the downloader buffer much.
 pub(crate) const MAX_VERSION: usize = 128;
+
+/// The file name of the discovery request, `GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0`:
+/// how a downloader learns whether a peer speaks GET_FILE_RANGE without ever sending
+/// an operation a statement peer may not know (docs/PROTOCOL.md, "Discovery"). No file
+/// can have this name: there is no process 0 in `/proc` (and no `/proc` at all on
+/// systems without procfs), so opening it fails with ENOENT on every peer, and a
+/// statement peer answers 1 (FILE NOT EXIST), the path every one of them implements.
+/// It is short, printable ASCII without spaces: a peer may print it in its log or keep
+/// it in a 256-byte buffer.
+pub(crate) const PROBE_NAME: &str = "/proc/0/peerdex/GET_FILE_RANGE";
+
+/// What a peerdex peer sends for the discovery request after code 0: one string
+/// naming the extensions it speaks. Nothing a statement peer sends for a missing file
+/// looks like it.
+pub(crate) const PROBE_MARKER: &str = "peerdex GET_FILE_RANGE";
+
+/// Longest answer to the discovery request that is read: the marker with room to
+/// name more extensions later.
+const MAX_PROBE_ANSWER: usize = 128;
+
+/// Encodes the discovery request (a GET_FILE of [`PROBE_NAME`]).
+pub(crate) fn encode_probe() -> Vec<u8> {
+    encode_request(PROBE_NAME)
+}
+
+/// Encodes a peerdex peer's answer to the discovery request: code 0 and
+/// [`PROBE_MARKER`].
+pub(crate) fn encode_probe_answer() -> Vec<u8> {
+    let mut out = Vec::with_capacity(PROBE_MARKER.len() + 2);
+    out.push(CODE_OK);
+    put_str(&mut out, PROBE_MARKER);
+    out
+}
+
+/// Reads the answer to the discovery request: whether the peer speaks
+/// GET_FILE_RANGE. Any code but 0, or a 0 followed by anything but a string whose
+/// words start with `peerdex` and include `GET_FILE_RANGE`, is a peer that does not
+/// (`Ok(false)`); an error means no answer arrived (closed, reset, timed out).
+pub(crate) fn read_probe_answer<R: Read>(r: &mut FieldReader<R>) -> Result<bool, WireError> {
+    if r.read_u8(Field::Code)? != CODE_OK {
+        return Ok(false);
+    }
+    let Ok(answer) = r.read_bytes(Field::Op, MAX_PROBE_ANSWER) else {
+        return Ok(false);
+    };
+    let mut words = answer.split(|&b| b == b' ');
+    Ok(words.next() == Some(b"peerdex") && words.any(|w| w == GET_FILE_RANGE.as_bytes()))
+}
 
 /// A request a peer listener understands.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,33 +116,22 @@ pub(crate) fn encode_range_request(file: &str, offset: u64) -> Vec<u8> {
 }
 
 /// Why a request could not be decoded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum PeerRequestError {
     /// The connection closed before sending a single byte (a liveness probe, or the
     /// shutdown wake-up): nothing to answer.
+    #[error("empty: connection closed without a request")]
     Empty,
     /// The operation is neither GET_FILE nor GET_FILE_RANGE.
+    #[error("unknown operation")]
     UnknownOp,
     /// The OFFSET of GET_FILE_RANGE is not a decimal number.
+    #[error("bad request: offset is not a decimal number")]
     BadOffset,
     /// A field is missing, too long, not UTF-8, or did not arrive in time.
-    Wire(WireError),
+    #[error("bad request: {0}")]
+    Wire(#[source] WireError),
 }
-
-impl fmt::Display for PeerRequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerRequestError::Empty => f.write_str("empty: connection closed without a request"),
-            PeerRequestError::UnknownOp => f.write_str("unknown operation"),
-            PeerRequestError::BadOffset => {
-                f.write_str("bad request: offset is not a decimal number")
-            }
-            PeerRequestError::Wire(e) => write!(f, "bad request: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for PeerRequestError {}
 
 /// Reads a GET_FILE or GET_FILE_RANGE request.
 pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, PeerRequestError> {
@@ -279,6 +315,45 @@ mod tests {
         assert!(read_range_header(&mut r).is_err());
         let mut r = FieldReader::new(&b"5\0a b\0"[..]);
         assert!(read_range_header(&mut r).is_err());
+    }
+
+    #[test]
+    fn the_probe_is_a_get_file_and_only_the_marker_says_range() {
+        assert_eq!(
+            encode_probe(),
+            b"GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0"
+        );
+        // A peerdex listener reads it as a plain GET_FILE of PROBE_NAME.
+        let probe = encode_probe();
+        let mut r = FieldReader::new(&probe[..]);
+        assert_eq!(
+            read_request(&mut r).unwrap(),
+            Request::Get {
+                file: PROBE_NAME.into()
+            }
+        );
+        let answer = encode_probe_answer();
+        assert_eq!(answer, b"\0peerdex GET_FILE_RANGE\0");
+        let says = |bytes: &[u8]| read_probe_answer(&mut FieldReader::new(bytes));
+        assert!(says(&answer).unwrap());
+        assert!(says(b"\0peerdex GET_FILE_BLOCKS GET_FILE_RANGE\0").unwrap());
+        // What statement peers send for a missing file, or odd ones for anything.
+        for other in [
+            &b"\x01"[..],
+            b"\x02",
+            b"\x01peerdex GET_FILE_RANGE\0",
+            b"\0",
+            b"\0hello",
+            b"\0GET_FILE_RANGE\0",
+            b"\0peerdex\0",
+            b"\0peerdexGET_FILE_RANGE\0",
+        ] {
+            assert!(!says(other).unwrap_or(false), "{other:?}");
+        }
+        assert!(says(b"").is_err());
+        let mut long = b"\0".to_vec();
+        long.extend_from_slice(&[b'a'; 4096]);
+        assert!(!says(&long).unwrap());
     }
 
     #[test]

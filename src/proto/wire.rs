@@ -76,21 +76,27 @@ impl fmt::Display for Field {
 }
 
 /// Everything that can go wrong while reading a message off the wire.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum WireError {
     /// The peer closed the connection before the message was complete.
+    #[error("truncated: connection closed in {0}")]
     Truncated(Field),
     /// No data arrived within the read timeout.
+    #[error("timeout: no data while reading {0}")]
     Timeout(Field),
     /// The field passed its limit before its NUL arrived.
+    #[error("too long: {field} exceeds {limit} bytes")]
     TooLong { field: Field, limit: usize },
     /// The field is not valid UTF-8.
+    #[error("invalid: {0} is not UTF-8")]
     NotUtf8(Field),
     /// The field is UTF-8 but breaks a content rule (whitespace in a name, a control
     /// character, an empty name, a port out of range, ...).
+    #[error("invalid: bad {0}")]
     Invalid(Field),
     /// Any other I/O error.
-    Io(io::Error),
+    #[error("io: {0}")]
+    Io(#[source] io::Error),
 }
 
 impl WireError {
@@ -100,30 +106,6 @@ impl WireError {
             self,
             WireError::Truncated(_) | WireError::Timeout(_) | WireError::Io(_)
         )
-    }
-}
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WireError::Truncated(field) => write!(f, "truncated: connection closed in {field}"),
-            WireError::Timeout(field) => write!(f, "timeout: no data while reading {field}"),
-            WireError::TooLong { field, limit } => {
-                write!(f, "too long: {field} exceeds {limit} bytes")
-            }
-            WireError::NotUtf8(field) => write!(f, "invalid: {field} is not UTF-8"),
-            WireError::Invalid(field) => write!(f, "invalid: bad {field}"),
-            WireError::Io(e) => write!(f, "io: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for WireError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WireError::Io(e) => Some(e),
-            _ => None,
-        }
     }
 }
 

@@ -261,42 +261,25 @@ pub(crate) fn put_call(
 }
 
 /// Why a reply did not carry a result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyError {
     /// Not a decodable reply message.
+    #[error("rpc: undecodable reply")]
     Garbage,
     /// The server rejected the call (RPC_MISMATCH or AUTH_ERROR).
+    #[error("rpc: call denied (rpc version or credentials)")]
     Denied,
+    #[error("rpc: program unavailable")]
     ProgUnavail,
-    ProgMismatch {
-        low: u32,
-        high: u32,
-    },
+    #[error("rpc: program version mismatch (server has {low}..{high})")]
+    ProgMismatch { low: u32, high: u32 },
+    #[error("rpc: procedure unavailable")]
     ProcUnavail,
+    #[error("rpc: server could not decode the arguments")]
     GarbageArgs,
+    #[error("rpc: system error on the server")]
     SystemErr,
 }
-
-impl std::fmt::Display for ReplyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReplyError::Garbage => write!(f, "rpc: undecodable reply"),
-            ReplyError::Denied => write!(f, "rpc: call denied (rpc version or credentials)"),
-            ReplyError::ProgUnavail => write!(f, "rpc: program unavailable"),
-            ReplyError::ProgMismatch { low, high } => {
-                write!(
-                    f,
-                    "rpc: program version mismatch (server has {low}..{high})"
-                )
-            }
-            ReplyError::ProcUnavail => write!(f, "rpc: procedure unavailable"),
-            ReplyError::GarbageArgs => write!(f, "rpc: server could not decode the arguments"),
-            ReplyError::SystemErr => write!(f, "rpc: system error on the server"),
-        }
-    }
-}
-
-impl std::error::Error for ReplyError {}
 
 /// Parses a reply message (without record marks): its xid and, when the call
 /// succeeded, the XDR result. The xid is `None` when even that is missing.

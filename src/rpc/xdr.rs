@@ -8,36 +8,25 @@
 //! interface's own types (`logrpc`).
 
 /// Why an XDR value could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum XdrError {
     /// The bytes ended inside `field`.
+    #[error("xdr: truncated in {field}")]
     Truncated { field: &'static str },
     /// A string announced more bytes than its bound.
+    #[error("xdr: {field} of {len} bytes exceeds its limit of {max}")]
     TooLong {
         field: &'static str,
         len: u32,
         max: u32,
     },
     /// A string that is not UTF-8.
+    #[error("xdr: {field} is not UTF-8")]
     NotUtf8 { field: &'static str },
     /// Bytes left over after the last field.
+    #[error("xdr: {extra} bytes left over")]
     Trailing { extra: usize },
 }
-
-impl std::fmt::Display for XdrError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            XdrError::Truncated { field } => write!(f, "xdr: truncated in {field}"),
-            XdrError::TooLong { field, len, max } => {
-                write!(f, "xdr: {field} of {len} bytes exceeds its limit of {max}")
-            }
-            XdrError::NotUtf8 { field } => write!(f, "xdr: {field} is not UTF-8"),
-            XdrError::Trailing { extra } => write!(f, "xdr: {extra} bytes left over"),
-        }
-    }
-}
-
-impl std::error::Error for XdrError {}
 
 /// Bytes of padding after `len` bytes of opaque data: "If n is not a multiple of
 /// four, then the n bytes are followed by enough (0 to 3) residual zero bytes, r,

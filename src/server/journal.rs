@@ -83,65 +83,40 @@ impl Default for StoreOptions {
 }
 
 /// What is wrong with a line of a data file.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Corruption {
     /// Not a JSON record of the expected shape.
-    Syntax(serde_json::Error),
+    #[error("{}", syntax(.0))]
+    Syntax(#[source] serde_json::Error),
     /// A line without its newline in a journal that is not the newest.
+    #[error("a line without its newline before the newest journal")]
     Incomplete,
     /// A journal record that does not apply to the state before it (result code).
+    #[error("the change does not apply to the state before it (result code {code})")]
     Rejected { code: u8 },
     /// A snapshot line naming a user already restored.
+    #[error("user {0:?} appears twice")]
     DuplicateUser(String),
     /// The snapshot header is not one this version reads.
+    #[error("not a peerdex snapshot header (format 1)")]
     BadHeader,
     /// The snapshot ends before the number of users its header announces.
+    #[error("the snapshot ends after {found} of the {expected} users its header announces")]
     Truncated { expected: u64, found: u64 },
     /// Lines after the last user the snapshot header announces.
+    #[error("data after the last user")]
     TrailingData,
     /// A journal generation between the snapshot and the newest journal is missing.
+    #[error("journal generation {generation} is missing (changes would be lost)")]
     MissingJournal { generation: u64 },
 }
 
-impl std::error::Error for Corruption {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Corruption::Syntax(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Corruption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Corruption::Syntax(e) => {
-                // serde_json counts lines within the one line it was given: keep
-                // only the column, the file line is in the error's prefix.
-                let text = e.to_string();
-                let message = text.split(" at line ").next().unwrap_or(&text);
-                write!(f, "not a valid record (column {}: {message})", e.column())
-            }
-            Corruption::Incomplete => {
-                write!(f, "a line without its newline before the newest journal")
-            }
-            Corruption::Rejected { code } => write!(
-                f,
-                "the change does not apply to the state before it (result code {code})"
-            ),
-            Corruption::DuplicateUser(u) => write!(f, "user {u:?} appears twice"),
-            Corruption::BadHeader => write!(f, "not a peerdex snapshot header (format 1)"),
-            Corruption::Truncated { expected, found } => write!(
-                f,
-                "the snapshot ends after {found} of the {expected} users its header announces"
-            ),
-            Corruption::TrailingData => write!(f, "data after the last user"),
-            Corruption::MissingJournal { generation } => write!(
-                f,
-                "journal generation {generation} is missing (changes would be lost)"
-            ),
-        }
-    }
+/// A JSON syntax error without serde_json's line (always 1: it is given one line;
+/// the file line is in [`JournalError::Corrupt`]'s prefix), with its column.
+fn syntax(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let message = text.split(" at line ").next().unwrap_or(&text);
+    format!("not a valid record (column {}: {message})", e.column())
 }
 
 /// Why the data directory cannot be used.

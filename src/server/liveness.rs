@@ -67,12 +67,35 @@ pub(crate) fn probe_target(addr: PeerAddr, advertise: Option<IpAddr>) -> SocketA
     SocketAddr::new(ip, addr.port)
 }
 
+/// What the prober needs from the registry. With several servers on one shared store,
+/// only one of them probes at a time ([`Peers::may_probe`]).
+pub(crate) trait Peers: Send + Sync + 'static {
+    /// Every connected user with its address.
+    fn connected(&self) -> Vec<(String, PeerAddr)>;
+    /// Disconnects `user` only if it is still connected at `addr`; whether it was.
+    fn disconnect_if_at(&self, user: &str, addr: PeerAddr) -> bool;
+    /// Whether this server probes this round.
+    fn may_probe(&self) -> bool {
+        true
+    }
+}
+
+impl Peers for Registry {
+    fn connected(&self) -> Vec<(String, PeerAddr)> {
+        Registry::connected(self)
+    }
+
+    fn disconnect_if_at(&self, user: &str, addr: PeerAddr) -> bool {
+        Registry::disconnect_if_at(self, user, addr)
+    }
+}
+
 /// Starts the prober thread; `None` when probing is off. `advertise` is the server's
 /// `--advertise` address, if any. `on_drop` is called for each user the prober
 /// disconnected.
 pub(crate) fn start(
     args: &LivenessArgs,
-    registry: Arc<Registry>,
+    registry: Arc<impl Peers>,
     shutdown: Shutdown,
     advertise: Option<IpAddr>,
     on_drop: impl Fn(&str, PeerAddr) + Send + 'static,
@@ -88,6 +111,11 @@ pub(crate) fn start(
         .spawn(move || {
             let mut failures: HashMap<(String, PeerAddr), u32> = HashMap::new();
             while !shutdown.wait_timeout(interval) {
+                if !registry.may_probe() {
+                    // Another server probes: its counts are the ones that matter.
+                    failures.clear();
+                    continue;
+                }
                 let peers = registry.connected();
                 let targets: Vec<SocketAddr> = peers
                     .iter()

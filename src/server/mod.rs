@@ -15,6 +15,7 @@ pub(crate) mod journal;
 pub(crate) mod liveness;
 pub(crate) mod registry;
 mod search;
+pub(crate) mod store;
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use audit::shipper;
 use budget::{Built, ReplyBudget};
 use journal::{JournalError, StoreOptions};
 use registry::{Change, Refused, Registry, SearchOptions};
+use store::Store;
 
 /// Command-line options of `peerdex server`.
 #[derive(clap::Args, Debug, Clone)]
@@ -58,6 +60,11 @@ pub struct ServerArgs {
     /// Do not print a console line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// After the console line of a failed request, a note on stderr saying what
+    /// the code means and what was asked (`make run` sets it; stdout stays exactly
+    /// the statement's console).
+    #[arg(long, conflicts_with = "quiet")]
+    pub explain: bool,
     /// Directory that keeps the registry across restarts (journal and snapshot).
     #[arg(long, default_value = "./peerdex-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -84,6 +91,8 @@ pub struct ServerArgs {
     /// names only).
     #[arg(long, default_value = "2024", value_name = "YEAR")]
     pub statement: index::Statement,
+    #[command(flatten)]
+    pub store: store::StoreArgs,
     #[command(flatten)]
     pub liveness: liveness::LivenessArgs,
     #[command(flatten)]
@@ -112,6 +121,8 @@ pub enum ServerError {
     Shipper(#[source] shipper::ShipperError),
     #[error("{0}")]
     Store(#[source] JournalError),
+    #[error("shared store: {0}")]
+    Shared(#[source] store::StoreError),
 }
 
 /// Why the index port cannot be bound, in words a user acts on.
@@ -131,6 +142,8 @@ const MIN_READ_RATE: u64 = 64 * 1024;
 /// Everything a connection thread needs.
 struct Context {
     registry: Arc<Registry>,
+    /// Where changes are made (the registry itself, or a shared store).
+    store: Arc<Store>,
     audit: AuditSink,
     console: Console,
     timeout: Duration,
@@ -141,6 +154,8 @@ struct Context {
     replies: Arc<ReplyBudget>,
     /// The dashboard's view of the request path (`--http` only).
     events: Option<Arc<http::Hub>>,
+    /// `--explain`: a note on stderr after each failed request's console line.
+    explain: bool,
 }
 
 /// A bound index server, ready to run.
@@ -161,11 +176,11 @@ impl IndexServer {
         audit: AuditSink,
         console: Console,
     ) -> Result<IndexServer, ServerError> {
-        let (registry, storage) = open_registry(args)?;
+        let (store, storage) = open_store(args)?;
+        let registry = Arc::clone(store.registry());
         let addr = SocketAddr::new(args.bind, args.port);
         let listener = net::Listener::bind("index", addr, args.max_connections as usize)
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let registry = Arc::new(registry);
         let timeout = Duration::from_secs_f64(args.timeout);
         let replies = Arc::new(ReplyBudget::new());
         let dashboard = match args.dashboard.http {
@@ -178,13 +193,18 @@ impl IndexServer {
             }
             None => None,
         };
+        if let Some(d) = &dashboard {
+            store.share_feed(&d.hub());
+        }
         Ok(IndexServer {
             listener,
             storage,
             liveness: args.liveness.clone(),
             ctx: Arc::new(Context {
+                explain: args.explain,
                 events: dashboard.as_ref().map(http::Dashboard::hub),
                 registry,
+                store: Arc::new(store),
                 audit,
                 console: if args.quiet {
                     Console::silent()
@@ -235,10 +255,10 @@ impl IndexServer {
         });
         let prober = {
             let ctx = Arc::clone(&self.ctx);
-            let registry = Arc::clone(&ctx.registry);
+            let peers = Arc::clone(&ctx.store);
             liveness::start(
                 &self.liveness,
-                registry,
+                peers,
                 shutdown.clone(),
                 ctx.advertise,
                 move |user, addr| {
@@ -278,6 +298,7 @@ impl IndexServer {
         if let Some(dashboard) = dashboard {
             dashboard.stop();
         }
+        self.ctx.store.stop();
     }
 }
 
@@ -340,12 +361,27 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// The registry of `args` and the line that says where it is kept.
-fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
-    let search = SearchOptions {
+/// Where `args` keep the registry, and the line that says so.
+fn open_store(args: &ServerArgs) -> Result<(Store, String), ServerError> {
+    let Some(url) = &args.store.store else {
+        let (registry, line) = open_registry(args)?;
+        return Ok((Store::Local(Arc::new(registry)), line));
+    };
+    let registry = Arc::new(Registry::with_search(search_options(args)));
+    let probe_interval = Duration::from_secs_f64(args.liveness.probe_interval);
+    Store::open_shared(&args.store, url, registry, probe_interval).map_err(ServerError::Shared)
+}
+
+fn search_options(args: &ServerArgs) -> SearchOptions {
+    SearchOptions {
         max_results: args.max_search_results,
         scan: args.search_scan,
-    };
+    }
+}
+
+/// The registry of `args` and the line that says where it is kept.
+fn open_registry(args: &ServerArgs) -> Result<(Registry, String), ServerError> {
+    let search = search_options(args);
     if args.ephemeral {
         return Ok((
             Registry::with_search(search),
@@ -450,6 +486,11 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
                 let host = recorded_ip(peer.ip(), ctx.advertise);
                 events.answered(&req, reply[0], host, started);
             }
+            if ctx.explain
+                && let Some(note) = failure_note(&req, reply[0])
+            {
+                ctx.console.note(note);
+            }
             ctx.audit.record(AuditRecord {
                 user: req.user.clone(),
                 operation,
@@ -486,6 +527,27 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     if let Err(e) = net::write_all_by(&stream, &reply, ctx.timeout, deadline) {
         log::debug!("{peer}: reply not delivered: {e}");
     }
+}
+
+/// What a failed request's code means, with what was asked, for a person watching
+/// the console: `    LIST_CONTENT bob: FAIL 3 REMOTE USER DOES NOT EXIST`. The
+/// same meanings as the dashboard's rows and the logger's lines; `None` for OK.
+fn failure_note(req: &index::Request, code: u8) -> Option<String> {
+    let op = req.body.op();
+    if code == 0 {
+        return None;
+    }
+    let meaning = index::Status::from_code(op, code).map_or("UNKNOWN CODE", index::Status::meaning);
+    let asked = match &req.body {
+        Body::Publish { file, .. } | Body::Delete { file } => Some(file.as_str()),
+        Body::Search { pattern } => Some(pattern.as_str()),
+        Body::ListContent { target } => Some(target.as_str()),
+        _ => None,
+    };
+    let asked = asked.map_or_else(String::new, |a| {
+        format!(" {}", crate::proto::text::escape_for_terminal(a))
+    });
+    Some(format!("    {}{asked}: FAIL {code} {meaning}", op.name()))
 }
 
 /// A name read from a rejected request, as the console, the audit record and the
@@ -545,6 +607,14 @@ fn execute(
 ) -> Result<(), Refused> {
     // The host as the registry knows it: the address CONNECT would record for it.
     let host = recorded_ip(peer.ip(), ctx.advertise);
+    if matches!(
+        req.body,
+        Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
+    ) && let Err(code) = ctx.store.ready_to_read(req.body.op())
+    {
+        reply.push(code);
+        return Ok(());
+    }
     let user = req.user.clone();
     let change = match &req.body {
         Body::Register => Change::Register { user },
@@ -578,7 +648,7 @@ fn execute(
             return ctx.registry.search(&req.user, pattern, Some(host), reply);
         }
     };
-    reply.push(ctx.registry.apply_as(&change, host)?);
+    reply.push(ctx.store.apply_as(&change, host)?);
     Ok(())
 }
 

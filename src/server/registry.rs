@@ -468,6 +468,27 @@ impl Registry {
         Ok((registry, recovered))
     }
 
+    /// Replaces the whole state with what `load` restores and replays into an empty
+    /// one (a replica of a shared store rebuilding from its snapshot and stream); on
+    /// an error the state is left as it was. The search index is built once at the
+    /// end, as by [`Registry::open_with`].
+    pub(crate) fn rebuild_from<T, E>(
+        &self,
+        load: impl FnOnce(&mut dyn Replay) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let indexed = self.state.read().search.is_some();
+        let mut state = State::new(SearchOptions {
+            max_results: self.max_results,
+            scan: true,
+        });
+        let out = load(&mut state)?;
+        if indexed {
+            state.build_search();
+        }
+        *self.state.write() = state;
+        Ok(out)
+    }
+
     /// Applies a change; returns its result code (0 when applied). A durable registry
     /// returns 0 only once the change is in the journal (and on disk with `--fsync`);
     /// if it cannot be journaled it is not applied and the operation's "any other

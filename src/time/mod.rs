@@ -19,7 +19,6 @@
 
 mod soap;
 
-use std::fmt;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -58,30 +57,22 @@ pub struct TimeArgs {
 }
 
 /// Why the time service could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum TimeError {
+    #[error("time: cannot listen on {addr}: {}", bind_reason(source))]
     Bind { addr: SocketAddr, source: io::Error },
-    Signals(io::Error),
+    #[error("time: cannot install signal handlers: {0}")]
+    Signals(#[source] io::Error),
 }
 
-impl fmt::Display for TimeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TimeError::Bind { addr, source } if source.kind() == io::ErrorKind::AddrInUse => {
-                write!(
-                    f,
-                    "time: cannot listen on {addr}: the port is already in use (another time service running? pick one with --port)"
-                )
-            }
-            TimeError::Bind { addr, source } => {
-                write!(f, "time: cannot listen on {addr}: {source}")
-            }
-            TimeError::Signals(e) => write!(f, "time: cannot install signal handlers: {e}"),
-        }
+/// Why the time port cannot be bound, in words a user acts on.
+fn bind_reason(source: &io::Error) -> String {
+    if source.kind() == io::ErrorKind::AddrInUse {
+        "the port is already in use (another time service running? pick one with --port)".into()
+    } else {
+        source.to_string()
     }
 }
-
-impl std::error::Error for TimeError {}
 
 /// Runs the time service until SIGINT or SIGTERM.
 pub fn run(args: TimeArgs) -> Result<(), Box<dyn std::error::Error>> {

@@ -8,11 +8,11 @@
 //! The WSDL is document/literal wrapped. It offers the lab's original `get_time` and
 //! the names students' clients call (STATEMENTS.md): `get_datetime` and
 //! `get_current_datetime`, all three the same answer. For each operation OP the
-//! request is an empty `tns:OP` element (any content a client puts inside, such as a
-//! dummy argument, is ignored), the response a `tns:OPResponse` holding one
-//! `tns:OPResult` string, SOAPAction `OP`.
-
-use std::fmt;
+//! request is a `tns:OP` element with one optional string `tns:dummy`: a student's
+//! client whose own service declares a dummy input passes one, and zeep refuses an
+//! argument the WSDL does not declare. Its content (and anything else inside) is
+//! ignored. The response is a `tns:OPResponse` holding one `tns:OPResult` string,
+//! SOAPAction `OP`.
 
 use quick_xml::escape::escape;
 use quick_xml::events::{BytesStart, Event};
@@ -65,7 +65,8 @@ fn offered() -> String {
 
 /// Why a request envelope was refused; becomes a SOAP 1.1 Fault (section 4.4.1 of
 /// the SOAP 1.1 note).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", self.code(), self.reason())]
 pub(crate) enum Fault {
     /// The envelope is not in the SOAP 1.1 namespace (e.g. a SOAP 1.2 envelope).
     VersionMismatch(String),
@@ -89,12 +90,6 @@ impl Fault {
         match self {
             Fault::VersionMismatch(s) | Fault::MustUnderstand(s) | Fault::Client(s) => s,
         }
-    }
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code(), self.reason())
     }
 }
 
@@ -337,7 +332,11 @@ pub(super) fn wsdl(location: &str) -> String {
         let op = call.name();
         elements.push_str(&format!(
             r#"      <xs:element name="{op}">
-        <xs:complexType><xs:sequence/></xs:complexType>
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="dummy" type="xs:string" minOccurs="0"/>
+          </xs:sequence>
+        </xs:complexType>
       </xs:element>
       <xs:element name="{op}Response">
         <xs:complexType>

@@ -8,7 +8,7 @@ peers that were never built from peerdex's code.
 
 Command line:
     python3 statement_peer.py --port P --dir DIR [--host ADDR]
-        [--dialect statement|slides|one] [--unknown close|two]
+        [--dialect statement|slides|one] [--unknown close|two|die]
         [--rate BYTES_PER_SEC] [--die-after BYTES [--die-how rst|close]]
         [--timeout SECONDS]
 
@@ -22,7 +22,9 @@ Per connection it reads two NUL-terminated strings, the op and the file name.
       one        byte 1, the content, close            (a published reference peer)
   GET_FILE, no such regular file: byte 1, close (every dialect).
   Any other op (e.g. GET_FILE_RANGE): --unknown close (default) closes without a byte;
-      --unknown two sends byte 2 and closes.
+      --unknown two sends byte 2 and closes; --unknown die sends byte 2 and the whole
+      listener exits (status 1), as a student peer does that then fails on its own
+      closed socket: one unknown request takes it off the network.
   The name is joined to DIR as given (an absolute name is used as it is), as a
   student's peer that opens the name it receives does.
 --rate sends the content at about that many bytes per second. --die-after stops after
@@ -102,6 +104,12 @@ def serve(conn, addr, args):
         if op is None or name is None:
             what = "incomplete request, closed"
         elif op != "GET_FILE":
+            if args.unknown == "die":
+                conn.sendall(b"\x02")
+                conn.close()
+                print("request %s %s -> unknown op, sent 2, dying" % (op, name),
+                      file=sys.stderr, flush=True)
+                os._exit(1)
             if args.unknown == "two":
                 conn.sendall(b"\x02")
                 what = "unknown op, sent 2"
@@ -148,7 +156,7 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--dialect", choices=["statement", "slides", "one"], default="statement")
-    p.add_argument("--unknown", choices=["close", "two"], default="close")
+    p.add_argument("--unknown", choices=["close", "two", "die"], default="close")
     p.add_argument("--rate", type=int, default=0, help="bytes per second (0: full speed)")
     p.add_argument("--die-after", type=int, default=None, help="content bytes sent before the abort")
     p.add_argument("--die-how", choices=["rst", "close"], default="rst")

@@ -155,7 +155,10 @@ impl Server {
         let mut args = vec!["server", "-p", "0", "--bind", "127.0.0.1"];
         // Tests that do not name a data directory get an in-memory registry, so
         // parallel tests never share (or lock) the default ./peerdex-data.
-        if !extra.contains(&"--data-dir") && !extra.contains(&"--ephemeral") {
+        if !["--data-dir", "--ephemeral", "--store"]
+            .iter()
+            .any(|a| extra.contains(a))
+        {
             args.push("--ephemeral");
         }
         // Likewise, audit shipping only where a test asks for it: otherwise every
@@ -225,6 +228,8 @@ pub fn list_fields(reply: &[u8]) -> Vec<String> {
         .collect()
 }
 pub mod bed;
+pub mod group;
+pub mod redis;
 
 // ---- Client shells driven through stdin (client and peer tests) ----
 

@@ -1,7 +1,7 @@
 //! Downloading a file from another peer (PROTOCOL.md section 2, "A peerdex client
-//! downloading"): GET_FILE_RANGE first, plain GET_FILE on a new connection when the
-//! peer does not know the extension, the local file renamed into place only when
-//! complete, and a failed GET_FILE_RANGE transfer kept hidden for a later resume.
+//! downloading"): GET_FILE_RANGE to a peer that said it speaks it (`speaks`), the
+//! statement's GET_FILE alone to any other, the local file renamed into place only
+//! when complete, and a failed GET_FILE_RANGE transfer kept hidden for a later resume.
 //!
 //! Files beside the target `DIR/NAME`:
 //! - `DIR/.NAME.peerdex-partial`: the bytes received so far by GET_FILE_RANGE,
@@ -21,15 +21,18 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::files::{check_own, open_state_file};
+use super::speaks::{Known, Speaks, Unknown};
 use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{
     CODE_NOT_FOUND, CODE_OK, Lead, classify_lead, encode_range_request, encode_request,
     read_range_header,
 };
-use crate::proto::wire::{Field, FieldReader, WireError};
+use crate::proto::wire::{self, Field, FieldReader, WireError};
 
 /// How long the downloader waits to connect to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,36 +59,104 @@ const MAX_INFO: u64 = 4096;
 /// First line of a partial-info file: its format and version.
 const INFO_MAGIC: &str = "peerdex-partial 1";
 
-#[derive(Debug)]
+/// The slowest a download may run, in bytes per second averaged over
+/// [`MIN_RATE_WINDOW`]: a peer that drips bytes (one a second after a valid header
+/// resets any idle timeout) cannot hold a download for ever, and FETCH fails over from
+/// it. 4 KiB/s is slower than any lab link; a 1 GiB file at that rate would take three
+/// days.
+const MIN_DOWNLOAD_RATE: u64 = 4 * 1024;
+
+/// The window [`MIN_DOWNLOAD_RATE`] is averaged over: long enough that a stall of a
+/// few seconds on a live link (a busy disk, a retransmission) does not fail it.
+const MIN_RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// What a [`Downloader`] may be told; tests shorten the rate window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DownloadOptions {
+    /// Bytes per second a transfer must average over each `rate_window`.
+    pub(crate) min_rate: u64,
+    pub(crate) rate_window: Duration,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions {
+            min_rate: MIN_DOWNLOAD_RATE,
+            rate_window: MIN_RATE_WINDOW,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum DownloadError {
     /// The peer could not be reached.
+    #[error("connect: {addr}: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
     /// The request could not be sent.
-    Send(io::Error),
+    #[error("send: {0}")]
+    Send(#[source] io::Error),
     /// The reply header was missing or malformed.
-    Reply(WireError),
+    #[error("reply: {0}")]
+    Reply(#[source] WireError),
     /// The peer answered code 1 and closed: no such file published there.
+    #[error("not found: the peer does not share that file")]
     NotFound,
     /// The peer answered another error code.
+    #[error("refused: the peer answered code {0}")]
     Refused(u8),
     /// The peer announced a size and sent more bytes than that.
+    #[error("protocol: the peer sent more than it announced")]
     TooMuch,
     /// The connection ended before the announced size.
+    #[error("short: the connection ended after {received} of {expected} bytes")]
     Short { expected: u64, received: u64 },
     /// The connection was reset before a plain GET_FILE transfer's close.
+    #[error("reset: the peer reset the connection after {received} bytes")]
     Reset { received: u64 },
     /// Nothing arrived for [`DOWNLOAD_IDLE_TIMEOUT`].
+    #[error("timeout: no data for {} s after {received} bytes", DOWNLOAD_IDLE_TIMEOUT.as_secs())]
     Timeout { received: u64 },
+    /// Fewer than `min_rate` bytes per second arrived over a whole window.
+    #[error(
+        "too slow: {got} bytes in {} s, below the minimum of {min_rate} bytes/s, after \
+         {received} bytes",
+        window.as_secs_f64()
+    )]
+    TooSlow {
+        got: u64,
+        window: Duration,
+        min_rate: u64,
+        received: u64,
+    },
     /// Reading the socket failed.
-    Receive(io::Error),
+    #[error("receive: {0}")]
+    Receive(#[source] io::Error),
     /// The local file could not be created, written or renamed.
+    #[error("local: {}: {source}", path.display())]
     Local { path: PathBuf, source: io::Error },
+    /// The file does not fit on the local file system (checked before the transfer).
+    #[error(
+        "no space: {} needs {needed} bytes, {free} are free there",
+        dir.display()
+    )]
+    NoSpace {
+        dir: PathBuf,
+        needed: u64,
+        free: u64,
+    },
     /// Another download into the same local name is running.
+    #[error("busy: another download into {} is running", .0.display())]
     Busy(PathBuf),
     /// Cancelled by the user (Ctrl+C).
+    #[error("cancelled")]
     Cancelled,
     /// A GET_FILE_RANGE transfer failed; what arrived is kept for a resume.
+    #[error(
+        "{cause}; {kept} of {size} bytes kept in {} for the same GET_FILE to resume",
+        partial.display()
+    )]
     Kept {
+        #[source]
         cause: Box<DownloadError>,
         kept: u64,
         size: u64,
@@ -93,53 +164,18 @@ pub(crate) enum DownloadError {
     },
 }
 
-impl fmt::Display for DownloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl DownloadError {
+    /// Whether the failure is on this machine (the same with every owner: FETCH does
+    /// not fail over from it).
+    pub(crate) fn is_local(&self) -> bool {
         match self {
-            DownloadError::Connect { addr, source } => write!(f, "connect: {addr}: {source}"),
-            DownloadError::Send(e) => write!(f, "send: {e}"),
-            DownloadError::Reply(e) => write!(f, "reply: {e}"),
-            DownloadError::NotFound => f.write_str("not found: the peer does not share that file"),
-            DownloadError::Refused(code) => write!(f, "refused: the peer answered code {code}"),
-            DownloadError::TooMuch => f.write_str("protocol: the peer sent more than it announced"),
-            DownloadError::Short { expected, received } => write!(
-                f,
-                "short: the connection ended after {received} of {expected} bytes"
-            ),
-            DownloadError::Reset { received } => write!(
-                f,
-                "reset: the peer reset the connection after {received} bytes"
-            ),
-            DownloadError::Timeout { received } => write!(
-                f,
-                "timeout: no data for {} s after {received} bytes",
-                DOWNLOAD_IDLE_TIMEOUT.as_secs()
-            ),
-            DownloadError::Receive(e) => write!(f, "receive: {e}"),
-            DownloadError::Local { path, source } => {
-                write!(f, "local: {}: {source}", path.display())
-            }
-            DownloadError::Busy(path) => write!(
-                f,
-                "busy: another download into {} is running",
-                path.display()
-            ),
-            DownloadError::Cancelled => f.write_str("cancelled"),
-            DownloadError::Kept {
-                cause,
-                kept,
-                size,
-                partial,
-            } => write!(
-                f,
-                "{cause}; {kept} of {size} bytes kept in {} for the same GET_FILE to resume",
-                partial.display()
-            ),
+            DownloadError::Local { .. } | DownloadError::NoSpace { .. } => true,
+            DownloadError::Busy(_) => true,
+            DownloadError::Kept { cause, .. } => cause.is_local(),
+            _ => false,
         }
     }
 }
-
-impl std::error::Error for DownloadError {}
 
 /// Progress of a download, reported to the shell.
 pub(crate) trait Progress {
@@ -236,7 +272,9 @@ impl Beside {
     }
 
     /// Opens (creating it empty) and locks the partial file. Never follows a
-    /// symbolic link.
+    /// symbolic link, never blocks on a FIFO, and refuses anything but a regular
+    /// file with one link: a partial hard-linked to another file (a published one)
+    /// would be cut and overwritten through the link.
     fn open_partial(&self) -> Result<File, DownloadError> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
@@ -245,8 +283,9 @@ impl Beside {
             .create(true)
             .truncate(false)
             .mode(0o666)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&self.partial)
+            .and_then(|f| check_own(&f.metadata()?).map(|()| f))
             .map_err(self.local_err(&self.partial))?;
         if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(DownloadError::Busy(self.target.clone()));
@@ -254,25 +293,34 @@ impl Beside {
         Ok(file)
     }
 
+    /// The partial's info, when there is a readable one (see [`open_state_file`]).
     fn read_info(&self) -> Option<Info> {
-        let file = File::open(&self.info).ok()?;
+        let file = match open_state_file(&self.info) {
+            Ok(f) => f?,
+            Err(e) => {
+                log::warn!("{}: ignored: {e}", self.info.display());
+                return None;
+            }
+        };
         let mut text = String::new();
         file.take(MAX_INFO).read_to_string(&mut text).ok()?;
         Info::parse(&text)
     }
 
-    /// Writes the info file, never through a symbolic link.
+    /// Writes the info file whole to a temporary file renamed over it: whatever was
+    /// there (a symbolic link, a hard link to another file, a FIFO) is replaced, never
+    /// written through.
     fn write_info(&self, info: &Info) -> Result<(), DownloadError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o666)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.info)
-            .and_then(|mut f| f.write_all(info.render().as_bytes()))
-            .map_err(self.local_err(&self.info))
+        let local_err = self.local_err(&self.info);
+        let name = self.info.file_name().unwrap_or_default().to_string_lossy();
+        let mut temp = tempfile::Builder::new()
+            .prefix(&format!("{name}."))
+            .tempfile_in(&self.dir)
+            .map_err(&local_err)?;
+        temp.write_all(info.render().as_bytes())
+            .map_err(&local_err)?;
+        temp.persist(&self.info).map_err(|e| local_err(e.error))?;
+        Ok(())
     }
 
     /// Removes the partial file and its info.
@@ -330,16 +378,22 @@ fn connect(addr: SocketAddr, request: &[u8]) -> Result<TcpStream, DownloadError>
     Ok(stream)
 }
 
+/// A valid GET_FILE_RANGE reply header.
+struct RangeHeader {
+    stream: TcpStream,
+    /// Content bytes read with the header.
+    head: Vec<u8>,
+    size: u64,
+    version: String,
+}
+
 /// What a GET_FILE_RANGE request got.
 enum RangeReply {
-    /// A valid header: the stream, the content bytes already read, SIZE, VERSION.
-    Ok {
-        stream: TcpStream,
-        head: Vec<u8>,
-        size: u64,
-        version: String,
-    },
-    /// Anything else: the peer does not speak the extension (or refused it).
+    /// A valid header.
+    Ok(RangeHeader),
+    /// A non-zero code.
+    Refused(u8),
+    /// Anything else: the peer does not speak the extension after all.
     Other(String),
 }
 
@@ -353,14 +407,14 @@ fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, 
     let mut reader = FieldReader::new(timed);
     let header = reader.read_u8(Field::Code).and_then(|code| {
         if code == CODE_OK {
-            read_range_header(&mut reader).map(Some)
+            read_range_header(&mut reader).map(Ok)
         } else {
-            Ok(None)
+            Ok(Err(code))
         }
     });
     let (size, version) = match header {
-        Ok(Some(h)) => h,
-        Ok(None) => return Ok(RangeReply::Other("a non-zero code".into())),
+        Ok(Ok(h)) => h,
+        Ok(Err(code)) => return Ok(RangeReply::Refused(code)),
         Err(e) => return Ok(RangeReply::Other(e.to_string())),
     };
     if offset > size {
@@ -369,185 +423,574 @@ fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, 
         )));
     }
     let (_, head) = reader.into_parts();
-    Ok(RangeReply::Ok {
+    Ok(RangeReply::Ok(RangeHeader {
         stream,
         head,
         size,
         version,
-    })
+    }))
 }
 
-/// Downloads `src` into `local` (PROTOCOL.md section 2, rules 1-3). `cancel` aborts
-/// the download when raised.
-pub(crate) fn download(
-    src: &Source<'_>,
-    local: &Path,
-    cancel: &AtomicBool,
-    progress: &mut dyn Progress,
-) -> Result<Done, DownloadError> {
-    let started = Instant::now();
-    let beside = Beside::new(local);
-    let mut partial = beside.open_partial()?;
-    let result = download_locked(src, &beside, &mut partial, cancel, progress, started);
-    // An empty partial file (plain GET_FILE, or a range transfer that got nothing)
-    // is not worth keeping.
-    if partial.metadata().map(|m| m.len() == 0).unwrap_or(false) {
-        beside.forget();
+/// The downloader of a session: its options, and what each peer it asked speaks
+/// (see `speaks`). Clones share it.
+#[derive(Clone)]
+pub(crate) struct Downloader {
+    known: Arc<Known>,
+    options: DownloadOptions,
+}
+
+impl Default for Downloader {
+    fn default() -> Self {
+        Downloader::new(DownloadOptions::default())
     }
-    result
 }
 
-fn download_locked(
-    src: &Source<'_>,
-    beside: &Beside,
-    partial: &mut File,
-    cancel: &AtomicBool,
-    progress: &mut dyn Progress,
+impl Downloader {
+    pub(crate) fn new(options: DownloadOptions) -> Self {
+        Downloader {
+            known: Arc::default(),
+            options,
+        }
+    }
+
+    /// Downloads `src` into `local` (docs/PROTOCOL.md, "Downloading"). `cancel`
+    /// aborts the download when raised.
+    pub(crate) fn download(
+        &self,
+        src: &Source<'_>,
+        local: &Path,
+        cancel: &AtomicBool,
+        progress: &mut dyn Progress,
+    ) -> Result<Done, DownloadError> {
+        let attempt = Attempt {
+            src,
+            known: &self.known,
+            options: self.options,
+            beside: Beside::new(local),
+            cancel,
+            started: Instant::now(),
+        };
+        let mut partial = attempt.beside.open_partial()?;
+        let result = attempt.run(&mut partial, progress);
+        // An empty partial file (plain GET_FILE, or a range transfer that got
+        // nothing) is not worth keeping.
+        if partial.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+            attempt.beside.forget();
+        }
+        result
+    }
+}
+
+/// One download, with the partial file locked: what every step needs.
+struct Attempt<'a> {
+    src: &'a Source<'a>,
+    known: &'a Known,
+    options: DownloadOptions,
+    beside: Beside,
+    cancel: &'a AtomicBool,
     started: Instant,
-) -> Result<Done, DownloadError> {
-    let have = partial
-        .metadata()
-        .map_err(beside.local_err(&beside.partial))?
-        .len();
-    let saved = beside
-        .read_info()
-        .filter(|i| (src.any_owner || i.owner == src.owner) && i.remote == src.remote)
-        .filter(|i| have <= i.size);
-    let offset = if saved.is_some() { have } else { 0 };
+}
 
-    // Rule 1: GET_FILE_RANGE first; a changed file is asked again from 0.
-    let mut reply = ask_range(src.addr, src.remote, offset)?;
-    let mut from = offset;
-    if let (RangeReply::Ok { size, version, .. }, Some(s)) = (&reply, &saved)
-        && offset > 0
-        && (*size != s.size || *version != s.version)
-    {
-        log::info!(
-            "{} changed on the peer since the partial download: starting over",
-            src.remote
-        );
-        reply = ask_range(src.addr, src.remote, 0)?;
-        from = 0;
+/// Where a GET_FILE_RANGE download starts: the kept prefix, when its info says it
+/// belongs to this download.
+struct Resume {
+    /// Length of the partial file now.
+    have: u64,
+    /// Its info, when it is a prefix of what this download asks for.
+    saved: Option<Info>,
+}
+
+impl Resume {
+    /// The OFFSET to ask for.
+    fn offset(&self) -> u64 {
+        if self.saved.is_some() { self.have } else { 0 }
     }
-    match reply {
-        RangeReply::Ok {
+}
+
+impl Attempt<'_> {
+    fn run(&self, partial: &mut File, progress: &mut dyn Progress) -> Result<Done, DownloadError> {
+        let addr = self.src.addr;
+        let speaks = self
+            .known
+            .speaks(addr, CONNECT_TIMEOUT, HEADER_TIMEOUT)
+            .map_err(|Unknown::Connect(source)| DownloadError::Connect { addr, source })?;
+        if speaks == Speaks::Range {
+            let resume = self.resume_point(partial)?;
+            match self.ask_range_fresh(&resume)? {
+                (RangeReply::Ok(header), from) => {
+                    return self.take_range(partial, &resume, header, from, progress);
+                }
+                (RangeReply::Refused(code), _) => {
+                    log::info!("{addr}: GET_FILE_RANGE answered {code}: asking with GET_FILE");
+                }
+                (RangeReply::Other(why), _) => {
+                    log::info!(
+                        "{addr}: GET_FILE_RANGE not understood ({why}): asking with GET_FILE"
+                    );
+                    self.known.forget(addr);
+                }
+            }
+        }
+        // Rule 2: the statement's GET_FILE alone.
+        let done = self.plain(progress)?;
+        // The whole file arrived another way: a kept prefix is obsolete.
+        self.beside.forget();
+        Ok(done)
+    }
+
+    /// What the partial file holds and whether it may be resumed.
+    fn resume_point(&self, partial: &File) -> Result<Resume, DownloadError> {
+        let src = self.src;
+        let have = partial
+            .metadata()
+            .map_err(self.beside.local_err(&self.beside.partial))?
+            .len();
+        let saved = self
+            .beside
+            .read_info()
+            .filter(|i| (src.any_owner || i.owner == src.owner) && i.remote == src.remote)
+            .filter(|i| have <= i.size);
+        Ok(Resume { have, saved })
+    }
+
+    /// Rule 1: GET_FILE_RANGE from the resume point; a file changed since the kept
+    /// prefix is asked again from 0. Returns the reply and where its content starts.
+    fn ask_range_fresh(&self, resume: &Resume) -> Result<(RangeReply, u64), DownloadError> {
+        let (addr, remote) = (self.src.addr, self.src.remote);
+        let offset = resume.offset();
+        let reply = ask_range(addr, remote, offset)?;
+        if let (RangeReply::Ok(h), Some(s)) = (&reply, &resume.saved)
+            && offset > 0
+            && (h.size != s.size || h.version != s.version)
+        {
+            log::info!("{remote} changed on the peer since the partial download: starting over");
+            return Ok((ask_range(addr, remote, 0)?, 0));
+        }
+        Ok((reply, offset))
+    }
+
+    /// Receives a GET_FILE_RANGE reply's content into the partial file from `from`,
+    /// then renames it into place.
+    fn take_range(
+        &self,
+        partial: &mut File,
+        resume: &Resume,
+        header: RangeHeader,
+        from: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<Done, DownloadError> {
+        let beside = &self.beside;
+        let RangeHeader {
             stream,
             head,
             size,
             version,
-        } => {
-            // Only a prefix that is not kept needs cutting: ext4 flushes a file
-            // truncated to 0 and rewritten when it is closed (auto_da_alloc, measured:
-            // 0.5 s more per GiB), so a fresh partial file is left alone.
-            if from == 0 && have > 0 {
-                partial
-                    .set_len(0)
-                    .map_err(beside.local_err(&beside.partial))?;
+        } = header;
+        // A prefix that is not kept is freed before the content arrives.
+        let freed = if from == 0 { resume.have } else { 0 };
+        check_space(&beside.dir, size - from, freed)?;
+        self.prepare_partial(partial, resume, from, size, version)?;
+        progress.start(Some(size), from);
+        let mut incoming = Incoming::new(&stream, self.cancel, self.options)?;
+        let received = receive_exact(&mut incoming, &head, partial, beside, from, size, progress)
+            .map_err(|cause| {
+            if is_disk_full(&cause) {
+                // Kept, it would only hold the space the disk lacks.
+                beside.forget();
+                return cause;
             }
-            if from == 0 || saved.as_ref().is_some_and(|s| s.owner != src.owner) {
-                // A prefix resumed from another owner now belongs to this one: a
-                // later GET_FILE from it resumes what is kept.
-                beside.write_info(&Info {
-                    owner: src.owner.to_owned(),
-                    remote: src.remote.to_owned(),
-                    size,
-                    version,
-                })?;
-            }
-            partial
-                .seek(SeekFrom::Start(from))
-                .map_err(beside.local_err(&beside.partial))?;
-            progress.start(Some(size), from);
-            let received = receive_exact(&stream, head, partial, from, size, cancel, progress)
-                .map_err(|cause| {
-                    let kept = partial.metadata().map(|m| m.len()).unwrap_or(from);
-                    DownloadError::Kept {
-                        cause: Box::new(cause),
-                        kept,
-                        size,
-                        partial: beside.partial.clone(),
-                    }
-                })?;
-            std::fs::rename(&beside.partial, &beside.target)
-                .map_err(beside.local_err(&beside.target))?;
-            let _ = std::fs::remove_file(&beside.info);
-            Ok(Done {
+            DownloadError::Kept {
+                kept: partial.metadata().map(|m| m.len()).unwrap_or(from),
+                cause: Box::new(cause),
                 size,
-                received,
-                resumed_from: from,
-                elapsed: started.elapsed(),
-                via: Via::Range,
-            })
+                partial: beside.partial.clone(),
+            }
+        })?;
+        std::fs::rename(&beside.partial, &beside.target)
+            .map_err(beside.local_err(&beside.target))?;
+        let _ = std::fs::remove_file(&beside.info);
+        Ok(Done {
+            size,
+            received,
+            resumed_from: from,
+            elapsed: self.started.elapsed(),
+            via: Via::Range,
+        })
+    }
+
+    /// Makes the partial file hold the kept prefix `..from` of a file of `size`
+    /// bytes at `version`, positioned at `from`, with its info written.
+    fn prepare_partial(
+        &self,
+        partial: &mut File,
+        resume: &Resume,
+        from: u64,
+        size: u64,
+        version: String,
+    ) -> Result<(), DownloadError> {
+        let (src, beside) = (self.src, &self.beside);
+        // Only a prefix that is not kept needs cutting: ext4 flushes a file truncated
+        // to 0 and rewritten when it is closed (auto_da_alloc, measured: 0.5 s more per
+        // GiB), so a fresh partial file is left alone.
+        if from == 0 && resume.have > 0 {
+            partial
+                .set_len(0)
+                .map_err(beside.local_err(&beside.partial))?;
         }
-        RangeReply::Other(why) => {
-            // Rule 2: one new connection with the statement's GET_FILE.
-            log::info!(
-                "{}: no GET_FILE_RANGE ({why}): asking with GET_FILE",
-                src.addr
-            );
-            let done = plain(src, beside, cancel, progress, started)?;
-            // The whole file arrived another way: a kept prefix is obsolete.
-            beside.forget();
-            Ok(done)
+        if from == 0 || resume.saved.as_ref().is_some_and(|s| s.owner != src.owner) {
+            // A prefix resumed from another owner now belongs to this one: a later
+            // GET_FILE from it resumes what is kept.
+            beside.write_info(&Info {
+                owner: src.owner.to_owned(),
+                remote: src.remote.to_owned(),
+                size,
+                version,
+            })?;
         }
+        partial
+            .seek(SeekFrom::Start(from))
+            .map_err(beside.local_err(&beside.partial))?;
+        Ok(())
+    }
+
+    /// Rule 2: the statement's GET_FILE on a new connection, the content until the
+    /// close.
+    fn plain(&self, progress: &mut dyn Progress) -> Result<Done, DownloadError> {
+        let src = self.src;
+        let stream = connect(src.addr, &encode_request(src.remote))?;
+        let timed = DeadlineReader::new(&stream, HEADER_TIMEOUT).with_idle(DOWNLOAD_IDLE_TIMEOUT);
+        let mut reader = FieldReader::new(timed);
+        let code = reader.read_u8(Field::Code).map_err(DownloadError::Reply)?;
+        let (_, head) = reader.into_parts();
+        let one = match code {
+            CODE_OK => false,
+            CODE_NOT_FOUND => true,
+            other => return Err(DownloadError::Refused(other)),
+        };
+        let mut incoming = Incoming::new(&stream, self.cancel, self.options)?;
+        let mut content = PlainContent::new(temp_beside(&self.beside)?);
+        progress.start(None, 0);
+        let local_err = self.beside.local_err(&self.beside.target);
+        if !head.is_empty() {
+            content.push(&head).map_err(&local_err)?;
+        } else if one {
+            // 1 then the close: no such file. 1 then content: a reference peer's
+            // success.
+            match incoming.read(DOWNLOAD_BUFFER) {
+                Ok(data) => content.push(data).map_err(&local_err)?,
+                Err(Stop::Closed | Stop::Reset) => return Err(DownloadError::NotFound),
+                Err(stop) => return Err(stop.into_error(0, self.options.min_rate)),
+            }
+        }
+        progress.advance(content.received());
+        loop {
+            match incoming.read(DOWNLOAD_BUFFER) {
+                Ok(data) => content.push(data).map_err(&local_err)?,
+                Err(Stop::Closed) => break,
+                Err(Stop::Reset) => {
+                    return Err(DownloadError::Reset {
+                        received: content.received(),
+                    });
+                }
+                Err(stop) => return Err(stop.into_error(content.received(), self.options.min_rate)),
+            }
+            progress.advance(content.received());
+        }
+        let (temp, size, sized) = content.finish(&self.beside)?;
+        temp.persist(&self.beside.target)
+            .map_err(|e| local_err(e.error))?;
+        Ok(Done {
+            size,
+            received: size,
+            resumed_from: 0,
+            elapsed: self.started.elapsed(),
+            via: match (one, sized) {
+                (true, _) => Via::PlainOne,
+                (false, true) => Via::PlainSized,
+                (false, false) => Via::Plain,
+            },
+        })
     }
 }
 
-/// Receives bytes `from..size` after a GET_FILE_RANGE header into `file` (positioned
-/// at `from`). Returns the bytes received.
+/// Receives bytes `from..size` after a GET_FILE_RANGE header (`head` arrived with
+/// it) into `file`, the partial file beside the target (positioned at `from`).
+/// Returns the bytes received.
 fn receive_exact(
-    stream: &TcpStream,
-    head: Vec<u8>,
+    incoming: &mut Incoming<'_>,
+    head: &[u8],
     file: &mut File,
+    beside: &Beside,
     from: u64,
     size: u64,
-    cancel: &AtomicBool,
     progress: &mut dyn Progress,
 ) -> Result<u64, DownloadError> {
     let want = size - from;
     if head.len() as u64 > want {
         return Err(DownloadError::TooMuch);
     }
-    let local_err = |source| DownloadError::Local {
-        path: PathBuf::from("(partial file)"),
-        source,
-    };
-    file.write_all(&head).map_err(local_err)?;
+    let local_err = beside.local_err(&beside.partial);
+    file.write_all(head).map_err(&local_err)?;
     let mut received = head.len() as u64;
     progress.advance(from + received);
-    stream
-        .set_read_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
-        .map_err(DownloadError::Receive)?;
-    let mut buf = vec![0u8; DOWNLOAD_BUFFER];
-    let mut socket = stream;
     while received < want {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(DownloadError::Cancelled);
-        }
-        let n = (want - received).min(buf.len() as u64) as usize;
-        let n = match socket.read(&mut buf[..n]) {
-            Ok(0) => {
+        let max = (want - received).min(DOWNLOAD_BUFFER as u64) as usize;
+        let data = match incoming.read(max) {
+            Ok(data) => data,
+            Err(Stop::Closed | Stop::Reset) => {
                 return Err(DownloadError::Short {
                     expected: want,
                     received,
                 });
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if net::is_timeout(&e) => return Err(DownloadError::Timeout { received }),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                return Err(DownloadError::Short {
-                    expected: want,
-                    received,
-                });
-            }
-            Err(e) => return Err(DownloadError::Receive(e)),
+            Err(stop) => return Err(stop.into_error(received, incoming.options.min_rate)),
         };
-        file.write_all(&buf[..n]).map_err(local_err)?;
-        received += n as u64;
+        file.write_all(data).map_err(&local_err)?;
+        received += data.len() as u64;
         progress.advance(from + received);
     }
     Ok(received)
+}
+
+/// Refuses a download of `needed` more bytes into `dir` when its file system has
+/// fewer free (counting `freed` bytes about to be released there). A file system
+/// that cannot say is not refused.
+fn check_space(dir: &Path, needed: u64, freed: u64) -> Result<(), DownloadError> {
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if needed > free.saturating_add(freed) {
+        return Err(DownloadError::NoSpace {
+            dir: dir.to_owned(),
+            needed,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a download failed because the local file system is full (ENOSPC, or
+/// the user's quota: EDQUOT).
+fn is_disk_full(e: &DownloadError) -> bool {
+    match e {
+        DownloadError::Local { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        }
+        _ => false,
+    }
+}
+
+/// Why a read of content returned no bytes.
+enum Stop {
+    /// The peer closed the connection.
+    Closed,
+    /// The peer reset it.
+    Reset,
+    /// Nothing arrived for [`DOWNLOAD_IDLE_TIMEOUT`].
+    Timeout,
+    /// Fewer than the minimum rate's bytes arrived over the last window.
+    TooSlow { got: u64, window: Duration },
+    /// The user cancelled.
+    Cancelled,
+    /// Any other socket error.
+    Failed(io::Error),
+}
+
+impl Stop {
+    /// The error for a stop that is a failure whatever the request (not a close or
+    /// a reset, whose meaning depends on it), after `received` bytes.
+    fn into_error(self, received: u64, min_rate: u64) -> DownloadError {
+        match self {
+            Stop::Closed | Stop::Reset => DownloadError::Reset { received },
+            Stop::Timeout => DownloadError::Timeout { received },
+            Stop::TooSlow { got, window } => DownloadError::TooSlow {
+                got,
+                window,
+                min_rate,
+                received,
+            },
+            Stop::Cancelled => DownloadError::Cancelled,
+            Stop::Failed(e) => DownloadError::Receive(e),
+        }
+    }
+}
+
+/// The content side of a transfer's connection: one buffer reused for every read,
+/// the idle timeout on the socket, the cancel flag checked before each read, and the
+/// minimum rate checked at the end of each window.
+struct Incoming<'a> {
+    socket: &'a TcpStream,
+    buf: Vec<u8>,
+    cancel: &'a AtomicBool,
+    options: DownloadOptions,
+    /// When the current rate window started, and the bytes received in it.
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl<'a> Incoming<'a> {
+    fn new(
+        socket: &'a TcpStream,
+        cancel: &'a AtomicBool,
+        options: DownloadOptions,
+    ) -> Result<Self, DownloadError> {
+        socket
+            .set_read_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
+            .map_err(DownloadError::Receive)?;
+        Ok(Incoming {
+            socket,
+            buf: vec![0u8; DOWNLOAD_BUFFER],
+            cancel,
+            options,
+            window_start: Instant::now(),
+            window_bytes: 0,
+        })
+    }
+
+    /// The next bytes, at most `max` (and at most the buffer's length).
+    fn read(&mut self, max: usize) -> Result<&[u8], Stop> {
+        let max = max.min(self.buf.len());
+        let n = loop {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(Stop::Cancelled);
+            }
+            match (&mut &*self.socket).read(&mut self.buf[..max]) {
+                Ok(0) => return Err(Stop::Closed),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if net::is_timeout(&e) => return Err(Stop::Timeout),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(Stop::Reset),
+                Err(e) => return Err(Stop::Failed(e)),
+            }
+        };
+        self.check_rate(n as u64)?;
+        Ok(&self.buf[..n])
+    }
+
+    /// Counts `n` bytes; at the end of a window, fails if the window got fewer than
+    /// the minimum rate's worth.
+    fn check_rate(&mut self, n: u64) -> Result<(), Stop> {
+        self.window_bytes += n;
+        let window = self.window_start.elapsed();
+        let DownloadOptions {
+            min_rate,
+            rate_window,
+        } = self.options;
+        if window < rate_window {
+            return Ok(());
+        }
+        let floor = (min_rate as f64 * window.as_secs_f64()) as u64;
+        if self.window_bytes < floor {
+            return Err(Stop::TooSlow {
+                got: self.window_bytes,
+                window,
+            });
+        }
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+        Ok(())
+    }
+}
+
+/// What the first bytes of plain GET_FILE content said so far.
+enum Decided {
+    /// Not yet: they are held in `lead`.
+    No,
+    /// Plain content: `lead` was written as it is.
+    Plain,
+    /// It starts with the slides' `SIZE\0` (`lead[..prefix]`), not written.
+    Sized { prefix: usize, size: u64 },
+}
+
+/// The content of a plain GET_FILE reply, written to a temporary file as it arrives.
+/// Only its first bytes are held (at most [`LEAD_MAX`]), until they tell whether they
+/// are the slides' size.
+struct PlainContent {
+    temp: tempfile::NamedTempFile,
+    lead: Vec<u8>,
+    decided: Decided,
+    /// Bytes written to `temp`.
+    written: u64,
+}
+
+/// The most bytes that decide whether plain content starts with a size: the
+/// longest decimal number and its NUL.
+const LEAD_MAX: usize = wire::MAX_NUMBER + 1;
+
+impl PlainContent {
+    fn new(temp: tempfile::NamedTempFile) -> Self {
+        PlainContent {
+            temp,
+            lead: Vec::with_capacity(LEAD_MAX),
+            decided: Decided::No,
+            written: 0,
+        }
+    }
+
+    /// Content bytes received so far (a size prefix not counted once recognised).
+    fn received(&self) -> u64 {
+        match self.decided {
+            Decided::No => self.lead.len() as u64,
+            _ => self.written,
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.temp.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Takes the next bytes of content.
+    fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        if !matches!(self.decided, Decided::No) {
+            return self.write(data);
+        }
+        let take = data.len().min(LEAD_MAX - self.lead.len());
+        self.lead.extend_from_slice(&data[..take]);
+        match classify_lead(&self.lead) {
+            Lead::Undecided => {}
+            Lead::Plain => {
+                self.decided = Decided::Plain;
+                let lead = std::mem::take(&mut self.lead);
+                self.write(&lead)?;
+            }
+            Lead::Sized { prefix, size } => {
+                self.decided = Decided::Sized { prefix, size };
+                let lead = std::mem::take(&mut self.lead);
+                self.write(&lead[prefix..])?;
+                self.lead = lead;
+            }
+        }
+        self.write(&data[take..])
+    }
+
+    /// The complete temporary file, its size, and whether a size prefix was
+    /// recognised (and dropped). A prefix that does not match the content is part of
+    /// the file.
+    fn finish(
+        mut self,
+        beside: &Beside,
+    ) -> Result<(tempfile::NamedTempFile, u64, bool), DownloadError> {
+        let local_err = beside.local_err(&beside.target);
+        match self.decided {
+            Decided::No => {
+                let lead = std::mem::take(&mut self.lead);
+                self.write(&lead).map_err(&local_err)?;
+                Ok((self.temp, self.written, false))
+            }
+            Decided::Plain => Ok((self.temp, self.written, false)),
+            Decided::Sized { size, .. } if size == self.written => {
+                Ok((self.temp, self.written, true))
+            }
+            Decided::Sized { prefix, .. } => {
+                // Not the slides' size after all: the prefix is part of the file.
+                let temp = prepend(beside, self.temp, &self.lead[..prefix])?;
+                Ok((temp, self.written + prefix as u64, false))
+            }
+        }
+    }
 }
 
 /// A temporary file beside the target for a plain GET_FILE transfer, removed when
@@ -570,133 +1013,6 @@ fn temp_beside(beside: &Beside) -> Result<tempfile::NamedTempFile, DownloadError
     builder
         .tempfile_in(&beside.dir)
         .map_err(beside.local_err(&beside.target))
-}
-
-/// Rule 2: the statement's GET_FILE on a new connection, the content until the close.
-fn plain(
-    src: &Source<'_>,
-    beside: &Beside,
-    cancel: &AtomicBool,
-    progress: &mut dyn Progress,
-    started: Instant,
-) -> Result<Done, DownloadError> {
-    let stream = connect(src.addr, &encode_request(src.remote))?;
-    let timed = DeadlineReader::new(&stream, HEADER_TIMEOUT).with_idle(DOWNLOAD_IDLE_TIMEOUT);
-    let mut reader = FieldReader::new(timed);
-    let code = reader.read_u8(Field::Code).map_err(DownloadError::Reply)?;
-    let (_, mut head) = reader.into_parts();
-    let mut socket = &stream;
-    stream
-        .set_read_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
-        .map_err(DownloadError::Receive)?;
-    let mut buf = vec![0u8; DOWNLOAD_BUFFER];
-    let mut via = Via::Plain;
-    match code {
-        CODE_OK => {}
-        CODE_NOT_FOUND => {
-            // 1 then the close: no such file. 1 then content: a reference peer's
-            // success.
-            if head.is_empty() {
-                match read_some(&mut socket, &mut buf, cancel) {
-                    Ok(0) => return Err(DownloadError::NotFound),
-                    Err(DownloadError::Reset { .. }) => return Err(DownloadError::NotFound),
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                    Err(e) => return Err(e),
-                }
-            }
-            via = Via::PlainOne;
-        }
-        other => return Err(DownloadError::Refused(other)),
-    }
-    let local_err = beside.local_err(&beside.target);
-    let mut temp = temp_beside(beside)?;
-    progress.start(None, 0);
-    // The first bytes decide whether the content starts with the slides' size.
-    let mut lead: Vec<u8> = Vec::new();
-    let mut sized: Option<(usize, u64)> = None;
-    let mut decided = false;
-    let mut written = 0u64;
-    let mut chunk = head;
-    loop {
-        if !chunk.is_empty() {
-            let data: &[u8] = if decided {
-                &chunk
-            } else {
-                lead.extend_from_slice(&chunk);
-                match classify_lead(&lead) {
-                    Lead::Undecided => &[],
-                    Lead::Plain => {
-                        decided = true;
-                        &lead
-                    }
-                    Lead::Sized { prefix, size } => {
-                        decided = true;
-                        sized = Some((prefix, size));
-                        &lead[prefix..]
-                    }
-                }
-            };
-            temp.write_all(data).map_err(&local_err)?;
-            written += data.len() as u64;
-            progress.advance(written);
-        }
-        let n = read_some(&mut socket, &mut buf, cancel).map_err(|e| match e {
-            DownloadError::Reset { .. } => DownloadError::Reset { received: written },
-            DownloadError::Timeout { .. } => DownloadError::Timeout { received: written },
-            e => e,
-        })?;
-        if n == 0 {
-            break;
-        }
-        chunk = buf[..n].to_vec();
-    }
-    if !decided {
-        temp.write_all(&lead).map_err(&local_err)?;
-        written += lead.len() as u64;
-    }
-    let size = match sized {
-        Some((_, size)) if size == written => {
-            via = Via::PlainSized;
-            size
-        }
-        Some((prefix, _)) => {
-            // Not the slides' size after all: the prefix is part of the file.
-            temp = prepend(beside, temp, &lead[..prefix])?;
-            written + prefix as u64
-        }
-        None => written,
-    };
-    temp.persist(&beside.target)
-        .map_err(|e| local_err(e.error))?;
-    Ok(Done {
-        size,
-        received: size,
-        resumed_from: 0,
-        elapsed: started.elapsed(),
-        via,
-    })
-}
-
-/// One read of plain GET_FILE content: 0 at the close.
-fn read_some(
-    socket: &mut &TcpStream,
-    buf: &mut [u8],
-    cancel: &AtomicBool,
-) -> Result<usize, DownloadError> {
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(DownloadError::Cancelled);
-        }
-        return match socket.read(buf) {
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if net::is_timeout(&e) => Err(DownloadError::Timeout { received: 0 }),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                Err(DownloadError::Reset { received: 0 })
-            }
-            Err(e) => Err(DownloadError::Receive(e)),
-        };
-    }
 }
 
 /// A new temporary file holding `prefix` and then the content of `temp`.
@@ -732,6 +1048,127 @@ mod tests {
             Info::parse("peerdex-partial 1\nowner a\nfile f\nsize x\nversion v\n"),
             None
         );
+    }
+
+    /// Feeds `content` to a [`PlainContent`] in pieces of `step` bytes; returns the
+    /// stored bytes and whether a size prefix was dropped.
+    fn plain_in_steps(content: &[u8], step: usize) -> (Vec<u8>, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let beside = Beside::new(&dir.path().join("f"));
+        let mut plain = PlainContent::new(temp_beside(&beside).unwrap());
+        for piece in content.chunks(step) {
+            plain.push(piece).unwrap();
+        }
+        let (temp, size, sized) = plain.finish(&beside).unwrap();
+        let stored = std::fs::read(temp.path()).unwrap();
+        assert_eq!(size, stored.len() as u64);
+        (stored, sized)
+    }
+
+    #[test]
+    fn plain_content_drops_a_matching_size_in_any_chunking() {
+        let body: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+        let mut sized = b"300\0".to_vec();
+        sized.extend_from_slice(&body);
+        for step in [1, 2, 3, 4, 5, 21, 22, 1000] {
+            assert_eq!(plain_in_steps(&sized, step), (body.clone(), true), "{step}");
+            // Without the prefix, or with a wrong one, every byte is the file's.
+            assert_eq!(plain_in_steps(&body, step), (body.clone(), false), "{step}");
+            let mut wrong = b"299\0".to_vec();
+            wrong.extend_from_slice(&body);
+            assert_eq!(
+                plain_in_steps(&wrong, step),
+                (wrong.clone(), false),
+                "{step}"
+            );
+        }
+        assert_eq!(plain_in_steps(b"", 1), (Vec::new(), false));
+        assert_eq!(plain_in_steps(b"12", 1), (b"12".to_vec(), false));
+        assert_eq!(plain_in_steps(b"0\0", 1), (Vec::new(), true));
+        let long = [b'1'; 30];
+        assert_eq!(plain_in_steps(&long, 7), (long.to_vec(), false));
+    }
+
+    /// A progress sink that ignores everything.
+    struct Quiet;
+
+    impl Progress for Quiet {
+        fn start(&mut self, _: Option<u64>, _: u64) {}
+        fn advance(&mut self, _: u64) {}
+    }
+
+    #[test]
+    fn a_dripping_peer_fails_the_minimum_rate() {
+        use crate::proto::peer::encode_probe_answer;
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drip = std::thread::spawn(move || {
+            // The discovery, then a valid header and one byte every 20 ms.
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(&encode_probe_answer()).unwrap();
+            drop(s);
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"\x001000000\0v1\0").unwrap();
+            for _ in 0..500 {
+                if s.write_all(b"x").is_err() {
+                    return;
+                }
+                // The peer's pace, not a wait for anything.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let downloader = Downloader::new(DownloadOptions {
+            min_rate: 1000,
+            rate_window: Duration::from_millis(300),
+        });
+        let src = Source {
+            addr,
+            owner: "drip",
+            remote: "f",
+            any_owner: false,
+        };
+        let cancel = AtomicBool::new(false);
+        let err = downloader
+            .download(&src, &dir.path().join("f"), &cancel, &mut Quiet)
+            .unwrap_err();
+        let DownloadError::Kept { cause, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            matches!(**cause, DownloadError::TooSlow { min_rate: 1000, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("too slow: "), "{err}");
+        assert!(!err.is_local());
+        drip.join().unwrap();
+    }
+
+    #[test]
+    fn hidden_files_that_are_fifos_or_hard_links_are_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let published = dir.path().join("published.txt");
+        std::fs::write(&published, b"my published file").unwrap();
+        let b = Beside::new(&dir.path().join("got"));
+        // A FIFO as the info: read at once as no info (it hung the shell).
+        super::super::files::tests::mkfifo(&b.info);
+        assert_eq!(b.read_info(), None);
+        // A partial hard-linked to a published file is refused, not cut.
+        std::fs::hard_link(&published, &b.partial).unwrap();
+        assert!(matches!(b.open_partial(), Err(DownloadError::Local { .. })));
+        // An info hard-linked to it is replaced, not written through.
+        std::fs::remove_file(&b.info).unwrap();
+        std::fs::hard_link(&published, &b.info).unwrap();
+        let info = Info {
+            owner: "alice".into(),
+            remote: "r".into(),
+            size: 1,
+            version: "v".into(),
+        };
+        b.write_info(&info).unwrap();
+        assert_eq!(b.read_info(), Some(info));
+        assert_eq!(std::fs::read(&published).unwrap(), b"my published file");
     }
 
     #[test]

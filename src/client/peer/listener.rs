@@ -1,8 +1,9 @@
 //! The listener that serves this client's published files to other peers.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -10,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::files::SharedFiles;
-use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use super::files::{Opened, SharedFiles};
+use crate::net::{self, DeadlineReader, Permit, Shutdown};
+use crate::proto::index::Statement;
 use crate::proto::peer::{
-    CODE_OK, CODE_OTHER, PeerRequestError, Request, encode_ok_header, encode_range_header,
-    read_request,
+    CODE_OK, CODE_OTHER, PROBE_NAME, PeerRequestError, Request, encode_ok_header,
+    encode_probe_answer, encode_range_header, read_request,
 };
 use crate::proto::wire::FieldReader;
 
@@ -53,6 +55,12 @@ const MIN_UPLOAD_RATE: u64 = 32 * 1024;
 /// not meaningful before.
 const UPLOAD_GRACE: Duration = Duration::from_secs(2);
 
+/// How long stopping the listener waits for connections to end: not at all. Uploads
+/// already running finish on their own threads (each bounded by its deadline), so
+/// DISCONNECT answers at once; connections still waiting for their request are
+/// closed.
+const STOP_DRAIN: Duration = Duration::ZERO;
+
 /// Bytes per `sendfile` call when no rate limit is set: the progress of each upload is
 /// counted between calls (to find the slowest), and the deadline checked.
 const UNPACED_CHUNK: u64 = 1024 * 1024;
@@ -61,6 +69,8 @@ const UNPACED_CHUNK: u64 = 1024 * 1024;
 struct Upload {
     /// A handle to shut the connection down when evicted.
     stream: TcpStream,
+    /// The downloader's address: slots are shared fairly between addresses.
+    ip: IpAddr,
     started: Instant,
     sent: AtomicU64,
 }
@@ -73,9 +83,12 @@ impl Upload {
     }
 }
 
-/// The uploads in progress, at most [`MAX_UPLOADS`]. A new one past that evicts the
-/// slowest upload that has run for [`UPLOAD_GRACE`]; stalled downloaders therefore
-/// cannot lock legitimate ones out.
+/// The uploads in progress, at most [`MAX_UPLOADS`]. A new one past that evicts:
+/// - when its address holds at least two uploads fewer than the address holding the
+///   most, that address's slowest upload, at once (one host cannot lock the others
+///   out by renewing stalled downloads within the grace period);
+/// - otherwise the slowest upload that has run for [`UPLOAD_GRACE`]; stalled
+///   downloaders therefore cannot lock legitimate ones out.
 #[derive(Default)]
 struct Uploads {
     running: Mutex<Vec<Arc<Upload>>>,
@@ -97,26 +110,24 @@ impl Drop for UploadGuard<'_> {
 }
 
 impl Uploads {
-    /// Enters an upload on `stream`, evicting the slowest if all slots are taken;
-    /// `None` when all are taken by uploads still within their grace period.
-    fn start(&self, stream: &TcpStream) -> Option<UploadGuard<'_>> {
+    /// Enters an upload on `stream` from `ip`, evicting one if all slots are taken
+    /// (see the type); `None` when none may be evicted.
+    fn start(&self, stream: &TcpStream, ip: IpAddr) -> Option<UploadGuard<'_>> {
         let upload = Arc::new(Upload {
             stream: stream.try_clone().ok()?,
+            ip,
             started: Instant::now(),
             sent: AtomicU64::new(0),
         });
         let mut running = self.running.lock();
         if running.len() >= MAX_UPLOADS {
             let now = Instant::now();
-            let slowest = running
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| now.duration_since(u.started) >= UPLOAD_GRACE)
-                .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
-                .map(|(i, _)| i)?;
-            let victim = running.swap_remove(slowest);
+            let evicted = victim(&running, ip, now)?;
+            let victim = running.swap_remove(evicted);
             log::info!(
-                "{MAX_UPLOADS} uploads running: evicted the slowest ({:.0} bytes/s) for a new request",
+                "{MAX_UPLOADS} uploads running: evicted one to {} ({:.0} bytes/s) for a \
+                 request from {ip}",
+                victim.ip,
                 victim.rate(now)
             );
             let _ = victim.stream.shutdown(std::net::Shutdown::Both);
@@ -129,12 +140,51 @@ impl Uploads {
     }
 }
 
+/// Which of the `running` uploads a new one from `ip` evicts, if any (see
+/// [`Uploads`]).
+fn victim(running: &[Arc<Upload>], ip: IpAddr, now: Instant) -> Option<usize> {
+    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+    for u in running {
+        *per_ip.entry(u.ip).or_default() += 1;
+    }
+    let mine = per_ip.get(&ip).copied().unwrap_or(0);
+    let heaviest = per_ip
+        .iter()
+        .max_by_key(|&(_, &n)| n)
+        .filter(|&(_, &n)| n >= mine + 2)
+        .map(|(&ip, _)| ip);
+    let slowest = |candidates: &mut dyn Iterator<Item = (usize, &Arc<Upload>)>| {
+        candidates
+            .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
+            .map(|(i, _)| i)
+    };
+    match heaviest {
+        Some(heavy) => slowest(&mut running.iter().enumerate().filter(|(_, u)| u.ip == heavy)),
+        None => slowest(
+            &mut running
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| now.duration_since(u.started) >= UPLOAD_GRACE),
+        ),
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ServeOptions {
     /// Upload limit per download in bytes per second; `None` for no limit.
     pub max_rate: Option<u64>,
     /// Send `SIZE\0` after the 0 of plain GET_FILE (the course slides' variant).
     pub size_header: bool,
+    /// The course statement the lab follows: the 2024-25 one (`Y2025`) has the size
+    /// string after plain GET_FILE's 0, as `size_header` does.
+    pub statement: Statement,
+}
+
+impl ServeOptions {
+    /// Whether plain GET_FILE's 0 is followed by `SIZE\0`.
+    fn sized_get_file(&self) -> bool {
+        self.size_header || self.statement == Statement::Y2025
+    }
 }
 
 /// A running peer listener: bound on every interface, on a free port.
@@ -150,15 +200,23 @@ impl PeerListener {
         files: Arc<SharedFiles>,
         options: ServeOptions,
     ) -> io::Result<PeerListener> {
-        let listener = net::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
-        let port = listener.local_addr()?.port();
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let listener = net::Listener::bind("peer", addr, MAX_UPLOADS + REQUEST_ROOM)?;
+        let port = listener.local_addr().port();
         let shutdown = Shutdown::new();
-        shutdown.watch(&listener)?;
-        let limiter = ConnLimiter::new(MAX_UPLOADS + REQUEST_ROOM);
         let s = shutdown.clone();
+        let serving = Arc::new(Serving {
+            files,
+            uploads: Uploads::default(),
+            options,
+        });
         let thread = thread::Builder::new()
             .name("peer-listener".into())
-            .spawn(move || serve(&listener, &limiter, &s, files, options))?;
+            .spawn(move || {
+                listener.serve(&s, STOP_DRAIN, move |stream, peer, permit| {
+                    serving.serve_one(stream, peer, permit)
+                })
+            })?;
         log::info!("peer listener on port {port}");
         Ok(PeerListener {
             port,
@@ -195,155 +253,205 @@ impl Drop for PeerListener {
     }
 }
 
-fn serve(
-    listener: &TcpListener,
-    limiter: &Arc<ConnLimiter>,
-    shutdown: &Shutdown,
+/// What every connection of one listener shares.
+struct Serving {
     files: Arc<SharedFiles>,
+    uploads: Uploads,
     options: ServeOptions,
-) {
-    let uploads = Uploads::default();
-    let uploads = Arc::new(uploads);
-    net::accept_loop(
-        "peer",
-        listener,
-        limiter,
-        shutdown,
-        move |stream, peer, permit| serve_one(&files, &uploads, options, stream, peer, permit),
-    );
 }
 
-fn serve_one(
-    files: &SharedFiles,
-    uploads: &Uploads,
-    options: ServeOptions,
-    stream: TcpStream,
-    peer: SocketAddr,
-    permit: Permit,
-) {
-    if let Err(e) = stream
-        .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(SEND_TIMEOUT)))
-    {
-        log::debug!("peer {peer}: cannot set timeouts: {e}");
-        return;
-    }
-    // The whole request within REQUEST_TIMEOUT, however it is trickled.
-    let mut reader = FieldReader::new(DeadlineReader::new(&stream, REQUEST_TIMEOUT));
-    let request = read_request(&mut reader);
-    if !permit.busy() {
-        return;
-    }
-    let mut out = &stream;
-    let request = match request {
-        Ok(r) => r,
-        Err(PeerRequestError::Empty) => {
-            log::debug!("peer {peer}: closed without a request");
+impl Serving {
+    /// One connection: its request, then the answer.
+    fn serve_one(&self, stream: TcpStream, peer: SocketAddr, permit: Permit) {
+        if let Err(e) = stream
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(SEND_TIMEOUT)))
+        {
+            log::debug!("peer {peer}: cannot set timeouts: {e}");
             return;
         }
-        Err(e) => {
-            log::info!("peer {peer}: {e}");
+        // The whole request within REQUEST_TIMEOUT, however it is trickled.
+        let mut reader = FieldReader::new(DeadlineReader::new(&stream, REQUEST_TIMEOUT));
+        let request = read_request(&mut reader);
+        if !permit.busy() {
+            return;
+        }
+        match request {
+            Ok(r) => self.answer(&stream, peer, &r),
+            Err(PeerRequestError::Empty) => log::debug!("peer {peer}: closed without a request"),
+            Err(e) => {
+                log::info!("peer {peer}: {e}");
+                let _ = (&stream).write_all(&[CODE_OTHER]);
+            }
+        }
+    }
+
+    /// Answers a request: the discovery, a code, or a header and the content.
+    fn answer(&self, stream: &TcpStream, peer: SocketAddr, request: &Request) {
+        let mut out = stream;
+        let (op, name) = (request.op(), request.file());
+        if matches!(request, Request::Get { .. }) && name == PROBE_NAME {
+            // The discovery (docs/PROTOCOL.md): this peer speaks GET_FILE_RANGE.
+            log::debug!("peer {peer}: discovery answered");
+            let _ = out.write_all(&encode_probe_answer());
+            return;
+        }
+        let opened = match self.files.open(name) {
+            Ok(o) => o,
+            Err(code) => {
+                log::info!("peer {peer}: {op} {name}: code {code}");
+                let _ = out.write_all(&[code]);
+                return;
+            }
+        };
+        let size = opened.size;
+        let (header, start) = match request {
+            Request::Get { .. } if self.options.sized_get_file() => (encode_ok_header(size), 0),
+            Request::Get { .. } => (vec![CODE_OK], 0),
+            Request::Range { offset, .. } if *offset > size => {
+                log::info!("peer {peer}: {op} {name}: offset {offset} past the end ({size})");
+                let _ = out.write_all(&[CODE_OTHER]);
+                return;
+            }
+            Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
+        };
+        let Some(upload) = self.uploads.start(stream, peer.ip()) else {
+            log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
             let _ = out.write_all(&[CODE_OTHER]);
             return;
-        }
-    };
-    let (op, name) = (request.op(), request.file());
-    let opened = match files.open(name) {
-        Ok(o) => o,
-        Err(code) => {
-            log::info!("peer {peer}: {op} {name}: code {code}");
-            let _ = out.write_all(&[code]);
+        };
+        if let Err(e) = out.write_all(&header) {
+            log::info!("peer {peer}: {op} {name}: header not delivered: {e}");
             return;
         }
-    };
-    let size = opened.size;
-    let (header, start) = match &request {
-        Request::Get { .. } if options.size_header => (encode_ok_header(size), 0),
-        Request::Get { .. } => (vec![CODE_OK], 0),
-        Request::Range { offset, .. } if *offset > size => {
-            log::info!("peer {peer}: {op} {name}: offset {offset} past the end ({size})");
-            let _ = out.write_all(&[CODE_OTHER]);
-            return;
+        let started = Instant::now();
+        match send_content(&opened, start, out, self.options.max_rate, &upload.upload) {
+            Ok(Sent::Complete(sent)) => log::info!(
+                "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(Sent::Changed(sent)) => {
+                log::warn!(
+                    "peer {peer}: {op} {name}: the file changed while it was sent: transfer \
+                     failed after {sent} of {} bytes",
+                    size - start
+                );
+                reset_on_close(stream);
+            }
+            Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
         }
-        Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
-    };
-    let Some(upload) = uploads.start(&stream) else {
-        log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
-        let _ = out.write_all(&[CODE_OTHER]);
-        return;
-    };
-    if let Err(e) = out.write_all(&header) {
-        log::info!("peer {peer}: {op} {name}: header not delivered: {e}");
-        return;
-    }
-    let started = Instant::now();
-    match send_content(
-        opened.file,
-        start,
-        size,
-        out,
-        options.max_rate,
-        &upload.upload,
-    ) {
-        Ok(sent) if sent == size - start => log::info!(
-            "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
-            started.elapsed().as_secs_f64()
-        ),
-        Ok(sent) => log::warn!(
-            "peer {peer}: {op} {name}: file shrank while sending ({sent} of {} bytes)",
-            size - start
-        ),
-        Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
     }
 }
 
-/// Sends bytes `start..size` of `file` (fewer if it shrank meanwhile), paced to
-/// `max_rate` bytes per second when given, counting progress in `upload`. The whole
-/// upload must end within [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`]
-/// (`TimedOut` past it); no single write blocks longer than [`SEND_TIMEOUT`].
-/// Returns the bytes sent.
+/// How an upload ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// Every byte, from a file that did not change while it was sent.
+    Complete(u64),
+    /// The file changed (or shrank) while it was sent, after this many bytes: the
+    /// last byte was held back, so the downloader does not have the whole file.
+    Changed(u64),
+}
+
+/// Sends bytes `start..` of `opened`, paced to `max_rate` bytes per second when
+/// given, counting progress in `upload`. The whole upload must end within
+/// [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`] (`TimedOut` past it); no
+/// single write blocks longer than [`SEND_TIMEOUT`].
+///
+/// The file is checked between chunks (fstat: size, mtime, ctime, inode), and its
+/// last byte is read before the last check and sent only after it: the bytes a
+/// downloader gets all come from one content of the file, or it gets fewer than the
+/// size (GET_FILE_RANGE) and a reset instead of the close (see the caller).
 fn send_content(
-    file: File,
+    opened: &Opened,
     start: u64,
-    size: u64,
     out: &TcpStream,
     max_rate: Option<u64>,
     upload: &Upload,
-) -> io::Result<u64> {
-    let rate = max_rate.filter(|&r| r > 0);
-    let chunk = if rate.is_some() {
-        PACED_CHUNK
-    } else {
-        UNPACED_CHUNK
-    };
-    let started = Instant::now();
-    let total = size.saturating_sub(start);
-    let deadline = started + SEND_TIMEOUT + Duration::from_secs(total / MIN_UPLOAD_RATE);
+) -> io::Result<Sent> {
+    use std::os::unix::fs::FileExt;
+    let size = opened.size;
+    let body_end = size.saturating_sub(1).max(start);
+    let clock = Pacing::new(start, size, max_rate);
     let mut pos = start;
-    while pos < size {
-        let left = deadline.saturating_duration_since(Instant::now());
+    while pos < body_end {
+        clock.before_write(out)?;
+        let n = send_range(&opened.file, out, pos, body_end.min(pos + clock.chunk))?;
+        if n == 0 || !opened.unchanged()? {
+            return Ok(Sent::Changed(pos - start));
+        }
+        pos += n;
+        upload.sent.store(pos - start, Ordering::Relaxed);
+        clock.after_write(pos - start);
+    }
+    if pos == size {
+        return Ok(Sent::Complete(0));
+    }
+    let mut last = [0u8; 1];
+    if opened.file.read_at(&mut last, pos)? == 0 || !opened.unchanged()? {
+        return Ok(Sent::Changed(pos - start));
+    }
+    clock.before_write(out)?;
+    (&mut &*out).write_all(&last)?;
+    Ok(Sent::Complete(size - start))
+}
+
+/// The clock of one upload: its chunk size, its deadline, and the pacing to an upload
+/// rate limit.
+struct Pacing {
+    chunk: u64,
+    rate: Option<u64>,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Pacing {
+    fn new(start: u64, size: u64, max_rate: Option<u64>) -> Pacing {
+        let rate = max_rate.filter(|&r| r > 0);
+        let started = Instant::now();
+        let total = size.saturating_sub(start);
+        Pacing {
+            chunk: if rate.is_some() {
+                PACED_CHUNK
+            } else {
+                UNPACED_CHUNK
+            },
+            rate,
+            started,
+            deadline: started + SEND_TIMEOUT + Duration::from_secs(total / MIN_UPLOAD_RATE),
+        }
+    }
+
+    /// Bounds the next write by what is left before the deadline.
+    fn before_write(&self, out: &TcpStream) -> io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "slower than the minimum upload rate",
             ));
         }
-        out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))?;
-        let end = size.min(pos + chunk);
-        let n = send_range(&file, out, pos, end)?;
-        if n == 0 {
-            break;
-        }
-        pos += n;
-        upload.sent.store(pos - start, Ordering::Relaxed);
-        if let Some(rate) = rate {
-            let due = Duration::from_secs_f64((pos - start) as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
+        out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))
+    }
+
+    /// Waits until `sent` bytes are due at the rate limit, if any.
+    fn after_write(&self, sent: u64) {
+        if let Some(rate) = self.rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
                 thread::sleep(wait);
             }
         }
     }
-    Ok(pos - start)
+}
+
+/// Makes the close of `stream` a reset (RST, not FIN): a plain GET_FILE's end is the
+/// close, so a transfer that must fail ends this way and no downloader takes what it
+/// got for the whole file.
+fn reset_on_close(stream: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+        log::debug!("cannot make the close a reset: {e}");
+    }
 }
 
 /// Largest count passed to one `sendfile` call; Linux moves at most 0x7ffff000 bytes
@@ -385,4 +493,45 @@ fn copy_range(mut file: &File, mut out: &TcpStream, start: u64, end: u64) -> io:
     use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::Start(start))?;
     io::copy(&mut file.take(end - start), &mut out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener serving `f` (content `body`) with `options`, and the whole reply
+    /// to one plain GET_FILE of it.
+    fn plain_reply(options: ServeOptions, body: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("f"), body).unwrap();
+        let files = SharedFiles::new(root);
+        files.insert("f", files.resolve("f").unwrap());
+        let listener = PeerListener::start(files, options).unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listener.port()));
+        let mut s = net::connect(addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET_FILE\0f\0").unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        listener.stop();
+        reply
+    }
+
+    #[test]
+    fn the_2025_statement_sends_the_size_string_after_plain_get_files_zero() {
+        let y2025 = ServeOptions {
+            statement: Statement::Y2025,
+            ..ServeOptions::default()
+        };
+        assert_eq!(plain_reply(y2025, b"hello"), b"\x005\0hello");
+        assert_eq!(plain_reply(y2025, b""), b"\x000\0");
+        // The same bytes as --get-file-size-header; 2024 has no size.
+        let slides = ServeOptions {
+            size_header: true,
+            ..ServeOptions::default()
+        };
+        assert_eq!(plain_reply(slides, b"hello"), b"\x005\0hello");
+        assert_eq!(plain_reply(ServeOptions::default(), b"hello"), b"\0hello");
+    }
 }

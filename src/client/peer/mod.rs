@@ -3,8 +3,9 @@
 //!
 //! Owns: the table of files this client published ([`SharedFiles`], `files`), the
 //! listener that serves them ([`PeerListener`], `listener`), and the downloader
-//! ([`download`]): GET_FILE_RANGE first, the statement's GET_FILE as the fallback,
-//! temporary file then rename, and a hidden partial file to resume from. Does not own: the
+//! ([`Downloader`]): GET_FILE_RANGE to peers that said they speak it (`speaks`), the
+//! statement's GET_FILE alone to the others, temporary file then rename, and a hidden
+//! partial file to resume from. Does not own: the
 //! messages (`proto::peer`), the index protocol or the shell (`client`), the accept
 //! loop and the connection cap (`net`).
 //!
@@ -19,7 +20,8 @@
 mod download;
 mod files;
 mod listener;
+mod speaks;
 
-pub(crate) use download::{Done, DownloadError, Progress, Source, download};
-pub(crate) use files::SharedFiles;
+pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source};
+pub(crate) use files::{SharedFiles, open_state_file};
 pub(crate) use listener::{PeerListener, ServeOptions};

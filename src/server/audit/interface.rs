@@ -8,6 +8,7 @@
 //! XDR primitives (`xdr`).
 
 use crate::proto::audit::push_line;
+use crate::rpc::message::ReplyError;
 use crate::rpc::xdr;
 
 /// One string field of a student's LOG argument.
@@ -173,6 +174,32 @@ impl Interface {
     }
 }
 
+/// What a mismatch answer means for the interface options: the answer's name
+/// in RFC 5531 and the option that fixes it (said once by the shipper).
+pub(crate) fn mismatch_advice(e: &ReplyError) -> (&'static str, String) {
+    match e {
+        ReplyError::GarbageArgs => (
+            "GARBAGE_ARGS",
+            "its LOG takes another argument: give its fields in the order of its .x with --logger-args (e.g. --logger-args user,operation,datetime for a struct of three strings)".to_owned(),
+        ),
+        ReplyError::ProcUnavail => (
+            "PROC_UNAVAIL",
+            "its LOG has another procedure number: give it with --logger-proc N (or --logger-interface PROG:VERS:PROC)".to_owned(),
+        ),
+        ReplyError::ProgUnavail => (
+            "PROG_UNAVAIL",
+            "the program listening there has another number: give it with --program (or --logger-interface PROG:VERS:PROC)".to_owned(),
+        ),
+        ReplyError::ProgMismatch { low, high } => (
+            "PROG_MISMATCH",
+            format!(
+                "it offers versions {low} to {high}: give its version with --logger-version N (or --logger-interface PROG:VERS:PROC)"
+            ),
+        ),
+        _ => ("an error", "check its interface (docs/LOGGER-INTERFACE.md)".to_owned()),
+    }
+}
+
 /// Longest string field sent: students' `string x<256>` bounds and `char[256]`
 /// buffers both take 255 bytes and a NUL.
 const MAX_STRING: usize = 255;
@@ -248,6 +275,24 @@ mod tests {
             sent("line", "REGISTER"),
             ["alice    REGISTER    17/12/2014 13:20:35"]
         );
+    }
+
+    #[test]
+    fn each_mismatch_is_named_as_rfc_5531_does_with_the_option_that_fixes_it() {
+        for (e, name, option) in [
+            (ReplyError::GarbageArgs, "GARBAGE_ARGS", "--logger-args"),
+            (ReplyError::ProcUnavail, "PROC_UNAVAIL", "--logger-proc"),
+            (ReplyError::ProgUnavail, "PROG_UNAVAIL", "--program"),
+            (
+                ReplyError::ProgMismatch { low: 1, high: 1 },
+                "PROG_MISMATCH",
+                "--logger-version",
+            ),
+        ] {
+            let (answer, remedy) = mismatch_advice(&e);
+            assert_eq!(answer, name);
+            assert!(remedy.contains(option), "{remedy}");
+        }
     }
 
     #[test]

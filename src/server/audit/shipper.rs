@@ -155,28 +155,16 @@ impl ShipperArgs {
 }
 
 /// Why shipping could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ShipperError {
-    Thread(std::io::Error),
+    #[error("cannot start the shipper thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error(transparent)]
     Spool(SpoolError),
     /// `--logger`/`LOGGER_HOST` is not HOST or HOST:PORT.
+    #[error("'{0}' is not a logger address (HOST, or HOST:PORT with a port 1-65535)")]
     Target(String),
 }
-
-impl std::fmt::Display for ShipperError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ShipperError::Thread(e) => write!(f, "cannot start the shipper thread: {e}"),
-            ShipperError::Spool(e) => write!(f, "{e}"),
-            ShipperError::Target(s) => write!(
-                f,
-                "'{s}' is not a logger address (HOST, or HOST:PORT with a port 1-65535)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ShipperError {}
 
 /// Where the logger is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,24 +232,34 @@ impl std::fmt::Display for Target {
 }
 
 /// Why a batch was not delivered.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum LinkError {
+    #[error(transparent)]
     Portmap(PmapError),
+    #[error("program not registered with the portmapper")]
     NotRegistered,
+    #[error("cannot resolve {0}")]
     Resolve(String),
-    Io(std::io::Error),
+    #[error("io: {0}")]
+    Io(#[source] std::io::Error),
+    #[error(transparent)]
     Record(RecordError),
+    #[error(transparent)]
     Rpc(ReplyError),
     /// A reply for another call, or an undecodable result.
+    #[error("rpc: reply does not match the call")]
     Protocol,
     /// The logger answered LOG_FAILED or an unknown status.
+    #[error("logger could not store the record (status {0})")]
     Refused(i32),
     /// The logger has only older versions (up to the one recorded in the link):
     /// the batch is sent again in it.
+    #[error("logger offers only older versions")]
     Older,
     /// The logger does not take the calls sent: GARBAGE_ARGS, PROC_UNAVAIL,
     /// PROG_UNAVAIL, or PROG_MISMATCH with no usable version.
-    Mismatch(ReplyError),
+    #[error("interface mismatch: {0}")]
+    Mismatch(#[source] ReplyError),
 }
 
 /// Whether an RPC error says the logger does not take this interface (as
@@ -276,29 +274,26 @@ fn is_mismatch(e: &ReplyError) -> bool {
     )
 }
 
+/// Reads (and drops) the `left` replies still due on `conn` after an error
+/// reply, before the caller gives the connection up. Closing with calls
+/// unanswered makes the logger write its next replies into a reset
+/// connection, and an rpcgen server (SIGPIPE not ignored) dies of that. Each
+/// read is bounded by the reply timeout; the first failure ends the wait.
+fn drain_replies(conn: &mut Conn, left: usize) {
+    let mut record = Vec::new();
+    for _ in 0..left {
+        if rpc::read_record(&mut conn.reader, &mut record).is_err() {
+            return;
+        }
+    }
+}
+
 /// An RPC error as a [`LinkError`]: a mismatch, or a plain failure.
 fn rpc_error(e: ReplyError) -> LinkError {
     if is_mismatch(&e) {
         LinkError::Mismatch(e)
     } else {
         LinkError::Rpc(e)
-    }
-}
-
-impl std::fmt::Display for LinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LinkError::Portmap(e) => write!(f, "{e}"),
-            LinkError::NotRegistered => write!(f, "program not registered with the portmapper"),
-            LinkError::Resolve(h) => write!(f, "cannot resolve {h}"),
-            LinkError::Io(e) => write!(f, "io: {e}"),
-            LinkError::Record(e) => write!(f, "{e}"),
-            LinkError::Rpc(e) => write!(f, "{e}"),
-            LinkError::Protocol => write!(f, "rpc: reply does not match the call"),
-            LinkError::Refused(s) => write!(f, "logger could not store the record (status {s})"),
-            LinkError::Older => write!(f, "logger offers only older versions"),
-            LinkError::Mismatch(e) => write!(f, "interface mismatch: {e}"),
-        }
     }
 }
 
@@ -375,23 +370,9 @@ impl Link {
             log::debug!("audit logger {}: still {e}", self.target);
             return;
         }
-        let remedy = match e {
-            ReplyError::GarbageArgs => {
-                "its LOG takes another argument: give its fields in the order of its .x with --logger-args (e.g. --logger-args user,operation,datetime for a struct of three strings)".to_owned()
-            }
-            ReplyError::ProcUnavail => {
-                "its LOG has another procedure number: give it with --logger-proc N (or --logger-interface PROG:VERS:PROC)".to_owned()
-            }
-            ReplyError::ProgUnavail => {
-                "the program listening there has another number: give it with --program (or --logger-interface PROG:VERS:PROC)".to_owned()
-            }
-            ReplyError::ProgMismatch { low, high } => format!(
-                "it offers versions {low} to {high}: give its version with --logger-version N (or --logger-interface PROG:VERS:PROC)"
-            ),
-            _ => "check its interface (docs/LOGGER-INTERFACE.md)".to_owned(),
-        };
+        let (answer, remedy) = interface::mismatch_advice(e);
         log::warn!(
-            "audit logger {}: interface mismatch: it answered {e} to LOG calls of {}; {remedy}. Records wait in the spool; trying again every {} s",
+            "audit logger {}: interface mismatch: it answered {answer} ({e}) to LOG calls of {}; {remedy}. Records wait in the spool; trying again every {} s",
             self.target,
             self.sending(),
             MISMATCH_BACKOFF.as_secs()
@@ -566,7 +547,10 @@ impl Link {
             if xid != Some(first.wrapping_add(i as u32)) {
                 return Err(LinkError::Protocol);
             }
-            result.map_err(rpc_error)?;
+            if let Err(e) = result {
+                drain_replies(conn, n - i - 1);
+                return Err(rpc_error(e));
+            }
         }
         Ok(())
     }
@@ -639,13 +623,18 @@ impl Link {
             }
             let result = match result {
                 Ok(r) => r,
-                Err(ReplyError::ProgMismatch { low, high })
-                    if low <= high && (logrpc::V1..version).contains(&high) =>
-                {
-                    self.set_version(high);
-                    return Err(LinkError::Older);
+                Err(e) => {
+                    drain_replies(conn, versions.len() - i - 1);
+                    return Err(match e {
+                        ReplyError::ProgMismatch { low, high }
+                            if low <= high && (logrpc::V1..version).contains(&high) =>
+                        {
+                            self.set_version(high);
+                            LinkError::Older
+                        }
+                        e => rpc_error(e),
+                    });
                 }
-                Err(e) => return Err(rpc_error(e)),
             };
             match logrpc::decode_status(result) {
                 Ok(LOG_STORED | LOG_DUPLICATE) => {}
@@ -679,8 +668,8 @@ impl Link {
                     return true;
                 }
                 Err(LinkError::Older) => {
-                    // Replies to the rest of the batch are still coming: start
-                    // over on a new connection, at once, in the older version.
+                    // Start over on a new connection, at once, in the older
+                    // version (the rest of the batch's replies were read).
                     self.conn = None;
                     continue;
                 }

@@ -116,6 +116,9 @@ pub(crate) struct Hub {
     epoch: String,
     next_id: AtomicU64,
     closed: AtomicBool,
+    /// Where each event this hub encodes is also offered (never waited for), with
+    /// several servers on one store: their feed (see [`Hub::tap`]).
+    tap: std::sync::OnceLock<Sender<String>>,
     /// Requests answered, per operation (indexed as [`Op::ALL`]) and result code
     /// (see [`result_index`]).
     requests: [[AtomicU64; RESULTS]; Op::ALL.len()],
@@ -171,6 +174,7 @@ impl Hub {
             epoch: format!("{epoch:x}"),
             next_id: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            tap: std::sync::OnceLock::new(),
             requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             latency: Histogram::new(),
             rate: Mutex::new(Rate {
@@ -302,6 +306,22 @@ impl Hub {
                 return;
             }
         };
+        if let Some(tap) = self.tap.get() {
+            // A full queue drops the event for the other servers, never waits.
+            let _ = tap.try_send(json.clone());
+        }
+        self.relay(&json);
+    }
+
+    /// Offers every event this hub encodes from now on to `tap` too (once; later
+    /// calls are ignored): several servers on one store share their feeds.
+    pub(crate) fn tap(&self, tap: Sender<String>) {
+        let _ = self.tap.set(tap);
+    }
+
+    /// Keeps and offers an event already encoded as JSON: this hub's own, or another
+    /// server's (never tapped again).
+    pub(crate) fn relay(&self, json: &str) {
         let mut feed = self.feed.lock();
         let seq = feed.next_seq;
         feed.next_seq += 1;

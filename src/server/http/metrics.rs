@@ -179,13 +179,34 @@ pub(crate) fn render(s: &Scrape<'_>) -> String {
     let mut t = Text {
         out: String::with_capacity(8 * 1024),
     };
+    requests(&mut t, s.counters);
+    latency(&mut t, s.latency);
+    registry(&mut t, &s.registry);
+    server(&mut t, &s.server);
+    audit(&mut t, s.server.audit.as_ref());
+    t.one(
+        "peerdex_dashboard_event_clients",
+        "gauge",
+        "Dashboard event-stream clients connected now.",
+        s.counters.event_clients,
+    );
+    t.one(
+        "peerdex_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        s.counters.uptime.as_secs(),
+    );
+    t.out
+}
 
+/// Index requests answered, by operation and result.
+fn requests(t: &mut Text, counters: &super::events::Counters) {
     t.family(
         "peerdex_index_requests_total",
         "counter",
         "Index requests answered, by operation and result.",
     );
-    for (op, _, by) in &s.counters.requests {
+    for (op, _, by) in &counters.requests {
         for (i, &n) in by.iter().enumerate() {
             // Every result an operation defines, zeros included (a rate needs the
             // series to exist before it first moves); an undefined code once seen.
@@ -200,8 +221,11 @@ pub(crate) fn render(s: &Scrape<'_>) -> String {
             }
         }
     }
+}
 
-    let (buckets, sum) = s.latency.snapshot();
+/// The request latency histogram.
+fn latency(t: &mut Text, latency: &Histogram) {
+    let (buckets, sum) = latency.snapshot();
     let name = "peerdex_index_request_duration_seconds";
     t.family(
         name,
@@ -220,8 +244,10 @@ pub(crate) fn render(s: &Scrape<'_>) -> String {
         &[],
         buckets.last().copied().unwrap_or(0),
     );
+}
 
-    let r = &s.registry;
+/// The registry's gauges.
+fn registry(t: &mut Text, r: &RegistryGauges) {
     t.one(
         "peerdex_users_registered",
         "gauge",
@@ -254,8 +280,10 @@ pub(crate) fn render(s: &Scrape<'_>) -> String {
             bytes,
         );
     }
+}
 
-    let g = &s.server;
+/// The index connections and the reply budget.
+fn server(t: &mut Text, g: &ServerGauges) {
     t.one(
         "peerdex_index_open_connections",
         "gauge",
@@ -292,13 +320,17 @@ pub(crate) fn render(s: &Scrape<'_>) -> String {
         "Bytes of list replies being built or written, counted in the reply budget.",
         g.reply_budget_bytes,
     );
+}
+
+/// The audit path (`None`: `--no-logger`).
+fn audit(t: &mut Text, audit: Option<&AuditGauges>) {
     t.one(
         "peerdex_audit_enabled",
         "gauge",
         "1 when audit records go to a logger, 0 with --no-logger.",
-        u8::from(g.audit.is_some()),
+        u8::from(audit.is_some()),
     );
-    if let Some(a) = &g.audit {
+    if let Some(a) = audit {
         t.one(
             "peerdex_audit_spool_records",
             "gauge",
@@ -330,20 +362,6 @@ pub(crate) fn render(s: &Scrape<'_>) -> String {
             );
         }
     }
-
-    t.one(
-        "peerdex_dashboard_event_clients",
-        "gauge",
-        "Dashboard event-stream clients connected now.",
-        s.counters.event_clients,
-    );
-    t.one(
-        "peerdex_uptime_seconds",
-        "gauge",
-        "Seconds since the server started.",
-        s.counters.uptime.as_secs(),
-    );
-    t.out
 }
 
 #[cfg(test)]
@@ -356,16 +374,18 @@ mod tests {
     use crate::proto::index::{Body, Request};
     use crate::server::http::Hub;
 
+    /// A metric or label name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    fn name_ok(n: &str) -> bool {
+        let mut cs = n.chars();
+        cs.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+
     /// Holds `text` to the exposition format's rules (see the module doc); returns
     /// the samples by their full name with labels.
     fn check_format(text: &str) -> HashMap<String, f64> {
         assert!(text.ends_with('\n'), "the last line ends in a newline");
-        let name_ok = |n: &str| {
-            let mut cs = n.chars();
-            cs.next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-                && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-        };
         let mut types: HashMap<String, String> = HashMap::new();
         let mut helped = HashSet::new();
         let mut done: HashSet<String> = HashSet::new();
@@ -417,24 +437,37 @@ mod tests {
                 "sample {name} outside its family's block"
             );
             assert!(!done.contains(family), "{family} samples split");
-            if let Some(labels) = series.strip_prefix(name)
-                && !labels.is_empty()
-            {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-                for pair in labels[1..labels.len() - 1].split("\",") {
-                    let (k, v) = pair.split_once("=\"").expect("k=\"v\"");
-                    assert!(name_ok(k), "label {k}");
-                    let v = v.strip_suffix('"').unwrap_or(v);
-                    assert!(!v.contains('\n'), "raw newline in a label");
-                }
-            }
+            check_labels(line, series.strip_prefix(name).unwrap_or(""));
             assert!(
                 samples.insert(series.to_owned(), value).is_none(),
                 "duplicate series {series}"
             );
         }
-        // Histograms: cumulative buckets, +Inf last and equal to _count.
-        for (name, kind) in &types {
+        check_histograms(text, &types, &samples);
+        samples
+    }
+
+    /// The labels of a sample (`{k="v",...}` or nothing), of `line`.
+    fn check_labels(line: &str, labels: &str) {
+        if labels.is_empty() {
+            return;
+        }
+        assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+        for pair in labels[1..labels.len() - 1].split("\",") {
+            let (k, v) = pair.split_once("=\"").expect("k=\"v\"");
+            assert!(name_ok(k), "label {k}");
+            let v = v.strip_suffix('"').unwrap_or(v);
+            assert!(!v.contains('\n'), "raw newline in a label");
+        }
+    }
+
+    /// Histograms: cumulative buckets, +Inf last and equal to _count, and a _sum.
+    fn check_histograms(
+        text: &str,
+        types: &HashMap<String, String>,
+        samples: &HashMap<String, f64>,
+    ) {
+        for (name, kind) in types {
             if kind != "histogram" {
                 continue;
             }
@@ -464,7 +497,6 @@ mod tests {
             assert_eq!(buckets.pop().unwrap().1, count, "{name}: +Inf != _count");
             assert!(samples.contains_key(&format!("{name}_sum")));
         }
-        samples
     }
 
     #[test]

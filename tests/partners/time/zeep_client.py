@@ -3,7 +3,10 @@
 operation by the name the student chose (get_time, get_datetime or
 get_current_datetime), as the course's Python client does before every request.
 
-Usage: python3 zeep_client.py WSDL_URL OPERATION
+Usage: python3 zeep_client.py WSDL_URL OPERATION [DUMMY]
+
+With DUMMY, the operation is called with it as its one positional argument, as the
+client of a student whose own service declares a (dummy) input part calls it.
 
 Prints the answer on stdout and exits 0 when it is a `dd/mm/YYYY HH:MM:SS`
 string; exits 1 (reason on stderr) when the call fails or the answer is not one;
@@ -20,12 +23,12 @@ except ImportError:
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 1
     wsdl, operation = sys.argv[1], sys.argv[2]
     client = zeep.Client(wsdl, transport=zeep.Transport(timeout=10, operation_timeout=10))
-    answer = getattr(client.service, operation)()
+    answer = getattr(client.service, operation)(*sys.argv[3:])
     if not isinstance(answer, str) or len(answer) != 19:
         print("%s returned %r" % (operation, answer), file=sys.stderr)
         return 1
