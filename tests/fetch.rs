@@ -154,7 +154,10 @@ fn three_background_downloads_leave_the_shell_answering() {
         jobs[2].contains("/4194304 bytes ") || jobs[2].contains(" running 0 bytes "),
         "{jobs:?}"
     );
-    assert!(jobs[2].ends_with(" GET_FILE alice c.bin c2.bin"), "{jobs:?}");
+    assert!(
+        jobs[2].ends_with(" GET_FILE alice c.bin c2.bin"),
+        "{jobs:?}"
+    );
     assert_eq!(
         messages(&mut bob, 3),
         ["c> FETCH OK", "c> GET_FILE OK", "c> GET_FILE OK"]

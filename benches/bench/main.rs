@@ -138,7 +138,13 @@ impl From<io::Error> for BenchError {
 
 /// The sections, in the order they run.
 const SECTIONS: [&str; 7] = [
-    "index", "downloads", "logger", "scale", "search", "flood", "shared",
+    "index",
+    "downloads",
+    "logger",
+    "scale",
+    "search",
+    "flood",
+    "shared",
 ];
 
 /// Fewest measured rounds a full run accepts (the issue asks for at least 3).

@@ -345,7 +345,7 @@ fn restore(blob: &[u8], state: &mut dyn Replay) -> Result<u64, String> {
 /// under one read lock.
 fn dump(registry: &Registry, seq: u64) -> Vec<u8> {
     let view = registry.view();
-    let users = view.users().count();
+    let users = view.users_after(std::ops::Bound::Unbounded).count();
     let mut out = Vec::new();
     let header = Header {
         peerdex_snapshot: SNAPSHOT_FORMAT,
@@ -354,7 +354,7 @@ fn dump(registry: &Registry, seq: u64) -> Vec<u8> {
     };
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, &header);
-    for (user, peer, files) in view.users() {
+    for (user, peer, files) in view.users_after(std::ops::Bound::Unbounded) {
         out.push(b'\n');
         let _ = serde_json::to_writer(&mut out, &SnapshotUser { user, peer, files });
     }
