@@ -17,12 +17,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// is answered with its any-other-error code (the dashboard: 503).
 pub(crate) const REPLY_BUDGET: usize = 64 * 1024 * 1024;
 
-/// Replies built at once. Building is CPU-bound and takes milliseconds, so two (the
-/// cores of a lab machine) lose nothing, the memory a reply holds before it is
-/// counted in [`REPLY_BUDGET`] is bounded by this many replies, and however many
-/// clients ask, the other requests (REGISTER, PUBLISH...) keep CPU time of their
-/// own.
-pub(crate) const BUILDERS: usize = 2;
+/// Replies built at once. Building is CPU-bound and takes microseconds for a lab's
+/// lists, milliseconds for the largest; the memory a reply holds before it is
+/// counted in [`REPLY_BUDGET`] is bounded by this many replies; and however many
+/// clients ask, list building takes at most this many cores, so the other requests
+/// (REGISTER, PUBLISH...) keep CPU time of their own. Measured on 2 cores (`make
+/// bench`, flood section, REGISTER/s kept): with 2 builders 0.58 under 8 SEARCH
+/// flooders, 0.59 under 32 dashboard flooders, 0.46 under 64 LIST_CONTENT
+/// flooders of a 20,000-file user; with 1, 0.61, 0.79 and 0.60. The index
+/// section's LIST_CONTENT mix (64 clients, 10 files) was no slower with 1 in the
+/// same run (5,027 against 4,197 ops/s, a noisy machine).
+pub(crate) const BUILDERS: usize = 1;
 
 /// Replies over this size are counted in [`REPLY_BUDGET`]; smaller ones (every code
 /// reply, short lists) cost less than the connection's own buffers.
