@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use peerdex::testing::Change;
+use peerdex::internals::Change;
 
 fn bin() -> String {
     std::env::var("PEERDEX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_peerdex").into())
@@ -300,7 +300,7 @@ fn replay(users: usize, per_user: usize) {
 /// In-process cost of `Registry::apply` (no sockets): `threads` threads each
 /// registering `per_thread` users, for each storage setting.
 fn apply(threads: usize, per_thread: usize) {
-    use peerdex::testing::{Registry, StoreOptions};
+    use peerdex::internals::{Registry, StoreOptions};
     let dir = tempfile::tempdir().unwrap();
     println!("| storage | threads | changes | µs per change (wall) | changes/s |");
     println!("|---|---|---|---|---|");

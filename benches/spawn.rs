@@ -10,7 +10,7 @@
 use std::sync::mpsc;
 use std::time::Instant;
 
-use peerdex::testing::spawn_connection_thread;
+use peerdex::internals::spawn_connection_thread;
 
 #[path = "bench/pthread.rs"]
 mod pthread;

@@ -17,6 +17,10 @@
 //! - [`client`]: the interactive shell and its peer (listener and downloads).
 
 #![warn(unreachable_pub)]
+// An ordinary build has no `internals`: what only the benchmarks use is then unused,
+// and what they reach is unreachable. Every build with the feature (tests, benches,
+// `cargo clippy --all-targets`) checks both lints in full.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unreachable_pub))]
 
 mod client;
 mod linefile;
@@ -32,13 +36,18 @@ pub use logger::{LoggerArgs, run as run_logger};
 pub use server::{ServerArgs, run as run_server};
 pub use time::{TimeArgs, run as run_time};
 
-/// What the benchmark (`benches/`) and the process tests drive directly: protocol
-/// encoders and parsers, socket helpers and registry types. Not a stable API.
-#[doc(hidden)]
-pub mod testing {
+/// What the benchmarks (`benches/`) drive directly: the index protocol's encoders and
+/// parsers, socket helpers, the registry with its changes and journal options, the
+/// portmapper client. Only with the `internals` cargo feature, which the package's
+/// dev-dependency on itself turns on for benchmarks and tests and nothing else
+/// does: an ordinary build of the library exposes the four commands above and
+/// nothing more. Not a stable API. Process tests talk to the programs over sockets;
+/// tests/client.rs runs the shell in process through `TestShell`; unit tests inside
+/// the crate reach what they need as `#[cfg(test)]` modules.
+#[cfg(feature = "internals")]
+pub mod internals {
     pub use crate::client::{Said, TestShell};
     pub use crate::net::{CONNECTION_STACK, bind, connect, set_timeouts, spawn_connection_thread};
-    pub use crate::proto::datetime;
     pub use crate::proto::index;
     pub use crate::proto::wire::{FieldReader, MAX_FIELD};
     pub use crate::rpc::portmap::{self, IPPROTO_TCP};

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use peerdex::testing::TestShell;
+use peerdex::internals::TestShell;
 use support::*;
 
 /// A shell in this process for the index server at `server`, sharing `share`, its

@@ -102,9 +102,7 @@ fn missing() -> Vec<String> {
     if !Path::new("/usr/include/tirpc/rpc/rpc.h").exists() {
         out.push("libtirpc headers (libtirpc-dev)".into());
     }
-    let pmap =
-        peerdex::testing::portmap::getport("127.0.0.1", 100_000, 2, peerdex::testing::IPPROTO_TCP);
-    if !matches!(pmap, Ok(Some(111))) {
+    if !support::pmap::running() {
         out.push("a running portmapper on 127.0.0.1:111 (rpcbind -w)".into());
     }
     out
@@ -132,10 +130,7 @@ fn build(dir: &Path, shape: &Shape) -> PathBuf {
 }
 
 fn registered(program: u32) -> bool {
-    matches!(
-        peerdex::testing::portmap::getport("127.0.0.1", program, 1, peerdex::testing::IPPROTO_TCP),
-        Ok(Some(_))
-    )
+    support::pmap::getport(program, 1).is_some_and(|port| port != 0)
 }
 
 /// A running student logger server; stopped with SIGTERM (it unregisters) on drop.

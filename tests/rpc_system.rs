@@ -35,9 +35,7 @@ fn missing(tools: &[&str], need_tirpc: bool) -> Vec<String> {
     if need_tirpc && !Path::new("/usr/include/tirpc/rpc/rpc.h").exists() {
         out.push("libtirpc headers (libtirpc-dev)".into());
     }
-    let pmap =
-        peerdex::testing::portmap::getport("127.0.0.1", 100_000, 2, peerdex::testing::IPPROTO_TCP);
-    if !matches!(pmap, Ok(Some(111))) {
+    if !support::pmap::running() {
         out.push("a running portmapper on 127.0.0.1:111 (rpcbind -w)".into());
     }
     out

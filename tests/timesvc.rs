@@ -9,10 +9,19 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use peerdex::testing::datetime as clock;
 use quick_xml::events::Event;
 use quick_xml::reader::NsReader;
 use support::*;
+
+/// DATETIME as the statements give it (../shared/STATEMENTS.md): `dd/mm/yyyy
+/// hh:mm:ss`, a real local date and time.
+mod clock {
+    pub const FORMAT: &str = "%d/%m/%Y %H:%M:%S";
+
+    pub fn is_datetime(s: &str) -> bool {
+        s.len() == 19 && chrono::NaiveDateTime::parse_from_str(s, FORMAT).is_ok()
+    }
+}
 
 /// A running time service.
 struct TimeSvc {

@@ -23,7 +23,7 @@ use super::index::{self, Mix, Sample, listed_user, request, summarize};
 use super::report::{Table, verdict};
 use super::scale::write_users_journal;
 use super::{BenchError, Peerdex, Plan, arg, median, spawn_server};
-use peerdex::testing::index::Body;
+use peerdex::internals::index::Body;
 
 /// Registered users, for `/api/users` (the 40,000).
 const USERS: usize = 40_000;

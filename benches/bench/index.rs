@@ -39,9 +39,9 @@ use super::{
     BenchError, Peerdex, Plan, arg, median, peerdex_exe, percentile, spawn, spawn_exe,
     spawn_server, spawn_server_from,
 };
-use peerdex::testing as net;
-use peerdex::testing::index::{self, Body, Request};
-use peerdex::testing::{FieldReader, MAX_FIELD};
+use peerdex::internals as net;
+use peerdex::internals::index::{self, Body, Request};
+use peerdex::internals::{FieldReader, MAX_FIELD};
 use std::path::Path;
 
 /// Connected users that LIST_USERS returns (the figure).
@@ -772,7 +772,7 @@ fn ceiling_reply(stream: TcpStream) {
 /// them; run at the start of every `--smoke` run (a bench target has no test harness).
 pub mod self_check {
     use super::*;
-    use peerdex::testing::{Change, Registry};
+    use peerdex::internals::{Change, Registry};
 
     pub fn run() {
         whole_replies_pass();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::report::{Table, verdict};
 use super::{BenchError, Plan, arg, median, peerdex_exe};
-use peerdex::testing::portmap;
+use peerdex::internals::portmap;
 
 /// The interface, as shipped: the bench builds its C baseline from it.
 const LOGGER_X: &str = include_str!("../../rpc/logger.x");

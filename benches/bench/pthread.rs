@@ -7,7 +7,7 @@
 use std::io;
 
 /// The connection threads' stack, as peerdex gives them.
-const STACK: usize = peerdex::testing::CONNECTION_STACK;
+const STACK: usize = peerdex::internals::CONNECTION_STACK;
 
 /// The name of ceiling threads (at most 15 bytes and the NUL, as Linux allows).
 const THREAD_NAME: &std::ffi::CStr = c"ceiling-conn";

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use super::index::{self, LISTED_USERS, Mix, Sample, listed_user, summarize};
 use super::report::{Table, verdict};
 use super::{BenchError, Peerdex, Plan, arg, spawn_server, status_kib};
-use peerdex::testing::COMPACT_MIN_BYTES;
-use peerdex::testing::Change;
+use peerdex::internals::COMPACT_MIN_BYTES;
+use peerdex::internals::Change;
 
 /// The registry: 100,000 users ...
 const USERS: usize = 100_000;

@@ -24,7 +24,7 @@ use super::index::{self, Expect, LISTED_USERS, listed_user, one_op, request};
 use super::report::{Table, verdict};
 use super::scale::write_users_journal;
 use super::{BenchError, Peerdex, Plan, arg, median, percentile, spawn_server, status_kib};
-use peerdex::testing::index::Body;
+use peerdex::internals::index::Body;
 
 /// Users in the registry (the scale section's figure) ...
 const USERS: usize = 100_000;

@@ -846,11 +846,14 @@ fn register(
     high: u32,
     port: u16,
 ) -> Result<bool, LoggerError> {
+    let no_portmapper = |e: &dyn std::fmt::Display| {
+        console.line(format!(
+            "l> no portmapper at {pmap} ({e}): not registered; clients must use port {port}"
+        ));
+    };
     match portmap::getport_at(pmap, program, LOW_VERSION, IPPROTO_TCP) {
         Err(e) => {
-            console.line(format!(
-                "l> no portmapper at {pmap} ({e}): not registered; clients must use port {port}"
-            ));
+            no_portmapper(&e);
             return Ok(false);
         }
         Ok(Some(theirs))
@@ -871,12 +874,17 @@ fn register(
     // Remove stale mappings of a logger that died without unregistering.
     for version in LOW_VERSION..=HIGH_VERSION {
         if let Err(e) = portmap::unset(pmap, program, version) {
-            console.line(format!(
-                "l> no portmapper at {pmap} ({e}): not registered; clients must use port {port}"
-            ));
+            no_portmapper(&e);
             return Ok(false);
         }
     }
+    set_mappings(console, pmap, program, high, port);
+    Ok(true)
+}
+
+/// Maps every version up to `high` on TCP and UDP to `port`; says on the console
+/// what the portmapper refused, or that it stopped answering (the rest is not set).
+fn set_mappings(console: &Console, pmap: SocketAddr, program: u32, high: u32, port: u16) {
     for version in LOW_VERSION..=high {
         for protocol in [IPPROTO_TCP, IPPROTO_UDP] {
             let m = Mapping {
@@ -896,7 +904,7 @@ fn register(
                     console.line(format!(
                         "l> portmapper at {pmap} stopped answering ({e}): clients must use port {port}"
                     ));
-                    return Ok(true);
+                    return;
                 }
             }
         }
@@ -904,7 +912,6 @@ fn register(
     console.line(format!(
         "l> registered program 0x{program:08x} versions {LOW_VERSION}-{high} on tcp and udp port {port} with the portmapper"
     ));
-    Ok(true)
 }
 
 /// Removes the registrations that still point at this logger's `port` (another

@@ -633,17 +633,47 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    #[test]
-    fn limiter_evicts_the_oldest_idle_connection() {
+    /// A connection cap of one, held by a first connection, and a second connection
+    /// accepted (not yet admitted). The clients' ends are returned to stay open.
+    struct OneTaken {
+        limiter: Arc<ConnLimiter>,
+        shutdown: Shutdown,
+        s1: TcpStream,
+        p1: Permit,
+        s2: TcpStream,
+        _clients: (TcpStream, TcpStream),
+    }
+
+    fn one_taken() -> OneTaken {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let limiter = ConnLimiter::new(1);
         let shutdown = Shutdown::new();
-        let _c1 = TcpStream::connect(addr).unwrap();
+        let c1 = TcpStream::connect(addr).unwrap();
         let (s1, _) = listener.accept().unwrap();
         let p1 = limiter.acquire(&s1, &shutdown).unwrap();
-        let _c2 = TcpStream::connect(addr).unwrap();
+        let c2 = TcpStream::connect(addr).unwrap();
         let (s2, _) = listener.accept().unwrap();
+        OneTaken {
+            limiter,
+            shutdown,
+            s1,
+            p1,
+            s2,
+            _clients: (c1, c2),
+        }
+    }
+
+    #[test]
+    fn limiter_evicts_the_oldest_idle_connection() {
+        let OneTaken {
+            limiter,
+            shutdown,
+            s1,
+            p1,
+            s2,
+            _clients,
+        } = one_taken();
         // The evicted connection sees end of stream; releasing its permit lets the
         // second one in.
         let reader = thread::spawn(move || {
@@ -662,16 +692,15 @@ mod tests {
 
     #[test]
     fn busy_connections_are_not_evicted() {
-        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limiter = ConnLimiter::new(1);
-        let shutdown = Shutdown::new();
-        let _c1 = TcpStream::connect(addr).unwrap();
-        let (s1, _) = listener.accept().unwrap();
-        let p1 = limiter.acquire(&s1, &shutdown).unwrap();
+        let OneTaken {
+            limiter,
+            shutdown,
+            s1: _s1,
+            p1,
+            s2,
+            _clients,
+        } = one_taken();
         p1.busy();
-        let _c2 = TcpStream::connect(addr).unwrap();
-        let (s2, _) = listener.accept().unwrap();
         let waiter = {
             let limiter = Arc::clone(&limiter);
             let shutdown = shutdown.clone();

@@ -4,15 +4,15 @@
 //! Owns: the one format string. Does not own: asking the time service (`client`).
 
 /// The DATETIME format of the protocol, as a chrono format string.
-pub const FORMAT: &str = "%d/%m/%Y %H:%M:%S";
+pub(crate) const FORMAT: &str = "%d/%m/%Y %H:%M:%S";
 
 /// The current local time as `dd/mm/YYYY HH:MM:SS`.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Local::now().format(FORMAT).to_string()
 }
 
 /// True when `s` has the shape `dd/mm/YYYY HH:MM:SS` and is a real date and time.
-pub fn is_datetime(s: &str) -> bool {
+pub(crate) fn is_datetime(s: &str) -> bool {
     chrono::NaiveDateTime::parse_from_str(s, FORMAT).is_ok() && s.len() == 19
 }
 

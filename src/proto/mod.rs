@@ -8,7 +8,7 @@
 //! - [`text`]: what a name may look like, and how network text is shown.
 
 pub(crate) mod audit;
-pub mod datetime;
+pub(crate) mod datetime;
 pub mod index;
 pub(crate) mod peer;
 pub(crate) mod text;

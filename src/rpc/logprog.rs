@@ -231,16 +231,9 @@ pub(crate) fn parse_program(s: &str) -> Result<u32, String> {
     }
 }
 
+/// `s` cut to at most `max` bytes, at a character boundary.
 fn clip(s: &str, max: u32) -> &str {
-    let max = max as usize;
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(max as usize)]
 }
 
 #[cfg(test)]

@@ -104,13 +104,8 @@ pub fn getport(
         .map_err(|_| PmapError::Resolve(host.to_owned()))?
         .next()
         .ok_or_else(|| PmapError::Resolve(host.to_owned()))?;
-    let m = Mapping {
-        program,
-        version,
-        protocol,
-        port: 0,
-    };
-    decode_port(&call_tcp(addr, PMAPPROC_GETPORT, &m.encode())?)
+    let asked = getport_args(program, version, protocol);
+    decode_port(&call_tcp(addr, PMAPPROC_GETPORT, &asked)?)
 }
 
 /// PMAPPROC_GETPORT on the portmapper at `pmap` (UDP, like `set` and `unset`);
@@ -121,13 +116,19 @@ pub fn getport_at(
     version: u32,
     protocol: u32,
 ) -> Result<Option<u16>, PmapError> {
-    let m = Mapping {
+    let asked = getport_args(program, version, protocol);
+    decode_port(&call_udp(pmap, PMAPPROC_GETPORT, &asked)?)
+}
+
+/// The argument of PMAPPROC_GETPORT: the mapping asked about, port 0.
+fn getport_args(program: u32, version: u32, protocol: u32) -> Vec<u8> {
+    Mapping {
         program,
         version,
         protocol,
         port: 0,
-    };
-    decode_port(&call_udp(pmap, PMAPPROC_GETPORT, &m.encode())?)
+    }
+    .encode()
 }
 
 /// Whether the RPC server at `addr` answers a NULL call (procedure 0) of `program`

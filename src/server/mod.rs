@@ -30,7 +30,7 @@ use crate::proto::index::{self, Body, Request, RequestError};
 use crate::proto::wire::FieldReader;
 use audit::AuditSink;
 use audit::shipper;
-use budget::{Built, ReplyBudget};
+use budget::{Built, ReplyBudget, Reservation};
 use journal::{JournalError, StoreOptions};
 use registry::{Change, Refused, Registry, SearchOptions};
 use store::Store;
@@ -237,7 +237,25 @@ impl IndexServer {
     /// Serves until `shutdown` is raised, then closes idle connections and waits
     /// (at most one timeout) for the others to finish.
     pub(crate) fn run(mut self, shutdown: &Shutdown) {
-        let dashboard = self.dashboard.take().and_then(|d| {
+        let dashboard = self.start_dashboard(shutdown);
+        let prober = self.start_prober(shutdown);
+        let ctx = Arc::clone(&self.ctx);
+        self.listener
+            .serve(shutdown, self.ctx.timeout, move |stream, peer, permit| {
+                handle_connection(&ctx, stream, peer, permit);
+            });
+        if let Some(prober) = prober {
+            let _ = prober.join();
+        }
+        if let Some(dashboard) = dashboard {
+            dashboard.stop();
+        }
+        self.ctx.store.stop();
+    }
+
+    /// With `--http`, the dashboard's threads, reading the server's gauges.
+    fn start_dashboard(&mut self, shutdown: &Shutdown) -> Option<http::Running> {
+        self.dashboard.take().and_then(|d| {
             let ctx = Arc::clone(&self.ctx);
             let limiter = Arc::clone(self.listener.limiter());
             d.with_gauges(move || http::ServerGauges {
@@ -252,7 +270,12 @@ impl IndexServer {
             .start(shutdown)
             .map_err(|e| log::warn!("dashboard off: cannot start its threads: {e}"))
             .ok()
-        });
+        })
+    }
+
+    /// Unless `--probe-interval 0`, the liveness prober: a user whose peer does not
+    /// answer is disconnected, and that is shown, sent to the dashboard and audited.
+    fn start_prober(&self, shutdown: &Shutdown) -> Option<std::thread::JoinHandle<()>> {
         let prober = {
             let ctx = Arc::clone(&self.ctx);
             let peers = Arc::clone(&ctx.store);
@@ -283,22 +306,10 @@ impl IndexServer {
                 },
             )
         };
-        let prober = prober.unwrap_or_else(|e| {
+        prober.unwrap_or_else(|e| {
             log::warn!("liveness checks off: cannot start the prober: {e}");
             None
-        });
-        let ctx = Arc::clone(&self.ctx);
-        self.listener
-            .serve(shutdown, self.ctx.timeout, move |stream, peer, permit| {
-                handle_connection(&ctx, stream, peer, permit);
-            });
-        if let Some(prober) = prober {
-            let _ = prober.join();
-        }
-        if let Some(dashboard) = dashboard {
-            dashboard.stop();
-        }
-        self.ctx.store.stop();
+        })
     }
 }
 
@@ -442,84 +453,14 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     // Held until the reply is written; given back however the connection ends.
     let mut _held = None;
     match request {
-        Ok(req) => {
-            let op = req.body.op();
-            let mut operation = req.audit_text();
-            let outcome = if matches!(
-                req.body,
-                Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
-            ) {
-                build_list(ctx, &req, peer).map(|built| {
-                    built.map(|Built { bytes, held }| {
-                        reply = bytes;
-                        _held = Some(held);
-                    })
-                })
-            } else {
-                execute(ctx, &req, peer, &mut reply).map(Some)
-            };
-            match outcome {
-                Ok(None) => {
-                    // Over the reply budget: refused like any other failure.
-                    reply.push(op.other_error());
-                    ctx.console
-                        .line(format!("s> {} FROM {} (server busy)", op.name(), req.user));
-                    operation = format!("{operation} REFUSED: server busy");
-                }
-                Ok(Some(())) => ctx
-                    .console
-                    .line(format!("s> {} FROM {}", op.name(), req.user)),
-                Err(refused) => {
-                    reply.clear();
-                    reply.push(op.other_error());
-                    let from = peer.ip().to_canonical();
-                    ctx.console.line(format!(
-                        "s> {} FROM {} REFUSED: connected from {}, request from {from}",
-                        op.name(),
-                        req.user,
-                        refused.connected_from
-                    ));
-                    operation = format!("{operation} REFUSED from {from}");
-                }
-            }
-            if let Some(events) = &ctx.events {
-                let host = recorded_ip(peer.ip(), ctx.advertise);
-                events.answered(&req, reply[0], host, started);
-            }
-            if ctx.explain
-                && let Some(note) = failure_note(&req, reply[0])
-            {
-                ctx.console.note(note);
-            }
-            ctx.audit.record(AuditRecord {
-                user: req.user.clone(),
-                operation,
-                datetime: req.datetime.clone().unwrap_or_else(datetime::now),
-                result: result_of(&reply),
-            });
-        }
+        Ok(req) => _held = answer(ctx, &req, peer, started, &mut reply),
         Err(RequestError::UnknownOp) => {
             log::info!("{peer}: unknown operation: closing without a reply");
             return;
         }
         Err(RequestError::Bad { op, user, error }) => {
             log::info!("{peer}: {} request rejected: {error}", op.name());
-            // The name was read but may be the invalid field: from here on (console,
-            // audit record, events) only its checked form is used.
-            let user = user.map(shown_name);
-            reply.push(op.other_error());
-            if let (Some(events), Some(user)) = (&ctx.events, &user) {
-                events.rejected(op, user, op.other_error());
-            }
-            if let Some(user) = user {
-                ctx.console.line(format!("s> {} FROM {user}", op.name()));
-                ctx.audit.record(AuditRecord {
-                    user,
-                    operation: op.name().to_owned(),
-                    datetime: datetime::now(),
-                    result: result_of(&reply),
-                });
-            }
+            reject(ctx, op, user, &mut reply);
         }
     }
     let deadline =
@@ -572,6 +513,107 @@ fn shown_name(name: String) -> String {
         }
     }
     out
+}
+
+/// Answers a request that was read whole into `reply` (`reserved`: what a list
+/// reply holds of the reply budget), and reports it (console, events, audit).
+fn answer<'a>(
+    ctx: &'a Context,
+    req: &Request,
+    peer: SocketAddr,
+    started: Instant,
+    reply: &mut Vec<u8>,
+) -> Option<Reservation<'a>> {
+    let op = req.body.op();
+    let mut operation = req.audit_text();
+    let mut held = None;
+    let outcome = if matches!(
+        req.body,
+        Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
+    ) {
+        build_list(ctx, req, peer).map(|built| {
+            built.map(|Built { bytes, held: h }| {
+                *reply = bytes;
+                held = Some(h);
+            })
+        })
+    } else {
+        execute(ctx, req, peer, reply).map(Some)
+    };
+    match outcome {
+        Ok(None) => {
+            // Over the reply budget: refused like any other failure.
+            reply.push(op.other_error());
+            ctx.console
+                .line(format!("s> {} FROM {} (server busy)", op.name(), req.user));
+            operation = format!("{operation} REFUSED: server busy");
+        }
+        Ok(Some(())) => ctx
+            .console
+            .line(format!("s> {} FROM {}", op.name(), req.user)),
+        Err(refused) => {
+            reply.clear();
+            reply.push(op.other_error());
+            let from = peer.ip().to_canonical();
+            ctx.console.line(format!(
+                "s> {} FROM {} REFUSED: connected from {}, request from {from}",
+                op.name(),
+                req.user,
+                refused.connected_from
+            ));
+            operation = format!("{operation} REFUSED from {from}");
+        }
+    }
+    report(ctx, req, peer, started, reply[0], operation);
+    held
+}
+
+/// The answered request to the dashboard, the console's note (`--explain`) and the
+/// audit record.
+fn report(
+    ctx: &Context,
+    req: &Request,
+    peer: SocketAddr,
+    started: Instant,
+    code: u8,
+    operation: String,
+) {
+    if let Some(events) = &ctx.events {
+        let host = recorded_ip(peer.ip(), ctx.advertise);
+        events.answered(req, code, host, started);
+    }
+    if ctx.explain
+        && let Some(note) = failure_note(req, code)
+    {
+        ctx.console.note(note);
+    }
+    ctx.audit.record(AuditRecord {
+        user: req.user.clone(),
+        operation,
+        datetime: req.datetime.clone().unwrap_or_else(datetime::now),
+        result: result_of(&[code]),
+    });
+}
+
+/// Answers a request whose operation is known but whose fields are bad, and reports
+/// it when its user name was read.
+fn reject(ctx: &Context, op: index::Op, user: Option<String>, reply: &mut Vec<u8>) {
+    // The name was read but may be the invalid field: from here on (console,
+    // audit record, events) only its checked form is used.
+    let user = user.map(shown_name);
+    reply.push(op.other_error());
+    if let (Some(events), Some(user)) = (&ctx.events, &user) {
+        events.rejected(op, user, op.other_error());
+    }
+    if let Some(user) = user {
+        ctx.console.line(format!("s> {} FROM {user}", op.name()));
+        ctx.audit.record(AuditRecord {
+            user,
+            operation: op.name().to_owned(),
+            datetime: datetime::now(),
+            result: result_of(reply),
+        });
+    }
 }
 
 /// The result code a reply carries (its first byte), for the audit record.

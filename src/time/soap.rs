@@ -324,6 +324,36 @@ pub(super) fn fault_response(fault: &Fault) -> String {
 /// endpoint address.
 pub(super) fn wsdl(location: &str) -> String {
     let location = escape(location);
+    let [elements, messages, port_ops, binding_ops] = wsdl_operations();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<wsdl:definitions name="TimeService" targetNamespace="{TNS}"
+    xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xs="http://www.w3.org/2001/XMLSchema"
+    xmlns:tns="{TNS}">
+  <wsdl:types>
+    <xs:schema targetNamespace="{TNS}" elementFormDefault="qualified">
+{elements}    </xs:schema>
+  </wsdl:types>
+{messages}  <wsdl:portType name="TimeServicePortType">
+{port_ops}  </wsdl:portType>
+  <wsdl:binding name="TimeServiceBinding" type="tns:TimeServicePortType">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+{binding_ops}  </wsdl:binding>
+  <wsdl:service name="TimeService">
+    <wsdl:port name="TimeServicePort" binding="tns:TimeServiceBinding">
+      <soap:address location="{location}"/>
+    </wsdl:port>
+  </wsdl:service>
+</wsdl:definitions>
+"#
+    )
+}
+
+/// The parts of the WSDL that name each operation: its schema elements, its
+/// messages, its port-type operation and its binding operation.
+fn wsdl_operations() -> [String; 4] {
     let mut elements = String::new();
     let mut messages = String::new();
     let mut port_ops = String::new();
@@ -373,30 +403,7 @@ pub(super) fn wsdl(location: &str) -> String {
 "#
         ));
     }
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<wsdl:definitions name="TimeService" targetNamespace="{TNS}"
-    xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
-    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
-    xmlns:xs="http://www.w3.org/2001/XMLSchema"
-    xmlns:tns="{TNS}">
-  <wsdl:types>
-    <xs:schema targetNamespace="{TNS}" elementFormDefault="qualified">
-{elements}    </xs:schema>
-  </wsdl:types>
-{messages}  <wsdl:portType name="TimeServicePortType">
-{port_ops}  </wsdl:portType>
-  <wsdl:binding name="TimeServiceBinding" type="tns:TimeServicePortType">
-    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
-{binding_ops}  </wsdl:binding>
-  <wsdl:service name="TimeService">
-    <wsdl:port name="TimeServicePort" binding="tns:TimeServiceBinding">
-      <soap:address location="{location}"/>
-    </wsdl:port>
-  </wsdl:service>
-</wsdl:definitions>
-"#
-    )
+    [elements, messages, port_ops, binding_ops]
 }
 
 #[cfg(test)]

@@ -229,6 +229,7 @@ pub fn list_fields(reply: &[u8]) -> Vec<String> {
 }
 pub mod bed;
 pub mod group;
+pub mod pmap;
 pub mod redis;
 
 // ---- Client shells driven through stdin (client and peer tests) ----

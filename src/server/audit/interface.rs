@@ -204,15 +204,9 @@ pub(crate) fn mismatch_advice(e: &ReplyError) -> (&'static str, String) {
 /// buffers both take 255 bytes and a NUL.
 const MAX_STRING: usize = 255;
 
+/// `s` cut to at most [`MAX_STRING`] bytes, at a character boundary.
 fn clip(s: &str) -> &str {
-    if s.len() <= MAX_STRING {
-        return s;
-    }
-    let mut end = MAX_STRING;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(MAX_STRING)]
 }
 
 /// Splits an audit operation text into the operation name and the file of

@@ -653,18 +653,7 @@ impl Link {
             let kept = self.conn.is_some();
             match self.send(id, batch) {
                 Ok(()) => {
-                    if self.mismatch.take().is_some() {
-                        log::warn!(
-                            "audit logger {} takes the LOG calls of {} now",
-                            self.target,
-                            self.sending()
-                        );
-                    } else if self.down {
-                        log::warn!("audit logger {} reachable again", self.target);
-                    }
-                    self.down = false;
-                    self.status.set(ShipperState::Delivering);
-                    self.backoff = BACKOFF_MIN;
+                    self.delivered();
                     return true;
                 }
                 Err(LinkError::Older) => {
@@ -698,24 +687,44 @@ impl Link {
                     may_redial = false;
                     continue;
                 }
-                Err(e) => {
-                    self.conn = None;
-                    if !self.down {
-                        log::warn!(
-                            "audit logger {} unreachable ({e}): records wait in the spool and are sent when it is back",
-                            self.target
-                        );
-                        self.down = true;
-                        self.status.set(ShipperState::Down);
-                    } else {
-                        log::debug!("audit logger {}: {e}", self.target);
-                    }
-                }
+                Err(e) => self.failed(&e),
             }
             if !self.pause(self.backoff, stop) {
                 return false;
             }
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// A batch was acknowledged: says that the logger is back, or takes the calls
+    /// now, if it had not.
+    fn delivered(&mut self) {
+        if self.mismatch.take().is_some() {
+            log::warn!(
+                "audit logger {} takes the LOG calls of {} now",
+                self.target,
+                self.sending()
+            );
+        } else if self.down {
+            log::warn!("audit logger {} reachable again", self.target);
+        }
+        self.down = false;
+        self.status.set(ShipperState::Delivering);
+        self.backoff = BACKOFF_MIN;
+    }
+
+    /// A send failed for good (the connection is dropped): said once per outage.
+    fn failed(&mut self, e: &LinkError) {
+        self.conn = None;
+        if !self.down {
+            log::warn!(
+                "audit logger {} unreachable ({e}): records wait in the spool and are sent when it is back",
+                self.target
+            );
+            self.down = true;
+            self.status.set(ShipperState::Down);
+        } else {
+            log::debug!("audit logger {}: {e}", self.target);
         }
     }
 
@@ -825,14 +834,8 @@ fn ship(
     bell: &Receiver<()>,
     stop: &Stop,
 ) {
-    for orphan in orphans {
-        if !ship_orphan(&mut link, &orphan, stop) {
-            // Out of time: the rest stays on disk for the next start.
-            spool.close(0);
-            return;
-        }
-        log::info!("delivered the records left in {}", orphan.path.display());
-        orphan.remove();
+    if !ship_orphans(&mut link, spool, orphans, stop) {
+        return;
     }
     let mut reader = match SpoolReader::open(spool.path()) {
         Ok(r) => r,
@@ -846,14 +849,8 @@ fn ship(
         if stop.expired() {
             break;
         }
-        let batch = match reader.read(BATCH, spool.len(), false) {
-            // Once the file is read, the records it could not take.
-            Ok(b) if b.is_empty() => spool.memory_batch(reader.pos(), BATCH),
-            Ok(b) => b,
-            Err(e) => {
-                log::error!("audit records will not be shipped: {e}");
-                break;
-            }
+        let Some(batch) = next_batch(spool, &mut reader) else {
+            break;
         };
         if batch.is_empty() {
             if stop.requested() {
@@ -874,17 +871,8 @@ fn ship(
         if let Some((last, _)) = batch.last() {
             spool.acked_up_to(last.seq);
         }
-        match spool.trim(acked, TRUNCATE_AFTER) {
-            Ok(0) => {}
-            Ok(removed) => {
-                acked -= removed;
-                let pos = reader.pos() - removed;
-                if let Err(e) = reader.reopen_at(pos) {
-                    log::error!("audit records will not be shipped: {e}");
-                    break;
-                }
-            }
-            Err(e) => log::warn!("cannot trim the spool: {e}"),
+        if !trim(spool, &mut reader, &mut acked) {
+            break;
         }
     }
     if !spool.close(acked) {
@@ -893,6 +881,53 @@ fn ship(
             spool.path().display()
         );
     }
+}
+
+/// The next records to send: from the spool file, else (once it is read) those it
+/// could not take; `None` when the file cannot be read (shipping stops).
+fn next_batch(spool: &Spool, reader: &mut SpoolReader) -> Option<Vec<(Entry<'static>, u64)>> {
+    match reader.read(BATCH, spool.len(), false) {
+        Ok(b) if b.is_empty() => Some(spool.memory_batch(reader.pos(), BATCH)),
+        Ok(b) => Some(b),
+        Err(e) => {
+            log::error!("audit records will not be shipped: {e}");
+            None
+        }
+    }
+}
+
+/// Delivers the records of spools left by earlier runs, removing each once
+/// delivered; false (the spool closed) when time ran out: the rest stays on disk for
+/// the next start.
+fn ship_orphans(link: &mut Link, spool: &Spool, orphans: Vec<spool::Orphan>, stop: &Stop) -> bool {
+    for orphan in orphans {
+        if !ship_orphan(link, &orphan, stop) {
+            spool.close(0);
+            return false;
+        }
+        log::info!("delivered the records left in {}", orphan.path.display());
+        orphan.remove();
+    }
+    true
+}
+
+/// Trims the spool's delivered head (the first `acked` bytes) once it is due, with
+/// `reader` and `acked` moved back by what was cut; false when the reader cannot
+/// follow (shipping stops).
+fn trim(spool: &Spool, reader: &mut SpoolReader, acked: &mut u64) -> bool {
+    match spool.trim(*acked, TRUNCATE_AFTER) {
+        Ok(0) => {}
+        Ok(removed) => {
+            *acked -= removed;
+            let pos = reader.pos() - removed;
+            if let Err(e) = reader.reopen_at(pos) {
+                log::error!("audit records will not be shipped: {e}");
+                return false;
+            }
+        }
+        Err(e) => log::warn!("cannot trim the spool: {e}"),
+    }
+    true
 }
 
 fn ship_orphan(link: &mut Link, orphan: &spool::Orphan, stop: &Stop) -> bool {

@@ -194,31 +194,7 @@ impl Hub {
         let op = req.body.op();
         self.count(op, code);
         self.latency.observe(started.elapsed());
-        let mut auto = None;
-        match &req.body {
-            Body::Connect { .. } if code == 0 => {
-                self.since.lock().insert(
-                    req.user.clone(),
-                    Connected {
-                        at: Utc::now(),
-                        auto_until: Some(Instant::now() + AUTO_AFTER_CONNECT),
-                    },
-                );
-            }
-            Body::Disconnect | Body::Unregister if code == 0 => {
-                self.since.lock().remove(&req.user);
-            }
-            Body::ListContent { target } if *target == req.user => {
-                let mut since = self.since.lock();
-                if let Some(c) = since.get_mut(&req.user)
-                    && c.auto_until.is_some_and(|t| Instant::now() <= t)
-                {
-                    c.auto_until = None;
-                    auto = Some("after CONNECT");
-                }
-            }
-            _ => {}
-        }
+        let auto = self.follow_connection(req, code);
         let now;
         let datetime = match &req.datetime {
             Some(d) => d.as_str(),
@@ -256,6 +232,37 @@ impl Hub {
             addr: addr.map(|a| format!("{}:{}", a.ip, a.port)),
             auto,
         });
+    }
+
+    /// Keeps [`Hub::connected_since`] following the request, and whether it is the
+    /// client's automatic LIST_CONTENT of itself right after CONNECT.
+    fn follow_connection(&self, req: &Request, code: u8) -> Option<&'static str> {
+        let mut auto = None;
+        match &req.body {
+            Body::Connect { .. } if code == 0 => {
+                self.since.lock().insert(
+                    req.user.clone(),
+                    Connected {
+                        at: Utc::now(),
+                        auto_until: Some(Instant::now() + AUTO_AFTER_CONNECT),
+                    },
+                );
+            }
+            Body::Disconnect | Body::Unregister if code == 0 => {
+                self.since.lock().remove(&req.user);
+            }
+            Body::ListContent { target } if *target == req.user => {
+                let mut since = self.since.lock();
+                if let Some(c) = since.get_mut(&req.user)
+                    && c.auto_until.is_some_and(|t| Instant::now() <= t)
+                {
+                    c.auto_until = None;
+                    auto = Some("after CONNECT");
+                }
+            }
+            _ => {}
+        }
+        auto
     }
 
     /// The request path's hook for a request refused as malformed (its user known).

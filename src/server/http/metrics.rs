@@ -424,13 +424,7 @@ mod tests {
                 .unwrap_or_else(|_| panic!("bad value: {line}"));
             let name = series.split('{').next().unwrap();
             assert!(name_ok(name), "bad name {name}");
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| {
-                    name.strip_suffix(s)
-                        .filter(|f| types.get(*f).is_some_and(|k| k == "histogram"))
-                })
-                .unwrap_or(name);
+            let family = family_of(name, &types);
             assert_eq!(
                 current.as_deref(),
                 Some(family),
@@ -445,6 +439,17 @@ mod tests {
         }
         check_histograms(text, &types, &samples);
         samples
+    }
+
+    /// The family of sample `name`: itself, or the histogram it is a series of.
+    fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> &'a str {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).is_some_and(|k| k == "histogram"))
+            })
+            .unwrap_or(name)
     }
 
     /// The labels of a sample (`{k="v",...}` or nothing), of `line`.
