@@ -205,6 +205,10 @@ fn a_download_larger_than_the_free_space_is_refused_before_it_starts() {
     let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE alice big.bin got"), "c> GET_FILE FAIL");
+    // The reason is on stderr, read by another thread than the message.
+    support::wait_until(Duration::from_secs(20), || {
+        bob.stderr().iter().any(|l| l.contains("no space"))
+    });
     let said = bob
         .stderr()
         .into_iter()
