@@ -95,7 +95,7 @@ if [ -z "${stop_failed:-}" ]; then
     wait_for "${pids[1]}" "time service on" "$RUN_DIR/time.out" || stop_failed="time service"
 fi
 if [ -z "${stop_failed:-}" ]; then
-    server_args=(server -p "$PORT" --statement "$STATEMENT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
+    server_args=(server -p "$PORT" --explain --statement "$STATEMENT" --logger "127.0.0.1:$LOGGER_PORT" --program "$PROGRAM"
                  --spool "$RUN_DIR/spool" --data-dir "$RUN_DIR/data")
     [ -n "$ADVERTISE" ] && server_args+=(--advertise "$ADVERTISE")
     [ -n "$HTTP_PORT" ] && server_args+=(--http "$HTTP_PORT")

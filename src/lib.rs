@@ -41,11 +41,12 @@ pub use time::{TimeArgs, run as run_time};
 /// portmapper client. Only with the `internals` cargo feature, which the package's
 /// dev-dependency on itself turns on for benchmarks and tests and nothing else
 /// does: an ordinary build of the library exposes the four commands above and
-/// nothing more. Not a stable API. Tests do not use it (they talk to the processes
-/// over sockets, with partners of their own in `tests/support`); unit tests inside
+/// nothing more. Not a stable API. Process tests talk to the programs over sockets;
+/// tests/client.rs runs the shell in process through `TestShell`; unit tests inside
 /// the crate reach what they need as `#[cfg(test)]` modules.
 #[cfg(feature = "internals")]
 pub mod internals {
+    pub use crate::client::{Said, TestShell};
     pub use crate::net::{CONNECTION_STACK, bind, connect, set_timeouts, spawn_connection_thread};
     pub use crate::proto::index;
     pub use crate::proto::wire::{FieldReader, MAX_FIELD};

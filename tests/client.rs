@@ -1,17 +1,92 @@
-//! The client shell as a real process driven through stdin, against the real index
-//! server, a scripted fake index server (to reach every result code), no server at
-//! all, and a fake time service.
+//! The client shell against the real index server, a scripted fake index server (to
+//! reach every result code), no server at all, and a fake time service. Most tests
+//! run the shell in process ([`TestShell`]: lines in, messages and notes out); those
+//! about the process itself (its exit status, the end of input, signals) drive
+//! `peerdex client` through stdin.
 
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use peerdex::internals::TestShell;
 use support::*;
+
+/// A shell in this process for the index server at `server`, sharing `share`, its
+/// publication record in `state`, the local clock unless `extra` names a time URL.
+fn shell_with(server: SocketAddr, share: &Path, state: &Path, extra: &[&str]) -> TestShell {
+    let (ip, port) = (server.ip().to_string(), server.port().to_string());
+    let mut args = vec![
+        "-s",
+        ip.as_str(),
+        "-p",
+        port.as_str(),
+        "--share",
+        share.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    if !extra.contains(&"--time-url") {
+        args.extend(["--time-url", NO_TIME_SERVICE]);
+    }
+    args.extend_from_slice(extra);
+    TestShell::start(&args).expect("start the shell")
+}
+
+/// A shell in process with a state folder of its own (kept as long as the shell).
+struct Shell {
+    shell: TestShell,
+    _state: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Shell {
+    type Target = TestShell;
+    fn deref(&self) -> &TestShell {
+        &self.shell
+    }
+}
+
+impl std::ops::DerefMut for Shell {
+    fn deref_mut(&mut self) -> &mut TestShell {
+        &mut self.shell
+    }
+}
+
+fn shell(server: SocketAddr, share: &Path, extra: &[&str]) -> Shell {
+    let state = tempfile::tempdir().unwrap();
+    Shell {
+        shell: shell_with(server, share, state.path(), extra),
+        _state: state,
+    }
+}
+
+impl Shell {
+    /// The message line of a command.
+    fn cmd(&mut self, line: &str) -> String {
+        self.shell.cmd(line).message
+    }
+
+    /// A list command's message and its entry lines.
+    fn cmd_list(&mut self, line: &str) -> (String, Vec<String>) {
+        let said = self.shell.cmd(line);
+        (said.message, said.lines)
+    }
+
+    fn register_connect(&mut self, user: &str) {
+        assert_eq!(self.cmd(&format!("REGISTER {user}")), "c> REGISTER OK");
+        assert_eq!(self.cmd(&format!("CONNECT {user}")), "c> CONNECT OK");
+    }
+}
+
+/// Whether something accepts connections on this loopback port.
+fn listens(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
 
 #[test]
 fn every_command_against_the_real_server() {
@@ -19,7 +94,7 @@ fn every_command_against_the_real_server() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"week 3").unwrap();
     std::fs::create_dir(dir.path().join("folder")).unwrap();
-    let mut a = Client::start(s.addr, dir.path());
+    let mut a = shell(s.addr, dir.path(), &[]);
 
     // Nobody connected in this shell: acting commands answer "not connected"
     // without a user to act as.
@@ -62,11 +137,11 @@ fn every_command_against_the_real_server() {
     assert_eq!(a.cmd("Connect alice"), "c> CONNECT OK");
     assert_eq!(a.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
     assert_eq!(a.cmd("UNREGISTER alice"), "c> UNREGISTER FAIL");
-    assert!(a.stderr_has("alice is connected: DISCONNECT alice first"));
+    assert!(a.noted("alice is connected: DISCONNECT alice first"));
 
     // A second shell: the server says alice is already connected.
     let other = tempfile::tempdir().unwrap();
-    let mut b = Client::start(s.addr, other.path());
+    let mut b = shell(s.addr, other.path(), &[]);
     assert_eq!(b.cmd("CONNECT alice"), "c> USER ALREADY CONNECTED");
     b.register_connect("bob");
     // One user per shell.
@@ -75,7 +150,7 @@ fn every_command_against_the_real_server() {
     // PUBLISH: refused locally for a missing file or a folder, without a request.
     assert_eq!(a.cmd("PUBLISH missing.txt some text"), "c> PUBLISH FAIL");
     assert_eq!(a.cmd("PUBLISH folder some text"), "c> PUBLISH FAIL");
-    assert!(a.stderr_has("missing.txt"), "{:?}", a.stderr());
+    assert!(a.noted("missing.txt"), "{:?}", a.notes());
     assert_eq!(
         a.cmd("PUBLISH notes.txt \"week 3  notes\""),
         "c> PUBLISH OK"
@@ -91,8 +166,10 @@ fn every_command_against_the_real_server() {
 
     let alice_port = peer_port(s.addr, "alice");
     let bob_port = peer_port(s.addr, "bob");
-    let (msg, users) = a.cmd_list("LIST_USERS", 3);
+    assert_eq!(a.peer_port(), Some(alice_port));
+    let (msg, users) = a.cmd_list("LIST_USERS");
     assert_eq!(msg, "c> LIST_USERS OK");
+    assert_eq!(users.len(), 3, "{users:?}");
     assert!(
         users.contains(&format!("\talice 127.0.0.1 {alice_port}")),
         "{users:?}"
@@ -101,14 +178,14 @@ fn every_command_against_the_real_server() {
         users.contains(&format!("\tbob 127.0.0.1 {bob_port}")),
         "{users:?}"
     );
-    let (msg, files) = b.cmd_list("LIST_CONTENT alice", 1);
+    let (msg, files) = b.cmd_list("LIST_CONTENT alice");
     assert_eq!(msg, "c> LIST_CONTENT OK");
     assert_eq!(files, ["\tnotes.txt \"week 3  notes\""]);
     assert_eq!(
         b.cmd("LIST_CONTENT carol"),
         "c> LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"
     );
-    let (msg, hits) = b.cmd_list("SEARCH notes", 1);
+    let (msg, hits) = b.cmd_list("SEARCH notes");
     assert_eq!(msg, "c> SEARCH OK");
     assert_eq!(
         hits,
@@ -116,19 +193,20 @@ fn every_command_against_the_real_server() {
             "\tnotes.txt \"week 3  notes\" alice 127.0.0.1 {alice_port}"
         )]
     );
-    let (msg, hits) = b.cmd_list("SEARCH zzz", 0);
+    let (msg, hits) = b.cmd_list("SEARCH zzz");
     assert_eq!((msg.as_str(), hits.len()), ("c> SEARCH OK", 0));
 
     assert_eq!(a.cmd("DELETE notes.txt"), "c> DELETE OK");
-    let (msg, files) = b.cmd_list("LIST_CONTENT alice", 0);
+    let (msg, files) = b.cmd_list("LIST_CONTENT alice");
     assert_eq!((msg.as_str(), files.len()), ("c> LIST_CONTENT OK", 0));
 
     // HELP, usage lines, unknown words: one message each, the shell goes on.
-    a.send("HELP");
+    let help = a.shell.cmd("HELP");
     assert_eq!(
-        a.next_message(),
+        help.message,
         "c> commands (the command word is case-insensitive):"
     );
+    assert_eq!(help.ok, None);
     assert_eq!(a.cmd("REGISTER"), "c> usage: REGISTER <user>");
     assert_eq!(
         a.cmd("PUBLISH onlyfile"),
@@ -140,26 +218,29 @@ fn every_command_against_the_real_server() {
     );
     assert_eq!(a.cmd("LIST_USERS extra"), "c> usage: LIST_USERS");
     assert!(a.cmd("FROB").starts_with("c> unknown command FROB"));
-    let help = a.proc.lines();
     // One line per command: its usage, then what it does.
     assert!(
-        help.iter()
+        help.lines
+            .iter()
             .any(|l| l.starts_with("\tSEARCH <pattern> ") && l.contains("contains the pattern")),
         "{help:?}"
     );
+    assert!(a.printed().contains(&help.lines[0]));
 
     assert_eq!(a.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
+    assert_eq!(a.peer_port(), None);
+    assert!(!listens(alice_port));
     assert_eq!(
         a.cmd("PUBLISH notes.txt x"),
         "c> PUBLISH FAIL, USER NOT CONNECTED"
     );
     assert_eq!(a.cmd("UNREGISTER alice"), "c> UNREGISTER OK");
-    // QUIT with nobody connected prints nothing; the script had failed commands, so
-    // it exits 1.
-    a.send("QUIT");
-    assert_eq!(a.wait_exit().code(), Some(1));
-    assert!(a.stderr_has("--keep-going"), "{:?}", a.stderr());
-    assert_eq!(a.proc.lines().last().unwrap(), "c> UNREGISTER OK");
+    // The script had failed commands (it would exit 1); QUIT with nobody connected
+    // prints nothing.
+    assert!(a.failed());
+    assert_eq!(a.printed().last().unwrap(), "c> UNREGISTER OK");
+    let Shell { shell, _state } = a;
+    assert_eq!(shell.quit(), None);
 }
 
 /// A tiny HTTP server answering every GET with `body`; counts the requests.
@@ -210,8 +291,13 @@ fn every_result_code_reaches_its_message() {
     let (time_url, time_hits) = fake_time("01/02/2003 04:05:06");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.txt"), b"x").unwrap();
-    let mut c = Client::start_with(idx.addr, dir.path(), &["--time-url", &time_url]);
-    let pid = c.proc.child.id();
+    let mut c = shell(idx.addr, dir.path(), &["--time-url", &time_url]);
+    // The port of the listener the last CONNECT offered.
+    let offered = |idx: &FakeIndex| -> u16 {
+        let requests = idx.requests();
+        let connect = requests.iter().rev().find(|r| r[0] == "CONNECT").unwrap();
+        connect[3].parse().unwrap()
+    };
 
     // Codes 0..=4 and an unknown code, per command. "" marks a code not tried here.
     let before_connect: [(&str, [&str; 6]); 3] = [
@@ -260,11 +346,14 @@ fn every_result_code_reaches_its_message() {
         }
     }
     // A refused CONNECT closed its listener again.
-    assert_eq!(listening_sockets(pid), 0);
+    assert_eq!(c.peer_port(), None);
+    assert!(!listens(offered(&idx)));
 
     idx.set(0);
     assert_eq!(c.cmd("CONNECT u"), "c> CONNECT OK");
-    assert_eq!(listening_sockets(pid), 1);
+    let port = offered(&idx);
+    assert_eq!(c.peer_port(), Some(port));
+    assert!(listens(port));
 
     let connected: [(&str, [&str; 6]); 6] = [
         (
@@ -346,7 +435,7 @@ fn every_result_code_reaches_its_message() {
     assert_eq!(c.cmd("GET_FILE v f.txt out"), "c> GET_FILE FAIL");
     idx.set(2);
     assert_eq!(c.cmd("GET_FILE v f.txt out"), "c> GET_FILE FAIL");
-    assert_eq!(listening_sockets(pid), 1);
+    assert_eq!(c.peer_port(), Some(port));
 
     // Every request carried the served DATETIME and acted as the connected user.
     let requests = idx.requests();
@@ -367,8 +456,6 @@ fn every_result_code_reaches_its_message() {
     assert!(acting.iter().all(|r| r[2] == "u"), "{acting:?}");
     let publish = requests.iter().find(|r| r[0] == "PUBLISH").unwrap();
     assert_eq!(&publish[3..5], ["f.txt", "some words"]);
-    let connect = requests.iter().rev().find(|r| r[0] == "CONNECT").unwrap();
-    assert!(connect[3].parse::<u16>().unwrap() > 0);
 
     // DISCONNECT of this shell's user stops the listener even when the server says
     // the user was not connected; then nothing acts as that user any more.
@@ -377,7 +464,8 @@ fn every_result_code_reaches_its_message() {
         c.cmd("DISCONNECT u"),
         "c> DISCONNECT FAIL / USER NOT CONNECTED"
     );
-    assert_eq!(listening_sockets(pid), 0);
+    assert_eq!(c.peer_port(), None);
+    assert!(!listens(port));
     let sent = idx.requests().len();
     assert_eq!(
         c.cmd("PUBLISH f.txt x"),
@@ -389,9 +477,9 @@ fn every_result_code_reaches_its_message() {
         "a request was sent without a user"
     );
     assert!(
-        c.stderr().iter().all(|l| !l.contains("local clock")),
+        c.notes().iter().all(|l| !l.contains("local clock")),
         "{:?}",
-        c.stderr()
+        c.notes()
     );
 }
 
@@ -401,17 +489,17 @@ fn without_a_time_service_the_local_clock_is_used_and_said_once() {
     let dir = tempfile::tempdir().unwrap();
     let (garbage_url, _) = fake_time("not a time");
     for url in [NO_TIME_SERVICE, garbage_url.as_str()] {
-        let mut c = Client::start_with(idx.addr, dir.path(), &["--time-url", url]);
+        let mut c = shell(idx.addr, dir.path(), &["--time-url", url]);
         idx.set(0);
         assert_eq!(c.cmd("REGISTER u"), "c> REGISTER OK");
         assert_eq!(c.cmd("UNREGISTER u"), "c> UNREGISTER OK");
         assert_eq!(c.cmd("REGISTER w"), "c> REGISTER OK");
         let warnings = c
-            .stderr()
+            .notes()
             .iter()
             .filter(|l| l.contains("using the local clock"))
             .count();
-        assert_eq!(warnings, 1, "{url}: {:?}", c.stderr());
+        assert_eq!(warnings, 1, "{url}: {:?}", c.notes());
     }
     let requests = idx.requests();
     assert_eq!(requests.len(), 6);
@@ -425,19 +513,18 @@ fn with_the_server_down_every_command_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.txt"), b"x").unwrap();
     let nowhere: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut c = Client::start(nowhere, dir.path());
-    let pid = c.proc.child.id();
+    let mut c = shell(nowhere, dir.path(), &[]);
     assert_eq!(c.cmd("REGISTER u"), "c> REGISTER FAIL");
     assert_eq!(c.cmd("UNREGISTER u"), "c> UNREGISTER FAIL");
     assert_eq!(c.cmd("CONNECT u"), "c> CONNECT FAIL");
-    assert_eq!(listening_sockets(pid), 0);
+    assert_eq!(c.peer_port(), None);
     assert_eq!(c.cmd("DISCONNECT u"), "c> DISCONNECT FAIL");
 
     // Connected, then the server goes away.
     let mut s = Server::start(&[]);
-    let mut c = Client::start(s.addr, dir.path());
-    let pid = c.proc.child.id();
+    let mut c = shell(s.addr, dir.path(), &[]);
     c.register_connect("u");
+    let port = c.peer_port().unwrap();
     s.proc.signal("KILL");
     s.proc.wait_exit(Duration::from_secs(10)).unwrap();
     assert_eq!(c.cmd("PUBLISH f.txt x"), "c> PUBLISH FAIL");
@@ -446,12 +533,12 @@ fn with_the_server_down_every_command_fails_cleanly() {
     assert_eq!(c.cmd("LIST_CONTENT u"), "c> LIST_CONTENT FAIL");
     assert_eq!(c.cmd("SEARCH f"), "c> SEARCH FAIL");
     assert_eq!(c.cmd("GET_FILE u f.txt g.txt"), "c> GET_FILE FAIL");
-    assert_eq!(listening_sockets(pid), 1);
+    assert!(listens(port));
     assert_eq!(c.cmd("DISCONNECT u"), "c> DISCONNECT FAIL");
-    assert_eq!(listening_sockets(pid), 0);
-    c.close_stdin();
+    assert_eq!(c.peer_port(), None);
+    assert!(!listens(port));
     // Every command failed: a script says so in its exit status.
-    assert_eq!(c.wait_exit().code(), Some(1));
+    assert!(c.failed());
 }
 
 /// Starts a server and a shell connected as `user`; returns both.
@@ -520,8 +607,8 @@ fn get_file_refuses_to_overwrite_a_published_file_and_warns_on_others() {
     std::fs::write(adir.path().join("notes.txt"), b"alice's notes").unwrap();
     std::fs::write(bdir.path().join("mine.txt"), b"bob's own").unwrap();
     std::fs::write(bdir.path().join("old.txt"), b"old").unwrap();
-    let mut a = Client::start(s.addr, adir.path());
-    let mut b = Client::start(s.addr, bdir.path());
+    let mut a = shell(s.addr, adir.path(), &[]);
+    let mut b = shell(s.addr, bdir.path(), &[]);
     a.register_connect("alice");
     assert_eq!(a.cmd("PUBLISH notes.txt n"), "c> PUBLISH OK");
     b.register_connect("bob");
@@ -531,21 +618,21 @@ fn get_file_refuses_to_overwrite_a_published_file_and_warns_on_others() {
         b.cmd("GET_FILE alice notes.txt mine.txt"),
         "c> GET_FILE FAIL"
     );
-    assert!(b.stderr_has("is published here as mine.txt"));
+    assert!(b.noted("is published here as mine.txt"));
     assert_eq!(
         std::fs::read(bdir.path().join("mine.txt")).unwrap(),
         b"bob's own"
     );
 
     assert_eq!(b.cmd("GET_FILE alice notes.txt old.txt"), "c> GET_FILE OK");
-    assert!(b.stderr_has("old.txt exists: it is replaced"));
+    assert!(b.noted("old.txt exists: it is replaced"));
     assert_eq!(
         std::fs::read(bdir.path().join("old.txt")).unwrap(),
         b"alice's notes"
     );
     // A new name: nothing said.
     assert_eq!(b.cmd("GET_FILE alice notes.txt new.txt"), "c> GET_FILE OK");
-    assert!(!b.stderr().iter().any(|l| l.contains("new.txt")));
+    assert!(!b.notes().iter().any(|l| l.contains("new.txt")));
 }
 
 /// Issue 15, defect 4: after a DISCONNECT from another shell, CONNECT asks the server
@@ -555,8 +642,8 @@ fn connect_asks_the_server_even_when_the_shell_believes_it_is_connected() {
     let s = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();
-    let mut a = Client::start(s.addr, dir.path());
-    let mut b = Client::start(s.addr, other.path());
+    let mut a = shell(s.addr, dir.path(), &[]);
+    let mut b = shell(s.addr, other.path(), &[]);
     a.register_connect("alice");
     let port = peer_port(s.addr, "alice");
     assert_eq!(b.cmd("DISCONNECT alice"), "c> DISCONNECT OK");
@@ -571,6 +658,7 @@ fn connect_asks_the_server_even_when_the_shell_believes_it_is_connected() {
         a.cmd("CONNECT alice"),
         "c> CONNECT FAIL, USER DOES NOT EXIST"
     );
+    assert_eq!(a.user(), None);
     assert_eq!(
         a.cmd("LIST_USERS"),
         "c> LIST_USERS FAIL, USER NOT CONNECTED"
@@ -583,7 +671,7 @@ fn no_datetime_sends_the_first_version_layout() {
     let (time_url, time_hits) = fake_time("01/02/2003 04:05:06");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.txt"), b"x").unwrap();
-    let mut c = Client::start_with(
+    let mut c = shell(
         idx.addr,
         dir.path(),
         &["--time-url", &time_url, "--no-datetime"],
@@ -615,10 +703,10 @@ fn no_datetime_sends_the_first_version_layout() {
 fn fields_over_255_bytes_are_refused_locally_with_the_fail_message() {
     let idx = FakeIndex::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Client::start(idx.addr, dir.path());
+    let mut c = shell(idx.addr, dir.path(), &[]);
     let long = "u".repeat(256);
     assert_eq!(c.cmd(&format!("REGISTER {long}")), "c> REGISTER FAIL");
-    assert!(c.stderr_has("at most 255"), "{:?}", c.stderr());
+    assert!(c.noted("at most 255"), "{:?}", c.notes());
     assert_eq!(c.cmd(&format!("UNREGISTER {long}")), "c> UNREGISTER FAIL");
     assert!(idx.requests().is_empty(), "{:?}", idx.requests());
     // 255 bytes is still sent.
@@ -640,11 +728,7 @@ fn fields_over_255_bytes_are_refused_locally_with_the_fail_message() {
         c.cmd(&format!("PUBLISH f.txt {long_desc}")),
         "c> PUBLISH FAIL"
     );
-    assert!(
-        c.stderr_has("description has 257 bytes"),
-        "{:?}",
-        c.stderr()
-    );
+    assert!(c.noted("description has 257 bytes"), "{:?}", c.notes());
     assert_eq!(idx.requests().len(), sent, "{:?}", idx.requests());
 }
 
@@ -687,4 +771,169 @@ fn default_local_name_own_content_and_script_exit_status() {
     // without failures exits 0: quit_disconnects_first).
     assert_eq!(a.cmd("QUIT"), "c> DISCONNECT OK");
     assert_eq!(a.wait_exit().code(), Some(1));
+}
+
+/// An index server that answers each operation with fixed bytes (`[0]` for those
+/// not listed) and closes.
+fn scripted_index(replies: &[(&str, &[u8])]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let replies: Vec<(String, Vec<u8>)> = replies
+        .iter()
+        .map(|(op, bytes)| (op.to_string(), bytes.to_vec()))
+        .collect();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let op = buf[..n].split(|&b| b == 0).next().unwrap_or_default();
+            let reply = replies
+                .iter()
+                .find(|(name, _)| name.as_bytes() == op)
+                .map_or(vec![0], |(_, bytes)| bytes.clone());
+            let _ = stream.write_all(&reply);
+        }
+    });
+    addr
+}
+
+/// Issue 23: result codes as text or 4-byte ints, LIST_CONTENT with names only, a
+/// LIST_USERS that counts the requester but leaves it out, and names with control
+/// or bidi characters, which reach the screen escaped.
+#[test]
+fn replies_of_other_servers_are_read_and_their_names_escaped() {
+    let idx = scripted_index(&[
+        ("REGISTER", b"1\0"),
+        ("UNREGISTER", b"\0\0\0\x01"),
+        ("LIST_USERS", b"\x002\0ev\x1b[2Jil\x00127.0.0.1\x005000\0"),
+        ("LIST_CONTENT", b"\x002\0a\xe2\x80\xaeb\0c\0"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = shell(idx, dir.path(), &[]);
+    assert_eq!(c.cmd("REGISTER u"), "c> USERNAME IN USE");
+    assert_eq!(c.cmd("UNREGISTER u"), "c> USER DOES NOT EXIST");
+    assert_eq!(c.cmd("CONNECT u"), "c> CONNECT OK");
+    let (msg, users) = c.cmd_list("LIST_USERS");
+    assert_eq!(msg, "c> LIST_USERS OK");
+    assert_eq!(users, ["\tev\\x1b[2Jil 127.0.0.1 5000"]);
+    let (msg, files) = c.cmd_list("LIST_CONTENT v");
+    assert_eq!(msg, "c> LIST_CONTENT OK");
+    assert_eq!(files, ["\ta\\u{202e}b", "\tc"]);
+    assert!(
+        c.printed().iter().all(|l| !l.contains('\x1b')),
+        "{:?}",
+        c.printed()
+    );
+}
+
+/// Issue 23: the notes a new user meets say what is wrong: a file name with a
+/// space, a user that does not exist (not "not connected"), a remote name without
+/// a file name to save under (GET_FILE and FETCH alike).
+#[test]
+fn refusals_say_what_is_wrong() {
+    let s = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("my notes.txt"), b"x").unwrap();
+    let mut a = shell(s.addr, dir.path(), &[]);
+    a.register_connect("alice");
+    assert_eq!(a.cmd("PUBLISH my notes.txt week 3"), "c> PUBLISH FAIL");
+    assert!(
+        a.noted("\"my notes.txt\" has a space, and names cannot contain spaces"),
+        "{:?}",
+        a.notes()
+    );
+    assert!(!a.noted("No such file"), "{:?}", a.notes());
+
+    assert_eq!(a.cmd("GET_FILE nobody x"), "c> GET_FILE FAIL");
+    assert!(
+        a.noted("GET_FILE: nobody does not exist"),
+        "{:?}",
+        a.notes()
+    );
+    assert_eq!(code(s.addr, &["REGISTER", "bob"]), 0);
+    assert_eq!(a.cmd("GET_FILE bob x"), "c> GET_FILE FAIL");
+    assert!(a.noted("GET_FILE: bob is not connected"), "{:?}", a.notes());
+
+    assert_eq!(a.cmd("GET_FILE bob x/.."), "c> GET_FILE FAIL");
+    assert_eq!(a.cmd("FETCH x/.."), "c> FETCH FAIL");
+    let refusals = a
+        .notes()
+        .iter()
+        .filter(|l| l.contains("x/.. has no file name to save under"))
+        .count();
+    assert_eq!(refusals, 2, "{:?}", a.notes());
+}
+
+/// Issue 23: a background job's end names the job next to its message, JOBS shows
+/// a finished job once, and a done download is re-shared when the shell reacts to
+/// the job's end.
+#[test]
+fn background_jobs_are_named_shown_once_and_reshared() {
+    let s = Server::start(&[]);
+    let adir = tempfile::tempdir().unwrap();
+    let bdir = tempfile::tempdir().unwrap();
+    std::fs::write(adir.path().join("notes.txt"), b"week 3").unwrap();
+    let mut a = shell(s.addr, adir.path(), &[]);
+    a.register_connect("alice");
+    assert_eq!(a.cmd("PUBLISH notes.txt lab notes"), "c> PUBLISH OK");
+    let mut b = shell(s.addr, bdir.path(), &["--reshare"]);
+    b.register_connect("bob");
+    let queued = b.shell.cmd("GET_FILE alice notes.txt copy.txt &");
+    assert_eq!((queued.message.as_str(), queued.ok), ("", None));
+    assert!(b.noted("peerdex: [1] started"), "{:?}", b.notes());
+    b.settle();
+    assert_eq!(b.printed().last().unwrap(), "c> GET_FILE OK");
+    assert!(
+        b.noted("peerdex: [1] GET_FILE alice notes.txt copy.txt: 6 B in "),
+        "{:?}",
+        b.notes()
+    );
+    assert!(
+        b.noted("re-shared copy.txt \"lab notes\""),
+        "{:?}",
+        b.notes()
+    );
+    let (msg, jobs) = b.cmd_list("JOBS");
+    assert_eq!(msg, "c> JOBS OK");
+    assert_eq!(jobs.len(), 1);
+    assert!(jobs[0].starts_with("\t1 done 6/6 bytes 100% "), "{jobs:?}");
+    assert_eq!(b.cmd_list("JOBS").1.len(), 0, "shown once");
+    assert_eq!(
+        std::fs::read(bdir.path().join("copy.txt")).unwrap(),
+        b"week 3"
+    );
+    // A failed background job fails a script too.
+    assert!(!b.failed());
+    b.shell.cmd("GET_FILE alice nothing.txt &");
+    b.settle();
+    assert_eq!(
+        b.printed().last().unwrap(),
+        "c> GET_FILE FAIL / FILE NOT EXIST"
+    );
+    assert!(b.noted("[2] GET_FILE alice nothing.txt: not found"));
+    assert!(b.failed());
+}
+
+/// Issue 23: `client --help` names the history file this environment gives
+/// (XDG_STATE_HOME first).
+#[test]
+fn help_names_the_history_file_of_this_environment() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["client", "--help"])
+        .env("XDG_STATE_HOME", state.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let history = state.path().join("peerdex/history");
+    assert!(
+        help.contains(&format!("history ({})", history.display())),
+        "{help}"
+    );
+    assert!(help.contains("--state-dir"), "{help}");
 }

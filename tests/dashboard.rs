@@ -103,11 +103,12 @@ fn api_shapes_after_a_session() {
         files,
         serde_json::json!({"files":[
             {"user":"ana","file":"notes.txt","description":"week 1 notes"},
-            {"user":"ana","file":"song.mp3","description":""}]})
+            {"user":"ana","file":"song.mp3","description":""}],
+            "next":null})
     );
     assert_eq!(
         json(http, "/api/files?user=bob"),
-        serde_json::json!({"files":[]})
+        serde_json::json!({"files":[],"next":null})
     );
     assert_eq!(
         json(http, "/api/files?user=an%61")["files"]

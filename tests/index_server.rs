@@ -469,3 +469,46 @@ fn port_in_use_is_a_clear_error() {
     assert!(err.contains("already in use"), "stderr: {err}");
     assert!(!err.contains("panicked"), "stderr: {err}");
 }
+
+/// `--explain` (what `make run` starts): each failed request's console line is
+/// followed on stderr by what its code means and what was asked; stdout stays
+/// exactly the statement's console lines.
+#[test]
+fn explain_notes_say_what_a_failure_means_on_stderr_only() {
+    let s = Server::start(&["--explain"]);
+    assert_eq!(code(s.addr, &["REGISTER", DT, "bob"]), 0);
+    assert_eq!(code(s.addr, &["REGISTER", DT, "bob"]), 1);
+    assert_eq!(
+        code(s.addr, &["PUBLISH", DT, "bob", "notes.txt", "mine"]),
+        2
+    );
+    let notes = [
+        "    REGISTER: FAIL 1 USERNAME IN USE",
+        "    PUBLISH notes.txt: FAIL 2 USER NOT CONNECTED",
+    ];
+    assert!(
+        support::wait_until(Duration::from_secs(20), || {
+            let err = s.proc.err_lines();
+            notes.iter().all(|n| err.iter().any(|l| l == n))
+        }),
+        "stderr: {:?}",
+        s.proc.err_lines()
+    );
+    // One note per failure: the successful REGISTER has none.
+    let err = s.proc.err_lines();
+    assert_eq!(
+        err.iter().filter(|l| l.starts_with("    ")).count(),
+        2,
+        "{err:?}"
+    );
+    let out = s.proc.lines();
+    assert!(
+        out.iter().all(|l| l.starts_with("s>")),
+        "stdout holds only console lines: {out:?}"
+    );
+    assert_eq!(
+        out.iter().filter(|l| *l == "s> REGISTER FROM bob").count(),
+        2,
+        "{out:?}"
+    );
+}

@@ -346,7 +346,6 @@ fn the_peerdex_client_works_with_a_2024_server_sending_byte_codes() {
 // `proto::index::read_status`. Failed here: text "0\0" gave "c> REGISTER FAIL" for OK;
 // an int's first byte (0) gave "c> REGISTER OK" for USERNAME IN USE.
 #[test]
-#[ignore = "needs client redesign (issue 23)"]
 fn the_peerdex_client_works_with_a_2024_server_sending_text_codes() {
     peerdex_client_against(
         "peerdex client, 2024 server, text codes",
@@ -358,7 +357,6 @@ fn the_peerdex_client_works_with_a_2024_server_sending_text_codes() {
 // `proto::index::read_status`. Failed here: text "0\0" gave "c> REGISTER FAIL" for OK;
 // an int's first byte (0) gave "c> REGISTER OK" for USERNAME IN USE.
 #[test]
-#[ignore = "needs client redesign (issue 23)"]
 fn the_peerdex_client_works_with_a_2024_server_sending_int_codes() {
     peerdex_client_against(
         "peerdex client, 2024 server, int codes",
@@ -378,7 +376,6 @@ fn the_peerdex_client_works_with_a_2025_server_sending_byte_codes() {
 // `proto::index::read_status`. Failed here: text "0\0" gave "c> REGISTER FAIL" for OK;
 // an int's first byte (0) gave "c> REGISTER OK" for USERNAME IN USE.
 #[test]
-#[ignore = "needs client redesign (issue 23)"]
 fn the_peerdex_client_works_with_a_2025_server_sending_text_codes() {
     peerdex_client_against(
         "peerdex client, 2025 server, text codes",
@@ -390,7 +387,6 @@ fn the_peerdex_client_works_with_a_2025_server_sending_text_codes() {
 // `proto::index::read_status`. Failed here: text "0\0" gave "c> REGISTER FAIL" for OK;
 // an int's first byte (0) gave "c> REGISTER OK" for USERNAME IN USE.
 #[test]
-#[ignore = "needs client redesign (issue 23)"]
 fn the_peerdex_client_works_with_a_2025_server_sending_little_endian_int_codes() {
     peerdex_client_against(
         "peerdex client, 2025 server, int-le codes",

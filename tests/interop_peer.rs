@@ -184,15 +184,10 @@ fn a_2025_statement_downloader_gets_the_size_string_and_identical_bytes() {
     let down = tempfile::tempdir().unwrap();
     write_random(&share.path().join("data.bin"), MIB + 7, 12);
     std::fs::write(share.path().join("empty"), b"").unwrap();
-    // The 2024-25 statement's reply (ServeOptions::statement = Y2025) is the bytes
-    // of --get-file-size-header (src/client/peer/listener.rs tests both); the client
-    // flag that picks the year is `--statement` once it lands.
-    let mut alice = Client::with_state(
-        s.addr,
-        share.path(),
-        state.path(),
-        &["--get-file-size-header"],
-    );
+    // The 2024-25 statement's reply: the bytes of --get-file-size-header
+    // (src/client/peer/listener.rs tests both).
+    let mut alice =
+        Client::with_state(s.addr, share.path(), state.path(), &["--statement", "2025"]);
     alice.register_connect("alice");
     assert_eq!(alice.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
     assert_eq!(alice.cmd("PUBLISH empty d"), "c> PUBLISH OK");

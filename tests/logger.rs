@@ -950,8 +950,8 @@ fn refused_and_real_unregisters(s: &Server) -> Vec<&'static str> {
     vec![
         "alice    REGISTER    17/12/2014 13:20:35",
         "alice    CONNECT    17/12/2014 13:20:36",
-        "alice    UNREGISTER REFUSED from 127.0.0.2    17/12/2014 13:20:37    FAIL 2",
-        "bob    UNREGISTER    17/12/2014 13:20:38    FAIL 1",
+        "alice    UNREGISTER REFUSED from 127.0.0.2    17/12/2014 13:20:37    FAIL 2 ERROR",
+        "bob    UNREGISTER    17/12/2014 13:20:38    FAIL 1 USER DOES NOT EXIST",
         "alice    DISCONNECT    17/12/2014 13:20:39",
         "alice    UNREGISTER    17/12/2014 13:20:40",
     ]
@@ -1051,8 +1051,8 @@ fn an_older_version_2_logger_still_gets_every_record() {
     let mut want = vec!["old    REGISTER    17/12/2014 13:20:30"];
     // Version 2 records carry no result: the lines are the statement's.
     want.extend(refused_and_real_unregisters(&s).into_iter().map(|w| {
-        w.trim_end_matches("    FAIL 2")
-            .trim_end_matches("    FAIL 1")
+        w.trim_end_matches("    FAIL 2 ERROR")
+            .trim_end_matches("    FAIL 1 USER DOES NOT EXIST")
     }));
     assert!(
         wait_until(Duration::from_secs(20), || printed(&l).len() >= want.len()),

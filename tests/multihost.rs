@@ -346,3 +346,124 @@ fn the_server_finds_the_logger_through_its_hosts_portmapper_and_refuses_imperson
     peer1.send("QUIT");
     assert_eq!(peer1.next_message(), "c> DISCONNECT OK");
 }
+
+/// Starts redis-server on the redis host (AOF on, in `dir`) and waits until it
+/// accepts connections there.
+fn start_redis(bed: &Bed, dir: &std::path::Path) -> Proc {
+    let mut cmd = bed.command("redis", "redis-server");
+    cmd.args([
+        "--bind",
+        "10.77.0.14",
+        "--port",
+        "6379",
+        "--protected-mode",
+        "no",
+    ])
+    .arg("--dir")
+    .arg(dir)
+    .args([
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
+    let redis = Proc::start_with(&mut cmd);
+    let addr = Bed::addr("redis", 6379);
+    let up = wait_until(Duration::from_secs(10), || {
+        bed.on("redis", move || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+    });
+    assert!(up, "redis-server did not start on the redis host");
+    redis
+}
+
+/// Starts an index server on `host` with the registry in the redis host's Redis.
+fn start_shared_server(bed: &Bed, host: &str) -> (Proc, std::net::SocketAddr) {
+    let args = [
+        "server",
+        "-p",
+        "9090",
+        "--no-logger",
+        "--store",
+        "redis://10.77.0.14:6379",
+    ];
+    let server = bed.peerdex(host, &args);
+    let line = server
+        .wait_line(Duration::from_secs(10), |l| {
+            l.starts_with("s> init server ")
+        })
+        .expect("server init line");
+    assert!(line.ends_with(":9090"), "{line}");
+    (server, Bed::addr(host, 9090))
+}
+
+/// Redis on one host, an index server on each of two others, clients on more: what a
+/// client does through one server is seen, with its host address, through the other.
+#[test]
+fn two_index_servers_on_a_redis_host_serve_clients_on_other_hosts() {
+    if !support::redis::available("two_index_servers_on_a_redis_host") {
+        return;
+    }
+    let Some(bed) = Bed::up() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let _redis = start_redis(&bed, dir.path());
+    let (_a, a) = start_shared_server(&bed, "server");
+    let (_b, b) = start_shared_server(&bed, "server2");
+    // peer1 and peer3 use server A, peer2 server B.
+    for (host, via, user, port) in [
+        ("peer1", a, "user1", "7001"),
+        ("peer2", b, "user2", "7002"),
+        ("peer3", a, "user3", "7003"),
+    ] {
+        let codes = bed.on(host, move || {
+            (
+                code(via, &["REGISTER", DT, user]),
+                code(via, &["CONNECT", DT, user, port]),
+                code(via, &["PUBLISH", DT, user, &format!("{user}.txt"), "notes"]),
+            )
+        });
+        assert_eq!(codes, (0, 0, 0), "{host} through {via}");
+    }
+    // The same name through the other server is taken.
+    let taken = bed.on("peer2", move || code(b, &["REGISTER", DT, "user1"]));
+    assert_eq!(taken, 1);
+    // Through B, peer2 lists everyone at their own hosts' addresses, and finds
+    // user1's file (published through A) at peer1.
+    let (listed, found) = bed.on("peer2", move || {
+        (
+            list_fields(&call(b, &["LIST_USERS", DT, "user2"])),
+            list_fields(&call(b, &["SEARCH", DT, "user2", "user1.txt"])),
+        )
+    });
+    assert_eq!(
+        listed,
+        [
+            "3",
+            "user1",
+            "10.77.0.21",
+            "7001",
+            "user2",
+            "10.77.0.22",
+            "7002",
+            "user3",
+            "10.77.0.23",
+            "7003"
+        ]
+    );
+    assert_eq!(
+        found,
+        ["1", "user1.txt", "notes", "user1", "10.77.0.21", "7001"]
+    );
+    // The host check holds across servers: peer2 cannot act for user1 through B.
+    let refused = bed.on("peer2", move || code(b, &["DISCONNECT", DT, "user1"]));
+    assert_eq!(refused, 3, "another host acted for user1");
+    let dropped = bed.on("peer1", move || code(b, &["DISCONNECT", DT, "user1"]));
+    assert_eq!(dropped, 0);
+    let after = bed.on("peer3", move || {
+        list_fields(&call(a, &["LIST_USERS", DT, "user3"]))
+    });
+    assert_eq!(after[0], "2", "{after:?}");
+}

@@ -458,3 +458,190 @@ fn names_published_by_someone_else_in_my_name_are_reported_not_served() {
     assert_eq!(bob.cmd("GET_FILE alice mine.txt m"), "c> GET_FILE OK");
     assert_eq!(std::fs::read(down.path().join("m")).unwrap(), b"mine");
 }
+
+/// Overwrites `path` in place with other bytes of the same length (no truncation,
+/// no rename: the inode and the size stay).
+fn rewrite_in_place(path: &Path, seed: u64) {
+    let len = std::fs::metadata(path).unwrap().len() as usize;
+    let fresh = tempfile::NamedTempFile::new().unwrap();
+    write_random(fresh.path(), len, seed);
+    let bytes = std::fs::read(fresh.path()).unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all(&bytes).unwrap();
+}
+
+#[test]
+fn a_file_rewritten_in_place_mid_transfer_is_never_reported_ok() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    let src = share.path().join("big.bin");
+    write_random(&src, 8 * MIB, 31);
+    // 1 MiB/s: the rewrite lands in the middle of the transfer.
+    let mut alice = Client::start_with(
+        s.addr,
+        share.path(),
+        &[
+            "--time-url",
+            NO_TIME_SERVICE,
+            "--max-upload-rate",
+            "1048576",
+        ],
+    );
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH big.bin big"), "c> PUBLISH OK");
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    bob.send("GET_FILE alice big.bin got.bin");
+    wait_partial(down.path());
+    // Before the fix: GET_FILE OK with old and new blocks mixed.
+    rewrite_in_place(&src, 32);
+    assert_eq!(bob.next_message(), "c> GET_FILE FAIL", "{:?}", bob.stderr());
+    assert!(!down.path().join("got.bin").exists());
+    // Asked again, the kept prefix is of another VERSION: it starts over and gets
+    // the new content whole.
+    assert_eq!(bob.cmd("GET_FILE alice big.bin got.bin"), "c> GET_FILE OK");
+    assert_eq!(file_hash(&down.path().join("got.bin")), file_hash(&src));
+    assert_only(down.path(), &["got.bin"]);
+}
+
+#[test]
+fn a_dripping_peer_fails_the_download_at_the_minimum_rate() {
+    let s = Server::start(&[]);
+    let down = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    assert_eq!(code(s.addr, &["REGISTER", "drip"]), 0);
+    assert_eq!(code(s.addr, &["CONNECT", "drip", &port]), 0);
+    // A peerdex peer's discovery answer and a valid header, then a byte every
+    // 100 ms: it never falls silent for the 10 s idle timeout.
+    thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(PROBE) {
+                let _ = s.write_all(PROBE_ANSWER);
+                continue;
+            }
+            let _ = s.write_all(b"\x001000000\0v1\0");
+            for _ in 0..600 {
+                if s.write_all(b"x").is_err() {
+                    return;
+                }
+                // The peer's pace, not a wait for anything.
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    // Before the fix this waited for the whole minute of the drip.
+    assert_eq!(bob.cmd("GET_FILE drip f got"), "c> GET_FILE FAIL");
+    assert!(bob.stderr_has("too slow"), "{:?}", bob.stderr());
+}
+
+/// The publication record of `user` under `state` (one JSON file per server and user).
+fn record_file(state: &Path, user: &str) -> std::path::PathBuf {
+    let dir = state.join("published");
+    let server = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+    server.path().join(format!("{user}.json"))
+}
+
+#[test]
+fn an_edited_or_planted_publication_record_serves_nothing_it_should_not() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("notes.txt"), b"notes").unwrap();
+    let secret = std::fs::canonicalize(outside.path())
+        .unwrap()
+        .join("id_rsa");
+    std::fs::write(&secret, b"PRIVATE KEY").unwrap();
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH notes.txt n"), "c> PUBLISH OK");
+    assert_eq!(alice.cmd("QUIT"), "c> DISCONNECT OK");
+    alice.wait_exit();
+    // Someone with write access to the state folder points notes.txt elsewhere.
+    let record = record_file(state.path(), "alice");
+    let edited = serde_json::json!({ "notes.txt": secret }).to_string();
+    std::fs::write(&record, edited).unwrap();
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    assert_eq!(alice.cmd("CONNECT alice"), "c> CONNECT OK");
+    let port = peer_port(s.addr, "alice");
+    // Before the fix: 0 and PRIVATE KEY.
+    assert_eq!(raw_get(port, &get_file_request("notes.txt")), [1]);
+    assert_eq!(alice.cmd("QUIT"), "c> DISCONNECT OK");
+    alice.wait_exit();
+    // A FIFO in the record's place: the shell answers at once, serving nothing.
+    std::fs::remove_file(&record).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&record)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    assert_eq!(alice.cmd("CONNECT alice"), "c> CONNECT OK");
+    assert!(
+        alice.stderr_has("cannot read the publication record"),
+        "{:?}",
+        alice.stderr()
+    );
+    let port = peer_port(s.addr, "alice");
+    assert_eq!(raw_get(port, &get_file_request("notes.txt")), [1]);
+}
+
+/// Issue 26 item 4: SIZE and VERSION are public (one GET_FILE_RANGE reads them), so a
+/// co-owner can replay them, send junk and close. FETCH's failover to the honest
+/// owner then must not resume after the junk: a prefix another owner sent is never
+/// kept, and the result is the real file.
+#[test]
+fn a_prefix_a_liar_sent_with_replayed_size_and_version_is_not_resumed() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("f"), MIB, 26);
+    let mut alice = Client::with_state(s.addr, share.path(), state.path(), &[]);
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH f honest"), "c> PUBLISH OK");
+    // What anyone can read of alice's file: the header of a GET_FILE_RANGE.
+    let port = peer_port(s.addr, "alice");
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(format!("GET_FILE_RANGE\0f\0{MIB}\0").as_bytes())
+        .unwrap();
+    let mut header = Vec::new();
+    c.read_to_end(&mut header).unwrap();
+    assert_eq!(header[0], 0, "{header:?}");
+    assert_eq!(header.iter().filter(|&&b| b == 0).count(), 3, "{header:?}");
+    // The liar replays them, then sends 256 KiB of junk and closes.
+    let mut liar = header.clone();
+    liar.extend(std::iter::repeat_n(b'J', 256 * 1024));
+    let liar: &'static [u8] = Box::leak(liar.into_boxed_slice());
+    fake_peer(s.addr, "mallory", Some(liar), b"\x01", Duration::ZERO);
+    let mut bob = Client::start(s.addr, down.path());
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE mallory f got"), "c> GET_FILE FAIL");
+    let k = kept("got");
+    assert_only(down.path(), &[&k[0], &k[1]]);
+    // mallory leaves; FETCH finds alice, who answers the same SIZE and VERSION.
+    assert_eq!(code(s.addr, &["DISCONNECT", "mallory"]), 0);
+    assert_eq!(bob.cmd("FETCH f got"), "c> FETCH OK");
+    assert!(
+        !bob.stderr_has("resuming at"),
+        "resumed after the liar's bytes: {:?}",
+        bob.stderr()
+    );
+    assert_eq!(
+        file_hash(&down.path().join("got")),
+        file_hash(&share.path().join("f"))
+    );
+    assert_eq!(dir_names(down.path()), ["got"]);
+}

@@ -207,6 +207,14 @@ fn redis_stopped_gives_prompt_errors_and_its_aof_keeps_every_acknowledged_change
         }
     }
     assert_eq!(said(&a), 1, "said once per outage");
+    // Each refused request is not a line of its own (the outage was said once).
+    let per_request = a
+        .proc
+        .err_lines()
+        .iter()
+        .filter(|l| l.contains("not made"))
+        .count();
+    assert_eq!(per_request, 0, "{:?}", a.proc.err_lines());
 }
 
 /// A list reply's count and entries; SEARCH's sorted (their order is the order of
@@ -394,4 +402,96 @@ fn backlog(http: SocketAddr) -> String {
         out.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_server_whose_redis_does_not_answer_says_so_in_one_line_and_exits() {
+    // Nothing listens on a port that was just free: connection refused.
+    let url = format!("redis://127.0.0.1:{}", support::free_port());
+    let tls = url.replace("redis://", "rediss://");
+    for (store, says) in [
+        (url.as_str(), "Connection refused"),
+        (tls.as_str(), "Connection refused"),
+        ("redis//127.0.0.1", "URL did not parse"),
+    ] {
+        let mut cmd = std::process::Command::new(support::bin());
+        cmd.args(["server", "-p", "0", "--bind", "127.0.0.1", "--no-logger"])
+            .args(["--store", store, "--store-timeout", "1"]);
+        let done = support::run_to_exit(&mut cmd, Duration::from_secs(10), "server").unwrap();
+        assert!(!done.status.success());
+        let lines: Vec<&str> = done.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("peerdex: shared store: "), "{lines:?}");
+        assert!(lines[0].contains(says), "{lines:?}");
+    }
+}
+
+#[test]
+fn a_server_on_redis_stops_cleanly_on_sigterm_and_its_changes_stay() {
+    let Some(redis) = Redis::start("a_server_on_redis_stops_cleanly_on_sigterm") else {
+        return;
+    };
+    let mut a = server(&redis, &["--http", &support::free_port().to_string()]);
+    register_connect(a.addr, "alice", 5000);
+    a.proc.signal("TERM");
+    let status = a.proc.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        a.proc
+            .err_lines()
+            .iter()
+            .any(|l| l == "peerdex: server stopped")
+    );
+    let b = server(&redis, &[]);
+    assert_eq!(
+        code(b.addr, &["CONNECT", "alice", "5001"]),
+        2,
+        "alice still connected"
+    );
+}
+
+#[test]
+fn a_redis_that_hangs_gets_error_replies_within_the_store_timeout() {
+    let Some(redis) = Redis::start("a_redis_that_hangs_gets_error_replies") else {
+        return;
+    };
+    let a = server(&redis, &["--store-timeout", "1"]);
+    register_connect(a.addr, "alice", 5000);
+    // Stopped, Redis keeps its sockets open and answers nothing: only the
+    // connection's timeouts end the wait.
+    redis.signal("STOP");
+    let hung = thread::scope(|s| {
+        let calls: Vec<_> = [
+            &["PUBLISH", "alice", "f", "d"][..],
+            &["LIST_USERS", "alice"][..],
+            &["REGISTER", "bob"][..],
+        ]
+        .into_iter()
+        .map(|parts| s.spawn(move || (parts, timed_call(a.addr, parts))))
+        .collect();
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    redis.signal("CONT");
+    for (parts, (reply, took)) in hung {
+        let other = match parts[0] {
+            "PUBLISH" => 4,
+            "LIST_USERS" => 3,
+            _ => 2,
+        };
+        assert_eq!(reply, [other], "{parts:?} with Redis hung");
+        assert!(took < Duration::from_secs(6), "{parts:?} took {took:?}");
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        code(a.addr, &["PUBLISH", "alice", "g", "d"]) == 0
+    }));
+    // The PUBLISH of f timed out here but reached Redis, which ran it once it went
+    // on: a write answered with the error code may have been made (as with any
+    // request whose reply is lost). Whatever it is, every server says the same.
+    let listed = files_of(a.addr, "alice", "alice");
+    assert!(listed.ends_with(&["g".to_owned()]), "{listed:?}");
+    let b = server(&redis, &[]);
+    assert_eq!(files_of(b.addr, "alice", "alice"), listed);
 }

@@ -288,11 +288,11 @@ fn rpcgen_c_client_calls_log_v1_v2_and_v3() {
     for want in [
         "hello from C over tcp",
         "carol    PUBLISH notes.txt    17/12/2014 13:20:35",
-        "carol    PUBLISH notes.txt    17/12/2014 13:20:35    FAIL 2",
+        "carol    PUBLISH notes.txt    17/12/2014 13:20:35    FAIL 2 USER NOT CONNECTED",
         "again over tcp",
         "hello from C over udp",
         "dave    PUBLISH notes.txt    17/12/2014 13:20:35",
-        "dave    PUBLISH notes.txt    17/12/2014 13:20:35    FAIL 2",
+        "dave    PUBLISH notes.txt    17/12/2014 13:20:35    FAIL 2 USER NOT CONNECTED",
     ] {
         assert!(
             l.proc

@@ -441,3 +441,123 @@ fn ok_is_green_and_fail_red_in_a_terminal_unless_no_color() {
         "{screen:?}"
     );
 }
+
+/// A peer registered and connected at `server` as `user` whose content trickles: it
+/// refuses GET_FILE_RANGE as a statement peer does (a close without a byte) and
+/// answers GET_FILE with code 0, then `content` one byte every `pace`.
+fn slow_peer(
+    server: &Server,
+    user: &str,
+    content: &'static [u8],
+    pace: Duration,
+) -> Arc<Mutex<Option<support::Trickler>>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let trickler = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&trickler);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(b"GET_FILE_RANGE\0") {
+                continue;
+            }
+            if stream.write_all(&[0]).is_ok() {
+                *slot.lock().unwrap() = Some(support::Trickler::start(stream, content, pace));
+            }
+        }
+    });
+    assert_eq!(support::code(server.addr, &["REGISTER", user]), 0);
+    assert_eq!(support::code(server.addr, &["CONNECT", user, &port]), 0);
+    trickler
+}
+
+/// Bytes the slow peer has sent so far.
+fn trickled(t: &Mutex<Option<support::Trickler>>) -> usize {
+    t.lock().unwrap().as_ref().map_or(0, |t| t.written())
+}
+
+/// 200 bytes at 40 ms each: 8 s, long enough to type a command meanwhile and short
+/// enough to wait for the end.
+const SLOW_CONTENT: &[u8] = &[b'x'; 200];
+const SLOW_PACE: Duration = Duration::from_millis(40);
+
+/// Issue 23: a line typed (or pasted) in one write while a background transfer runs
+/// is answered at once, its message and the transfer's are printed above the
+/// prompt, and the transfer's end names its job.
+#[test]
+fn a_line_typed_in_one_write_is_answered_while_a_background_transfer_runs() {
+    let server = Server::start(&["--probe-interval", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let trickle = slow_peer(&server, "slow", SLOW_CONTENT, SLOW_PACE);
+    let mut bob = TermClient::start(&server, dir.path(), state.path(), &[]);
+    bob.command("REGISTER bob", "c> REGISTER OK");
+    bob.command("CONNECT bob", "c> CONNECT OK");
+    bob.command("GET_FILE slow f.bin got.bin &", "peerdex: [1] started");
+    bob.expect("c> ");
+    assert!(support::wait_until(WAIT, || trickled(&trickle) > 0));
+    bob.type_bytes(b"LIST_USERS\r");
+    bob.expect("c> LIST_USERS OK");
+    let sent = trickled(&trickle);
+    assert!(
+        sent < SLOW_CONTENT.len(),
+        "answered only after the transfer ({sent} bytes sent)"
+    );
+    assert!(!dir.path().join("got.bin").exists());
+    bob.expect("peerdex: [1] GET_FILE slow f.bin got.bin: 200 B in ");
+    bob.expect("c> GET_FILE OK");
+    assert_eq!(
+        std::fs::read(dir.path().join("got.bin")).unwrap(),
+        SLOW_CONTENT
+    );
+    let screen = bob.screen();
+    assert!(!screen.contains("c> peerdex"), "{screen:?}");
+    assert!(!screen.contains("c> c> GET_FILE"), "{screen:?}");
+    bob.expect("c> ");
+    bob.type_bytes(b"QUIT\r");
+    assert!(bob.wait_exit().success());
+}
+
+/// Issue 23: Ctrl+C and Ctrl+D at an empty prompt ask, as QUIT does, while a
+/// transfer runs; "n" goes on, "y" leaves (cancelling it, disconnecting first).
+#[test]
+fn ctrl_c_and_ctrl_d_at_an_empty_prompt_ask_while_transfers_run() {
+    let server = Server::start(&["--probe-interval", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let trickle = slow_peer(&server, "slow", &[b'y'; 1000], SLOW_PACE);
+    let mut bob = TermClient::start(&server, dir.path(), state.path(), &[]);
+    let before = bob.pty.mode();
+    bob.command("REGISTER bob", "c> REGISTER OK");
+    bob.command("CONNECT bob", "c> CONNECT OK");
+    bob.command("GET_FILE slow f.bin got.bin &", "peerdex: [1] started");
+    bob.expect("c> ");
+    assert!(support::wait_until(WAIT, || trickled(&trickle) > 0));
+    bob.type_bytes(b"\x03");
+    bob.expect("transfers running: quit anyway? [y/N] ");
+    bob.type_bytes(b"n\r");
+    bob.command("JOBS", "\t1 running ");
+    bob.expect("c> ");
+    bob.type_bytes(b"\x04");
+    bob.expect("transfers running: quit anyway? [y/N] ");
+    bob.type_bytes(b"y\r");
+    let status = bob.wait_exit();
+    assert!(status.success(), "exit {status:?}");
+    assert!(
+        bob.screen().contains("c> GET_FILE FAIL"),
+        "{:?}",
+        bob.screen()
+    );
+    assert!(!dir.path().join("got.bin").exists());
+    let users: Vec<String> = support::connected_users(server.addr)
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert!(!users.contains(&"bob".to_owned()), "bob still connected");
+    assert_cooked(&before, &bob.pty.mode(), &bob.screen());
+}

@@ -503,11 +503,25 @@ pub fn measure(
     seconds: f64,
     peer_port: u16,
 ) -> Sample {
+    measure_on(&[addr], lists, mix, clients, seconds, peer_port)
+}
+
+/// [`measure`] against servers of one registry: client thread `t` talks to
+/// `addrs[t % addrs.len()]`.
+pub fn measure_on(
+    addrs: &[SocketAddr],
+    lists: bool,
+    mix: Mix,
+    clients: usize,
+    seconds: f64,
+    peer_port: u16,
+) -> Sample {
     let run = RUN.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
     let workers: Vec<_> = (0..clients)
         .map(|t| {
+            let addr = addrs[t % addrs.len()];
             thread::spawn(move || {
                 let mut latencies = Vec::with_capacity(1 << 14);
                 let mut errors = 0u64;

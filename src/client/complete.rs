@@ -15,7 +15,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 
-use super::messages::COMMANDS;
+use super::command::{self, COMMANDS, Param};
 
 /// Names remembered from one list reply. A server may list many users or files; the
 /// completer only needs enough to be useful, and the shell must not keep an unbounded
@@ -70,14 +70,19 @@ enum Slot {
     Nothing,
 }
 
-/// The slot of argument `index` (1 is the first argument) of `command`.
+/// The slot of argument `index` (1 is the first argument) of `command`, from the
+/// command table.
 fn slot(command: &str, index: usize) -> Slot {
-    match (command.to_ascii_uppercase().as_str(), index) {
-        (_, 0) => Slot::Command,
-        ("CONNECT" | "DISCONNECT" | "UNREGISTER" | "LIST_CONTENT" | "GET_FILE", 1) => Slot::User,
-        ("GET_FILE", 2) | ("DELETE", 1) => Slot::RemoteFile,
-        ("GET_FILE", 3) | ("PUBLISH", 1) => Slot::LocalPath,
-        _ => Slot::Nothing,
+    if index == 0 {
+        return Slot::Command;
+    }
+    let param = command::find(command).and_then(|c| c.params.get(index - 1));
+    match param {
+        Some(Param::User) => Slot::User,
+        Some(Param::ListedFile) => Slot::RemoteFile,
+        Some(Param::LocalPath) => Slot::LocalPath,
+        Some(Param::NewUser | Param::Pattern | Param::Description | Param::Job | Param::Switch)
+        | None => Slot::Nothing,
     }
 }
 
@@ -138,7 +143,7 @@ impl ShellHelper {
 
 fn pair(display: &str, replacement: String) -> Pair {
     Pair {
-        display: display.to_owned(),
+        display: crate::proto::text::escape_for_terminal(display).into_owned(),
         replacement,
     }
 }

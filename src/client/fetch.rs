@@ -1,216 +1,240 @@
-//! FETCH (download a file by name from whichever connected user shares it), the
-//! transfer GET_FILE and FETCH both run (in the foreground or as a background job),
-//! and re-sharing a completed download (`--reshare`, `RESHARE on|off`).
+//! The transfer GET_FILE and FETCH both run, in the foreground or as a background
+//! job: the owners to try (GET_FILE's one owner from LIST_USERS, FETCH's from
+//! SEARCH), the failover to the next owner, and the [`Step`]s a transfer reports.
 //!
-//! Owns: the owner lookup of FETCH (SEARCH for the exact name as the connected user,
-//! owners in random order so load spreads), the failover to the next owner (a kept
-//! GET_FILE_RANGE prefix is resumed when that owner answers the same SIZE and
-//! VERSION), the result messages of a transfer, and the stderr notes on which owner
-//! served it. Does not own: the peer protocol and the partial files
-//! (`peer::download`), the job table (`jobs`), PUBLISH and the publication record
-//! (`client`).
+//! Owns: the owner lookups (FETCH: the exact name, owners in random order so load
+//! spreads), the failover (the next owner starts at 0: a prefix another owner sent
+//! is not trusted, since SIZE and VERSION can be replayed; a local problem stops at
+//! once), and
+//! the words of each step. Does not own: the peer protocol and the partial files
+//! (`peer::download`), who shows the steps (`progress` in the foreground, `jobs` in
+//! the background), PUBLISH and re-sharing (`session`).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use super::jobs::{Outcome, State, Work};
-use super::messages;
-use super::peer::{DownloadError, Downloader, Progress, Source};
-use super::{IndexError, Session, human, say, summary};
-use crate::proto::index::{self, Body};
-
-/// Which command a transfer answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    GetFile,
-    Fetch,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::GetFile => "GET_FILE",
-            Kind::Fetch => "FETCH",
-        }
-    }
-
-    fn ok(self) -> &'static str {
-        match self {
-            Kind::GetFile => messages::GET_FILE_OK,
-            Kind::Fetch => messages::FETCH_OK,
-        }
-    }
-
-    pub(super) fn fail(self) -> &'static str {
-        match self {
-            Kind::GetFile => messages::GET_FILE_FAIL,
-            Kind::Fetch => messages::FETCH_FAIL,
-        }
-    }
-}
+use super::command::Kind;
+use super::index::Index;
+use super::messages::End;
+use super::peer::{Done, DownloadError, Downloader, Progress, Source};
+use super::units::{human, summary};
+use crate::proto::index::Status;
+use crate::proto::text::escape_for_terminal;
 
 /// One user that shares the file, where its peer listens, and the description it
 /// published the file with (when known: FETCH has it from SEARCH).
 #[derive(Debug, Clone)]
-pub(super) struct Owner {
-    pub(super) user: String,
-    pub(super) addr: SocketAddr,
-    pub(super) description: Option<String>,
+pub(crate) struct Owner {
+    pub(crate) user: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) description: Option<String>,
 }
 
-/// A download to run: the owners to try in order, the remote name, the local file.
-#[derive(Debug)]
-pub(super) struct Transfer {
-    pub(super) kind: Kind,
-    pub(super) owners: Vec<Owner>,
-    pub(super) remote: String,
-    /// The local name as typed (published under it when re-sharing).
-    pub(super) local: String,
-    pub(super) target: PathBuf,
+/// A download to run: the owners to try in order, the remote name, the local file,
+/// and the session's downloader (what each peer address was found to speak).
+pub(crate) struct Transfer {
+    pub(crate) kind: Kind,
+    pub(crate) owners: Vec<Owner>,
+    pub(crate) remote: String,
+    /// The local name as typed or defaulted (published under it when re-sharing).
+    pub(crate) local: String,
+    pub(crate) target: PathBuf,
+    pub(crate) downloader: Downloader,
 }
 
 /// How a transfer ended, and which owner completed it.
-pub(super) struct Ran {
-    pub(super) outcome: Outcome,
-    pub(super) served_by: Option<Owner>,
+#[derive(Debug)]
+pub(crate) struct Ran {
+    pub(crate) end: End,
+    pub(crate) served_by: Option<Owner>,
 }
 
-/// Reports a resumed start (and a start over after a failover) on stderr, then
-/// passes progress on.
-struct Noting<'a> {
-    inner: &'a mut dyn Progress,
-    remote: &'a str,
-    owner: &'a str,
+/// What a running transfer reports.
+#[derive(Debug)]
+pub(crate) enum Step<'a> {
+    /// FETCH asks this owner.
+    Trying(&'a Owner),
+    /// The content starts: `size` bytes in all when known, the first at `from` (a
+    /// resume when above 0). `kept` bytes of an earlier owner's attempt were kept.
+    Started {
+        owner: &'a Owner,
+        size: Option<u64>,
+        from: u64,
+        kept: u64,
+    },
+    /// The file is complete up to this position.
+    Progress(u64),
+    Served {
+        owner: &'a Owner,
+        done: &'a Done,
+    },
+    /// This owner failed; FETCH goes on to the next unless the problem is local.
+    OwnerFailed {
+        owner: &'a Owner,
+        error: &'a DownloadError,
+    },
+    Cancelled(&'a DownloadError),
+    EveryOwnerFailed,
+}
+
+/// Who is told of a transfer's steps.
+pub(crate) trait Report {
+    fn step(&mut self, step: Step<'_>);
+}
+
+impl Step<'_> {
+    /// The step as a note (without `peerdex: `), `None` for those said otherwise
+    /// (progress; a fresh start).
+    pub(crate) fn describe(&self, kind: Kind, remote: &str) -> Option<String> {
+        let op = kind.name();
+        let remote = escape_for_terminal(remote);
+        let user = |o: &Owner| escape_for_terminal(&o.user).into_owned();
+        let line = match self {
+            Step::Trying(o) => format!("{op} {remote} from {} {}", user(o), o.addr),
+            Step::Started {
+                owner,
+                size: Some(size),
+                from,
+                ..
+            } if *from > 0 => match kind {
+                Kind::Fetch => format!(
+                    "FETCH {remote}: {} answers the same SIZE and VERSION: resuming at {} of \
+                     {}, not restarting",
+                    user(owner),
+                    human(*from),
+                    human(*size)
+                ),
+                Kind::GetFile => format!(
+                    "GET_FILE {remote}: resuming at {} of {}",
+                    human(*from),
+                    human(*size)
+                ),
+            },
+            Step::Started { owner, kept, .. } if *kept > 0 => format!(
+                "{op} {remote}: the kept prefix came from another owner and is not trusted \
+                 from {} (SIZE and VERSION can be replayed): starting over",
+                user(owner)
+            ),
+            Step::Started { .. } | Step::Progress(_) => return None,
+            Step::Served { owner, done } => {
+                let from = match kind {
+                    Kind::Fetch => Cow::Owned(format!(" from {}", user(owner))),
+                    Kind::GetFile => Cow::Borrowed(""),
+                };
+                format!("{op} {remote}{from}: {}", summary(done))
+            }
+            Step::OwnerFailed { owner, error } => {
+                format!(
+                    "{op} {remote} from {} ({}): {error}",
+                    user(owner),
+                    owner.addr
+                )
+            }
+            Step::Cancelled(error) => format!("{op} {remote}: {error}"),
+            Step::EveryOwnerFailed => format!("{op} {remote}: every owner failed"),
+        };
+        Some(line)
+    }
+}
+
+/// Passes the downloader's progress on as steps.
+struct Stepping<'a> {
+    report: &'a mut dyn Report,
+    owner: &'a Owner,
     /// Bytes kept by the previous owner's failed attempt.
     kept: u64,
-    /// FETCH notes; GET_FILE's bar says it its own way.
-    enabled: bool,
 }
 
-impl Progress for Noting<'_> {
+impl Progress for Stepping<'_> {
     fn start(&mut self, size: Option<u64>, from: u64) {
-        if let (Some(size), true) = (size, self.enabled) {
-            if from > 0 {
-                eprintln!(
-                    "peerdex: FETCH {}: {} answers the same SIZE and VERSION: resuming at {} \
-                     of {}, not restarting",
-                    self.remote,
-                    self.owner,
-                    human(from),
-                    human(size)
-                );
-            } else if self.kept > 0 {
-                eprintln!(
-                    "peerdex: FETCH {}: {}'s copy differs (SIZE or VERSION): starting over",
-                    self.remote, self.owner
-                );
-            }
-        }
-        self.inner.start(size, from);
+        self.report.step(Step::Started {
+            owner: self.owner,
+            size,
+            from,
+            kept: self.kept,
+        });
     }
 
     fn advance(&mut self, position: u64) {
-        self.inner.advance(position);
+        self.report.step(Step::Progress(position));
     }
 }
 
 impl Transfer {
     /// Downloads from the owners in order until one completes it. `cancel` stops it.
-    pub(super) fn run(
-        &self,
-        downloader: &Downloader,
-        cancel: &AtomicBool,
-        progress: &mut dyn Progress,
-    ) -> Ran {
-        let kind = self.kind;
-        let remote = self.remote.as_str();
+    pub(crate) fn run(&self, cancel: &AtomicBool, report: &mut dyn Report) -> Ran {
+        let fetch = self.kind == Kind::Fetch;
         let mut kept = 0;
         for owner in &self.owners {
+            if fetch {
+                report.step(Step::Trying(owner));
+            }
             let src = Source {
                 addr: owner.addr,
                 owner: &owner.user,
-                remote,
-                any_owner: kind == Kind::Fetch,
+                remote: &self.remote,
             };
-            if kind == Kind::Fetch {
-                eprintln!("peerdex: FETCH {remote} from {} {}", owner.user, owner.addr);
-            }
-            let mut noting = Noting {
-                inner: &mut *progress,
-                remote,
-                owner: &owner.user,
+            let mut stepping = Stepping {
+                report: &mut *report,
+                owner,
                 kept,
-                enabled: kind == Kind::Fetch,
             };
-            let result = downloader.download(&src, &self.target, cancel, &mut noting);
-            let (state, message) = match result {
+            let error = match self
+                .downloader
+                .download(&src, &self.target, cancel, &mut stepping)
+            {
                 Ok(done) => {
                     log::info!(
-                        "{} {} {remote}: {} bytes into {} by {}",
-                        kind.name(),
+                        "{} {} {}: {} bytes into {} by {}",
+                        self.kind.name(),
                         owner.user,
+                        self.remote,
                         done.size,
                         self.target.display(),
                         done.via
                     );
-                    let from = match kind {
-                        Kind::Fetch => format!(" from {}", owner.user),
-                        Kind::GetFile => String::new(),
-                    };
-                    eprintln!(
-                        "peerdex: {} {remote}{from}: {}",
-                        kind.name(),
-                        summary(&done)
-                    );
-                    return Ran {
-                        outcome: Outcome {
-                            state: State::Done,
-                            message: kind.ok(),
-                        },
-                        served_by: Some(owner.clone()),
-                    };
+                    report.step(Step::Served { owner, done: &done });
+                    return self.ran(End::Done, Some(owner));
                 }
-                Err(DownloadError::NotFound) if kind == Kind::GetFile => {
-                    (State::Failed, messages::GET_FILE_NOT_EXIST)
-                }
-                Err(e) if cancelled(&e) => {
-                    eprintln!("peerdex: {} {remote}: {e}", kind.name());
-                    (State::Cancelled, kind.fail())
-                }
-                Err(e) => {
-                    eprintln!(
-                        "peerdex: {} {remote} from {} ({}): {e}",
-                        kind.name(),
-                        owner.user,
-                        owner.addr
-                    );
-                    if let DownloadError::Kept { kept: k, .. } = &e {
+                Err(e) => e,
+            };
+            match self.failed(owner, &error, report) {
+                Some(end) => return self.ran(end, None),
+                None => {
+                    if let DownloadError::Kept { kept: k, .. } = &error {
                         kept = *k;
                     }
-                    // A local problem is the same with every owner.
-                    let local = matches!(e, DownloadError::Local { .. } | DownloadError::Busy(_));
-                    if kind == Kind::Fetch && !local {
-                        continue;
-                    }
-                    (State::Failed, kind.fail())
                 }
-            };
-            return Ran {
-                outcome: Outcome { state, message },
-                served_by: None,
-            };
+            }
         }
-        if kind == Kind::Fetch && !self.owners.is_empty() {
-            eprintln!("peerdex: FETCH {remote}: every owner failed");
+        if fetch && !self.owners.is_empty() {
+            report.step(Step::EveryOwnerFailed);
         }
+        self.ran(End::Failed, None)
+    }
+
+    /// How a failed attempt ends the transfer, `None` when FETCH tries the next
+    /// owner.
+    fn failed(&self, owner: &Owner, error: &DownloadError, report: &mut dyn Report) -> Option<End> {
+        if cancelled(error) {
+            report.step(Step::Cancelled(error));
+            return Some(End::Cancelled);
+        }
+        if self.kind == Kind::GetFile && matches!(error, DownloadError::NotFound) {
+            return Some(End::NotFound);
+        }
+        report.step(Step::OwnerFailed { owner, error });
+        // A local problem is the same with every owner.
+        let local = error.is_local();
+        (self.kind == Kind::GetFile || local).then_some(End::Failed)
+    }
+
+    fn ran(&self, end: End, served_by: Option<&Owner>) -> Ran {
         Ran {
-            outcome: Outcome {
-                state: State::Failed,
-                message: kind.fail(),
-            },
-            served_by: None,
+            end,
+            served_by: served_by.cloned(),
         }
     }
 }
@@ -225,230 +249,140 @@ fn cancelled(e: &DownloadError) -> bool {
     }
 }
 
-/// The local name FETCH uses when none is given: the last component of the remote
-/// name (a remote name may be a path on its owner's machine).
-fn default_local(remote: &str) -> &str {
-    match remote.rsplit('/').next() {
-        Some(last) if !last.is_empty() => last,
-        _ => remote,
+/// Why there is no owner to download from: how the transfer ends, and the note
+/// that says why.
+#[derive(Debug)]
+pub(crate) struct NoOwner {
+    pub(crate) end: End,
+    pub(crate) why: String,
+}
+
+fn no_owner(end: End, why: String) -> NoOwner {
+    NoOwner { end, why }
+}
+
+/// GET_FILE's owner: where `owner`'s peer listens, from LIST_USERS as `me`. A user
+/// LIST_USERS does not list is either not connected or unknown: LIST_CONTENT of it
+/// tells which (the index says "remote user does not exist" only for the latter).
+pub(crate) fn owner_of(index: &mut Index, me: &str, owner: &str) -> Result<Vec<Owner>, NoOwner> {
+    let failed = |why| Err(no_owner(End::Failed, why));
+    let users = match index.users(me) {
+        Ok(listed) if listed.status == Status::Ok => listed.entries,
+        Ok(listed) => {
+            let why = listed.status.meaning();
+            return failed(format!("GET_FILE: the server refused LIST_USERS ({why})"));
+        }
+        Err(e) => return failed(format!("GET_FILE: LIST_USERS: {e}")),
+    };
+    if let Some(u) = users.into_iter().find(|u| u.user == owner) {
+        return Ok(vec![Owner {
+            user: u.user,
+            addr: SocketAddr::new(u.ip, u.port),
+            description: None,
+        }]);
+    }
+    let shown = escape_for_terminal(owner);
+    match index.files(me, owner).map(|l| l.status) {
+        Ok(Status::NoSuchTarget) => failed(format!(
+            "GET_FILE: {shown} does not exist (no such user at the index server)"
+        )),
+        _ => failed(format!("GET_FILE: {shown} is not connected")),
     }
 }
 
-/// Puts `items` in a random order (Fisher-Yates with xorshift64 seeded from the clock
-/// and the process id: spreading load needs no cryptographic randomness).
-fn shuffle<T>(items: &mut [T]) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut x = nanos ^ (u64::from(std::process::id()) << 32) | 1;
-    for i in (1..items.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        items.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-}
-
-impl Session {
-    /// `FETCH <file> [local_file]`: the owners of exactly `remote` from SEARCH, then
-    /// the transfer (in the background with `&`).
-    pub(super) fn fetch(&mut self, remote: &str, local: Option<&str>, line: &str, bg: bool) {
-        let local = local.unwrap_or_else(|| default_local(remote)).to_owned();
-        let Some(target) = self.local_target("FETCH", &local) else {
-            return say(messages::FETCH_FAIL);
-        };
-        let Some(me) = self.me() else {
-            eprintln!("peerdex: FETCH: no user is connected in this shell (CONNECT first)");
-            return say(messages::FETCH_FAIL);
-        };
-        let found = self
-            .request(
-                &me,
-                Body::Search {
-                    pattern: remote.to_owned(),
-                },
-            )
-            .and_then(|(code, mut r)| match code {
-                index::OK => index::read_search_list(&mut r)
-                    .map_err(IndexError::Reply)
-                    .map(Some),
-                _ => Ok(None),
+/// FETCH's owners: every connected user but `me` that shares exactly `remote`
+/// (SEARCH as `me` matches substrings), once each, in random order so load spreads.
+pub(crate) fn owners_of(index: &mut Index, me: &str, remote: &str) -> Result<Vec<Owner>, NoOwner> {
+    let entries = match index.search(me, remote) {
+        Ok(listed) if listed.status == Status::Ok => listed.entries,
+        Ok(listed) => {
+            let why = listed.status.meaning();
+            let why = format!("FETCH: the server refused SEARCH ({why})");
+            return Err(no_owner(End::Failed, why));
+        }
+        Err(e) => return Err(no_owner(End::Failed, format!("FETCH: SEARCH: {e}"))),
+    };
+    let mut owners: Vec<Owner> = Vec::new();
+    for e in entries {
+        if e.file == remote && e.owner != me && !owners.iter().any(|o| o.user == e.owner) {
+            owners.push(Owner {
+                user: e.owner,
+                addr: SocketAddr::new(e.ip, e.port),
+                description: Some(e.description),
             });
-        let entries = match found {
-            Ok(Some(entries)) => entries,
-            Ok(None) => {
-                eprintln!("peerdex: FETCH: the server refused SEARCH");
-                return say(messages::FETCH_FAIL);
-            }
-            Err(e) => {
-                eprintln!("peerdex: FETCH: SEARCH: {e}");
-                return say(messages::FETCH_FAIL);
-            }
-        };
-        // SEARCH matches substrings: only the exact name counts, once per owner,
-        // never this shell's own user.
-        let mut owners: Vec<Owner> = Vec::new();
-        for e in entries {
-            if e.file == remote && e.owner != me && !owners.iter().any(|o| o.user == e.owner) {
-                owners.push(Owner {
-                    user: e.owner,
-                    addr: SocketAddr::new(e.ip, e.port),
-                    description: Some(e.description),
-                });
-            }
-        }
-        if owners.is_empty() {
-            eprintln!("peerdex: FETCH: no connected user other than {me} shares {remote}");
-            return say(messages::FETCH_NOT_EXIST);
-        }
-        shuffle(&mut owners);
-        let transfer = Transfer {
-            kind: Kind::Fetch,
-            owners,
-            remote: remote.to_owned(),
-            local,
-            target,
-        };
-        self.transfer(transfer, line, bg);
-    }
-
-    /// Runs a transfer now (the shell waits, Ctrl+C cancels it) or as a background job.
-    pub(super) fn transfer(&mut self, transfer: Transfer, line: &str, background: bool) {
-        if !background {
-            let mut bar = super::Bar::new(self.terminal_out);
-            let ran = transfer.run(&self.downloader, &self.interrupted, &mut bar);
-            bar.finish();
-            if let Some(owner) = &ran.served_by {
-                self.reshare(&transfer, owner);
-            }
-            return say(ran.outcome.message);
-        }
-        let fail = transfer.kind.fail();
-        let session = self.this.clone();
-        let downloader = self.downloader.clone();
-        let work: Work = Box::new(move |cancel, meter| {
-            let ran = transfer.run(&downloader, cancel, meter);
-            if let (Some(owner), Some(session)) = (&ran.served_by, session.upgrade()) {
-                lock(&session).reshare(&transfer, owner);
-            }
-            ran.outcome
-        });
-        match self.jobs.submit(line, fail, work) {
-            Ok(id) => eprintln!("peerdex: [{id}] started"),
-            Err(e) => {
-                eprintln!("peerdex: not started: {e}");
-                say(fail);
-            }
         }
     }
-
-    /// Publishes a completed download under its local name with the remote
-    /// description, as PUBLISH would, when re-sharing is on.
-    fn reshare(&mut self, transfer: &Transfer, owner: &Owner) {
-        if !self.reshare {
-            return;
-        }
-        let local = transfer.local.as_str();
-        if self.me().is_none() {
-            eprintln!("peerdex: {local} not re-shared: no user is connected");
-            return;
-        }
-        let description = match &owner.description {
-            Some(d) => d.clone(),
-            None => self.remote_description(&owner.user, &transfer.remote),
-        };
-        let code = self.publish_code(local, &description);
-        if code == Some(index::OK) {
-            eprintln!("peerdex: re-shared {local} \"{description}\"");
-        } else {
-            eprintln!(
-                "peerdex: {local} not re-shared: {}",
-                super::reply(index::Op::Publish, code)
-            );
-        }
+    if owners.is_empty() {
+        let why = format!(
+            "FETCH: no connected user other than {me} shares {}",
+            escape_for_terminal(remote)
+        );
+        return Err(no_owner(End::NotFound, why));
     }
-
-    /// The description `owner` published `remote` with (LIST_CONTENT), or the remote
-    /// name when it cannot be had.
-    fn remote_description(&mut self, owner: &str, remote: &str) -> String {
-        let Some(me) = self.me() else {
-            return remote.to_owned();
-        };
-        let listed = self
-            .request(
-                &me,
-                Body::ListContent {
-                    target: owner.to_owned(),
-                },
-            )
-            .and_then(|(code, mut r)| match code {
-                index::OK => index::read_file_list(&mut r).map_err(IndexError::Reply),
-                _ => Ok(Vec::new()),
-            });
-        listed
-            .ok()
-            .and_then(|l| l.into_iter().find(|f| f.file == remote))
-            .map(|f| f.description)
-            .unwrap_or_else(|| remote.to_owned())
-    }
-
-    /// `JOBS`: the background transfers.
-    pub(super) fn list_jobs(&self) {
-        let mut out = format!("{}\n", messages::JOBS_OK);
-        for line in self.jobs.lines() {
-            out.push('\t');
-            out.push_str(&line);
-            out.push('\n');
-        }
-        say(&out);
-    }
-
-    /// `CANCEL <n>`.
-    pub(super) fn cancel_job(&self, n: &str) {
-        let ok = n.parse().is_ok_and(|id| self.jobs.cancel(id));
-        if !ok {
-            eprintln!("peerdex: CANCEL: no queued or running transfer {n} (JOBS lists them)");
-        }
-        say(if ok {
-            messages::CANCEL_OK
-        } else {
-            messages::CANCEL_FAIL
-        });
-    }
-
-    /// `RESHARE on|off`.
-    pub(super) fn set_reshare(&mut self, value: &str) {
-        match value.to_ascii_lowercase().as_str() {
-            "on" => self.reshare = true,
-            "off" => self.reshare = false,
-            _ => return say(&format!("c> usage: {}", messages::usage("RESHARE"))),
-        }
-        say(messages::RESHARE_OK);
-    }
-}
-
-/// Locks the session, also after a panic elsewhere (its state stays usable).
-pub(super) fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
-    session.lock().unwrap_or_else(|e| e.into_inner())
+    fastrand::shuffle(&mut owners);
+    Ok(owners)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn local_name_is_the_last_component() {
-        assert_eq!(default_local("notes.txt"), "notes.txt");
-        assert_eq!(default_local("/home/a/notes.txt"), "notes.txt");
-        assert_eq!(default_local("dir/"), "dir/");
+    fn owner() -> Owner {
+        Owner {
+            user: "al\x1bice".into(),
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            description: None,
+        }
     }
 
     #[test]
-    fn shuffle_keeps_every_item() {
-        let mut v: Vec<u32> = (0..50).collect();
-        shuffle(&mut v);
-        v.sort();
-        assert_eq!(v, (0..50).collect::<Vec<_>>());
+    fn only_cancels_count_as_cancelled() {
+        assert!(cancelled(&DownloadError::Cancelled));
+        let kept = DownloadError::Kept {
+            cause: Box::new(DownloadError::Cancelled),
+            kept: 1,
+            size: 2,
+            partial: PathBuf::from("p"),
+        };
+        assert!(cancelled(&kept));
+        assert!(!cancelled(&DownloadError::NotFound));
+    }
+
+    #[test]
+    fn steps_in_words_escape_names() {
+        let o = owner();
+        let trying = Step::Trying(&o).describe(Kind::Fetch, "a\u{202e}b");
+        assert_eq!(
+            trying.unwrap(),
+            "FETCH a\\u{202e}b from al\\x1bice 127.0.0.1:5000"
+        );
+        let resumed = Step::Started {
+            owner: &o,
+            size: Some(2048),
+            from: 1024,
+            kept: 0,
+        };
+        assert_eq!(
+            resumed.describe(Kind::GetFile, "f").unwrap(),
+            "GET_FILE f: resuming at 1.0 KiB of 2.0 KiB"
+        );
+        let fresh = Step::Started {
+            owner: &o,
+            size: None,
+            from: 0,
+            kept: 0,
+        };
+        assert_eq!(fresh.describe(Kind::GetFile, "f"), None);
+        let over = Step::Started {
+            owner: &o,
+            size: Some(9),
+            from: 0,
+            kept: 3,
+        };
+        assert!(
+            over.describe(Kind::Fetch, "f")
+                .unwrap()
+                .ends_with("starting over")
+        );
     }
 }

@@ -13,9 +13,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use super::peer::open_state_file;
 
 /// A record larger than this is refused (it would be 10,000s of publications; a
 /// corrupt or planted huge file must not be read into memory whole).
@@ -95,9 +96,11 @@ impl Record {
             .join("published")
             .join(component(server))
             .join(format!("{}.json", component(user)));
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        // Never through a link, never blocking on a FIFO, only a regular file with
+        // one link (see `open_state_file`).
+        let file = match open_state_file(&path) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
                 return Ok(Record {
                     path,
                     files: BTreeMap::new(),
@@ -215,6 +218,37 @@ mod tests {
         assert_ne!(component("a/b"), component("a%2Fb"));
         assert!(!component("..").contains('/'));
         assert_ne!(component(".."), "..");
+    }
+
+    #[test]
+    fn a_record_that_is_a_fifo_or_a_hard_link_is_refused_and_never_written_through() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Record::load(dir.path(), "s:1", "u").unwrap();
+        r.insert("a", PathBuf::from("/a")).unwrap();
+        let path = r.path.clone();
+        // A FIFO: an error at once (it hung the shell).
+        std::fs::remove_file(&path).unwrap();
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo has no other precondition.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            Record::load(dir.path(), "s:1", "u"),
+            Err(RecordError::Io { .. })
+        ));
+        // A hard link to another file: refused; a save replaces the name only.
+        std::fs::remove_file(&path).unwrap();
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"{}").unwrap();
+        std::fs::hard_link(&other, &path).unwrap();
+        assert!(matches!(
+            Record::load(dir.path(), "s:1", "u"),
+            Err(RecordError::Io { .. })
+        ));
+        r.insert("b", PathBuf::from("/b")).unwrap();
+        assert_eq!(std::fs::read(&other).unwrap(), b"{}");
+        let r = Record::load(dir.path(), "s:1", "u").unwrap();
+        assert_eq!(r.get("b"), Some(Path::new("/b")));
     }
 
     #[test]

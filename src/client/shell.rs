@@ -1,28 +1,37 @@
 //! Where the shell's commands come from: a line editor with history when stdin is a
 //! terminal, plain lines when it is a pipe or a file, and SIGINT/SIGTERM.
 //!
-//! Owns: the input thread, the signal thread, and the hand-over of one line at a
-//! time to the thread that runs commands (the next prompt is shown only after the
-//! previous command printed its message). Does not own: what a line means (`client`).
+//! Owns: the input thread, the signal thread, the terminal mode saved at start, and
+//! the hand-over of one line (or the answer to a question) at a time to the thread
+//! that runs commands (the next prompt is shown only after the previous command
+//! printed its message). Does not own: what a line means (`session`), where text
+//! goes (`output`, which this module hands the line editor's printer).
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::collections::VecDeque;
+use std::io::{self, BufRead, IsTerminal};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use rustyline::error::ReadlineError;
+use rustyline::history::FileHistory;
 
 use super::complete::{SharedNames, ShellHelper};
+use super::output::Output;
 
 /// The prompt of PROTOCOL.md section 5, shown by the line editor in a terminal.
-pub(super) const PROMPT: &str = "c> ";
+pub(crate) const PROMPT: &str = "c> ";
 
 /// Longest command line read from a pipe or file. A command is at most a few fields
 /// of at most 256 bytes; 64 KiB is generous and caps what a runaway input can make
 /// the shell buffer.
-pub(super) const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
+
+/// Longest answer to a question read from a pipe: a yes or a no.
+const MAX_ANSWER: u64 = 256;
 
 /// Entries kept in the history file across sessions: a few weeks of lab use, and a
 /// file small enough (tens of KiB) to load at every start without notice.
@@ -38,61 +47,77 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const EVENT_QUEUE: usize = 4;
 
 /// What the shell reacts to.
-#[derive(Debug)]
-pub(super) enum Event {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event {
     /// A command line.
     Line(String),
     /// A line too long to be a command.
     Overlong,
-    /// End of input (Ctrl+D, or the end of a script).
+    /// End of input (Ctrl+D at an empty prompt, or the end of a script).
     Eof,
-    /// Ctrl+C at an empty prompt, SIGTERM, or SIGINT to a script.
+    /// Ctrl+C at an empty prompt.
     Interrupt,
+    /// SIGTERM, or SIGINT to a script: the session ends.
+    Signal,
+    /// The answer to a question ([`Input::ask`]); empty at Ctrl+C or Ctrl+D.
+    Answer(String),
 }
 
-/// The stream of events, and the acknowledgement the input thread waits for before
-/// reading the next line.
-pub(super) struct Input {
+/// What the input thread reads next.
+enum Next {
+    /// A command line.
+    Line,
+    /// The answer to this question.
+    Answer(&'static str),
+}
+
+/// The stream of events, and the hand-over the input thread waits for before
+/// reading again.
+pub(crate) struct Input {
     events: Receiver<Event>,
-    done: Sender<()>,
+    next: Sender<Next>,
 }
 
 impl Input {
     /// Starts the input and signal threads. `cancel` is raised on SIGINT (Ctrl+C while
     /// a command runs) and SIGTERM so a running command (a download) stops early; the
     /// shell lowers it after each command. SIGTERM, and SIGINT when stdin is not a
-    /// terminal (a script), also end the session.
-    /// In a terminal, Tab completes from `names` and from paths under `share`.
-    pub(super) fn start(
+    /// terminal (a script), also end the session. In a terminal, Tab completes from
+    /// `names` and from paths under `share`, and `out` prints through the line
+    /// editor.
+    pub(crate) fn start(
         cancel: Arc<AtomicBool>,
         names: SharedNames,
         share: PathBuf,
+        out: Arc<Output>,
     ) -> io::Result<Input> {
         let (tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
-        let (done, ack) = crossbeam_channel::bounded(1);
+        let (next, wanted) = crossbeam_channel::bounded(1);
         let interactive = io::stdin().is_terminal();
         watch_signals(tx.clone(), cancel, interactive)?;
-        let spawned = if interactive {
-            thread::Builder::new()
-                .name("input".into())
-                .spawn(move || read_terminal(&tx, &ack, ShellHelper::new(names, share)))
+        let input = thread::Builder::new().name("input".into());
+        if interactive {
+            let helper = ShellHelper::new(names, share);
+            input.spawn(move || read_terminal(&tx, &wanted, helper, &out))?;
         } else {
-            thread::Builder::new()
-                .name("input".into())
-                .spawn(move || read_lines(&tx, &ack))
-        };
-        spawned?;
-        Ok(Input { events, done })
+            input.spawn(move || read_lines(&tx, &wanted, &out))?;
+        }
+        Ok(Input { events, next })
     }
 
-    /// The next event (blocks).
-    pub(super) fn next(&self) -> Event {
-        self.events.recv().unwrap_or(Event::Eof)
+    /// The events, for a `select` with other sources.
+    pub(crate) fn events(&self) -> &Receiver<Event> {
+        &self.events
     }
 
     /// The command of the last line is finished: the next line may be read.
-    pub(super) fn done(&self) {
-        let _ = self.done.try_send(());
+    pub(crate) fn done(&self) {
+        let _ = self.next.try_send(Next::Line);
+    }
+
+    /// Reads the answer to `question` next (it arrives as [`Event::Answer`]).
+    pub(crate) fn ask(&self, question: &'static str) {
+        let _ = self.next.try_send(Next::Answer(question));
     }
 }
 
@@ -120,58 +145,56 @@ pub(super) fn start_line(server: &str) -> String {
     format!("peerdex client: index server {server} {answer}. Type HELP for the commands.")
 }
 
-/// The terminal settings of stdin as they were before anything touched the terminal
-/// (saved before the line editor exists, so never its raw mode), for every exit path
-/// to put back: the end of the session, signals (which end it), and panics (a hook).
-static SAVED_MODE: OnceLock<rustix::termios::Termios> = OnceLock::new();
-
-/// Puts the saved terminal mode back when dropped (every return from the shell,
-/// unwinding included).
-pub(super) struct TerminalGuard(());
+/// Puts the terminal mode of stdin saved at start back when dropped (every return
+/// from the shell, unwinding included); a panic hook does it too. The session may
+/// end (SIGTERM) while the line editor holds the terminal in raw mode: without this
+/// the user's terminal would be left without echo.
+pub(crate) struct TerminalGuard {
+    saved: Option<rustix::termios::Termios>,
+}
 
 impl TerminalGuard {
-    /// Saves the mode of stdin if it is a terminal and installs a panic hook that
-    /// restores it. Call first, before the input thread starts.
-    pub(super) fn save() -> TerminalGuard {
+    /// Saves the mode of stdin if it is a terminal (before the line editor exists,
+    /// so never its raw mode) and installs a panic hook that restores it. Call
+    /// first, before the input thread starts.
+    pub(crate) fn save() -> TerminalGuard {
         let saved = rustix::termios::tcgetattr(rustix::stdio::stdin()).ok();
-        if let Some(t) = saved
-            && SAVED_MODE.set(t).is_ok()
-        {
+        if let Some(mode) = saved.clone() {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                restore_terminal();
+                restore_terminal(&mode);
                 previous(info);
             }));
         }
-        TerminalGuard(())
+        TerminalGuard { saved }
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        restore_terminal();
+        if let Some(mode) = &self.saved {
+            restore_terminal(mode);
+        }
     }
 }
 
-/// Puts back the terminal mode saved at start, if any. The session may end (SIGTERM)
-/// while the line editor holds the terminal in raw mode; without this the user's
-/// terminal would be left without echo.
-fn restore_terminal() {
-    if let Some(t) = SAVED_MODE.get() {
-        let _ = rustix::termios::tcsetattr(
-            rustix::stdio::stdin(),
-            rustix::termios::OptionalActions::Now,
-            t,
-        );
-    }
+fn restore_terminal(mode: &rustix::termios::Termios) {
+    let _ = rustix::termios::tcsetattr(
+        rustix::stdio::stdin(),
+        rustix::termios::OptionalActions::Now,
+        mode,
+    );
 }
 
+/// SIGTERM (and SIGINT in a script) raise `cancel` and end the session; in a
+/// terminal SIGINT only raises `cancel`: Ctrl+C while a command runs cancels that
+/// command (at the prompt the line editor reads Ctrl+C as a key, since it turns
+/// the terminal's signals off while it edits, and puts this handler back after
+/// each line).
 fn watch_signals(tx: Sender<Event>, cancel: Arc<AtomicBool>, interactive: bool) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let watched: &[i32] = if interactive {
-        // SIGINT is caught by `catch_sigint`: the line editor replaces any handler
-        // installed before it exists, signal-hook's included.
-        catch_sigint(&cancel)?;
+        signal_hook::flag::register(SIGINT, Arc::clone(&cancel))?;
         &[SIGTERM]
     } else {
         &[SIGINT, SIGTERM]
@@ -186,48 +209,14 @@ fn watch_signals(tx: Sender<Event>, cancel: Arc<AtomicBool>, interactive: bool) 
                 // If the queue is full the shell still ends: the events ahead of
                 // this one are lines, and the input thread sends nothing more
                 // until the shell has taken them.
-                let _ = tx.try_send(Event::Interrupt);
+                let _ = tx.try_send(Event::Signal);
             }
         })?;
     Ok(())
 }
 
-/// The flag SIGINT raises in a terminal session: Ctrl+C while a command runs cancels
-/// that command (at the prompt the line editor reads Ctrl+C as a key, since it turns
-/// the terminal's signals off while it edits).
-static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    // Async-signal-safe: an atomic load and an atomic store.
-    if let Some(cancel) = CANCEL.get() {
-        cancel.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Makes SIGINT raise `cancel` and nothing else. Installed before the line editor
-/// exists and again right after: rustyline (without its signal-hook feature, whose
-/// input loop stalls on buffered keys) installs its own SIGINT handler when the
-/// editor is created, and that handler only wakes its own prompt, so a running
-/// command could not be interrupted.
-fn catch_sigint(cancel: &Arc<AtomicBool>) -> io::Result<()> {
-    let _ = CANCEL.set(Arc::clone(cancel));
-    // SAFETY: a zeroed sigaction filled with a handler that only touches atomics.
-    let rc = unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigint as *const () as libc::sighandler_t;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut())
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Ctrl+C in the line editor: clears a half-typed line (as bash and psql do); on an
-/// empty line it ends the session (rustyline's Interrupted).
+/// empty line it is [`Event::Interrupt`] (the shell leaves as QUIT does).
 struct CtrlC;
 
 impl rustyline::ConditionalEventHandler for CtrlC {
@@ -246,81 +235,22 @@ impl rustyline::ConditionalEventHandler for CtrlC {
     }
 }
 
-/// The line editor's printer while background transfers exist (a terminal session).
-static PRINTER: Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>> = Mutex::new(None);
+type Editor = rustyline::Editor<ShellHelper, FileHistory>;
 
-/// Whether background transfers are queued or running (set by `jobs`).
-static BACKGROUND: AtomicBool = AtomicBool::new(false);
-
-/// Background transfers exist (or no longer do): their messages need the line
-/// editor's external printer.
-pub(super) fn background_active(active: bool) {
-    BACKGROUND.store(active, Ordering::SeqCst);
-}
-
-/// Before each prompt: an external printer only while background transfers exist.
-/// rustyline's input loop with a printer waits on the terminal with `select`, which
-/// misses keys already read into its buffer (several keys in one read stall until
-/// the next key): without transfers the shell keeps the plain loop.
-fn follow_background<H: rustyline::Helper>(
-    editor: &mut rustyline::Editor<H, rustyline::history::FileHistory>,
-) {
-    let mut printer = PRINTER.lock().unwrap_or_else(|e| e.into_inner());
-    match (BACKGROUND.load(Ordering::SeqCst), printer.is_some()) {
-        (true, false) => match editor.create_external_printer() {
-            Ok(p) => *printer = Some(Box::new(p)),
-            Err(e) => log::info!("no external printer ({e}): background messages print plainly"),
-        },
-        (false, true) => *printer = None,
-        _ => {}
-    }
-}
-
-/// Prints a message from another thread (a background transfer's result): above the
-/// line being typed when the line editor runs, plainly on stdout otherwise.
-pub(super) fn print_async(text: &str) {
-    let mut text = text.to_owned();
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    if let Some(printer) = PRINTER.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
-        && printer.print(text.clone()).is_ok()
-    {
-        return;
-    }
-    let mut out = io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
-fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>, helper: ShellHelper) {
-    use rustyline::error::ReadlineError;
-    // Tab as in bash: complete what is unambiguous, list the choices on a second Tab.
+/// The line editor: Tab as in bash (complete what is unambiguous, list the choices
+/// on a second Tab), Ctrl+C clearing a half-typed line, the history of earlier
+/// sessions.
+fn editor(helper: ShellHelper, out: &Output) -> rustyline::Result<(Editor, Option<PathBuf>)> {
     let config = rustyline::Config::builder()
         .completion_type(rustyline::CompletionType::List)
         .build();
-    let mut editor =
-        match rustyline::Editor::<ShellHelper, rustyline::history::FileHistory>::with_config(config)
-        {
-            Ok(mut e) => {
-                e.set_helper(Some(helper));
-                e
-            }
-            Err(e) => {
-                eprintln!("peerdex: no line editor ({e}); reading plain lines");
-                return read_lines(tx, ack);
-            }
-        };
-    if let Some(cancel) = CANCEL.get()
-        && let Err(e) = catch_sigint(cancel)
-    {
-        eprintln!("peerdex: Ctrl+C cannot cancel commands: {e}");
-    }
+    let mut editor = Editor::with_config(config)?;
+    editor.set_helper(Some(helper));
     editor.bind_sequence(
         rustyline::KeyEvent::ctrl('C'),
         rustyline::EventHandler::Conditional(Box::new(CtrlC)),
     );
-    let history = history_file();
+    let history = history_file(out);
     if let Some(path) = &history {
         use rustyline::history::History;
         let _ = editor.history_mut().set_max_len(HISTORY_ENTRIES);
@@ -329,44 +259,98 @@ fn read_terminal(tx: &Sender<Event>, ack: &Receiver<()>, helper: ShellHelper) {
         if path.exists()
             && let Err(e) = editor.load_history(path)
         {
-            eprintln!("peerdex: history {}: {e}", path.display());
+            out.note(format!("history {}: {e}", path.display()));
         }
     }
+    Ok((editor, history))
+}
+
+fn read_terminal(tx: &Sender<Event>, wanted: &Receiver<Next>, helper: ShellHelper, out: &Output) {
+    let (mut editor, history) = match editor(helper, out) {
+        Ok(e) => e,
+        Err(e) => {
+            out.note(format!("no line editor ({e}); reading plain lines"));
+            return read_lines(tx, wanted, out);
+        }
+    };
+    // Messages of background transfers go above the line being typed. rustyline 19
+    // hands out the keys it already read before it waits on the terminal and the
+    // printer (docs/DESIGN.md, "Background transfers"), so a printer never holds
+    // typed or pasted input.
+    match editor.create_external_printer() {
+        Ok(p) => {
+            if let Err(e) = out.print_through(Box::new(p)) {
+                log::info!("no printer thread ({e}): background messages print plainly");
+            }
+        }
+        Err(e) => log::info!("no external printer ({e}): background messages print plainly"),
+    }
+    // The lines of a bracketed paste not yet handed over.
+    let mut pasted = VecDeque::new();
+    let mut next = Next::Line;
     loop {
-        follow_background(&mut editor);
-        let lines = match editor.readline(PROMPT) {
-            Ok(text) => {
-                if !text.trim().is_empty() && editor.add_history_entry(text.as_str()).is_ok() {
-                    // Appended at once: the session may end by QUIT, Ctrl+D or a
-                    // signal, none of which comes back here.
-                    if let Some(path) = &history {
-                        let _ = editor.append_history(path);
-                    }
-                }
-                // A bracketed paste of several lines arrives as one string: run its
-                // lines one by one, as a script would.
-                text.lines().map(|l| Event::Line(l.to_owned())).collect()
-            }
-            Err(ReadlineError::Interrupted) => vec![Event::Interrupt],
-            Err(ReadlineError::Eof) => vec![Event::Eof],
-            Err(e) => {
-                eprintln!("peerdex: input: {e}");
-                vec![Event::Eof]
-            }
+        let event = match next {
+            Next::Line => match pasted.pop_front() {
+                Some(line) => Event::Line(line),
+                None => read_command(&mut editor, history.as_deref(), &mut pasted, out),
+            },
+            Next::Answer(question) => read_answer(&mut editor, question, out),
         };
-        for event in lines {
-            let last = !matches!(event, Event::Line(_));
-            if tx.send(event).is_err() || last || ack.recv().is_err() {
-                return;
+        if tx.send(event).is_err() {
+            return;
+        }
+        match wanted.recv() {
+            Ok(n) => next = n,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads one command line (the rest of a multi-line paste goes to `pasted`).
+fn read_command(
+    editor: &mut Editor,
+    history: Option<&std::path::Path>,
+    pasted: &mut VecDeque<String>,
+    out: &Output,
+) -> Event {
+    match editor.readline(PROMPT) {
+        Ok(text) => {
+            if !text.trim().is_empty() && editor.add_history_entry(text.as_str()).is_ok() {
+                // Appended at once: the session may end by QUIT, Ctrl+D or a
+                // signal, none of which comes back here.
+                if let Some(path) = history {
+                    let _ = editor.append_history(path);
+                }
             }
+            // A bracketed paste of several lines arrives as one string: run its
+            // lines one by one, as a script would.
+            pasted.extend(text.lines().map(str::to_owned));
+            Event::Line(pasted.pop_front().unwrap_or_default())
+        }
+        Err(ReadlineError::Interrupted) => Event::Interrupt,
+        Err(ReadlineError::Eof) => Event::Eof,
+        Err(e) => {
+            out.note(format!("input: {e}"));
+            Event::Eof
+        }
+    }
+}
+
+/// Reads the answer to a question at its own prompt (not kept in the history).
+fn read_answer(editor: &mut Editor, question: &str, out: &Output) -> Event {
+    match editor.readline(question) {
+        Ok(text) => Event::Answer(text),
+        Err(ReadlineError::Interrupted | ReadlineError::Eof) => Event::Answer(String::new()),
+        Err(e) => {
+            out.note(format!("input: {e}"));
+            Event::Answer(String::new())
         }
     }
 }
 
 /// Where the line editor keeps its history: `$XDG_STATE_HOME/peerdex/history`, else
-/// `~/.local/state/peerdex/history` (the folder is created); `None` (no saved history)
-/// when neither is set or the folder cannot be made.
-fn history_file() -> Option<PathBuf> {
+/// `~/.local/state/peerdex/history`; `None` when neither is set.
+pub(crate) fn history_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|d| d.is_absolute())
@@ -375,32 +359,52 @@ fn history_file() -> Option<PathBuf> {
                 .filter(|h| !h.is_empty())
                 .map(|h| PathBuf::from(h).join(".local/state"))
         })?;
-    let dir = base.join("peerdex");
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("peerdex: no saved history: {}: {e}", dir.display());
-        return None;
-    }
-    Some(dir.join("history"))
+    Some(base.join("peerdex/history"))
 }
 
-fn read_lines(tx: &Sender<Event>, ack: &Receiver<()>) {
+/// [`history_path`] with its folder created; `None` (no saved history) when there
+/// is no path or the folder cannot be made.
+fn history_file(out: &Output) -> Option<PathBuf> {
+    let path = history_path()?;
+    let dir = path.parent()?;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        out.note(format!("no saved history: {}: {e}", dir.display()));
+        return None;
+    }
+    Some(path)
+}
+
+/// Reads a script: one command per line, questions answered from the next line.
+fn read_lines(tx: &Sender<Event>, wanted: &Receiver<Next>, out: &Output) {
     let stdin = io::stdin();
     let mut input = stdin.lock();
     let mut buf = Vec::new();
+    let mut next = Next::Line;
     loop {
         buf.clear();
-        let event = match read_bounded_line(&mut input, &mut buf) {
-            Ok(LineRead::Line) => Event::Line(String::from_utf8_lossy(&buf).into_owned()),
-            Ok(LineRead::Overlong) => Event::Overlong,
-            Ok(LineRead::Eof) => Event::Eof,
-            Err(e) => {
-                eprintln!("peerdex: input: {e}");
-                Event::Eof
+        let event = match next {
+            Next::Line => match read_bounded_line(&mut input, &mut buf) {
+                Ok(LineRead::Line) => Event::Line(String::from_utf8_lossy(&buf).into_owned()),
+                Ok(LineRead::Overlong) => Event::Overlong,
+                Ok(LineRead::Eof) => Event::Eof,
+                Err(e) => {
+                    out.note(format!("input: {e}"));
+                    Event::Eof
+                }
+            },
+            Next::Answer(_) => {
+                let mut answer = String::new();
+                let _ = io::Read::take(&mut input, MAX_ANSWER).read_line(&mut answer);
+                Event::Answer(answer)
             }
         };
-        let last = matches!(event, Event::Eof);
-        if tx.send(event).is_err() || last || ack.recv().is_err() {
+        let last = event == Event::Eof;
+        if tx.send(event).is_err() || last {
             return;
+        }
+        match wanted.recv() {
+            Ok(n) => next = n,
+            Err(_) => return,
         }
     }
 }

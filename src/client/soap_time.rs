@@ -14,7 +14,7 @@
 //! schema element declares (sequence, all, or the first of a choice). A DOCTYPE is
 //! refused, so no entity is ever expanded.
 
-use std::fmt;
+use crate::proto::text::escape_for_terminal;
 
 use quick_xml::escape::escape;
 use quick_xml::events::{BytesStart, Event};
@@ -30,30 +30,21 @@ const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const MAX_DEPTH: usize = 64;
 
 /// Why the WSDL or a response could not be used.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SoapError {
     /// Not well-formed XML (or not UTF-8, or a DOCTYPE).
+    #[error("soap: malformed XML: {}", escape_for_terminal(.0))]
     Xml(String),
     /// The WSDL lacks something the call needs.
+    #[error("wsdl: {0}")]
     Wsdl(&'static str),
-    /// The service answered a SOAP Fault.
+    /// The service answered a SOAP Fault (its text as the service sent it).
+    #[error("soap: fault: {}", escape_for_terminal(.0))]
     Fault(String),
     /// The response carries no string result.
+    #[error("soap: the response carries no result")]
     NoResult,
 }
-
-impl fmt::Display for SoapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SoapError::Xml(e) => write!(f, "soap: malformed XML: {e}"),
-            SoapError::Wsdl(what) => write!(f, "wsdl: {what}"),
-            SoapError::Fault(s) => write!(f, "soap: fault: {s}"),
-            SoapError::NoResult => write!(f, "soap: the response carries no result"),
-        }
-    }
-}
-
-impl std::error::Error for SoapError {}
 
 /// The operations a course time service is known to offer, in the order one is
 /// chosen when the WSDL offers several (STATEMENTS.md: students named it any of
@@ -203,35 +194,7 @@ fn tree(doc: &[u8]) -> Result<Node, SoapError> {
             Event::Eof => break,
             _ => continue,
         };
-        let (ns, local) = reader.resolve_element(e.name());
-        let mut node = Node {
-            ns: resolved(ns),
-            local: String::from_utf8_lossy(local.as_ref()).into_owned(),
-            ..Node::default()
-        };
-        for a in e.attributes() {
-            let a = a.map_err(|err| SoapError::Xml(err.to_string()))?;
-            let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-            let value = a
-                .unescape_value()
-                .map_err(|err| SoapError::Xml(err.to_string()))?
-                .into_owned();
-            if let Some(&q) = QNAME_ATTRS.iter().find(|&&q| q == key) {
-                // A QName value resolves like an element name: unprefixed means
-                // the default namespace (XML Schema part 2, section 3.2.18).
-                let (ns, local) =
-                    reader.resolve(quick_xml::name::QName(value.trim().as_bytes()), false);
-                let local = String::from_utf8_lossy(local.as_ref()).into_owned();
-                node.qnames.push((
-                    q,
-                    QName {
-                        ns: resolved(ns),
-                        local,
-                    },
-                ));
-            }
-            node.attrs.push((key, value));
-        }
+        let node = element(&reader, &e)?;
         if empty {
             open.last_mut().expect("the bottom").children.push(node);
         } else {
@@ -247,6 +210,40 @@ fn tree(doc: &[u8]) -> Result<Node, SoapError> {
     open.pop()
         .and_then(|bottom| bottom.children.into_iter().next())
         .ok_or(SoapError::Xml("no root element".into()))
+}
+
+/// One element's node: its resolved name and attributes (QName values resolved too).
+fn element(reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<Node, SoapError> {
+    let (ns, local) = reader.resolve_element(e.name());
+    let mut node = Node {
+        ns: resolved(ns),
+        local: String::from_utf8_lossy(local.as_ref()).into_owned(),
+        ..Node::default()
+    };
+    for a in e.attributes() {
+        let a = a.map_err(|err| SoapError::Xml(err.to_string()))?;
+        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+        let value = a
+            .unescape_value()
+            .map_err(|err| SoapError::Xml(err.to_string()))?
+            .into_owned();
+        if let Some(&q) = QNAME_ATTRS.iter().find(|&&q| q == key) {
+            // A QName value resolves like an element name: unprefixed means the
+            // default namespace (XML Schema part 2, section 3.2.18).
+            let (ns, local) =
+                reader.resolve(quick_xml::name::QName(value.trim().as_bytes()), false);
+            let local = String::from_utf8_lossy(local.as_ref()).into_owned();
+            node.qnames.push((
+                q,
+                QName {
+                    ns: resolved(ns),
+                    local,
+                },
+            ));
+        }
+        node.attrs.push((key, value));
+    }
+    Ok(node)
 }
 
 const XSD_NS: &str = "http://www.w3.org/2001/XMLSchema";
@@ -350,8 +347,26 @@ pub(crate) fn parse_wsdl(doc: &[u8]) -> Result<Service, SoapError> {
         .attr("targetNamespace")
         .ok_or(SoapError::Wsdl("no targetNamespace"))?
         .to_owned();
+    let (location, binding) = soap_port(&root)?;
+    let op = operation(&root, binding)?;
+    let operation = op
+        .attr("name")
+        .ok_or(SoapError::Wsdl("an operation without a name"))?
+        .to_owned();
+    let view = BindingView::of(binding, &operation, &tns);
+    let body = input_body(&root, op, &view, &tns, &operation);
+    Ok(Service {
+        tns,
+        operation,
+        action: view.action,
+        location,
+        body,
+    })
+}
 
-    // The first SOAP 1.1 port: its address, and the binding it names.
+/// The first SOAP 1.1 port: its address, and the binding it names (else the first
+/// SOAP 1.1 binding, else the first binding).
+fn soap_port(root: &Node) -> Result<(String, Option<&Node>), SoapError> {
     let mut addresses = Vec::new();
     root.descendants(WSDL_SOAP11_NS, "address", &mut addresses);
     let location = addresses
@@ -375,47 +390,65 @@ pub(crate) fn parse_wsdl(doc: &[u8]) -> Result<Service, SoapError> {
         })
         .or(bindings.first())
         .copied();
+    Ok((location, binding))
+}
+
+/// The operation to call: of the binding's port type (else the first port type),
+/// a known time operation if there is one, else the first.
+fn operation<'a>(root: &'a Node, binding: Option<&'a Node>) -> Result<&'a Node, SoapError> {
     let port_type = binding
         .and_then(|b| b.qname("type"))
         .and_then(|t| root.named(WSDL_NS, "portType", &t.local))
         .or_else(|| root.kids(WSDL_NS, "portType").next())
         .ok_or(SoapError::Wsdl("no portType"))?;
-
     let ops: Vec<&Node> = port_type.kids(WSDL_NS, "operation").collect();
-    let op = KNOWN_OPERATIONS
+    KNOWN_OPERATIONS
         .iter()
         .find_map(|known| ops.iter().find(|o| o.attr("name") == Some(known)))
         .or(ops.first())
         .copied()
-        .ok_or(SoapError::Wsdl("no operation in a portType"))?;
-    let operation = op
-        .attr("name")
-        .ok_or(SoapError::Wsdl("an operation without a name"))?
-        .to_owned();
+        .ok_or(SoapError::Wsdl("no operation in a portType"))
+}
 
-    // The binding's view of the operation: soapAction, style, rpc namespace.
-    let binding_op = binding.and_then(|b| b.named(WSDL_NS, "operation", &operation));
-    let soap_op = binding_op.and_then(|o| o.kids(WSDL_SOAP11_NS, "operation").next());
-    let action = soap_op
-        .and_then(|o| o.attr("soapAction"))
-        .unwrap_or_default()
-        .to_owned();
-    let style = soap_op
-        .and_then(|o| o.attr("style"))
-        .or_else(|| {
-            binding
-                .and_then(|b| b.kids(WSDL_SOAP11_NS, "binding").next())
-                .and_then(|b| b.attr("style"))
-        })
-        .unwrap_or("document");
-    let rpc_ns = binding_op
-        .and_then(|o| o.kids(WSDL_NS, "input").next())
-        .and_then(|i| i.kids(WSDL_SOAP11_NS, "body").next())
-        .and_then(|b| b.attr("namespace"))
-        .unwrap_or(&tns)
-        .to_owned();
+/// The binding's view of the operation: soapAction, style, rpc namespace.
+struct BindingView {
+    action: String,
+    rpc: bool,
+    rpc_ns: String,
+}
 
-    // The input message's parts.
+impl BindingView {
+    fn of(binding: Option<&Node>, operation: &str, tns: &str) -> BindingView {
+        let binding_op = binding.and_then(|b| b.named(WSDL_NS, "operation", operation));
+        let soap_op = binding_op.and_then(|o| o.kids(WSDL_SOAP11_NS, "operation").next());
+        let action = soap_op
+            .and_then(|o| o.attr("soapAction"))
+            .unwrap_or_default()
+            .to_owned();
+        let style = soap_op
+            .and_then(|o| o.attr("style"))
+            .or_else(|| {
+                binding
+                    .and_then(|b| b.kids(WSDL_SOAP11_NS, "binding").next())
+                    .and_then(|b| b.attr("style"))
+            })
+            .unwrap_or("document");
+        let rpc_ns = binding_op
+            .and_then(|o| o.kids(WSDL_NS, "input").next())
+            .and_then(|i| i.kids(WSDL_SOAP11_NS, "body").next())
+            .and_then(|b| b.attr("namespace"))
+            .unwrap_or(tns)
+            .to_owned();
+        BindingView {
+            action,
+            rpc: style == "rpc",
+            rpc_ns,
+        }
+    }
+}
+
+/// The elements the request's body carries, from the input message's parts.
+fn input_body(root: &Node, op: &Node, view: &BindingView, tns: &str, operation: &str) -> Vec<Arg> {
     let parts: Vec<&Node> = op
         .kids(WSDL_NS, "input")
         .next()
@@ -423,8 +456,7 @@ pub(crate) fn parse_wsdl(doc: &[u8]) -> Result<Service, SoapError> {
         .and_then(|m| root.named(WSDL_NS, "message", &m.local))
         .map(|m| m.kids(WSDL_NS, "part").collect())
         .unwrap_or_default();
-    let schemas = Schemas::of(&root);
-    let body = if style == "rpc" {
+    if view.rpc {
         // rpc/literal: a wrapper named after the operation, one unqualified
         // accessor per part (WSDL 1.1 section 3.5, WS-I Basic Profile 4.7.20).
         let accessors = parts
@@ -432,32 +464,26 @@ pub(crate) fn parse_wsdl(doc: &[u8]) -> Result<Service, SoapError> {
             .filter_map(|p| p.attr("name"))
             .map(|name| Arg::new(None, name, Content::Placeholder))
             .collect();
-        vec![Arg::new(
-            Some(rpc_ns),
-            &operation,
+        return vec![Arg::new(
+            Some(view.rpc_ns.clone()),
+            operation,
             Content::Elements(accessors),
-        )]
-    } else if parts.is_empty() {
+        )];
+    }
+    if parts.is_empty() {
         // No input message declared: the wrapper element document/literal wrapped
         // would expect.
-        vec![Arg::new(Some(tns.clone()), &operation, Content::Empty)]
-    } else {
-        parts
-            .iter()
-            .filter_map(|p| match (p.qname("element"), p.attr("name")) {
-                (Some(element), _) => Some(schemas.part_element(element)),
-                (None, Some(name)) => Some(Arg::new(None, name, Content::Placeholder)),
-                (None, None) => None,
-            })
-            .collect()
-    };
-    Ok(Service {
-        tns,
-        operation,
-        action,
-        location,
-        body,
-    })
+        return vec![Arg::new(Some(tns.to_owned()), operation, Content::Empty)];
+    }
+    let schemas = Schemas::of(root);
+    parts
+        .iter()
+        .filter_map(|p| match (p.qname("element"), p.attr("name")) {
+            (Some(element), _) => Some(schemas.part_element(element)),
+            (None, Some(name)) => Some(Arg::new(None, name, Content::Placeholder)),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 /// Appends one request element; `tns` elements use the envelope's `tns` prefix,

@@ -15,9 +15,9 @@
 //! DATETIME format (`clock`), the SOAP documents (`soap_time`) or the time service
 //! itself (`timesvc`).
 
-use std::fmt;
 use std::time::Duration;
 
+use super::output::Output;
 use super::soap_time::{self, Service, SoapError};
 use crate::proto::datetime;
 
@@ -43,32 +43,23 @@ pub(super) const TIME_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_TIME_BODY: u64 = 256;
 
 /// Why the time service gave no usable DATETIME.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum TimeSourceError {
-    Http(ureq::Error),
+    #[error("http: {0}")]
+    Http(#[source] ureq::Error),
     /// The WSDL or the SOAP response could not be used.
-    Soap(SoapError),
+    #[error("{0}")]
+    Soap(#[source] SoapError),
     /// A SOAP answer with a status other than 200 and no Fault.
+    #[error("http: status {0}")]
     Status(u16),
     /// The body is not `dd/mm/YYYY HH:MM:SS`.
+    #[error("malformed: {0:?} is not a DATETIME")]
     Malformed(String),
     /// A JSON answer that is not valid JSON, or has no `datetime` string.
+    #[error("json: {0}")]
     Json(String),
 }
-
-impl fmt::Display for TimeSourceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TimeSourceError::Http(e) => write!(f, "http: {e}"),
-            TimeSourceError::Soap(e) => write!(f, "{e}"),
-            TimeSourceError::Status(s) => write!(f, "http: status {s}"),
-            TimeSourceError::Malformed(body) => write!(f, "malformed: {body:?} is not a DATETIME"),
-            TimeSourceError::Json(why) => write!(f, "json: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for TimeSourceError {}
 
 /// The time service URL: `--time-url`, else `WSDL_URL` (if set and not empty),
 /// else [`DEFAULT_TIME_URL`]; and whether it is a WSDL address (a SOAP service).
@@ -234,16 +225,16 @@ impl TimeClock {
 
     /// The DATETIME for the next request: the service's, or the local clock's (and a
     /// warning on stderr the first time that happens).
-    pub(crate) fn now(&mut self) -> String {
+    pub(crate) fn now(&mut self, out: &Output) -> String {
         match self.fetch() {
             Ok(time) => time,
             Err(e) => {
                 if !self.warned {
                     self.warned = true;
-                    eprintln!(
-                        "peerdex: time service {} unavailable ({e}); using the local clock",
+                    out.note(format!(
+                        "time service {} unavailable ({e}); using the local clock",
                         self.url
-                    );
+                    ));
                 }
                 log::debug!("time service: {e}");
                 datetime::now()

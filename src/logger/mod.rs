@@ -417,7 +417,7 @@ impl Store {
         self.next_line();
         audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
         if let Some(result) = r.result {
-            audit::push_result(&mut self.lines, result);
+            audit::push_result(&mut self.lines, &r.operation, result);
         }
         LineOut {
             version: r.version(),
@@ -1114,7 +1114,7 @@ mod tests {
         assert_eq!(
             s.lines,
             "alice    REGISTER    17/12/2014 13:20:35\n\
-             alice    REGISTER    17/12/2014 13:20:35    FAIL 2\n\
+             alice    REGISTER    17/12/2014 13:20:35    FAIL 2 ERROR\n\
              alice    REGISTER    17/12/2014 13:20:35"
         );
         let lines: Vec<AuditLine> = std::fs::read_to_string(&path)

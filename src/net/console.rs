@@ -5,7 +5,10 @@
 //! request threads neither contend on the stdout lock nor pay a write system call per
 //! line; under load it writes at most once per `BATCH_WINDOW`. Lines go through a bounded channel; if stdout is stuck (a paused terminal)
 //! and the channel is full, lines are counted and dropped rather than stalling
-//! requests. Does not own: diagnostics, which go through `log` to stderr.
+//! requests. Notes (`Console::note`) are extra lines for a person watching the
+//! terminal (the meaning of a failure): they go to stderr, so stdout stays exactly
+//! the statement's console, through the same writer, so they follow the stdout line
+//! they explain. Does not own: diagnostics, which go through `log` to stderr.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -21,10 +24,16 @@ const CAPACITY: usize = 1 << 16;
 /// How long the writer lets lines gather after each write.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
+/// One queued line and the stream it goes to.
+enum Line {
+    Out(String),
+    Note(String),
+}
+
 /// A handle for printing console lines; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Console {
-    tx: Option<Sender<String>>,
+    tx: Option<Sender<Line>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -63,6 +72,16 @@ impl Console {
 
     /// Queues one line (without its newline).
     pub(crate) fn line(&self, line: String) {
+        self.send(Line::Out(line));
+    }
+
+    /// Queues one note for stderr (without its newline), written after every stdout
+    /// line queued before it.
+    pub(crate) fn note(&self, note: String) {
+        self.send(Line::Note(note));
+    }
+
+    fn send(&self, line: Line) {
         let Some(tx) = &self.tx else { return };
         if let Err(TrySendError::Full(_)) = tx.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -79,15 +98,15 @@ impl ConsoleWriter {
     }
 }
 
-fn write_lines(rx: Receiver<String>, dropped: Arc<AtomicU64>) {
+fn write_lines(rx: Receiver<Line>, dropped: Arc<AtomicU64>) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut reported = 0;
     while let Ok(line) = rx.recv() {
-        let _ = writeln!(out, "{line}");
+        let mut ok = write_line(&mut out, line);
         // Batch whatever else is already queued, then flush once.
         for line in rx.try_iter().take(4096) {
-            let _ = writeln!(out, "{line}");
+            ok &= write_line(&mut out, line);
         }
         let d = dropped.load(Ordering::Relaxed);
         if d != reported {
@@ -98,7 +117,7 @@ fn write_lines(rx: Receiver<String>, dropped: Arc<AtomicU64>) {
             );
             reported = d;
         }
-        if out.flush().is_err() {
+        if !ok || out.flush().is_err() {
             // stdout is gone (closed pipe): keep draining so senders never fill up.
             for _ in rx.iter() {}
             return;
@@ -107,5 +126,18 @@ fn write_lines(rx: Receiver<String>, dropped: Arc<AtomicU64>) {
         // finds a batch, instead of parking and being woken between single lines.
         // After a quiet spell the first line is written at once.
         std::thread::sleep(BATCH_WINDOW);
+    }
+}
+
+/// Writes one line; a note first flushes the stdout lines before it. False when
+/// stdout is gone.
+fn write_line(out: &mut impl Write, line: Line) -> bool {
+    match line {
+        Line::Out(text) => writeln!(out, "{text}").is_ok(),
+        Line::Note(text) => {
+            let flushed = out.flush().is_ok();
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            flushed
+        }
     }
 }

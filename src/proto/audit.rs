@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::index::{Op, Status};
 use super::text::push_escaped;
 
 /// One audited request.
@@ -47,17 +48,30 @@ pub(crate) fn push_line(out: &mut String, user: &str, operation: &str, datetime:
 }
 
 /// Appends what a record's outcome adds to its printed line: nothing for result
-/// 0 (the line stays the statement's), `    FAIL n` for a refused request (the
-/// code the client got), `    NO REPLY` when the client got none.
-pub(crate) fn push_result(out: &mut String, result: i32) {
+/// 0 (the line stays the statement's), `    FAIL n MEANING` for a refused request
+/// (the code the client got and what it means for the operation the text names,
+/// as the dashboard and `server --explain` say it), `    NO REPLY` when the
+/// client got none.
+pub(crate) fn push_result(out: &mut String, operation: &str, result: i32) {
     use std::fmt::Write;
     match result {
         0 => {}
         NO_REPLY => out.push_str("    NO REPLY"),
         n => {
             let _ = write!(out, "    FAIL {n}");
+            if let Some(meaning) = meaning(operation, n) {
+                let _ = write!(out, " {meaning}");
+            }
         }
     }
+}
+
+/// What result `code` means for the operation an audit text starts with.
+fn meaning(operation: &str, code: i32) -> Option<&'static str> {
+    let name = operation.split(' ').next()?;
+    let op = Op::from_name(name.as_bytes())?;
+    let status = Status::from_code(op, u8::try_from(code).ok()?)?;
+    Some(status.meaning())
 }
 
 #[cfg(test)]
@@ -82,13 +96,18 @@ mod tests {
     fn only_a_failure_adds_to_the_line() {
         let with = |result| {
             let mut out = String::from("alice    UNREGISTER    17/12/2014 13:20:35");
-            push_result(&mut out, result);
+            push_result(&mut out, "UNREGISTER", result);
             out
         };
         assert_eq!(with(0), "alice    UNREGISTER    17/12/2014 13:20:35");
         assert_eq!(
-            with(2),
-            "alice    UNREGISTER    17/12/2014 13:20:35    FAIL 2"
+            with(1),
+            "alice    UNREGISTER    17/12/2014 13:20:35    FAIL 1 USER DOES NOT EXIST"
+        );
+        // A code the operation does not have is shown bare.
+        assert_eq!(
+            with(9),
+            "alice    UNREGISTER    17/12/2014 13:20:35    FAIL 9"
         );
         assert_eq!(
             with(NO_REPLY),

@@ -7,6 +7,7 @@
 //! connections (`net`), shipping audit records (`shipper`).
 
 pub(crate) mod audit;
+mod budget;
 pub(crate) mod change;
 mod compaction;
 pub(crate) mod http;
@@ -19,7 +20,6 @@ pub(crate) mod store;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::net::console::Console;
@@ -30,6 +30,7 @@ use crate::proto::index::{self, Body, Request, RequestError};
 use crate::proto::wire::FieldReader;
 use audit::AuditSink;
 use audit::shipper;
+use budget::{Built, ReplyBudget, Reservation};
 use journal::{JournalError, StoreOptions};
 use registry::{Change, Refused, Registry, SearchOptions};
 use store::Store;
@@ -59,6 +60,11 @@ pub struct ServerArgs {
     /// Do not print a console line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// After the console line of a failed request, a note on stderr saying what
+    /// the code means and what was asked (`make run` sets it; stdout stays exactly
+    /// the statement's console).
+    #[arg(long, conflicts_with = "quiet")]
+    pub explain: bool,
     /// Directory that keeps the registry across restarts (journal and snapshot).
     #[arg(long, default_value = "./peerdex-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -128,110 +134,10 @@ fn bind_reason(source: &std::io::Error) -> String {
     }
 }
 
-/// Bytes that all replies waiting to be written may hold at once. A LIST_CONTENT or
-/// SEARCH reply is built whole before it is written (one write, PROTOCOL.md) and can
-/// be megabytes for a request of 30 bytes; without a cap, clients that send such
-/// requests and never read pin a copy each (100 of them took 1.5 GB, issue 14). 64 MiB
-/// holds six 10 MB replies at once, far more than a lab's clients read concurrently,
-/// and keeps the server well under 256 MiB with its registry. Past it a list request
-/// is answered with its any-other-error code.
-pub(crate) const REPLY_BUDGET: usize = 64 * 1024 * 1024;
-
-/// List replies built at once. Building is CPU-bound and takes milliseconds, so two
-/// (the cores of a lab machine) lose nothing, and the memory a reply holds before it
-/// is counted in [`REPLY_BUDGET`] is bounded by this many replies.
-const BUILDERS: usize = 2;
-
 /// Slowest rate (bytes per second) at which a client may read a reply: the whole
 /// reply must be written within `--timeout` plus its size at this rate. A reader
 /// making no progress is cut after `--timeout` anyway (per write).
 const MIN_READ_RATE: u64 = 64 * 1024;
-
-/// Replies over this size are counted in [`REPLY_BUDGET`]; smaller ones (every code
-/// reply, short lists) cost less than the connection's own buffers.
-const SMALL_REPLY: usize = 4096;
-
-/// The reply memory budget: bytes reserved by replies being built or written.
-struct ReplyBudget {
-    used: AtomicUsize,
-    builders: parking_lot::Mutex<usize>,
-    builder_freed: parking_lot::Condvar,
-    /// List replies that waited for a builder, and list requests refused with the
-    /// budget spent (for `/metrics`).
-    waits: AtomicU64,
-    refusals: AtomicU64,
-}
-
-impl ReplyBudget {
-    fn new() -> Self {
-        ReplyBudget {
-            used: AtomicUsize::new(0),
-            builders: parking_lot::Mutex::new(0),
-            builder_freed: parking_lot::Condvar::new(),
-            waits: AtomicU64::new(0),
-            refusals: AtomicU64::new(0),
-        }
-    }
-
-    /// Reserves `n` bytes; false (nothing reserved) when that would pass the budget.
-    fn reserve(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
-                used.checked_add(n).filter(|&t| t <= REPLY_BUDGET)
-            })
-            .is_ok()
-    }
-
-    /// Whether too little is left for anything but a small reply.
-    fn is_full(&self) -> bool {
-        self.used.load(Ordering::SeqCst) + SMALL_REPLY > REPLY_BUDGET
-    }
-
-    fn release(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::SeqCst);
-    }
-
-    /// Runs `build` as one of at most [`BUILDERS`] at once. The slot is given back
-    /// however `build` ends: a panic while building (the connection thread catches
-    /// it) must not keep a slot for ever, or [`BUILDERS`] of them wedge every later
-    /// list reply (issue 26, item 12).
-    fn building<T>(&self, build: impl FnOnce() -> T) -> T {
-        let mut n = self.builders.lock();
-        if *n >= BUILDERS {
-            self.waits.fetch_add(1, Ordering::Relaxed);
-        }
-        while *n >= BUILDERS {
-            self.builder_freed.wait(&mut n);
-        }
-        *n += 1;
-        drop(n);
-        let _slot = BuilderSlot(self);
-        build()
-    }
-}
-
-/// One of the [`BUILDERS`] slots of a [`ReplyBudget`], given back when dropped
-/// (also while unwinding).
-struct BuilderSlot<'a>(&'a ReplyBudget);
-
-impl Drop for BuilderSlot<'_> {
-    fn drop(&mut self) {
-        *self.0.builders.lock() -= 1;
-        self.0.builder_freed.notify_one();
-    }
-}
-
-/// Bytes of a [`ReplyBudget`] held by one reply, released when dropped.
-struct Reservation<'a> {
-    budget: &'a ReplyBudget,
-    bytes: usize,
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        self.budget.release(self.bytes);
-    }
-}
 
 /// Everything a connection thread needs.
 struct Context {
@@ -244,9 +150,12 @@ struct Context {
     advertise: Option<IpAddr>,
     /// `--statement`: the LIST_CONTENT layout.
     statement: index::Statement,
-    replies: ReplyBudget,
+    /// Shared with the dashboard: its JSON replies count in the same budget.
+    replies: Arc<ReplyBudget>,
     /// The dashboard's view of the request path (`--http` only).
     events: Option<Arc<http::Hub>>,
+    /// `--explain`: a note on stderr after each failed request's console line.
+    explain: bool,
 }
 
 /// A bound index server, ready to run.
@@ -273,10 +182,12 @@ impl IndexServer {
         let listener = net::Listener::bind("index", addr, args.max_connections as usize)
             .map_err(|source| ServerError::Bind { addr, source })?;
         let timeout = Duration::from_secs_f64(args.timeout);
+        let replies = Arc::new(ReplyBudget::new());
         let dashboard = match args.dashboard.http {
             Some(port) => {
                 let addr = SocketAddr::new(args.dashboard.http_bind.unwrap_or(args.bind), port);
-                let d = http::Dashboard::bind(addr, Arc::clone(&registry), timeout)
+                let shared = (Arc::clone(&registry), Arc::clone(&replies));
+                let d = http::Dashboard::bind(addr, shared, timeout)
                     .map_err(|source| ServerError::Dashboard { addr, source })?;
                 Some(d)
             }
@@ -290,6 +201,7 @@ impl IndexServer {
             storage,
             liveness: args.liveness.clone(),
             ctx: Arc::new(Context {
+                explain: args.explain,
                 events: dashboard.as_ref().map(http::Dashboard::hub),
                 registry,
                 store: Arc::new(store),
@@ -302,7 +214,7 @@ impl IndexServer {
                 timeout,
                 advertise: args.advertise,
                 statement: args.statement,
-                replies: ReplyBudget::new(),
+                replies,
             }),
             dashboard,
         })
@@ -350,9 +262,9 @@ impl IndexServer {
                 open_connections: limiter.active(),
                 connection_cap: limiter.cap(),
                 evictions: limiter.evictions(),
-                reply_budget_waits: ctx.replies.waits.load(Ordering::Relaxed),
-                reply_budget_refusals: ctx.replies.refusals.load(Ordering::Relaxed),
-                reply_budget_bytes: ctx.replies.used.load(Ordering::Relaxed),
+                reply_budget_waits: ctx.replies.waits(),
+                reply_budget_refusals: ctx.replies.refusals(),
+                reply_budget_bytes: ctx.replies.used(),
                 audit: ctx.audit.gauges(),
             })
             .start(shutdown)
@@ -406,7 +318,7 @@ impl IndexServer {
 /// which multi-megabyte replies come from per-thread arenas that keep the memory once
 /// freed: measured, 100 refused 10 MB SEARCH replies left the server near 300 MiB
 /// resident with only 64 MiB ever held at once. A fixed 1 MiB keeps the resident size
-/// near what the [`REPLY_BUDGET`] allows.
+/// near what the [`budget::REPLY_BUDGET`] allows.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
 
@@ -538,13 +450,10 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
         return;
     }
     let mut reply = Vec::with_capacity(128);
-    // Given back however the connection ends, as the builder slot is.
-    let mut reserved = Reservation {
-        budget: &ctx.replies,
-        bytes: 0,
-    };
+    // Held until the reply is written; given back however the connection ends.
+    let mut _held = None;
     match request {
-        Ok(req) => answer(ctx, &req, peer, started, &mut reply, &mut reserved.bytes),
+        Ok(req) => _held = answer(ctx, &req, peer, started, &mut reply),
         Err(RequestError::UnknownOp) => {
             log::info!("{peer}: unknown operation: closing without a reply");
             return;
@@ -559,8 +468,27 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
     if let Err(e) = net::write_all_by(&stream, &reply, ctx.timeout, deadline) {
         log::debug!("{peer}: reply not delivered: {e}");
     }
-    drop(reply);
-    drop(reserved);
+}
+
+/// What a failed request's code means, with what was asked, for a person watching
+/// the console: `    LIST_CONTENT bob: FAIL 3 REMOTE USER DOES NOT EXIST`. The
+/// same meanings as the dashboard's rows and the logger's lines; `None` for OK.
+fn failure_note(req: &index::Request, code: u8) -> Option<String> {
+    let op = req.body.op();
+    if code == 0 {
+        return None;
+    }
+    let meaning = index::Status::from_code(op, code).map_or("UNKNOWN CODE", index::Status::meaning);
+    let asked = match &req.body {
+        Body::Publish { file, .. } | Body::Delete { file } => Some(file.as_str()),
+        Body::Search { pattern } => Some(pattern.as_str()),
+        Body::ListContent { target } => Some(target.as_str()),
+        _ => None,
+    };
+    let asked = asked.map_or_else(String::new, |a| {
+        format!(" {}", crate::proto::text::escape_for_terminal(a))
+    });
+    Some(format!("    {}{asked}: FAIL {code} {meaning}", op.name()))
 }
 
 /// A name read from a rejected request, as the console, the audit record and the
@@ -589,34 +517,38 @@ fn shown_name(name: String) -> String {
 
 /// Answers a request that was read whole into `reply` (`reserved`: what a list
 /// reply holds of the reply budget), and reports it (console, events, audit).
-fn answer(
-    ctx: &Context,
+fn answer<'a>(
+    ctx: &'a Context,
     req: &Request,
     peer: SocketAddr,
     started: Instant,
     reply: &mut Vec<u8>,
-    reserved: &mut usize,
-) {
+) -> Option<Reservation<'a>> {
     let op = req.body.op();
     let mut operation = req.audit_text();
+    let mut held = None;
     let outcome = if matches!(
         req.body,
         Body::ListUsers | Body::ListContent { .. } | Body::Search { .. }
     ) {
-        build_list(ctx, req, peer, reply, reserved)
+        build_list(ctx, req, peer).map(|built| {
+            built.map(|Built { bytes, held: h }| {
+                *reply = bytes;
+                held = Some(h);
+            })
+        })
     } else {
-        execute(ctx, req, peer, reply)
+        execute(ctx, req, peer, reply).map(Some)
     };
     match outcome {
-        Ok(()) if reply.is_empty() => {
+        Ok(None) => {
             // Over the reply budget: refused like any other failure.
-            ctx.replies.refusals.fetch_add(1, Ordering::Relaxed);
             reply.push(op.other_error());
             ctx.console
                 .line(format!("s> {} FROM {} (server busy)", op.name(), req.user));
             operation = format!("{operation} REFUSED: server busy");
         }
-        Ok(()) => ctx
+        Ok(Some(())) => ctx
             .console
             .line(format!("s> {} FROM {}", op.name(), req.user)),
         Err(refused) => {
@@ -632,15 +564,34 @@ fn answer(
             operation = format!("{operation} REFUSED from {from}");
         }
     }
+    report(ctx, req, peer, started, reply[0], operation);
+    held
+}
+
+/// The answered request to the dashboard, the console's note (`--explain`) and the
+/// audit record.
+fn report(
+    ctx: &Context,
+    req: &Request,
+    peer: SocketAddr,
+    started: Instant,
+    code: u8,
+    operation: String,
+) {
     if let Some(events) = &ctx.events {
         let host = recorded_ip(peer.ip(), ctx.advertise);
-        events.answered(req, reply[0], host, started);
+        events.answered(req, code, host, started);
+    }
+    if ctx.explain
+        && let Some(note) = failure_note(req, code)
+    {
+        ctx.console.note(note);
     }
     ctx.audit.record(AuditRecord {
         user: req.user.clone(),
         operation,
         datetime: req.datetime.clone().unwrap_or_else(datetime::now),
-        result: result_of(reply),
+        result: result_of(&[code]),
     });
 }
 
@@ -670,39 +621,21 @@ fn result_of(reply: &[u8]) -> i32 {
     reply.first().map_or(NO_REPLY, |&b| i32::from(b))
 }
 
-/// Builds a LIST_USERS, LIST_CONTENT or SEARCH reply into `reply` within the reply
-/// budget, setting `reserved` to the bytes it holds of it. Leaves `reply` empty when
-/// the budget is spent. LIST_USERS copies the registry's cached listing (no building
-/// to gate); the others are built by at most [`BUILDERS`] at once, and not at all
-/// while the budget is full.
-fn build_list(
-    ctx: &Context,
+/// Builds a LIST_USERS, LIST_CONTENT or SEARCH reply within the reply budget;
+/// `None` when the budget is spent. LIST_USERS copies the registry's cached listing
+/// (no building to gate); the others are built by at most [`budget::BUILDERS`] at
+/// once, and not at all while the budget is full.
+fn build_list<'a>(
+    ctx: &'a Context,
     req: &Request,
     peer: SocketAddr,
-    reply: &mut Vec<u8>,
-    reserved: &mut usize,
-) -> Result<(), Refused> {
-    let build = |reply: &mut Vec<u8>, reserved: &mut usize| -> Result<(), Refused> {
-        execute(ctx, req, peer, reply)?;
-        if reply.len() > SMALL_REPLY {
-            reply.shrink_to_fit();
-            if ctx.replies.reserve(reply.capacity()) {
-                *reserved = reply.capacity();
-            } else {
-                *reply = Vec::new();
-            }
-        }
-        Ok(())
-    };
+) -> Result<Option<Built<'a>>, Refused> {
+    let build = |reply: &mut Vec<u8>| execute(ctx, req, peer, reply);
     if matches!(req.body, Body::ListUsers) {
-        return build(reply, reserved);
+        ctx.replies.build_now(build)
+    } else {
+        ctx.replies.build_gated(build)
     }
-    ctx.replies.building(|| {
-        if ctx.replies.is_full() {
-            return Ok(());
-        }
-        build(reply, reserved)
-    })
 }
 
 /// Runs a request from `peer`, writing the whole reply into `reply`. Refused when
@@ -791,24 +724,6 @@ pub(crate) fn recorded_ip(peer: IpAddr, advertise: Option<IpAddr>) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Issue 26 item 12: a build that panics gives its slot back. Before the drop
-    /// guard, two panics took both slots and the third build waited for ever.
-    #[test]
-    fn panics_while_building_do_not_keep_builder_slots() {
-        let budget = Arc::new(ReplyBudget::new());
-        for _ in 0..BUILDERS {
-            let b = Arc::clone(&budget);
-            let r = std::thread::spawn(move || b.building(|| panic!("injected build panic")));
-            assert!(r.join().is_err(), "the build did not panic");
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let b = Arc::clone(&budget);
-        std::thread::spawn(move || tx.send(b.building(|| 7)).unwrap());
-        let built = rx.recv_timeout(Duration::from_secs(10));
-        assert_eq!(built, Ok(7), "a build after panicking builds was wedged");
-        assert_eq!(*budget.builders.lock(), 0);
-    }
 
     #[test]
     fn invalid_names_are_shown_in_printable_ascii_and_valid_ones_as_sent() {

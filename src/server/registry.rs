@@ -14,8 +14,9 @@
 //! when and how the journal is compacted (`compaction`), the search index and its
 //! table (`search`), the dashboard's queries (`http`, through [`View`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -24,7 +25,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 pub(crate) use super::change::{Change, PeerAddr};
 use super::compaction::{Capture, Compaction, Files};
 use super::journal::{Journal, JournalError, Recovered, Replay, RestoredUser, StoreOptions};
-use super::search::{self, Catalog, Match, Placement, SearchTable};
+use super::search::{self, Catalog, Match, Placement, Progress, SearchTable, Step};
 use crate::proto::index::{self, OK, SearchList, Statement};
 use crate::proto::wire::MAX_FIELD;
 
@@ -84,7 +85,8 @@ impl AsRef<Files> for User {
 
 #[derive(Debug, Default)]
 struct State {
-    users: HashMap<String, Arc<User>>,
+    /// By name: the dashboard pages through them in order.
+    users: BTreeMap<String, Arc<User>>,
     connected: Connected,
     /// `None`: SEARCH scans the connected users' files (`--search-scan`).
     search: Option<SearchTable>,
@@ -288,10 +290,57 @@ impl State {
         self.search = Some(table);
     }
 
-    /// The matches of `pattern`, at most `cap`, through the index if there is one
-    /// ([`search::for_each_match`]); returns how many.
-    fn for_each_match<'a>(&'a self, pattern: &str, cap: usize, f: impl FnMut(Match<'a>)) -> usize {
-        search::for_each_match(self.search.as_ref(), self, pattern, cap, f)
+    /// One step of a search for `pattern` through the index if there is one
+    /// ([`search::search_step`]).
+    fn search_step<'a>(&'a self, pattern: &str, step: Step, f: impl FnMut(Match<'a>)) -> Progress {
+        search::search_step(self.search.as_ref(), self, pattern, step, f)
+    }
+}
+
+/// Candidates a search verifies under the read lock before it lets a waiting
+/// writer in (`bump`): about a millisecond of work, so a REGISTER waits at most
+/// about that long behind a search however many run (measured in `make bench`'s
+/// flood section).
+const SEARCH_CHUNK: usize = 1024;
+
+/// Most candidates one search verifies (SEARCH, or one page of the dashboard's):
+/// a pattern whose trigrams are all common while the pattern itself is rare (or
+/// whose matches mostly belong to disconnected users) made each SEARCH check 100k
+/// names (74 ms, issue 26 item 2). Past it the reply lists the matches found so
+/// far. A plain search finds its matches among the first candidates: every match
+/// is a candidate, and the result cap (1000) comes first.
+pub(crate) const MAX_CANDIDATES: usize = 20_000;
+
+/// Runs a search for `pattern` from id `from` in steps of [`SEARCH_CHUNK`]
+/// candidates, letting waiting writers take the lock between steps, until `cap`
+/// results, [`MAX_CANDIDATES`] candidates or the end. Returns the results found and
+/// where a next search would resume (`None`: nothing more to look at). Results
+/// come in id order; changes made between steps are seen from where the search
+/// has got to.
+fn search_chunked(
+    state: &mut RwLockReadGuard<'_, State>,
+    pattern: &str,
+    from: u32,
+    cap: usize,
+    mut f: impl FnMut(Match<'_>),
+) -> (usize, Option<u32>) {
+    let (mut found, mut left, mut from) = (0, MAX_CANDIDATES, from);
+    loop {
+        let step = Step {
+            from,
+            cap: cap - found,
+            candidates: left.min(SEARCH_CHUNK),
+        };
+        let p = state.search_step(pattern, step, &mut f);
+        found += p.found;
+        left -= p.checked.min(left);
+        match p.resume {
+            Some(next) if found < cap && left > 0 => {
+                from = next;
+                RwLockReadGuard::bump(state);
+            }
+            resume => return (found, resume),
+        }
     }
 }
 
@@ -581,7 +630,11 @@ impl Registry {
         let state = self.state.read();
         state.may_act(user, host)?;
         let mut code = state.check_connected(user);
-        let target = state.users.get(target);
+        // The target's files as they are now, shared: encoded after the lock is
+        // released, so a 20,000-file list does not hold writers up (issue 26 item
+        // 2); a change to the target meanwhile copies its files (Arc::make_mut).
+        let target = state.users.get(target).map(Arc::clone);
+        drop(state);
         if code == OK && target.is_none() {
             code = index::NO_SUCH_TARGET;
         }
@@ -605,7 +658,7 @@ impl Registry {
         host: Option<IpAddr>,
         out: &mut Vec<u8>,
     ) -> Result<(), Refused> {
-        let state = self.state.read();
+        let mut state = self.state.read();
         state.may_act(user, host)?;
         let mut code = state.check_connected(user);
         if code == OK && pattern.len() > MAX_PATTERN {
@@ -616,9 +669,11 @@ impl Registry {
             return Ok(());
         }
         let mut list = SearchList::default();
-        state.for_each_match(pattern, self.max_results, |m| match m.owner_fields {
-            Some(fields) => list.push_with_owner(m.file, m.description, fields),
-            None => list.push(m.file, m.description, m.owner, m.addr.ip, m.addr.port),
+        search_chunked(&mut state, pattern, 0, self.max_results, |m| {
+            match m.owner_fields {
+                Some(fields) => list.push_with_owner(m.file, m.description, fields),
+                None => list.push(m.file, m.description, m.owner, m.addr.ip, m.addr.port),
+            }
         });
         list.write_to(out);
         Ok(())
@@ -633,13 +688,20 @@ pub(crate) struct View<'a> {
 }
 
 impl View<'_> {
-    /// Every registered user, in no order: name, address if connected, files.
-    pub(crate) fn users(&self) -> impl Iterator<Item = (&str, Option<PeerAddr>, &Files)> {
+    /// The registered users from `start` on, by name: name, address if
+    /// connected, files.
+    pub(crate) fn users_after<'a>(
+        &'a self,
+        start: Bound<&str>,
+    ) -> impl Iterator<Item = (&'a str, Option<PeerAddr>, &'a Files)> {
         let state = &*self.state;
-        state.users.iter().map(|(name, u)| {
-            let addr = state.connected.get(name).copied();
-            (name.as_str(), addr, &u.files)
-        })
+        state
+            .users
+            .range::<str, _>((start, Bound::Unbounded))
+            .map(|(name, u)| {
+                let addr = state.connected.get(name).copied();
+                (name.as_str(), addr, &u.files)
+            })
     }
 
     /// The user named `name`: its name and files.
@@ -648,19 +710,24 @@ impl View<'_> {
         Some((name.as_str(), &u.files))
     }
 
-    /// The matches of a SEARCH for `pattern` (the same as [`Registry::search`], through
-    /// the same index), at most `cap` and never more than `--max-search-results`; a
-    /// pattern over [`MAX_PATTERN`] bytes matches nothing.
-    pub(crate) fn for_each_match<'a>(
-        &'a self,
+    /// The matches of a SEARCH for `pattern` (the same as [`Registry::search`],
+    /// through the same index, in steps that let writers in) from search id `from`
+    /// on, at most `cap` and never more than `--max-search-results`; a pattern over
+    /// [`MAX_PATTERN`] bytes matches nothing. Returns where a next page would
+    /// resume (`None`: no more matches). `f` copies what it keeps: the lock may be
+    /// released between matches.
+    pub(crate) fn search(
+        &mut self,
         pattern: &str,
+        from: u32,
         cap: usize,
-        f: impl FnMut(Match<'a>),
-    ) {
-        if pattern.len() <= MAX_PATTERN {
-            self.state
-                .for_each_match(pattern, cap.min(self.max_results), f);
+        f: impl FnMut(Match<'_>),
+    ) -> Option<u32> {
+        if pattern.len() > MAX_PATTERN {
+            return None;
         }
+        let cap = cap.min(self.max_results);
+        search_chunked(&mut self.state, pattern, from, cap, f).1
     }
 }
 
@@ -716,8 +783,9 @@ impl Registry {
     }
 }
 
-/// The whole state, sorted: users with their address and files (the Redis store's
-/// snapshot, and tests that compare registries).
+/// The whole state, sorted: users with their address and files (for tests that
+/// compare registries).
+#[cfg(test)]
 pub(crate) type Dump = Vec<(String, Option<PeerAddr>, Vec<(String, String)>)>;
 
 #[cfg(test)]
@@ -741,9 +809,7 @@ impl Registry {
         }
         table.check_totals(indexed, owners);
     }
-}
 
-impl Registry {
     pub(crate) fn dump(&self) -> Dump {
         let state = self.state.read();
         let mut all: Dump = state

@@ -11,16 +11,19 @@
 #   netbed.sh cut BED HOST  take HOST's link down (the host drops off the network)
 #   netbed.sh check         exit 0 when this machine can build a bed (root, ip netns)
 #
-# Hosts: server, logger, time, peer1, peer2, peer3.
+# Hosts: server, logger, time, peer1, peer2, peer3; server2 and redis (several
+# index servers on one Redis).
 set -euo pipefail
 
-HOSTS="server logger time peer1 peer2 peer3"
+HOSTS="server logger time peer1 peer2 peer3 server2 redis"
 
 addr() {
     case "$1" in
         server) echo 10.77.0.10 ;;
         logger) echo 10.77.0.11 ;;
         time)   echo 10.77.0.12 ;;
+        server2) echo 10.77.0.13 ;;
+        redis)  echo 10.77.0.14 ;;
         peer1)  echo 10.77.0.21 ;;
         peer2)  echo 10.77.0.22 ;;
         peer3)  echo 10.77.0.23 ;;
@@ -91,5 +94,5 @@ case "${1:-}" in
     ip) addr "$2" ;;
     cut) ip -n "$(sw "$2")" link set "v-$3" down ;;
     check) check ;;
-    *) sed -n '2,16p' "$0"; exit 2 ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

@@ -83,6 +83,14 @@ impl Redis {
         }
     }
 
+    /// Sends a signal (`STOP`: Redis hangs without closing anything; `CONT`).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status();
+    }
+
     /// Sends one command; its reply as text (arrays flattened, one item per line;
     /// nil as `(nil)`). Panics when it does not answer.
     pub fn command(&self, args: &[&str]) -> String {

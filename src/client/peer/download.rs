@@ -9,9 +9,11 @@
 //!   into NAME runs, so two downloads into one name do not mix their bytes.
 //! - `DIR/.NAME.peerdex-partial.info`: what the partial file is a prefix of: the
 //!   owner, the remote name, SIZE and VERSION. A later download of the same remote
-//!   name from the same owner (from any owner for FETCH, [`Source::any_owner`]) asks
-//!   for OFFSET = the partial's length, and keeps the bytes only when the peer
-//!   answers the same SIZE and VERSION.
+//!   name from the same owner asks for OFFSET = the partial's length, and keeps the
+//!   bytes only when the peer answers the same SIZE and VERSION. A prefix another
+//!   owner sent is never resumed: SIZE and VERSION are public (one GET_FILE_RANGE
+//!   reads them), so a co-owner could replay them after junk (issue 26 item 4);
+//!   until content is verified block by block, FETCH's next owner starts at 0.
 //! - `DIR/.NAME.XXXXXX.part`: a plain GET_FILE transfer in progress (a temporary file
 //!   removed on failure: a plain transfer cannot be resumed, so the statement's rule
 //!   "a failed transfer leaves no file" holds for it completely).
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::files::{check_own, open_state_file};
 use super::speaks::{Known, Speaks, Unknown};
 use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{
@@ -58,36 +61,104 @@ const MAX_INFO: u64 = 4096;
 /// First line of a partial-info file: its format and version.
 const INFO_MAGIC: &str = "peerdex-partial 1";
 
-#[derive(Debug)]
+/// The slowest a download may run, in bytes per second averaged over
+/// [`MIN_RATE_WINDOW`]: a peer that drips bytes (one a second after a valid header
+/// resets any idle timeout) cannot hold a download for ever, and FETCH fails over from
+/// it. 4 KiB/s is slower than any lab link; a 1 GiB file at that rate would take three
+/// days.
+const MIN_DOWNLOAD_RATE: u64 = 4 * 1024;
+
+/// The window [`MIN_DOWNLOAD_RATE`] is averaged over: long enough that a stall of a
+/// few seconds on a live link (a busy disk, a retransmission) does not fail it.
+const MIN_RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// What a [`Downloader`] may be told; tests shorten the rate window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DownloadOptions {
+    /// Bytes per second a transfer must average over each `rate_window`.
+    pub(crate) min_rate: u64,
+    pub(crate) rate_window: Duration,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions {
+            min_rate: MIN_DOWNLOAD_RATE,
+            rate_window: MIN_RATE_WINDOW,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum DownloadError {
     /// The peer could not be reached.
+    #[error("connect: {addr}: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
     /// The request could not be sent.
-    Send(io::Error),
+    #[error("send: {0}")]
+    Send(#[source] io::Error),
     /// The reply header was missing or malformed.
-    Reply(WireError),
+    #[error("reply: {0}")]
+    Reply(#[source] WireError),
     /// The peer answered code 1 and closed: no such file published there.
+    #[error("not found: the peer does not share that file")]
     NotFound,
     /// The peer answered another error code.
+    #[error("refused: the peer answered code {0}")]
     Refused(u8),
     /// The peer announced a size and sent more bytes than that.
+    #[error("protocol: the peer sent more than it announced")]
     TooMuch,
     /// The connection ended before the announced size.
+    #[error("short: the connection ended after {received} of {expected} bytes")]
     Short { expected: u64, received: u64 },
     /// The connection was reset before a plain GET_FILE transfer's close.
+    #[error("reset: the peer reset the connection after {received} bytes")]
     Reset { received: u64 },
     /// Nothing arrived for [`DOWNLOAD_IDLE_TIMEOUT`].
+    #[error("timeout: no data for {} s after {received} bytes", DOWNLOAD_IDLE_TIMEOUT.as_secs())]
     Timeout { received: u64 },
+    /// Fewer than `min_rate` bytes per second arrived over a whole window.
+    #[error(
+        "too slow: {got} bytes in {} s, below the minimum of {min_rate} bytes/s, after \
+         {received} bytes",
+        window.as_secs_f64()
+    )]
+    TooSlow {
+        got: u64,
+        window: Duration,
+        min_rate: u64,
+        received: u64,
+    },
     /// Reading the socket failed.
-    Receive(io::Error),
+    #[error("receive: {0}")]
+    Receive(#[source] io::Error),
     /// The local file could not be created, written or renamed.
+    #[error("local: {}: {source}", path.display())]
     Local { path: PathBuf, source: io::Error },
+    /// The file does not fit on the local file system (checked before the transfer).
+    #[error(
+        "no space: {} needs {needed} bytes, {free} are free there",
+        dir.display()
+    )]
+    NoSpace {
+        dir: PathBuf,
+        needed: u64,
+        free: u64,
+    },
     /// Another download into the same local name is running.
+    #[error("busy: another download into {} is running", .0.display())]
     Busy(PathBuf),
     /// Cancelled by the user (Ctrl+C).
+    #[error("cancelled")]
     Cancelled,
     /// A GET_FILE_RANGE transfer failed; what arrived is kept for a resume.
+    #[error(
+        "{cause}; {kept} of {size} bytes kept in {} for the same GET_FILE to resume",
+        partial.display()
+    )]
     Kept {
+        #[source]
         cause: Box<DownloadError>,
         kept: u64,
         size: u64,
@@ -95,53 +166,18 @@ pub(crate) enum DownloadError {
     },
 }
 
-impl fmt::Display for DownloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl DownloadError {
+    /// Whether the failure is on this machine (the same with every owner: FETCH does
+    /// not fail over from it).
+    pub(crate) fn is_local(&self) -> bool {
         match self {
-            DownloadError::Connect { addr, source } => write!(f, "connect: {addr}: {source}"),
-            DownloadError::Send(e) => write!(f, "send: {e}"),
-            DownloadError::Reply(e) => write!(f, "reply: {e}"),
-            DownloadError::NotFound => f.write_str("not found: the peer does not share that file"),
-            DownloadError::Refused(code) => write!(f, "refused: the peer answered code {code}"),
-            DownloadError::TooMuch => f.write_str("protocol: the peer sent more than it announced"),
-            DownloadError::Short { expected, received } => write!(
-                f,
-                "short: the connection ended after {received} of {expected} bytes"
-            ),
-            DownloadError::Reset { received } => write!(
-                f,
-                "reset: the peer reset the connection after {received} bytes"
-            ),
-            DownloadError::Timeout { received } => write!(
-                f,
-                "timeout: no data for {} s after {received} bytes",
-                DOWNLOAD_IDLE_TIMEOUT.as_secs()
-            ),
-            DownloadError::Receive(e) => write!(f, "receive: {e}"),
-            DownloadError::Local { path, source } => {
-                write!(f, "local: {}: {source}", path.display())
-            }
-            DownloadError::Busy(path) => write!(
-                f,
-                "busy: another download into {} is running",
-                path.display()
-            ),
-            DownloadError::Cancelled => f.write_str("cancelled"),
-            DownloadError::Kept {
-                cause,
-                kept,
-                size,
-                partial,
-            } => write!(
-                f,
-                "{cause}; {kept} of {size} bytes kept in {} for the same GET_FILE to resume",
-                partial.display()
-            ),
+            DownloadError::Local { .. } | DownloadError::NoSpace { .. } => true,
+            DownloadError::Busy(_) => true,
+            DownloadError::Kept { cause, .. } => cause.is_local(),
+            _ => false,
         }
     }
 }
-
-impl std::error::Error for DownloadError {}
 
 /// Progress of a download, reported to the shell.
 pub(crate) trait Progress {
@@ -158,10 +194,6 @@ pub(crate) struct Source<'a> {
     /// The owner's user name: with `remote`, what a kept partial file belongs to.
     pub(crate) owner: &'a str,
     pub(crate) remote: &'a str,
-    /// Whether a kept partial of `remote` from another owner may be resumed when this
-    /// owner answers the same SIZE and VERSION (FETCH's failover: the owners serve one
-    /// file). GET_FILE resumes only what the same owner started.
-    pub(crate) any_owner: bool,
 }
 
 /// How a download went.
@@ -238,7 +270,9 @@ impl Beside {
     }
 
     /// Opens (creating it empty) and locks the partial file. Never follows a
-    /// symbolic link.
+    /// symbolic link, never blocks on a FIFO, and refuses anything but a regular
+    /// file with one link: a partial hard-linked to another file (a published one)
+    /// would be cut and overwritten through the link.
     fn open_partial(&self) -> Result<File, DownloadError> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
@@ -247,8 +281,9 @@ impl Beside {
             .create(true)
             .truncate(false)
             .mode(0o666)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&self.partial)
+            .and_then(|f| check_own(&f.metadata()?).map(|()| f))
             .map_err(self.local_err(&self.partial))?;
         if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(DownloadError::Busy(self.target.clone()));
@@ -256,25 +291,34 @@ impl Beside {
         Ok(file)
     }
 
+    /// The partial's info, when there is a readable one (see [`open_state_file`]).
     fn read_info(&self) -> Option<Info> {
-        let file = File::open(&self.info).ok()?;
+        let file = match open_state_file(&self.info) {
+            Ok(f) => f?,
+            Err(e) => {
+                log::warn!("{}: ignored: {e}", self.info.display());
+                return None;
+            }
+        };
         let mut text = String::new();
         file.take(MAX_INFO).read_to_string(&mut text).ok()?;
         Info::parse(&text)
     }
 
-    /// Writes the info file, never through a symbolic link.
+    /// Writes the info file whole to a temporary file renamed over it: whatever was
+    /// there (a symbolic link, a hard link to another file, a FIFO) is replaced, never
+    /// written through.
     fn write_info(&self, info: &Info) -> Result<(), DownloadError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o666)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.info)
-            .and_then(|mut f| f.write_all(info.render().as_bytes()))
-            .map_err(self.local_err(&self.info))
+        let local_err = self.local_err(&self.info);
+        let name = self.info.file_name().unwrap_or_default().to_string_lossy();
+        let mut temp = tempfile::Builder::new()
+            .prefix(&format!("{name}."))
+            .tempfile_in(&self.dir)
+            .map_err(&local_err)?;
+        temp.write_all(info.render().as_bytes())
+            .map_err(&local_err)?;
+        temp.persist(&self.info).map_err(|e| local_err(e.error))?;
+        Ok(())
     }
 
     /// Removes the partial file and its info.
@@ -385,14 +429,28 @@ fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, 
     }))
 }
 
-/// The downloader of a session: what each peer it asked speaks (see `speaks`).
-/// Clones share it.
-#[derive(Clone, Default)]
+/// The downloader of a session: its options, and what each peer it asked speaks
+/// (see `speaks`). Clones share it.
+#[derive(Clone)]
 pub(crate) struct Downloader {
     known: Arc<Known>,
+    options: DownloadOptions,
+}
+
+impl Default for Downloader {
+    fn default() -> Self {
+        Downloader::new(DownloadOptions::default())
+    }
 }
 
 impl Downloader {
+    pub(crate) fn new(options: DownloadOptions) -> Self {
+        Downloader {
+            known: Arc::default(),
+            options,
+        }
+    }
+
     /// Downloads `src` into `local` (docs/PROTOCOL.md, "Downloading"). `cancel`
     /// aborts the download when raised.
     pub(crate) fn download(
@@ -405,6 +463,7 @@ impl Downloader {
         let attempt = Attempt {
             src,
             known: &self.known,
+            options: self.options,
             beside: Beside::new(local),
             cancel,
             started: Instant::now(),
@@ -424,6 +483,7 @@ impl Downloader {
 struct Attempt<'a> {
     src: &'a Source<'a>,
     known: &'a Known,
+    options: DownloadOptions,
     beside: Beside,
     cancel: &'a AtomicBool,
     started: Instant,
@@ -486,7 +546,7 @@ impl Attempt<'_> {
         let saved = self
             .beside
             .read_info()
-            .filter(|i| (src.any_owner || i.owner == src.owner) && i.remote == src.remote)
+            .filter(|i| i.owner == src.owner && i.remote == src.remote)
             .filter(|i| have <= i.size);
         Ok(Resume { have, saved })
     }
@@ -517,44 +577,33 @@ impl Attempt<'_> {
         from: u64,
         progress: &mut dyn Progress,
     ) -> Result<Done, DownloadError> {
-        let (src, beside) = (self.src, &self.beside);
+        let beside = &self.beside;
         let RangeHeader {
             stream,
             head,
             size,
             version,
         } = header;
-        // Only a prefix that is not kept needs cutting: ext4 flushes a file truncated
-        // to 0 and rewritten when it is closed (auto_da_alloc, measured: 0.5 s more per
-        // GiB), so a fresh partial file is left alone.
-        if from == 0 && resume.have > 0 {
-            partial
-                .set_len(0)
-                .map_err(beside.local_err(&beside.partial))?;
-        }
-        if from == 0 || resume.saved.as_ref().is_some_and(|s| s.owner != src.owner) {
-            // A prefix resumed from another owner now belongs to this one: a later
-            // GET_FILE from it resumes what is kept.
-            beside.write_info(&Info {
-                owner: src.owner.to_owned(),
-                remote: src.remote.to_owned(),
-                size,
-                version,
-            })?;
-        }
-        partial
-            .seek(SeekFrom::Start(from))
-            .map_err(beside.local_err(&beside.partial))?;
+        // A prefix that is not kept is freed before the content arrives.
+        let freed = if from == 0 { resume.have } else { 0 };
+        check_space(&beside.dir, size - from, freed)?;
+        self.prepare_partial(partial, resume, from, size, version)?;
         progress.start(Some(size), from);
-        let mut incoming = Incoming::new(&stream, self.cancel)?;
-        let received = receive_exact(&mut incoming, &head, partial, from, size, progress).map_err(
-            |cause| DownloadError::Kept {
+        let mut incoming = Incoming::new(&stream, self.cancel, self.options)?;
+        let received = receive_exact(&mut incoming, &head, partial, beside, from, size, progress)
+            .map_err(|cause| {
+            if is_disk_full(&cause) {
+                // Kept, it would only hold the space the disk lacks.
+                beside.forget();
+                return cause;
+            }
+            DownloadError::Kept {
                 kept: partial.metadata().map(|m| m.len()).unwrap_or(from),
                 cause: Box::new(cause),
                 size,
                 partial: beside.partial.clone(),
-            },
-        )?;
+            }
+        })?;
         std::fs::rename(&beside.partial, &beside.target)
             .map_err(beside.local_err(&beside.target))?;
         let _ = std::fs::remove_file(&beside.info);
@@ -565,6 +614,39 @@ impl Attempt<'_> {
             elapsed: self.started.elapsed(),
             via: Via::Range,
         })
+    }
+
+    /// Makes the partial file hold the kept prefix `..from` of a file of `size`
+    /// bytes at `version`, positioned at `from`, with its info written.
+    fn prepare_partial(
+        &self,
+        partial: &mut File,
+        resume: &Resume,
+        from: u64,
+        size: u64,
+        version: String,
+    ) -> Result<(), DownloadError> {
+        let (src, beside) = (self.src, &self.beside);
+        // Only a prefix that is not kept needs cutting: ext4 flushes a file truncated
+        // to 0 and rewritten when it is closed (auto_da_alloc, measured: 0.5 s more per
+        // GiB), so a fresh partial file is left alone.
+        if from == 0 && resume.have > 0 {
+            partial
+                .set_len(0)
+                .map_err(beside.local_err(&beside.partial))?;
+        }
+        if from == 0 {
+            beside.write_info(&Info {
+                owner: src.owner.to_owned(),
+                remote: src.remote.to_owned(),
+                size,
+                version,
+            })?;
+        }
+        partial
+            .seek(SeekFrom::Start(from))
+            .map_err(beside.local_err(&beside.partial))?;
+        Ok(())
     }
 
     /// Rule 2: the statement's GET_FILE on a new connection, the content until the
@@ -581,7 +663,7 @@ impl Attempt<'_> {
             CODE_NOT_FOUND => true,
             other => return Err(DownloadError::Refused(other)),
         };
-        let mut incoming = Incoming::new(&stream, self.cancel)?;
+        let mut incoming = Incoming::new(&stream, self.cancel, self.options)?;
         let mut content = PlainContent::new(temp_beside(&self.beside)?);
         progress.start(None, 0);
         let local_err = self.beside.local_err(&self.beside.target);
@@ -593,7 +675,7 @@ impl Attempt<'_> {
             match incoming.read(DOWNLOAD_BUFFER) {
                 Ok(data) => content.push(data).map_err(&local_err)?,
                 Err(Stop::Closed | Stop::Reset) => return Err(DownloadError::NotFound),
-                Err(stop) => return Err(stop.into_error(0)),
+                Err(stop) => return Err(stop.into_error(0, self.options.min_rate)),
             }
         }
         progress.advance(content.received());
@@ -606,7 +688,7 @@ impl Attempt<'_> {
                         received: content.received(),
                     });
                 }
-                Err(stop) => return Err(stop.into_error(content.received())),
+                Err(stop) => return Err(stop.into_error(content.received(), self.options.min_rate)),
             }
             progress.advance(content.received());
         }
@@ -628,11 +710,13 @@ impl Attempt<'_> {
 }
 
 /// Receives bytes `from..size` after a GET_FILE_RANGE header (`head` arrived with
-/// it) into `file` (positioned at `from`). Returns the bytes received.
+/// it) into `file`, the partial file beside the target (positioned at `from`).
+/// Returns the bytes received.
 fn receive_exact(
     incoming: &mut Incoming<'_>,
     head: &[u8],
     file: &mut File,
+    beside: &Beside,
     from: u64,
     size: u64,
     progress: &mut dyn Progress,
@@ -641,11 +725,8 @@ fn receive_exact(
     if head.len() as u64 > want {
         return Err(DownloadError::TooMuch);
     }
-    let local_err = |source| DownloadError::Local {
-        path: PathBuf::from("(partial file)"),
-        source,
-    };
-    file.write_all(head).map_err(local_err)?;
+    let local_err = beside.local_err(&beside.partial);
+    file.write_all(head).map_err(&local_err)?;
     let mut received = head.len() as u64;
     progress.advance(from + received);
     while received < want {
@@ -658,13 +739,42 @@ fn receive_exact(
                     received,
                 });
             }
-            Err(stop) => return Err(stop.into_error(received)),
+            Err(stop) => return Err(stop.into_error(received, incoming.options.min_rate)),
         };
-        file.write_all(data).map_err(local_err)?;
+        file.write_all(data).map_err(&local_err)?;
         received += data.len() as u64;
         progress.advance(from + received);
     }
     Ok(received)
+}
+
+/// Refuses a download of `needed` more bytes into `dir` when its file system has
+/// fewer free (counting `freed` bytes about to be released there). A file system
+/// that cannot say is not refused.
+fn check_space(dir: &Path, needed: u64, freed: u64) -> Result<(), DownloadError> {
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if needed > free.saturating_add(freed) {
+        return Err(DownloadError::NoSpace {
+            dir: dir.to_owned(),
+            needed,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a download failed because the local file system is full (ENOSPC, or
+/// the user's quota: EDQUOT).
+fn is_disk_full(e: &DownloadError) -> bool {
+    match e {
+        DownloadError::Local { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        }
+        _ => false,
+    }
 }
 
 /// Why a read of content returned no bytes.
@@ -675,6 +785,8 @@ enum Stop {
     Reset,
     /// Nothing arrived for [`DOWNLOAD_IDLE_TIMEOUT`].
     Timeout,
+    /// Fewer than the minimum rate's bytes arrived over the last window.
+    TooSlow { got: u64, window: Duration },
     /// The user cancelled.
     Cancelled,
     /// Any other socket error.
@@ -684,10 +796,16 @@ enum Stop {
 impl Stop {
     /// The error for a stop that is a failure whatever the request (not a close or
     /// a reset, whose meaning depends on it), after `received` bytes.
-    fn into_error(self, received: u64) -> DownloadError {
+    fn into_error(self, received: u64, min_rate: u64) -> DownloadError {
         match self {
             Stop::Closed | Stop::Reset => DownloadError::Reset { received },
             Stop::Timeout => DownloadError::Timeout { received },
+            Stop::TooSlow { got, window } => DownloadError::TooSlow {
+                got,
+                window,
+                min_rate,
+                received,
+            },
             Stop::Cancelled => DownloadError::Cancelled,
             Stop::Failed(e) => DownloadError::Receive(e),
         }
@@ -695,15 +813,24 @@ impl Stop {
 }
 
 /// The content side of a transfer's connection: one buffer reused for every read,
-/// the idle timeout on the socket, the cancel flag checked before each read.
+/// the idle timeout on the socket, the cancel flag checked before each read, and the
+/// minimum rate checked at the end of each window.
 struct Incoming<'a> {
     socket: &'a TcpStream,
     buf: Vec<u8>,
     cancel: &'a AtomicBool,
+    options: DownloadOptions,
+    /// When the current rate window started, and the bytes received in it.
+    window_start: Instant,
+    window_bytes: u64,
 }
 
 impl<'a> Incoming<'a> {
-    fn new(socket: &'a TcpStream, cancel: &'a AtomicBool) -> Result<Self, DownloadError> {
+    fn new(
+        socket: &'a TcpStream,
+        cancel: &'a AtomicBool,
+        options: DownloadOptions,
+    ) -> Result<Self, DownloadError> {
         socket
             .set_read_timeout(Some(DOWNLOAD_IDLE_TIMEOUT))
             .map_err(DownloadError::Receive)?;
@@ -711,25 +838,54 @@ impl<'a> Incoming<'a> {
             socket,
             buf: vec![0u8; DOWNLOAD_BUFFER],
             cancel,
+            options,
+            window_start: Instant::now(),
+            window_bytes: 0,
         })
     }
 
     /// The next bytes, at most `max` (and at most the buffer's length).
     fn read(&mut self, max: usize) -> Result<&[u8], Stop> {
         let max = max.min(self.buf.len());
-        loop {
+        let n = loop {
             if self.cancel.load(Ordering::SeqCst) {
                 return Err(Stop::Cancelled);
             }
             match (&mut &*self.socket).read(&mut self.buf[..max]) {
                 Ok(0) => return Err(Stop::Closed),
-                Ok(n) => return Ok(&self.buf[..n]),
+                Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if net::is_timeout(&e) => return Err(Stop::Timeout),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(Stop::Reset),
                 Err(e) => return Err(Stop::Failed(e)),
             }
+        };
+        self.check_rate(n as u64)?;
+        Ok(&self.buf[..n])
+    }
+
+    /// Counts `n` bytes; at the end of a window, fails if the window got fewer than
+    /// the minimum rate's worth.
+    fn check_rate(&mut self, n: u64) -> Result<(), Stop> {
+        self.window_bytes += n;
+        let window = self.window_start.elapsed();
+        let DownloadOptions {
+            min_rate,
+            rate_window,
+        } = self.options;
+        if window < rate_window {
+            return Ok(());
         }
+        let floor = (min_rate as f64 * window.as_secs_f64()) as u64;
+        if self.window_bytes < floor {
+            return Err(Stop::TooSlow {
+                got: self.window_bytes,
+                window,
+            });
+        }
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+        Ok(())
     }
 }
 
@@ -927,6 +1083,87 @@ mod tests {
         assert_eq!(plain_in_steps(b"0\0", 1), (Vec::new(), true));
         let long = [b'1'; 30];
         assert_eq!(plain_in_steps(&long, 7), (long.to_vec(), false));
+    }
+
+    /// A progress sink that ignores everything.
+    struct Quiet;
+
+    impl Progress for Quiet {
+        fn start(&mut self, _: Option<u64>, _: u64) {}
+        fn advance(&mut self, _: u64) {}
+    }
+
+    #[test]
+    fn a_dripping_peer_fails_the_minimum_rate() {
+        use crate::proto::peer::encode_probe_answer;
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drip = std::thread::spawn(move || {
+            // The discovery, then a valid header and one byte every 20 ms.
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(&encode_probe_answer()).unwrap();
+            drop(s);
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"\x001000000\0v1\0").unwrap();
+            for _ in 0..500 {
+                if s.write_all(b"x").is_err() {
+                    return;
+                }
+                // The peer's pace, not a wait for anything.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let downloader = Downloader::new(DownloadOptions {
+            min_rate: 1000,
+            rate_window: Duration::from_millis(300),
+        });
+        let src = Source {
+            addr,
+            owner: "drip",
+            remote: "f",
+        };
+        let cancel = AtomicBool::new(false);
+        let err = downloader
+            .download(&src, &dir.path().join("f"), &cancel, &mut Quiet)
+            .unwrap_err();
+        let DownloadError::Kept { cause, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            matches!(**cause, DownloadError::TooSlow { min_rate: 1000, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("too slow: "), "{err}");
+        assert!(!err.is_local());
+        drip.join().unwrap();
+    }
+
+    #[test]
+    fn hidden_files_that_are_fifos_or_hard_links_are_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let published = dir.path().join("published.txt");
+        std::fs::write(&published, b"my published file").unwrap();
+        let b = Beside::new(&dir.path().join("got"));
+        // A FIFO as the info: read at once as no info (it hung the shell).
+        super::super::files::tests::mkfifo(&b.info);
+        assert_eq!(b.read_info(), None);
+        // A partial hard-linked to a published file is refused, not cut.
+        std::fs::hard_link(&published, &b.partial).unwrap();
+        assert!(matches!(b.open_partial(), Err(DownloadError::Local { .. })));
+        // An info hard-linked to it is replaced, not written through.
+        std::fs::remove_file(&b.info).unwrap();
+        std::fs::hard_link(&published, &b.info).unwrap();
+        let info = Info {
+            owner: "alice".into(),
+            remote: "r".into(),
+            size: 1,
+            version: "v".into(),
+        };
+        b.write_info(&info).unwrap();
+        assert_eq!(b.read_info(), Some(info));
+        assert_eq!(std::fs::read(&published).unwrap(), b"my published file");
     }
 
     #[test]

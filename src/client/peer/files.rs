@@ -109,6 +109,24 @@ impl SharedFiles {
         let Some(path) = self.lookup(name) else {
             return Err(CODE_NOT_FOUND);
         };
+        // The record the path came from is a file anyone with write access to the
+        // state folder may edit: the name is served only from the path it resolves
+        // to now (relative names inside --share), never from another one.
+        match self.resolve(name) {
+            Ok(now) if now == path => {}
+            Ok(now) => {
+                log::warn!(
+                    "peer: {name} not served: recorded as {}, but it is {} now",
+                    path.display(),
+                    now.display()
+                );
+                return Err(CODE_NOT_FOUND);
+            }
+            Err(e) => {
+                log::info!("peer: {name} not served: {e}");
+                return Err(CODE_NOT_FOUND);
+            }
+        }
         let file = match open_no_symlinks(&path) {
             Ok(f) => f,
             Err(e) => {
@@ -121,11 +139,15 @@ impl SharedFiles {
             }
         };
         match file.metadata() {
-            Ok(m) if m.is_file() => Ok(Opened {
-                size: m.len(),
-                version: version_of(&m),
-                file,
-            }),
+            Ok(m) if m.is_file() => {
+                let identity = Identity::of(&m);
+                Ok(Opened {
+                    size: m.len(),
+                    version: identity.version(),
+                    identity,
+                    file,
+                })
+            }
             Ok(_) => {
                 log::info!("peer: {name} is no longer a regular file: not served");
                 Err(CODE_NOT_FOUND)
@@ -142,24 +164,94 @@ impl SharedFiles {
 pub(super) struct Opened {
     pub(super) file: File,
     pub(super) size: u64,
-    /// The GET_FILE_RANGE VERSION token: see [`version_of`].
+    /// The GET_FILE_RANGE VERSION token: see [`Identity::version`].
     pub(super) version: String,
+    /// What the file was when opened, to tell whether it changed while sent.
+    identity: Identity,
 }
 
-/// The VERSION token of a file (PROTOCOL.md section 2): device, inode, size and
-/// modification time to the nanosecond, in hexadecimal. Any rewrite changes the
-/// mtime or the size, a replacement by rename changes the inode, so a resumed
-/// download never splices two different contents.
-fn version_of(m: &std::fs::Metadata) -> String {
+impl Opened {
+    /// Whether the open file is still what it was when opened: same size, same
+    /// modification and change times, same inode. Any write changes the mtime and
+    /// the ctime (utimensat can put the mtime back, never the ctime), so a file
+    /// rewritten in place while it is sent, even with the same size, fails this.
+    pub(super) fn unchanged(&self) -> io::Result<bool> {
+        Ok(Identity::of(&self.file.metadata()?) == self.identity)
+    }
+}
+
+/// What identifies one content of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(m: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// The VERSION token (docs/PROTOCOL.md, "Serving"): device, inode, size,
+    /// modification time and change time to the nanosecond, in hexadecimal. Any
+    /// rewrite changes the ctime (and the mtime or the size unless put back), a
+    /// replacement by rename changes the inode, so a resumed download never splices
+    /// two different contents of one file.
+    fn version(&self) -> String {
+        format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+            self.dev, self.ino, self.size, self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1
+        )
+    }
+}
+
+/// Opens a state file of this client (a partial download's info, a publication
+/// record) for reading, as a file it wrote itself must be: never through a symbolic
+/// link (`O_NOFOLLOW`), never blocking (`O_NONBLOCK`: a FIFO put in its place cannot
+/// hang the shell), and only a regular file with one link (a hard link to another
+/// file, a published one say, is not this client's to read or rewrite). `Ok(None)`
+/// when there is none.
+pub(crate) fn open_state_file(path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    check_own(&file.metadata()?)?;
+    Ok(Some(file))
+}
+
+/// Refuses what is not a regular file with exactly one link.
+pub(crate) fn check_own(m: &std::fs::Metadata) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    format!(
-        "{:x}-{:x}-{:x}-{:x}.{:x}",
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec()
-    )
+    if !m.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    if m.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("has {} hard links, not one", m.nlink()),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens an absolute path for reading, refusing a symlink in any component
@@ -209,7 +301,7 @@ fn open_no_symlinks(path: &Path) -> io::Result<File> {
 
 /// Options of the peer listener.
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -261,6 +353,84 @@ mod tests {
         std::os::unix::fs::symlink(root.join("secret"), root.join("e/f")).unwrap();
         std::os::unix::fs::symlink(root.join("e"), root.join("d")).unwrap();
         assert_eq!(files.open("d/f").err(), Some(CODE_NOT_FOUND));
+    }
+
+    #[test]
+    fn a_same_size_rewrite_with_its_mtime_put_back_changes_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("f"), b"old content").unwrap();
+        let files = SharedFiles::new(root.clone());
+        files.insert("f", files.resolve("f").unwrap());
+        let before = files.open("f").unwrap();
+        assert!(before.unchanged().unwrap());
+        let mtime = std::fs::metadata(root.join("f"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        // What `cp -p` over it does: same size, new bytes, the mtime put back.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("f"))
+            .unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(b"new content", 0).unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        let after = files.open("f").unwrap();
+        assert_eq!(after.size, before.size);
+        assert_ne!(after.version, before.version);
+        // The file opened before sees the change too.
+        assert!(!before.unchanged().unwrap());
+    }
+
+    #[test]
+    fn a_recorded_path_that_is_not_where_the_name_resolves_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("notes.txt"), b"notes").unwrap();
+        let secret = std::fs::canonicalize(outside.path())
+            .unwrap()
+            .join("id_rsa");
+        std::fs::write(&secret, b"key").unwrap();
+        let files = SharedFiles::new(root.clone());
+        // What an edited record restores: the name, another path.
+        files.insert("notes.txt", secret.clone());
+        assert_eq!(files.open("notes.txt").err(), Some(CODE_NOT_FOUND));
+        files.insert("other", root.join("notes.txt"));
+        assert_eq!(files.open("other").err(), Some(CODE_NOT_FOUND));
+        // The true paths are served, an absolute name from where it is.
+        files.insert("notes.txt", root.join("notes.txt"));
+        assert_eq!(files.open("notes.txt").unwrap().size, 5);
+        let abs = secret.to_str().unwrap();
+        files.insert(abs, secret.clone());
+        assert_eq!(files.open(abs).unwrap().size, 3);
+    }
+
+    /// Makes a FIFO at `path`.
+    pub(crate) fn mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo has no other precondition.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn state_files_are_regular_files_with_one_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        assert!(open_state_file(&f).unwrap().is_none());
+        std::fs::write(&f, b"x").unwrap();
+        assert!(open_state_file(&f).unwrap().is_some());
+        std::fs::hard_link(&f, dir.path().join("g")).unwrap();
+        assert!(open_state_file(&f).is_err());
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        assert!(open_state_file(&fifo).is_err());
+        std::os::unix::fs::symlink(dir.path().join("h"), dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("h"), b"h").unwrap();
+        assert!(open_state_file(&dir.path().join("link")).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The listener that serves this client's published files to other peers.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::files::SharedFiles;
-use crate::net::{self, ConnLimiter, DeadlineReader, Permit, Shutdown};
+use super::files::{Opened, SharedFiles};
+use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::index::Statement;
 use crate::proto::peer::{
     CODE_OK, CODE_OTHER, PROBE_NAME, PeerRequestError, Request, encode_ok_header,
@@ -54,6 +55,12 @@ const MIN_UPLOAD_RATE: u64 = 32 * 1024;
 /// not meaningful before.
 const UPLOAD_GRACE: Duration = Duration::from_secs(2);
 
+/// How long stopping the listener waits for connections to end: not at all. Uploads
+/// already running finish on their own threads (each bounded by its deadline), so
+/// DISCONNECT answers at once; connections still waiting for their request are
+/// closed.
+const STOP_DRAIN: Duration = Duration::ZERO;
+
 /// Bytes per `sendfile` call when no rate limit is set: the progress of each upload is
 /// counted between calls (to find the slowest), and the deadline checked.
 const UNPACED_CHUNK: u64 = 1024 * 1024;
@@ -62,6 +69,8 @@ const UNPACED_CHUNK: u64 = 1024 * 1024;
 struct Upload {
     /// A handle to shut the connection down when evicted.
     stream: TcpStream,
+    /// The downloader's address: slots are shared fairly between addresses.
+    ip: IpAddr,
     started: Instant,
     sent: AtomicU64,
 }
@@ -74,9 +83,12 @@ impl Upload {
     }
 }
 
-/// The uploads in progress, at most [`MAX_UPLOADS`]. A new one past that evicts the
-/// slowest upload that has run for [`UPLOAD_GRACE`]; stalled downloaders therefore
-/// cannot lock legitimate ones out.
+/// The uploads in progress, at most [`MAX_UPLOADS`]. A new one past that evicts:
+/// - when its address holds at least two uploads fewer than the address holding the
+///   most, that address's slowest upload, at once (one host cannot lock the others
+///   out by renewing stalled downloads within the grace period);
+/// - otherwise the slowest upload that has run for [`UPLOAD_GRACE`]; stalled
+///   downloaders therefore cannot lock legitimate ones out.
 #[derive(Default)]
 struct Uploads {
     running: Mutex<Vec<Arc<Upload>>>,
@@ -98,26 +110,24 @@ impl Drop for UploadGuard<'_> {
 }
 
 impl Uploads {
-    /// Enters an upload on `stream`, evicting the slowest if all slots are taken;
-    /// `None` when all are taken by uploads still within their grace period.
-    fn start(&self, stream: &TcpStream) -> Option<UploadGuard<'_>> {
+    /// Enters an upload on `stream` from `ip`, evicting one if all slots are taken
+    /// (see the type); `None` when none may be evicted.
+    fn start(&self, stream: &TcpStream, ip: IpAddr) -> Option<UploadGuard<'_>> {
         let upload = Arc::new(Upload {
             stream: stream.try_clone().ok()?,
+            ip,
             started: Instant::now(),
             sent: AtomicU64::new(0),
         });
         let mut running = self.running.lock();
         if running.len() >= MAX_UPLOADS {
             let now = Instant::now();
-            let slowest = running
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| now.duration_since(u.started) >= UPLOAD_GRACE)
-                .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
-                .map(|(i, _)| i)?;
-            let victim = running.swap_remove(slowest);
+            let evicted = victim(&running, ip, now)?;
+            let victim = running.swap_remove(evicted);
             log::info!(
-                "{MAX_UPLOADS} uploads running: evicted the slowest ({:.0} bytes/s) for a new request",
+                "{MAX_UPLOADS} uploads running: evicted one to {} ({:.0} bytes/s) for a \
+                 request from {ip}",
+                victim.ip,
                 victim.rate(now)
             );
             let _ = victim.stream.shutdown(std::net::Shutdown::Both);
@@ -127,6 +137,35 @@ impl Uploads {
             uploads: self,
             upload,
         })
+    }
+}
+
+/// Which of the `running` uploads a new one from `ip` evicts, if any (see
+/// [`Uploads`]).
+fn victim(running: &[Arc<Upload>], ip: IpAddr, now: Instant) -> Option<usize> {
+    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+    for u in running {
+        *per_ip.entry(u.ip).or_default() += 1;
+    }
+    let mine = per_ip.get(&ip).copied().unwrap_or(0);
+    let heaviest = per_ip
+        .iter()
+        .max_by_key(|&(_, &n)| n)
+        .filter(|&(_, &n)| n >= mine + 2)
+        .map(|(&ip, _)| ip);
+    let slowest = |candidates: &mut dyn Iterator<Item = (usize, &Arc<Upload>)>| {
+        candidates
+            .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
+            .map(|(i, _)| i)
+    };
+    match heaviest {
+        Some(heavy) => slowest(&mut running.iter().enumerate().filter(|(_, u)| u.ip == heavy)),
+        None => slowest(
+            &mut running
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| now.duration_since(u.started) >= UPLOAD_GRACE),
+        ),
     }
 }
 
@@ -161,15 +200,23 @@ impl PeerListener {
         files: Arc<SharedFiles>,
         options: ServeOptions,
     ) -> io::Result<PeerListener> {
-        let listener = net::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
-        let port = listener.local_addr()?.port();
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let listener = net::Listener::bind("peer", addr, MAX_UPLOADS + REQUEST_ROOM)?;
+        let port = listener.local_addr().port();
         let shutdown = Shutdown::new();
-        shutdown.watch(&listener)?;
-        let limiter = ConnLimiter::new(MAX_UPLOADS + REQUEST_ROOM);
         let s = shutdown.clone();
+        let serving = Arc::new(Serving {
+            files,
+            uploads: Uploads::default(),
+            options,
+        });
         let thread = thread::Builder::new()
             .name("peer-listener".into())
-            .spawn(move || serve(&listener, &limiter, &s, files, options))?;
+            .spawn(move || {
+                listener.serve(&s, STOP_DRAIN, move |stream, peer, permit| {
+                    serving.serve_one(stream, peer, permit)
+                })
+            })?;
         log::info!("peer listener on port {port}");
         Ok(PeerListener {
             port,
@@ -204,27 +251,6 @@ impl Drop for PeerListener {
             self.stop_inner();
         }
     }
-}
-
-fn serve(
-    listener: &TcpListener,
-    limiter: &Arc<ConnLimiter>,
-    shutdown: &Shutdown,
-    files: Arc<SharedFiles>,
-    options: ServeOptions,
-) {
-    let serving = Arc::new(Serving {
-        files,
-        uploads: Uploads::default(),
-        options,
-    });
-    net::accept_loop(
-        "peer",
-        listener,
-        limiter,
-        shutdown,
-        move |stream, peer, permit| serving.serve_one(stream, peer, permit),
-    );
 }
 
 /// What every connection of one listener shares.
@@ -289,7 +315,7 @@ impl Serving {
             }
             Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
         };
-        let Some(upload) = self.uploads.start(stream) else {
+        let Some(upload) = self.uploads.start(stream, peer.ip()) else {
             log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
             let _ = out.write_all(&[CODE_OTHER]);
             return;
@@ -299,68 +325,133 @@ impl Serving {
             return;
         }
         let started = Instant::now();
-        let max_rate = self.options.max_rate;
-        match send_content(opened.file, start, size, out, max_rate, &upload.upload) {
-            Ok(sent) if sent == size - start => log::info!(
+        match send_content(&opened, start, out, self.options.max_rate, &upload.upload) {
+            Ok(Sent::Complete(sent)) => log::info!(
                 "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
                 started.elapsed().as_secs_f64()
             ),
-            Ok(sent) => log::warn!(
-                "peer {peer}: {op} {name}: file shrank while sending ({sent} of {} bytes)",
-                size - start
-            ),
+            Ok(Sent::Changed(sent)) => {
+                log::warn!(
+                    "peer {peer}: {op} {name}: the file changed while it was sent: transfer \
+                     failed after {sent} of {} bytes",
+                    size - start
+                );
+                reset_on_close(stream);
+            }
             Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
         }
     }
 }
 
-/// Sends bytes `start..size` of `file` (fewer if it shrank meanwhile), paced to
-/// `max_rate` bytes per second when given, counting progress in `upload`. The whole
-/// upload must end within [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`]
-/// (`TimedOut` past it); no single write blocks longer than [`SEND_TIMEOUT`].
-/// Returns the bytes sent.
+/// How an upload ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// Every byte, from a file that did not change while it was sent.
+    Complete(u64),
+    /// The file changed (or shrank) while it was sent, after this many bytes: the
+    /// last byte was held back, so the downloader does not have the whole file.
+    Changed(u64),
+}
+
+/// Sends bytes `start..` of `opened`, paced to `max_rate` bytes per second when
+/// given, counting progress in `upload`. The whole upload must end within
+/// [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`] (`TimedOut` past it); no
+/// single write blocks longer than [`SEND_TIMEOUT`].
+///
+/// The file is checked between chunks (fstat: size, mtime, ctime, inode), and its
+/// last byte is read before the last check and sent only after it: the bytes a
+/// downloader gets all come from one content of the file, or it gets fewer than the
+/// size (GET_FILE_RANGE) and a reset instead of the close (see the caller).
 fn send_content(
-    file: File,
+    opened: &Opened,
     start: u64,
-    size: u64,
     out: &TcpStream,
     max_rate: Option<u64>,
     upload: &Upload,
-) -> io::Result<u64> {
-    let rate = max_rate.filter(|&r| r > 0);
-    let chunk = if rate.is_some() {
-        PACED_CHUNK
-    } else {
-        UNPACED_CHUNK
-    };
-    let started = Instant::now();
-    let total = size.saturating_sub(start);
-    let deadline = started + SEND_TIMEOUT + Duration::from_secs(total / MIN_UPLOAD_RATE);
+) -> io::Result<Sent> {
+    use std::os::unix::fs::FileExt;
+    let size = opened.size;
+    let body_end = size.saturating_sub(1).max(start);
+    let clock = Pacing::new(start, size, max_rate);
     let mut pos = start;
-    while pos < size {
-        let left = deadline.saturating_duration_since(Instant::now());
+    while pos < body_end {
+        clock.before_write(out)?;
+        let n = send_range(&opened.file, out, pos, body_end.min(pos + clock.chunk))?;
+        if n == 0 || !opened.unchanged()? {
+            return Ok(Sent::Changed(pos - start));
+        }
+        pos += n;
+        upload.sent.store(pos - start, Ordering::Relaxed);
+        clock.after_write(pos - start);
+    }
+    if pos == size {
+        return Ok(Sent::Complete(0));
+    }
+    let mut last = [0u8; 1];
+    if opened.file.read_at(&mut last, pos)? == 0 || !opened.unchanged()? {
+        return Ok(Sent::Changed(pos - start));
+    }
+    clock.before_write(out)?;
+    (&mut &*out).write_all(&last)?;
+    Ok(Sent::Complete(size - start))
+}
+
+/// The clock of one upload: its chunk size, its deadline, and the pacing to an upload
+/// rate limit.
+struct Pacing {
+    chunk: u64,
+    rate: Option<u64>,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Pacing {
+    fn new(start: u64, size: u64, max_rate: Option<u64>) -> Pacing {
+        let rate = max_rate.filter(|&r| r > 0);
+        let started = Instant::now();
+        let total = size.saturating_sub(start);
+        Pacing {
+            chunk: if rate.is_some() {
+                PACED_CHUNK
+            } else {
+                UNPACED_CHUNK
+            },
+            rate,
+            started,
+            deadline: started + SEND_TIMEOUT + Duration::from_secs(total / MIN_UPLOAD_RATE),
+        }
+    }
+
+    /// Bounds the next write by what is left before the deadline.
+    fn before_write(&self, out: &TcpStream) -> io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "slower than the minimum upload rate",
             ));
         }
-        out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))?;
-        let end = size.min(pos + chunk);
-        let n = send_range(&file, out, pos, end)?;
-        if n == 0 {
-            break;
-        }
-        pos += n;
-        upload.sent.store(pos - start, Ordering::Relaxed);
-        if let Some(rate) = rate {
-            let due = Duration::from_secs_f64((pos - start) as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
+        out.set_write_timeout(Some(left.min(SEND_TIMEOUT)))
+    }
+
+    /// Waits until `sent` bytes are due at the rate limit, if any.
+    fn after_write(&self, sent: u64) {
+        if let Some(rate) = self.rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
                 thread::sleep(wait);
             }
         }
     }
-    Ok(pos - start)
+}
+
+/// Makes the close of `stream` a reset (RST, not FIN): a plain GET_FILE's end is the
+/// close, so a transfer that must fail ends this way and no downloader takes what it
+/// got for the whole file.
+fn reset_on_close(stream: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+        log::debug!("cannot make the close a reset: {e}");
+    }
 }
 
 /// Largest count passed to one `sendfile` call; Linux moves at most 0x7ffff000 bytes

@@ -23,5 +23,5 @@ mod listener;
 mod speaks;
 
 pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source};
-pub(crate) use files::SharedFiles;
+pub(crate) use files::{SharedFiles, open_state_file};
 pub(crate) use listener::{PeerListener, ServeOptions};

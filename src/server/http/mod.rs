@@ -23,8 +23,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
+use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::budget::{Built, ReplyBudget, Reservation};
 use super::registry::Registry;
 use crate::net::http::{self, Head, Reply};
 use crate::net::{self, Shutdown};
@@ -45,10 +47,6 @@ const MAX_CONNECTIONS: usize = 2 * events::MAX_EVENT_CLIENTS;
 /// Most results of `/api/search` (the page lists them; more is not readable on a
 /// projector, and the reply stays small).
 pub(crate) const SEARCH_CAP: usize = 100;
-
-/// Most publications in one `/api/files` answer: bounds the reply (about 100 bytes
-/// each) however large the registry.
-const FILES_CAP: usize = 20_000;
 
 /// A comment line sent on an idle event stream, so proxies and browsers keep it
 /// open and a client that left is noticed.
@@ -87,6 +85,9 @@ pub(crate) struct Dashboard {
     listener: net::Listener,
     hub: Arc<Hub>,
     registry: Arc<Registry>,
+    /// The index's reply budget: the API's replies are built through its gate
+    /// and held in it until written, like LIST_CONTENT's.
+    budget: Arc<ReplyBudget>,
     timeout: Duration,
     gauges: GaugeSource,
 }
@@ -101,13 +102,14 @@ impl Dashboard {
     /// Binds the dashboard's listener at `addr`.
     pub(crate) fn bind(
         addr: SocketAddr,
-        registry: Arc<Registry>,
+        (registry, budget): (Arc<Registry>, Arc<ReplyBudget>),
         timeout: Duration,
     ) -> std::io::Result<Dashboard> {
         Ok(Dashboard {
             listener: net::Listener::bind("dashboard", addr, MAX_CONNECTIONS)?,
             hub: Hub::new(),
             registry,
+            budget,
             timeout,
             gauges: Box::new(ServerGauges::default),
         })
@@ -147,6 +149,7 @@ impl Dashboard {
         let site = Arc::new(Site {
             hub: Arc::clone(&self.hub),
             registry: self.registry,
+            budget: self.budget,
             shutdown: shutdown.clone(),
             gauges: self.gauges,
         });
@@ -157,9 +160,12 @@ impl Dashboard {
             .name("dashboard".into())
             .spawn(move || {
                 listener.serve(&shutdown, timeout, move |stream, peer, permit| {
+                    // What the reply holds of the budget, until it is written.
+                    let mut held = None;
                     http::serve(stream, peer, permit, timeout, |stream, head, _| {
-                        site.respond(stream, head, timeout)
+                        site.respond(stream, head, timeout, &mut held)
                     });
+                    drop(held);
                 });
             })?;
         Ok(Running {
@@ -184,13 +190,21 @@ impl Running {
 struct Site {
     hub: Arc<Hub>,
     registry: Arc<Registry>,
+    budget: Arc<ReplyBudget>,
     shutdown: Shutdown,
     gauges: GaugeSource,
 }
 
 impl Site {
     /// Routes one request; `None` when it was answered on the stream (events).
-    fn respond(&self, stream: &mut TcpStream, head: &Head, timeout: Duration) -> Option<Reply> {
+    /// An API reply's share of the reply budget goes to `held`.
+    fn respond<'s>(
+        &'s self,
+        stream: &mut TcpStream,
+        head: &Head,
+        timeout: Duration,
+        held: &mut Option<Reservation<'s>>,
+    ) -> Option<Reply> {
         let (path, query) = head.path_and_query();
         let body_len = match http::body_length(head) {
             Ok(n) => n,
@@ -222,85 +236,163 @@ impl Site {
                 "/metrics" => self.metrics(),
                 "/api/events" if body_len == 0 => return self.events(stream, head, timeout),
                 "/api/events" => Reply::text(400, "bad request: an event stream takes no body"),
-                _ => match self.api(path, query) {
-                    Ok(v) => json_reply(&v),
-                    Err(r) => r,
-                },
+                "/api/stats" => json_reply(&self.stats()),
+                _ => self.api(path, query, held).unwrap_or_else(|r| r),
             }
         };
         reply.unread_body = body_len > 0;
         Some(reply)
     }
 
-    fn api(&self, path: &str, query: Option<&str>) -> Result<Value, Reply> {
+    /// `/api/users`, `/api/files` and `/api/search`: one page each (`?limit=`,
+    /// `?after=`, see [`queries`]), built through the reply budget's gate and held
+    /// in the budget until written; 503 when it is spent.
+    fn api<'s>(
+        &'s self,
+        path: &str,
+        query: Option<&str>,
+        held: &mut Option<Reservation<'s>>,
+    ) -> Result<Reply, Reply> {
         let param = |key: &str| {
             http::query_param(query, key)
                 .map_err(|()| Reply::text(400, format!("bad request: bad encoding of '{key}'")))
         };
-        Ok(match path {
-            "/api/users" => self.api_users(),
-            "/api/files" => self.api_files(param("user")?.as_deref()),
-            "/api/search" => {
-                let Some(pattern) = param("q")? else {
-                    return Err(Reply::text(400, "bad request: give the pattern as ?q="));
-                };
-                self.api_search(&pattern)
+        let after = param("after")?;
+        let max = if path == "/api/search" {
+            SEARCH_CAP
+        } else {
+            queries::MAX_PAGE
+        };
+        let limit = match param("limit")? {
+            None => max.min(queries::DEFAULT_PAGE),
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if n > 0 => n.min(max),
+                _ => {
+                    return Err(Reply::text(
+                        400,
+                        format!("bad request: limit must be a number from 1 to {max}"),
+                    ));
+                }
+            },
+        };
+        let build = |out: &mut Vec<u8>| -> Result<(), Reply> {
+            match path {
+                "/api/users" => self.users(after.as_deref(), limit, out),
+                "/api/files" => {
+                    let user = param("user")?;
+                    let page = queries::files_page(
+                        &self.registry,
+                        user.as_deref(),
+                        after.as_deref(),
+                        limit,
+                    );
+                    let files: Vec<_> = page
+                        .rows
+                        .iter()
+                        .map(|r| FileJson {
+                            user: &r.user,
+                            file: &r.file,
+                            description: &r.description,
+                        })
+                        .collect();
+                    write_json(
+                        out,
+                        &FilesJson {
+                            files,
+                            next: page.next,
+                        },
+                    )
+                }
+                _ => self.search(param("q")?, after.as_deref(), limit, out),
             }
-            "/api/stats" => self.api_stats(),
-            _ => unreachable!("routed above"),
-        })
+        };
+        let Some(Built {
+            bytes,
+            held: mut hold,
+        }) = self.budget.build_gated(build)?
+        else {
+            return Err(busy());
+        };
+        // Sending copies the body after the response head: hold that copy too.
+        if !hold.also_hold(bytes.len()) {
+            return Err(busy());
+        }
+        *held = Some(hold);
+        let mut r = Reply::new(200, "application/json", bytes);
+        r.extra.push(("Cache-Control", "no-store".into()));
+        Ok(r)
     }
 
-    /// `/api/users`: every registered user, by name.
-    fn api_users(&self) -> Value {
-        let users: Vec<Value> = queries::users_overview(&self.registry)
-            .into_iter()
-            .map(|(name, addr, files)| {
-                let since = addr.and_then(|_| self.hub.connected_since(&name));
-                json!({
-                    "name": name,
-                    "connected": addr.is_some(),
-                    "ip": addr.map(|a| a.ip.to_string()),
-                    "port": addr.map(|a| a.port),
-                    "files": files,
-                    "connected_since": since,
-                })
+    /// A page of `/api/users` into `out`.
+    fn users(&self, after: Option<&str>, limit: usize, out: &mut Vec<u8>) -> Result<(), Reply> {
+        let page = queries::users_page(&self.registry, after, limit);
+        let users: Vec<_> = page
+            .rows
+            .iter()
+            .map(|r| UserJson {
+                name: &r.name,
+                connected: r.addr.is_some(),
+                ip: r.addr.map(|a| a.ip.to_string()),
+                port: r.addr.map(|a| a.port),
+                files: r.files,
+                connected_since: r.addr.and_then(|_| self.hub.connected_since(&r.name)),
             })
             .collect();
-        json!({ "users": users })
+        write_json(
+            out,
+            &UsersJson {
+                users,
+                next: page.next,
+            },
+        )
     }
 
-    /// `/api/files[?user=U]`: publications, of `user` only when given.
-    fn api_files(&self, user: Option<&str>) -> Value {
-        let files: Vec<Value> = queries::publications(&self.registry, user, FILES_CAP)
-            .into_iter()
-            .map(|[user, file, description]| {
-                json!({ "user": user, "file": file, "description": description })
-            })
-            .collect();
-        json!({ "files": files })
-    }
-
-    /// `/api/search?q=P`: the first matches of a SEARCH for `pattern`.
-    fn api_search(&self, pattern: &str) -> Value {
-        let results: Vec<Value> = queries::search_results(&self.registry, pattern, SEARCH_CAP)
-            .into_iter()
-            .map(|hit| {
-                json!({
-                    "file": hit.file,
-                    "description": hit.description,
-                    "user": hit.user,
-                    "ip": hit.addr.ip.to_string(),
-                    "port": hit.addr.port,
-                })
+    /// A page of `/api/search` into `out`.
+    fn search(
+        &self,
+        pattern: Option<String>,
+        after: Option<&str>,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Reply> {
+        let Some(pattern) = pattern else {
+            return Err(Reply::text(400, "bad request: give the pattern as ?q="));
+        };
+        let after = match after.map(str::parse::<u32>) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                return Err(Reply::text(
+                    400,
+                    "bad request: after must be the next of a page",
+                ));
+            }
+        };
+        let page = queries::search_page(&self.registry, &pattern, after, limit);
+        let results: Vec<_> = page
+            .rows
+            .iter()
+            .map(|h| HitJson {
+                file: &h.file,
+                description: &h.description,
+                user: &h.user,
+                ip: h.addr.ip.to_string(),
+                port: h.addr.port,
             })
             .collect();
         let cap = SEARCH_CAP.min(self.registry.max_search_results());
-        json!({ "results": results, "cap": cap })
+        write_json(
+            out,
+            &SearchJson {
+                results,
+                cap,
+                next: page.next,
+            },
+        )
     }
 
-    /// `/api/stats`: the counts and the request rate.
-    fn api_stats(&self) -> Value {
+    /// `/api/stats`: a few counters, no list.
+    fn stats(&self) -> Value {
         let (registered, publications) = self.registry.counts();
         let c = self.hub.counters();
         let requests: serde_json::Map<String, Value> = c
@@ -362,21 +454,21 @@ impl Site {
             r.extra.push(("Retry-After", "5".into()));
             return Some(r);
         };
-        let out = stream_start(head, &sub);
-        self.pump(stream, &sub, out, timeout);
-        let _ = stream.shutdown(SockShutdown::Both);
-        None
-    }
-
-    /// Writes `out`, then the subscription's events as they come (a keepalive when
-    /// idle), until the client leaves, its queue is dropped, or the server stops.
-    fn pump(
-        &self,
-        stream: &mut TcpStream,
-        sub: &events::Subscription,
-        mut out: Vec<u8>,
-        timeout: Duration,
-    ) {
+        let mut out = Vec::with_capacity(512);
+        http::encode_head(
+            &mut out,
+            head.version.clone(),
+            200,
+            "text/event-stream",
+            None,
+            &[("Cache-Control", "no-cache".into())],
+        );
+        // A first comment: the client sees the stream open before any event; a
+        // browser whose stream breaks retries after 3 s.
+        out.extend_from_slice(b": peerdex events\nretry: 3000\n\n");
+        for frame in &sub.backlog {
+            out.extend_from_slice(frame.as_bytes());
+        }
         // Writes wait at most the server's timeout: a reader that stops reading is
         // let go then, or sooner when its queue fills.
         let _ = stream.set_write_timeout(Some(timeout));
@@ -385,13 +477,13 @@ impl Site {
         loop {
             if !out.is_empty() {
                 if stream.write_all(&out).is_err() {
-                    return;
+                    break;
                 }
                 out.clear();
                 idle_since = Instant::now();
             }
             if self.shutdown.is_triggered() {
-                return;
+                break;
             }
             match sub.events.recv_timeout(STREAM_TICK) {
                 Ok(frame) => {
@@ -407,30 +499,73 @@ impl Site {
                         out.extend_from_slice(b": keepalive\n\n");
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        let _ = stream.shutdown(SockShutdown::Both);
+        None
     }
 }
 
-/// The head of an event stream and what it sends first: a comment (the client sees
-/// the stream open before any event; a browser whose stream breaks retries after
-/// 3 s), then the backlog.
-fn stream_start(head: &Head, sub: &events::Subscription) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    http::encode_head(
-        &mut out,
-        head.version.clone(),
-        200,
-        "text/event-stream",
-        None,
-        &[("Cache-Control", "no-cache".into())],
-    );
-    out.extend_from_slice(b": peerdex events\nretry: 3000\n\n");
-    for frame in &sub.backlog {
-        out.extend_from_slice(frame.as_bytes());
-    }
-    out
+/// A page of `/api/users`: its rows, and the cursor of the next page (`null` on
+/// the last), as in every page of the API.
+#[derive(Serialize)]
+struct UsersJson<'a> {
+    users: Vec<UserJson<'a>>,
+    next: Option<String>,
+}
+
+/// A page of `/api/files`.
+#[derive(Serialize)]
+struct FilesJson<'a> {
+    files: Vec<FileJson<'a>>,
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UserJson<'a> {
+    name: &'a str,
+    connected: bool,
+    ip: Option<String>,
+    port: Option<u16>,
+    files: usize,
+    connected_since: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FileJson<'a> {
+    user: &'a str,
+    file: &'a str,
+    description: &'a str,
+}
+
+#[derive(Serialize)]
+struct HitJson<'a> {
+    file: &'a str,
+    description: &'a str,
+    user: &'a str,
+    ip: String,
+    port: u16,
+}
+
+#[derive(Serialize)]
+struct SearchJson<'a> {
+    results: Vec<HitJson<'a>>,
+    cap: usize,
+    next: Option<String>,
+}
+
+/// The reply to an API request while the reply budget is spent.
+fn busy() -> Reply {
+    let mut r = Reply::text(503, "server busy: too many list replies at once, try again");
+    r.extra.push(("Retry-After", "1".into()));
+    r
+}
+
+/// Serializes `v` into `out` (a reply being built).
+fn write_json(out: &mut Vec<u8>, v: &impl Serialize) -> Result<(), Reply> {
+    serde_json::to_writer(&mut *out, v)
+        .map_err(|e| Reply::text(500, format!("cannot encode JSON: {e}")))
 }
 
 fn json_reply(v: &Value) -> Reply {

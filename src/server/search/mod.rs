@@ -1,6 +1,6 @@
 //! SEARCH over the registry's publications: the substring index ([`trigram`]), the
 //! table beside it that turns an id into an owner and a file name, and the one walk
-//! over the matches ([`for_each_match`]) behind both SEARCH and the dashboard.
+//! over the matches ([`search_step`]) behind both SEARCH and the dashboard.
 //!
 //! Owns: which publications are indexed and when, the id -> (owner, file name) table,
 //! the owners' encoded SEARCH fields, and the order of results. Does not own: the
@@ -22,6 +22,7 @@ use indexmap::IndexMap;
 
 use super::change::PeerAddr;
 use crate::proto::index;
+pub(crate) use trigram::{Progress, Step};
 use trigram::{PubId, SearchIndex};
 
 /// What a search reads from the registry's state.
@@ -45,17 +46,22 @@ pub(crate) struct Match<'a> {
 }
 
 /// Passes to `f` the files of connected users whose name contains `pattern`, at
-/// most `cap` of them: through `table` in id order, or without one by owner name
-/// then publication order. Returns how many were passed.
-pub(crate) fn for_each_match<'a>(
+/// most `step.cap` of them: through `table` in id order from `step.from` on,
+/// offering at most `step.candidates` publications to the check (a search in steps,
+/// see [`Progress::resume`]); or without a table by owner name then publication
+/// order, all in one step.
+pub(crate) fn search_step<'a>(
     table: Option<&'a SearchTable>,
     catalog: &'a impl Catalog,
     pattern: &str,
-    cap: usize,
+    step: Step,
     mut f: impl FnMut(Match<'a>),
-) -> usize {
+) -> Progress {
     let Some(table) = table else {
-        return scan(catalog, pattern, cap, f);
+        return Progress {
+            found: scan(catalog, pattern, step.cap, f),
+            ..Progress::default()
+        };
     };
     let emit = |id: PubId| {
         let Some((file, owner, live)) = table.live(id) else {
@@ -75,10 +81,10 @@ pub(crate) fn for_each_match<'a>(
     };
     table
         .index
-        .search(pattern, cap, |id| table.name_of(id), emit)
+        .search_step(pattern, step, |id| table.name_of(id), emit)
 }
 
-/// [`for_each_match`] without an index: every connected user's files, checked in turn.
+/// [`search_step`] without an index: every connected user's files, checked in turn.
 fn scan<'a>(
     catalog: &'a impl Catalog,
     pattern: &str,

@@ -98,6 +98,30 @@ const SHORT: u32 = 1 << 24;
 const PAIR_TAG: u32 = 1 << 25;
 const BYTE_TAG: u32 = 1 << 26;
 
+/// Where one step of a search starts and how far it may go
+/// ([`SearchIndex::search_step`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step {
+    /// The lowest id looked at.
+    pub(crate) from: PubId,
+    /// Most results still wanted.
+    pub(crate) cap: usize,
+    /// Most candidates offered to `name_of` in this step.
+    pub(crate) candidates: usize,
+}
+
+/// What one step of a search did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Results emitted.
+    pub(crate) found: usize,
+    /// Candidates offered to `name_of`.
+    pub(crate) checked: usize,
+    /// Where the next step starts (the step stopped at its cap or its candidate
+    /// budget: more may follow); `None`: nothing is left to look at.
+    pub(crate) resume: Option<PubId>,
+}
+
 /// A substring index over the names of publications. See the module documentation.
 #[derive(Debug)]
 pub(crate) struct SearchIndex {
@@ -336,55 +360,90 @@ impl SearchIndex {
     /// the publication was inserted with, or `None` to leave it out (its owner is not
     /// connected). Never panics; the work is bounded by the candidates, see the module
     /// documentation.
+    #[cfg(test)]
     pub(crate) fn search<'n>(
         &self,
         pattern: &str,
         cap: usize,
+        name_of: impl FnMut(PubId) -> Option<&'n str>,
+        emit: impl FnMut(PubId),
+    ) -> usize {
+        let step = Step {
+            from: 0,
+            cap,
+            candidates: usize::MAX,
+        };
+        self.search_step(pattern, step, name_of, emit).found
+    }
+
+    /// [`SearchIndex::search`] over the ids from `step.from` on, offering at most
+    /// `step.candidates` of them to `name_of`: a search done in steps, between which
+    /// the caller may let writers change the index (the ids already passed are not
+    /// looked at again; results stay in ascending id order). [`Progress::resume`]
+    /// says where the next step starts when the step stopped at its cap or its
+    /// candidates, `None` once nothing is left to look at.
+    pub(crate) fn search_step<'n>(
+        &self,
+        pattern: &str,
+        step: Step,
         mut name_of: impl FnMut(PubId) -> Option<&'n str>,
         mut emit: impl FnMut(PubId),
-    ) -> usize {
-        let mut found = 0;
-        if cap == 0 {
-            return 0;
+    ) -> Progress {
+        let mut progress = Progress::default();
+        if step.cap == 0 || step.candidates == 0 {
+            progress.resume = (step.cap > 0).then_some(step.from);
+            return progress;
         }
         let mut check = |id: PubId| -> bool {
             if name_of(id).is_some_and(|name| name.contains(pattern)) {
                 emit(id);
-                found += 1;
+                progress.found += 1;
             }
-            found == cap
+            progress.checked += 1;
+            if progress.found == step.cap || progress.checked == step.candidates {
+                progress.resume = id.checked_add(1);
+                return true;
+            }
+            false
         };
         let p = pattern.as_bytes();
+        let from = step.from;
         match p.len() {
-            0 => self.scan(&mut check),
+            0 => self.scan(from, &mut check),
             1 | 2 => {
                 let count = match p {
                     [b] => self.byte_counts[*b as usize],
                     [a, b] => self.pair_counts[pair(*a, *b) as usize],
                     _ => 0,
                 };
-                if count == 0 {
-                    return 0;
-                }
-                // A scan in id order meets a match about every `end / count` ids, so
-                // reaches the cap after about `cap * end / count`; collecting the
-                // candidates costs a few times `count`.
-                let count = u64::from(count);
-                if 4 * count * count >= (cap as u64).saturating_mul(u64::from(self.end)) {
-                    self.scan(&mut check);
-                } else {
-                    self.union(p, &mut check);
+                if count > 0 {
+                    // A scan in id order meets a match about every `end / count`
+                    // ids, so reaches the cap after about `cap * end / count`;
+                    // collecting the candidates costs a few times `count`.
+                    let count = u64::from(count);
+                    let cap = step.cap as u64;
+                    if 4 * count * count >= cap.saturating_mul(u64::from(self.end)) {
+                        self.scan(from, &mut check);
+                    } else {
+                        self.union(p, from, &mut check);
+                    }
                 }
             }
-            _ => self.intersect(p, &mut check),
+            _ => self.intersect(p, from, &mut check),
         }
-        found
+        progress
     }
 
-    /// Offers every allocated id to `check`, ascending, until it answers true.
-    fn scan(&self, check: &mut impl FnMut(PubId) -> bool) {
-        for (w, &word) in self.allocated.iter().enumerate() {
-            let mut bits = word;
+    /// Offers every allocated id from `from` on to `check`, ascending, until it
+    /// answers true.
+    fn scan(&self, from: PubId, check: &mut impl FnMut(PubId) -> bool) {
+        let first = from as usize / 64;
+        for (w, &word) in self.allocated.iter().enumerate().skip(first) {
+            let mut bits = if w == first {
+                word & (u64::MAX << (from % 64))
+            } else {
+                word
+            };
             while bits != 0 {
                 let id = w as u32 * 64 + bits.trailing_zeros();
                 bits &= bits - 1;
@@ -395,9 +454,9 @@ impl SearchIndex {
         }
     }
 
-    /// Offers the ids of the names that may contain the 1- or 2-byte `p` (every
-    /// trigram list containing `p`, and the short names), ascending.
-    fn union(&self, p: &[u8], check: &mut impl FnMut(PubId) -> bool) {
+    /// Offers the ids from `from` on of the names that may contain the 1- or 2-byte
+    /// `p` (every trigram list containing `p`, and the short names), ascending.
+    fn union(&self, p: &[u8], from: PubId, check: &mut impl FnMut(PubId) -> bool) {
         let mut ids = Vec::new();
         let mut add = |list: Option<&PostingList>| {
             if let Some(list) = list {
@@ -426,16 +485,17 @@ impl SearchIndex {
         }
         ids.sort_unstable();
         ids.dedup();
-        for id in ids {
+        let start = ids.partition_point(|&id| id < from);
+        for &id in &ids[start..] {
             if check(id) {
                 return;
             }
         }
     }
 
-    /// Offers the ids in every list of the [`MAX_LISTS`] rarest trigrams of `p`
-    /// (3 bytes or more), ascending.
-    fn intersect(&self, p: &[u8], check: &mut impl FnMut(PubId) -> bool) {
+    /// Offers the ids from `from` on in every list of the [`MAX_LISTS`] rarest
+    /// trigrams of `p` (3 bytes or more), ascending.
+    fn intersect(&self, p: &[u8], from: PubId, check: &mut impl FnMut(PubId) -> bool) {
         let mut lists = Vec::new();
         for w in p.windows(3) {
             match self.lists.get(&trigram(w[0], w[1], w[2])) {
@@ -447,7 +507,7 @@ impl SearchIndex {
         lists.dedup_by(|a, b| std::ptr::eq(*a, *b));
         lists.truncate(MAX_LISTS);
         let mut cursors: Vec<Cursor> = lists.into_iter().map(Cursor::new).collect();
-        let mut target = 0;
+        let mut target = from;
         'next: loop {
             let Some(id) = cursors[0].seek(target) else {
                 return;

@@ -26,6 +26,7 @@ use super::liveness::Peers;
 use super::registry::{Refused, Registry};
 use crate::net::{self, Shutdown};
 use crate::proto::index::Op;
+use crate::proto::text::escape_for_terminal;
 use redis::{RedisStore, Written};
 use replica::{Replica, SnapshotPolicy};
 
@@ -40,7 +41,8 @@ pub(crate) const SNAPSHOT_EVERY: u64 = 100_000;
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Keep the registry in Redis, shared by every server given the same URL
-    /// (redis://HOST:PORT[/DB]); no data directory is used. Run Redis with
+    /// (redis://HOST:PORT[/DB], or rediss:// for TLS, trusting the system's CA
+    /// certificates or SSL_CERT_FILE); no data directory is used. Run Redis with
     /// `appendonly yes` and `appendfsync always` (see the README).
     #[arg(long, value_name = "URL", conflicts_with_all = ["ephemeral", "fsync", "data_dir", "compact_after"])]
     pub store: Option<String>,
@@ -145,7 +147,8 @@ impl Store {
             Ok(Written::Code(code)) => Ok(code),
             Ok(Written::Refused(ip)) => Err(Refused { connected_from: ip }),
             Err(e) => {
-                log::warn!("{} {} not made: {e}", change.op().name(), change.user());
+                let user = escape_for_terminal(change.user());
+                redis::note(format_args!("{} {user} not made", change.op().name()), &e);
                 Ok(change.other_error())
             }
         }
@@ -161,7 +164,7 @@ impl Store {
         };
         let deadline = Instant::now() + shared.redis.timeout();
         let seq = shared.redis.last_seq().map_err(|e| {
-            log::warn!("{}: {e}", op.name());
+            redis::note(format_args!("{}", op.name()), &e);
             op.other_error()
         })?;
         if shared.replica.wait_for(seq, deadline) {
@@ -210,7 +213,8 @@ impl Peers for Store {
         match shared.redis.write(&change, None, Some(addr)) {
             Ok(w) => matches!(w, Written::Applied(_)),
             Err(e) => {
-                log::warn!("prober: DISCONNECT {user} not made: {e}");
+                let user = escape_for_terminal(user);
+                redis::note(format_args!("prober: DISCONNECT {user} not made"), &e);
                 false
             }
         }
@@ -227,7 +231,7 @@ impl Peers for Store {
         {
             Ok(held) => held,
             Err(e) => {
-                log::warn!("prober: lease not checked: {e}");
+                redis::note(format_args!("prober: lease not checked"), &e);
                 false
             }
         }

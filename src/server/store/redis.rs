@@ -137,6 +137,23 @@ pub enum StoreError {
     Data { url: String, detail: String },
 }
 
+impl StoreError {
+    /// Whether this is Redis not answering (said once on stderr by the store, so
+    /// each request it fails is only a debug line), rather than something to look at.
+    pub(crate) fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Redis { .. } | StoreError::Busy { .. })
+    }
+}
+
+/// Logs `e` as a warning, or at debug level when it is an outage already said.
+pub(crate) fn note(context: std::fmt::Arguments<'_>, e: &StoreError) {
+    if e.is_outage() {
+        log::debug!("{context}: {e}");
+    } else {
+        log::warn!("{context}: {e}");
+    }
+}
+
 /// What a change got from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {
@@ -148,9 +165,12 @@ pub(crate) enum Written {
     Refused(IpAddr),
 }
 
-/// Whether Redis answers, said once per change ("unreachable", "reachable again").
+/// Whether Redis answers, said once per change ("unreachable", "answers again").
 struct Health {
     down: AtomicBool,
+    /// Until the store first answered: a failure then is the start's error, said
+    /// by the caller.
+    quiet: AtomicBool,
 }
 
 /// The Redis side of the shared registry: a pool of connections with timeouts and the
@@ -189,7 +209,8 @@ struct LastSeq {
 }
 
 impl RedisStore {
-    /// Opens the store at `url` (`redis://HOST:PORT[/DB]`) and checks that it answers,
+    /// Opens the store at `url` (`redis://HOST:PORT[/DB]`, or `rediss://` for TLS,
+    /// checked against the system's CA certificates or `SSL_CERT_FILE`) and checks that it answers,
     /// with `timeout` for connecting and for every reply.
     pub(crate) fn open(url: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
         let client = Client::open(url).map_err(|source| StoreError::Redis {
@@ -204,6 +225,7 @@ impl RedisStore {
             freed: Condvar::new(),
             health: Health {
                 down: AtomicBool::new(false),
+                quiet: AtomicBool::new(true),
             },
             apply: Script::new(APPLY),
             save_snapshot: Script::new(SAVE_SNAPSHOT),
@@ -212,6 +234,7 @@ impl RedisStore {
             last_done: Condvar::new(),
         };
         store.with_conn("PING", |c| redis::cmd("PING").query::<String>(c))?;
+        store.health.quiet.store(false, Ordering::SeqCst);
         Ok(store)
     }
 
@@ -294,7 +317,17 @@ impl RedisStore {
 
     /// Notes a failure (said once until Redis answers again) and wraps it.
     pub(crate) fn failed(&self, source: RedisError) -> StoreError {
-        if !self.health.down.swap(true, Ordering::SeqCst) {
+        let went_down = !self.health.down.swap(true, Ordering::SeqCst);
+        if went_down {
+            // The idle connections went with Redis: taking one after it is back
+            // would fail once more and say the outage twice.
+            let mut pool = self.pool.lock();
+            pool.open -= pool.idle.len();
+            pool.idle.clear();
+            drop(pool);
+            self.freed.notify_all();
+        }
+        if went_down && !self.health.quiet.load(Ordering::SeqCst) {
             eprintln!(
                 "peerdex: redis at {} unreachable ({source}): changes and lists get their error code until it answers again",
                 self.url

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +153,7 @@ impl Follower {
             match self.step() {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => {
-                    log::warn!("replica: {e}");
+                    redis::note(format_args!("replica"), &e);
                     self.conn = None;
                     if stop.wait_timeout(backoff) {
                         break;
@@ -225,7 +224,7 @@ impl Follower {
                 return;
             }
             Err(e) => {
-                log::warn!("replica: snapshot lease: {e}");
+                redis::note(format_args!("replica: snapshot lease"), &e);
                 return;
             }
         }
@@ -241,7 +240,7 @@ impl Follower {
                     if saved { "" } else { ": a later one was there" }
                 );
             }
-            Err(e) => log::warn!("replica: snapshot not saved: {e}"),
+            Err(e) => redis::note(format_args!("replica: snapshot not saved"), &e),
         }
     }
 }
@@ -342,27 +341,103 @@ fn restore(blob: &[u8], state: &mut dyn Replay) -> Result<u64, String> {
     Ok(header.seq)
 }
 
-/// The registry as a snapshot at change `seq` (the journal's user lines).
+/// The registry as a snapshot at change `seq` (the journal's user lines), written
+/// under one read lock.
 fn dump(registry: &Registry, seq: u64) -> Vec<u8> {
-    let users = registry.dump();
+    let view = registry.view();
+    let users = view.users_after(std::ops::Bound::Unbounded).count();
     let mut out = Vec::new();
     let header = Header {
         peerdex_snapshot: SNAPSHOT_FORMAT,
         seq,
-        users: users.len() as u64,
+        users: users as u64,
     };
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, &header);
-    for (user, peer, published) in &users {
+    for (user, peer, files) in view.users_after(std::ops::Bound::Unbounded) {
         out.push(b'\n');
-        let files: IndexMap<String, String> = published.iter().cloned().collect();
-        let record = SnapshotUser {
-            user,
-            peer: *peer,
-            files: &files,
-        };
-        let _ = serde_json::to_writer(&mut out, &record);
+        let _ = serde_json::to_writer(&mut out, &SnapshotUser { user, peer, files });
     }
     let _ = out.write_all(b"\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::SearchOptions;
+
+    fn apply_all(r: &Registry, changes: &[Change]) {
+        for c in changes {
+            assert_eq!(r.apply(c), 0, "{c:?}");
+        }
+    }
+
+    /// A snapshot restores exactly the registry it was taken from (users, addresses,
+    /// files in publication order), and a rebuild replaces what was there.
+    #[test]
+    fn a_dump_restores_the_same_registry_over_an_older_one() {
+        let ip = "10.0.0.1".parse().unwrap();
+        let a = Registry::new();
+        let mut changes = Vec::new();
+        for u in ["carol", "alice", "bob"] {
+            changes.push(Change::Register { user: u.into() });
+            changes.push(Change::Connect {
+                user: u.into(),
+                ip,
+                port: 7,
+            });
+            for f in ["z.txt", "a.txt", "m.txt"] {
+                changes.push(Change::Publish {
+                    user: u.into(),
+                    file: format!("{u}-{f}"),
+                    description: format!("about {f}"),
+                });
+            }
+        }
+        changes.push(Change::Disconnect { user: "bob".into() });
+        changes.push(Change::Register {
+            user: "dave".into(),
+        });
+        apply_all(&a, &changes);
+        let blob = dump(&a, 42);
+        let b = Registry::with_search(SearchOptions::default());
+        apply_all(
+            &b,
+            &[Change::Register {
+                user: "stale".into(),
+            }],
+        );
+        let seq = b.rebuild_from(|state| restore(&blob, state)).unwrap();
+        assert_eq!(seq, 42);
+        assert_eq!(b.dump(), a.dump());
+        b.check_search_table();
+        // A damaged blob leaves the registry as it was.
+        let cut = &blob[..blob.len() - 10];
+        assert!(b.rebuild_from(|state| restore(cut, state)).is_err());
+        assert_eq!(b.dump(), a.dump());
+    }
+
+    #[test]
+    fn stream_entries_apply_only_in_order() {
+        let r = Registry::new();
+        let reg = br#"{"REGISTER":{"user":"a"}}"#;
+        assert_eq!(apply_entry(&r, 0, "1-0", reg), Ok(1));
+        assert!(
+            apply_entry(&r, 1, "3-0", reg)
+                .unwrap_err()
+                .contains("follows")
+        );
+        assert!(
+            apply_entry(&r, 1, "2-0", reg)
+                .unwrap_err()
+                .contains("refused")
+        );
+        assert!(
+            apply_entry(&r, 1, "2-0", b"{")
+                .unwrap_err()
+                .contains("unreadable")
+        );
+        assert!(apply_entry(&r, 1, "2-5", reg).is_err());
+    }
 }

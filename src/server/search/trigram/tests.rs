@@ -399,7 +399,7 @@ fn check_final_state(
         );
         let mut got = Vec::new();
         if (1..=2).contains(&pattern.len()) {
-            index.union(pattern.as_bytes(), &mut |id| {
+            index.union(pattern.as_bytes(), 0, &mut |id| {
                 if model.name_of(id).is_some_and(|n| n.contains(pattern)) {
                     got.push(id);
                 }
@@ -409,4 +409,41 @@ fn check_final_state(
         }
     }
     Ok(())
+}
+
+/// A search done in steps of a few candidates finds what one search finds, in
+/// the same order, with every step within its candidate budget.
+#[test]
+fn a_search_in_steps_finds_what_one_search_finds() {
+    let names: Vec<String> = (0..600)
+        .map(|i| match i % 3 {
+            0 => format!("file{i}.txt"),
+            1 => format!("a{i}"),
+            _ => format!("notes-{i}.pdf"),
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (index, model) = build(&names);
+    for pattern in ["", "f", "fi", "e1", "file1", "1.t", ".pdf", "zz", "s-5"] {
+        for cap in [1, 7, 1000] {
+            let whole = search(&index, &model, pattern, cap);
+            let mut stepped = Vec::new();
+            let mut from = 0;
+            loop {
+                let step = Step {
+                    from,
+                    cap: cap - stepped.len(),
+                    candidates: 5,
+                };
+                let p =
+                    index.search_step(pattern, step, |id| model.name_of(id), |id| stepped.push(id));
+                assert!(p.checked <= 5, "{pattern:?}: {p:?}");
+                match p.resume {
+                    Some(next) if stepped.len() < cap => from = next,
+                    _ => break,
+                }
+            }
+            assert_eq!(stepped, whole, "{pattern:?} cap {cap}");
+        }
+    }
 }
