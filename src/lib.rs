@@ -17,10 +17,14 @@
 //! - [`client`]: the interactive shell and its peer (listener and downloads).
 
 #![warn(unreachable_pub)]
-// An ordinary build has no `internals`: what only the benchmarks use is then unused,
-// and what they reach is unreachable. Every build with the feature (tests, benches,
-// `cargo clippy --all-targets`) checks both lints in full.
-#![cfg_attr(not(feature = "internals"), allow(dead_code, unreachable_pub))]
+// An ordinary build has no `internals`: what only the benchmarks and tests use is then
+// unused (re-exports for it included), and what they reach is unreachable. Every build
+// with the feature (tests, benches, `cargo clippy --all-targets`) checks these lints
+// in full.
+#![cfg_attr(
+    not(feature = "internals"),
+    allow(dead_code, unreachable_pub, unused_imports)
+)]
 
 mod client;
 mod linefile;
