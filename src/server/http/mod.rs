@@ -263,46 +263,11 @@ impl Site {
         } else {
             queries::MAX_PAGE
         };
-        let limit = match param("limit")? {
-            None => max.min(queries::DEFAULT_PAGE),
-            Some(n) => match n.parse::<usize>() {
-                Ok(n) if n > 0 => n.min(max),
-                _ => {
-                    return Err(Reply::text(
-                        400,
-                        format!("bad request: limit must be a number from 1 to {max}"),
-                    ));
-                }
-            },
-        };
+        let limit = page_limit(param("limit")?, max)?;
         let build = |out: &mut Vec<u8>| -> Result<(), Reply> {
             match path {
                 "/api/users" => self.users(after.as_deref(), limit, out),
-                "/api/files" => {
-                    let user = param("user")?;
-                    let page = queries::files_page(
-                        &self.registry,
-                        user.as_deref(),
-                        after.as_deref(),
-                        limit,
-                    );
-                    let files: Vec<_> = page
-                        .rows
-                        .iter()
-                        .map(|r| FileJson {
-                            user: &r.user,
-                            file: &r.file,
-                            description: &r.description,
-                        })
-                        .collect();
-                    write_json(
-                        out,
-                        &FilesJson {
-                            files,
-                            next: page.next,
-                        },
-                    )
-                }
+                "/api/files" => self.files(param("user")?, after.as_deref(), limit, out),
                 _ => self.search(param("q")?, after.as_deref(), limit, out),
             }
         };
@@ -321,6 +286,33 @@ impl Site {
         let mut r = Reply::new(200, "application/json", bytes);
         r.extra.push(("Cache-Control", "no-store".into()));
         Ok(r)
+    }
+
+    /// A page of `/api/files[?user=U]` into `out`.
+    fn files(
+        &self,
+        user: Option<String>,
+        after: Option<&str>,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Reply> {
+        let page = queries::files_page(&self.registry, user.as_deref(), after, limit);
+        let files: Vec<_> = page
+            .rows
+            .iter()
+            .map(|r| FileJson {
+                user: &r.user,
+                file: &r.file,
+                description: &r.description,
+            })
+            .collect();
+        write_json(
+            out,
+            &FilesJson {
+                files,
+                next: page.next,
+            },
+        )
     }
 
     /// A page of `/api/users` into `out`.
@@ -454,21 +446,21 @@ impl Site {
             r.extra.push(("Retry-After", "5".into()));
             return Some(r);
         };
-        let mut out = Vec::with_capacity(512);
-        http::encode_head(
-            &mut out,
-            head.version.clone(),
-            200,
-            "text/event-stream",
-            None,
-            &[("Cache-Control", "no-cache".into())],
-        );
-        // A first comment: the client sees the stream open before any event; a
-        // browser whose stream breaks retries after 3 s.
-        out.extend_from_slice(b": peerdex events\nretry: 3000\n\n");
-        for frame in &sub.backlog {
-            out.extend_from_slice(frame.as_bytes());
-        }
+        let out = stream_start(head, &sub);
+        self.pump(stream, &sub, out, timeout);
+        let _ = stream.shutdown(SockShutdown::Both);
+        None
+    }
+
+    /// Writes `out`, then the subscription's events as they come (a keepalive when
+    /// idle), until the client leaves, its queue is dropped, or the server stops.
+    fn pump(
+        &self,
+        stream: &mut TcpStream,
+        sub: &events::Subscription,
+        mut out: Vec<u8>,
+        timeout: Duration,
+    ) {
         // Writes wait at most the server's timeout: a reader that stops reading is
         // let go then, or sooner when its queue fills.
         let _ = stream.set_write_timeout(Some(timeout));
@@ -477,13 +469,13 @@ impl Site {
         loop {
             if !out.is_empty() {
                 if stream.write_all(&out).is_err() {
-                    break;
+                    return;
                 }
                 out.clear();
                 idle_since = Instant::now();
             }
             if self.shutdown.is_triggered() {
-                break;
+                return;
             }
             match sub.events.recv_timeout(STREAM_TICK) {
                 Ok(frame) => {
@@ -499,12 +491,30 @@ impl Site {
                         out.extend_from_slice(b": keepalive\n\n");
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        let _ = stream.shutdown(SockShutdown::Both);
-        None
     }
+}
+
+/// The head of an event stream and what it sends first: a comment (the client sees
+/// the stream open before any event; a browser whose stream breaks retries after
+/// 3 s), then the backlog.
+fn stream_start(head: &Head, sub: &events::Subscription) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    http::encode_head(
+        &mut out,
+        head.version.clone(),
+        200,
+        "text/event-stream",
+        None,
+        &[("Cache-Control", "no-cache".into())],
+    );
+    out.extend_from_slice(b": peerdex events\nretry: 3000\n\n");
+    for frame in &sub.backlog {
+        out.extend_from_slice(frame.as_bytes());
+    }
+    out
 }
 
 /// A page of `/api/users`: its rows, and the cursor of the next page (`null` on
@@ -566,6 +576,21 @@ fn busy() -> Reply {
 fn write_json(out: &mut Vec<u8>, v: &impl Serialize) -> Result<(), Reply> {
     serde_json::to_writer(&mut *out, v)
         .map_err(|e| Reply::text(500, format!("cannot encode JSON: {e}")))
+}
+
+/// The page size `?limit=` asks for (default [`queries::DEFAULT_PAGE`]), at most
+/// `max`; 400 when it is not a number from 1 up.
+fn page_limit(limit: Option<String>, max: usize) -> Result<usize, Reply> {
+    match limit {
+        None => Ok(max.min(queries::DEFAULT_PAGE)),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n.min(max)),
+            _ => Err(Reply::text(
+                400,
+                format!("bad request: limit must be a number from 1 to {max}"),
+            )),
+        },
+    }
 }
 
 fn json_reply(v: &Value) -> Reply {
