@@ -475,10 +475,7 @@ fn handle_connection(ctx: &Context, stream: TcpStream, peer: SocketAddr, permit:
 /// same meanings as the dashboard's rows and the logger's lines; `None` for OK.
 fn failure_note(req: &index::Request, code: u8) -> Option<String> {
     let op = req.body.op();
-    if code == 0 {
-        return None;
-    }
-    let meaning = index::Status::from_code(op, code).map_or("UNKNOWN CODE", index::Status::meaning);
+    let meaning = index::Status::failure_meaning(op, code)?;
     let asked = match &req.body {
         Body::Publish { file, .. } | Body::Delete { file } => Some(file.as_str()),
         Body::Search { pattern } => Some(pattern.as_str()),
@@ -591,7 +588,7 @@ fn report(
         user: req.user.clone(),
         operation,
         datetime: req.datetime.clone().unwrap_or_else(datetime::now),
-        result: result_of(&[code]),
+        result: i32::from(code),
     });
 }
 

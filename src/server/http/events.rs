@@ -225,7 +225,7 @@ impl Hub {
             user: &req.user,
             datetime,
             code,
-            meaning: failure_meaning(op, code),
+            meaning: Status::failure_meaning(op, code),
             file,
             pattern,
             target,
@@ -273,7 +273,7 @@ impl Hub {
             user,
             datetime: &datetime::now(),
             code,
-            meaning: failure_meaning(op, code),
+            meaning: Status::failure_meaning(op, code),
             file: None,
             pattern: None,
             target: None,
@@ -458,11 +458,6 @@ impl Hub {
             .get(user)
             .map(|c| c.at.to_rfc3339_opts(SecondsFormat::Secs, true))
     }
-}
-
-/// What a failure `code` of `op` means; `None` for success.
-fn failure_meaning(op: Op, code: u8) -> Option<&'static str> {
-    (code != 0).then(|| Status::from_code(op, code).map_or("UNKNOWN CODE", Status::meaning))
 }
 
 #[cfg(test)]
