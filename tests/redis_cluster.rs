@@ -8,7 +8,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,8 @@ fn redis_stopped_gives_prompt_errors_and_its_aof_keeps_every_acknowledged_change
     // A writer through both servers while Redis is killed: whatever got code 0 must
     // be there after Redis restarts from its AOF.
     let stop = AtomicBool::new(false);
+    // Requests answered so far, and of those acknowledged.
+    let (answered, acked_count) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let acknowledged: Vec<String> = thread::scope(|s| {
         let writer = s.spawn(|| {
             let mut acked = Vec::new();
@@ -154,13 +156,21 @@ fn redis_stopped_gives_prompt_errors_and_its_aof_keeps_every_acknowledged_change
                 let to = if i % 2 == 0 { a.addr } else { b.addr };
                 if call(to, &["PUBLISH", "alice", &file, "d"]) == [0] {
                     acked.push(file);
+                    acked_count.fetch_add(1, Ordering::SeqCst);
                 }
+                answered.fetch_add(1, Ordering::SeqCst);
             }
             acked
         });
-        thread::sleep(Duration::from_millis(300));
+        // Some writes acknowledged before the kill, and some sent after it.
+        assert!(wait_until(Duration::from_secs(30), || {
+            acked_count.load(Ordering::SeqCst) >= 20
+        }));
         redis.kill();
-        thread::sleep(Duration::from_millis(300));
+        let at_kill = answered.load(Ordering::SeqCst);
+        assert!(wait_until(Duration::from_secs(30), || {
+            answered.load(Ordering::SeqCst) >= at_kill + 4
+        }));
         stop.store(true, Ordering::SeqCst);
         writer.join().unwrap()
     });
