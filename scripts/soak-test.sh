@@ -11,6 +11,12 @@
 set -u
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 N=${1:-5}
+# The rpcbind tests need a portmapper, as in CI; without one every one of them fails
+# (PEERDEX_REQUIRE_SYSTEM_TESTS=1) or skips, and the soak would say nothing about them.
+if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+    echo "soak: no portmapper on 127.0.0.1:111: start one first (as root: rpcbind -w)"
+    exit 1
+fi
 repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel) || exit 1
 work=$(mktemp -d /tmp/peerdex-soak.XXXXXX)
 git clone -q "$repo" "$work/peerdex" || exit 1

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ pub struct Proc {
     lines: Arc<Mutex<Vec<String>>>,
     /// Stderr lines (also echoed to the test's stderr).
     errs: Arc<Mutex<Vec<String>>>,
+    /// How many of the two output pipes reached their end (the readers are done).
+    ended: Arc<AtomicUsize>,
 }
 
 impl Proc {
@@ -49,17 +52,24 @@ impl Proc {
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
-        collect_lines(stdout, Arc::clone(&lines));
+        let ended = Arc::new(AtomicUsize::new(0));
+        collect_lines(stdout, Arc::clone(&lines), Arc::clone(&ended));
         let errs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&errs);
+        let (sink, done) = (Arc::clone(&errs), Arc::clone(&ended));
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("{line}");
                 sink.lock().unwrap().push(line);
             }
+            done.fetch_add(1, Ordering::SeqCst);
         });
-        Proc { child, lines, errs }
+        Proc {
+            child,
+            lines,
+            errs,
+            ended,
+        }
     }
 
     /// Every stdout line so far.
@@ -104,10 +114,16 @@ impl Proc {
     }
 
     /// Waits for the process to exit, at most `timeout`; returns its exit status.
+    /// Its output is then read to the end (at most 10 s more, in case a child it
+    /// started still holds the pipes), so `lines()` has every line it wrote.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
+                let read = Instant::now() + Duration::from_secs(10);
+                while self.ended.load(Ordering::SeqCst) < 2 && Instant::now() < read {
+                    thread::sleep(Duration::from_millis(5));
+                }
                 return Some(status);
             }
             thread::sleep(Duration::from_millis(10));
@@ -133,12 +149,13 @@ impl Drop for Proc {
     }
 }
 
-fn collect_lines(stdout: ChildStdout, lines: Arc<Mutex<Vec<String>>>) {
+fn collect_lines(stdout: ChildStdout, lines: Arc<Mutex<Vec<String>>>, ended: Arc<AtomicUsize>) {
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             lines.lock().unwrap().push(line);
         }
+        ended.fetch_add(1, Ordering::SeqCst);
     });
 }
 
@@ -299,20 +316,23 @@ impl Client {
         let stdout = child.stdout.take().unwrap();
         let stderr_pipe = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
-        collect_lines(stdout, Arc::clone(&lines));
+        let ended = Arc::new(AtomicUsize::new(0));
+        collect_lines(stdout, Arc::clone(&lines), Arc::clone(&ended));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stderr);
+        let (sink, done) = (Arc::clone(&stderr), Arc::clone(&ended));
         thread::spawn(move || {
             for line in BufReader::new(stderr_pipe).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().unwrap().push(line);
             }
+            done.fetch_add(1, Ordering::SeqCst);
         });
         Client {
             proc: Proc {
                 child,
                 lines,
                 errs: Arc::clone(&stderr),
+                ended,
             },
             stdin,
             stderr,
