@@ -79,6 +79,15 @@ fn connect_from(src: std::net::Ipv4Addr, port: SocketAddr) -> TcpStream {
     so.into()
 }
 
+/// How many of the `stalled` downloads the peer has closed (its side of the
+/// connection is no longer ESTABLISHED).
+fn closed_far_ends(stalled: &[TcpStream]) -> usize {
+    far_end_states(stalled)
+        .into_iter()
+        .filter(|&s| s != Some(1))
+        .count()
+}
+
 /// Takes every upload slot of the peer at `port` with a downloader (from 127.0.0.1)
 /// that sends its request for `name` and reads nothing; returns once every one of
 /// those uploads has started (its first bytes have arrived).
@@ -103,7 +112,7 @@ fn stalled_downloaders_do_not_lock_a_download_out() {
     let s = Server::start(&["--probe-interval", "0"]);
     let share = tempfile::tempdir().unwrap();
     write_random(&share.path().join("big.bin"), BIG, 7);
-    let _alice = serving(s.addr, share.path(), &["big.bin"]);
+    let alice = serving(s.addr, share.path(), &["big.bin"]);
     let port = peer(peer_port(s.addr, "alice"));
 
     let stalled = stall(port, "big.bin");
@@ -125,20 +134,20 @@ fn stalled_downloaders_do_not_lock_a_download_out() {
         .expect("no reply: locked out by stalled downloaders");
     assert_eq!(first[0], 0, "code");
     let header_after = started.elapsed();
+    // The content is read at once, on a thread of its own: a download this test left
+    // unread while it looked at the stalled ones would itself be a stalled one.
+    let body = std::thread::spawn(move || read_until_closed(&mut c, Duration::from_secs(60)));
     // It got in by evicting a stalled upload, not because they all timed out on
     // their own (10 s without progress): when its code came, the peer had closed
     // some, but not all, of them.
-    let closed = stalled
-        .iter()
-        .filter(|s| far_end_state(s) != Some(1))
-        .count();
+    let closed = closed_far_ends(&stalled);
     assert!(
         (1..MAX_UPLOADS).contains(&closed),
         "{closed} of {MAX_UPLOADS} stalled uploads closed when the download started"
     );
-    let rest = read_until_closed(&mut c, Duration::from_secs(60)).expect("download not done");
+    let rest = body.join().unwrap().expect("download not done");
     // Plain GET_FILE: the content follows the code, no size (PROTOCOL.md section 2).
-    assert_eq!(rest.len(), BIG, "whole file");
+    assert_eq!(rest.len(), BIG, "whole file; alice: {:?}", alice.stderr());
     eprintln!(
         "legitimate download: header after {header_after:?}, done after {:?}",
         started.elapsed()
@@ -252,7 +261,7 @@ fn another_address_is_served_while_one_address_holds_every_slot() {
     let s = Server::start(&["--probe-interval", "0"]);
     let share = tempfile::tempdir().unwrap();
     write_random(&share.path().join("big.bin"), BIG, 9);
-    let _alice = serving(s.addr, share.path(), &["big.bin"]);
+    let alice = serving(s.addr, share.path(), &["big.bin"]);
     let port = peer(peer_port(s.addr, "alice"));
     // One address holds every slot with downloads young enough (inside the eviction
     // grace) that none may be evicted as the slowest.
@@ -266,16 +275,14 @@ fn another_address_is_served_while_one_address_holds_every_slot() {
     c.read_exact(&mut first)
         .expect("no reply within 3 s: locked out by another address");
     assert_eq!(first[0], 0, "code");
+    let body = std::thread::spawn(move || read_until_closed(&mut c, Duration::from_secs(60)));
     // It took the slot of one of the address holding them all.
-    let closed = stalled
-        .iter()
-        .filter(|s| far_end_state(s) != Some(1))
-        .count();
+    let closed = closed_far_ends(&stalled);
     assert!(
         (1..MAX_UPLOADS).contains(&closed),
         "{closed} of {MAX_UPLOADS} stalled uploads closed"
     );
-    let rest = read_until_closed(&mut c, Duration::from_secs(60)).expect("download not done");
-    assert_eq!(rest.len(), BIG, "whole file");
+    let rest = body.join().unwrap().expect("download not done");
+    assert_eq!(rest.len(), BIG, "whole file; alice: {:?}", alice.stderr());
     drop(stalled);
 }

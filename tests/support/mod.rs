@@ -870,11 +870,17 @@ impl Trickler {
     }
 }
 
-/// The TCP state (as /proc/net/tcp numbers it: 1 ESTABLISHED, 4 FIN_WAIT1, ...) of
-/// the socket on this machine at the other end of `s`: its server side. `None`
-/// when that socket is gone.
-pub fn far_end_state(s: &TcpStream) -> Option<u8> {
-    let (near, far) = (s.local_addr().ok()?.port(), s.peer_addr().ok()?.port());
+/// The TCP states (as /proc/net/tcp numbers them: 1 ESTABLISHED, 4 FIN_WAIT1, ...)
+/// of the sockets on this machine at the other end of each of `streams`: their
+/// server sides. `None` where that socket is gone. The tables are read once for all
+/// of them: on a busy machine a read of /proc/net/tcp can take a large fraction of
+/// a second, so reading it once per stream could hold a test up for many seconds.
+pub fn far_end_states(streams: &[TcpStream]) -> Vec<Option<u8>> {
+    let ends: Vec<Option<(u16, u16)>> = streams
+        .iter()
+        .map(|s| Some((s.local_addr().ok()?.port(), s.peer_addr().ok()?.port())))
+        .collect();
+    let mut states = vec![None; streams.len()];
     let port_of = |col: &str| {
         col.rsplit_once(':')
             .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
@@ -885,12 +891,20 @@ pub fn far_end_state(s: &TcpStream) -> Option<u8> {
         };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() > 3 && port_of(cols[1]) == Some(far) && port_of(cols[2]) == Some(near) {
-                return u8::from_str_radix(cols[3], 16).ok();
+            if cols.len() <= 3 {
+                continue;
+            }
+            let (local, remote) = (port_of(cols[1]), port_of(cols[2]));
+            for (state, end) in states.iter_mut().zip(&ends) {
+                if state.is_none()
+                    && end.is_some_and(|(near, far)| local == Some(far) && remote == Some(near))
+                {
+                    *state = u8::from_str_radix(cols[3], 16).ok();
+                }
             }
         }
     }
-    None
+    states
 }
 
 /// Waits (at most 60 s) until `path` holds more than `min` bytes, e.g. a download's
