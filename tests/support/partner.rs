@@ -1,0 +1,115 @@
+//! The partners of tests/partners/ as running processes: a statement peer
+//! (statement_peer.py) and the statement's downloader (statement_get.py).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use super::{Finished, require_tools, run_to_exit, wait_until};
+
+/// A file of tests/partners/.
+pub fn path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/partners")
+        .join(name)
+}
+
+/// Whether python3 runs; the test is skipped (or fails in CI) otherwise.
+pub fn have_python(test: &str) -> bool {
+    let ok = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let missing = if ok { vec![] } else { vec!["python3".into()] };
+    require_tools(test, &missing)
+}
+
+/// A running statement_peer.py on 127.0.0.1, killed on drop; its stderr request
+/// lines collected.
+pub struct StatementPeer {
+    child: Child,
+    pub port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl StatementPeer {
+    /// Serves `dir` in `dialect` (statement, slides, 2025, one) with `extra` options.
+    pub fn start(dir: &Path, dialect: &str, extra: &[&str]) -> StatementPeer {
+        let mut child = Command::new("python3")
+            .arg(path("statement_peer.py"))
+            .args(["--port", "0", "--host", "127.0.0.1", "--dir"])
+            .arg(dir)
+            .args(["--dialect", dialect])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start statement_peer.py");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = out.read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("statement_peer.py did not say `listening`");
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("statement_peer.py said {line:?}"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&requests);
+        let err = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        StatementPeer {
+            child,
+            port,
+            requests,
+        }
+    }
+
+    /// Its `request <op> <name> -> <what>` lines so far, waiting up to 30 s for at
+    /// least `n` of them.
+    pub fn requests(&self, n: usize) -> Vec<String> {
+        let lines = || self.requests.lock().unwrap().clone();
+        wait_until(Duration::from_secs(30), || {
+            lines().iter().filter(|l| l.starts_with("request ")).count() >= n
+        });
+        lines()
+    }
+}
+
+impl Drop for StatementPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs statement_get.py HOST PORT REMOTE OUT with `options` to its exit.
+pub fn statement_get(port: u16, remote: &str, out: &Path, options: &[&str]) -> Finished {
+    run_to_exit(
+        Command::new("python3")
+            .arg(path("statement_get.py"))
+            .args(["127.0.0.1", &port.to_string(), remote])
+            .arg(out)
+            .args(options),
+        Duration::from_secs(60),
+        "statement_get.py",
+    )
+    .unwrap()
+}
