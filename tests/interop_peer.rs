@@ -192,9 +192,13 @@ fn a_2025_statement_downloader_gets_the_size_string_and_identical_bytes() {
     assert_eq!(alice.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
     assert_eq!(alice.cmd("PUBLISH empty d"), "c> PUBLISH OK");
     let port = peer_port(s.addr, "alice").to_string();
+    // A 2025 client publishes, and serves, the absolute path (tests/statement_paths.rs).
+    let share_abs = std::fs::canonicalize(share.path()).unwrap();
     for f in ["data.bin", "empty"] {
         let out = down.path().join(f);
-        let r = statement_get(&["127.0.0.1", &port, f, "--statement", "2025"], &out);
+        let remote = share_abs.join(f);
+        let remote = remote.to_str().unwrap();
+        let r = statement_get(&["127.0.0.1", &port, remote, "--statement", "2025"], &out);
         assert!(r.status.success(), "{f}: {} {}", r.stdout, r.stderr);
         assert_eq!(file_hash(&out), file_hash(&share.path().join(f)), "{f}");
     }
