@@ -2,7 +2,8 @@
 //! holding every upload slot do not lock a legitimate download out, and a request
 //! trickled byte by byte is cut at the request timeout (before it completes). Issue
 //! 26 item 7 on a real small file system: a download that does not fit is refused
-//! before it starts, and one that fills the disk leaves no partial file.
+//! before it starts (also a plain GET_FILE whose reply announces its size, as the
+//! 2025 statement's does), and one that fills the disk leaves no partial file.
 
 mod support;
 
@@ -245,6 +246,63 @@ fn a_download_that_fills_the_disk_leaves_no_partial_file() {
     // Before the fix the partial stayed, holding the space the disk lacks.
     assert_eq!(dir_names(disk.path()), vec!["filler".to_string()]);
     assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
+}
+
+/// A peer of the 2025 statement registered as `user` with `file`: it answers the
+/// discovery with 1 (no such file), and a GET_FILE with 0, the size string
+/// `announced` and that many bytes (sent until the downloader stops reading).
+fn sized_statement_peer(server: SocketAddr, user: &str, file: &str, announced: usize) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    assert_eq!(code(server, &["REGISTER", user]), 0);
+    assert_eq!(code(server, &["CONNECT", user, &port]), 0);
+    assert_eq!(code(server, &["PUBLISH", user, file, "big"]), 0);
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(b"GET_FILE\0/proc/0/peerdex/") {
+                let _ = s.write_all(b"\x01");
+                continue;
+            }
+            let _ = s.write_all(format!("\0{announced}\0").as_bytes());
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < announced && s.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+        }
+    });
+}
+
+#[test]
+fn a_plain_get_file_announcing_more_than_the_free_space_is_refused_before_writing() {
+    let Some(disk) = Tmpfs::mount("plain GET_FILE no-space check", "1m") else {
+        return;
+    };
+    let s = Server::start(&["--probe-interval", "0"]);
+    sized_statement_peer(s.addr, "carol", "/home/carol/big.bin", 4 * 1024 * 1024);
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
+    bob.register_connect("bob");
+    assert_eq!(
+        bob.cmd("GET_FILE carol /home/carol/big.bin got"),
+        "c> GET_FILE FAIL"
+    );
+    // Before the fix: the disk filled, then "No space left on device".
+    support::wait_until(Duration::from_secs(20), || {
+        bob.stderr().iter().any(|l| l.contains("no space"))
+    });
+    let said = bob
+        .stderr()
+        .into_iter()
+        .find(|l| l.contains("no space"))
+        .unwrap_or_else(|| panic!("{:?}", bob.stderr()));
+    assert!(said.contains("needs 4194304 bytes"), "{said}");
+    // Nothing was written, nothing is left.
+    assert_eq!(dir_names(disk.path()), Vec::<String>::new());
 }
 
 #[test]
