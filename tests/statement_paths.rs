@@ -3,15 +3,16 @@
 //! 2024-25 statement says (../shared/STATEMENTS.md). The peer listener serves a file
 //! by the absolute path it published, and only by it. Real processes: a peerdex
 //! server of the year, peerdex clients, and the partners statement_peer.py (a 2025
-//! peer, asked by absolute path) and statement_get.py (a 2025 downloader). The
-//! default, 2024, is unchanged.
+//! peer, asked by absolute path) and statement_get.py (a 2025 downloader), and a
+//! whole 2025 lab of partners (index/statement_server.py and statement_client.py)
+//! around one peerdex client. The default, 2024, is unchanged.
 
 mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use support::partner::{StatementPeer, have_python, statement_get};
+use support::partner::{StatementPeer, StudentServer, have_python, statement_get, student_client};
 use support::*;
 
 const MIB: usize = 1024 * 1024;
@@ -223,4 +224,67 @@ fn a_2024_client_still_sends_names_as_typed() {
     assert_eq!(r.stdout.trim(), "code 1", "{}", r.stderr);
     assert_eq!(alice.cmd("DELETE data.bin"), "c> DELETE OK");
     assert_eq!(listed(s.addr, "alice"), vec![text(&other).to_owned()]);
+}
+
+#[test]
+fn a_2025_peerdex_client_works_in_a_lab_of_2025_student_programs() {
+    if !have_python("2025 lab of partners") {
+        return;
+    }
+    // A student's 2025 server, a student's peer and a student's client.
+    let server = StudentServer::start(&["--statement", "2025"]);
+    let (_peer_dir, peer_files) = folder();
+    let data = peer_files.join("data.bin");
+    write_random(&data, MIB + 9, 28);
+    let peer = StatementPeer::start(&peer_files, "2025", &[]);
+    let student = |request: &[&str]| student_client(server.addr, &["--statement", "2025"], request);
+    assert_eq!(student(&["REGISTER", "carol"]), ["code 0"]);
+    let port = peer.port.to_string();
+    assert_eq!(student(&["CONNECT", "carol", &port]), ["code 0"]);
+    assert_eq!(student(&["PUBLISH", "carol", text(&data), "x"]), ["code 0"]);
+    // The peerdex client of the year.
+    let (_share_dir, share) = folder();
+    let state = tempfile::tempdir().unwrap();
+    let notes = share.join("notes.txt");
+    std::fs::write(&notes, b"week 3\n").unwrap();
+    let mut alice = Client::with_state(server.addr, &share, state.path(), &["--statement", "2025"]);
+    alice.register_connect("alice");
+    assert_eq!(alice.cmd("PUBLISH notes.txt my notes"), "c> PUBLISH OK");
+    // What reached the student server: the absolute path (before the fix: notes.txt).
+    let published: Vec<Vec<String>> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r[0] == "PUBLISH" && r.get(2).is_some_and(|u| u == "alice"))
+        .collect();
+    assert_eq!(published.len(), 1, "{:?}", server.requests());
+    assert_eq!(published[0][3], text(&notes), "{published:?}");
+    // The student's client lists it as its year does; the student's downloader gets
+    // it by that path from the peerdex peer.
+    assert_eq!(
+        student(&["LIST_CONTENT", "carol", "alice"]),
+        ["code 0".to_owned(), text(&notes).to_owned()]
+    );
+    let users = student(&["LIST_USERS", "carol"]);
+    let alice_port: u16 = users
+        .iter()
+        .find_map(|l| l.strip_prefix("alice\t127.0.0.1\t"))
+        .unwrap_or_else(|| panic!("{users:?}"))
+        .parse()
+        .unwrap();
+    let (_down_dir, down) = folder();
+    let out = down.join("notes.txt");
+    let r = statement_get(alice_port, text(&notes), &out, &["--statement", "2025"]);
+    assert!(r.status.success(), "{} {}", r.stdout, r.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), b"week 3\n");
+    // And the peerdex client downloads from the student's peer by the listed path.
+    let (msg, files) = alice.cmd_list("LIST_CONTENT carol", 1);
+    assert_eq!(msg, "c> LIST_CONTENT OK");
+    assert_eq!(files, [format!("\t{}", text(&data))]);
+    assert_eq!(
+        alice.cmd(&format!("GET_FILE carol {}", text(&data))),
+        "c> GET_FILE OK"
+    );
+    assert_eq!(file_hash(&share.join("data.bin")), file_hash(&data));
+    assert_eq!(alice.cmd("DELETE notes.txt"), "c> DELETE OK");
+    assert_eq!(student(&["LIST_CONTENT", "carol", "alice"]), ["code 0"]);
 }

@@ -113,3 +113,66 @@ pub fn statement_get(port: u16, remote: &str, out: &Path, options: &[&str]) -> F
     )
     .unwrap()
 }
+
+/// A running index/statement_server.py (a student's index server), killed on drop.
+pub struct StudentServer {
+    pub proc: super::Proc,
+    pub addr: std::net::SocketAddr,
+}
+
+impl StudentServer {
+    /// Starts it on a free port with `options` (`--statement`, `--codes`, ...).
+    pub fn start(options: &[&str]) -> StudentServer {
+        let proc = super::Proc::start_with(
+            Command::new("python3")
+                .arg(path("index/statement_server.py"))
+                .args(["--port", "0"])
+                .args(options)
+                .stdin(Stdio::null()),
+        );
+        let line = proc
+            .wait_line(Duration::from_secs(30), |l| l.starts_with("listening "))
+            .unwrap_or_else(|| panic!("statement_server.py: {:?}", proc.err_lines()));
+        let port: u16 = line["listening ".len()..].parse().unwrap();
+        StudentServer {
+            proc,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// Its `request` lines so far, as fields (OP, DATETIME, USER, ARGS...).
+    pub fn requests(&self) -> Vec<Vec<String>> {
+        self.proc
+            .lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix("request\t"))
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect()
+    }
+}
+
+/// One request of a student's client (index/statement_client.py) to `server` with
+/// `options` then `request` (OP USER ARGS...): its output lines (`code N`, entries).
+pub fn student_client(
+    server: std::net::SocketAddr,
+    options: &[&str],
+    request: &[&str],
+) -> Vec<String> {
+    let done = run_to_exit(
+        Command::new("python3")
+            .arg(path("index/statement_client.py"))
+            .args(options)
+            .arg(server.ip().to_string())
+            .arg(server.port().to_string())
+            .args(request),
+        Duration::from_secs(60),
+        "statement_client.py",
+    )
+    .unwrap();
+    assert!(
+        done.status.success(),
+        "statement_client.py {request:?}: {}",
+        done.stderr
+    );
+    done.stdout.lines().map(str::to_owned).collect()
+}
