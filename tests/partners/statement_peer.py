@@ -47,6 +47,16 @@ import time
 
 MAX_FIELD = 4096
 
+# One report line at a time: print() writes the text and its newline separately, so
+# two connections' threads could otherwise run their lines together.
+REPORT_LOCK = threading.Lock()
+
+
+def report(line):
+    with REPORT_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
 
 def read_string(conn):
     """One NUL-terminated string, or None if the peer closed first or sent too much."""
@@ -109,8 +119,7 @@ def serve(conn, addr, args):
             if args.unknown == "die":
                 conn.sendall(b"\x02")
                 conn.close()
-                print("request %s %s -> unknown op, sent 2, dying" % (op, name),
-                      file=sys.stderr, flush=True)
+                report("request %s %s -> unknown op, sent 2, dying" % (op, name))
                 os._exit(1)
             if args.unknown == "two":
                 conn.sendall(b"\x02")
@@ -149,7 +158,7 @@ def serve(conn, addr, args):
         if abort:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
-        print("request %s %s -> %s" % (op, name, what), file=sys.stderr, flush=True)
+        report("request %s %s -> %s" % (op, name, what))
 
 
 def main():

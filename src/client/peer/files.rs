@@ -1,7 +1,6 @@
 //! The table of files this client serves and the safe way to open them.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,45 +12,30 @@ use crate::proto::index::Statement;
 use crate::proto::peer::{CODE_NOT_FOUND, CODE_OTHER};
 
 /// Why a file could not be shared.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum ShareError {
     /// The path does not resolve to an existing file.
+    #[error("cannot share {}: {source}", path.display())]
     Missing { path: PathBuf, source: io::Error },
     /// The path exists but is not a regular file (a directory, a device, a FIFO).
+    #[error("cannot share {}: not a regular file", .0.display())]
     NotRegular(PathBuf),
     /// 2025 statement: the file is not inside the share folder.
+    #[error(
+        "cannot share {}: it is not inside the share folder {} (--share)",
+        path.display(),
+        root.display()
+    )]
     OutsideShare { path: PathBuf, root: PathBuf },
     /// 2025 statement: the absolute path cannot be sent as it is (a space, which the
     /// statement's clients split on, or bytes that are not UTF-8).
+    #[error(
+        "cannot share {}: its absolute path {why}, and the 2025 statement sends it as \
+         the file name",
+        path.display()
+    )]
     Unsendable { path: PathBuf, why: &'static str },
 }
-
-impl fmt::Display for ShareError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ShareError::Missing { path, source } => {
-                write!(f, "cannot share {}: {source}", path.display())
-            }
-            ShareError::NotRegular(path) => {
-                write!(f, "cannot share {}: not a regular file", path.display())
-            }
-            ShareError::OutsideShare { path, root } => write!(
-                f,
-                "cannot share {}: it is not inside the share folder {} (--share)",
-                path.display(),
-                root.display()
-            ),
-            ShareError::Unsendable { path, why } => write!(
-                f,
-                "cannot share {}: its absolute path {why}, and the 2025 statement sends it \
-                 as the file name",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ShareError {}
 
 /// The files this client serves: published name -> canonical path, resolved when
 /// the name was published (relative names against the share folder).
