@@ -32,7 +32,7 @@ pub fn have_python(test: &str) -> bool {
 /// A running statement_peer.py on 127.0.0.1, killed on drop; its stderr request
 /// lines collected.
 pub struct StatementPeer {
-    child: Child,
+    pub child: Child,
     pub port: u16,
     requests: Arc<Mutex<Vec<String>>>,
 }
@@ -90,6 +90,13 @@ impl StatementPeer {
             lines().iter().filter(|l| l.starts_with("request ")).count() >= n
         });
         lines()
+    }
+}
+
+impl StatementPeer {
+    /// Its stderr so far as one text, waiting up to 30 s for at least `n` requests.
+    pub fn log(&self, n: usize) -> String {
+        self.requests(n).concat()
     }
 }
 
