@@ -244,6 +244,21 @@ fn a_second_make_run_names_every_conflict_and_leaves_the_first_alone() {
     assert_eq!(code(server, &["REGISTER", "alice"]), 0);
 }
 
+/// `make run` with the index server on `port`, every other port free, `program`
+/// and `run_dir`, in a process group of its own (as a terminal's foreground job).
+fn run_on(port: u16, program: &str, run_dir: &std::path::Path) -> Command {
+    let mut cmd = run_script();
+    cmd.env("PORT", port.to_string())
+        .env("TIME_PORT", free_port().to_string())
+        .env("LOGGER_PORT", free_port().to_string())
+        .env("HTTP_PORT", free_port().to_string())
+        .env("PROGRAM", program)
+        .env("RUN_DIR", run_dir)
+        .stdin(std::process::Stdio::null())
+        .process_group(0);
+    cmd
+}
+
 /// Issue 22: `FRESH=1` starts with an empty registry.
 #[test]
 fn make_run_fresh_starts_with_an_empty_registry() {
@@ -251,16 +266,8 @@ fn make_run_fresh_starts_with_an_empty_registry() {
     let program = format!("{:#x}", 0x2330_0000u32 + std::process::id() % 0x10000);
     let start = |fresh: &str| {
         let port = free_port();
-        let mut cmd = run_script();
-        cmd.env("PORT", port.to_string())
-            .env("TIME_PORT", free_port().to_string())
-            .env("LOGGER_PORT", free_port().to_string())
-            .env("HTTP_PORT", free_port().to_string())
-            .env("PROGRAM", &program)
-            .env("RUN_DIR", run_dir.path())
-            .env("FRESH", fresh)
-            .stdin(std::process::Stdio::null())
-            .process_group(0);
+        let mut cmd = run_on(port, &program, run_dir.path());
+        cmd.env("FRESH", fresh);
         let run = Proc::start_with(&mut cmd);
         let guard = GroupGuard(run.child.id());
         run.wait_line(Duration::from_secs(30), |l| {
@@ -527,16 +534,8 @@ fn make_run_statement_2025_names_the_year_and_lists_names_only() {
     let run_dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let program = format!("{:#x}", 0x2360_0000u32 + std::process::id() % 0x10000);
-    let mut cmd = run_script();
-    cmd.env("PORT", port.to_string())
-        .env("TIME_PORT", free_port().to_string())
-        .env("LOGGER_PORT", free_port().to_string())
-        .env("HTTP_PORT", free_port().to_string())
-        .env("PROGRAM", &program)
-        .env("RUN_DIR", run_dir.path())
-        .env("STATEMENT", "2025")
-        .stdin(std::process::Stdio::null())
-        .process_group(0);
+    let mut cmd = run_on(port, &program, run_dir.path());
+    cmd.env("STATEMENT", "2025");
     let mut run = Proc::start_with(&mut cmd);
     let pgid = run.child.id();
     let _guard = GroupGuard(pgid);

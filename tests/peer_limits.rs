@@ -193,6 +193,18 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The stderr line of `c` that says a download had no space (stderr is read by
+/// another thread than the message: waited for, up to 30 s).
+fn no_space_line(c: &Client) -> String {
+    support::wait_until(Duration::from_secs(30), || {
+        c.stderr().iter().any(|l| l.contains("no space"))
+    });
+    c.stderr()
+        .into_iter()
+        .find(|l| l.contains("no space"))
+        .unwrap_or_else(|| panic!("{:?}", c.stderr()))
+}
+
 #[test]
 fn a_download_larger_than_the_free_space_is_refused_before_it_starts() {
     let Some(disk) = Tmpfs::mount("peer no-space check", "1m") else {
@@ -206,15 +218,7 @@ fn a_download_larger_than_the_free_space_is_refused_before_it_starts() {
     let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE alice big.bin got"), "c> GET_FILE FAIL");
-    // The reason is on stderr, read by another thread than the message.
-    support::wait_until(Duration::from_secs(20), || {
-        bob.stderr().iter().any(|l| l.contains("no space"))
-    });
-    let said = bob
-        .stderr()
-        .into_iter()
-        .find(|l| l.contains("no space"))
-        .unwrap_or_else(|| panic!("{:?}", bob.stderr()));
+    let said = no_space_line(&bob);
     assert!(said.contains("needs 4194304 bytes"), "{said}");
     assert!(said.contains("are free there"), "{said}");
     assert_eq!(dir_names(disk.path()), Vec::<String>::new());
@@ -292,14 +296,7 @@ fn a_plain_get_file_announcing_more_than_the_free_space_is_refused_before_writin
         "c> GET_FILE FAIL"
     );
     // Before the fix: the disk filled, then "No space left on device".
-    support::wait_until(Duration::from_secs(20), || {
-        bob.stderr().iter().any(|l| l.contains("no space"))
-    });
-    let said = bob
-        .stderr()
-        .into_iter()
-        .find(|l| l.contains("no space"))
-        .unwrap_or_else(|| panic!("{:?}", bob.stderr()));
+    let said = no_space_line(&bob);
     assert!(said.contains("needs 4194304 bytes"), "{said}");
     // Nothing was written, nothing is left.
     assert_eq!(dir_names(disk.path()), Vec::<String>::new());
