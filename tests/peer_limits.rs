@@ -252,10 +252,10 @@ fn a_download_that_fills_the_disk_leaves_no_partial_file() {
     assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
 }
 
-/// A peer of the 2025 statement registered as `user` with `file`: it answers the
-/// discovery with 1 (no such file), and a GET_FILE with 0, the size string
-/// `announced` and that many bytes (sent until the downloader stops reading).
-fn sized_statement_peer(server: SocketAddr, user: &str, file: &str, announced: usize) {
+/// A statement peer registered as `user` with `file`: it answers the discovery with
+/// 1 (no such file), and a GET_FILE with 0, the size string when `sized` (2025),
+/// and `size` bytes (sent until the downloader stops reading).
+fn statement_peer(server: SocketAddr, user: &str, file: &str, size: usize, sized: bool) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     assert_eq!(code(server, &["REGISTER", user]), 0);
@@ -271,10 +271,15 @@ fn sized_statement_peer(server: SocketAddr, user: &str, file: &str, announced: u
                 let _ = s.write_all(b"\x01");
                 continue;
             }
-            let _ = s.write_all(format!("\0{announced}\0").as_bytes());
+            let header = if sized {
+                format!("\0{size}\0")
+            } else {
+                "\0".to_owned()
+            };
+            let _ = s.write_all(header.as_bytes());
             let chunk = vec![b'x'; 64 * 1024];
             let mut sent = 0;
-            while sent < announced && s.write_all(&chunk).is_ok() {
+            while sent < size && s.write_all(&chunk).is_ok() {
                 sent += chunk.len();
             }
         }
@@ -287,7 +292,13 @@ fn a_plain_get_file_announcing_more_than_the_free_space_is_refused_before_writin
         return;
     };
     let s = Server::start(&["--probe-interval", "0"]);
-    sized_statement_peer(s.addr, "carol", "/home/carol/big.bin", 4 * 1024 * 1024);
+    statement_peer(
+        s.addr,
+        "carol",
+        "/home/carol/big.bin",
+        4 * 1024 * 1024,
+        true,
+    );
     let state = tempfile::tempdir().unwrap();
     let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
     bob.register_connect("bob");
@@ -299,6 +310,23 @@ fn a_plain_get_file_announcing_more_than_the_free_space_is_refused_before_writin
     let said = no_space_line(&bob);
     assert!(said.contains("needs 4194304 bytes"), "{said}");
     // Nothing was written, nothing is left.
+    assert_eq!(dir_names(disk.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_plain_get_file_without_a_size_that_fills_the_disk_leaves_no_file() {
+    let Some(disk) = Tmpfs::mount("plain GET_FILE disk-full cleanup", "1m") else {
+        return;
+    };
+    let s = Server::start(&["--probe-interval", "0"]);
+    // The 2024 statement's reply: no size to check beforehand.
+    statement_peer(s.addr, "carol", "big.bin", 4 * 1024 * 1024, false);
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE carol big.bin got"), "c> GET_FILE FAIL");
+    assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
+    // The temporary file went with the failure.
     assert_eq!(dir_names(disk.path()), Vec::<String>::new());
 }
 
