@@ -117,6 +117,9 @@ if grep -q "registered program" "$RUN_DIR/logger.out"; then
 else
     pmap="no rpcbind running: not registered (install and start rpcbind to see it with rpcinfo)"
 fi
+# Clients of a lab on the 2024-25 statement send absolute paths: they follow the year too.
+client_year=""
+[ "$STATEMENT" != 2024 ] && client_year=" --statement $STATEMENT"
 dashboard="off (HTTP_PORT is empty)"
 [ -n "$HTTP_PORT" ] && dashboard="http://${host:-127.0.0.1}:$HTTP_PORT/   (open it in a browser)"
 cat <<INFO
@@ -135,7 +138,7 @@ cat <<INFO
  its own (not this checkout):
 
    mkdir -p ~/peerdex-share
-   $PEERDEX_ABS client -s 127.0.0.1 -p $PORT --time-url http://127.0.0.1:$TIME_PORT/ --share ~/peerdex-share
+   $PEERDEX_ABS client -s 127.0.0.1 -p $PORT --time-url http://127.0.0.1:$TIME_PORT/ --share ~/peerdex-share$client_year
 
  then type HELP. On another machine use -s ${host:-<this host>} --time-url
  http://${host:-<this host>}:$TIME_PORT/; for its users to download from clients on

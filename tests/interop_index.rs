@@ -14,29 +14,11 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use support::partner::{StudentServer, have_python};
 use support::*;
-
-fn partner(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/partners/index")
-        .join(name)
-}
-
-/// Whether python3 runs; the test is skipped (or fails in CI) otherwise.
-fn have_python(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let missing = if ok { vec![] } else { vec!["python3".into()] };
-    require_tools(test, &missing)
-}
 
 /// A student's client running `requests` in turn, each on its own connection; the
 /// printed reply of each (`code N`, entries sorted, `trailing N`).
@@ -52,7 +34,7 @@ fn students(server: SocketAddr, options: &[&str], requests: &[&[&str]]) -> Vec<S
                 "exec python3 \"$0\" \"$@\" --batch < '{}'",
                 input.display()
             ))
-            .arg(partner("statement_client.py"))
+            .arg(partner::path("index/statement_client.py"))
             .arg(server.ip().to_string())
             .arg(server.port().to_string())
             .args(options),
@@ -208,42 +190,6 @@ fn connect_with_an_ip_field_works_in_both_years() {
 }
 
 // ---- The other way: the peerdex client against student servers ----
-
-/// A running statement_server.py.
-struct StudentServer {
-    proc: Proc,
-    addr: SocketAddr,
-}
-
-impl StudentServer {
-    fn start(options: &[&str]) -> StudentServer {
-        let proc = Proc::start_with(
-            Command::new("python3")
-                .arg(partner("statement_server.py"))
-                .args(["--port", "0"])
-                .args(options)
-                .stdin(Stdio::null()),
-        );
-        let line = proc
-            .wait_line(Duration::from_secs(10), |l| l.starts_with("listening "))
-            .unwrap_or_else(|| panic!("statement_server.py: {:?}", proc.err_lines()));
-        let port: u16 = line["listening ".len()..].parse().unwrap();
-        StudentServer {
-            proc,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
-    }
-
-    /// Its `request` lines, as fields.
-    fn requests(&self) -> Vec<Vec<String>> {
-        self.proc
-            .lines()
-            .iter()
-            .filter_map(|l| l.strip_prefix("request\t"))
-            .map(|l| l.split('\t').map(str::to_owned).collect())
-            .collect()
-    }
-}
 
 /// The raw reply bytes of a student server to `parts`.
 fn raw(s: &StudentServer, parts: &[&str]) -> Vec<u8> {

@@ -7,104 +7,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use support::partner::{StatementPeer, have_python};
 use support::*;
 
 const MIB: usize = 1024 * 1024;
-
-fn partner(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/partners")
-        .join(name)
-}
-
-/// Whether python3 runs; the test is skipped (or fails in CI) otherwise.
-fn have_python(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let missing = if ok { vec![] } else { vec!["python3".into()] };
-    require_tools(test, &missing)
-}
-
-/// A running statement_peer.py, killed on drop; its stderr request lines collected.
-struct StatementPeer {
-    child: Child,
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl StatementPeer {
-    fn start(dir: &Path, dialect: &str, extra: &[&str]) -> StatementPeer {
-        let mut child = Command::new("python3")
-            .arg(partner("statement_peer.py"))
-            .args(["--port", "0", "--host", "127.0.0.1", "--dir"])
-            .arg(dir)
-            .args(["--dialect", dialect])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start statement_peer.py");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = out.read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("statement_peer.py did not say `listening`");
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("statement_peer.py said {line:?}"));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&requests);
-        let err = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        StatementPeer {
-            child,
-            port,
-            requests,
-        }
-    }
-
-    /// Its stderr so far (`request <op> <name> -> <what>` per connection), waiting
-    /// up to 5 s for at least `n` requests.
-    fn log(&self, n: usize) -> String {
-        let text = || self.requests.lock().unwrap().concat();
-        wait_until(Duration::from_secs(5), || {
-            text().matches("request ").count() >= n
-        });
-        text()
-    }
-}
-
-impl Drop for StatementPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Registers `user` on the index server as connected at `port` of 127.0.0.1 (raw
 /// index protocol, as a statement client would) and publishes `files`.
@@ -135,7 +47,7 @@ fn the_statement_downloader_gets_identical_bytes_from_a_peerdex_peer() {
     let get = |name: &str, out: &Path| {
         run_to_exit(
             Command::new("python3")
-                .arg(partner("statement_get.py"))
+                .arg(partner::path("statement_get.py"))
                 .args(["127.0.0.1", &port, name])
                 .arg(out),
             Duration::from_secs(30),
@@ -163,7 +75,7 @@ fn the_statement_downloader_gets_identical_bytes_from_a_peerdex_peer() {
 fn statement_get(args: &[&str], out: &Path) -> Finished {
     run_to_exit(
         Command::new("python3")
-            .arg(partner("statement_get.py"))
+            .arg(partner::path("statement_get.py"))
             .args(&args[..3])
             .arg(out)
             .args(&args[3..]),
@@ -192,9 +104,13 @@ fn a_2025_statement_downloader_gets_the_size_string_and_identical_bytes() {
     assert_eq!(alice.cmd("PUBLISH data.bin d"), "c> PUBLISH OK");
     assert_eq!(alice.cmd("PUBLISH empty d"), "c> PUBLISH OK");
     let port = peer_port(s.addr, "alice").to_string();
+    // A 2025 client publishes, and serves, the absolute path (tests/statement_paths.rs).
+    let share_abs = std::fs::canonicalize(share.path()).unwrap();
     for f in ["data.bin", "empty"] {
         let out = down.path().join(f);
-        let r = statement_get(&["127.0.0.1", &port, f, "--statement", "2025"], &out);
+        let remote = share_abs.join(f);
+        let remote = remote.to_str().unwrap();
+        let r = statement_get(&["127.0.0.1", &port, remote, "--statement", "2025"], &out);
         assert!(r.status.success(), "{f}: {} {}", r.stdout, r.stderr);
         assert_eq!(file_hash(&out), file_hash(&share.path().join(f)), "{f}");
     }

@@ -244,6 +244,21 @@ fn a_second_make_run_names_every_conflict_and_leaves_the_first_alone() {
     assert_eq!(code(server, &["REGISTER", "alice"]), 0);
 }
 
+/// `make run` with the index server on `port`, every other port free, `program`
+/// and `run_dir`, in a process group of its own (as a terminal's foreground job).
+fn run_on(port: u16, program: &str, run_dir: &std::path::Path) -> Command {
+    let mut cmd = run_script();
+    cmd.env("PORT", port.to_string())
+        .env("TIME_PORT", free_port().to_string())
+        .env("LOGGER_PORT", free_port().to_string())
+        .env("HTTP_PORT", free_port().to_string())
+        .env("PROGRAM", program)
+        .env("RUN_DIR", run_dir)
+        .stdin(std::process::Stdio::null())
+        .process_group(0);
+    cmd
+}
+
 /// Issue 22: `FRESH=1` starts with an empty registry.
 #[test]
 fn make_run_fresh_starts_with_an_empty_registry() {
@@ -251,16 +266,8 @@ fn make_run_fresh_starts_with_an_empty_registry() {
     let program = format!("{:#x}", 0x2330_0000u32 + std::process::id() % 0x10000);
     let start = |fresh: &str| {
         let port = free_port();
-        let mut cmd = run_script();
-        cmd.env("PORT", port.to_string())
-            .env("TIME_PORT", free_port().to_string())
-            .env("LOGGER_PORT", free_port().to_string())
-            .env("HTTP_PORT", free_port().to_string())
-            .env("PROGRAM", &program)
-            .env("RUN_DIR", run_dir.path())
-            .env("FRESH", fresh)
-            .stdin(std::process::Stdio::null())
-            .process_group(0);
+        let mut cmd = run_on(port, &program, run_dir.path());
+        cmd.env("FRESH", fresh);
         let run = Proc::start_with(&mut cmd);
         let guard = GroupGuard(run.child.id());
         run.wait_line(Duration::from_secs(30), |l| {
@@ -517,4 +524,49 @@ fn the_readme_session_works_as_written() {
         let status = c.wait_exit();
         assert!(status.success(), "terminal {terminal}: {status:?}");
     }
+}
+
+/// Issue 25 item 1: `make run STATEMENT=2025` names the year in its banner, shows
+/// the client command of that year, and its server answers LIST_CONTENT with the
+/// names only.
+#[test]
+fn make_run_statement_2025_names_the_year_and_lists_names_only() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let program = format!("{:#x}", 0x2360_0000u32 + std::process::id() % 0x10000);
+    let mut cmd = run_on(port, &program, run_dir.path());
+    cmd.env("STATEMENT", "2025");
+    let mut run = Proc::start_with(&mut cmd);
+    let pgid = run.child.id();
+    let _guard = GroupGuard(pgid);
+    let index_line = run
+        .wait_line(Duration::from_secs(60), |l| {
+            l.trim_start().starts_with("index server ")
+        })
+        .unwrap_or_else(|| panic!("make run did not start: {:?}", run.lines()));
+    assert!(index_line.ends_with("(statement 2025)"), "{index_line}");
+    // Before the fix the client command had no year: such a client sends names,
+    // not the absolute paths the lab's 2025 programs expect.
+    let client_line = run
+        .wait_line(Duration::from_secs(30), |l| {
+            l.trim_start().contains(" client -s ")
+        })
+        .expect("the client command is shown");
+    assert!(
+        client_line.trim_end().ends_with("--statement 2025"),
+        "{client_line}"
+    );
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(code(server, &["REGISTER", "alice"]), 0);
+    assert_eq!(code(server, &["CONNECT", "alice", "4000"]), 0);
+    let path = "/home/alice/notes.txt";
+    assert_eq!(code(server, &["PUBLISH", "alice", path, "my notes"]), 0);
+    // The 2024-25 layout: the count, then the name alone (no description).
+    let fields = list_fields(&call(server, &["LIST_CONTENT", "alice", "alice"]));
+    assert_eq!(fields, ["1", path]);
+    Command::new("kill")
+        .args(["-s", "INT", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(run.wait_exit(Duration::from_secs(30)).is_some());
 }

@@ -2,7 +2,8 @@
 //! holding every upload slot do not lock a legitimate download out, and a request
 //! trickled byte by byte is cut at the request timeout (before it completes). Issue
 //! 26 item 7 on a real small file system: a download that does not fit is refused
-//! before it starts, and one that fills the disk leaves no partial file.
+//! before it starts (also a plain GET_FILE whose reply announces its size, as the
+//! 2025 statement's does), and one that fills the disk leaves no partial file.
 
 mod support;
 
@@ -201,6 +202,18 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The stderr line of `c` that says a download had no space (stderr is read by
+/// another thread than the message: waited for, up to 30 s).
+fn no_space_line(c: &Client) -> String {
+    support::wait_until(Duration::from_secs(30), || {
+        c.stderr().iter().any(|l| l.contains("no space"))
+    });
+    c.stderr()
+        .into_iter()
+        .find(|l| l.contains("no space"))
+        .unwrap_or_else(|| panic!("{:?}", c.stderr()))
+}
+
 #[test]
 fn a_download_larger_than_the_free_space_is_refused_before_it_starts() {
     let Some(disk) = Tmpfs::mount("peer no-space check", "1m") else {
@@ -214,15 +227,7 @@ fn a_download_larger_than_the_free_space_is_refused_before_it_starts() {
     let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
     bob.register_connect("bob");
     assert_eq!(bob.cmd("GET_FILE alice big.bin got"), "c> GET_FILE FAIL");
-    // The reason is on stderr, read by another thread than the message.
-    support::wait_until(Duration::from_secs(20), || {
-        bob.stderr().iter().any(|l| l.contains("no space"))
-    });
-    let said = bob
-        .stderr()
-        .into_iter()
-        .find(|l| l.contains("no space"))
-        .unwrap_or_else(|| panic!("{:?}", bob.stderr()));
+    let said = no_space_line(&bob);
     assert!(said.contains("needs 4194304 bytes"), "{said}");
     assert!(said.contains("are free there"), "{said}");
     assert_eq!(dir_names(disk.path()), Vec::<String>::new());
@@ -254,6 +259,84 @@ fn a_download_that_fills_the_disk_leaves_no_partial_file() {
     // Before the fix the partial stayed, holding the space the disk lacks.
     assert_eq!(dir_names(disk.path()), vec!["filler".to_string()]);
     assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
+}
+
+/// A statement peer registered as `user` with `file`: it answers the discovery with
+/// 1 (no such file), and a GET_FILE with 0, the size string when `sized` (2025),
+/// and `size` bytes (sent until the downloader stops reading).
+fn statement_peer(server: SocketAddr, user: &str, file: &str, size: usize, sized: bool) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    assert_eq!(code(server, &["REGISTER", user]), 0);
+    assert_eq!(code(server, &["CONNECT", user, &port]), 0);
+    assert_eq!(code(server, &["PUBLISH", user, file, "big"]), 0);
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(b"GET_FILE\0/proc/0/peerdex/") {
+                let _ = s.write_all(b"\x01");
+                continue;
+            }
+            let header = if sized {
+                format!("\0{size}\0")
+            } else {
+                "\0".to_owned()
+            };
+            let _ = s.write_all(header.as_bytes());
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < size && s.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+        }
+    });
+}
+
+#[test]
+fn a_plain_get_file_announcing_more_than_the_free_space_is_refused_before_writing() {
+    let Some(disk) = Tmpfs::mount("plain GET_FILE no-space check", "1m") else {
+        return;
+    };
+    let s = Server::start(&["--probe-interval", "0"]);
+    statement_peer(
+        s.addr,
+        "carol",
+        "/home/carol/big.bin",
+        4 * 1024 * 1024,
+        true,
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
+    bob.register_connect("bob");
+    assert_eq!(
+        bob.cmd("GET_FILE carol /home/carol/big.bin got"),
+        "c> GET_FILE FAIL"
+    );
+    // Before the fix: the disk filled, then "No space left on device".
+    let said = no_space_line(&bob);
+    assert!(said.contains("needs 4194304 bytes"), "{said}");
+    // Nothing was written, nothing is left.
+    assert_eq!(dir_names(disk.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_plain_get_file_without_a_size_that_fills_the_disk_leaves_no_file() {
+    let Some(disk) = Tmpfs::mount("plain GET_FILE disk-full cleanup", "1m") else {
+        return;
+    };
+    let s = Server::start(&["--probe-interval", "0"]);
+    // The 2024 statement's reply: no size to check beforehand.
+    statement_peer(s.addr, "carol", "big.bin", 4 * 1024 * 1024, false);
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Client::with_state(s.addr, disk.path(), state.path(), &[]);
+    bob.register_connect("bob");
+    assert_eq!(bob.cmd("GET_FILE carol big.bin got"), "c> GET_FILE FAIL");
+    assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
+    // The temporary file went with the failure.
+    assert_eq!(dir_names(disk.path()), Vec::<String>::new());
 }
 
 #[test]

@@ -58,8 +58,10 @@ pub struct ClientArgs {
     #[arg(long)]
     pub get_file_size_header: bool,
     /// The course statement the lab follows, for what the bytes cannot tell: 2024
-    /// (2023-24: plain GET_FILE answers 0 then the content) or 2025 (2024-25: 0,
-    /// the size string, then the content, as `--get-file-size-header`).
+    /// (2023-24: PUBLISH and DELETE send the name as typed; plain GET_FILE answers 0
+    /// then the content) or 2025 (2024-25: they send the file's absolute path, which
+    /// must be inside --share, and the peer serves it by that path only; 0, the size
+    /// string, then the content, as `--get-file-size-header`).
     #[arg(long, default_value = "2024", value_name = "YEAR")]
     pub statement: crate::proto::index::Statement,
     /// Background transfers (`GET_FILE ... &`, `FETCH ... &`) run at once; the rest

@@ -88,7 +88,7 @@ impl Session {
         Session {
             index,
             state_dir: settings.state_dir,
-            files: SharedFiles::new(settings.share),
+            files: SharedFiles::for_statement(settings.share, settings.serve.statement),
             serve: settings.serve,
             downloader: Downloader::default(),
             connected: None,
@@ -338,7 +338,8 @@ impl Session {
         let Some(me) = self.me() else {
             return Some(Status::NotConnected);
         };
-        let path = match self.files.resolve(file) {
+        // The file field: the name as typed (2024), or the absolute path (2025).
+        let (field, path) = match self.files.to_publish(file) {
             Ok(p) => p,
             Err(e) => {
                 self.out.note(format!("PUBLISH refused: {e}"));
@@ -346,13 +347,13 @@ impl Session {
             }
         };
         let body = Body::Publish {
-            file: file.to_owned(),
+            file: field.clone(),
             description: description.to_owned(),
         };
         let status = self.status(&me, body);
         if status == Some(Status::Ok) {
-            self.remember(|r| r.insert(file, path.clone()));
-            self.files.insert(file, path);
+            self.remember(|r| r.insert(&field, path.clone()));
+            self.files.insert(&field, path);
         }
         status
     }
@@ -361,15 +362,11 @@ impl Session {
         let Some(me) = self.me() else {
             return Outcome::not_connected(Op::Delete);
         };
-        let status = self.status(
-            &me,
-            Body::Delete {
-                file: file.to_owned(),
-            },
-        );
+        let file = self.files.to_delete(file);
+        let status = self.status(&me, Body::Delete { file: file.clone() });
         if status == Some(Status::Ok) {
-            self.remember(|r| r.remove(file));
-            self.files.remove(file);
+            self.remember(|r| r.remove(&file));
+            self.files.remove(&file);
         }
         Outcome::reply(Op::Delete, status)
     }

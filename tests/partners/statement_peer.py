@@ -8,7 +8,7 @@ peers that were never built from peerdex's code.
 
 Command line:
     python3 statement_peer.py --port P --dir DIR [--host ADDR]
-        [--dialect statement|slides|one] [--unknown close|two|die]
+        [--dialect statement|slides|2025|one] [--unknown close|two|die]
         [--rate BYTES_PER_SEC] [--die-after BYTES [--die-how rst|close]]
         [--timeout SECONDS]
 
@@ -19,6 +19,8 @@ Per connection it reads two NUL-terminated strings, the op and the file name.
   GET_FILE, DIR/name a regular file:
       statement  byte 0, the content, close            (PROTOCOL.md section 2)
       slides     byte 0, size as decimal text + NUL, the content, close
+      2025       the same bytes as slides: the 2024-25 statement's reply (section
+                 4.6, step 5a); a 2024-25 downloader asks by absolute path
       one        byte 1, the content, close            (a published reference peer)
   GET_FILE, no such regular file: byte 1, close (every dialect).
   Any other op (e.g. GET_FILE_RANGE): --unknown close (default) closes without a byte;
@@ -44,6 +46,16 @@ import threading
 import time
 
 MAX_FIELD = 4096
+
+# One report line at a time: print() writes the text and its newline separately, so
+# two connections' threads could otherwise run their lines together.
+REPORT_LOCK = threading.Lock()
+
+
+def report(line):
+    with REPORT_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def read_string(conn):
@@ -107,8 +119,7 @@ def serve(conn, addr, args):
             if args.unknown == "die":
                 conn.sendall(b"\x02")
                 conn.close()
-                print("request %s %s -> unknown op, sent 2, dying" % (op, name),
-                      file=sys.stderr, flush=True)
+                report("request %s %s -> unknown op, sent 2, dying" % (op, name))
                 os._exit(1)
             if args.unknown == "two":
                 conn.sendall(b"\x02")
@@ -130,7 +141,7 @@ def serve(conn, addr, args):
             else:
                 if args.dialect == "one":
                     conn.sendall(b"\x01")
-                elif args.dialect == "slides":
+                elif args.dialect in ("slides", "2025"):
                     conn.sendall(b"\x00" + str(os.path.getsize(path)).encode() + b"\0")
                 else:
                     conn.sendall(b"\x00")
@@ -147,7 +158,7 @@ def serve(conn, addr, args):
         if abort:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
-        print("request %s %s -> %s" % (op, name, what), file=sys.stderr, flush=True)
+        report("request %s %s -> %s" % (op, name, what))
 
 
 def main():
@@ -155,7 +166,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--dir", required=True)
     p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--dialect", choices=["statement", "slides", "one"], default="statement")
+    p.add_argument("--dialect", choices=["statement", "slides", "2025", "one"], default="statement")
     p.add_argument("--unknown", choices=["close", "two", "die"], default="close")
     p.add_argument("--rate", type=int, default=0, help="bytes per second (0: full speed)")
     p.add_argument("--die-after", type=int, default=None, help="content bytes sent before the abort")

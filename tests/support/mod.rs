@@ -246,6 +246,7 @@ pub fn list_fields(reply: &[u8]) -> Vec<String> {
 }
 pub mod bed;
 pub mod group;
+pub mod partner;
 pub mod pmap;
 pub mod redis;
 

@@ -668,12 +668,12 @@ impl Attempt<'_> {
         progress.start(None, 0);
         let local_err = self.beside.local_err(&self.beside.target);
         if !head.is_empty() {
-            content.push(&head).map_err(&local_err)?;
+            self.take_plain(&mut content, &head)?;
         } else if one {
             // 1 then the close: no such file. 1 then content: a reference peer's
             // success.
             match incoming.read(DOWNLOAD_BUFFER) {
-                Ok(data) => content.push(data).map_err(&local_err)?,
+                Ok(data) => self.take_plain(&mut content, data)?,
                 Err(Stop::Closed | Stop::Reset) => return Err(DownloadError::NotFound),
                 Err(stop) => return Err(stop.into_error(0, self.options.min_rate)),
             }
@@ -681,7 +681,7 @@ impl Attempt<'_> {
         progress.advance(content.received());
         loop {
             match incoming.read(DOWNLOAD_BUFFER) {
-                Ok(data) => content.push(data).map_err(&local_err)?,
+                Ok(data) => self.take_plain(&mut content, data)?,
                 Err(Stop::Closed) => break,
                 Err(Stop::Reset) => {
                     return Err(DownloadError::Reset {
@@ -706,6 +706,22 @@ impl Attempt<'_> {
                 (false, false) => Via::Plain,
             },
         })
+    }
+}
+
+impl Attempt<'_> {
+    /// Takes the next bytes of plain GET_FILE content. When they complete a size
+    /// string (the 2025 statement's reply, the slides'), the announced size is
+    /// compared with the free space before anything is written: a file that cannot
+    /// fit is refused at once, not after it filled the disk (issue 26 item 7). On any
+    /// failure the temporary file is dropped, and with it removed.
+    fn take_plain(&self, content: &mut PlainContent, data: &[u8]) -> Result<(), DownloadError> {
+        if let Some(size) = content.announces(data) {
+            check_space(&self.beside.dir, size, 0)?;
+        }
+        content
+            .push(data)
+            .map_err(self.beside.local_err(&self.beside.target))
     }
 }
 
@@ -936,6 +952,21 @@ impl PlainContent {
         self.temp.write_all(data)?;
         self.written += data.len() as u64;
         Ok(())
+    }
+
+    /// The size `data` would make the content announce, when the bytes held so far
+    /// and `data` complete a size string; nothing is taken.
+    fn announces(&self, data: &[u8]) -> Option<u64> {
+        if !matches!(self.decided, Decided::No) {
+            return None;
+        }
+        let take = data.len().min(LEAD_MAX - self.lead.len());
+        let mut lead = self.lead.clone();
+        lead.extend_from_slice(&data[..take]);
+        match classify_lead(&lead) {
+            Lead::Sized { size, .. } => Some(size),
+            _ => None,
+        }
     }
 
     /// Takes the next bytes of content.

@@ -1,7 +1,6 @@
 //! The table of files this client serves and the safe way to open them.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,46 +8,111 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::proto::index::Statement;
 use crate::proto::peer::{CODE_NOT_FOUND, CODE_OTHER};
 
 /// Why a file could not be shared.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum ShareError {
     /// The path does not resolve to an existing file.
+    #[error("cannot share {}: {source}", path.display())]
     Missing { path: PathBuf, source: io::Error },
     /// The path exists but is not a regular file (a directory, a device, a FIFO).
+    #[error("cannot share {}: not a regular file", .0.display())]
     NotRegular(PathBuf),
+    /// 2025 statement: the file is not inside the share folder.
+    #[error(
+        "cannot share {}: it is not inside the share folder {} (--share)",
+        path.display(),
+        root.display()
+    )]
+    OutsideShare { path: PathBuf, root: PathBuf },
+    /// 2025 statement: the absolute path cannot be sent as it is (a space, which the
+    /// statement's clients split on, or bytes that are not UTF-8).
+    #[error(
+        "cannot share {}: its absolute path {why}, and the 2025 statement sends it as \
+         the file name",
+        path.display()
+    )]
+    Unsendable { path: PathBuf, why: &'static str },
 }
-
-impl fmt::Display for ShareError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ShareError::Missing { path, source } => {
-                write!(f, "cannot share {}: {source}", path.display())
-            }
-            ShareError::NotRegular(path) => {
-                write!(f, "cannot share {}: not a regular file", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for ShareError {}
 
 /// The files this client serves: published name -> canonical path, resolved when
 /// the name was published (relative names against the share folder).
+///
+/// The published name is what PUBLISH and DELETE send and what a downloader asks
+/// for: under the 2024 statement the name as typed, under the 2025 one the file's
+/// canonical absolute path (STATEMENTS.md), which must then lie inside the share
+/// folder, when it is published and every time it is served.
 pub(crate) struct SharedFiles {
     root: PathBuf,
+    /// 2025: names are absolute paths inside `root`.
+    absolute: bool,
     files: RwLock<HashMap<String, PathBuf>>,
 }
 
 impl SharedFiles {
-    /// An empty table whose relative names resolve against `root`.
+    /// An empty table whose relative names resolve against `root` (2024 statement).
+    #[cfg(test)]
     pub(crate) fn new(root: PathBuf) -> Arc<Self> {
+        Self::for_statement(root, Statement::Y2024)
+    }
+
+    /// An empty table for the given statement year; `root` is canonical.
+    pub(crate) fn for_statement(root: PathBuf, statement: Statement) -> Arc<Self> {
         Arc::new(SharedFiles {
             root,
+            absolute: statement == Statement::Y2025,
             files: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// What PUBLISH sends for the file typed as `typed`, and the canonical path it
+    /// is served from. 2024: the name as typed. 2025: the canonical absolute path,
+    /// refused unless it is inside the share folder and has no space.
+    pub(crate) fn to_publish(&self, typed: &str) -> Result<(String, PathBuf), ShareError> {
+        let canonical = self.resolve(typed)?;
+        if !self.absolute {
+            return Ok((typed.to_owned(), canonical));
+        }
+        if !canonical.starts_with(&self.root) {
+            return Err(ShareError::OutsideShare {
+                path: canonical,
+                root: self.root.clone(),
+            });
+        }
+        let unsendable = |why| ShareError::Unsendable {
+            path: canonical.clone(),
+            why,
+        };
+        let field = canonical
+            .to_str()
+            .ok_or_else(|| unsendable("is not UTF-8"))?;
+        if field.contains(' ') {
+            return Err(unsendable("has a space"));
+        }
+        Ok((field.to_owned(), canonical.clone()))
+    }
+
+    /// What DELETE sends for `typed`. 2024: the name as typed. 2025: an absolute
+    /// path as it is; a relative name becomes the published path of the file it
+    /// resolves to, else (the file is gone) the path it names inside the share folder.
+    pub(crate) fn to_delete(&self, typed: &str) -> String {
+        if !self.absolute || Path::new(typed).is_absolute() {
+            return typed.to_owned();
+        }
+        if let Ok(canonical) = self.resolve(typed)
+            && let Some(name) = self.name_of(&canonical)
+        {
+            return name;
+        }
+        let path: PathBuf = self
+            .root
+            .join(typed)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        path.to_string_lossy().into_owned()
     }
 
     /// Where a local name points: absolute names as they are, relative ones inside
@@ -113,6 +177,13 @@ impl SharedFiles {
         // state folder may edit: the name is served only from the path it resolves
         // to now (relative names inside --share), never from another one.
         match self.resolve(name) {
+            Ok(now) if self.absolute && !now.starts_with(&self.root) => {
+                log::warn!(
+                    "peer: {name} not served: it is not inside the share folder {}",
+                    self.root.display()
+                );
+                return Err(CODE_NOT_FOUND);
+            }
             Ok(now) if now == path => {}
             Ok(now) => {
                 log::warn!(
@@ -406,6 +477,48 @@ pub(super) mod tests {
         let abs = secret.to_str().unwrap();
         files.insert(abs, secret.clone());
         assert_eq!(files.open(abs).unwrap().size, 3);
+    }
+
+    #[test]
+    fn the_2025_statement_publishes_absolute_paths_inside_the_share_and_serves_only_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.txt"), b"hello").unwrap();
+        let secret = std::fs::canonicalize(outside.path()).unwrap().join("s");
+        std::fs::write(&secret, b"key").unwrap();
+        let y2024 = SharedFiles::new(root.clone());
+        let (field, _) = y2024.to_publish("sub/a.txt").unwrap();
+        assert_eq!(field, "sub/a.txt");
+        assert_eq!(y2024.to_delete("sub/a.txt"), "sub/a.txt");
+        let files = SharedFiles::for_statement(root.clone(), Statement::Y2025);
+        let abs = root.join("sub/a.txt");
+        let (field, path) = files.to_publish("sub/./a.txt").unwrap();
+        assert_eq!(field, abs.to_str().unwrap());
+        assert_eq!(path, abs);
+        assert_eq!(files.to_publish(abs.to_str().unwrap()).unwrap().0, field);
+        assert!(matches!(
+            files.to_publish(secret.to_str().unwrap()),
+            Err(ShareError::OutsideShare { .. })
+        ));
+        std::fs::write(root.join("sp ace"), b"x").unwrap();
+        assert!(matches!(
+            files.to_publish("sp ace"),
+            Err(ShareError::Unsendable { .. })
+        ));
+        files.insert(&field, path);
+        assert_eq!(files.open(&field).unwrap().size, 5);
+        assert_eq!(files.open("a.txt").err(), Some(CODE_NOT_FOUND));
+        assert_eq!(files.open("sub/a.txt").err(), Some(CODE_NOT_FOUND));
+        assert_eq!(files.to_delete("sub/a.txt"), field);
+        assert_eq!(files.to_delete(&field), field);
+        std::fs::remove_file(&abs).unwrap();
+        assert_eq!(files.to_delete("./sub/a.txt"), field);
+        // An edited record: a path outside the share is never served in 2025.
+        let name = secret.to_str().unwrap();
+        files.insert(name, secret.clone());
+        assert_eq!(files.open(name).err(), Some(CODE_NOT_FOUND));
     }
 
     /// Makes a FIFO at `path`.
