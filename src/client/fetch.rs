@@ -163,6 +163,25 @@ impl Progress for Stepping<'_> {
 }
 
 impl Transfer {
+    /// What `FETCH <remote> <local> &` runs, for a fetch no line typed (a watch's new
+    /// match): from `owners` (`owners_of`) into `target`, saved as `local`.
+    pub(crate) fn fetch(
+        owners: Vec<Owner>,
+        remote: &str,
+        local: &str,
+        target: PathBuf,
+        downloader: Downloader,
+    ) -> Transfer {
+        Transfer {
+            kind: Kind::Fetch,
+            owners,
+            remote: remote.to_owned(),
+            local: local.to_owned(),
+            target,
+            downloader,
+        }
+    }
+
     /// Downloads from the owners in order until one completes it. `cancel` stops it.
     pub(crate) fn run(&self, cancel: &AtomicBool, report: &mut dyn Report) -> Ran {
         let fetch = self.kind == Kind::Fetch;
