@@ -104,7 +104,8 @@ impl World for Live {
         let owners = fetch::owners_of(&mut self.index, &self.me, remote).map_err(|n| n.why)?;
         let target = self.files.local_path(local);
         let transfer = Transfer::fetch(owners, remote, local, target, self.downloader.clone());
-        let line = format!("FETCH {remote} {local}");
+        // JOBS and the job's end show it: the name came from the index.
+        let line = format!("FETCH {}", escape_for_terminal(remote));
         self.jobs.submit(line, transfer).map_err(|e| e.to_string())
     }
 
@@ -147,7 +148,7 @@ impl Watches {
         self.stop();
         let (list, warning) = List::load(state_dir, live.index.server(), &live.me);
         if let Some(w) = warning {
-            self.out.note(w);
+            self.out.note(escape_for_terminal(&w));
         }
         let patterns = list.patterns();
         let list = Arc::new(Mutex::new(list));
