@@ -137,9 +137,16 @@ fn watches_need_a_connected_user() {
     assert_eq!(c.cmd("WATCH .pdf"), "c> WATCH OK");
     assert_eq!(c.cmd("DISCONNECT cy"), "c> DISCONNECT OK");
     assert_eq!(c.cmd("UNWATCH .pdf"), "c> UNWATCH FAIL");
+    // UNREGISTER forgets the list: the next owner of the name starts without it.
+    let file = watch_file(state.path(), s.addr, "cy");
+    assert!(file.exists());
+    assert_eq!(c.cmd("UNREGISTER cy"), "c> UNREGISTER OK");
+    assert!(!file.exists());
+    c.register_connect("cy");
+    assert_eq!(c.cmd("WATCHES"), "c> WATCHES OK");
+    assert_eq!(c.cmd("WATCH lab"), "c> WATCH OK");
     // Leaving stops the watch thread at once.
     let started = Instant::now();
-    assert_eq!(c.cmd("CONNECT cy"), "c> CONNECT OK");
     c.close_stdin();
     // Exits 1: commands failed.
     assert_eq!(c.wait_exit().code(), Some(1));

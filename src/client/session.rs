@@ -244,6 +244,10 @@ impl Session {
                         "UNREGISTER: cannot remove the publication record: {e}"
                     ));
                 }
+                if let Err(e) = watch::forget(&self.state_dir, self.index.server(), user) {
+                    self.out
+                        .note(format!("UNREGISTER: cannot remove the watch list: {e}"));
+                }
             }
             // UNREGISTER's "any other error": the server answers it for a user that
             // is connected (PROTOCOL.md section 2).

@@ -127,6 +127,16 @@ impl List {
         }
     }
 
+    /// Removes the list of `user` at `server` (the user was unregistered: the next
+    /// owner of the name starts without it).
+    pub(super) fn forget(state_dir: &Path, server: &str, user: &str) -> io::Result<()> {
+        let path = published::user_file(state_dir, "watches", server, user);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn patterns(&self) -> Vec<String> {
         self.watches.iter().map(|w| w.pattern.clone()).collect()
     }
@@ -318,6 +328,9 @@ mod tests {
         assert!(l.remove(".pdf").unwrap());
         assert!(!l.remove(".pdf").unwrap());
         assert_eq!(loaded(dir.path()).patterns(), ["lab"]);
+        List::forget(dir.path(), SERVER, "ann").unwrap();
+        List::forget(dir.path(), SERVER, "ann").unwrap();
+        assert!(loaded(dir.path()).patterns().is_empty());
     }
 
     #[test]

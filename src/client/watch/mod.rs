@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::command::WatchOp;
-use super::fetch::{self, Transfer};
+use super::fetch::{self, Owner, Transfer};
 use super::index::Index;
 use super::jobs::{Jobs, Observer, What};
 use super::messages::End;
@@ -99,9 +99,12 @@ impl World for Live {
         self.files.local_path(local).symlink_metadata().is_ok()
     }
 
-    /// As `FETCH <remote> <local> &`: the owners from SEARCH, then a job.
-    fn fetch(&mut self, remote: &str, local: &str) -> Result<u64, String> {
-        let owners = fetch::owners_of(&mut self.index, &self.me, remote).map_err(|n| n.why)?;
+    fn owners(&mut self, remote: &str) -> Result<Vec<Owner>, String> {
+        fetch::owners_of(&mut self.index, &self.me, remote).map_err(|n| n.why)
+    }
+
+    /// As `FETCH <remote> &` with these owners: a job of the job manager.
+    fn fetch(&mut self, remote: &str, local: &str, owners: Vec<Owner>) -> Result<u64, String> {
         let target = self.files.local_path(local);
         let transfer = Transfer::fetch(owners, remote, local, target, self.downloader.clone());
         // JOBS and the job's end show it: the name came from the index.
@@ -264,6 +267,11 @@ impl Watches {
             entries: r.list.lock().lines(),
         }
     }
+}
+
+/// At UNREGISTER: removes the user's watch list; why not, if it could not be.
+pub(crate) fn forget(state_dir: &std::path::Path, server: &str, user: &str) -> std::io::Result<()> {
+    List::forget(state_dir, server, user)
 }
 
 impl Drop for Watches {

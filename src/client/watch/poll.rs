@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use super::list::{List, MAX_REMEMBERED, MAX_WATCHES};
 use super::schedule::{FLOOR, Schedule};
 use crate::client::command::base_name;
+use crate::client::fetch::Owner;
 use crate::client::messages::End;
 use crate::proto::text::escape_for_terminal;
 
@@ -45,8 +46,11 @@ pub(super) trait World: Send {
     fn search(&mut self, pattern: &str) -> Result<Vec<Match>, String>;
     /// Whether a file `local` exists in the share folder.
     fn present(&self, local: &str) -> bool;
-    /// Starts a background FETCH of `remote` into `local`: the job's number.
-    fn fetch(&mut self, remote: &str, local: &str) -> Result<u64, String>;
+    /// The owners a FETCH of `remote` would try (FETCH's SEARCH for the name).
+    fn owners(&mut self, remote: &str) -> Result<Vec<Owner>, String>;
+    /// Starts a background FETCH of `remote` from `owners` into `local`: the job's
+    /// number.
+    fn fetch(&mut self, remote: &str, local: &str, owners: Vec<Owner>) -> Result<u64, String>;
     /// Tells the user (above the prompt).
     fn tell(&self, note: String);
 }
@@ -164,11 +168,9 @@ impl<W: World> Poller<W> {
             }
             let result = self.world.search(&pattern);
             // Stopped during the search: nothing more is started or written.
-            if let Err(TryRecvError::Disconnected) = self.control.try_recv() {
-                return Err(Stopped);
-            }
+            self.check()?;
             let found = match result {
-                Ok(matches) => self.matched(&pattern, matches),
+                Ok(matches) => self.matched(&pattern, matches)?,
                 Err(why) => {
                     log::info!("WATCH {pattern}: SEARCH: {why}");
                     false
@@ -183,7 +185,7 @@ impl<W: World> Poller<W> {
 
     /// Starts a fetch of each new match (up to the watch's limit); true when a match
     /// not seen before this session came.
-    fn matched(&mut self, pattern: &str, matches: Vec<Match>) -> bool {
+    fn matched(&mut self, pattern: &str, matches: Vec<Match>) -> Result<bool, Stopped> {
         let mut found = false;
         for m in matches {
             let running = self.running.values().filter(|r| r.pattern == pattern);
@@ -206,19 +208,24 @@ impl<W: World> Poller<W> {
                 self.seen.clear();
             }
             found |= self.seen.insert(key);
-            self.start(pattern, &m, local);
+            self.start(pattern, &m, local)?;
         }
-        found
+        Ok(found)
     }
 
-    fn start(&mut self, pattern: &str, m: &Match, local: String) {
+    /// Starts the fetch of one new match, unless the thread was stopped meanwhile
+    /// (the owners' SEARCH can take a while): a job started then could outlive the
+    /// session.
+    fn start(&mut self, pattern: &str, m: &Match, local: String) -> Result<(), Stopped> {
         let shown = format!(
             "WATCH {}: new match {} from {}",
             escape_for_terminal(pattern),
             escape_for_terminal(&m.name),
             escape_for_terminal(&m.owner)
         );
-        match self.world.fetch(&m.name, &local) {
+        let owners = self.world.owners(&m.name);
+        self.check()?;
+        match owners.and_then(|owners| self.world.fetch(&m.name, &local, owners)) {
             Ok(job) => {
                 self.world.tell(format!("{shown}, fetching (job {job})"));
                 let running = Running {
@@ -229,6 +236,15 @@ impl<W: World> Poller<W> {
                 self.running.insert(job, running);
             }
             Err(why) => self.world.tell(format!("{shown}: not fetched: {why}")),
+        }
+        Ok(())
+    }
+
+    /// `Err` once the control channel has closed.
+    fn check(&self) -> Result<(), Stopped> {
+        match self.control.try_recv() {
+            Err(TryRecvError::Disconnected) => Err(Stopped),
+            _ => Ok(()),
         }
     }
 
@@ -299,7 +315,10 @@ mod tests {
         fn present(&self, local: &str) -> bool {
             self.local.lock().iter().any(|l| l == local)
         }
-        fn fetch(&mut self, remote: &str, _local: &str) -> Result<u64, String> {
+        fn owners(&mut self, _remote: &str) -> Result<Vec<Owner>, String> {
+            Ok(Vec::new())
+        }
+        fn fetch(&mut self, remote: &str, _: &str, _: Vec<Owner>) -> Result<u64, String> {
             let mut f = self.fetches.lock();
             f.push(remote.to_owned());
             Ok(f.len() as u64)
