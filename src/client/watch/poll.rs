@@ -83,6 +83,8 @@ pub(super) struct Poller<W: World> {
     seen: HashSet<(String, String)>,
     /// Cancelled by the user: not fetched again this session.
     refused: HashSet<(String, String)>,
+    /// Patterns whose last search failed (said once until one succeeds).
+    failing: HashSet<String>,
 }
 
 impl<W: World> Poller<W> {
@@ -105,6 +107,7 @@ impl<W: World> Poller<W> {
             running: HashMap::new(),
             seen: HashSet::new(),
             refused: HashSet::new(),
+            failing: HashSet::new(),
         }
     }
 
@@ -163,16 +166,21 @@ impl<W: World> Poller<W> {
         let patterns = self.list.lock().patterns();
         for pattern in patterns {
             let now = Instant::now();
-            if !self.schedules.get(&pattern).is_some_and(|s| s.due(now)) {
+            let due = self.schedules.get(&pattern).is_some_and(|s| s.due(now));
+            // Unwatched since the round began: not searched again.
+            if !due || !self.list.lock().patterns().contains(&pattern) {
                 continue;
             }
             let result = self.world.search(&pattern);
             // Stopped during the search: nothing more is started or written.
             self.check()?;
             let found = match result {
-                Ok(matches) => self.matched(&pattern, matches)?,
+                Ok(matches) => {
+                    self.failing.remove(&pattern);
+                    self.matched(&pattern, matches)?
+                }
                 Err(why) => {
-                    log::info!("WATCH {pattern}: SEARCH: {why}");
+                    self.search_failed(&pattern, &why);
                     false
                 }
             };
@@ -181,6 +189,18 @@ impl<W: World> Poller<W> {
             }
         }
         Ok(())
+    }
+
+    /// Says once that a pattern's searches fail (not at every retry).
+    fn search_failed(&mut self, pattern: &str, why: &str) {
+        log::info!("WATCH {pattern}: SEARCH: {why}");
+        if self.failing.insert(pattern.to_owned()) {
+            self.world.tell(format!(
+                "WATCH {}: SEARCH failed ({}): trying again later, less often",
+                escape_for_terminal(pattern),
+                escape_for_terminal(why)
+            ));
+        }
     }
 
     /// Starts a fetch of each new match (up to the watch's limit); true when a match
@@ -401,6 +421,30 @@ mod tests {
                 assert!(gap >= Duration::from_secs(5), "{p}: {gap:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_failing_search_is_said_once_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (list, _) = List::load(dir.path(), "s:1", "ann");
+        let (_control, control_rx) = bounded(1);
+        let (_ends, ends_rx) = bounded(1);
+        let fake = Fake::default();
+        let list = Arc::new(Mutex::new(list));
+        let mut p = Poller::new(fake.clone(), list, control_rx, ends_rx, FLOOR);
+        p.search_failed("a\x1b", "connect: refused");
+        p.search_failed("a\x1b", "connect: refused");
+        p.search_failed("b", "connect: refused");
+        assert_eq!(
+            *fake.notes.lock(),
+            [
+                "WATCH a\\x1b: SEARCH failed (connect: refused): trying again later, less often",
+                "WATCH b: SEARCH failed (connect: refused): trying again later, less often",
+            ]
+        );
+        p.failing.remove("a\x1b");
+        p.search_failed("a\x1b", "again");
+        assert_eq!(fake.notes.lock().len(), 3);
     }
 
     #[test]
