@@ -54,6 +54,7 @@ fn a_watch_fetches_a_file_published_after_it_and_survives_a_restart() {
     std::fs::write(share_b.path().join("notes.txt"), b"not a match").unwrap();
     assert_eq!(bob.cmd("PUBLISH notes.pdf week 3"), "c> PUBLISH OK");
     assert_eq!(bob.cmd("PUBLISH notes.txt week 3"), "c> PUBLISH OK");
+    let published = Instant::now();
 
     let told = wait_stderr(&ann, "WATCH .pdf: new match notes.pdf");
     assert!(
@@ -61,6 +62,10 @@ fn a_watch_fetches_a_file_published_after_it_and_survives_a_restart() {
         "{told}"
     );
     assert_eq!(ann.next_message(), "c> FETCH OK");
+    eprintln!(
+        "watch: notes.pdf fetched {:.1} s after its PUBLISH (--watch-interval 5)",
+        published.elapsed().as_secs_f64()
+    );
     let got = share_a.path().join("notes.pdf");
     assert_eq!(
         file_hash(&got),
@@ -150,6 +155,10 @@ fn watches_need_a_connected_user() {
     c.close_stdin();
     // Exits 1: commands failed.
     assert_eq!(c.wait_exit().code(), Some(1));
+    eprintln!(
+        "watch: the shell ended {:.2} s after the end of its input",
+        started.elapsed().as_secs_f64()
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
@@ -251,4 +260,63 @@ fn unwatch_stops_the_searches_and_a_pattern_is_never_searched_twice_within_5_s()
     }
     c.close_stdin();
     assert!(c.wait_exit().success());
+}
+
+/// An index server that answers every request with code 0 (and an empty list for
+/// LIST_CONTENT) except SEARCH, which it never answers; returns its address and the
+/// number of SEARCHes held.
+fn stalling_index() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<usize>>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let count = std::sync::Arc::clone(&held);
+    thread::spawn(move || {
+        let mut stuck = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(b"SEARCH\0") {
+                *count.lock().unwrap() += 1;
+                stuck.push(s);
+                continue;
+            }
+            let reply: &[u8] = if buf[..n].starts_with(b"LIST_CONTENT\0") {
+                b"\x000\0"
+            } else {
+                b"\x00"
+            };
+            let _ = s.write_all(reply);
+        }
+    });
+    (addr, held)
+}
+
+#[test]
+fn the_end_of_input_is_not_held_up_by_a_search_the_index_never_answers() {
+    let (addr, held) = stalling_index();
+    let share = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = Client::with_state(addr, share.path(), state.path(), &FAST);
+    assert_eq!(c.cmd("CONNECT ann"), "c> CONNECT OK");
+    assert_eq!(c.cmd("WATCH stuck"), "c> WATCH OK");
+    assert!(wait_until(WATCH_WAIT, || *held.lock().unwrap() == 1));
+    // The shell answers while the watch's SEARCH hangs (its own connection).
+    assert_eq!(c.cmd("WATCHES"), "c> WATCHES OK");
+    let started = Instant::now();
+    c.close_stdin();
+    assert!(c.wait_exit().success());
+    let took = started.elapsed();
+    eprintln!(
+        "watch: the shell ended {:.2} s after the end of its input, a SEARCH pending",
+        took.as_secs_f64()
+    );
+    // The 0.5 s the shell waits for the thread, and the DISCONNECT; not the index's
+    // 5 s timeout of the pending SEARCH.
+    assert!(took < Duration::from_millis(4500), "{took:?}");
+    assert!(c.proc.lines().iter().any(|l| l == "c> DISCONNECT OK"));
 }

@@ -36,9 +36,10 @@ use list::{Added, List};
 use poll::{Match, Poller, World};
 
 /// How long DISCONNECT or QUIT waits for the poll thread to end. It ends at once
-/// unless a SEARCH is on its way (at most the index timeout); past this the shell
-/// goes on, and the thread ends after that request without starting anything.
-const STOP_WAIT: Duration = Duration::from_secs(2);
+/// unless a request is on its way (at most the index timeout, 5 s); past this the
+/// shell goes on, and the thread ends after that request without starting a fetch
+/// (it checks after every request). Half a second is not felt at a prompt.
+const STOP_WAIT: Duration = Duration::from_millis(500);
 
 /// Job ends the poll thread has not read yet: one per job the table can hold.
 const ENDS_QUEUE: usize = super::jobs::MAX_JOBS;
