@@ -4,8 +4,10 @@
 //! Owns: CONNECT/DISCONNECT/UNREGISTER and the publication record, PUBLISH/DELETE,
 //! the list commands, GET_FILE/FETCH (the local name, the owners, then the transfer
 //! in the foreground or as a job), JOBS/CANCEL/RESHARE, and re-sharing a download
-//! when its job reports it done. Does not own: the requests (`index`), the
-//! transfer (`fetch`), the jobs (`jobs`), where text goes (`output`).
+//! when its job reports it done; it starts the user's watches at CONNECT and stops
+//! them at DISCONNECT. Does not own: the requests (`index`), the transfer (`fetch`),
+//! the jobs (`jobs`), WATCH/UNWATCH/WATCHES and their thread (`watch`), where text
+//! goes (`output`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;

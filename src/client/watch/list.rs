@@ -57,7 +57,11 @@ enum Untrusted {
     TooManyWatches,
     #[error("more than {MAX_REMEMBERED} names in one watch")]
     TooManyNames,
-    #[error("{what} {shown:?} is not one", shown = escape_for_terminal(.value).into_owned())]
+    #[error(
+        "{what} \"{shown}\" is not 1 to {STATEMENT_MAX_FIELD} bytes without control \
+         characters or blanks",
+        shown = escape_for_terminal(.value)
+    )]
     Invalid { what: &'static str, value: String },
 }
 
@@ -390,7 +394,10 @@ mod tests {
             "{w}"
         );
         let w = set_aside_with(br#"{"watches":[{"pattern":"a","fetched":["x\u001b[2J"]}]}"#);
-        assert!(w.contains("file name \"x\\\\x1b[2J\""), "{w}");
+        assert!(
+            w.contains("file name \"x\\x1b[2J\" is not 1 to 255 bytes"),
+            "{w}"
+        );
         assert!(!w.contains('\x1b'));
         let w = set_aside_with(br#"{"watches":[],"extra":1}"#);
         assert!(w.contains("unknown field"), "{w}");
