@@ -21,19 +21,20 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::command::WatchOp;
-use super::fetch::{self, Owner, Transfer};
+use super::fetch::{self, Transfer};
 use super::index::Index;
 use super::jobs::{Jobs, Observer, What};
 use super::messages::End;
 use super::outcome::Outcome;
 use super::output::Output;
 use super::peer::{Downloader, SharedFiles};
+use crate::proto::index::{SearchEntry, Status};
 use crate::proto::text::escape_for_terminal;
 
 pub(crate) use schedule::{DEFAULT_INTERVAL_SECS, MAX_INTERVAL_SECS, MIN_INTERVAL_SECS};
 
 use list::{Added, List};
-use poll::{Match, Poller, World};
+use poll::{Poller, World};
 
 /// How long DISCONNECT or QUIT waits for the poll thread to end. It ends at once
 /// unless a request is on its way (at most the index timeout, 5 s); past this the
@@ -73,39 +74,32 @@ pub(crate) struct Live {
 }
 
 impl World for Live {
-    fn search(&mut self, pattern: &str) -> Result<Vec<Match>, String> {
+    fn search(&mut self, pattern: &str) -> Result<Vec<SearchEntry>, String> {
         let listed = self
             .index
             .search(&self.me, pattern)
             .map_err(|e| e.to_string())?;
-        if listed.status != crate::proto::index::Status::Ok {
-            return Err(format!(
-                "the server refused SEARCH ({})",
-                listed.status.meaning()
-            ));
+        if listed.status != Status::Ok {
+            let why = listed.status.meaning();
+            return Err(format!("the server refused SEARCH ({why})"));
         }
         let me = &self.me;
-        Ok(listed
-            .entries
-            .into_iter()
-            .filter(|e| e.owner != *me && list::valid(&e.file))
-            .map(|e| Match {
-                name: e.file,
-                owner: e.owner,
-            })
-            .collect())
+        let mut entries = listed.entries;
+        entries.retain(|e| e.owner != *me && list::valid(&e.file));
+        Ok(entries)
     }
 
     fn present(&self, local: &str) -> bool {
         self.files.local_path(local).symlink_metadata().is_ok()
     }
 
-    fn owners(&mut self, remote: &str) -> Result<Vec<Owner>, String> {
-        fetch::owners_of(&mut self.index, &self.me, remote).map_err(|n| n.why)
-    }
-
-    /// As `FETCH <remote> &` with these owners: a job of the job manager.
-    fn fetch(&mut self, remote: &str, local: &str, owners: Vec<Owner>) -> Result<u64, String> {
+    /// As `FETCH <remote> &` with the owners the watch's SEARCH found: a job of the
+    /// job manager.
+    fn fetch(&mut self, remote: &str, local: &str, found: Vec<SearchEntry>) -> Result<u64, String> {
+        let owners = fetch::owners_in(found, &self.me, remote);
+        if owners.is_empty() {
+            return Err("no owner other than this shell's user".into());
+        }
         let target = self.files.local_path(local);
         let transfer = Transfer::fetch(owners, remote, local, target, self.downloader.clone());
         // JOBS and the job's end show it: the name came from the index.

@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use super::list::{List, MAX_REMEMBERED, MAX_WATCHES};
 use super::schedule::{FLOOR, Schedule};
 use crate::client::command::base_name;
-use crate::client::fetch::Owner;
 use crate::client::messages::End;
+use crate::proto::index::SearchEntry;
 use crate::proto::text::escape_for_terminal;
 
 /// Fetches one watch runs at once: a burst of new files is fetched a few at a time
@@ -33,24 +33,15 @@ const MAX_SEEN: usize = MAX_WATCHES * MAX_REMEMBERED;
 /// The longest sleep without looking at the list (a WATCH also wakes the thread).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
-/// One file a SEARCH found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Match {
-    pub(super) name: String,
-    pub(super) owner: String,
-}
-
 /// What the thread acts on: the index, the share folder, the job manager, the user.
 pub(super) trait World: Send {
     /// SEARCH for `pattern`: the files of other users it matches, or why not.
-    fn search(&mut self, pattern: &str) -> Result<Vec<Match>, String>;
+    fn search(&mut self, pattern: &str) -> Result<Vec<SearchEntry>, String>;
     /// Whether a file `local` exists in the share folder.
     fn present(&self, local: &str) -> bool;
-    /// The owners a FETCH of `remote` would try (FETCH's SEARCH for the name).
-    fn owners(&mut self, remote: &str) -> Result<Vec<Owner>, String>;
-    /// Starts a background FETCH of `remote` from `owners` into `local`: the job's
-    /// number.
-    fn fetch(&mut self, remote: &str, local: &str, owners: Vec<Owner>) -> Result<u64, String>;
+    /// Starts a background FETCH of `remote` into `local` from the owners among
+    /// `found` (the entries of the SEARCH that matched it): the job's number.
+    fn fetch(&mut self, remote: &str, local: &str, found: Vec<SearchEntry>) -> Result<u64, String>;
     /// Tells the user (above the prompt).
     fn tell(&self, note: String);
 }
@@ -177,7 +168,7 @@ impl<W: World> Poller<W> {
             let found = match result {
                 Ok(matches) => {
                     self.failing.remove(&pattern);
-                    self.matched(&pattern, matches)?
+                    self.matched(&pattern, matches)
                 }
                 Err(why) => {
                     self.search_failed(&pattern, &why);
@@ -205,21 +196,25 @@ impl<W: World> Poller<W> {
 
     /// Starts a fetch of each new match (up to the watch's limit); true when a match
     /// not seen before this session came.
-    fn matched(&mut self, pattern: &str, matches: Vec<Match>) -> Result<bool, Stopped> {
+    fn matched(&mut self, pattern: &str, matches: Vec<SearchEntry>) -> bool {
         let mut found = false;
-        for m in matches {
+        let mut done: HashSet<&str> = HashSet::new();
+        for m in &matches {
             let running = self.running.values().filter(|r| r.pattern == pattern);
             if running.count() >= MAX_RUNNING {
                 break;
             }
-            let Some(local) = base_name(&m.name).map(str::to_owned) else {
+            if !done.insert(&m.file) {
+                continue;
+            }
+            let Some(local) = base_name(&m.file).map(str::to_owned) else {
                 continue;
             };
-            let key = (pattern.to_owned(), m.name.clone());
+            let key = (pattern.to_owned(), m.file.clone());
             let busy = self.running.values().any(|r| r.local == local);
             if busy
                 || self.refused.contains(&key)
-                || self.list.lock().fetched(pattern, &m.name)
+                || self.list.lock().fetched(pattern, &m.file)
                 || self.world.present(&local)
             {
                 continue;
@@ -228,36 +223,33 @@ impl<W: World> Poller<W> {
                 self.seen.clear();
             }
             found |= self.seen.insert(key);
-            self.start(pattern, &m, local)?;
+            let owners = matches.iter().filter(|o| o.file == m.file).cloned();
+            self.start(pattern, m, local, owners.collect());
         }
-        Ok(found)
+        found
     }
 
-    /// Starts the fetch of one new match, unless the thread was stopped meanwhile
-    /// (the owners' SEARCH can take a while): a job started then could outlive the
-    /// session.
-    fn start(&mut self, pattern: &str, m: &Match, local: String) -> Result<(), Stopped> {
+    /// Starts the fetch of one new match from the owners its SEARCH found (no second
+    /// SEARCH: a watch of `notes.pdf` would search `notes.pdf` twice at once).
+    fn start(&mut self, pattern: &str, m: &SearchEntry, local: String, owners: Vec<SearchEntry>) {
         let shown = format!(
             "WATCH {}: new match {} from {}",
             escape_for_terminal(pattern),
-            escape_for_terminal(&m.name),
+            escape_for_terminal(&m.file),
             escape_for_terminal(&m.owner)
         );
-        let owners = self.world.owners(&m.name);
-        self.check()?;
-        match owners.and_then(|owners| self.world.fetch(&m.name, &local, owners)) {
+        match self.world.fetch(&m.file, &local, owners) {
             Ok(job) => {
                 self.world.tell(format!("{shown}, fetching (job {job})"));
                 let running = Running {
                     pattern: pattern.to_owned(),
-                    name: m.name.clone(),
+                    name: m.file.clone(),
                     local,
                 };
                 self.running.insert(job, running);
             }
             Err(why) => self.world.tell(format!("{shown}: not fetched: {why}")),
         }
-        Ok(())
     }
 
     /// `Err` once the control channel has closed.
@@ -314,31 +306,29 @@ mod tests {
     #[derive(Clone, Default)]
     struct Fake {
         searches: Arc<Mutex<Vec<(String, Instant)>>>,
-        files: Arc<Mutex<Vec<Match>>>,
+        files: Arc<Mutex<Vec<SearchEntry>>>,
         fetches: Arc<Mutex<Vec<String>>>,
         notes: Arc<Mutex<Vec<String>>>,
         local: Arc<Mutex<Vec<String>>>,
     }
 
     impl World for Fake {
-        fn search(&mut self, pattern: &str) -> Result<Vec<Match>, String> {
+        fn search(&mut self, pattern: &str) -> Result<Vec<SearchEntry>, String> {
             self.searches
                 .lock()
                 .push((pattern.to_owned(), Instant::now()));
             let files = self.files.lock();
             Ok(files
                 .iter()
-                .filter(|m| m.name.contains(pattern))
+                .filter(|m| m.file.contains(pattern))
                 .cloned()
                 .collect())
         }
         fn present(&self, local: &str) -> bool {
             self.local.lock().iter().any(|l| l == local)
         }
-        fn owners(&mut self, _remote: &str) -> Result<Vec<Owner>, String> {
-            Ok(Vec::new())
-        }
-        fn fetch(&mut self, remote: &str, _: &str, _: Vec<Owner>) -> Result<u64, String> {
+        fn fetch(&mut self, remote: &str, _: &str, found: Vec<SearchEntry>) -> Result<u64, String> {
+            assert!(found.iter().all(|e| e.file == remote), "{found:?}");
             let mut f = self.fetches.lock();
             f.push(remote.to_owned());
             Ok(f.len() as u64)
@@ -348,10 +338,13 @@ mod tests {
         }
     }
 
-    fn file(name: &str) -> Match {
-        Match {
-            name: name.into(),
+    fn file(name: &str) -> SearchEntry {
+        SearchEntry {
+            file: name.into(),
+            description: "d".into(),
             owner: "bob".into(),
+            ip: [127, 0, 0, 1].into(),
+            port: 5000,
         }
     }
 
