@@ -320,3 +320,41 @@ fn the_end_of_input_is_not_held_up_by_a_search_the_index_never_answers() {
     assert!(took < Duration::from_millis(4500), "{took:?}");
     assert!(c.proc.lines().iter().any(|l| l == "c> DISCONNECT OK"));
 }
+
+#[test]
+fn a_watch_of_an_exact_name_searches_it_once_per_round() {
+    let s = Server::start(&[]);
+    let (share_a, share_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ann = Client::with_state(s.addr, share_a.path(), state_a.path(), &FAST);
+    ann.register_connect("ann");
+    let mut bob = Client::with_state(s.addr, share_b.path(), state_b.path(), &[]);
+    bob.register_connect("bob");
+    write_random(&share_b.path().join("exact.bin"), 50_000, 30);
+    assert_eq!(bob.cmd("PUBLISH exact.bin the one"), "c> PUBLISH OK");
+    assert_eq!(ann.cmd("WATCH exact.bin"), "c> WATCH OK");
+    let watched = Instant::now();
+    assert_eq!(ann.next_message(), "c> FETCH OK");
+    let rounds = 1 + (watched.elapsed().as_secs() / 5) as usize;
+    // The server's console prints in order: once ann's LIST_USERS is out, so is
+    // every SEARCH before it.
+    assert_eq!(ann.cmd("LIST_USERS"), "c> LIST_USERS OK");
+    let marker = "s> LIST_USERS FROM ann";
+    assert!(s.proc.wait_line(WATCH_WAIT, |l| l == marker).is_some());
+    let lines = s.proc.lines();
+    let before = lines.iter().position(|l| l == marker).unwrap();
+    let searches = lines[..before]
+        .iter()
+        .filter(|l| *l == "s> SEARCH FROM ann")
+        .count();
+    // One SEARCH per round of the watch: its result gave the owners, with no second
+    // SEARCH of the same name at once.
+    assert!(
+        searches >= 1 && searches <= rounds,
+        "{searches} in {rounds} round(s)"
+    );
+    assert_eq!(
+        file_hash(&share_a.path().join("exact.bin")),
+        file_hash(&share_b.path().join("exact.bin"))
+    );
+}
