@@ -561,3 +561,43 @@ fn ctrl_c_and_ctrl_d_at_an_empty_prompt_ask_while_transfers_run() {
     assert!(!users.contains(&"bob".to_owned()), "bob still connected");
     assert_cooked(&before, &bob.pty.mode(), &bob.screen());
 }
+
+#[test]
+fn a_watch_says_its_new_match_above_the_prompt_and_ctrl_d_ends_the_session() {
+    let server = Server::start(&[]);
+    let (mine, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (state, their_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut c = TermClient::start(
+        &server,
+        mine.path(),
+        state.path(),
+        &["--watch-interval", "5"],
+    );
+    let before = c.before;
+    c.command("REGISTER wes", "c> REGISTER OK");
+    c.command("CONNECT wes", "c> CONNECT OK");
+    c.command("WATCH .pdf", "c> WATCH OK");
+    let mut bob = Client::with_state(server.addr, theirs.path(), their_state.path(), &[]);
+    bob.register_connect("bob");
+    std::fs::write(theirs.path().join("w.pdf"), b"watched content").unwrap();
+    assert_eq!(bob.cmd("PUBLISH w.pdf late"), "c> PUBLISH OK");
+    // Said above the prompt while it waits for a line, then the prompt again.
+    c.expect("peerdex: WATCH .pdf: new match w.pdf from bob, fetching (job 1)");
+    c.expect("c> FETCH OK");
+    c.command("JOBS", "c> JOBS OK");
+    assert_eq!(
+        std::fs::read(mine.path().join("w.pdf")).unwrap(),
+        b"watched content"
+    );
+    c.expect("c> ");
+    let started = Instant::now();
+    c.type_bytes(b"\x04");
+    let status = c.wait_exit();
+    assert!(status.success(), "exit {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_cooked(&before, &c.pty.mode(), &c.screen());
+}

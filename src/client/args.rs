@@ -15,6 +15,7 @@ use super::published;
 use super::session::Settings;
 use super::shell;
 use super::timeclock::{self, TimeClock};
+use super::watch;
 
 /// Command-line options of `peerdex client`.
 #[derive(clap::Args, Debug, Clone)]
@@ -73,6 +74,12 @@ pub struct ClientArgs {
     /// description (the shell's `RESHARE on|off` toggles it).
     #[arg(long)]
     pub reshare: bool,
+    /// Seconds between two SEARCHes of a WATCH pattern, jittered by 20%, doubled
+    /// (up to 15 min) while nothing new is found; never under 5 s per pattern.
+    #[arg(long, default_value_t = watch::DEFAULT_INTERVAL_SECS, value_name = "SECS",
+          value_parser = clap::value_parser!(u64)
+              .range(watch::MIN_INTERVAL_SECS..=watch::MAX_INTERVAL_SECS))]
+    pub watch_interval: u64,
 }
 
 /// Why the shell could not start, or why it ends in failure.
@@ -117,6 +124,7 @@ impl ClientArgs {
                 statement: self.statement,
             },
             reshare: self.reshare,
+            watch_interval: std::time::Duration::from_secs(self.watch_interval),
             terminal_out: io::stdout().is_terminal(),
         })
     }

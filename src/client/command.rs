@@ -25,6 +25,24 @@ impl Kind {
     }
 }
 
+/// Which command of the watch list a line is (client extensions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WatchOp {
+    Watch,
+    Unwatch,
+    Watches,
+}
+
+impl WatchOp {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WatchOp::Watch => "WATCH",
+            WatchOp::Unwatch => "UNWATCH",
+            WatchOp::Watches => "WATCHES",
+        }
+    }
+}
+
 /// What an argument is: how it is read and what Tab completes in its place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Param {
@@ -44,6 +62,8 @@ pub(crate) enum Param {
     Job,
     /// `on` or `off`.
     Switch,
+    /// A pattern of the watch list (completed from it).
+    Watched,
 }
 
 /// One command of the shell.
@@ -87,6 +107,10 @@ pub(crate) enum Command {
     Jobs,
     Cancel(u64),
     Reshare(bool),
+    /// `WATCH <pattern>`: fetch new matches of a SEARCH pattern by themselves.
+    Watch(String),
+    Unwatch(String),
+    Watches,
     Help,
     Quit,
 }
@@ -342,6 +366,30 @@ pub(crate) const COMMANDS: &[Spec] = &[
             _ => Err(Bad::Usage),
         },
     ),
+    spec(
+        "WATCH",
+        &[Pattern],
+        1,
+        "WATCH <pattern>",
+        "SEARCH for the pattern now and then, and FETCH each new match in the background",
+        |w| Ok(Command::Watch(w.get(0))),
+    ),
+    spec(
+        "UNWATCH",
+        &[Watched],
+        1,
+        "UNWATCH <pattern>",
+        "stop watching a pattern (transfers it started go on; CANCEL stops them)",
+        |w| Ok(Command::Unwatch(w.get(0))),
+    ),
+    spec(
+        "WATCHES",
+        &[],
+        0,
+        "WATCHES",
+        "the watched patterns, with how many files each has fetched",
+        |_| Ok(Command::Watches),
+    ),
     spec("HELP", &[], 0, "HELP", "this list", |_| Ok(Command::Help)),
     spec(
         "QUIT",
@@ -497,6 +545,12 @@ mod tests {
         );
         assert_eq!(parsed("LIST_CONTENT"), Command::ListContent(None));
         assert_eq!(parsed("reshare OFF"), Command::Reshare(false));
+        assert_eq!(parsed("watch .pdf"), Command::Watch(".pdf".into()));
+        assert_eq!(parsed("UNWATCH .pdf"), Command::Unwatch(".pdf".into()));
+        assert_eq!(parsed("Watches"), Command::Watches);
+        assert_eq!(usage("WATCH"), "WATCH <pattern>");
+        assert_eq!(usage("WATCH a b"), "WATCH <pattern>");
+        assert_eq!(parse("WATCH a &"), Err(Refusal::NotBackground("WATCH")));
     }
 
     #[test]

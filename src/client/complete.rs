@@ -33,6 +33,8 @@ pub(super) struct Names {
     users: Vec<String>,
     /// From the last LIST_CONTENT.
     files: Vec<String>,
+    /// The watch list's patterns (for UNWATCH).
+    watched: Vec<String>,
 }
 
 /// The names shared by the session (which writes them after list commands) and the
@@ -46,6 +48,10 @@ impl Names {
 
     pub(super) fn set_files<'a>(&mut self, files: impl IntoIterator<Item = &'a str>) {
         self.files = bounded_unique(files);
+    }
+
+    pub(super) fn set_watched<'a>(&mut self, patterns: impl IntoIterator<Item = &'a str>) {
+        self.watched = bounded_unique(patterns);
     }
 }
 
@@ -67,6 +73,7 @@ enum Slot {
     User,
     RemoteFile,
     LocalPath,
+    Watched,
     Nothing,
 }
 
@@ -81,6 +88,7 @@ fn slot(command: &str, index: usize) -> Slot {
         Some(Param::User) => Slot::User,
         Some(Param::ListedFile) => Slot::RemoteFile,
         Some(Param::LocalPath) => Slot::LocalPath,
+        Some(Param::Watched) => Slot::Watched,
         Some(Param::NewUser | Param::Pattern | Param::Description | Param::Job | Param::Switch)
         | None => Slot::Nothing,
     }
@@ -124,6 +132,7 @@ impl ShellHelper {
             Slot::User => self.matching(word, |n| &n.users),
             Slot::RemoteFile => self.matching(word, |n| &n.files),
             Slot::LocalPath => paths(&self.share, word),
+            Slot::Watched => self.matching(word, |n| &n.watched),
             Slot::Nothing => Vec::new(),
         };
         (start, found)
@@ -229,6 +238,7 @@ mod tests {
             let mut n = names.lock().unwrap();
             n.set_users(["alice", "bob", "albert"]);
             n.set_files(["notes.txt", "news.md", "big.bin"]);
+            n.set_watched([".pdf", "lab"]);
         }
         ShellHelper::new(names, share.to_path_buf())
     }
@@ -275,6 +285,17 @@ mod tests {
             (15, vec!["news.md ".into(), "notes.txt ".into()])
         );
         assert_eq!(complete(&h, "DELETE b"), (7, vec!["big.bin ".into()]));
+    }
+
+    #[test]
+    fn unwatch_completes_the_watched_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = helper(dir.path());
+        assert_eq!(complete(&h, "UNWATCH l"), (8, vec!["lab ".into()]));
+        assert_eq!(complete(&h, "unwatch ").1.len(), 2);
+        // WATCH takes a new pattern: nothing to complete.
+        assert!(complete(&h, "WATCH l").1.is_empty());
+        assert_eq!(complete(&h, "WATCHE"), (0, vec!["WATCHES ".into()]));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::index::Index;
 use super::messages::End;
 use super::peer::{Done, DownloadError, Downloader, Progress, Source};
 use super::units::{human, summary};
-use crate::proto::index::Status;
+use crate::proto::index::{SearchEntry, Status};
 use crate::proto::text::escape_for_terminal;
 
 /// One user that shares the file, where its peer listens, and the description it
@@ -163,6 +163,25 @@ impl Progress for Stepping<'_> {
 }
 
 impl Transfer {
+    /// What `FETCH <remote> <local> &` runs, for a fetch no line typed (a watch's new
+    /// match): from `owners` (`owners_of`) into `target`, saved as `local`.
+    pub(crate) fn fetch(
+        owners: Vec<Owner>,
+        remote: &str,
+        local: &str,
+        target: PathBuf,
+        downloader: Downloader,
+    ) -> Transfer {
+        Transfer {
+            kind: Kind::Fetch,
+            owners,
+            remote: remote.to_owned(),
+            local: local.to_owned(),
+            target,
+            downloader,
+        }
+    }
+
     /// Downloads from the owners in order until one completes it. `cancel` stops it.
     pub(crate) fn run(&self, cancel: &AtomicBool, report: &mut dyn Report) -> Ran {
         let fetch = self.kind == Kind::Fetch;
@@ -302,6 +321,20 @@ pub(crate) fn owners_of(index: &mut Index, me: &str, remote: &str) -> Result<Vec
         }
         Err(e) => return Err(no_owner(End::Failed, format!("FETCH: SEARCH: {e}"))),
     };
+    let owners = owners_in(entries, me, remote);
+    if owners.is_empty() {
+        let why = format!(
+            "FETCH: no connected user other than {me} shares {}",
+            escape_for_terminal(remote)
+        );
+        return Err(no_owner(End::NotFound, why));
+    }
+    Ok(owners)
+}
+
+/// FETCH's owners among SEARCH entries (FETCH's own, or a watch's): every user but
+/// `me` that shares exactly `remote`, once each, in random order so load spreads.
+pub(crate) fn owners_in(entries: Vec<SearchEntry>, me: &str, remote: &str) -> Vec<Owner> {
     let mut owners: Vec<Owner> = Vec::new();
     for e in entries {
         if e.file == remote && e.owner != me && !owners.iter().any(|o| o.user == e.owner) {
@@ -312,15 +345,8 @@ pub(crate) fn owners_of(index: &mut Index, me: &str, remote: &str) -> Result<Vec
             });
         }
     }
-    if owners.is_empty() {
-        let why = format!(
-            "FETCH: no connected user other than {me} shares {}",
-            escape_for_terminal(remote)
-        );
-        return Err(no_owner(End::NotFound, why));
-    }
     fastrand::shuffle(&mut owners);
-    Ok(owners)
+    owners
 }
 
 #[cfg(test)]

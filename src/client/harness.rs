@@ -19,6 +19,7 @@ use super::outcome::Outcome;
 use super::output::{Output, Recorder, Screen, Stream};
 use super::render;
 use super::session::Session;
+use super::watch;
 
 /// What one command came to, as the shell would print it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,21 +59,20 @@ impl TestShell {
         let progress = Arc::new(AtomicU64::new(0));
         let furthest = Arc::clone(&progress);
         let shown = render::observer(Arc::clone(&out), ended);
-        let jobs = Jobs::new(
-            usize::from(args.max_downloads),
-            Arc::new(move |event| {
-                if let What::Progress { position } = event.what {
-                    furthest.fetch_max(position, Ordering::SeqCst);
-                }
-                shown(event);
-            }),
-        );
+        let (observer, job_ends) = watch::observing(Arc::new(move |event| {
+            if let What::Progress { position } = event.what {
+                furthest.fetch_max(position, Ordering::SeqCst);
+            }
+            shown(event);
+        }));
+        let jobs = Jobs::new(usize::from(args.max_downloads), observer);
         let session = Session::new(
             settings,
             Arc::clone(&out),
             Arc::clone(&jobs),
             Arc::new(AtomicBool::new(false)),
             SharedNames::default(),
+            job_ends,
         );
         Ok(TestShell {
             session,

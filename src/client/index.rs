@@ -83,6 +83,17 @@ impl Index {
         }
     }
 
+    /// The same server, stamped the same way, for another thread (a watch's
+    /// SEARCHes, which must not wait for the shell's commands).
+    pub(crate) fn twin(&self) -> Index {
+        Index::new(
+            self.server.clone(),
+            self.clock.twin(),
+            self.no_datetime,
+            Arc::clone(&self.out),
+        )
+    }
+
     pub(crate) fn server(&self) -> &str {
         &self.server
     }

@@ -7,7 +7,7 @@
 
 use crate::proto::index::{Op, Status};
 
-use super::command::Kind;
+use super::command::{Kind, WatchOp};
 
 /// The message of an index operation's reply. `status` is `None` when there is no
 /// usable reply (server unreachable, a broken reply, or the client refused the
@@ -91,6 +91,18 @@ pub(crate) fn transfer(kind: Kind, end: End) -> &'static str {
         (Kind::Fetch, End::Done) => "c> FETCH OK",
         (Kind::Fetch, End::NotFound) => "c> FETCH FAIL / FILE NOT EXIST",
         (Kind::Fetch, End::Failed | End::Cancelled) => "c> FETCH FAIL",
+    }
+}
+
+/// The message of WATCH, UNWATCH or WATCHES (client extensions).
+pub(crate) fn watch(op: WatchOp, ok: bool) -> &'static str {
+    match (op, ok) {
+        (WatchOp::Watch, true) => "c> WATCH OK",
+        (WatchOp::Watch, false) => "c> WATCH FAIL",
+        (WatchOp::Unwatch, true) => "c> UNWATCH OK",
+        (WatchOp::Unwatch, false) => "c> UNWATCH FAIL",
+        (WatchOp::Watches, true) => "c> WATCHES OK",
+        (WatchOp::Watches, false) => "c> WATCHES FAIL",
     }
 }
 

@@ -34,6 +34,7 @@ mod shell;
 mod soap_time;
 mod timeclock;
 mod units;
+mod watch;
 
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
@@ -66,10 +67,8 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let out = Output::new(args::colour(), Arc::new(Stdio));
     let (ended, finished) = crossbeam_channel::bounded(jobs::MAX_JOBS);
-    let jobs = Jobs::new(
-        usize::from(args.max_downloads),
-        render::observer(Arc::clone(&out), ended),
-    );
+    let (observer, job_ends) = watch::observing(render::observer(Arc::clone(&out), ended));
+    let jobs = Jobs::new(usize::from(args.max_downloads), observer);
     let interrupted = Arc::new(AtomicBool::new(false));
     let names = complete::SharedNames::default();
     let input = Input::start(
@@ -85,6 +84,7 @@ pub fn run(args: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         Arc::clone(&jobs),
         Arc::clone(&interrupted),
         names,
+        job_ends,
     );
     let mut shell = Shell {
         session,
@@ -122,8 +122,9 @@ impl Shell {
                 break;
             }
         }
-        // Whatever still runs is abandoned (a GET_FILE_RANGE prefix stays for a
-        // resume).
+        // No watch starts a transfer now; whatever still runs is abandoned (a
+        // GET_FILE_RANGE prefix stays for a resume).
+        self.session.stop_watches();
         self.jobs.cancel_all();
         self.wait_jobs();
         if let Some(outcome) = self.session.quit() {
@@ -190,6 +191,8 @@ impl Shell {
             return true;
         }
         if !self.interactive {
+            // A watch must not start more while the script waits for these.
+            self.session.stop_watches();
             self.out
                 .note(format!("QUIT: waiting for {running} transfer(s) to end"));
             self.wait_jobs();

@@ -7,7 +7,7 @@
 
 use crate::proto::index::{Op, Status};
 
-use super::command::{Kind, Refusal};
+use super::command::{Kind, Refusal, WatchOp};
 use super::messages::{self, End, Verdict};
 
 /// The result of one command line.
@@ -33,6 +33,12 @@ pub(crate) enum Outcome {
     /// CANCEL: whether a queued or running job was stopped.
     Cancel(bool),
     Reshare,
+    /// WATCH, UNWATCH, WATCHES: whether it did what was asked, and WATCHES's lines.
+    Watch {
+        op: WatchOp,
+        ok: bool,
+        entries: Vec<String>,
+    },
     Help(String),
     Refused(Refusal),
     /// A line longer than the limit (in bytes) was skipped.
@@ -63,7 +69,7 @@ impl Outcome {
             Outcome::Reply { status, .. } => *status == Some(Status::Ok),
             Outcome::Transfer { end, .. } => *end == End::Done,
             Outcome::Jobs(_) | Outcome::Reshare => true,
-            Outcome::Cancel(ok) => *ok,
+            Outcome::Cancel(ok) | Outcome::Watch { ok, .. } => *ok,
             Outcome::Refused(_) | Outcome::Overlong(_) => false,
         };
         Some(if ok { Verdict::Ok } else { Verdict::Fail })
@@ -81,6 +87,7 @@ impl Outcome {
                 messages::CANCEL_FAIL.to_owned()
             }
             Outcome::Reshare => messages::RESHARE_OK.to_owned(),
+            Outcome::Watch { op, ok, .. } => messages::watch(*op, *ok).to_owned(),
             Outcome::Help(text) => text.lines().next().unwrap_or_default().to_owned(),
             Outcome::Refused(Refusal::Unknown(word)) => {
                 format!("c> unknown command {word}: HELP lists the commands")
@@ -98,7 +105,9 @@ impl Outcome {
     /// a newline.
     pub(crate) fn details(&self) -> String {
         match self {
-            Outcome::Reply { entries, .. } | Outcome::Jobs(entries) => {
+            Outcome::Reply { entries, .. }
+            | Outcome::Jobs(entries)
+            | Outcome::Watch { entries, .. } => {
                 entries.iter().map(|e| format!("\t{e}\n")).collect()
             }
             Outcome::Help(text) => text.split_once('\n').map_or("", |(_, r)| r).to_owned(),

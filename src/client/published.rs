@@ -82,6 +82,15 @@ fn component(name: &str) -> String {
     out
 }
 
+/// The file of one user at one index server in the state folder `kind`:
+/// `<state>/<kind>/<server>/<user>.json`, each name one safe path component.
+pub(super) fn user_file(state_dir: &Path, kind: &str, server: &str, user: &str) -> PathBuf {
+    state_dir
+        .join(kind)
+        .join(component(server))
+        .join(format!("{}.json", component(user)))
+}
+
 /// The record of one user at one index server.
 #[derive(Debug)]
 pub(super) struct Record {
@@ -92,29 +101,18 @@ pub(super) struct Record {
 impl Record {
     /// Loads the record of `user` at `server` (`host:port`), empty when none exists.
     pub(super) fn load(state_dir: &Path, server: &str, user: &str) -> Result<Record, RecordError> {
-        let path = state_dir
-            .join("published")
-            .join(component(server))
-            .join(format!("{}.json", component(user)));
-        // Never through a link, never blocking on a FIFO, only a regular file with
-        // one link (see `open_state_file`).
-        let file = match open_state_file(&path) {
-            Ok(Some(f)) => f,
+        let path = user_file(state_dir, "published", server, user);
+        let text = match read_state(&path, MAX_RECORD_BYTES) {
+            Ok(Some(text)) => text,
             Ok(None) => {
                 return Ok(Record {
                     path,
                     files: BTreeMap::new(),
                 });
             }
-            Err(source) => return Err(RecordError::Io { path, source }),
+            Err(StateReadError::TooLarge) => return Err(RecordError::TooLarge(path)),
+            Err(StateReadError::Io(source)) => return Err(RecordError::Io { path, source }),
         };
-        let mut text = Vec::new();
-        if let Err(source) = file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut text) {
-            return Err(RecordError::Io { path, source });
-        }
-        if text.len() as u64 > MAX_RECORD_BYTES {
-            return Err(RecordError::TooLarge(path));
-        }
         match serde_json::from_slice(&text) {
             Ok(files) => Ok(Record { path, files }),
             Err(source) => Err(RecordError::Corrupt { path, source }),
@@ -168,15 +166,50 @@ impl Record {
             path: self.path.clone(),
             source,
         };
-        let dir = self.path.parent().expect("record path has a parent");
-        std::fs::create_dir_all(dir).map_err(io_err)?;
         let text = serde_json::to_vec_pretty(&self.files).expect("a map of strings encodes");
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-        tmp.write_all(&text).map_err(io_err)?;
-        tmp.as_file().sync_all().map_err(io_err)?;
-        tmp.persist(&self.path).map_err(|e| io_err(e.error))?;
-        Ok(())
+        write_atomically(&self.path, &text).map_err(io_err)
     }
+}
+
+/// Why a state file could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StateReadError {
+    #[error("{0}")]
+    Io(#[source] io::Error),
+    #[error("larger than the limit")]
+    TooLarge,
+}
+
+/// Reads a state file of this client whole, `Ok(None)` when there is none. Never
+/// through a link, never blocking on a FIFO, only a regular file with one link (see
+/// `open_state_file`), and never more than `max` bytes into memory.
+pub(super) fn read_state(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StateReadError> {
+    let Some(file) = open_state_file(path).map_err(StateReadError::Io)? else {
+        return Ok(None);
+    };
+    let mut text = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut text)
+        .map_err(StateReadError::Io)?;
+    if text.len() as u64 > max {
+        return Err(StateReadError::TooLarge);
+    }
+    Ok(Some(text))
+}
+
+/// Writes a state file whole to a temporary file in its folder (created if need
+/// be), synced, then renamed over `path`: a crash leaves the old or the new content,
+/// never half of one, and a link at `path` is replaced, never written through.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a path without a folder"))?;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! Owns: CONNECT/DISCONNECT/UNREGISTER and the publication record, PUBLISH/DELETE,
 //! the list commands, GET_FILE/FETCH (the local name, the owners, then the transfer
 //! in the foreground or as a job), JOBS/CANCEL/RESHARE, and re-sharing a download
-//! when its job reports it done. Does not own: the requests (`index`), the
-//! transfer (`fetch`), the jobs (`jobs`), where text goes (`output`).
+//! when its job reports it done; it starts the user's watches at CONNECT and stops
+//! them at DISCONNECT. Does not own: the requests (`index`), the transfer (`fetch`),
+//! the jobs (`jobs`), WATCH/UNWATCH/WATCHES and their thread (`watch`), where text
+//! goes (`output`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use super::peer::{Downloader, PeerListener, ServeOptions, SharedFiles};
 use super::progress::Foreground;
 use super::published::{self, Record};
 use super::timeclock::TimeClock;
+use super::watch::{self, JobEnds, Watches};
 
 /// What a session is made of, from the command line.
 pub(crate) struct Settings {
@@ -39,6 +42,8 @@ pub(crate) struct Settings {
     pub(crate) state_dir: PathBuf,
     pub(crate) serve: ServeOptions,
     pub(crate) reshare: bool,
+    /// `--watch-interval`.
+    pub(crate) watch_interval: std::time::Duration,
     /// Whether stdout is a terminal (progress bars).
     pub(crate) terminal_out: bool,
 }
@@ -68,6 +73,8 @@ pub(crate) struct Session {
     reshare: bool,
     /// Names from the last list replies, for Tab completion.
     names: SharedNames,
+    /// WATCH's patterns and their poll thread (while connected).
+    watches: Watches,
     out: Arc<Output>,
 }
 
@@ -78,6 +85,7 @@ impl Session {
         jobs: Arc<Jobs>,
         interrupted: Arc<AtomicBool>,
         names: SharedNames,
+        job_ends: JobEnds,
     ) -> Session {
         let index = Index::new(
             settings.server,
@@ -97,6 +105,7 @@ impl Session {
             jobs,
             reshare: settings.reshare,
             names,
+            watches: Watches::new(settings.watch_interval, job_ends, Arc::clone(&out)),
             out,
         }
     }
@@ -138,6 +147,17 @@ impl Session {
                 self.reshare = on;
                 Outcome::Reshare
             }
+            Command::Watch(pattern) => {
+                let (outcome, patterns) = self.watches.watch(&pattern);
+                self.set_watched(&patterns);
+                outcome
+            }
+            Command::Unwatch(pattern) => {
+                let (outcome, patterns) = self.watches.unwatch(&pattern);
+                self.set_watched(&patterns);
+                outcome
+            }
+            Command::Watches => self.watches.lines(),
             Command::Help => Outcome::Help(command::help()),
             Command::Quit => Outcome::Quit,
         }
@@ -191,6 +211,7 @@ impl Session {
             record: None,
         });
         self.restore_table(user);
+        self.start_watches(user);
         Outcome::reply(Op::Connect, status)
     }
 
@@ -224,6 +245,10 @@ impl Session {
                     self.out.note(format!(
                         "UNREGISTER: cannot remove the publication record: {e}"
                     ));
+                }
+                if let Err(e) = watch::forget(&self.state_dir, self.index.server(), user) {
+                    self.out
+                        .note(format!("UNREGISTER: cannot remove the watch list: {e}"));
                 }
             }
             // UNREGISTER's "any other error": the server answers it for a user that
@@ -292,6 +317,7 @@ impl Session {
     }
 
     fn drop_connection(&mut self) {
+        self.watches.stop();
         if let Some(c) = self.connected.take() {
             c.listener.stop();
         }
@@ -545,6 +571,33 @@ impl Session {
             downloader: self.downloader.clone(),
         };
         self.transfer(transfer, download.to_string(), download.background)
+    }
+
+    /// Loads `user`'s watch list and starts polling it (CONNECT).
+    fn start_watches(&mut self, user: &str) {
+        let live = watch::Live {
+            index: self.index.twin(),
+            me: user.to_owned(),
+            jobs: Arc::clone(&self.jobs),
+            files: Arc::clone(&self.files),
+            downloader: self.downloader.clone(),
+            out: Arc::clone(&self.out),
+        };
+        let patterns = self.watches.start(&self.state_dir, live);
+        self.set_watched(&patterns);
+    }
+
+    /// The watched patterns, for UNWATCH's completion.
+    fn set_watched(&self, patterns: &[String]) {
+        if let Ok(mut names) = self.names.lock() {
+            names.set_watched(patterns.iter().map(String::as_str));
+        }
+    }
+
+    /// Stops searching for watched patterns (the session ends: nothing new may be
+    /// started while the shell waits for its transfers).
+    pub(crate) fn stop_watches(&mut self) {
+        self.watches.stop();
     }
 
     /// Disconnects the connected user, if any (QUIT, end of input, signals).

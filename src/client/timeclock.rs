@@ -223,6 +223,14 @@ impl TimeClock {
         }
     }
 
+    /// A clock of the same service for another thread (a watch's): its WSDL is read
+    /// again when needed, and the warning said once by either is not said again.
+    pub(crate) fn twin(&self) -> TimeClock {
+        let mut twin = TimeClock::new(self.url.clone(), self.soap);
+        twin.warned = self.warned;
+        twin
+    }
+
     /// The DATETIME for the next request: the service's, or the local clock's (and a
     /// warning on stderr the first time that happens).
     pub(crate) fn now(&mut self, out: &Output) -> String {

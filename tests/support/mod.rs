@@ -748,8 +748,11 @@ pub fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> 
 pub struct FakeIndex {
     pub addr: SocketAddr,
     code: Arc<std::sync::atomic::AtomicU8>,
-    requests: Arc<Mutex<Vec<Vec<String>>>>,
+    requests: Arc<Mutex<Vec<TimedRequest>>>,
 }
+
+/// A request to the fake index: when it was read whole, and its fields.
+pub type TimedRequest = (Instant, Vec<String>);
 
 impl FakeIndex {
     pub fn start() -> FakeIndex {
@@ -803,7 +806,7 @@ impl FakeIndex {
                 if code == 0 && is_list {
                     reply.extend_from_slice(b"0\0");
                 }
-                r.lock().unwrap().push(fields);
+                r.lock().unwrap().push((Instant::now(), fields));
                 let _ = stream.write_all(&reply);
             }
         });
@@ -821,6 +824,11 @@ impl FakeIndex {
 
     /// Every request so far, as its fields (the split leaves "" after the last NUL).
     pub fn requests(&self) -> Vec<Vec<String>> {
+        self.timed_requests().into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Every request so far with when it was read whole.
+    pub fn timed_requests(&self) -> Vec<TimedRequest> {
         self.requests.lock().unwrap().clone()
     }
 }
