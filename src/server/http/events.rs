@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::metrics::{Histogram, RESULTS, result_index};
+use super::stats::{Counters, Histogram, RESULTS, result_index};
 use crate::proto::datetime;
 use crate::proto::index::{Body, Op, Request, Status};
 use crate::server::registry::PeerAddr;
@@ -148,15 +148,6 @@ impl Drop for Subscription {
             .clients
             .store(feed.subscribers.len(), Ordering::SeqCst);
     }
-}
-
-/// The counters of `/api/stats` and `/metrics` that come from the request path.
-pub(crate) struct Counters {
-    /// Per operation: the total, and the count per result code index.
-    pub(crate) requests: Vec<(Op, u64, [u64; RESULTS])>,
-    pub(crate) per_second: f64,
-    pub(crate) uptime: Duration,
-    pub(crate) event_clients: usize,
 }
 
 impl Hub {

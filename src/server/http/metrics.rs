@@ -1,7 +1,7 @@
 //! `GET /metrics`: the index server's figures in the Prometheus text exposition
 //! format (version 0.0.4), for an operator's Prometheus to scrape.
 //!
-//! Owns: the metric names, their help and type lines, the latency histogram, and
+//! Owns: the metric names, their help and type lines, and
 //! writing the text format (written here: about sixty lines, no runtime or registry
 //! crate). Does not own: the figures themselves, which the request path counts
 //! ([`super::Hub`]), the registry holds, and the server passes in as
@@ -13,73 +13,13 @@
 //! counters end in `_total`; a histogram has cumulative `_bucket{le=...}` samples
 //! ending with `le="+Inf"`, equal to its `_count`, and a `_sum`; lines end in `\n`.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
+use super::stats::{Counters, Histogram, LATENCY_BOUNDS, RESULTS};
 use crate::proto::index::{Op, Status};
 use crate::server::audit::{AuditGauges, ShipperState};
+use std::fmt::Write as _;
 
 /// The content type of the text format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Result codes counted apart per operation: 0..=4 (the most any operation defines,
-/// PROTOCOL.md section 1), and one slot for any other byte.
-pub(crate) const RESULTS: usize = 6;
-
-/// The counter slot of result `code`.
-pub(crate) fn result_index(code: u8) -> usize {
-    usize::from(code).min(RESULTS - 1)
-}
-
-/// Upper bounds (seconds) of the latency buckets: 100 µs (a code reply on a quiet
-/// server) to 5 s (a large list on a loaded one).
-const LATENCY_BOUNDS: [f64; 15] = [
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0,
-];
-
-/// A fixed-bucket histogram of durations; lock-free, one add per bucket hit.
-pub(crate) struct Histogram {
-    /// Observations per bucket (not cumulative); the last is past every bound.
-    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-impl Histogram {
-    pub(crate) fn new() -> Histogram {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_nanos: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = LATENCY_BOUNDS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(LATENCY_BOUNDS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    /// Cumulative counts per bound (the last for +Inf) and the sum in seconds.
-    fn snapshot(&self) -> (Vec<u64>, f64) {
-        let mut total = 0;
-        let cumulative = self
-            .buckets
-            .iter()
-            .map(|b| {
-                total += b.load(Ordering::Relaxed);
-                total
-            })
-            .collect();
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        (cumulative, sum)
-    }
-}
 
 /// What the server itself knows, for `/metrics`: its index connections, the reply
 /// budget and the audit path.
@@ -111,7 +51,7 @@ pub(crate) struct RegistryGauges {
 
 /// Everything one scrape shows.
 pub(crate) struct Scrape<'a> {
-    pub(crate) counters: &'a super::events::Counters,
+    pub(crate) counters: &'a Counters,
     pub(crate) latency: &'a Histogram,
     pub(crate) registry: RegistryGauges,
     pub(crate) server: ServerGauges,
@@ -200,7 +140,7 @@ pub(crate) fn render(s: &Scrape<'_>) -> String {
 }
 
 /// Index requests answered, by operation and result.
-fn requests(t: &mut Text, counters: &super::events::Counters) {
+fn requests(t: &mut Text, counters: &Counters) {
     t.family(
         "peerdex_index_requests_total",
         "counter",
@@ -563,20 +503,5 @@ mod tests {
     fn label_values_and_help_are_escaped() {
         assert_eq!(escape("a\\b\"c\nd", true), "a\\\\b\\\"c\\nd");
         assert_eq!(escape("say \"hi\"\n", false), "say \"hi\"\\n");
-    }
-
-    #[test]
-    fn latency_lands_in_the_first_bucket_that_holds_it() {
-        let h = Histogram::new();
-        h.observe(Duration::from_micros(50));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        let (cum, sum) = h.snapshot();
-        assert_eq!(cum[0], 1, "50 µs <= 100 µs");
-        assert_eq!(cum[4], 1, "3 ms > 2.5 ms");
-        assert_eq!(cum[5], 2, "3 ms <= 5 ms");
-        assert_eq!(cum[LATENCY_BOUNDS.len() - 1], 2);
-        assert_eq!(*cum.last().unwrap(), 3, "60 s only in +Inf");
-        assert!((sum - 60.003_05).abs() < 1e-6, "{sum}");
     }
 }

@@ -15,6 +15,7 @@
 pub(crate) mod events;
 mod metrics;
 mod queries;
+mod stats;
 
 use std::io::Write;
 use std::net::{IpAddr, Shutdown as SockShutdown, SocketAddr, TcpStream};
