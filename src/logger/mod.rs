@@ -1037,6 +1037,59 @@ mod tests {
         )
     }
 
+    /// The bytes of each kind of stored line, pinned: the audit file is read by
+    /// other tools, so a change of its serializer must not change them.
+    #[test]
+    fn stored_lines_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut s = Store::open(&path, Console::silent()).unwrap();
+        let v3 = match v2(0xab, 7, "al\"ice") {
+            Item::V2(r, _) => Item::V2(
+                LogRecord {
+                    result: Some(-1),
+                    ..r
+                },
+                true,
+            ),
+            other => other,
+        };
+        let items = [
+            Item::V1("hello\tworld\n".into()),
+            Item::Fields(Fields::new(
+                1,
+                logrpc::PROC_LOG,
+                &[logrpc::ArgValue::Text("bob".into())],
+            )),
+            Item::Fields(Fields::new(
+                3,
+                2,
+                &[
+                    logrpc::ArgValue::Text("bob".into()),
+                    logrpc::ArgValue::Int(-4),
+                ],
+            )),
+            v2(u64::MAX, 1, "carol"),
+            v3,
+        ];
+        assert_eq!(store(&mut s, &items), [LOG_STORED; 5]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            concat!(
+                r#"{"version":1,"text":"hello\tworld\n"}"#,
+                "\n",
+                r#"{"version":1,"text":"bob"}"#,
+                "\n",
+                r#"{"version":3,"text":"bob    -4","fields":["bob","-4"],"procedure":2}"#,
+                "\n",
+                r#"{"version":2,"server":"ffffffffffffffff","seq":1,"user":"carol","operation":"REGISTER","datetime":"17/12/2014 13:20:35"}"#,
+                "\n",
+                r#"{"version":3,"server":"00000000000000ab","seq":7,"via":"udp","user":"al\"ice","operation":"REGISTER","datetime":"17/12/2014 13:20:35","result":-1}"#,
+                "\n",
+            )
+        );
+    }
+
     #[test]
     fn duplicates_are_acknowledged_once_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
