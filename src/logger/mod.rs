@@ -14,6 +14,7 @@
 //! already buffered is handled, the audit lines of the batch are written in one
 //! `write`, then the replies leave in one `write`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -145,40 +146,61 @@ pub(crate) enum LoggerError {
     ProgramTaken { program: u32, port: u16 },
 }
 
-/// One line of the audit file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AuditLine {
+/// One line of the audit file: the store writes it borrowing the record's strings,
+/// and reads it back owned when it reopens the file (one field list, one
+/// serializer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct AuditLine<'a> {
     /// The interface version the record came with (1, 2 or 3).
-    pub version: u32,
+    version: u32,
     /// Version 2: the sending server instance, 16 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    server: Option<ServerId>,
     /// Version 2: the record's sequence number for its server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
+    seq: Option<u64>,
     /// Version 2: "udp" when the record came in a datagram (absent: TCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
+    via: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    user: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    operation: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub datetime: Option<String>,
+    datetime: Option<Cow<'a, str>>,
     /// Version 3: the result code the client got (0 = OK, -1 = no reply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<i32>,
+    result: Option<i32>,
     /// Version 1: the string as sent (for an argument of several values, the
     /// values joined by four spaces, as printed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    text: Option<Cow<'a, str>>,
     /// An argument of several values (a student's struct): each value in order,
     /// ints in decimal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Vec<String>>,
+    fields: Option<Cow<'a, [String]>>,
     /// The procedure number, when not the LOG procedure (1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub procedure: Option<u32>,
+    procedure: Option<u32>,
+}
+
+/// A server id, written as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ServerId(u64);
+
+impl Serialize for ServerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ServerId, D::Error> {
+        let hex = Cow::<str>::deserialize(d)?;
+        u64::from_str_radix(&hex, 16)
+            .map(ServerId)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// What the logger knows of one server instance.
@@ -233,42 +255,6 @@ struct Store {
 /// Largest batch buffer kept for the next batch.
 const SCRATCH_KEEP: usize = 256 * 1024;
 
-/// A server id written as 16 hex digits.
-#[derive(Debug, Clone, Copy)]
-struct ServerId(u64);
-
-impl Serialize for ServerId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:016x}", self.0))
-    }
-}
-
-/// [`AuditLine`] as written, borrowing the record's strings.
-#[derive(Serialize, Default)]
-struct LineOut<'a> {
-    version: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    server: Option<ServerId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    via: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    operation: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    datetime: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    procedure: Option<u32>,
-}
-
 impl Store {
     /// Opens (creating) the audit file and rebuilds the duplicate check from it.
     fn open(path: &Path, console: Console) -> std::io::Result<Store> {
@@ -281,9 +267,7 @@ impl Store {
             let Ok(a) = serde_json::from_slice::<AuditLine>(&line) else {
                 continue;
             };
-            if let (Some(server), Some(seq)) = (a.server, a.seq)
-                && let Ok(id) = u64::from_str_radix(&server, 16)
-            {
+            if let (Some(ServerId(id)), Some(seq)) = (a.server, a.seq) {
                 let udp = a.via.as_deref() == Some("udp");
                 let k = known.entry(id).or_insert(Known {
                     highest: 0,
@@ -348,28 +332,28 @@ impl Store {
 
     /// The status of one item of a batch and, when it is stored, its line (its
     /// console line is in the buffer already).
-    fn line_of<'a>(&mut self, item: &'a Item) -> (i32, Option<LineOut<'a>>) {
+    fn line_of<'a>(&mut self, item: &'a Item) -> (i32, Option<AuditLine<'a>>) {
         let line = match item {
             Item::V1(text) => {
                 if !text.is_empty() {
                     self.next_line();
                     crate::proto::text::push_escaped(&mut self.lines, text);
                 }
-                LineOut {
+                AuditLine {
                     version: 1,
-                    text: Some(text),
-                    ..LineOut::default()
+                    text: Some(text.into()),
+                    ..AuditLine::default()
                 }
             }
             Item::Fields(f) => {
                 self.next_line();
                 self.lines.push_str(&f.text);
-                LineOut {
+                AuditLine {
                     version: f.version,
-                    text: Some(&f.text),
-                    fields: (f.values.len() > 1).then_some(&f.values[..]),
+                    text: Some((&f.text).into()),
+                    fields: (f.values.len() > 1).then_some((&f.values[..]).into()),
                     procedure: (f.procedure != logrpc::PROC_LOG).then_some(f.procedure),
-                    ..LineOut::default()
+                    ..AuditLine::default()
                 }
             }
             Item::V2(r, udp) => match self.admit(r, *udp) {
@@ -413,22 +397,22 @@ impl Store {
     }
 
     /// The line of an admitted record, its console line put in the buffer.
-    fn record_line<'a>(&mut self, r: &'a LogRecord<'_>, udp: bool) -> LineOut<'a> {
+    fn record_line<'a>(&mut self, r: &'a LogRecord<'_>, udp: bool) -> AuditLine<'a> {
         self.next_line();
         audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
         if let Some(result) = r.result {
             audit::push_result(&mut self.lines, &r.operation, result);
         }
-        LineOut {
+        AuditLine {
             version: r.version(),
             server: Some(ServerId(r.server_id)),
             seq: Some(r.seq),
-            via: udp.then_some("udp"),
-            user: Some(&r.user),
-            operation: Some(&r.operation),
-            datetime: Some(&r.datetime),
+            via: udp.then_some("udp".into()),
+            user: Some((&*r.user).into()),
+            operation: Some((&*r.operation).into()),
+            datetime: Some((&*r.datetime).into()),
             result: r.result,
-            ..LineOut::default()
+            ..AuditLine::default()
         }
     }
 
@@ -1111,7 +1095,13 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let users: Vec<String> = text
             .lines()
-            .map(|l| serde_json::from_str::<AuditLine>(l).unwrap().user.unwrap())
+            .map(|l| {
+                serde_json::from_str::<AuditLine>(l)
+                    .unwrap()
+                    .user
+                    .unwrap()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(users, ["a", "b", "c", "d"]);
     }
@@ -1127,7 +1117,7 @@ mod tests {
         let last = text.lines().last().unwrap();
         let a: AuditLine = serde_json::from_str(last).unwrap();
         assert_eq!(a.seq, Some(1));
-        assert_eq!(a.server.as_deref(), Some("0000000000000005"));
+        assert_eq!(a.server, Some(ServerId(5)));
     }
 
     #[test]
