@@ -248,10 +248,7 @@ fn get(stream: &TcpStream, head: &Head, path: &str, query: Option<&str>) -> Repl
                 datetime: now.format(datetime::FORMAT).to_string(),
                 unix_ms: now.timestamp_millis(),
             };
-            match serde_json::to_vec(&body) {
-                Ok(body) => Reply::new(200, "application/json", body),
-                Err(e) => return Reply::text(500, format!("cannot encode JSON: {e}")),
-            }
+            Reply::json(&body)
         }
         Ok(Want::Wsdl) if path != "/" => {
             return Reply::text(
