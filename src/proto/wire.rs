@@ -152,19 +152,7 @@ impl<R: Read> FieldReader<R> {
             if scanned > limit {
                 return Err(WireError::TooLong { field, limit });
             }
-            // Make room at the end: move what is buffered to the front.
-            if self.end == READ_BUFFER {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            match self.inner.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Err(WireError::Truncated(field)),
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(WireError::Timeout(field)),
-                Err(e) => return Err(WireError::Io(e)),
-            }
+            self.more(field, 1)?;
         }
     }
 
@@ -184,22 +172,12 @@ impl<R: Read> FieldReader<R> {
 
     /// Reads one raw byte (a result code).
     pub fn read_u8(&mut self, field: Field) -> Result<u8, WireError> {
-        loop {
-            if self.start < self.end {
-                let b = self.buf[self.start];
-                self.start += 1;
-                return Ok(b);
-            }
-            self.start = 0;
-            self.end = 0;
-            match self.inner.read(&mut self.buf[..]) {
-                Ok(0) => return Err(WireError::Truncated(field)),
-                Ok(n) => self.end = n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(WireError::Timeout(field)),
-                Err(e) => return Err(WireError::Io(e)),
-            }
+        while self.start == self.end {
+            self.more(field, 1)?;
         }
+        let b = self.buf[self.start];
+        self.start += 1;
+        Ok(b)
     }
 
     /// Buffers up to `n` bytes (at most [`READ_BUFFER`]) without consuming them and
@@ -209,21 +187,51 @@ impl<R: Read> FieldReader<R> {
     pub fn peek(&mut self, n: usize) -> Result<&[u8], WireError> {
         let n = n.min(READ_BUFFER);
         while self.end - self.start < n {
-            if self.start + n > READ_BUFFER {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            match self.inner.read(&mut self.buf[self.end..]) {
+            match self.fill(n - (self.end - self.start)) {
                 Ok(0) => break,
-                Ok(k) => self.end += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(_) => {}
                 Err(e) if is_timeout(&e) => break,
                 Err(e) => return Err(WireError::Io(e)),
             }
         }
         let got = (self.end - self.start).min(n);
         Ok(&self.buf[self.start..self.start + got])
+    }
+
+    /// Reads more of the stream while reading `field`, with room for at least `room`
+    /// more bytes: an error when the stream ended (`Truncated`), no data came within
+    /// the read timeout (`Timeout`) or the read failed.
+    fn more(&mut self, field: Field, room: usize) -> Result<(), WireError> {
+        match self.fill(room) {
+            Ok(0) => Err(WireError::Truncated(field)),
+            Ok(_) => Ok(()),
+            Err(e) if is_timeout(&e) => Err(WireError::Timeout(field)),
+            Err(e) => Err(WireError::Io(e)),
+        }
+    }
+
+    /// One read of the stream into the buffer's free end, first making room for at
+    /// least `room` bytes after what is buffered (moved to the front when needed):
+    /// the bytes read, 0 at the end of the stream. An interrupted read is retried.
+    fn fill(&mut self, room: usize) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end + room > READ_BUFFER {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Drops `n` buffered bytes (at most what [`FieldReader::peek`] returned).
