@@ -733,11 +733,7 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let high = args.max_version;
     console.line(format!(
         "l> init logger {}:{port} program 0x{program:08x} versions {LOW_VERSION}-{high} tcp udp",
-        if args.bind.is_unspecified() {
-            net::primary_ip()
-        } else {
-            args.bind
-        }
+        net::advertised(args.bind)
     ));
     let pmap = args.portmapper;
     let registered = !args.no_portmap && register(&console, pmap, program, high, port)?;

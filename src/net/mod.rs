@@ -150,11 +150,21 @@ pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// The address to show for a listener bound to `ip`: `ip` itself, or
+/// [`primary_ip`] when it is bound to all interfaces.
+pub(crate) fn advertised(ip: IpAddr) -> IpAddr {
+    if ip.is_unspecified() {
+        primary_ip()
+    } else {
+        ip
+    }
+}
+
 /// The address other hosts most likely use to reach this one: the source address
 /// of the default route (found by connecting a UDP socket, which sends nothing);
 /// without a default route (an isolated lab network), the first non-loopback IPv4
 /// interface address; loopback when there is none.
-pub(crate) fn primary_ip() -> IpAddr {
+fn primary_ip() -> IpAddr {
     let via_route = || -> io::Result<IpAddr> {
         let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
         // TEST-NET-2 (RFC 5737): never routed, never sent to; only the route lookup

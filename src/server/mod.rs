@@ -335,11 +335,7 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     let (audit, shipper) = shipper::start(&args.logger, &shutdown).map_err(ServerError::Shipper)?;
     let server = IndexServer::bind(&args, audit, console.clone())?;
     let addr = server.local_addr();
-    let shown = if addr.ip().is_unspecified() {
-        net::primary_ip()
-    } else {
-        addr.ip()
-    };
+    let shown = net::advertised(addr.ip());
     // stdout carries exactly the statement's console (PROTOCOL.md section 6): the
     // init line, the bare prompt, then one line per request. Course graders diff
     // it; everything else goes to stderr.
@@ -351,14 +347,9 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     eprintln!("peerdex: {}", server.storage());
     if let Some(d) = server.dashboard_addr() {
         // stderr: stdout carries only the statement's lines.
-        let ip = if d.ip().is_unspecified() {
-            shown
-        } else {
-            d.ip()
-        };
         eprintln!(
             "peerdex: dashboard on http://{}/",
-            SocketAddr::new(ip, d.port())
+            SocketAddr::new(net::advertised(d.ip()), d.port())
         );
     }
     log::info!("listening on {addr}");
@@ -495,21 +486,10 @@ fn failure_note(req: &index::Request, code: u8) -> Option<String> {
 /// valid name on screen (a Cyrillic `а` in `аlice` printed raw made a refused
 /// REGISTER look like alice's, issue 26 item 3).
 fn shown_name(name: String) -> String {
-    use std::fmt::Write;
     if crate::proto::wire::is_valid_name(&name) {
         return name;
     }
-    let mut out = String::with_capacity(name.len() + 16);
-    for c in name.chars() {
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else if c.is_ascii() {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        } else {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        }
-    }
-    out
+    crate::proto::text::escape_beyond_ascii(&name)
 }
 
 /// Answers a request that was read whole into `reply` (`reserved`: what a list

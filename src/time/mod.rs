@@ -85,11 +85,7 @@ pub(crate) fn serve_until_stopped(args: TimeArgs) -> Result<(), TimeError> {
     shutdown.on_signals().map_err(TimeError::Signals)?;
     let service = TimeService::bind(&args)?;
     let addr = service.local_addr();
-    let shown = if addr.ip().is_unspecified() {
-        net::primary_ip()
-    } else {
-        addr.ip()
-    };
+    let shown = net::advertised(addr.ip());
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
