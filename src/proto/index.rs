@@ -652,19 +652,10 @@ pub struct ListedFile {
 /// more within the read timeout at that point is taken as names-only.
 pub fn read_file_list_any<R: Read>(r: &mut FieldReader<R>) -> Result<Vec<ListedFile>, WireError> {
     let n = read_count(r)?;
-    let mut first = Vec::new();
-    for i in 0..n {
-        // In a 2024 reply every second string is a description: read them all
-        // with the description rules, names are checked below.
-        let field = if i % 2 == 0 {
-            Field::File
-        } else {
-            Field::Description
-        };
-        first.push(r.read_str(field, MAX_FIELD)?);
-    }
+    let mut strings = Vec::new();
+    read_names_and_descriptions(r, 0..n, &mut strings)?;
     if n == 0 || r.peek(1)?.is_empty() {
-        return Ok(first
+        return Ok(strings
             .into_iter()
             .map(|file| ListedFile {
                 file,
@@ -672,15 +663,7 @@ pub fn read_file_list_any<R: Read>(r: &mut FieldReader<R>) -> Result<Vec<ListedF
             })
             .collect());
     }
-    let mut strings = first;
-    for i in n..2 * n {
-        let field = if i % 2 == 0 {
-            Field::File
-        } else {
-            Field::Description
-        };
-        strings.push(r.read_str(field, MAX_FIELD)?);
-    }
+    read_names_and_descriptions(r, n..2 * n, &mut strings)?;
     let mut out = Vec::with_capacity(strings.len() / 2);
     let mut it = strings.into_iter();
     while let (Some(file), Some(description)) = (it.next(), it.next()) {
@@ -690,6 +673,25 @@ pub fn read_file_list_any<R: Read>(r: &mut FieldReader<R>) -> Result<Vec<ListedF
         });
     }
     Ok(out)
+}
+
+/// Reads strings `range` of a LIST_CONTENT body into `out`, each of at most
+/// [`MAX_FIELD`] bytes: in a 2024 reply every second string (odd index) is a
+/// description, which names the field an error speaks of.
+fn read_names_and_descriptions<R: Read>(
+    r: &mut FieldReader<R>,
+    range: std::ops::Range<u64>,
+    out: &mut Vec<String>,
+) -> Result<(), WireError> {
+    for i in range {
+        let field = if i % 2 == 0 {
+            Field::File
+        } else {
+            Field::Description
+        };
+        out.push(r.read_str(field, MAX_FIELD)?);
+    }
+    Ok(())
 }
 
 /// How a server wrote a result code (PROTOCOL.md section 1, "Dialects").
