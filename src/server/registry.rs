@@ -586,6 +586,20 @@ fn capture(state: &State) -> Capture<User> {
 
 /// Answering the list requests (LIST_USERS, LIST_CONTENT, SEARCH).
 impl Registry {
+    /// The first step of every list request: the state, read-locked, and the code
+    /// of `user` asking (OK when connected); refused when `user` is connected from
+    /// another host.
+    fn list_request(
+        &self,
+        user: &str,
+        host: Option<IpAddr>,
+    ) -> Result<(RwLockReadGuard<'_, State>, u8), Refused> {
+        let state = self.state.read();
+        state.may_act(user, host)?;
+        let code = state.check_connected(user);
+        Ok((state, code))
+    }
+
     /// Writes a complete LIST_USERS reply (result code first) as `user` into `out`;
     /// refused (nothing written) when `user` is connected from another host.
     pub fn list_users(
@@ -594,9 +608,7 @@ impl Registry {
         host: Option<IpAddr>,
         out: &mut Vec<u8>,
     ) -> Result<(), Refused> {
-        let state = self.state.read();
-        state.may_act(user, host)?;
-        let code = state.check_connected(user);
+        let (state, code) = self.list_request(user, host)?;
         out.push(code);
         if code != OK {
             return Ok(());
@@ -627,9 +639,7 @@ impl Registry {
         out: &mut Vec<u8>,
         statement: Statement,
     ) -> Result<(), Refused> {
-        let state = self.state.read();
-        state.may_act(user, host)?;
-        let mut code = state.check_connected(user);
+        let (state, mut code) = self.list_request(user, host)?;
         // The target's files as they are now, shared: encoded after the lock is
         // released, so a 20,000-file list does not hold writers up (issue 26 item
         // 2); a change to the target meanwhile copies its files (Arc::make_mut).
@@ -658,9 +668,7 @@ impl Registry {
         host: Option<IpAddr>,
         out: &mut Vec<u8>,
     ) -> Result<(), Refused> {
-        let mut state = self.state.read();
-        state.may_act(user, host)?;
-        let mut code = state.check_connected(user);
+        let (mut state, mut code) = self.list_request(user, host)?;
         if code == OK && pattern.len() > MAX_PATTERN {
             code = index::Op::Search.other_error();
         }
