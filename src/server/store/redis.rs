@@ -342,10 +342,7 @@ impl RedisStore {
                 });
             }
             if self.freed.wait_until(&mut pool, deadline).timed_out() {
-                return Err(StoreError::Busy {
-                    url: self.url.clone(),
-                    timeout: self.timeout,
-                });
+                return Err(self.busy_error());
             }
         }
     }
@@ -397,6 +394,14 @@ impl RedisStore {
             url: self.url.clone(),
             what,
             detail: detail.into(),
+        }
+    }
+
+    /// No connection (or no answer to a shared read) within the store's timeout.
+    fn busy_error(&self) -> StoreError {
+        StoreError::Busy {
+            url: self.url.clone(),
+            timeout: self.timeout,
         }
     }
 
@@ -501,10 +506,7 @@ impl RedisStore {
                 continue;
             }
             if self.last_done.wait_until(&mut last, deadline).timed_out() {
-                return Err(StoreError::Busy {
-                    url: self.url.clone(),
-                    timeout: self.timeout,
-                });
+                return Err(self.busy_error());
             }
         }
     }
