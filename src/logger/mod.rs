@@ -126,7 +126,10 @@ pub struct LoggerArgs {
 /// Why the logger could not start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LoggerError {
-    #[error("logger: cannot listen on {addr} (tcp and udp): {source}")]
+    #[error(
+        "logger: cannot listen on {addr} (tcp and udp): {}",
+        net::bind_reason(source, "another logger running? pick one with --port")
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

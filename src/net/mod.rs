@@ -150,6 +150,16 @@ pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Why a bind failed, for a one-line start error: the port taken, with `hint` (what
+/// to do about it), or the system's reason.
+pub(crate) fn bind_reason(source: &io::Error, hint: &str) -> String {
+    if source.kind() == io::ErrorKind::AddrInUse {
+        format!("the port is already in use ({hint})")
+    } else {
+        source.to_string()
+    }
+}
+
 /// The address to show for a listener bound to `ip`: `ip` itself, or
 /// [`primary_ip`] when it is bound to all interfaces.
 pub(crate) fn advertised(ip: IpAddr) -> IpAddr {

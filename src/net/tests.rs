@@ -246,3 +246,15 @@ fn reachable_maps_unspecified_to_loopback() {
         "10.1.2.3:80".parse::<SocketAddr>().unwrap()
     );
 }
+
+#[test]
+fn a_taken_port_is_said_with_its_hint_and_other_bind_errors_as_they_are() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let e = std::net::TcpListener::bind(taken.local_addr().unwrap()).unwrap_err();
+    assert_eq!(
+        bind_reason(&e, "pick one with --port"),
+        "the port is already in use (pick one with --port)"
+    );
+    let other = io::Error::from(io::ErrorKind::PermissionDenied);
+    assert_eq!(bind_reason(&other, "unused"), other.to_string());
+}

@@ -104,13 +104,19 @@ pub struct ServerArgs {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {}", bind_reason(source))]
+    #[error(
+        "cannot listen on {addr}: {}",
+        net::bind_reason(source, "another server running? pick one with -p")
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
     /// The dashboard's listener (`--http`).
-    #[error("dashboard: cannot listen on {addr}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (pick another port with --http)" } else { "" })]
+    #[error(
+        "dashboard: cannot listen on {addr}: {}",
+        net::bind_reason(source, "pick another port with --http")
+    )]
     Dashboard {
         addr: SocketAddr,
         source: std::io::Error,
@@ -123,15 +129,6 @@ pub enum ServerError {
     Store(#[source] JournalError),
     #[error("shared store: {0}")]
     Shared(#[source] store::StoreError),
-}
-
-/// Why the index port cannot be bound, in words a user acts on.
-fn bind_reason(source: &std::io::Error) -> String {
-    if source.kind() == std::io::ErrorKind::AddrInUse {
-        "the port is already in use (another server running? pick one with -p)".into()
-    } else {
-        source.to_string()
-    }
 }
 
 /// Slowest rate (bytes per second) at which a client may read a reply: the whole

@@ -59,19 +59,13 @@ pub struct TimeArgs {
 /// Why the time service could not start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TimeError {
-    #[error("time: cannot listen on {addr}: {}", bind_reason(source))]
+    #[error(
+        "time: cannot listen on {addr}: {}",
+        net::bind_reason(source, "another time service running? pick one with --port")
+    )]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("time: cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
-}
-
-/// Why the time port cannot be bound, in words a user acts on.
-fn bind_reason(source: &io::Error) -> String {
-    if source.kind() == io::ErrorKind::AddrInUse {
-        "the port is already in use (another time service running? pick one with --port)".into()
-    } else {
-        source.to_string()
-    }
 }
 
 /// Runs the time service until SIGINT or SIGTERM.
