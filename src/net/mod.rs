@@ -100,11 +100,19 @@ fn has_unread(stream: &TcpStream) -> bool {
 /// Parses a timeout option: seconds, more than 0 and at most an hour (clap value
 /// parser shared by every service's `--timeout`).
 pub(crate) fn parse_seconds(s: &str) -> Result<f64, String> {
+    parse_seconds_where(s, |v| v > 0.0 && v <= 3600.0, "between 0 and 3600")
+}
+
+/// Parses a number of seconds that `ok` accepts (a clap value parser's body);
+/// `range` says which in the error.
+pub(crate) fn parse_seconds_where(
+    s: &str,
+    ok: impl Fn(f64) -> bool,
+    range: &str,
+) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!(
-            "'{s}' is not a number of seconds between 0 and 3600"
-        )),
+        Ok(v) if ok(v) => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds {range}")),
     }
 }
 

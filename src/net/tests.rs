@@ -258,3 +258,18 @@ fn a_taken_port_is_said_with_its_hint_and_other_bind_errors_as_they_are() {
     let other = io::Error::from(io::ErrorKind::PermissionDenied);
     assert_eq!(bind_reason(&other, "unused"), other.to_string());
 }
+
+#[test]
+fn timeouts_are_seconds_above_0_up_to_an_hour() {
+    assert_eq!(parse_seconds("0.5"), Ok(0.5));
+    assert_eq!(parse_seconds("3600"), Ok(3600.0));
+    for bad in ["0", "-1", "3600.5", "NaN", "inf", "x", ""] {
+        assert_eq!(
+            parse_seconds(bad),
+            Err(format!(
+                "'{bad}' is not a number of seconds between 0 and 3600"
+            )),
+            "{bad}"
+        );
+    }
+}
