@@ -14,6 +14,7 @@
 //! already buffered is handled, the audit lines of the batch are written in one
 //! `write`, then the replies leave in one `write`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -125,7 +126,10 @@ pub struct LoggerArgs {
 /// Why the logger could not start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LoggerError {
-    #[error("logger: cannot listen on {addr} (tcp and udp): {source}")]
+    #[error(
+        "logger: cannot listen on {addr} (tcp and udp): {}",
+        net::bind_reason(source, "another logger running? pick one with --port")
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -145,40 +149,61 @@ pub(crate) enum LoggerError {
     ProgramTaken { program: u32, port: u16 },
 }
 
-/// One line of the audit file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AuditLine {
+/// One line of the audit file: the store writes it borrowing the record's strings,
+/// and reads it back owned when it reopens the file (one field list, one
+/// serializer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct AuditLine<'a> {
     /// The interface version the record came with (1, 2 or 3).
-    pub version: u32,
+    version: u32,
     /// Version 2: the sending server instance, 16 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    server: Option<ServerId>,
     /// Version 2: the record's sequence number for its server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
+    seq: Option<u64>,
     /// Version 2: "udp" when the record came in a datagram (absent: TCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
+    via: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    user: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    operation: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub datetime: Option<String>,
+    datetime: Option<Cow<'a, str>>,
     /// Version 3: the result code the client got (0 = OK, -1 = no reply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<i32>,
+    result: Option<i32>,
     /// Version 1: the string as sent (for an argument of several values, the
     /// values joined by four spaces, as printed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    text: Option<Cow<'a, str>>,
     /// An argument of several values (a student's struct): each value in order,
     /// ints in decimal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Vec<String>>,
+    fields: Option<Cow<'a, [String]>>,
     /// The procedure number, when not the LOG procedure (1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub procedure: Option<u32>,
+    procedure: Option<u32>,
+}
+
+/// A server id, written as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ServerId(u64);
+
+impl Serialize for ServerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ServerId, D::Error> {
+        let hex = Cow::<str>::deserialize(d)?;
+        u64::from_str_radix(&hex, 16)
+            .map(ServerId)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// What the logger knows of one server instance.
@@ -233,42 +258,6 @@ struct Store {
 /// Largest batch buffer kept for the next batch.
 const SCRATCH_KEEP: usize = 256 * 1024;
 
-/// A server id written as 16 hex digits.
-#[derive(Debug, Clone, Copy)]
-struct ServerId(u64);
-
-impl Serialize for ServerId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:016x}", self.0))
-    }
-}
-
-/// [`AuditLine`] as written, borrowing the record's strings.
-#[derive(Serialize, Default)]
-struct LineOut<'a> {
-    version: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    server: Option<ServerId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    via: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    operation: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    datetime: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    procedure: Option<u32>,
-}
-
 impl Store {
     /// Opens (creating) the audit file and rebuilds the duplicate check from it.
     fn open(path: &Path, console: Console) -> std::io::Result<Store> {
@@ -281,9 +270,7 @@ impl Store {
             let Ok(a) = serde_json::from_slice::<AuditLine>(&line) else {
                 continue;
             };
-            if let (Some(server), Some(seq)) = (a.server, a.seq)
-                && let Ok(id) = u64::from_str_radix(&server, 16)
-            {
+            if let (Some(ServerId(id)), Some(seq)) = (a.server, a.seq) {
                 let udp = a.via.as_deref() == Some("udp");
                 let k = known.entry(id).or_insert(Known {
                     highest: 0,
@@ -348,28 +335,28 @@ impl Store {
 
     /// The status of one item of a batch and, when it is stored, its line (its
     /// console line is in the buffer already).
-    fn line_of<'a>(&mut self, item: &'a Item) -> (i32, Option<LineOut<'a>>) {
+    fn line_of<'a>(&mut self, item: &'a Item) -> (i32, Option<AuditLine<'a>>) {
         let line = match item {
             Item::V1(text) => {
                 if !text.is_empty() {
                     self.next_line();
                     crate::proto::text::push_escaped(&mut self.lines, text);
                 }
-                LineOut {
+                AuditLine {
                     version: 1,
-                    text: Some(text),
-                    ..LineOut::default()
+                    text: Some(text.into()),
+                    ..AuditLine::default()
                 }
             }
             Item::Fields(f) => {
                 self.next_line();
                 self.lines.push_str(&f.text);
-                LineOut {
+                AuditLine {
                     version: f.version,
-                    text: Some(&f.text),
-                    fields: (f.values.len() > 1).then_some(&f.values[..]),
+                    text: Some((&f.text).into()),
+                    fields: (f.values.len() > 1).then_some((&f.values[..]).into()),
                     procedure: (f.procedure != logrpc::PROC_LOG).then_some(f.procedure),
-                    ..LineOut::default()
+                    ..AuditLine::default()
                 }
             }
             Item::V2(r, udp) => match self.admit(r, *udp) {
@@ -413,22 +400,22 @@ impl Store {
     }
 
     /// The line of an admitted record, its console line put in the buffer.
-    fn record_line<'a>(&mut self, r: &'a LogRecord<'_>, udp: bool) -> LineOut<'a> {
+    fn record_line<'a>(&mut self, r: &'a LogRecord<'_>, udp: bool) -> AuditLine<'a> {
         self.next_line();
         audit::push_line(&mut self.lines, &r.user, &r.operation, &r.datetime);
         if let Some(result) = r.result {
             audit::push_result(&mut self.lines, &r.operation, result);
         }
-        LineOut {
+        AuditLine {
             version: r.version(),
             server: Some(ServerId(r.server_id)),
             seq: Some(r.seq),
-            via: udp.then_some("udp"),
-            user: Some(&r.user),
-            operation: Some(&r.operation),
-            datetime: Some(&r.datetime),
+            via: udp.then_some("udp".into()),
+            user: Some((&*r.user).into()),
+            operation: Some((&*r.operation).into()),
+            datetime: Some((&*r.datetime).into()),
             result: r.result,
-            ..LineOut::default()
+            ..AuditLine::default()
         }
     }
 
@@ -749,11 +736,7 @@ pub fn run(args: LoggerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let high = args.max_version;
     console.line(format!(
         "l> init logger {}:{port} program 0x{program:08x} versions {LOW_VERSION}-{high} tcp udp",
-        if args.bind.is_unspecified() {
-            net::primary_ip()
-        } else {
-            args.bind
-        }
+        net::advertised(args.bind)
     ));
     let pmap = args.portmapper;
     let registered = !args.no_portmap && register(&console, pmap, program, high, port)?;
@@ -1014,179 +997,4 @@ fn serve_tcp(logger: &Logger, stream: TcpStream, peer: SocketAddr, _permit: Perm
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store(s: &mut Store, items: &[Item]) -> Vec<i32> {
-        let mut statuses = Vec::new();
-        s.store(items, &mut statuses);
-        statuses
-    }
-
-    fn v2(id: u64, seq: u64, user: &str) -> Item {
-        Item::V2(
-            LogRecord {
-                server_id: id,
-                seq,
-                user: user.to_owned().into(),
-                operation: "REGISTER".into(),
-                datetime: "17/12/2014 13:20:35".into(),
-                result: None,
-            },
-            false,
-        )
-    }
-
-    #[test]
-    fn duplicates_are_acknowledged_once_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(
-            store(
-                &mut s,
-                &[v2(1, 1, "a"), v2(1, 2, "b"), v2(1, 2, "b"), v2(2, 1, "c")]
-            ),
-            [LOG_STORED, LOG_STORED, LOG_DUPLICATE, LOG_STORED]
-        );
-        drop(s);
-        let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(
-            store(&mut s, &[v2(1, 1, "a"), v2(1, 3, "d"), v2(2, 1, "c")]),
-            [LOG_DUPLICATE, LOG_STORED, LOG_DUPLICATE]
-        );
-        let text = std::fs::read_to_string(&path).unwrap();
-        let users: Vec<String> = text
-            .lines()
-            .map(|l| serde_json::from_str::<AuditLine>(l).unwrap().user.unwrap())
-            .collect();
-        assert_eq!(users, ["a", "b", "c", "d"]);
-    }
-
-    #[test]
-    fn a_line_cut_by_a_crash_does_not_swallow_the_next() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        std::fs::write(&path, "{\"version\":2,\"serv").unwrap();
-        let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(store(&mut s, &[v2(5, 1, "x")]), [LOG_STORED]);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let last = text.lines().last().unwrap();
-        let a: AuditLine = serde_json::from_str(last).unwrap();
-        assert_eq!(a.seq, Some(1));
-        assert_eq!(a.server.as_deref(), Some("0000000000000005"));
-    }
-
-    #[test]
-    fn v1_lines_keep_the_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(
-            store(&mut s, &[Item::V1("hello world".into())]),
-            [LOG_STORED]
-        );
-        let a: AuditLine =
-            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
-        assert_eq!(a.version, 1);
-        assert_eq!(a.text.as_deref(), Some("hello world"));
-    }
-
-    #[test]
-    fn version_3_records_keep_their_result_and_print_failures() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let mut s = Store::open(&path, Console::silent()).unwrap();
-        let v3 = |seq, result| match v2(4, seq, "alice") {
-            Item::V2(r, udp) => Item::V2(
-                LogRecord {
-                    result: Some(result),
-                    ..r
-                },
-                udp,
-            ),
-            other => other,
-        };
-        assert_eq!(
-            store(&mut s, &[v3(1, 0), v3(2, 2), v2(4, 3, "alice"), v3(3, 0)]),
-            [LOG_STORED, LOG_STORED, LOG_STORED, LOG_DUPLICATE]
-        );
-        assert_eq!(
-            s.lines,
-            "alice    REGISTER    17/12/2014 13:20:35\n\
-             alice    REGISTER    17/12/2014 13:20:35    FAIL 2 ERROR\n\
-             alice    REGISTER    17/12/2014 13:20:35"
-        );
-        let lines: Vec<AuditLine> = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let got: Vec<_> = lines.iter().map(|a| (a.version, a.result)).collect();
-        assert_eq!(got, [(3, Some(0)), (3, Some(2)), (2, None)]);
-    }
-
-    fn over_udp(item: Item) -> Item {
-        match item {
-            Item::V2(r, _) => Item::V2(r, true),
-            other => other,
-        }
-    }
-
-    #[test]
-    fn forged_records_cannot_turn_real_ones_into_duplicates() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(store(&mut s, &[v2(9, 1, "real")]), [LOG_STORED]);
-        // A datagram for a server that speaks TCP, even in the window; a jump far
-        // past the window, over either transport.
-        assert_eq!(
-            store(
-                &mut s,
-                &[
-                    over_udp(v2(9, 2, "forged")),
-                    over_udp(v2(9, u64::MAX, "forged")),
-                    v2(9, u64::MAX, "forged"),
-                    v2(9, 2 + SEQ_WINDOW, "forged"),
-                ]
-            ),
-            [LOG_REFUSED; 4]
-        );
-        assert_eq!(
-            store(&mut s, &[v2(9, 2, "real"), v2(9, 1 + SEQ_WINDOW, "real")]),
-            [LOG_STORED, LOG_STORED]
-        );
-        // Unknown servers: any seq over TCP (a spool outliving the audit file),
-        // only a small one over UDP; UDP senders keep UDP, and the rules survive
-        // a restart.
-        assert_eq!(
-            store(
-                &mut s,
-                &[
-                    v2(10, 1 << 40, "real"),
-                    over_udp(v2(11, 1 << 40, "forged")),
-                    over_udp(v2(11, 3, "udp")),
-                    over_udp(v2(11, 4, "udp")),
-                ]
-            ),
-            [LOG_STORED, LOG_REFUSED, LOG_STORED, LOG_STORED]
-        );
-        drop(s);
-        let mut s = Store::open(&path, Console::silent()).unwrap();
-        assert_eq!(
-            store(
-                &mut s,
-                &[
-                    over_udp(v2(9, 3 + SEQ_WINDOW, "forged")),
-                    over_udp(v2(11, 5, "udp")),
-                    v2(11, 6, "tcp"),
-                    over_udp(v2(11, 7, "forged")),
-                ]
-            ),
-            [LOG_REFUSED, LOG_STORED, LOG_STORED, LOG_REFUSED]
-        );
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("forged"), "{text}");
-    }
-}
+mod tests;

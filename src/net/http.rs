@@ -223,6 +223,19 @@ impl Reply {
         }
         Reply::new(status, "text/plain; charset=utf-8", body)
     }
+
+    /// A 200 `application/json` reply of `v`, or the 500 of [`Reply::unencodable`].
+    pub(crate) fn json(v: &impl serde::Serialize) -> Reply {
+        match serde_json::to_vec(v) {
+            Ok(body) => Reply::new(200, "application/json", body),
+            Err(e) => Reply::unencodable(&e),
+        }
+    }
+
+    /// The reply to a body that could not be encoded as JSON.
+    pub(crate) fn unencodable(e: &serde_json::Error) -> Reply {
+        Reply::text(500, format!("cannot encode JSON: {e}"))
+    }
 }
 
 /// Serves one request on `stream`: reads its head within `timeout` (the deadline of

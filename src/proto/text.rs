@@ -148,8 +148,23 @@ pub(crate) fn escape_for_terminal(s: &str) -> Cow<'_, str> {
 
 /// Appends [`escape_for_terminal`]`(s)` to `out`.
 pub(crate) fn push_escaped(out: &mut String, s: &str) {
+    push_escaped_where(out, s, needs_escape);
+}
+
+/// `s` with every character outside printable ASCII (space included) written as
+/// `\x1b` (below U+0080) or `\u{430}`: for a name that failed validation, which must
+/// neither act on a terminal nor pass for a valid name on screen.
+pub(crate) fn escape_beyond_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    push_escaped_where(&mut out, s, |c| !(c.is_ascii_graphic() || c == ' '));
+    out
+}
+
+/// Appends `s` to `out`, each character that `escape` picks written as `\x1b` (below
+/// U+0080) or `\u{202e}`.
+fn push_escaped_where(out: &mut String, s: &str, escape: impl Fn(char) -> bool) {
     for c in s.chars() {
-        if !needs_escape(c) {
+        if !escape(c) {
             out.push(c);
         } else if c.is_ascii() {
             // Writing into a String cannot fail.

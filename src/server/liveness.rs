@@ -23,7 +23,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::registry::{PeerAddr, Registry};
-use crate::net::Shutdown;
+use crate::net::{self, Shutdown};
 
 /// Consecutive failed probes after which a user is marked disconnected: one lost
 /// probe (a full backlog, a brief network hiccup) is not enough.
@@ -48,12 +48,7 @@ pub struct LivenessArgs {
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "'{s}' is not a number of seconds between 0 and 86400"
-        )),
-    }
+    net::parse_seconds_where(s, |v| (0.0..=86_400.0).contains(&v), "between 0 and 86400")
 }
 
 /// Where a user listed at `addr` is probed: on loopback when `addr` is the address

@@ -104,13 +104,19 @@ pub struct ServerArgs {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {}", bind_reason(source))]
+    #[error(
+        "cannot listen on {addr}: {}",
+        net::bind_reason(source, "another server running? pick one with -p")
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
     /// The dashboard's listener (`--http`).
-    #[error("dashboard: cannot listen on {addr}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (pick another port with --http)" } else { "" })]
+    #[error(
+        "dashboard: cannot listen on {addr}: {}",
+        net::bind_reason(source, "pick another port with --http")
+    )]
     Dashboard {
         addr: SocketAddr,
         source: std::io::Error,
@@ -123,15 +129,6 @@ pub enum ServerError {
     Store(#[source] JournalError),
     #[error("shared store: {0}")]
     Shared(#[source] store::StoreError),
-}
-
-/// Why the index port cannot be bound, in words a user acts on.
-fn bind_reason(source: &std::io::Error) -> String {
-    if source.kind() == std::io::ErrorKind::AddrInUse {
-        "the port is already in use (another server running? pick one with -p)".into()
-    } else {
-        source.to_string()
-    }
 }
 
 /// Slowest rate (bytes per second) at which a client may read a reply: the whole
@@ -335,11 +332,7 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     let (audit, shipper) = shipper::start(&args.logger, &shutdown).map_err(ServerError::Shipper)?;
     let server = IndexServer::bind(&args, audit, console.clone())?;
     let addr = server.local_addr();
-    let shown = if addr.ip().is_unspecified() {
-        net::primary_ip()
-    } else {
-        addr.ip()
-    };
+    let shown = net::advertised(addr.ip());
     // stdout carries exactly the statement's console (PROTOCOL.md section 6): the
     // init line, the bare prompt, then one line per request. Course graders diff
     // it; everything else goes to stderr.
@@ -351,14 +344,9 @@ pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     eprintln!("peerdex: {}", server.storage());
     if let Some(d) = server.dashboard_addr() {
         // stderr: stdout carries only the statement's lines.
-        let ip = if d.ip().is_unspecified() {
-            shown
-        } else {
-            d.ip()
-        };
         eprintln!(
             "peerdex: dashboard on http://{}/",
-            SocketAddr::new(ip, d.port())
+            SocketAddr::new(net::advertised(d.ip()), d.port())
         );
     }
     log::info!("listening on {addr}");
@@ -495,21 +483,10 @@ fn failure_note(req: &index::Request, code: u8) -> Option<String> {
 /// valid name on screen (a Cyrillic `а` in `аlice` printed raw made a refused
 /// REGISTER look like alice's, issue 26 item 3).
 fn shown_name(name: String) -> String {
-    use std::fmt::Write;
     if crate::proto::wire::is_valid_name(&name) {
         return name;
     }
-    let mut out = String::with_capacity(name.len() + 16);
-    for c in name.chars() {
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else if c.is_ascii() {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        } else {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        }
-    }
-    out
+    crate::proto::text::escape_beyond_ascii(&name)
 }
 
 /// Answers a request that was read whole into `reply` (`reserved`: what a list

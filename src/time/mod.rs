@@ -59,19 +59,13 @@ pub struct TimeArgs {
 /// Why the time service could not start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TimeError {
-    #[error("time: cannot listen on {addr}: {}", bind_reason(source))]
+    #[error(
+        "time: cannot listen on {addr}: {}",
+        net::bind_reason(source, "another time service running? pick one with --port")
+    )]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("time: cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
-}
-
-/// Why the time port cannot be bound, in words a user acts on.
-fn bind_reason(source: &io::Error) -> String {
-    if source.kind() == io::ErrorKind::AddrInUse {
-        "the port is already in use (another time service running? pick one with --port)".into()
-    } else {
-        source.to_string()
-    }
 }
 
 /// Runs the time service until SIGINT or SIGTERM.
@@ -85,11 +79,7 @@ pub(crate) fn serve_until_stopped(args: TimeArgs) -> Result<(), TimeError> {
     shutdown.on_signals().map_err(TimeError::Signals)?;
     let service = TimeService::bind(&args)?;
     let addr = service.local_addr();
-    let shown = if addr.ip().is_unspecified() {
-        net::primary_ip()
-    } else {
-        addr.ip()
-    };
+    let shown = net::advertised(addr.ip());
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
@@ -248,10 +238,7 @@ fn get(stream: &TcpStream, head: &Head, path: &str, query: Option<&str>) -> Repl
                 datetime: now.format(datetime::FORMAT).to_string(),
                 unix_ms: now.timestamp_millis(),
             };
-            match serde_json::to_vec(&body) {
-                Ok(body) => Reply::new(200, "application/json", body),
-                Err(e) => return Reply::text(500, format!("cannot encode JSON: {e}")),
-            }
+            Reply::json(&body)
         }
         Ok(Want::Wsdl) if path != "/" => {
             return Reply::text(

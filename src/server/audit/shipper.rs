@@ -516,28 +516,102 @@ impl Link {
         iface: &Interface,
         batch: &[(Entry<'static>, u64)],
     ) -> Result<(), LinkError> {
+        let numbers = iface.numbers;
+        let (out, first) = self.calls(numbers.program, batch, |e, args| {
+            iface.encode(&e.user, &e.operation, &e.datetime, e.result, args);
+            (numbers.version, numbers.procedure)
+        });
+        self.exchange(&out, first, batch.len(), |_, _| Ok(()), |_, e| rpc_error(e))
+    }
+
+    /// Sends one batch as pipelined LOG v1 calls, each carrying the printed line;
+    /// any successful (void) reply acknowledges its record.
+    fn send_v1(&mut self, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
+        let mut line = String::with_capacity(160);
+        let (out, first) = self.calls(self.program, batch, |e, args| {
+            line.clear();
+            push_line(&mut line, &e.user, &e.operation, &e.datetime);
+            logrpc::encode_v1(&line, args);
+            (logrpc::V1, logrpc::PROC_LOG)
+        });
+        self.exchange(&out, first, batch.len(), |_, _| Ok(()), |_, e| rpc_error(e))
+    }
+
+    /// Sends one batch as pipelined LOG calls of version 3 (version 2 to a logger
+    /// without version 3, and for spool lines without a result) and checks every
+    /// reply's status. A PROG_MISMATCH naming an older version switches to it.
+    fn send_records(&mut self, id: u64, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
+        let with_result = self.version >= logrpc::V3;
+        let mut versions = Vec::with_capacity(batch.len());
+        let (out, first) = self.calls(self.program, batch, |e, args| {
+            let record = LogRecord {
+                server_id: id,
+                seq: e.seq,
+                user: Cow::Borrowed(&e.user),
+                operation: Cow::Borrowed(&e.operation),
+                datetime: Cow::Borrowed(&e.datetime),
+                result: e.result.filter(|_| with_result),
+            };
+            record.encode(args);
+            versions.push(record.version());
+            (record.version(), logrpc::PROC_LOG)
+        });
+        let mut older = None;
+        let status = |_, result: &[u8]| match logrpc::decode_status(result) {
+            Ok(LOG_STORED | LOG_DUPLICATE) => Ok(()),
+            Ok(other) => Err(LinkError::Refused(other)),
+            Err(_) => Err(LinkError::Protocol),
+        };
+        let rejected = |i: usize, e| match e {
+            ReplyError::ProgMismatch { low, high }
+                if low <= high && (logrpc::V1..versions[i]).contains(&high) =>
+            {
+                older = Some(high);
+                LinkError::Older
+            }
+            e => rpc_error(e),
+        };
+        let sent = self.exchange(&out, first, batch.len(), status, rejected);
+        if let Some(high) = older {
+            self.set_version(high);
+        }
+        sent
+    }
+
+    /// `batch` as pipelined calls to `program`, their xids a fresh range starting at
+    /// the one returned: `encode` writes one entry's arguments and says the call's
+    /// version and procedure.
+    fn calls(
+        &mut self,
+        program: u32,
+        batch: &[(Entry<'static>, u64)],
+        mut encode: impl FnMut(&Entry<'static>, &mut Vec<u8>) -> (u32, u32),
+    ) -> (Vec<u8>, u32) {
         let first = self.xid;
         self.xid = self.xid.wrapping_add(batch.len() as u32);
         let mut out = Vec::with_capacity(batch.len() * 160);
         let mut args = Vec::with_capacity(160);
         for (i, (e, _)) in batch.iter().enumerate() {
             args.clear();
-            iface.encode(&e.user, &e.operation, &e.datetime, e.result, &mut args);
-            rpc::put_call(
-                &mut out,
-                first.wrapping_add(i as u32),
-                iface.numbers.program,
-                iface.numbers.version,
-                iface.numbers.procedure,
-                &args,
-            );
+            let (version, procedure) = encode(e, &mut args);
+            let xid = first.wrapping_add(i as u32);
+            rpc::put_call(&mut out, xid, program, version, procedure, &args);
         }
-        self.exchange(&out, first, batch.len())
+        (out, first)
     }
 
     /// Sends `out`, `n` pipelined calls whose xids start at `first`, and reads their
-    /// replies: any accepted reply acknowledges its call, whatever its result.
-    fn exchange(&mut self, out: &[u8], first: u32, n: usize) -> Result<(), LinkError> {
+    /// replies in order: `accepted` judges the result of call `i`'s accepted reply;
+    /// a rejected one ends the exchange as `rejected` says, the replies still due
+    /// read and dropped.
+    fn exchange(
+        &mut self,
+        out: &[u8],
+        first: u32,
+        n: usize,
+        mut accepted: impl FnMut(usize, &[u8]) -> Result<(), LinkError>,
+        rejected: impl FnOnce(usize, ReplyError) -> LinkError,
+    ) -> Result<(), LinkError> {
         let conn = self.connect()?;
         conn.stream.write_all(out).map_err(LinkError::Io)?;
         let mut record = Vec::new();
@@ -547,99 +621,12 @@ impl Link {
             if xid != Some(first.wrapping_add(i as u32)) {
                 return Err(LinkError::Protocol);
             }
-            if let Err(e) = result {
-                drain_replies(conn, n - i - 1);
-                return Err(rpc_error(e));
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends one batch as pipelined LOG v1 calls, each carrying the printed line;
-    /// any successful (void) reply acknowledges its record.
-    fn send_v1(&mut self, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
-        let program = self.program;
-        let first = self.xid;
-        self.xid = self.xid.wrapping_add(batch.len() as u32);
-        let mut out = Vec::with_capacity(batch.len() * 160);
-        let mut args = Vec::with_capacity(160);
-        let mut line = String::with_capacity(160);
-        for (i, (e, _)) in batch.iter().enumerate() {
-            args.clear();
-            line.clear();
-            push_line(&mut line, &e.user, &e.operation, &e.datetime);
-            logrpc::encode_v1(&line, &mut args);
-            rpc::put_call(
-                &mut out,
-                first.wrapping_add(i as u32),
-                program,
-                logrpc::V1,
-                logrpc::PROC_LOG,
-                &args,
-            );
-        }
-        self.exchange(&out, first, batch.len())
-    }
-
-    /// Sends one batch as pipelined LOG calls of version 3 (version 2 to a logger
-    /// without version 3, and for spool lines without a result) and checks every
-    /// reply.
-    fn send_records(&mut self, id: u64, batch: &[(Entry<'static>, u64)]) -> Result<(), LinkError> {
-        let program = self.program;
-        let first = self.xid;
-        self.xid = self.xid.wrapping_add(batch.len() as u32);
-        let mut out = Vec::with_capacity(batch.len() * 160);
-        let mut args = Vec::with_capacity(160);
-        let mut versions = Vec::with_capacity(batch.len());
-        for (i, (e, _)) in batch.iter().enumerate() {
-            args.clear();
-            let record = LogRecord {
-                server_id: id,
-                seq: e.seq,
-                user: Cow::Borrowed(&e.user),
-                operation: Cow::Borrowed(&e.operation),
-                datetime: Cow::Borrowed(&e.datetime),
-                result: e.result.filter(|_| self.version >= logrpc::V3),
-            };
-            record.encode(&mut args);
-            versions.push(record.version());
-            rpc::put_call(
-                &mut out,
-                first.wrapping_add(i as u32),
-                program,
-                record.version(),
-                logrpc::PROC_LOG,
-                &args,
-            );
-        }
-        let conn = self.connect()?;
-        conn.stream.write_all(&out).map_err(LinkError::Io)?;
-        let mut record = Vec::new();
-        for (i, &version) in versions.iter().enumerate() {
-            rpc::read_record(&mut conn.reader, &mut record).map_err(LinkError::Record)?;
-            let (xid, result) = rpc::parse_reply(&record);
-            if xid != Some(first.wrapping_add(i as u32)) {
-                return Err(LinkError::Protocol);
-            }
-            let result = match result {
-                Ok(r) => r,
+            match result {
+                Ok(result) => accepted(i, result)?,
                 Err(e) => {
-                    drain_replies(conn, versions.len() - i - 1);
-                    return Err(match e {
-                        ReplyError::ProgMismatch { low, high }
-                            if low <= high && (logrpc::V1..version).contains(&high) =>
-                        {
-                            self.set_version(high);
-                            LinkError::Older
-                        }
-                        e => rpc_error(e),
-                    });
+                    drain_replies(conn, n - i - 1);
+                    return Err(rejected(i, e));
                 }
-            };
-            match logrpc::decode_status(result) {
-                Ok(LOG_STORED | LOG_DUPLICATE) => {}
-                Ok(other) => return Err(LinkError::Refused(other)),
-                Err(_) => return Err(LinkError::Protocol),
             }
         }
         Ok(())

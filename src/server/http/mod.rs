@@ -15,6 +15,7 @@
 pub(crate) mod events;
 mod metrics;
 mod queries;
+mod stats;
 
 use std::io::Write;
 use std::net::{IpAddr, Shutdown as SockShutdown, SocketAddr, TcpStream};
@@ -574,8 +575,7 @@ fn busy() -> Reply {
 
 /// Serializes `v` into `out` (a reply being built).
 fn write_json(out: &mut Vec<u8>, v: &impl Serialize) -> Result<(), Reply> {
-    serde_json::to_writer(&mut *out, v)
-        .map_err(|e| Reply::text(500, format!("cannot encode JSON: {e}")))
+    serde_json::to_writer(&mut *out, v).map_err(|e| Reply::unencodable(&e))
 }
 
 /// The page size `?limit=` asks for (default [`queries::DEFAULT_PAGE`]), at most
@@ -593,14 +593,9 @@ fn page_limit(limit: Option<String>, max: usize) -> Result<usize, Reply> {
     }
 }
 
+/// A JSON reply of live data: no cache may keep it.
 fn json_reply(v: &Value) -> Reply {
-    match serde_json::to_vec(v) {
-        Ok(body) => {
-            let mut r = Reply::new(200, "application/json", body);
-            // Live data: no cache may keep it.
-            r.extra.push(("Cache-Control", "no-store".into()));
-            r
-        }
-        Err(e) => Reply::text(500, format!("cannot encode JSON: {e}")),
-    }
+    let mut r = Reply::json(v);
+    r.extra.push(("Cache-Control", "no-store".into()));
+    r
 }

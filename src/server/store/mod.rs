@@ -109,7 +109,7 @@ impl Store {
         };
         let follower = replica
             .follow(Arc::clone(&redis), policy, stop.clone())
-            .map_err(|e| redis.data_error(format!("cannot start the replica thread: {e}")))?;
+            .map_err(|e| redis.thread_error(e))?;
         let (users, files) = replica.registry().counts();
         let line = format!(
             "data: {url} (shared store; {users} users, {files} publications at change {seq}, read in {} ms)",

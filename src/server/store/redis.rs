@@ -133,8 +133,54 @@ pub enum StoreError {
         detail: String,
     },
     /// A snapshot or a stream entry that cannot be read back, or a gap in the stream.
-    #[error("{url}: {detail}")]
-    Data { url: String, detail: String },
+    #[error("{url}: {source}")]
+    Data {
+        url: String,
+        #[source]
+        source: DataError,
+    },
+    #[error("{url}: cannot start the replica thread: {source}")]
+    Thread {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What in the store's data cannot be used as it is: a copy built from it would be
+/// wrong, so it is read again (at start) or rebuilt (a follower).
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("stream entry {0:?} is not a change")]
+    NotAChange(String),
+    #[error("the stream goes from change {applied} to {seq} (trimmed meanwhile?)")]
+    Gap { applied: u64, seq: u64 },
+    #[error("change {seq} unreadable: {source}")]
+    Unreadable {
+        seq: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("change {seq} refused here with code {code}")]
+    Refused { seq: u64, code: u8 },
+    #[error("change not encoded: {0}")]
+    Unencodable(#[source] serde_json::Error),
+    #[error("last change not read")]
+    LastUnread,
+    #[error("{SNAPSHOT} holds {0} bytes")]
+    SnapshotTooLarge(u64),
+    #[error("empty snapshot")]
+    SnapshotEmpty,
+    #[error("bad snapshot header: {0}")]
+    SnapshotHeader(#[source] serde_json::Error),
+    #[error("snapshot format {0} unknown")]
+    SnapshotFormat(u32),
+    #[error("snapshot line: {0}")]
+    SnapshotLine(#[source] serde_json::Error),
+    #[error("snapshot lists {0:?} twice")]
+    SnapshotTwice(String),
+    #[error("snapshot has {found} users, header says {header}")]
+    SnapshotCount { found: u64, header: u64 },
 }
 
 impl StoreError {
@@ -296,10 +342,7 @@ impl RedisStore {
                 });
             }
             if self.freed.wait_until(&mut pool, deadline).timed_out() {
-                return Err(StoreError::Busy {
-                    url: self.url.clone(),
-                    timeout: self.timeout,
-                });
+                return Err(self.busy_error());
             }
         }
     }
@@ -354,10 +397,25 @@ impl RedisStore {
         }
     }
 
-    pub(crate) fn data_error(&self, detail: impl Into<String>) -> StoreError {
+    /// No connection (or no answer to a shared read) within the store's timeout.
+    fn busy_error(&self) -> StoreError {
+        StoreError::Busy {
+            url: self.url.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    pub(crate) fn data_error(&self, source: DataError) -> StoreError {
         StoreError::Data {
             url: self.url.clone(),
-            detail: detail.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn thread_error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Thread {
+            url: self.url.clone(),
+            source,
         }
     }
 
@@ -371,7 +429,7 @@ impl RedisStore {
         at: Option<PeerAddr>,
     ) -> Result<Written, StoreError> {
         let json = serde_json::to_string(change)
-            .map_err(|e| self.data_error(format!("change not encoded: {e}")))?;
+            .map_err(|e| self.data_error(DataError::Unencodable(e)))?;
         let (mut file, mut ip, mut port) = (String::new(), String::new(), String::new());
         match change {
             Change::Publish { file: f, .. } | Change::Delete { file: f, .. } => file.clone_from(f),
@@ -429,7 +487,7 @@ impl RedisStore {
             if last.done >= want {
                 return last
                     .value
-                    .ok_or_else(|| self.data_error("last change not read"));
+                    .ok_or_else(|| self.data_error(DataError::LastUnread));
             }
             if !last.in_flight {
                 last.begun += 1;
@@ -448,10 +506,7 @@ impl RedisStore {
                 continue;
             }
             if self.last_done.wait_until(&mut last, deadline).timed_out() {
-                return Err(StoreError::Busy {
-                    url: self.url.clone(),
-                    timeout: self.timeout,
-                });
+                return Err(self.busy_error());
             }
         }
     }
@@ -498,7 +553,7 @@ impl RedisStore {
     pub(crate) fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
         let len: u64 = self.with_conn("STRLEN", |c| redis::cmd("STRLEN").arg(SNAPSHOT).query(c))?;
         if len > MAX_SNAPSHOT as u64 {
-            return Err(self.data_error(format!("{SNAPSHOT} holds {len} bytes")));
+            return Err(self.data_error(DataError::SnapshotTooLarge(len)));
         }
         self.with_conn("GET snapshot", |c| redis::cmd("GET").arg(SNAPSHOT).query(c))
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
-use super::redis::{self, RedisStore, StoreError, Stream};
+use super::redis::{self, DataError, RedisStore, StoreError, Stream};
 use crate::net::Shutdown;
 use crate::server::change::Change;
 use crate::server::journal::{Replay, RestoredUser, SnapshotUser};
@@ -245,19 +245,26 @@ impl Follower {
     }
 }
 
-/// Applies stream entry `id` after change `applied`; the new last number, or why the
-/// copy is stale (a gap: the stream was trimmed past this copy; a change the rules
-/// refuse; an entry that does not parse).
-fn apply_entry(registry: &Registry, applied: u64, id: &str, json: &[u8]) -> Result<u64, String> {
-    let seq = redis::seq_of(id).ok_or_else(|| format!("stream entry {id:?} is not a change"))?;
+/// Stream entry `id` read as the change after `applied`: its number and the change,
+/// or why the copy is stale (a gap: the stream was trimmed past this copy; an entry
+/// that does not parse). One step for the follower and for a rebuild.
+fn next_change(applied: u64, id: &str, json: &[u8]) -> Result<(u64, Change), DataError> {
+    let seq = redis::seq_of(id).ok_or_else(|| DataError::NotAChange(id.to_owned()))?;
     if seq != applied + 1 {
-        return Err(format!("change {seq} follows {applied}"));
+        return Err(DataError::Gap { applied, seq });
     }
-    let change: Change =
-        serde_json::from_slice(json).map_err(|e| format!("change {seq} unreadable: {e}"))?;
+    let change =
+        serde_json::from_slice(json).map_err(|source| DataError::Unreadable { seq, source })?;
+    Ok((seq, change))
+}
+
+/// Applies stream entry `id` after change `applied`; the new last number, or why the
+/// copy is stale ([`next_change`], or a change the rules refuse).
+fn apply_entry(registry: &Registry, applied: u64, id: &str, json: &[u8]) -> Result<u64, DataError> {
+    let (seq, change) = next_change(applied, id, json)?;
     match registry.apply(&change) {
         0 => Ok(seq),
-        code => Err(format!("change {seq} refused here with code {code}")),
+        code => Err(DataError::Refused { seq, code }),
     }
 }
 
@@ -294,49 +301,38 @@ fn replay_entry(
     applied: u64,
     id: &str,
     json: &[u8],
-) -> Result<u64, String> {
-    let seq = redis::seq_of(id).ok_or_else(|| format!("stream entry {id:?} is not a change"))?;
-    if seq != applied + 1 {
-        return Err(format!(
-            "the stream goes from change {applied} to {seq} (trimmed meanwhile? retrying)"
-        ));
-    }
-    let change: Change =
-        serde_json::from_slice(json).map_err(|e| format!("change {seq} unreadable: {e}"))?;
+) -> Result<u64, DataError> {
+    let (seq, change) = next_change(applied, id, json)?;
     state
         .replay(change)
-        .map_err(|code| format!("change {seq} refused with code {code}"))?;
+        .map_err(|code| DataError::Refused { seq, code })?;
     Ok(seq)
 }
 
 /// Restores a snapshot blob into `state`; its change number.
-fn restore(blob: &[u8], state: &mut dyn Replay) -> Result<u64, String> {
+fn restore(blob: &[u8], state: &mut dyn Replay) -> Result<u64, DataError> {
     let mut lines = blob.split(|&b| b == b'\n').filter(|l| !l.is_empty());
     let header: Header = lines
         .next()
-        .ok_or("empty snapshot")
-        .and_then(|l| serde_json::from_slice(l).map_err(|_| "bad snapshot header"))?;
+        .ok_or(DataError::SnapshotEmpty)
+        .and_then(|l| serde_json::from_slice(l).map_err(DataError::SnapshotHeader))?;
     if header.peerdex_snapshot != SNAPSHOT_FORMAT {
-        return Err(format!(
-            "snapshot format {} unknown",
-            header.peerdex_snapshot
-        ));
+        return Err(DataError::SnapshotFormat(header.peerdex_snapshot));
     }
     let mut users = 0;
     for line in lines {
-        let user: RestoredUser =
-            serde_json::from_slice(line).map_err(|e| format!("snapshot line: {e}"))?;
+        let user: RestoredUser = serde_json::from_slice(line).map_err(DataError::SnapshotLine)?;
         let name = user.user.clone();
         if !state.restore(user) {
-            return Err(format!("snapshot lists {name:?} twice"));
+            return Err(DataError::SnapshotTwice(name));
         }
         users += 1;
     }
     if users != header.users {
-        return Err(format!(
-            "snapshot has {users} users, header says {}",
-            header.users
-        ));
+        return Err(DataError::SnapshotCount {
+            found: users,
+            header: header.users,
+        });
     }
     Ok(header.seq)
 }
@@ -422,22 +418,22 @@ mod tests {
     fn stream_entries_apply_only_in_order() {
         let r = Registry::new();
         let reg = br#"{"REGISTER":{"user":"a"}}"#;
-        assert_eq!(apply_entry(&r, 0, "1-0", reg), Ok(1));
-        assert!(
-            apply_entry(&r, 1, "3-0", reg)
-                .unwrap_err()
-                .contains("follows")
-        );
-        assert!(
-            apply_entry(&r, 1, "2-0", reg)
-                .unwrap_err()
-                .contains("refused")
-        );
-        assert!(
-            apply_entry(&r, 1, "2-0", b"{")
-                .unwrap_err()
-                .contains("unreadable")
-        );
-        assert!(apply_entry(&r, 1, "2-5", reg).is_err());
+        assert!(matches!(apply_entry(&r, 0, "1-0", reg), Ok(1)));
+        assert!(matches!(
+            apply_entry(&r, 1, "3-0", reg),
+            Err(DataError::Gap { applied: 1, seq: 3 })
+        ));
+        assert!(matches!(
+            apply_entry(&r, 1, "2-0", reg),
+            Err(DataError::Refused { seq: 2, .. })
+        ));
+        assert!(matches!(
+            apply_entry(&r, 1, "2-0", b"{"),
+            Err(DataError::Unreadable { seq: 2, .. })
+        ));
+        assert!(matches!(
+            apply_entry(&r, 1, "2-5", reg),
+            Err(DataError::NotAChange(_))
+        ));
     }
 }
