@@ -8,12 +8,13 @@
 //! printer).
 
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, MutexGuard};
 
 use super::messages::{self, Verdict};
 use super::outcome::Outcome;
@@ -111,7 +112,7 @@ impl Output {
     }
 
     fn lock_printing(&self) -> MutexGuard<'_, Option<Printing>> {
-        self.printing.lock().unwrap_or_else(|e| e.into_inner())
+        self.printing.lock()
     }
 
     /// Writes whole lines: through the line editor when there is one (a terminal:
@@ -203,7 +204,7 @@ pub(crate) struct Recorder {
 impl Recorder {
     /// Every line written to `stream` so far, without its newline.
     pub(crate) fn lines(&self, stream: Stream) -> Vec<String> {
-        let text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        let text = self.text.lock();
         text.iter()
             .filter(|(s, _)| *s == stream)
             .flat_map(|(_, t)| t.lines().map(str::to_owned).collect::<Vec<_>>())
@@ -213,7 +214,7 @@ impl Recorder {
 
 impl Screen for Recorder {
     fn write(&self, stream: Stream, text: &str) {
-        let mut all = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.text.lock();
         all.push((stream, text.to_owned()));
     }
 }
