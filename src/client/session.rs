@@ -87,8 +87,8 @@ impl Session {
         );
         Session {
             index,
+            files: SharedFiles::with_hash_cache(settings.share, settings.state_dir.join("hashes")),
             state_dir: settings.state_dir,
-            files: SharedFiles::new(settings.share),
             serve: settings.serve,
             downloader: Downloader::default(),
             connected: None,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::hashes::{Hashes, Ready};
 use crate::proto::peer::{CODE_NOT_FOUND, CODE_OTHER};
 
 /// Why a file could not be shared.
@@ -36,18 +37,33 @@ impl fmt::Display for ShareError {
 impl std::error::Error for ShareError {}
 
 /// The files this client serves: published name -> canonical path, resolved when
-/// the name was published (relative names against the share folder).
+/// the name was published (relative names against the share folder), and their hash
+/// trees (`hashes`).
 pub(crate) struct SharedFiles {
     root: PathBuf,
     files: RwLock<HashMap<String, PathBuf>>,
+    hashes: Hashes,
 }
 
 impl SharedFiles {
-    /// An empty table whose relative names resolve against `root`.
+    /// An empty table whose relative names resolve against `root`; hash trees are
+    /// kept in memory only.
+    #[cfg(test)]
     pub(crate) fn new(root: PathBuf) -> Arc<Self> {
-        Arc::new(SharedFiles {
+        Self::build(root, None)
+    }
+
+    /// An empty table whose hash trees are also cached in `cache`
+    /// (`STATE/hashes`).
+    pub(crate) fn with_hash_cache(root: PathBuf, cache: PathBuf) -> Arc<Self> {
+        Self::build(root, Some(cache))
+    }
+
+    fn build(root: PathBuf, cache: Option<PathBuf>) -> Arc<Self> {
+        Arc::new_cyclic(|me| SharedFiles {
             root,
             files: RwLock::new(HashMap::new()),
+            hashes: Hashes::start(me.clone(), cache),
         })
     }
 
@@ -75,19 +91,29 @@ impl SharedFiles {
         Ok(canonical)
     }
 
-    /// Adds a published name with the path it resolved to.
+    /// Adds a published name with the path it resolved to, and queues its hash
+    /// tree.
     pub(crate) fn insert(&self, name: &str, canonical: PathBuf) {
         self.files.write().insert(name.to_owned(), canonical);
+        self.hashes.want(name);
     }
 
     /// Removes a name (after DELETE OK).
     pub(crate) fn remove(&self, name: &str) {
         self.files.write().remove(name);
+        self.hashes.forget(name);
     }
 
     /// Empties the table (before it is restored at CONNECT).
     pub(crate) fn clear(&self) {
         self.files.write().clear();
+        self.hashes.clear();
+    }
+
+    /// The hash tree of `name` at `version` (what [`SharedFiles::open`] just said),
+    /// when it is ready; otherwise `None`, and it is being computed.
+    pub(super) fn tree(&self, name: &str, version: &str) -> Option<Ready> {
+        self.hashes.get(name, version)
     }
 
     /// The published name served from `canonical`, if any.
