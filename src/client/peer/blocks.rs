@@ -237,3 +237,103 @@ pub fn fetch_blocks(
         data,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::peer::{PeerListener, ServeOptions, SharedFiles};
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, Instant};
+
+    /// Polls GET_FILE_HASHES until the tree is ready (code 3 before).
+    fn ready_tree(d: &Downloader, addr: SocketAddr, name: &str) -> HashTree {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match d.hash_tree(addr, name) {
+                Ok(t) => return t,
+                Err(DownloadError::NotReady) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn trees_and_blocks_from_a_listener_and_a_changed_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let data: Vec<u8> = (0..2 * BLOCK_SIZE + 100).map(|_| rng.u8(..)).collect();
+        std::fs::write(root.join("f"), &data).unwrap();
+        let files = SharedFiles::new(root.clone());
+        files.insert("f", files.resolve("f").unwrap());
+        let listener = PeerListener::start(files, ServeOptions::default()).unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listener.port()));
+        let d = Downloader::default();
+        assert!(d.speaks_blocks(addr).unwrap());
+        let tree = ready_tree(&d, addr, "f");
+        assert_eq!(
+            tree,
+            HashTree::compute(&mut &data[..], tree.size, &tree.version).unwrap()
+        );
+        let cancel = AtomicBool::new(false);
+        let mut got = Vec::new();
+        d.read_blocks(addr, "f", &tree, 1, 2, &cancel, &mut |i, b| {
+            assert!(tree.verify(i, b), "block {i}");
+            got.push((i, b.len()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, [(1, BLOCK_SIZE as usize), (2, 100)]);
+        let past = d.read_blocks(addr, "f", &tree, 2, 2, &cancel, &mut |_, _| Ok(()));
+        assert!(
+            matches!(past, Err(DownloadError::BlockRange { .. })),
+            "{past:?}"
+        );
+        assert!(matches!(
+            d.hash_tree(addr, "g"),
+            Err(DownloadError::NotFound)
+        ));
+        // Rewritten: the old VERSION's blocks are refused, the old tree never given.
+        std::fs::write(root.join("f"), b"new").unwrap();
+        let changed = d.read_blocks(addr, "f", &tree, 0, 1, &cancel, &mut |_, _| Ok(()));
+        assert!(
+            matches!(changed, Err(DownloadError::Changed)),
+            "{changed:?}"
+        );
+        let new = ready_tree(&d, addr, "f");
+        assert_ne!(new.version, tree.version);
+        assert_eq!(new.size, 3);
+        listener.stop();
+    }
+
+    #[test]
+    fn a_peer_that_does_not_speak_blocks_is_never_asked() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // An older peerdex peer: it answers the discovery with GET_FILE_RANGE alone.
+        let probe = listener.try_clone().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = probe.accept().unwrap();
+            let mut request = [0u8; 64];
+            let _ = s.read(&mut request).unwrap();
+            s.write_all(b"\0peerdex GET_FILE_RANGE\0").unwrap();
+        });
+        let d = Downloader::default();
+        assert!(!d.speaks_blocks(addr).unwrap());
+        assert!(matches!(
+            d.hash_tree(addr, "f"),
+            Err(DownloadError::NoBlocks)
+        ));
+        let tree = HashTree::compute(&mut &b"x"[..], 1, "v").unwrap();
+        let cancel = AtomicBool::new(false);
+        let r = d.read_blocks(addr, "f", &tree, 0, 1, &cancel, &mut |_, _| Ok(()));
+        assert!(matches!(r, Err(DownloadError::NoBlocks)));
+        peer.join().unwrap();
+        // No connection after the discovery (one would wait in the backlog).
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_err(), "a second connection was made");
+    }
+}
