@@ -50,7 +50,7 @@ pub use time::{TimeArgs, run as run_time};
 /// the crate reach what they need as `#[cfg(test)]` modules.
 #[cfg(feature = "internals")]
 pub mod internals {
-    pub use crate::client::{Said, TestShell};
+    pub use crate::client::{FetchedBlocks, Said, TestShell, fetch_blocks};
     pub use crate::net::{CONNECTION_STACK, bind, connect, set_timeouts, spawn_connection_thread};
     pub use crate::proto::index;
     pub use crate::proto::wire::{FieldReader, MAX_FIELD};

@@ -51,6 +51,7 @@ use shell::{Event, Input};
 
 pub use args::ClientArgs;
 pub use harness::{Said, TestShell};
+pub use peer::{FetchedBlocks, fetch_blocks};
 
 /// What the shell asks before it leaves with transfers queued or running.
 const QUIT_QUESTION: &str = "transfers running: quit anyway? [y/N] ";

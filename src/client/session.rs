@@ -95,8 +95,12 @@ impl Session {
         );
         Session {
             index,
+            files: SharedFiles::for_statement(
+                settings.share,
+                settings.serve.statement,
+                Some(settings.state_dir.join("hashes")),
+            ),
             state_dir: settings.state_dir,
-            files: SharedFiles::for_statement(settings.share, settings.serve.statement),
             serve: settings.serve,
             downloader: Downloader::default(),
             connected: None,

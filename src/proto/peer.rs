@@ -1,5 +1,7 @@
 //! The peer protocol's messages (PROTOCOL.md section 2): the statement's GET_FILE
-//! request, the peerdex extension GET_FILE_RANGE, and the headers of their replies.
+//! request, the peerdex extensions GET_FILE_RANGE, GET_FILE_HASHES and
+//! GET_FILE_BLOCK, and the headers of their replies (the hash tree itself is in
+//! `tree`).
 
 use std::io::Read;
 
@@ -11,6 +13,14 @@ use crate::proto::wire::{
 pub(crate) const GET_FILE: &str = "GET_FILE";
 /// The peerdex extension: size, version and a start offset.
 pub(crate) const GET_FILE_RANGE: &str = "GET_FILE_RANGE";
+/// The peerdex extension: the hash tree of a file's current content.
+pub(crate) const GET_FILE_HASHES: &str = "GET_FILE_HASHES";
+/// The peerdex extension: whole blocks of one VERSION of a file.
+pub(crate) const GET_FILE_BLOCK: &str = "GET_FILE_BLOCK";
+
+/// Most blocks one GET_FILE_BLOCK asks for (16 MiB): a request is bounded, and a
+/// downloader spreading blocks over owners asks often enough to move them.
+pub(crate) const MAX_BLOCKS_PER_REQUEST: u64 = 16;
 
 /// Result code: the file follows.
 pub(crate) const CODE_OK: u8 = 0;
@@ -18,6 +28,9 @@ pub(crate) const CODE_OK: u8 = 0;
 pub(crate) const CODE_NOT_FOUND: u8 = 1;
 /// Result code: any other error.
 pub(crate) const CODE_OTHER: u8 = 2;
+/// Result code of GET_FILE_HASHES: the tree is not ready (being computed, or the
+/// file changed); of GET_FILE_BLOCK: the file's VERSION is not the one asked for.
+pub(crate) const CODE_NOT_READY: u8 = 3;
 
 /// Longest VERSION token accepted in a GET_FILE_RANGE reply. peerdex sends about 40
 /// bytes (four hexadecimal numbers); 128 leaves room for other implementations
@@ -37,7 +50,7 @@ pub(crate) const PROBE_NAME: &str = "/proc/0/peerdex/GET_FILE_RANGE";
 /// What a peerdex peer sends for the discovery request after code 0: one string
 /// naming the extensions it speaks. Nothing a statement peer sends for a missing file
 /// looks like it.
-pub(crate) const PROBE_MARKER: &str = "peerdex GET_FILE_RANGE";
+pub(crate) const PROBE_MARKER: &str = "peerdex GET_FILE_RANGE GET_FILE_HASHES GET_FILE_BLOCK";
 
 /// Longest answer to the discovery request that is read: the marker with room to
 /// name more extensions later.
@@ -57,19 +70,40 @@ pub(crate) fn encode_probe_answer() -> Vec<u8> {
     out
 }
 
-/// Reads the answer to the discovery request: whether the peer speaks
-/// GET_FILE_RANGE. Any code but 0, or a 0 followed by anything but a string whose
-/// words start with `peerdex` and include `GET_FILE_RANGE`, is a peer that does not
-/// (`Ok(false)`); an error means no answer arrived (closed, reset, timed out).
-pub(crate) fn read_probe_answer<R: Read>(r: &mut FieldReader<R>) -> Result<bool, WireError> {
+/// What the answer to the discovery request said the peer speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extensions {
+    /// No extension: the statement's GET_FILE alone.
+    None,
+    /// GET_FILE_RANGE (a peerdex peer from before the hash trees).
+    Range,
+    /// GET_FILE_RANGE, GET_FILE_HASHES and GET_FILE_BLOCK.
+    Blocks,
+}
+
+/// Reads the answer to the discovery request. Any code but 0, or a 0 followed by
+/// anything but a string whose words start with `peerdex`, is a peer that speaks no
+/// extension; a peerdex peer speaks those of the next words it names
+/// (`GET_FILE_RANGE`; `Blocks` needs all three). An error means no answer arrived
+/// (closed, reset, timed out).
+pub(crate) fn read_probe_answer<R: Read>(r: &mut FieldReader<R>) -> Result<Extensions, WireError> {
     if r.read_u8(Field::Code)? != CODE_OK {
-        return Ok(false);
+        return Ok(Extensions::None);
     }
     let Ok(answer) = r.read_bytes(Field::Op, MAX_PROBE_ANSWER) else {
-        return Ok(false);
+        return Ok(Extensions::None);
     };
     let mut words = answer.split(|&b| b == b' ');
-    Ok(words.next() == Some(b"peerdex") && words.any(|w| w == GET_FILE_RANGE.as_bytes()))
+    if words.next() != Some(b"peerdex") {
+        return Ok(Extensions::None);
+    }
+    let words: Vec<&[u8]> = words.collect();
+    let has = |op: &str| words.contains(&op.as_bytes());
+    Ok(match has(GET_FILE_RANGE) {
+        false => Extensions::None,
+        true if has(GET_FILE_HASHES) && has(GET_FILE_BLOCK) => Extensions::Blocks,
+        true => Extensions::Range,
+    })
 }
 
 /// A request a peer listener understands.
@@ -79,6 +113,16 @@ pub(crate) enum Request {
     Get { file: String },
     /// `GET_FILE_RANGE\0FILE\0OFFSET\0`: size, version, then the bytes from OFFSET.
     Range { file: String, offset: u64 },
+    /// `GET_FILE_HASHES\0FILE\0`: the hash tree of the current content.
+    Hashes { file: String },
+    /// `GET_FILE_BLOCK\0FILE\0VERSION\0FIRST\0COUNT\0`: blocks `FIRST..FIRST+COUNT`
+    /// of that VERSION (COUNT from 1 to [`MAX_BLOCKS_PER_REQUEST`]).
+    Blocks {
+        file: String,
+        version: String,
+        first: u64,
+        count: u64,
+    },
 }
 
 impl Request {
@@ -87,13 +131,18 @@ impl Request {
         match self {
             Request::Get { .. } => GET_FILE,
             Request::Range { .. } => GET_FILE_RANGE,
+            Request::Hashes { .. } => GET_FILE_HASHES,
+            Request::Blocks { .. } => GET_FILE_BLOCK,
         }
     }
 
     /// The file asked for.
     pub(crate) fn file(&self) -> &str {
         match self {
-            Request::Get { file } | Request::Range { file, .. } => file,
+            Request::Get { file }
+            | Request::Range { file, .. }
+            | Request::Hashes { file }
+            | Request::Blocks { file, .. } => file,
         }
     }
 }
@@ -115,6 +164,25 @@ pub(crate) fn encode_range_request(file: &str, offset: u64) -> Vec<u8> {
     out
 }
 
+/// Encodes a GET_FILE_HASHES request.
+pub(crate) fn encode_hashes_request(file: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(GET_FILE_HASHES.len() + file.len() + 2);
+    put_str(&mut out, GET_FILE_HASHES);
+    put_str(&mut out, file);
+    out
+}
+
+/// Encodes a GET_FILE_BLOCK request.
+pub(crate) fn encode_blocks_request(file: &str, version: &str, first: u64, count: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(GET_FILE_BLOCK.len() + file.len() + version.len() + 46);
+    put_str(&mut out, GET_FILE_BLOCK);
+    put_str(&mut out, file);
+    put_str(&mut out, version);
+    put_number(&mut out, first);
+    put_number(&mut out, count);
+    out
+}
+
 /// Why a request could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PeerRequestError {
@@ -128,15 +196,19 @@ pub(crate) enum PeerRequestError {
     /// The OFFSET of GET_FILE_RANGE is not a decimal number.
     #[error("bad request: offset is not a decimal number")]
     BadOffset,
+    /// A block number of GET_FILE_BLOCK is not a decimal number, or COUNT is 0 or
+    /// more than [`MAX_BLOCKS_PER_REQUEST`].
+    #[error("bad request: {0} is not a decimal number in range")]
+    BadNumber(Field),
     /// A field is missing, too long, not UTF-8, or did not arrive in time.
     #[error("bad request: {0}")]
     Wire(#[source] WireError),
 }
 
-/// Reads a GET_FILE or GET_FILE_RANGE request.
+/// Reads a request: GET_FILE, or one of the extensions.
 pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, PeerRequestError> {
     let known = r.read_bytes(Field::Op, MAX_OP).map(|op| {
-        [GET_FILE, GET_FILE_RANGE]
+        [GET_FILE, GET_FILE_RANGE, GET_FILE_HASHES, GET_FILE_BLOCK]
             .into_iter()
             .find(|k| op == k.as_bytes())
     });
@@ -151,8 +223,11 @@ pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, P
     let file = r
         .read_str(Field::File, MAX_FIELD)
         .map_err(PeerRequestError::Wire)?;
-    if op == GET_FILE {
-        return Ok(Request::Get { file });
+    match op {
+        GET_FILE => return Ok(Request::Get { file }),
+        GET_FILE_HASHES => return Ok(Request::Hashes { file }),
+        GET_FILE_BLOCK => return read_blocks_rest(r, file),
+        _ => {}
     }
     let offset = r
         .read_bytes(Field::Offset, wire::MAX_NUMBER)
@@ -162,6 +237,40 @@ pub(crate) fn read_request<R: Read>(r: &mut FieldReader<R>) -> Result<Request, P
         })?;
     let offset = parse_decimal(offset).ok_or(PeerRequestError::BadOffset)?;
     Ok(Request::Range { file, offset })
+}
+
+/// The fields of GET_FILE_BLOCK after the file name.
+fn read_blocks_rest<R: Read>(
+    r: &mut FieldReader<R>,
+    file: String,
+) -> Result<Request, PeerRequestError> {
+    let version = read_version(r).map_err(PeerRequestError::Wire)?;
+    let mut number = |field| match r.read_bytes(field, wire::MAX_NUMBER) {
+        Ok(n) => parse_decimal(n).ok_or(PeerRequestError::BadNumber(field)),
+        Err(WireError::TooLong { .. }) => Err(PeerRequestError::BadNumber(field)),
+        Err(e) => Err(PeerRequestError::Wire(e)),
+    };
+    let first = number(Field::Block)?;
+    let count = number(Field::Count)?;
+    if !(1..=MAX_BLOCKS_PER_REQUEST).contains(&count) {
+        return Err(PeerRequestError::BadNumber(Field::Count));
+    }
+    Ok(Request::Blocks {
+        file,
+        version,
+        first,
+        count,
+    })
+}
+
+/// Reads a VERSION field: non-empty printable ASCII of at most [`MAX_VERSION`]
+/// bytes.
+pub(crate) fn read_version<R: Read>(r: &mut FieldReader<R>) -> Result<String, WireError> {
+    let version = r.read_str(Field::Version, MAX_VERSION)?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(WireError::Invalid(Field::Version));
+    }
+    Ok(version)
 }
 
 /// Encodes the header of a successful GET_FILE reply in the slides' variant: code 0
@@ -186,10 +295,7 @@ pub(crate) fn read_range_header<R: Read>(
     r: &mut FieldReader<R>,
 ) -> Result<(u64, String), WireError> {
     let size = r.read_number(Field::Size)?;
-    let version = r.read_str(Field::Version, MAX_VERSION)?;
-    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(WireError::Invalid(Field::Version));
-    }
+    let version = read_version(r)?;
     Ok((size, version))
 }
 
@@ -251,6 +357,56 @@ mod tests {
             }
         );
         assert!(r.buffered().is_empty());
+    }
+
+    #[test]
+    fn the_block_extensions_round_trip_and_bound_their_numbers() {
+        let bytes = encode_hashes_request("f");
+        assert_eq!(bytes, b"GET_FILE_HASHES\0f\0");
+        let mut r = FieldReader::new(&bytes[..]);
+        assert_eq!(
+            read_request(&mut r).unwrap(),
+            Request::Hashes { file: "f".into() }
+        );
+        let bytes = encode_blocks_request("f", "1-2", 7, 16);
+        assert_eq!(bytes, b"GET_FILE_BLOCK\0f\x001-2\x007\x0016\0");
+        let mut r = FieldReader::new(&bytes[..]);
+        assert_eq!(
+            read_request(&mut r).unwrap(),
+            Request::Blocks {
+                file: "f".into(),
+                version: "1-2".into(),
+                first: 7,
+                count: 16
+            }
+        );
+        assert!(r.buffered().is_empty());
+        for (bad, field) in [
+            (&b"v\0x\x001\0"[..], Field::Block),
+            (b"v\x001\x000\0", Field::Count),
+            (b"v\x001\x0017\0", Field::Count),
+            (b"v\x00123456789012345678901\x001\0", Field::Block),
+        ] {
+            let mut bytes = b"GET_FILE_BLOCK\0f\0".to_vec();
+            bytes.extend_from_slice(bad);
+            let got = read_request(&mut FieldReader::new(&bytes[..]));
+            assert!(
+                matches!(got, Err(PeerRequestError::BadNumber(f)) if f == field),
+                "{bad:?}: {got:?}"
+            );
+        }
+        let got = read_request(&mut FieldReader::new(
+            &b"GET_FILE_BLOCK\0f\0a b\x000\x001\0"[..],
+        ));
+        assert!(matches!(got, Err(PeerRequestError::Wire(_))), "{got:?}");
+        let got = read_request(&mut FieldReader::new(&b"GET_FILE_BLOCK\0f\0v\x000\0"[..]));
+        assert!(
+            matches!(
+                got,
+                Err(PeerRequestError::Wire(WireError::Truncated(Field::Count)))
+            ),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -333,10 +489,25 @@ mod tests {
             }
         );
         let answer = encode_probe_answer();
-        assert_eq!(answer, b"\0peerdex GET_FILE_RANGE\0");
+        assert_eq!(
+            answer,
+            b"\0peerdex GET_FILE_RANGE GET_FILE_HASHES GET_FILE_BLOCK\0"
+        );
         let says = |bytes: &[u8]| read_probe_answer(&mut FieldReader::new(bytes));
-        assert!(says(&answer).unwrap());
-        assert!(says(b"\0peerdex GET_FILE_BLOCKS GET_FILE_RANGE\0").unwrap());
+        assert_eq!(says(&answer).unwrap(), Extensions::Blocks);
+        // An older peerdex peer; one naming only some of the three.
+        assert_eq!(
+            says(b"\0peerdex GET_FILE_RANGE\0").unwrap(),
+            Extensions::Range
+        );
+        assert_eq!(
+            says(b"\0peerdex GET_FILE_BLOCKS GET_FILE_RANGE GET_FILE_HASHES\0").unwrap(),
+            Extensions::Range
+        );
+        assert_eq!(
+            says(b"\0peerdex GET_FILE_HASHES GET_FILE_BLOCK\0").unwrap(),
+            Extensions::None
+        );
         // What statement peers send for a missing file, or odd ones for anything.
         for other in [
             &b"\x01"[..],
@@ -348,12 +519,16 @@ mod tests {
             b"\0peerdex\0",
             b"\0peerdexGET_FILE_RANGE\0",
         ] {
-            assert!(!says(other).unwrap_or(false), "{other:?}");
+            assert_eq!(
+                says(other).unwrap_or(Extensions::None),
+                Extensions::None,
+                "{other:?}"
+            );
         }
         assert!(says(b"").is_err());
         let mut long = b"\0".to_vec();
         long.extend_from_slice(&[b'a'; 4096]);
-        assert!(!says(&long).unwrap());
+        assert_eq!(says(&long).unwrap(), Extensions::None);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub enum Field {
     Size,
     Offset,
     Version,
+    Block,
+    Hashes,
     Address,
     Code,
 }
@@ -68,6 +70,8 @@ impl fmt::Display for Field {
             Field::Size => "size",
             Field::Offset => "offset",
             Field::Version => "version",
+            Field::Block => "block number",
+            Field::Hashes => "block hashes",
             Field::Address => "address",
             Field::Code => "result code",
         };
@@ -178,6 +182,26 @@ impl<R: Read> FieldReader<R> {
         let b = self.buf[self.start];
         self.start += 1;
         Ok(b)
+    }
+
+    /// Fills `out` with the next raw bytes (fixed-size binary data after the fields,
+    /// such as hashes): first what is buffered, then straight from the inner reader.
+    /// `Truncated(field)` when the stream ends first.
+    pub fn read_raw(&mut self, field: Field, out: &mut [u8]) -> Result<(), WireError> {
+        let have = (self.end - self.start).min(out.len());
+        out[..have].copy_from_slice(&self.buf[self.start..self.start + have]);
+        self.start += have;
+        let mut filled = have;
+        while filled < out.len() {
+            match self.inner.read(&mut out[filled..]) {
+                Ok(0) => return Err(WireError::Truncated(field)),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => return Err(WireError::Timeout(field)),
+                Err(e) => return Err(WireError::Io(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Buffers up to `n` bytes (at most [`READ_BUFFER`]) without consuming them and

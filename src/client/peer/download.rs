@@ -34,21 +34,22 @@ use crate::proto::peer::{
     CODE_NOT_FOUND, CODE_OK, Lead, classify_lead, encode_range_request, encode_request,
     read_range_header,
 };
+use crate::proto::tree::TreeError;
 use crate::proto::wire::{self, Field, FieldReader, WireError};
 
 /// How long the downloader waits to connect to a peer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the downloader tolerates silence from the peer, before the reply and
 /// between chunks of content. A live peer on any real link sends something within
 /// 10 s; past it the download fails and the temporary file is removed.
-const DOWNLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DOWNLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the downloader waits for a whole reply header (the code byte, and SIZE
 /// and VERSION after GET_FILE_RANGE's 0), however the peer dribbles it. A live peer
 /// answers at once; past 10 s a GET_FILE_RANGE attempt counts as unanswered and the
 /// plain GET_FILE as failed.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Buffer of the download loop. Large reads amortise the system calls on fast links
 /// (loopback moves several GB/s) while keeping the downloader's memory constant.
@@ -152,6 +153,27 @@ pub(crate) enum DownloadError {
     /// Cancelled by the user (Ctrl+C).
     #[error("cancelled")]
     Cancelled,
+    /// The peer does not speak GET_FILE_HASHES and GET_FILE_BLOCK (its discovery
+    /// answer did not name them): they are not sent to it.
+    #[error("no blocks: the peer does not speak GET_FILE_HASHES and GET_FILE_BLOCK")]
+    NoBlocks,
+    /// GET_FILE_HASHES answered 3: the peer is computing the tree (or the file
+    /// changed); ask again later.
+    #[error("not ready: the peer is still computing the file's hashes")]
+    NotReady,
+    /// GET_FILE_BLOCK answered 3: the file is no longer at the VERSION asked for.
+    #[error("changed: the file changed on the peer (another VERSION)")]
+    Changed,
+    /// A hash tree that does not hold together (count, root, framing).
+    #[error("hash tree: {0}")]
+    Tree(#[source] TreeError),
+    /// A block that does not match its hash in the tree (found by the caller of
+    /// `read_blocks`, which verifies).
+    #[error("bad block: block {0} does not match its hash")]
+    BadBlock(u64),
+    /// Blocks asked for that the tree does not have.
+    #[error("blocks {first}+{count}: the file has {blocks} blocks")]
+    BlockRange { first: u64, count: u64, blocks: u64 },
     /// A GET_FILE_RANGE transfer failed; what arrived is kept for a resume.
     #[error(
         "{cause}; {kept} of {size} bytes kept in {} for the same GET_FILE to resume",
@@ -366,7 +388,8 @@ impl Info {
     }
 }
 
-fn connect(addr: SocketAddr, request: &[u8]) -> Result<TcpStream, DownloadError> {
+/// Connects to `addr` and sends `request`.
+pub(super) fn connect(addr: SocketAddr, request: &[u8]) -> Result<TcpStream, DownloadError> {
     let stream = net::connect(addr, CONNECT_TIMEOUT)
         .map_err(|source| DownloadError::Connect { addr, source })?;
     stream
@@ -433,8 +456,8 @@ fn ask_range(addr: SocketAddr, remote: &str, offset: u64) -> Result<RangeReply, 
 /// (see `speaks`). Clones share it.
 #[derive(Clone)]
 pub(crate) struct Downloader {
-    known: Arc<Known>,
-    options: DownloadOptions,
+    pub(super) known: Arc<Known>,
+    pub(super) options: DownloadOptions,
 }
 
 impl Default for Downloader {
@@ -512,7 +535,7 @@ impl Attempt<'_> {
             .known
             .speaks(addr, CONNECT_TIMEOUT, HEADER_TIMEOUT)
             .map_err(|Unknown::Connect(source)| DownloadError::Connect { addr, source })?;
-        if speaks == Speaks::Range {
+        if matches!(speaks, Speaks::Range | Speaks::Blocks) {
             let resume = self.resume_point(partial)?;
             match self.ask_range_fresh(&resume)? {
                 (RangeReply::Ok(header), from) => {
@@ -737,14 +760,35 @@ fn receive_exact(
     size: u64,
     progress: &mut dyn Progress,
 ) -> Result<u64, DownloadError> {
-    let want = size - from;
+    let local_err = beside.local_err(&beside.partial);
+    let mut received = 0;
+    progress.advance(from);
+    receive_into(incoming, head, size - from, &mut |data| {
+        file.write_all(data).map_err(&local_err)?;
+        received += data.len() as u64;
+        progress.advance(from + received);
+        Ok(())
+    })?;
+    Ok(received)
+}
+
+/// Receives exactly `want` bytes of content, the first of them `head` (they
+/// arrived with the header), handing each piece to `sink` as it comes: more in
+/// `head` is `TooMuch`, a close or a reset before the end is `Short`, and the idle
+/// timeout, the minimum rate and the cancel flag of `incoming` apply.
+pub(super) fn receive_into(
+    incoming: &mut Incoming<'_>,
+    head: &[u8],
+    want: u64,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), DownloadError>,
+) -> Result<(), DownloadError> {
     if head.len() as u64 > want {
         return Err(DownloadError::TooMuch);
     }
-    let local_err = beside.local_err(&beside.partial);
-    file.write_all(head).map_err(&local_err)?;
+    if !head.is_empty() {
+        sink(head)?;
+    }
     let mut received = head.len() as u64;
-    progress.advance(from + received);
     while received < want {
         let max = (want - received).min(DOWNLOAD_BUFFER as u64) as usize;
         let data = match incoming.read(max) {
@@ -757,11 +801,10 @@ fn receive_exact(
             }
             Err(stop) => return Err(stop.into_error(received, incoming.options.min_rate)),
         };
-        file.write_all(data).map_err(&local_err)?;
+        sink(data)?;
         received += data.len() as u64;
-        progress.advance(from + received);
     }
-    Ok(received)
+    Ok(())
 }
 
 /// Refuses a download of `needed` more bytes into `dir` when its file system has
@@ -794,7 +837,7 @@ fn is_disk_full(e: &DownloadError) -> bool {
 }
 
 /// Why a read of content returned no bytes.
-enum Stop {
+pub(super) enum Stop {
     /// The peer closed the connection.
     Closed,
     /// The peer reset it.
@@ -831,7 +874,7 @@ impl Stop {
 /// The content side of a transfer's connection: one buffer reused for every read,
 /// the idle timeout on the socket, the cancel flag checked before each read, and the
 /// minimum rate checked at the end of each window.
-struct Incoming<'a> {
+pub(super) struct Incoming<'a> {
     socket: &'a TcpStream,
     buf: Vec<u8>,
     cancel: &'a AtomicBool,
@@ -842,7 +885,7 @@ struct Incoming<'a> {
 }
 
 impl<'a> Incoming<'a> {
-    fn new(
+    pub(super) fn new(
         socket: &'a TcpStream,
         cancel: &'a AtomicBool,
         options: DownloadOptions,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::hashes::{Hashes, Ready};
 use crate::proto::index::Statement;
 use crate::proto::peer::{CODE_NOT_FOUND, CODE_OTHER};
 
@@ -38,7 +39,8 @@ pub(crate) enum ShareError {
 }
 
 /// The files this client serves: published name -> canonical path, resolved when
-/// the name was published (relative names against the share folder).
+/// the name was published (relative names against the share folder), and their hash
+/// trees (`hashes`).
 ///
 /// The published name is what PUBLISH and DELETE send and what a downloader asks
 /// for: under the 2024 statement the name as typed, under the 2025 one the file's
@@ -49,21 +51,35 @@ pub(crate) struct SharedFiles {
     /// 2025: names are absolute paths inside `root`.
     absolute: bool,
     files: RwLock<HashMap<String, PathBuf>>,
+    hashes: Hashes,
 }
 
 impl SharedFiles {
-    /// An empty table whose relative names resolve against `root` (2024 statement).
+    /// An empty table whose relative names resolve against `root` (2024 statement);
+    /// hash trees are kept in memory only.
     #[cfg(test)]
     pub(crate) fn new(root: PathBuf) -> Arc<Self> {
-        Self::for_statement(root, Statement::Y2024)
+        Self::for_statement(root, Statement::Y2024, None)
     }
 
-    /// An empty table for the given statement year; `root` is canonical.
-    pub(crate) fn for_statement(root: PathBuf, statement: Statement) -> Arc<Self> {
-        Arc::new(SharedFiles {
+    /// As [`SharedFiles::new`], with the hash trees also cached in `cache`.
+    #[cfg(test)]
+    pub(crate) fn with_hash_cache(root: PathBuf, cache: PathBuf) -> Arc<Self> {
+        Self::for_statement(root, Statement::Y2024, Some(cache))
+    }
+
+    /// An empty table for the given statement year (`root` is canonical), whose hash
+    /// trees are also cached in `cache` (`STATE/hashes`) when given.
+    pub(crate) fn for_statement(
+        root: PathBuf,
+        statement: Statement,
+        cache: Option<PathBuf>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| SharedFiles {
             root,
             absolute: statement == Statement::Y2025,
             files: RwLock::new(HashMap::new()),
+            hashes: Hashes::start(me.clone(), cache),
         })
     }
 
@@ -139,19 +155,29 @@ impl SharedFiles {
         Ok(canonical)
     }
 
-    /// Adds a published name with the path it resolved to.
+    /// Adds a published name with the path it resolved to, and queues its hash
+    /// tree.
     pub(crate) fn insert(&self, name: &str, canonical: PathBuf) {
         self.files.write().insert(name.to_owned(), canonical);
+        self.hashes.want(name);
     }
 
     /// Removes a name (after DELETE OK).
     pub(crate) fn remove(&self, name: &str) {
         self.files.write().remove(name);
+        self.hashes.forget(name);
     }
 
     /// Empties the table (before it is restored at CONNECT).
     pub(crate) fn clear(&self) {
         self.files.write().clear();
+        self.hashes.clear();
+    }
+
+    /// The hash tree of `name` at `version` (what [`SharedFiles::open`] just said),
+    /// when it is ready; otherwise `None`, and it is being computed.
+    pub(super) fn tree(&self, name: &str, version: &str) -> Option<Ready> {
+        self.hashes.get(name, version)
     }
 
     /// The published name served from `canonical`, if any.
@@ -492,7 +518,7 @@ pub(super) mod tests {
         let (field, _) = y2024.to_publish("sub/a.txt").unwrap();
         assert_eq!(field, "sub/a.txt");
         assert_eq!(y2024.to_delete("sub/a.txt"), "sub/a.txt");
-        let files = SharedFiles::for_statement(root.clone(), Statement::Y2025);
+        let files = SharedFiles::for_statement(root.clone(), Statement::Y2025, None);
         let abs = root.join("sub/a.txt");
         let (field, path) = files.to_publish("sub/./a.txt").unwrap();
         assert_eq!(field, abs.to_str().unwrap());

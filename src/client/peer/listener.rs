@@ -1,4 +1,6 @@
-//! The listener that serves this client's published files to other peers.
+//! The listener that serves this client's published files to other peers: GET_FILE,
+//! GET_FILE_RANGE, GET_FILE_HASHES and GET_FILE_BLOCK, all through the same upload
+//! slots, pacing and deadlines.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,9 +17,10 @@ use super::files::{Opened, SharedFiles};
 use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::index::Statement;
 use crate::proto::peer::{
-    CODE_OK, CODE_OTHER, PROBE_NAME, PeerRequestError, Request, encode_ok_header,
+    CODE_NOT_READY, CODE_OK, CODE_OTHER, PROBE_NAME, PeerRequestError, Request, encode_ok_header,
     encode_probe_answer, encode_range_header, read_request,
 };
+use crate::proto::tree::{BLOCK_SIZE, blocks_of};
 use crate::proto::wire::FieldReader;
 
 /// Downloads served at once by one peer. Each holds a thread (256 KiB stack) and a
@@ -291,29 +294,20 @@ impl Serving {
         let mut out = stream;
         let (op, name) = (request.op(), request.file());
         if matches!(request, Request::Get { .. }) && name == PROBE_NAME {
-            // The discovery (docs/PROTOCOL.md): this peer speaks GET_FILE_RANGE.
+            // The discovery (docs/PROTOCOL.md): the extensions this peer speaks.
             log::debug!("peer {peer}: discovery answered");
             let _ = out.write_all(&encode_probe_answer());
             return;
         }
-        let opened = match self.files.open(name) {
-            Ok(o) => o,
-            Err(code) => {
-                log::info!("peer {peer}: {op} {name}: code {code}");
+        let plan = self.files.open(name).map_err(|code| (code, String::new()));
+        let plan = plan.and_then(|opened| self.plan(opened, request));
+        let (opened, header, body) = match plan {
+            Ok(p) => p,
+            Err((code, why)) => {
+                log::info!("peer {peer}: {op} {name}: code {code}{why}");
                 let _ = out.write_all(&[code]);
                 return;
             }
-        };
-        let size = opened.size;
-        let (header, start) = match request {
-            Request::Get { .. } if self.options.sized_get_file() => (encode_ok_header(size), 0),
-            Request::Get { .. } => (vec![CODE_OK], 0),
-            Request::Range { offset, .. } if *offset > size => {
-                log::info!("peer {peer}: {op} {name}: offset {offset} past the end ({size})");
-                let _ = out.write_all(&[CODE_OTHER]);
-                return;
-            }
-            Request::Range { offset, .. } => (encode_range_header(size, &opened.version), *offset),
         };
         let Some(upload) = self.uploads.start(stream, peer.ip()) else {
             log::info!("peer {peer}: {op} {name}: all {MAX_UPLOADS} upload slots busy");
@@ -325,7 +319,8 @@ impl Serving {
             return;
         }
         let started = Instant::now();
-        match send_content(&opened, start, out, self.options.max_rate, &upload.upload) {
+        let (start, end, sent) = self.send_body(&opened, body, stream, &upload.upload);
+        match sent {
             Ok(Sent::Complete(sent)) => log::info!(
                 "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
                 started.elapsed().as_secs_f64()
@@ -334,13 +329,106 @@ impl Serving {
                 log::warn!(
                     "peer {peer}: {op} {name}: the file changed while it was sent: transfer \
                      failed after {sent} of {} bytes",
-                    size - start
+                    end - start
                 );
                 reset_on_close(stream);
             }
             Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
         }
     }
+
+    /// Sends what follows a header: returns where it started and ended (in the file,
+    /// or in the bytes), and how it went.
+    fn send_body(
+        &self,
+        opened: &Opened,
+        body: Body,
+        out: &TcpStream,
+        upload: &Upload,
+    ) -> (u64, u64, io::Result<Sent>) {
+        let rate = self.options.max_rate;
+        match body {
+            Body::File { start, end } => (
+                start,
+                end,
+                send_content(opened, start, end, out, rate, upload),
+            ),
+            Body::Bytes(bytes) => (0, bytes.len() as u64, send_bytes(&bytes, out, rate, upload)),
+        }
+    }
+
+    /// What answers `request` for the file it `opened`: the header and what follows
+    /// it, or the code to answer (and why, for the log).
+    fn plan(&self, opened: Opened, request: &Request) -> Result<Plan, (u8, String)> {
+        let size = opened.size;
+        let (header, body) = match request {
+            Request::Get { .. } => {
+                let header = match self.options.sized_get_file() {
+                    true => encode_ok_header(size),
+                    false => vec![CODE_OK],
+                };
+                (
+                    header,
+                    Body::File {
+                        start: 0,
+                        end: size,
+                    },
+                )
+            }
+            Request::Range { offset, .. } if *offset > size => {
+                return Err((
+                    CODE_OTHER,
+                    format!(": offset {offset} past the end ({size})"),
+                ));
+            }
+            Request::Range { offset, .. } => (
+                encode_range_header(size, &opened.version),
+                Body::File {
+                    start: *offset,
+                    end: size,
+                },
+            ),
+            Request::Hashes { file } => match self.files.tree(file, &opened.version) {
+                Some(ready) => (vec![CODE_OK], Body::Bytes(ready.encoded)),
+                None => return Err((CODE_NOT_READY, ": the tree is being computed".into())),
+            },
+            Request::Blocks {
+                version,
+                first,
+                count,
+                ..
+            } => {
+                if *version != opened.version {
+                    return Err((
+                        CODE_NOT_READY,
+                        ": the file changed (another VERSION)".into(),
+                    ));
+                }
+                let blocks = blocks_of(size);
+                if first.saturating_add(*count) > blocks {
+                    return Err((
+                        CODE_OTHER,
+                        format!(": blocks {first}+{count} past {blocks}"),
+                    ));
+                }
+                let start = first * BLOCK_SIZE;
+                let end = size.min((first + count) * BLOCK_SIZE);
+                (vec![CODE_OK], Body::File { start, end })
+            }
+        };
+        Ok((opened, header, body))
+    }
+}
+
+/// An answer ready to send: the file it is about, the header, and what follows it.
+type Plan = (Opened, Vec<u8>, Body);
+
+/// What follows a reply header.
+enum Body {
+    /// Bytes `start..end` of the opened file, checked for changes as they go.
+    File { start: u64, end: u64 },
+    /// Bytes made in memory (a hash tree).
+    Bytes(Arc<[u8]>),
 }
 
 /// How an upload ended.
@@ -353,26 +441,27 @@ enum Sent {
     Changed(u64),
 }
 
-/// Sends bytes `start..` of `opened`, paced to `max_rate` bytes per second when
+/// Sends bytes `start..end` of `opened`, paced to `max_rate` bytes per second when
 /// given, counting progress in `upload`. The whole upload must end within
 /// [`SEND_TIMEOUT`] plus its length at [`MIN_UPLOAD_RATE`] (`TimedOut` past it); no
 /// single write blocks longer than [`SEND_TIMEOUT`].
 ///
-/// The file is checked between chunks (fstat: size, mtime, ctime, inode), and its
+/// The file is checked between chunks (fstat: size, mtime, ctime, inode), and the
 /// last byte is read before the last check and sent only after it: the bytes a
-/// downloader gets all come from one content of the file, or it gets fewer than the
-/// size (GET_FILE_RANGE) and a reset instead of the close (see the caller).
+/// downloader gets all come from one content (VERSION) of the file, or it gets fewer
+/// than it asked for (GET_FILE_RANGE, GET_FILE_BLOCK) and a reset instead of the
+/// close (see the caller).
 fn send_content(
     opened: &Opened,
     start: u64,
+    end: u64,
     out: &TcpStream,
     max_rate: Option<u64>,
     upload: &Upload,
 ) -> io::Result<Sent> {
     use std::os::unix::fs::FileExt;
-    let size = opened.size;
-    let body_end = size.saturating_sub(1).max(start);
-    let clock = Pacing::new(start, size, max_rate);
+    let body_end = end.saturating_sub(1).max(start);
+    let clock = Pacing::new(start, end, max_rate);
     let mut pos = start;
     while pos < body_end {
         clock.before_write(out)?;
@@ -384,7 +473,7 @@ fn send_content(
         upload.sent.store(pos - start, Ordering::Relaxed);
         clock.after_write(pos - start);
     }
-    if pos == size {
+    if pos == end {
         return Ok(Sent::Complete(0));
     }
     let mut last = [0u8; 1];
@@ -393,7 +482,27 @@ fn send_content(
     }
     clock.before_write(out)?;
     (&mut &*out).write_all(&last)?;
-    Ok(Sent::Complete(size - start))
+    Ok(Sent::Complete(end - start))
+}
+
+/// Sends `bytes` (made in memory) with the pacing, deadline and progress of
+/// [`send_content`].
+fn send_bytes(
+    bytes: &[u8],
+    out: &TcpStream,
+    max_rate: Option<u64>,
+    upload: &Upload,
+) -> io::Result<Sent> {
+    let clock = Pacing::new(0, bytes.len() as u64, max_rate);
+    let mut sent = 0;
+    for piece in bytes.chunks(clock.chunk as usize) {
+        clock.before_write(out)?;
+        (&mut &*out).write_all(piece)?;
+        sent += piece.len() as u64;
+        upload.sent.store(sent, Ordering::Relaxed);
+        clock.after_write(sent);
+    }
+    Ok(Sent::Complete(sent))
 }
 
 /// The clock of one upload: its chunk size, its deadline, and the pacing to an upload
@@ -406,10 +515,11 @@ struct Pacing {
 }
 
 impl Pacing {
-    fn new(start: u64, size: u64, max_rate: Option<u64>) -> Pacing {
+    /// The clock of an upload of bytes `start..end`.
+    fn new(start: u64, end: u64, max_rate: Option<u64>) -> Pacing {
         let rate = max_rate.filter(|&r| r > 0);
         let started = Instant::now();
-        let total = size.saturating_sub(start);
+        let total = end.saturating_sub(start);
         Pacing {
             chunk: if rate.is_some() {
                 PACED_CHUNK

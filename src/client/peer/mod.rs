@@ -17,11 +17,14 @@
 //! `sendfile(2)` on Linux (a plain `std::io::copy` elsewhere): memory stays constant
 //! whatever the file size.
 
+mod blocks;
 mod download;
 mod files;
+mod hashes;
 mod listener;
 mod speaks;
 
+pub use blocks::{FetchedBlocks, fetch_blocks};
 pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source};
 pub(crate) use files::{SharedFiles, open_state_file};
 pub(crate) use listener::{PeerListener, ServeOptions};

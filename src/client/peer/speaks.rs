@@ -1,7 +1,8 @@
 //! What each peer speaks: the discovery request (docs/PROTOCOL.md, "Discovery") and
 //! its answers, remembered for the session.
 //!
-//! A downloader sends GET_FILE_RANGE only to a peer that said it speaks it. The
+//! A downloader sends GET_FILE_RANGE (GET_FILE_HASHES, GET_FILE_BLOCK) only to a
+//! peer that said it speaks it. The
 //! question is a GET_FILE of a name no file can have ([`PROBE_NAME`]): a statement
 //! peer answers 1 (FILE NOT EXIST) as for any missing file, a peerdex peer answers 0
 //! and its extension marker. A statement peer therefore never sees an operation it
@@ -15,7 +16,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::net::{self, DeadlineReader};
-use crate::proto::peer::{PROBE_NAME, encode_probe, read_probe_answer};
+use crate::proto::peer::{Extensions, PROBE_NAME, encode_probe, read_probe_answer};
 use crate::proto::wire::FieldReader;
 
 /// Peers remembered at most; past it the table starts again empty (a session talks
@@ -25,7 +26,10 @@ const MAX_KNOWN: usize = 4096;
 /// What a peer speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Speaks {
-    /// GET_FILE_RANGE (a peerdex peer): size, version, resume.
+    /// GET_FILE_RANGE, GET_FILE_HASHES and GET_FILE_BLOCK (a peerdex peer).
+    Blocks,
+    /// GET_FILE_RANGE (a peerdex peer from before the hash trees): size, version,
+    /// resume.
     Range,
     /// The statement's GET_FILE alone.
     Plain,
@@ -87,8 +91,9 @@ fn ask(addr: SocketAddr, connect: Duration, answer: Duration) -> Result<Option<S
     }
     let mut reader = FieldReader::new(DeadlineReader::new(&stream, answer));
     match read_probe_answer(&mut reader) {
-        Ok(true) => Ok(Some(Speaks::Range)),
-        Ok(false) => {
+        Ok(Extensions::Blocks) => Ok(Some(Speaks::Blocks)),
+        Ok(Extensions::Range) => Ok(Some(Speaks::Range)),
+        Ok(Extensions::None) => {
             log::info!(
                 "{addr}: GET_FILE {PROBE_NAME} not answered by a peerdex peer: GET_FILE only"
             );
