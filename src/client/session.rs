@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub(crate) state_dir: PathBuf,
     pub(crate) serve: ServeOptions,
     pub(crate) reshare: bool,
+    /// `--max-sources`: owners FETCH downloads from at once.
+    pub(crate) max_sources: usize,
     /// Whether stdout is a terminal (progress bars).
     pub(crate) terminal_out: bool,
 }
@@ -66,6 +68,7 @@ pub(crate) struct Session {
     jobs: Arc<Jobs>,
     /// Whether completed downloads are published (`--reshare`, `RESHARE`).
     reshare: bool,
+    max_sources: usize,
     /// Names from the last list replies, for Tab completion.
     names: SharedNames,
     out: Arc<Output>,
@@ -96,6 +99,7 @@ impl Session {
             terminal_out: settings.terminal_out,
             jobs,
             reshare: settings.reshare,
+            max_sources: settings.max_sources,
             names,
             out,
         }
@@ -546,6 +550,7 @@ impl Session {
             local: local.to_owned(),
             target,
             downloader: self.downloader.clone(),
+            max_sources: self.max_sources,
         };
         self.transfer(transfer, download.to_string(), download.background)
     }
