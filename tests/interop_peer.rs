@@ -412,7 +412,7 @@ fn get_file_range_in_raw_bytes() {
     // its marker (docs/PROTOCOL.md, "Discovery").
     assert_eq!(
         raw(port, b"GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0"),
-        b"\0peerdex GET_FILE_RANGE\0"
+        b"\0peerdex GET_FILE_RANGE GET_FILE_HASHES GET_FILE_BLOCK\0"
     );
 
     let (code, size, version, body) = split_range(&range("0"));

@@ -185,7 +185,8 @@ fn a_peer_killed_mid_transfer_leaves_only_the_hidden_partial() {
 }
 
 /// The discovery request a peerdex downloader sends first (docs/PROTOCOL.md,
-/// "Discovery"), and a peerdex peer's answer.
+/// "Discovery"), and the answer of a peerdex peer from before the hash trees (it
+/// speaks GET_FILE_RANGE alone).
 const PROBE: &[u8] = b"GET_FILE\0/proc/0/peerdex/GET_FILE_RANGE\0";
 const PROBE_ANSWER: &[u8] = b"\0peerdex GET_FILE_RANGE\0";
 
