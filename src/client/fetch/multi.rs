@@ -216,47 +216,98 @@ fn runs_of(missing: &[u64], workers: usize) -> VecDeque<Run> {
     runs
 }
 
-/// The runs waiting, how many are being fetched, and whether the transfer stops.
+/// A run being fetched, by which owner; `shared` once a second worker fetches it too.
+struct Busy {
+    id: u64,
+    owner: usize,
+    run: Run,
+    shared: bool,
+}
+
+/// The runs waiting, those being fetched, and whether the transfer stops.
 struct Queue {
     runs: VecDeque<Run>,
-    busy: usize,
+    busy: Vec<Busy>,
+    next_id: u64,
     stop: bool,
 }
 
 /// What the workers share.
-struct Board {
+struct Board<'a> {
+    file: &'a BlockFile,
     queue: Mutex<Queue>,
     changed: Condvar,
     /// Owners of the content not yet used, in order.
     spares: Mutex<VecDeque<Member>>,
     /// A local failure that stops every worker.
     fatal: Mutex<Option<DownloadError>>,
+    /// Raised when the transfer ends (complete, cancelled, a local failure): the
+    /// cancel flag of every GET_FILE_BLOCK, so a straggler stops at its next read.
+    halt: AtomicBool,
 }
 
-impl Board {
-    /// The next run to fetch; `None` when none is left (or the transfer stops).
-    fn take(&self, cancel: &AtomicBool) -> Option<Run> {
+impl Board<'_> {
+    /// The next run for `owner` to fetch, and its number: a waiting one; when none
+    /// waits, the largest rest of a run another owner is fetching, so a slow owner
+    /// does not hold up the end (each run is fetched twice at most). `None` when
+    /// nothing is left or the transfer stops.
+    fn take(&self, owner: usize) -> Option<(u64, Run)> {
         let mut q = self.queue.lock();
         loop {
-            if q.stop || cancel.load(Ordering::SeqCst) {
+            if q.stop || self.halt.load(Ordering::SeqCst) {
                 return None;
             }
-            if let Some(run) = q.runs.pop_front() {
-                q.busy += 1;
-                return Some(run);
+            let waiting = std::iter::from_fn(|| q.runs.pop_front()).find_map(|r| self.rest(r));
+            let run = match waiting {
+                Some(run) => Some(run),
+                None => self.twin(&mut q, owner),
+            };
+            if let Some(run) = run {
+                let id = q.next_id;
+                q.next_id += 1;
+                let shared = waiting.is_none();
+                q.busy.push(Busy {
+                    id,
+                    owner,
+                    run,
+                    shared,
+                });
+                return Some((id, run));
             }
-            if q.busy == 0 {
+            if q.busy.is_empty() {
                 return None;
             }
-            // Another worker may yet give its run back.
+            // A run may yet come back, or end.
             self.changed.wait_for(&mut q, IDLE_CHECK);
         }
     }
 
-    /// A taken run ends; what is left of it (when `rest.count > 0`) is fetched first.
-    fn ended(&self, rest: Run) {
+    /// A run another owner is fetching alone, with the most blocks left, marked shared.
+    fn twin(&self, q: &mut Queue, owner: usize) -> Option<Run> {
+        let busy = q
+            .busy
+            .iter_mut()
+            .filter(|b| !b.shared && b.owner != owner)
+            .filter_map(|b| self.rest(b.run).map(|r| (b, r)))
+            .max_by_key(|(_, r)| r.count)?;
+        busy.0.shared = true;
+        Some(busy.1)
+    }
+
+    /// What of `run` is not verified yet, from its first missing block.
+    fn rest(&self, run: Run) -> Option<Run> {
+        let end = run.first + run.count;
+        let first = (run.first..end).find(|&i| !self.file.has(i))?;
+        Some(Run {
+            first,
+            count: end - first,
+        })
+    }
+
+    /// Run `id` ends; what is left of it (when `rest.count > 0`) is fetched first.
+    fn ended(&self, id: u64, rest: Run) {
         let mut q = self.queue.lock();
-        q.busy -= 1;
+        q.busy.retain(|b| b.id != id);
         if rest.count > 0 {
             q.runs.push_front(rest);
         }
@@ -264,12 +315,13 @@ impl Board {
     }
 
     fn stopped(&self) -> bool {
-        self.queue.lock().stop
+        self.halt.load(Ordering::SeqCst) || self.queue.lock().stop
     }
 
     fn fail(&self, e: DownloadError) {
         self.fatal.lock().get_or_insert(e);
         self.queue.lock().stop = true;
+        self.halt.store(true, Ordering::SeqCst);
         self.changed.notify_all();
     }
 }
@@ -282,6 +334,13 @@ enum Event {
     Block,
     /// A source was dropped, and why ("sent a wrong block 7").
     Dropped { owner: usize, why: String },
+}
+
+/// Why a run stopped before its end.
+enum Halt {
+    /// A twin fetching the same run got this block first.
+    Overtaken,
+    Failed(DownloadError),
 }
 
 /// How a worker's use of one owner ended.
@@ -345,25 +404,29 @@ impl Swarm<'_> {
             at_once: workers,
         });
         let board = Board {
+            file: &file,
             queue: Mutex::new(Queue {
                 runs: runs_of(&file.missing(), workers),
-                busy: 0,
+                busy: Vec::new(),
+                next_id: 0,
                 stop: false,
             }),
             changed: Condvar::new(),
             spares: Mutex::new(members.into()),
             fatal: Mutex::new(None),
+            halt: AtomicBool::new(false),
         };
-        let used = self.spread(&board, &file, &tree, workers, report);
-        self.outcome(board, file, &tree, used, from, started)
+        let used = self.spread(&board, &tree, workers, report);
+        let fatal = board.fatal.into_inner();
+        self.outcome(fatal, file, &tree, used, from, started)
     }
 
-    /// Runs the workers, passing their events on as steps until every one ended.
-    /// Returns the owners used, in the order they joined.
+    /// Runs the workers, passing their events on as steps until every one ended,
+    /// and halts them all once the file is complete or the user cancels. Returns the
+    /// owners used, in the order they joined.
     fn spread(
         &self,
-        board: &Board,
-        file: &BlockFile,
+        board: &Board<'_>,
         tree: &HashTree,
         workers: usize,
         report: &mut dyn Report,
@@ -373,7 +436,7 @@ impl Swarm<'_> {
         thread::scope(|s| {
             for _ in 0..workers {
                 let tx = tx.clone();
-                let work = move || self.worker(board, file, tree, &tx);
+                let work = move || self.worker(board, tree, &tx);
                 if let Err(e) = thread::Builder::new()
                     .name("source".into())
                     .spawn_scoped(s, work)
@@ -383,8 +446,17 @@ impl Swarm<'_> {
             }
             drop(tx);
             let mut active = 0;
-            for event in rx {
-                self.tell(event, file, &mut active, &mut used, report);
+            loop {
+                match rx.recv_timeout(IDLE_CHECK) {
+                    Ok(event) => self.tell(event, board.file, &mut active, &mut used, report),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
+                let complete = board.file.verified().0 == tree.block_count();
+                if complete || self.cancel.load(Ordering::SeqCst) {
+                    board.halt.store(true, Ordering::SeqCst);
+                    board.changed.notify_all();
+                }
             }
         });
         used
@@ -416,19 +488,13 @@ impl Swarm<'_> {
     }
 
     /// One source thread: takes owners from the spares until runs or owners run out.
-    fn worker(
-        &self,
-        board: &Board,
-        file: &BlockFile,
-        tree: &HashTree,
-        tx: &crossbeam_channel::Sender<Event>,
-    ) {
+    fn worker(&self, board: &Board<'_>, tree: &HashTree, tx: &crossbeam_channel::Sender<Event>) {
         loop {
             let Some(member) = board.spares.lock().pop_front() else {
                 return;
             };
             let _ = tx.send(Event::Joined(member.owner));
-            match self.fetch_runs(board, file, tree, &member, tx) {
+            match self.fetch_runs(board, tree, &member, tx) {
                 Used::Finished => return,
                 Used::Dropped(why) => {
                     let owner = member.owner;
@@ -441,58 +507,84 @@ impl Swarm<'_> {
     /// Fetches runs from one owner until none is left or the owner is dropped.
     fn fetch_runs(
         &self,
-        board: &Board,
-        file: &BlockFile,
+        board: &Board<'_>,
         tree: &HashTree,
         member: &Member,
         tx: &crossbeam_channel::Sender<Event>,
     ) -> Used {
-        let addr = self.owners[member.owner].addr;
-        while let Some(run) = board.take(self.cancel) {
+        while let Some((id, run)) = board.take(member.owner) {
             let end = run.first + run.count;
-            let mut next = run.first;
-            let mut out = |i: u64, data: &[u8]| {
-                if board.stopped() {
-                    return Err(DownloadError::Cancelled);
-                }
-                if i != next || !tree.verify(i, data) {
-                    return Err(DownloadError::BadBlock(next));
-                }
-                file.put(i, data)?;
-                next += 1;
-                let _ = tx.send(Event::Block);
-                Ok(())
+            let (next, result) = self.fetch_run(board, tree, member, run, tx);
+            // Overtaken: the twin fetching the same run is ahead and has the rest.
+            let left = match result {
+                Err(Halt::Overtaken) => 0,
+                _ => end - next,
             };
-            let result = self.source.read_blocks(
-                addr,
-                self.remote,
-                &member.tree,
-                run.first,
-                run.count,
-                self.cancel,
-                &mut out,
-            );
-            board.ended(Run {
+            let rest = Run {
                 first: next,
-                count: end - next,
-            });
+                count: left,
+            };
+            board.ended(id, rest);
             match result {
                 Ok(()) if next == end => {}
                 Ok(()) => {
-                    return Used::Dropped(format!(
-                        "sent {} of {} blocks",
-                        next - run.first,
-                        run.count
-                    ));
+                    let got = next - run.first;
+                    return Used::Dropped(format!("sent {got} of {} blocks", run.count));
                 }
-                Err(e) => return self.failed(board, e),
+                Err(Halt::Overtaken) => {}
+                Err(Halt::Failed(e)) => return self.failed(board, e),
             }
         }
         Used::Finished
     }
 
+    /// One GET_FILE_BLOCK of `run` from `member`: each block verified, then written
+    /// (unless a twin already did). Returns the first block not received.
+    fn fetch_run(
+        &self,
+        board: &Board<'_>,
+        tree: &HashTree,
+        member: &Member,
+        run: Run,
+        tx: &crossbeam_channel::Sender<Event>,
+    ) -> (u64, Result<(), Halt>) {
+        let mut next = run.first;
+        let mut overtaken = false;
+        let mut out = |i: u64, data: &[u8]| {
+            if board.stopped() {
+                return Err(DownloadError::Cancelled);
+            }
+            if i != next || !tree.verify(i, data) {
+                return Err(DownloadError::BadBlock(next));
+            }
+            if board.file.has(i) {
+                overtaken = true;
+                return Err(DownloadError::Cancelled);
+            }
+            board.file.put(i, data)?;
+            next += 1;
+            let _ = tx.send(Event::Block);
+            Ok(())
+        };
+        let addr = self.owners[member.owner].addr;
+        let result = self.source.read_blocks(
+            addr,
+            self.remote,
+            &member.tree,
+            run.first,
+            run.count,
+            &board.halt,
+            &mut out,
+        );
+        let result = match result {
+            Err(_) if overtaken => Err(Halt::Overtaken),
+            r => r.map_err(Halt::Failed),
+        };
+        (next, result)
+    }
+
     /// What a failed GET_FILE_BLOCK means for its owner.
-    fn failed(&self, board: &Board, e: DownloadError) -> Used {
+    fn failed(&self, board: &Board<'_>, e: DownloadError) -> Used {
         match e {
             DownloadError::Cancelled => Used::Finished,
             e if e.is_local() => {
@@ -507,7 +599,7 @@ impl Swarm<'_> {
     /// How the attempt ended, once every worker has.
     fn outcome(
         &self,
-        board: Board,
+        fatal: Option<DownloadError>,
         file: BlockFile,
         tree: &HashTree,
         used: Vec<usize>,
@@ -521,7 +613,7 @@ impl Swarm<'_> {
         } else {
             file.finish()
         };
-        if let Some(e) = board.fatal.into_inner() {
+        if let Some(e) = fatal {
             return Outcome::Local(e);
         }
         match finished {

@@ -145,6 +145,11 @@ impl BlockFile {
             .collect()
     }
 
+    /// Whether block `i` is verified.
+    pub(crate) fn has(&self, i: u64) -> bool {
+        self.have.lock().has(i)
+    }
+
     /// Verified blocks and their bytes.
     pub(crate) fn verified(&self) -> (u64, u64) {
         let have = self.have.lock();
@@ -152,8 +157,11 @@ impl BlockFile {
     }
 
     /// Writes block `index` (already verified by the caller) at its offset and
-    /// records it. Any thread may call it.
+    /// records it; a block verified already is left as it is. Any thread may call it.
     pub(crate) fn put(&self, index: u64, data: &[u8]) -> Result<(), DownloadError> {
+        if self.has(index) {
+            return Ok(());
+        }
         let (offset, _) = self.tree.span(index);
         self.file
             .write_all_at(data, offset)

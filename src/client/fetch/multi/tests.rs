@@ -30,8 +30,9 @@ struct Fake {
     content: Arc<Vec<u8>>,
     tree: HashTree,
     acts: Acts,
-    /// Blocks it was asked for.
+    /// Blocks it was asked for (twice when twice), and which.
     asked: AtomicU64,
+    which: std::sync::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 #[derive(Default)]
@@ -51,12 +52,17 @@ impl Fakes {
             tree,
             acts,
             asked: AtomicU64::new(0),
+            which: Default::default(),
         };
         self.by_addr.insert(addr(n), fake);
     }
 
     fn asked(&self, n: u16) -> u64 {
         self.by_addr[&addr(n)].asked.load(Ordering::SeqCst)
+    }
+
+    fn which(&self, n: u16) -> std::collections::BTreeSet<u64> {
+        self.by_addr[&addr(n)].which.lock().unwrap().clone()
     }
 }
 
@@ -81,12 +87,22 @@ impl BlockSource for Fakes {
     ) -> Result<(), DownloadError> {
         let fake = &self.by_addr[&addr];
         fake.asked.fetch_add(count, Ordering::SeqCst);
+        fake.which.lock().unwrap().extend(first..first + count);
         assert_eq!(tree, &fake.tree, "asked with its own tree");
         for i in first..first + count {
             let (o, l) = fake.tree.span(i);
             let block = &fake.content[o as usize..(o + l) as usize];
             match fake.acts {
-                Acts::Honest { pace } => thread::sleep(pace),
+                Acts::Honest { pace } => {
+                    // The peer's pace; the cancel flag is seen as a socket read would.
+                    let until = Instant::now() + pace;
+                    while Instant::now() < until {
+                        if cancel.load(Ordering::SeqCst) {
+                            return Err(DownloadError::Cancelled);
+                        }
+                        thread::sleep(pace.min(Duration::from_millis(5)));
+                    }
+                }
                 Acts::Liar => return out(i, &vec![0x55; block.len()]),
                 Acts::Stalls if i > first => {
                     return Err(DownloadError::Timeout { received: l });
@@ -243,6 +259,28 @@ fn a_faster_owner_takes_more_runs_and_a_staller_is_dropped() {
 }
 
 #[test]
+fn a_slow_owner_does_not_hold_up_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = content(8, 9);
+    let mut fakes = Fakes::default();
+    fakes.add(1, &good, honest(0));
+    fakes.add(2, &good, honest(10_000));
+    let t = transfer(dir.path(), &[1, 2], 2);
+    let started = Instant::now();
+    let (ran, steps) = fetch(&fakes, &t, &AtomicBool::new(false));
+    assert_eq!(ran.unwrap().end, End::Done, "{steps:?}");
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), *good);
+    // The fast owner also fetched the slow one's run, which stopped at the end.
+    assert_eq!((fakes.asked(1), fakes.asked(2)), (9, 1), "{steps:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!steps.iter().any(|s| s.ends_with(": dropped")), "{steps:?}");
+}
+
+#[test]
 fn when_every_source_is_gone_the_verified_blocks_are_kept_and_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let good = content(40, 4);
@@ -269,7 +307,29 @@ fn when_every_source_is_gone_the_verified_blocks_are_kept_and_resumed() {
     let t = transfer(dir.path(), &[3, 4], 2);
     let (ran, steps) = fetch(&fakes, &t, &AtomicBool::new(false));
     assert_eq!(ran.unwrap().end, End::Done, "{steps:?}");
-    assert_eq!(fakes.asked(3) + fakes.asked(4), 39, "{steps:?}");
+    let which: std::collections::BTreeSet<u64> =
+        fakes.which(3).union(&fakes.which(4)).copied().collect();
+    let kept: Vec<u64> = (0..41).filter(|i| !which.contains(i)).collect();
+    assert_eq!(
+        kept.len(),
+        2,
+        "only the missing blocks are asked for: {kept:?}"
+    );
+    assert_eq!(
+        fakes
+            .which(1)
+            .union(&fakes.which(2))
+            .filter(|i| kept.contains(i))
+            .count(),
+        2
+    );
+    assert!(
+        steps
+            .last()
+            .unwrap()
+            .contains("(resumed at 2.0 MiB, 38.0 MiB received)"),
+        "{steps:?}"
+    );
     assert!(steps[0].ends_with("2 verified blocks kept"), "{steps:?}");
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), *good);
 }
