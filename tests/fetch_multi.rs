@@ -411,3 +411,33 @@ fn a_cancelled_fetch_resumes_block_by_block_from_other_owners() {
     );
     assert_eq!(dir_names(down.path()), ["got.bin"]);
 }
+
+#[test]
+fn a_verified_multi_source_download_is_reshared_and_fetched_from_the_resharer() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let (bdir, cdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_random(&share.path().join("doc.bin"), 3 * MIB, 288);
+    let mut owners: Vec<OwnerProc> = ["ann", "ben"]
+        .iter()
+        .map(|u| owner(&s, share.path(), u, "doc.bin", &[]))
+        .collect();
+    let (mut bob, _bstate) = downloader(&s, bdir.path(), "bob", &["--reshare"]);
+    assert_eq!(bob.cmd("FETCH doc.bin"), "c> FETCH OK");
+    let served = wait_stderr(&bob, "peerdex: FETCH doc.bin from ");
+    assert!(served.contains("(2 sources)"), "{served}");
+    // Published with the description SEARCH gave, as a one-owner FETCH is.
+    assert!(bob.stderr_has("peerdex: re-shared doc.bin \"data\""));
+    // The owners leave; a third user gets the file from the re-sharer.
+    owners.clear();
+    for u in ["ann", "ben"] {
+        assert_eq!(code(s.addr, &["DISCONNECT", u]), 0);
+    }
+    let (mut carl, _cstate) = downloader(&s, cdir.path(), "carl", &[]);
+    assert_eq!(carl.cmd("FETCH doc.bin"), "c> FETCH OK");
+    assert!(carl.stderr_has("peerdex: FETCH doc.bin from bob"));
+    assert_eq!(
+        file_hash(&cdir.path().join("doc.bin")),
+        file_hash(&share.path().join("doc.bin"))
+    );
+}
