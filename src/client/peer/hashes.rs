@@ -67,6 +67,7 @@ type Table = Arc<Mutex<HashMap<String, Slot>>>;
 pub(super) struct Hashes {
     table: Table,
     queue: Sender<String>,
+    cache: Option<PathBuf>,
 }
 
 impl Hashes {
@@ -77,7 +78,7 @@ impl Hashes {
         let table = Table::default();
         let worker = Worker {
             files,
-            cache,
+            cache: cache.clone(),
             table: Arc::clone(&table),
         };
         if let Err(e) = std::thread::Builder::new()
@@ -86,7 +87,11 @@ impl Hashes {
         {
             log::warn!("no hash trees this session: cannot start their thread: {e}");
         }
-        Hashes { table, queue }
+        Hashes {
+            table,
+            queue,
+            cache,
+        }
     }
 
     /// Queues `name` for its tree (it was just published), unless it is queued.
@@ -125,9 +130,19 @@ impl Hashes {
         }
     }
 
-    /// Forgets the tree of `name` (no longer published).
+    /// Forgets the tree of `name` (no longer published: DELETE), and removes its
+    /// cache file, so the cache holds no more than what is published.
     pub(super) fn forget(&self, name: &str) {
         self.table.lock().remove(name);
+        if let Some(dir) = &self.cache {
+            let path = cache_path(dir, name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    log::info!("{}: not removed: {e}", path.display());
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Forgets every tree.
@@ -317,8 +332,10 @@ mod tests {
         std::fs::write(files.local_path("f"), b"new bytes!").unwrap();
         let opened = files.open("f").unwrap();
         assert_ne!(opened.version, old.version);
-        // The old tree is not for this VERSION.
-        assert!(files.tree("f", &old.version).is_none() || old.version != opened.version);
+        // Asked for the VERSION the file has now, the old tree is never the answer.
+        if let Some(r) = files.tree("f", &opened.version) {
+            assert_eq!(r.tree.version, opened.version);
+        }
         let new = wait_tree(&files);
         assert_eq!(new.version, opened.version);
         assert_eq!(new.blocks[0][..], Sha256::digest(b"new bytes!")[..]);
@@ -360,13 +377,22 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_name_has_no_tree_and_the_queue_is_bounded() {
-        let (_dir, files, _cache) = published(b"x");
+    fn a_deleted_name_has_no_tree_nor_cache_file_and_the_queue_is_bounded() {
+        let (_dir, files, cache) = published(b"x");
+        wait_tree(&files);
+        assert!(cache_path(&cache, "f").is_file());
         files.remove("f");
+        assert!(!cache_path(&cache, "f").exists());
+        // CONNECT's clear keeps the cache for the names served again.
+        files.insert("f", files.resolve("f").unwrap());
+        wait_tree(&files);
+        files.clear();
+        assert!(cache_path(&cache, "f").is_file());
         let (queue, _jobs) = crossbeam_channel::bounded(1);
         let hashes = Hashes {
             table: Table::default(),
             queue,
+            cache: None,
         };
         assert!(hashes.get("a", "v").is_none());
         assert!(matches!(hashes.table.lock().get("a"), Some(Slot::Pending)));
