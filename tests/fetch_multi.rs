@@ -441,3 +441,70 @@ fn a_verified_multi_source_download_is_reshared_and_fetched_from_the_resharer() 
         file_hash(&share.path().join("doc.bin"))
     );
 }
+
+/// A tmpfs of `size` mounted on a temporary directory, unmounted when dropped; the
+/// test is skipped without root (as tests/peer_limits.rs does).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(test: &str, size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            skip(test, "needs root (to mount a tmpfs)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            skip(test, "needs mount -t tmpfs");
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    /// Fills the file system to the last byte with the file `filler`.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.dir.path().join("filler")).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        while f.write_all(&[0u8]).is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_multi_source_fetch_that_fills_the_disk_leaves_no_partial_file() {
+    let Some(disk) = Tmpfs::mount("multi-source disk-full cleanup", "4m") else {
+        return;
+    };
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("big.bin"), 3 * MIB, 289);
+    // 256 KiB/s each: the disk fills while the transfer runs.
+    let limit = rate(256 * 1024);
+    let _owners: Vec<OwnerProc> = ["ann", "ben"]
+        .iter()
+        .map(|u| owner(&s, share.path(), u, "big.bin", &args(&limit)))
+        .collect();
+    let (mut bob, _state) = downloader(&s, disk.dir.path(), "bob", &[]);
+    bob.send("FETCH big.bin got");
+    // Some blocks verified (and recorded), some not yet.
+    wait_verified(&disk.dir.path().join(".got.peerdex-partial.blocks"), 1);
+    disk.fill();
+    assert_eq!(bob.next_message(), "c> FETCH FAIL", "{:?}", bob.stderr());
+    assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
+    // Kept, the partial and its record would hold the space the disk lacks.
+    assert_eq!(dir_names(disk.dir.path()), ["filler"]);
+}

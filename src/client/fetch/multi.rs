@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::{Owner, Report, Step};
-use crate::client::peer::{BlockFile, BlockSink, Done, DownloadError, Downloader, Via};
+use crate::client::peer::{
+    BlockFile, BlockSink, Done, DownloadError, Downloader, Via, is_disk_full,
+};
 use crate::proto::tree::HashTree;
 
 /// Default of `--max-sources`: owners a FETCH downloads from at once.
@@ -607,7 +609,10 @@ impl Swarm<'_> {
         started: Instant,
     ) -> Outcome {
         let (verified, bytes) = file.verified();
-        let finished = if verified == 0 && tree.block_count() > 0 {
+        // Nothing verified is worth keeping; nor is anything on a full disk, where
+        // it would only hold the space the disk lacks.
+        let full = fatal.as_ref().is_some_and(is_disk_full);
+        let finished = if full || (verified == 0 && tree.block_count() > 0) {
             file.discard();
             Ok(false)
         } else {

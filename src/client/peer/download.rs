@@ -819,7 +819,7 @@ pub(super) fn check_space(dir: &Path, needed: u64, freed: u64) -> Result<(), Dow
 
 /// Whether a download failed because the local file system is full (ENOSPC, or
 /// the user's quota: EDQUOT).
-fn is_disk_full(e: &DownloadError) -> bool {
+pub(crate) fn is_disk_full(e: &DownloadError) -> bool {
     match e {
         DownloadError::Local { source, .. } => {
             matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))

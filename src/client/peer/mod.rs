@@ -28,6 +28,6 @@ mod speaks;
 pub(crate) use blockfile::BlockFile;
 pub(crate) use blocks::BlockSink;
 pub use blocks::{FetchedBlocks, fetch_blocks};
-pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source, Via};
+pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source, Via, is_disk_full};
 pub(crate) use files::{SharedFiles, open_state_file};
 pub(crate) use listener::{PeerListener, ServeOptions};
