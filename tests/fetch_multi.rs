@@ -154,6 +154,20 @@ fn request(s: &mut TcpStream) -> Vec<Vec<u8>> {
 /// honest owner's GET_FILE_HASHES reply: its SIZE, VERSION and hashes) and sending
 /// junk for every block; GET_FILE_RANGE gets the replayed SIZE and VERSION and junk.
 fn liar(s: &Server, user: &str, file: &str, tree: Vec<u8>) -> Arc<Asked> {
+    fake_owner(s, user, file, tree, Blocks::Junk)
+}
+
+/// What a fake owner sends for GET_FILE_BLOCK.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocks {
+    /// Code 0 and junk of the right length.
+    Junk,
+    /// Code 0, then nothing, the connection held open for a minute.
+    Silence,
+}
+
+/// [`liar`], with `blocks` as its answer to GET_FILE_BLOCK.
+fn fake_owner(s: &Server, user: &str, file: &str, tree: Vec<u8>, blocks: Blocks) -> Arc<Asked> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     assert_eq!(code(s.addr, &["REGISTER", user]), 0);
@@ -184,7 +198,9 @@ fn liar(s: &Server, user: &str, file: &str, tree: Vec<u8>) -> Arc<Asked> {
                     let start = (first * MIB as u64).min(size);
                     let end = ((first + count) * MIB as u64).min(size);
                     let mut r = vec![0u8];
-                    r.extend(std::iter::repeat_n(0x4a, (end - start) as usize));
+                    if blocks == Blocks::Junk {
+                        r.extend(std::iter::repeat_n(0x4a, (end - start) as usize));
+                    }
                     r
                 }
                 b"GET_FILE_RANGE" => range_reply.clone(),
@@ -194,6 +210,13 @@ fn liar(s: &Server, user: &str, file: &str, tree: Vec<u8>) -> Arc<Asked> {
                 _ => vec![1],
             };
             let _ = c.write_all(&reply);
+            if blocks == Blocks::Silence && req[0] == b"GET_FILE_BLOCK" {
+                // The fake peer's stall (it holds the connection and says nothing).
+                thread::spawn(move || {
+                    thread::sleep(Duration::from_secs(60));
+                    drop(c);
+                });
+            }
         }
     });
     asked
@@ -507,4 +530,32 @@ fn a_multi_source_fetch_that_fills_the_disk_leaves_no_partial_file() {
     assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
     // Kept, the partial and its record would hold the space the disk lacks.
     assert_eq!(dir_names(disk.dir.path()), ["filler"]);
+}
+
+#[test]
+fn a_silent_owner_loses_its_run_and_the_fetch_completes_from_the_other() {
+    let s = Server::start(&[]);
+    let share = tempfile::tempdir().unwrap();
+    let down = tempfile::tempdir().unwrap();
+    write_random(&share.path().join("f.bin"), 6 * MIB, 290);
+    let _ann = owner(&s, share.path(), "ann", "f.bin", &args(&rate(4 * MIB)));
+    let tree = tree_reply(peer_port(s.addr, "ann"), "f.bin");
+    let asked = fake_owner(&s, "sid", "f.bin", tree, Blocks::Silence);
+    let (mut bob, _state) = downloader(&s, down.path(), "bob", &[]);
+    assert_eq!(
+        bob.cmd("FETCH f.bin got.bin"),
+        "c> FETCH OK",
+        "{:?}",
+        bob.stderr()
+    );
+    assert!(asked.blocks.load(Ordering::SeqCst) > 0, "sid was asked");
+    assert_eq!(
+        file_hash(&down.path().join("got.bin")),
+        file_hash(&share.path().join("f.bin"))
+    );
+    // Dropped at the idle timeout; its run went to ann.
+    let dropped = wait_stderr(&bob, "FETCH f.bin: sid timeout: no data for 10 s");
+    assert!(dropped.ends_with(": dropped"), "{dropped}");
+    let served = wait_stderr(&bob, "peerdex: FETCH f.bin from ");
+    assert!(served.contains("from ann (1 source)"), "{served}");
 }
