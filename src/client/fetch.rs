@@ -15,6 +15,7 @@ mod multi;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::command::Kind;
@@ -276,7 +277,7 @@ impl Transfer {
         if self.kind == Kind::Fetch
             && self.max_sources >= 2
             && self.owners.len() >= 2
-            && let Some(ran) = self.several(&self.downloader, cancel, report)
+            && let Some(ran) = self.several(Arc::new(self.downloader.clone()), cancel, report)
         {
             return ran;
         }
@@ -341,16 +342,16 @@ impl Transfer {
     /// goes one at a time as before.
     fn several(
         &self,
-        source: &dyn BlockSource,
+        source: Arc<dyn BlockSource>,
         cancel: &AtomicBool,
         report: &mut dyn Report,
     ) -> Option<Ran> {
-        let survey = multi::survey(source, &self.owners, &self.remote, cancel);
+        let survey = multi::survey(&*source, &self.owners, &self.remote, cancel);
         if survey.groups.first().is_none_or(|g| g.len() < 2) {
             return None;
         }
         let swarm = multi::Swarm {
-            source,
+            source: &source,
             owners: &self.owners,
             remote: &self.remote,
             target: &self.target,

@@ -15,6 +15,7 @@ use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -56,7 +57,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(200);
 
 /// What the scheduler needs of the peers (the session's `Downloader`; a fake in the
 /// unit tests).
-pub(crate) trait BlockSource: Sync {
+pub(crate) trait BlockSource: Send + Sync {
     /// Whether `addr` speaks GET_FILE_HASHES and GET_FILE_BLOCK (discovery, cached).
     fn speaks_blocks(&self, addr: SocketAddr) -> Result<bool, DownloadError>;
     /// GET_FILE_HASHES; `DownloadError::NotReady` while the peer computes them.
@@ -235,8 +236,8 @@ struct Queue {
 }
 
 /// What the workers share.
-struct Board<'a> {
-    file: &'a BlockFile,
+struct Board {
+    file: BlockFile,
     queue: Mutex<Queue>,
     changed: Condvar,
     /// Owners of the content not yet used, in order.
@@ -248,7 +249,7 @@ struct Board<'a> {
     halt: AtomicBool,
 }
 
-impl Board<'_> {
+impl Board {
     /// The next run for `owner` to fetch, and its number: a waiting one; when none
     /// waits, the largest rest of a run another owner is fetching, so a slow owner
     /// does not hold up the end (each run is fetched twice at most). `None` when
@@ -331,9 +332,9 @@ impl Board<'_> {
 /// What a worker tells the transfer's thread.
 enum Event {
     /// A source starts.
-    Joined(usize),
-    /// A block was verified and written.
-    Block,
+    Joined,
+    /// A block from this owner was verified and written.
+    Block(usize),
     /// A source was dropped, and why ("sent a wrong block 7").
     Dropped { owner: usize, why: String },
 }
@@ -355,7 +356,8 @@ enum Used {
 
 /// How a multi-source attempt at one group ended.
 pub(super) enum Outcome {
-    /// Complete: the file is in place; the owners used, in the order they joined.
+    /// Complete: the file is in place; the owners that sent blocks (and were not
+    /// dropped), in the order of their first block.
     Done {
         done: Done,
         used: Vec<usize>,
@@ -372,7 +374,7 @@ pub(super) enum Outcome {
 
 /// One multi-source FETCH.
 pub(super) struct Swarm<'a> {
-    pub(super) source: &'a dyn BlockSource,
+    pub(super) source: &'a Arc<dyn BlockSource>,
     pub(super) owners: &'a [Owner],
     pub(super) remote: &'a str,
     pub(super) target: &'a Path,
@@ -406,61 +408,65 @@ impl Swarm<'_> {
             at_once: workers,
         });
         let board = Board {
-            file: &file,
             queue: Mutex::new(Queue {
                 runs: runs_of(&file.missing(), workers),
                 busy: Vec::new(),
                 next_id: 0,
                 stop: false,
             }),
+            file,
             changed: Condvar::new(),
             spares: Mutex::new(members.into()),
             fatal: Mutex::new(None),
             halt: AtomicBool::new(false),
         };
-        let used = self.spread(&board, &tree, workers, report);
-        let fatal = board.fatal.into_inner();
-        self.outcome(fatal, file, &tree, used, from, started)
+        let crew = Arc::new(Crew {
+            source: Arc::clone(self.source),
+            owners: self.owners.to_vec(),
+            remote: self.remote.to_owned(),
+            tree,
+            board,
+        });
+        let used = self.spread(&crew, workers, report);
+        let fatal = crew.board.fatal.lock().take();
+        self.outcome(fatal, &crew, used, from, started)
     }
 
-    /// Runs the workers, passing their events on as steps until every one ended,
-    /// and halts them all once the file is complete or the user cancels. Returns the
-    /// owners used, in the order they joined.
-    fn spread(
-        &self,
-        board: &Board<'_>,
-        tree: &HashTree,
-        workers: usize,
-        report: &mut dyn Report,
-    ) -> Vec<usize> {
+    /// Starts the source threads and passes their events on as steps until every
+    /// one ended, or the file is complete: then they are halted and not waited for (a
+    /// silent source would hold FETCH's end up to its idle timeout; it ends on its
+    /// own). A cancel or a local failure halts them too, and they are waited for, so
+    /// the partial is free again when FETCH ends. Returns the owners used, in the
+    /// order of their first block.
+    fn spread(&self, crew: &Arc<Crew>, workers: usize, report: &mut dyn Report) -> Vec<usize> {
         let (tx, rx) = crossbeam_channel::bounded::<Event>(256);
-        let mut used = Vec::new();
-        thread::scope(|s| {
-            for _ in 0..workers {
-                let tx = tx.clone();
-                let work = move || self.worker(board, tree, &tx);
-                if let Err(e) = thread::Builder::new()
-                    .name("source".into())
-                    .spawn_scoped(s, work)
-                {
-                    log::warn!("FETCH: a source thread did not start: {e}");
-                }
+        for _ in 0..workers {
+            let (crew, tx) = (Arc::clone(crew), tx.clone());
+            let work = move || crew.worker(&tx);
+            if let Err(e) = thread::Builder::new().name("source".into()).spawn(work) {
+                log::warn!("FETCH: a source thread did not start: {e}");
             }
-            drop(tx);
-            let mut active = 0;
-            loop {
-                match rx.recv_timeout(IDLE_CHECK) {
-                    Ok(event) => self.tell(event, board.file, &mut active, &mut used, report),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                }
-                let complete = board.file.verified().0 == tree.block_count();
-                if complete || self.cancel.load(Ordering::SeqCst) {
-                    board.halt.store(true, Ordering::SeqCst);
-                    board.changed.notify_all();
-                }
+        }
+        drop(tx);
+        let (board, mut active, mut used) = (&crew.board, 0, Vec::new());
+        loop {
+            match rx.recv_timeout(IDLE_CHECK) {
+                Ok(event) => self.tell(event, &board.file, &mut active, &mut used, report),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
-        });
+            let complete = board.file.verified().0 == crew.tree.block_count();
+            if complete || self.cancel.load(Ordering::SeqCst) {
+                board.halt.store(true, Ordering::SeqCst);
+                board.changed.notify_all();
+            }
+            if complete {
+                for event in rx.try_iter() {
+                    self.tell(event, &board.file, &mut active, &mut used, report);
+                }
+                break;
+            }
+        }
         used
     }
 
@@ -473,12 +479,16 @@ impl Swarm<'_> {
         report: &mut dyn Report,
     ) {
         match event {
-            Event::Joined(owner) => {
+            Event::Joined => {
                 *active += 1;
-                used.push(owner);
                 report.step(Step::Sources(*active));
             }
-            Event::Block => report.step(Step::Progress(file.verified().1)),
+            Event::Block(owner) => {
+                if !used.contains(&owner) {
+                    used.push(owner);
+                }
+                report.step(Step::Progress(file.verified().1));
+            }
             Event::Dropped { owner, why } => {
                 *active -= 1;
                 used.retain(|&o| o != owner);
@@ -489,125 +499,16 @@ impl Swarm<'_> {
         }
     }
 
-    /// One source thread: takes owners from the spares until runs or owners run out.
-    fn worker(&self, board: &Board<'_>, tree: &HashTree, tx: &crossbeam_channel::Sender<Event>) {
-        loop {
-            let Some(member) = board.spares.lock().pop_front() else {
-                return;
-            };
-            let _ = tx.send(Event::Joined(member.owner));
-            match self.fetch_runs(board, tree, &member, tx) {
-                Used::Finished => return,
-                Used::Dropped(why) => {
-                    let owner = member.owner;
-                    let _ = tx.send(Event::Dropped { owner, why });
-                }
-            }
-        }
-    }
-
-    /// Fetches runs from one owner until none is left or the owner is dropped.
-    fn fetch_runs(
-        &self,
-        board: &Board<'_>,
-        tree: &HashTree,
-        member: &Member,
-        tx: &crossbeam_channel::Sender<Event>,
-    ) -> Used {
-        while let Some((id, run)) = board.take(member.owner) {
-            let end = run.first + run.count;
-            let (next, result) = self.fetch_run(board, tree, member, run, tx);
-            // Overtaken: the twin fetching the same run is ahead and has the rest.
-            let left = match result {
-                Err(Halt::Overtaken) => 0,
-                _ => end - next,
-            };
-            let rest = Run {
-                first: next,
-                count: left,
-            };
-            board.ended(id, rest);
-            match result {
-                Ok(()) if next == end => {}
-                Ok(()) => {
-                    let got = next - run.first;
-                    return Used::Dropped(format!("sent {got} of {} blocks", run.count));
-                }
-                Err(Halt::Overtaken) => {}
-                Err(Halt::Failed(e)) => return self.failed(board, e),
-            }
-        }
-        Used::Finished
-    }
-
-    /// One GET_FILE_BLOCK of `run` from `member`: each block verified, then written
-    /// (unless a twin already did). Returns the first block not received.
-    fn fetch_run(
-        &self,
-        board: &Board<'_>,
-        tree: &HashTree,
-        member: &Member,
-        run: Run,
-        tx: &crossbeam_channel::Sender<Event>,
-    ) -> (u64, Result<(), Halt>) {
-        let mut next = run.first;
-        let mut overtaken = false;
-        let mut out = |i: u64, data: &[u8]| {
-            if board.stopped() {
-                return Err(DownloadError::Cancelled);
-            }
-            if i != next || !tree.verify(i, data) {
-                return Err(DownloadError::BadBlock(next));
-            }
-            if board.file.has(i) {
-                overtaken = true;
-                return Err(DownloadError::Cancelled);
-            }
-            board.file.put(i, data)?;
-            next += 1;
-            let _ = tx.send(Event::Block);
-            Ok(())
-        };
-        let addr = self.owners[member.owner].addr;
-        let result = self.source.read_blocks(
-            addr,
-            self.remote,
-            &member.tree,
-            run.first,
-            run.count,
-            &board.halt,
-            &mut out,
-        );
-        let result = match result {
-            Err(_) if overtaken => Err(Halt::Overtaken),
-            r => r.map_err(Halt::Failed),
-        };
-        (next, result)
-    }
-
-    /// What a failed GET_FILE_BLOCK means for its owner.
-    fn failed(&self, board: &Board<'_>, e: DownloadError) -> Used {
-        match e {
-            DownloadError::Cancelled => Used::Finished,
-            e if e.is_local() => {
-                board.fail(e);
-                Used::Finished
-            }
-            DownloadError::BadBlock(index) => Used::Dropped(format!("sent a wrong block {index}")),
-            e => Used::Dropped(e.to_string()),
-        }
-    }
-
     /// How the attempt ended, once every worker has.
     fn outcome(
         &self,
         fatal: Option<DownloadError>,
-        file: BlockFile,
-        tree: &HashTree,
+        crew: &Crew,
         used: Vec<usize>,
         from: u64,
         started: Instant,
     ) -> Outcome {
+        let (file, tree) = (&crew.board.file, &crew.tree);
         let (verified, bytes) = file.verified();
         // Nothing verified is worth keeping; nor is anything on a full disk, where
         // it would only hold the space the disk lacks.
@@ -638,6 +539,122 @@ impl Swarm<'_> {
                 verified,
                 blocks: tree.block_count(),
             },
+        }
+    }
+}
+
+/// What the source threads of one transfer share. They may outlive the transfer by
+/// up to an idle timeout (see [`Swarm::spread`]), so they own it together.
+struct Crew {
+    source: Arc<dyn BlockSource>,
+    owners: Vec<Owner>,
+    remote: String,
+    tree: HashTree,
+    board: Board,
+}
+
+impl Crew {
+    /// One source thread: takes owners from the spares until runs or owners run out.
+    fn worker(&self, tx: &crossbeam_channel::Sender<Event>) {
+        let board = &self.board;
+        loop {
+            let Some(member) = board.spares.lock().pop_front() else {
+                return;
+            };
+            let _ = tx.send(Event::Joined);
+            match self.fetch_runs(&member, tx) {
+                Used::Finished => return,
+                Used::Dropped(why) => {
+                    let owner = member.owner;
+                    let _ = tx.send(Event::Dropped { owner, why });
+                }
+            }
+        }
+    }
+
+    /// Fetches runs from one owner until none is left or the owner is dropped.
+    fn fetch_runs(&self, member: &Member, tx: &crossbeam_channel::Sender<Event>) -> Used {
+        let board = &self.board;
+        while let Some((id, run)) = board.take(member.owner) {
+            let end = run.first + run.count;
+            let (next, result) = self.fetch_run(member, run, tx);
+            // Overtaken: the twin fetching the same run is ahead and has the rest.
+            let left = match result {
+                Err(Halt::Overtaken) => 0,
+                _ => end - next,
+            };
+            let rest = Run {
+                first: next,
+                count: left,
+            };
+            board.ended(id, rest);
+            match result {
+                Ok(()) if next == end => {}
+                Ok(()) => {
+                    let got = next - run.first;
+                    return Used::Dropped(format!("sent {got} of {} blocks", run.count));
+                }
+                Err(Halt::Overtaken) => {}
+                Err(Halt::Failed(e)) => return self.failed(e),
+            }
+        }
+        Used::Finished
+    }
+
+    /// One GET_FILE_BLOCK of `run` from `member`: each block verified, then written
+    /// (unless a twin already did). Returns the first block not received.
+    fn fetch_run(
+        &self,
+        member: &Member,
+        run: Run,
+        tx: &crossbeam_channel::Sender<Event>,
+    ) -> (u64, Result<(), Halt>) {
+        let (board, tree) = (&self.board, &self.tree);
+        let mut next = run.first;
+        let mut overtaken = false;
+        let mut out = |i: u64, data: &[u8]| {
+            if board.stopped() {
+                return Err(DownloadError::Cancelled);
+            }
+            if i != next || !tree.verify(i, data) {
+                return Err(DownloadError::BadBlock(next));
+            }
+            if board.file.has(i) {
+                overtaken = true;
+                return Err(DownloadError::Cancelled);
+            }
+            board.file.put(i, data)?;
+            next += 1;
+            let _ = tx.send(Event::Block(member.owner));
+            Ok(())
+        };
+        let addr = self.owners[member.owner].addr;
+        let result = self.source.read_blocks(
+            addr,
+            &self.remote,
+            &member.tree,
+            run.first,
+            run.count,
+            &board.halt,
+            &mut out,
+        );
+        let result = match result {
+            Err(_) if overtaken => Err(Halt::Overtaken),
+            r => r.map_err(Halt::Failed),
+        };
+        (next, result)
+    }
+
+    /// What a failed GET_FILE_BLOCK means for its owner.
+    fn failed(&self, e: DownloadError) -> Used {
+        match e {
+            DownloadError::Cancelled => Used::Finished,
+            e if e.is_local() => {
+                self.board.fail(e);
+                Used::Finished
+            }
+            DownloadError::BadBlock(index) => Used::Dropped(format!("sent a wrong block {index}")),
+            e => Used::Dropped(e.to_string()),
         }
     }
 }

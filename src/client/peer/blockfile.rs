@@ -200,7 +200,7 @@ impl BlockFile {
 
     /// Renames the partial into place once every block is verified (else saves the
     /// record and leaves it). True when renamed.
-    pub(crate) fn finish(self) -> Result<bool, DownloadError> {
+    pub(crate) fn finish(&self) -> Result<bool, DownloadError> {
         let complete = self.have.lock().blocks == self.tree.block_count();
         if !complete {
             self.save()?;
@@ -215,7 +215,7 @@ impl BlockFile {
     }
 
     /// Removes the partial and its record (nothing was verified: nothing to keep).
-    pub(crate) fn discard(self) {
+    pub(crate) fn discard(&self) {
         self.beside.forget();
     }
 }
@@ -326,6 +326,7 @@ mod tests {
             file.put(i, &data[o as usize..(o + l) as usize]).unwrap();
         }
         assert!(!file.finish().unwrap(), "not complete");
+        drop(file);
         // Block 3 edited on disk, and the record claiming block 0 too: neither counts.
         let partial = dir.path().join(".f.peerdex-partial");
         let f = std::fs::OpenOptions::new()

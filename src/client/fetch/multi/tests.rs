@@ -22,6 +22,9 @@ enum Acts {
     Stalls,
     /// Sends nothing and waits until cancelled.
     Hangs,
+    /// Sends nothing for 10 s whatever the cancel flag (a socket read blocked until
+    /// its idle timeout), then fails.
+    Silent,
     /// Does not speak the extension.
     Plain,
 }
@@ -37,7 +40,7 @@ struct Fake {
 
 #[derive(Default)]
 struct Fakes {
-    by_addr: HashMap<SocketAddr, Fake>,
+    by_addr: std::sync::Mutex<HashMap<SocketAddr, Arc<Fake>>>,
 }
 
 fn addr(n: u16) -> SocketAddr {
@@ -45,7 +48,7 @@ fn addr(n: u16) -> SocketAddr {
 }
 
 impl Fakes {
-    fn add(&mut self, n: u16, content: &Arc<Vec<u8>>, acts: Acts) {
+    fn add(&self, n: u16, content: &Arc<Vec<u8>>, acts: Acts) {
         let tree = tree_of(content);
         let fake = Fake {
             content: Arc::clone(content),
@@ -54,25 +57,29 @@ impl Fakes {
             asked: AtomicU64::new(0),
             which: Default::default(),
         };
-        self.by_addr.insert(addr(n), fake);
+        self.by_addr.lock().unwrap().insert(addr(n), Arc::new(fake));
+    }
+
+    fn get(&self, addr: SocketAddr) -> Arc<Fake> {
+        Arc::clone(&self.by_addr.lock().unwrap()[&addr])
     }
 
     fn asked(&self, n: u16) -> u64 {
-        self.by_addr[&addr(n)].asked.load(Ordering::SeqCst)
+        self.get(addr(n)).asked.load(Ordering::SeqCst)
     }
 
     fn which(&self, n: u16) -> std::collections::BTreeSet<u64> {
-        self.by_addr[&addr(n)].which.lock().unwrap().clone()
+        self.get(addr(n)).which.lock().unwrap().clone()
     }
 }
 
 impl BlockSource for Fakes {
     fn speaks_blocks(&self, addr: SocketAddr) -> Result<bool, DownloadError> {
-        Ok(self.by_addr[&addr].acts != Acts::Plain)
+        Ok(self.get(addr).acts != Acts::Plain)
     }
 
     fn hash_tree(&self, addr: SocketAddr, _: &str) -> Result<HashTree, DownloadError> {
-        Ok(self.by_addr[&addr].tree.clone())
+        Ok(self.get(addr).tree.clone())
     }
 
     fn read_blocks(
@@ -85,7 +92,7 @@ impl BlockSource for Fakes {
         cancel: &AtomicBool,
         out: &mut BlockSink<'_>,
     ) -> Result<(), DownloadError> {
-        let fake = &self.by_addr[&addr];
+        let fake = self.get(addr);
         fake.asked.fetch_add(count, Ordering::SeqCst);
         fake.which.lock().unwrap().extend(first..first + count);
         assert_eq!(tree, &fake.tree, "asked with its own tree");
@@ -106,6 +113,11 @@ impl BlockSource for Fakes {
                 Acts::Liar => return out(i, &vec![0x55; block.len()]),
                 Acts::Stalls if i > first => {
                     return Err(DownloadError::Timeout { received: l });
+                }
+                Acts::Silent => {
+                    // The peer's silence, as long as an idle timeout.
+                    thread::sleep(Duration::from_secs(10));
+                    return Err(DownloadError::Timeout { received: 0 });
                 }
                 Acts::Hangs => {
                     while !cancel.load(Ordering::SeqCst) {
@@ -169,9 +181,13 @@ fn transfer(dir: &Path, owners: &[u16], max_sources: usize) -> Transfer {
     }
 }
 
-fn fetch(fakes: &Fakes, t: &Transfer, cancel: &AtomicBool) -> (Option<Ran>, Vec<String>) {
+fn fetch(fakes: &Arc<Fakes>, t: &Transfer, cancel: &AtomicBool) -> (Option<Ran>, Vec<String>) {
     let mut steps = Steps::default();
-    let ran = t.several(fakes, cancel, &mut steps);
+    let ran = t.several(
+        Arc::clone(fakes) as Arc<dyn BlockSource>,
+        cancel,
+        &mut steps,
+    );
     (ran, steps.0)
 }
 
@@ -185,7 +201,7 @@ fn honest(ms: u64) -> Acts {
 fn a_liar_is_dropped_named_and_its_blocks_fetched_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let good = content(40, 1);
-    let mut fakes = Fakes::default();
+    let fakes = Arc::new(Fakes::default());
     fakes.add(1, &good, honest(5));
     fakes.add(2, &good, Acts::Liar);
     fakes.add(3, &good, honest(5));
@@ -213,7 +229,7 @@ fn a_liar_is_dropped_named_and_its_blocks_fetched_elsewhere() {
 fn owners_of_other_content_are_never_mixed_and_the_larger_group_wins() {
     let dir = tempfile::tempdir().unwrap();
     let (good, other) = (content(20, 1), content(20, 2));
-    let mut fakes = Fakes::default();
+    let fakes = Arc::new(Fakes::default());
     fakes.add(1, &other, honest(0));
     fakes.add(2, &good, honest(1));
     fakes.add(3, &good, honest(1));
@@ -236,7 +252,7 @@ fn owners_of_other_content_are_never_mixed_and_the_larger_group_wins() {
 fn a_faster_owner_takes_more_runs_and_a_staller_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let good = content(64, 3);
-    let mut fakes = Fakes::default();
+    let fakes = Arc::new(Fakes::default());
     fakes.add(1, &good, honest(0));
     fakes.add(2, &good, honest(30));
     fakes.add(3, &good, Acts::Stalls);
@@ -262,7 +278,7 @@ fn a_faster_owner_takes_more_runs_and_a_staller_is_dropped() {
 fn a_slow_owner_does_not_hold_up_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let good = content(8, 9);
-    let mut fakes = Fakes::default();
+    let fakes = Arc::new(Fakes::default());
     fakes.add(1, &good, honest(0));
     fakes.add(2, &good, honest(10_000));
     let t = transfer(dir.path(), &[1, 2], 2);
@@ -281,10 +297,32 @@ fn a_slow_owner_does_not_hold_up_the_end() {
 }
 
 #[test]
+fn a_silent_owner_does_not_hold_up_the_end_of_a_complete_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = content(40, 10);
+    let fakes = Arc::new(Fakes::default());
+    fakes.add(1, &good, Acts::Silent);
+    fakes.add(2, &good, honest(0));
+    let t = transfer(dir.path(), &[1, 2], 2);
+    let started = Instant::now();
+    let (ran, steps) = fetch(&fakes, &t, &AtomicBool::new(false));
+    assert_eq!(ran.unwrap().end, End::Done, "{steps:?}");
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), *good);
+    assert!(fakes.asked(1) > 0, "the silent owner was asked");
+    assert!(
+        steps.last().unwrap().contains("from u2 (1 source)"),
+        "{steps:?}"
+    );
+    // Not waited for: it is still silent when FETCH ends.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
+#[test]
 fn when_every_source_is_gone_the_verified_blocks_are_kept_and_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let good = content(40, 4);
-    let mut fakes = Fakes::default();
+    let fakes = Arc::new(Fakes::default());
     fakes.add(1, &good, Acts::Stalls);
     fakes.add(2, &good, Acts::Stalls);
     let t = transfer(dir.path(), &[1, 2], 2);
@@ -338,7 +376,7 @@ fn when_every_source_is_gone_the_verified_blocks_are_kept_and_resumed() {
 fn cancel_stops_every_worker() {
     let dir = tempfile::tempdir().unwrap();
     let good = content(40, 5);
-    let mut fakes = Fakes::default();
+    let fakes = Arc::new(Fakes::default());
     fakes.add(1, &good, Acts::Hangs);
     fakes.add(2, &good, Acts::Hangs);
     let t = transfer(dir.path(), &[1, 2], 2);
@@ -362,7 +400,7 @@ fn cancel_stops_every_worker() {
 fn one_owner_of_a_content_or_none_speaking_blocks_goes_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (content(2, 6), content(2, 7));
-    let mut fakes = Fakes::default();
+    let fakes = Arc::new(Fakes::default());
     fakes.add(1, &a, honest(0));
     fakes.add(2, &b, honest(0));
     fakes.add(3, &a, Acts::Plain);
