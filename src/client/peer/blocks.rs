@@ -242,6 +242,7 @@ pub fn fetch_blocks(
 mod tests {
     use super::*;
     use crate::client::peer::{PeerListener, ServeOptions, SharedFiles};
+    use crate::proto::tree::TreeError;
     use std::net::Ipv4Addr;
     use std::time::{Duration, Instant};
 
@@ -306,6 +307,88 @@ mod tests {
         assert_ne!(new.version, tree.version);
         assert_eq!(new.size, 3);
         listener.stop();
+    }
+
+    /// A fake peerdex peer: the discovery answered with the three extensions, then
+    /// one connection per reply in `replies`, each answered with it whatever it asks.
+    fn lying_peer(replies: Vec<Vec<u8>>) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let answers = std::iter::once(crate::proto::peer::encode_probe_answer());
+            for reply in answers.chain(replies) {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut request = [0u8; 512];
+                let _ = s.read(&mut request).unwrap();
+                let _ = s.write_all(&reply);
+            }
+        });
+        (addr, peer)
+    }
+
+    #[test]
+    fn a_lying_peers_tree_or_blocks_are_refused() {
+        let good = HashTree::compute(&mut &b"hello"[..], 5, "v1").unwrap();
+        let mut bad_root = vec![0u8];
+        bad_root.extend_from_slice(&good.encode());
+        *bad_root.last_mut().unwrap() ^= 1;
+        // A count past the limit (with the SIZE that would have it): refused on the
+        // header, before any hash is read or memory reserved.
+        let mut huge = vec![0u8];
+        let blocks = crate::proto::tree::MAX_BLOCKS + 1;
+        huge.extend_from_slice(format!("{}\0v\0{blocks}\0", blocks * BLOCK_SIZE).as_bytes());
+        // Fewer hashes than the count, then the close.
+        let mut short = vec![0u8];
+        short.extend_from_slice(b"5\0v1\x001\0");
+        short.extend_from_slice(&[7u8; 40]);
+        // Blocks: one byte short of the block, then the close.
+        let replies = vec![bad_root, huge, short, b"\0hell".to_vec(), vec![3]];
+        let (addr, peer) = lying_peer(replies);
+        let d = Downloader::default();
+        let tree = |d: &Downloader| d.hash_tree(addr, "f");
+        assert!(matches!(
+            tree(&d),
+            Err(DownloadError::Tree(TreeError::Root))
+        ));
+        let got = tree(&d);
+        assert!(
+            matches!(got, Err(DownloadError::Tree(TreeError::TooMany { .. }))),
+            "{got:?}"
+        );
+        let got = tree(&d);
+        assert!(
+            matches!(
+                got,
+                Err(DownloadError::Short {
+                    expected: 64,
+                    received: 40
+                })
+            ),
+            "{got:?}"
+        );
+        let cancel = AtomicBool::new(false);
+        let mut calls = 0;
+        let mut read = |d: &Downloader| {
+            d.read_blocks(addr, "f", &good, 0, 1, &cancel, &mut |_, _| {
+                calls += 1;
+                Ok(())
+            })
+        };
+        let got = read(&d);
+        assert!(
+            matches!(
+                got,
+                Err(DownloadError::Short {
+                    expected: 5,
+                    received: 4
+                })
+            ),
+            "{got:?}"
+        );
+        assert!(matches!(read(&d), Err(DownloadError::Changed)));
+        assert_eq!(calls, 0, "a partial block was handed out");
+        peer.join().unwrap();
     }
 
     #[test]

@@ -319,19 +319,7 @@ impl Serving {
             return;
         }
         let started = Instant::now();
-        let rate = self.options.max_rate;
-        let (start, end, sent) = match body {
-            Body::File { start, end } => (
-                start,
-                end,
-                send_content(&opened, start, end, out, rate, &upload.upload),
-            ),
-            Body::Bytes(bytes) => (
-                0,
-                bytes.len() as u64,
-                send_bytes(&bytes, out, rate, &upload.upload),
-            ),
-        };
+        let (start, end, sent) = self.send_body(&opened, body, stream, &upload.upload);
         match sent {
             Ok(Sent::Complete(sent)) => log::info!(
                 "peer {peer}: {op} {name}: sent {sent} bytes from {start} in {:.3} s",
@@ -346,6 +334,26 @@ impl Serving {
                 reset_on_close(stream);
             }
             Err(e) => log::info!("peer {peer}: {op} {name}: transfer aborted: {e}"),
+        }
+    }
+
+    /// Sends what follows a header: returns where it started and ended (in the file,
+    /// or in the bytes), and how it went.
+    fn send_body(
+        &self,
+        opened: &Opened,
+        body: Body,
+        out: &TcpStream,
+        upload: &Upload,
+    ) -> (u64, u64, io::Result<Sent>) {
+        let rate = self.options.max_rate;
+        match body {
+            Body::File { start, end } => (
+                start,
+                end,
+                send_content(opened, start, end, out, rate, upload),
+            ),
+            Body::Bytes(bytes) => (0, bytes.len() as u64, send_bytes(&bytes, out, rate, upload)),
         }
     }
 
