@@ -50,7 +50,7 @@ fn err(what: impl Into<String>) -> BenchError {
 }
 
 /// A `peerdex client` shell driven over its stdin, its messages read from stdout.
-struct Shell {
+pub(super) struct Shell {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
@@ -65,12 +65,22 @@ impl Drop for Shell {
 
 impl Shell {
     fn start(server: SocketAddr, share: &Path) -> Result<Shell, BenchError> {
+        Shell::start_with(server, share, &[])
+    }
+
+    /// Like `start`, with more options.
+    pub(super) fn start_with(
+        server: SocketAddr,
+        share: &Path,
+        extra: &[&str],
+    ) -> Result<Shell, BenchError> {
         let mut child = Command::new(peerdex_exe())
             .args(["client", "-s", "127.0.0.1", "-p"])
             .arg(server.port().to_string())
             .arg("--share")
             .arg(share)
             .args(["--time-url", NO_TIME_SERVICE])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -107,19 +117,19 @@ impl Shell {
         }
     }
 
-    fn cmd(&mut self, command: &str, message: &str) -> Result<(), BenchError> {
+    pub(super) fn cmd(&mut self, command: &str, message: &str) -> Result<(), BenchError> {
         self.send(command)?;
         self.expect(command, message)
     }
 
-    fn register_connect(&mut self, user: &str) -> Result<(), BenchError> {
+    pub(super) fn register_connect(&mut self, user: &str) -> Result<(), BenchError> {
         self.cmd(&format!("REGISTER {user}"), "c> REGISTER OK")?;
         self.cmd(&format!("CONNECT {user}"), "c> CONNECT OK")
     }
 }
 
 /// A file of `len` pseudo-random bytes (xorshift; incompressible, cheap to make).
-fn write_random(path: &Path, len: u64) -> Result<(), BenchError> {
+pub(super) fn write_random(path: &Path, len: u64) -> Result<(), BenchError> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut chunk = vec![0u8; 1 << 20];
@@ -182,7 +192,12 @@ fn sendfile_copy(src: &Path, dst: &Path) -> Result<f64, BenchError> {
 }
 
 /// Checks a downloaded file (length; content too when `full_check`) and removes it.
-fn check_and_remove(src: &Path, dst: &Path, size: u64, full_check: bool) -> Result<(), BenchError> {
+pub(super) fn check_and_remove(
+    src: &Path,
+    dst: &Path,
+    size: u64,
+    full_check: bool,
+) -> Result<(), BenchError> {
     let len = std::fs::metadata(dst)?.len();
     if len != size {
         return Err(err(format!(

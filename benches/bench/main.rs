@@ -5,7 +5,8 @@
 //! child processes (`peerdex` subcommands, compiled baselines) on free loopback ports,
 //! and the helpers the sections share (medians, percentiles, machine description).
 //! The sections live in their own modules: [`index`] (index operations against the
-//! ceiling server), [`downloads`] (GET_FILE against sendfile), [`logger`] (LOG calls
+//! ceiling server), [`downloads`] (GET_FILE against sendfile), [`sources`] (FETCH
+//! from 1, 2 and 4 rate-limited owners, against one), [`logger`] (LOG calls
 //! against an rpcgen C server), [`scale`] (a registry of 100,000 users), [`search`]
 //! (SEARCH over a million publications against a linear scan), [`flood`] (REGISTER
 //! while readers flood the server, against REGISTER alone), [`shared`] (the registry
@@ -21,6 +22,7 @@ mod report;
 mod scale;
 mod search;
 mod shared;
+mod sources;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -56,11 +58,11 @@ pub struct BenchArgs {
         value_delimiter = ','
     )]
     pub mixes: Vec<index::Mix>,
-    /// Sections to run, comma-separated (index, downloads, logger, scale, search,
-    /// flood, shared).
+    /// Sections to run, comma-separated (index, downloads, sources, logger, scale,
+    /// search, flood, shared).
     #[arg(
         long,
-        default_value = "index,downloads,logger,scale,search,flood,shared",
+        default_value = "index,downloads,sources,logger,scale,search,flood,shared",
         value_delimiter = ','
     )]
     pub sections: Vec<String>,
@@ -136,9 +138,10 @@ impl From<io::Error> for BenchError {
 }
 
 /// The sections, in the order they run.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "index",
     "downloads",
+    "sources",
     "logger",
     "scale",
     "search",
@@ -228,6 +231,9 @@ pub fn run(args: BenchArgs) -> Result<(), BenchError> {
     }
     if wanted("downloads") {
         downloads::run(&plan)?;
+    }
+    if wanted("sources") {
+        sources::run(&plan)?;
     }
     if wanted("logger") {
         logger::run(&plan)?;

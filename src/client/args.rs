@@ -9,6 +9,7 @@ use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 
 use super::command;
+use super::fetch;
 use super::jobs;
 use super::peer::ServeOptions;
 use super::published;
@@ -70,6 +71,12 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = jobs::DEFAULT_MAX_DOWNLOADS, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=jobs::MAX_MAX_DOWNLOADS))]
     pub max_downloads: u16,
+    /// FETCH downloads from up to N owners of the same content at once, block by
+    /// block, every block verified against the owners' hash tree (peerdex peers
+    /// only; 1: one owner at a time).
+    #[arg(long, default_value_t = fetch::DEFAULT_MAX_SOURCES, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=fetch::MAX_MAX_SOURCES))]
+    pub max_sources: u16,
     /// PUBLISH every completed download under its local name with the remote
     /// description (the shell's `RESHARE on|off` toggles it).
     #[arg(long)]
@@ -125,6 +132,7 @@ impl ClientArgs {
             },
             reshare: self.reshare,
             watch_interval: std::time::Duration::from_secs(self.watch_interval),
+            max_sources: usize::from(self.max_sources),
             terminal_out: io::stdout().is_terminal(),
         })
     }

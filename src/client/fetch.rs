@@ -10,9 +10,12 @@
 //! (`peer::download`), who shows the steps (`progress` in the foreground, `jobs` in
 //! the background), PUBLISH and re-sharing (`session`).
 
+mod multi;
+
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::command::Kind;
@@ -22,6 +25,7 @@ use super::peer::{Done, DownloadError, Downloader, Progress, Source};
 use super::units::{human, summary};
 use crate::proto::index::{SearchEntry, Status};
 use crate::proto::text::escape_for_terminal;
+pub(crate) use multi::{BlockSource, DEFAULT_MAX_SOURCES, MAX_MAX_SOURCES};
 
 /// One user that shares the file, where its peer listens, and the description it
 /// published the file with (when known: FETCH has it from SEARCH).
@@ -42,6 +46,9 @@ pub(crate) struct Transfer {
     pub(crate) local: String,
     pub(crate) target: PathBuf,
     pub(crate) downloader: Downloader,
+    /// FETCH: owners of the same content downloaded from at once (`--max-sources`);
+    /// 1 downloads from one owner at a time.
+    pub(crate) max_sources: usize,
 }
 
 /// How a transfer ended, and which owner completed it.
@@ -77,6 +84,36 @@ pub(crate) enum Step<'a> {
     },
     Cancelled(&'a DownloadError),
     EveryOwnerFailed,
+    /// FETCH spreads the blocks of one content over several of its owners, `at_once`
+    /// at a time; `kept` blocks (`from` bytes) were verified on disk already.
+    Spread {
+        owners: &'a [Owner],
+        root: String,
+        size: u64,
+        from: u64,
+        blocks: u64,
+        kept: u64,
+        at_once: usize,
+    },
+    /// Sources downloading now.
+    Sources(usize),
+    /// A source was dropped (a wrong block, a stall, its file changed).
+    Dropped {
+        owner: &'a Owner,
+        why: &'a str,
+    },
+    /// Every owner of that content was dropped; `verified` of `blocks` are kept.
+    Gone {
+        verified: u64,
+        blocks: u64,
+    },
+    /// Completed from these sources.
+    ServedBySeveral {
+        owners: &'a [Owner],
+        done: &'a Done,
+    },
+    /// A local problem ended it (the same with every owner).
+    LocalFailure(&'a DownloadError),
 }
 
 /// Who is told of a transfer's steps.
@@ -132,10 +169,80 @@ impl Step<'_> {
                     owner.addr
                 )
             }
-            Step::Cancelled(error) => format!("{op} {remote}: {error}"),
+            Step::Cancelled(error) | Step::LocalFailure(error) => format!("{op} {remote}: {error}"),
             Step::EveryOwnerFailed => format!("{op} {remote}: every owner failed"),
+            Step::Sources(_) => return None,
+            step => return step.describe_multi(&remote),
         };
         Some(line)
+    }
+
+    /// The words of the multi-source steps.
+    fn describe_multi(&self, remote: &str) -> Option<String> {
+        let user = |o: &Owner| escape_for_terminal(&o.user).into_owned();
+        let line = match self {
+            Step::Spread {
+                owners,
+                root,
+                size,
+                blocks,
+                kept,
+                at_once,
+                ..
+            } => {
+                let mut line = format!(
+                    "FETCH {remote}: {} owners have the same content ({} in {blocks} \
+                     blocks, root {}): from {at_once} at once, every block verified",
+                    owners.len(),
+                    human(*size),
+                    &root[..root.len().min(16)]
+                );
+                if *kept > 0 {
+                    line.push_str(&format!("; {kept} verified blocks kept"));
+                }
+                line
+            }
+            Step::Dropped { owner, why } => {
+                format!(
+                    "FETCH {remote}: {} {}: dropped",
+                    user(owner),
+                    escape_for_terminal(why)
+                )
+            }
+            Step::Gone { verified, blocks } => format!(
+                "FETCH {remote}: every source of that content was dropped; {verified} of \
+                 {blocks} blocks verified and kept for a later FETCH"
+            ),
+            Step::ServedBySeveral { owners, done } => format!(
+                "FETCH {remote} from {} ({}): {}",
+                names(owners),
+                sources(owners.len()),
+                summary(done)
+            ),
+            _ => return None,
+        };
+        Some(line)
+    }
+}
+
+/// "alice, bob and carol", escaped.
+pub(crate) fn names(owners: &[Owner]) -> String {
+    let names: Vec<String> = owners
+        .iter()
+        .map(|o| escape_for_terminal(&o.user).into_owned())
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// "1 source", "3 sources".
+pub(crate) fn sources(n: usize) -> String {
+    if n == 1 {
+        "1 source".to_owned()
+    } else {
+        format!("{n} sources")
     }
 }
 
@@ -171,6 +278,7 @@ impl Transfer {
         local: &str,
         target: PathBuf,
         downloader: Downloader,
+        max_sources: usize,
     ) -> Transfer {
         Transfer {
             kind: Kind::Fetch,
@@ -179,14 +287,29 @@ impl Transfer {
             local: local.to_owned(),
             target,
             downloader,
+            max_sources,
         }
     }
 
-    /// Downloads from the owners in order until one completes it. `cancel` stops it.
+    /// Downloads the file. FETCH with several owners that speak the block extension
+    /// downloads from several of one content at once (`multi`); otherwise, and for
+    /// GET_FILE, the owners are tried one at a time. `cancel` stops it.
     pub(crate) fn run(&self, cancel: &AtomicBool, report: &mut dyn Report) -> Ran {
+        if self.kind == Kind::Fetch
+            && self.max_sources >= 2
+            && self.owners.len() >= 2
+            && let Some(ran) = self.several(Arc::new(self.downloader.clone()), cancel, report)
+        {
+            return ran;
+        }
+        self.one_at_a_time(&self.owners, cancel, report)
+    }
+
+    /// Downloads from `owners` in order until one completes it.
+    fn one_at_a_time(&self, owners: &[Owner], cancel: &AtomicBool, report: &mut dyn Report) -> Ran {
         let fetch = self.kind == Kind::Fetch;
         let mut kept = 0;
-        for owner in &self.owners {
+        for owner in owners {
             if fetch {
                 report.step(Step::Trying(owner));
             }
@@ -228,10 +351,73 @@ impl Transfer {
                 }
             }
         }
-        if fetch && !self.owners.is_empty() {
+        if fetch && !owners.is_empty() {
             report.step(Step::EveryOwnerFailed);
         }
         self.ran(End::Failed, None)
+    }
+
+    /// The multi-source FETCH: the owners' trees, then the groups of the same
+    /// content largest first, then the owners that sent none one at a time. `None`
+    /// when fewer than two owners of one content speak the extension: the caller
+    /// goes one at a time as before.
+    fn several(
+        &self,
+        source: Arc<dyn BlockSource>,
+        cancel: &AtomicBool,
+        report: &mut dyn Report,
+    ) -> Option<Ran> {
+        let survey = multi::survey(&*source, &self.owners, &self.remote, cancel);
+        if survey.groups.first().is_none_or(|g| g.len() < 2) {
+            return None;
+        }
+        let swarm = multi::Swarm {
+            source: &source,
+            owners: &self.owners,
+            remote: &self.remote,
+            target: &self.target,
+            max_sources: self.max_sources,
+            cancel,
+        };
+        for members in survey.groups {
+            match swarm.run(members, report) {
+                multi::Outcome::Done { done, used } => {
+                    let used: Vec<Owner> = used.iter().map(|&i| self.owners[i].clone()).collect();
+                    log::info!(
+                        "FETCH {}: {} bytes from {} sources",
+                        self.remote,
+                        done.size,
+                        used.len()
+                    );
+                    report.step(Step::ServedBySeveral {
+                        owners: &used,
+                        done: &done,
+                    });
+                    return Some(self.ran(End::Done, used.first()));
+                }
+                multi::Outcome::Gone { verified, blocks } => {
+                    report.step(Step::Gone { verified, blocks });
+                }
+                multi::Outcome::Cancelled => {
+                    report.step(Step::Cancelled(&DownloadError::Cancelled));
+                    return Some(self.ran(End::Cancelled, None));
+                }
+                multi::Outcome::Local(e) => {
+                    report.step(Step::LocalFailure(&e));
+                    return Some(self.ran(End::Failed, None));
+                }
+            }
+        }
+        let plain: Vec<Owner> = survey
+            .plain
+            .iter()
+            .map(|&i| self.owners[i].clone())
+            .collect();
+        if plain.is_empty() {
+            report.step(Step::EveryOwnerFailed);
+            return Some(self.ran(End::Failed, None));
+        }
+        Some(self.one_at_a_time(&plain, cancel, report))
     }
 
     /// How a failed attempt ends the transfer, `None` when FETCH tries the next

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::Instant;
 
 use super::command::Kind;
-use super::fetch::{Owner, Report, Step, Transfer};
+use super::fetch::{Owner, Report, Step, Transfer, names, sources};
 use super::messages::End;
 use super::units::{human, summary};
 use crate::proto::text::escape_for_terminal;
@@ -130,6 +130,8 @@ struct Meter {
     position: u64,
     since: Option<Instant>,
     ended: Option<Instant>,
+    /// Sources of a multi-source FETCH downloading now.
+    sources: Option<usize>,
 }
 
 impl Meter {
@@ -395,7 +397,11 @@ fn line(j: &Job) -> String {
         }
         None => line.push_str(" bytes"),
     }
-    line.push_str(&format!(" {}/s {}", human(m.rate()), j.command));
+    line.push_str(&format!(" {}/s", human(m.rate())));
+    if let (Some(n), State::Running) = (m.sources, j.state) {
+        line.push_str(&format!(" {}", sources(n)));
+    }
+    line.push_str(&format!(" {}", j.command));
     line
 }
 
@@ -409,6 +415,29 @@ struct JobReport<'a> {
 }
 
 impl JobReport<'_> {
+    /// The content starts (or starts again from another owner).
+    fn start(&self, size: Option<u64>, from: u64) {
+        self.jobs.update(self.job, |m| {
+            *m = Meter {
+                size,
+                from,
+                position: from,
+                since: Some(Instant::now()),
+                ended: None,
+                sources: m.sources,
+            }
+        });
+    }
+
+    /// The final count is the file's (a plain GET_FILE has no size).
+    fn served(&self, done: &super::peer::Done) {
+        let size = done.size;
+        self.jobs.update(self.job, |m| {
+            m.size = Some(size);
+            m.position = size;
+        });
+    }
+
     fn tell(&self, what: What) {
         (self.jobs.observer)(JobEvent {
             job: self.job,
@@ -422,19 +451,28 @@ impl Report for JobReport<'_> {
         match &step {
             Step::Started { size, from, .. } => {
                 let (size, from) = (*size, *from);
-                self.jobs.update(self.job, |m| {
-                    *m = Meter {
-                        size,
-                        from,
-                        position: from,
-                        since: Some(Instant::now()),
-                        ended: None,
-                    }
-                });
+                self.start(size, from);
                 if let (Some(size), true) = (size, from > 0) {
                     self.tell(What::Resumed { from, size });
                     return;
                 }
+            }
+            Step::Spread { size, from, .. } => self.start(Some(*size), *from),
+            Step::Sources(n) => {
+                let n = *n;
+                self.jobs.update(self.job, |m| m.sources = Some(n));
+                return;
+            }
+            Step::ServedBySeveral { owners, done } => {
+                self.served(done);
+                let line = format!(
+                    "{} from {} ({})",
+                    summary(done),
+                    names(owners),
+                    sources(owners.len())
+                );
+                self.summary = Some(line);
+                return;
             }
             Step::Progress(position) => {
                 let position = *position;
@@ -442,12 +480,7 @@ impl Report for JobReport<'_> {
                 return self.tell(What::Progress { position });
             }
             Step::Served { owner, done } => {
-                // The final count is the file's (a plain GET_FILE has no size).
-                let size = done.size;
-                self.jobs.update(self.job, |m| {
-                    m.size = Some(size);
-                    m.position = size;
-                });
+                self.served(done);
                 let mut line = summary(done);
                 if self.kind == Kind::Fetch {
                     line.push_str(&format!(" from {}", escape_for_terminal(&owner.user)));
@@ -515,6 +548,7 @@ mod tests {
             local: name.into(),
             target: dir.join(name),
             downloader: Default::default(),
+            max_sources: 4,
         }
     }
 

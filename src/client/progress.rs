@@ -5,7 +5,7 @@
 //! steps and their words (`fetch`).
 
 use super::command::Kind;
-use super::fetch::{Report, Step};
+use super::fetch::{Report, Step, sources};
 use super::output::Output;
 use super::peer::Done;
 
@@ -58,7 +58,7 @@ impl<'a> Foreground<'a> {
         // rate only.
         let template = match size {
             Some(_) => {
-                "{bar:30} {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
+                "{bar:30} {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}"
             }
             None => "{spinner} {bytes} {binary_bytes_per_sec}",
         };
@@ -76,6 +76,21 @@ impl Report for Foreground<'_> {
     fn step(&mut self, step: Step<'_>) {
         match &step {
             Step::Started { size, from, .. } => self.open(*size, *from),
+            Step::Spread { size, from, .. } => self.open(Some(*size), *from),
+            Step::Sources(n) => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(sources(*n));
+                }
+            }
+            Step::Dropped { .. } => {
+                // A note above the bar, which goes on with the other sources.
+                if let (Some(bar), Some(note)) = (&self.bar, step.describe(self.kind, self.remote))
+                {
+                    bar.suspend(|| self.out.note(note));
+                    return;
+                }
+            }
+            Step::ServedBySeveral { done, .. } => self.close(Some(done)),
             Step::Progress(position) => {
                 if let Some(bar) = &self.bar {
                     bar.set_position(*position);

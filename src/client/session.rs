@@ -44,6 +44,8 @@ pub(crate) struct Settings {
     pub(crate) reshare: bool,
     /// `--watch-interval`.
     pub(crate) watch_interval: std::time::Duration,
+    /// `--max-sources`: owners FETCH downloads from at once.
+    pub(crate) max_sources: usize,
     /// Whether stdout is a terminal (progress bars).
     pub(crate) terminal_out: bool,
 }
@@ -71,6 +73,7 @@ pub(crate) struct Session {
     jobs: Arc<Jobs>,
     /// Whether completed downloads are published (`--reshare`, `RESHARE`).
     reshare: bool,
+    max_sources: usize,
     /// Names from the last list replies, for Tab completion.
     names: SharedNames,
     /// WATCH's patterns and their poll thread (while connected).
@@ -108,6 +111,7 @@ impl Session {
             terminal_out: settings.terminal_out,
             jobs,
             reshare: settings.reshare,
+            max_sources: settings.max_sources,
             names,
             watches: Watches::new(settings.watch_interval, job_ends, Arc::clone(&out)),
             out,
@@ -573,6 +577,7 @@ impl Session {
             local: local.to_owned(),
             target,
             downloader: self.downloader.clone(),
+            max_sources: self.max_sources,
         };
         self.transfer(transfer, download.to_string(), download.background)
     }
@@ -585,6 +590,7 @@ impl Session {
             jobs: Arc::clone(&self.jobs),
             files: Arc::clone(&self.files),
             downloader: self.downloader.clone(),
+            max_sources: self.max_sources,
             out: Arc::clone(&self.out),
         };
         let patterns = self.watches.start(&self.state_dir, live);

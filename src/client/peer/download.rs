@@ -244,6 +244,8 @@ pub(crate) enum Via {
     PlainSized,
     /// Plain GET_FILE with code 1 and the content (a reference peer's success).
     PlainOne,
+    /// GET_FILE_BLOCK from one or more owners, every block verified.
+    Blocks,
 }
 
 impl fmt::Display for Via {
@@ -253,20 +255,23 @@ impl fmt::Display for Via {
             Via::Plain => "GET_FILE",
             Via::PlainSized => "GET_FILE with a size",
             Via::PlainOne => "GET_FILE answered 1 with content",
+            Via::Blocks => "GET_FILE_BLOCK, every block verified",
         })
     }
 }
 
 /// The hidden files beside a download's target.
-struct Beside {
-    target: PathBuf,
-    dir: PathBuf,
-    partial: PathBuf,
-    info: PathBuf,
+pub(super) struct Beside {
+    pub(super) target: PathBuf,
+    pub(super) dir: PathBuf,
+    pub(super) partial: PathBuf,
+    pub(super) info: PathBuf,
+    /// The record of the verified blocks of a multi-source FETCH (`blockfile`).
+    pub(super) record: PathBuf,
 }
 
 impl Beside {
-    fn new(target: &Path) -> Beside {
+    pub(super) fn new(target: &Path) -> Beside {
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
@@ -279,11 +284,12 @@ impl Beside {
             target: target.to_owned(),
             partial: dir.join(format!(".{name}.peerdex-partial")),
             info: dir.join(format!(".{name}.peerdex-partial.info")),
+            record: dir.join(format!(".{name}.peerdex-partial.blocks")),
             dir,
         }
     }
 
-    fn local_err(&self, path: &Path) -> impl Fn(io::Error) -> DownloadError + use<> {
+    pub(super) fn local_err(&self, path: &Path) -> impl Fn(io::Error) -> DownloadError + use<> {
         let path = path.to_owned();
         move |source| DownloadError::Local {
             path: path.clone(),
@@ -295,7 +301,7 @@ impl Beside {
     /// symbolic link, never blocks on a FIFO, and refuses anything but a regular
     /// file with one link: a partial hard-linked to another file (a published one)
     /// would be cut and overwritten through the link.
-    fn open_partial(&self) -> Result<File, DownloadError> {
+    pub(super) fn open_partial(&self) -> Result<File, DownloadError> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .read(true)
@@ -343,10 +349,11 @@ impl Beside {
         Ok(())
     }
 
-    /// Removes the partial file and its info.
-    fn forget(&self) {
+    /// Removes the partial file, its info and its block record.
+    pub(super) fn forget(&self) {
         let _ = std::fs::remove_file(&self.partial);
         let _ = std::fs::remove_file(&self.info);
+        let _ = std::fs::remove_file(&self.record);
     }
 }
 
@@ -630,6 +637,7 @@ impl Attempt<'_> {
         std::fs::rename(&beside.partial, &beside.target)
             .map_err(beside.local_err(&beside.target))?;
         let _ = std::fs::remove_file(&beside.info);
+        let _ = std::fs::remove_file(&beside.record);
         Ok(Done {
             size,
             received,
@@ -810,7 +818,7 @@ pub(super) fn receive_into(
 /// Refuses a download of `needed` more bytes into `dir` when its file system has
 /// fewer free (counting `freed` bytes about to be released there). A file system
 /// that cannot say is not refused.
-fn check_space(dir: &Path, needed: u64, freed: u64) -> Result<(), DownloadError> {
+pub(super) fn check_space(dir: &Path, needed: u64, freed: u64) -> Result<(), DownloadError> {
     let Ok(st) = rustix::fs::statvfs(dir) else {
         return Ok(());
     };
@@ -827,7 +835,7 @@ fn check_space(dir: &Path, needed: u64, freed: u64) -> Result<(), DownloadError>
 
 /// Whether a download failed because the local file system is full (ENOSPC, or
 /// the user's quota: EDQUOT).
-fn is_disk_full(e: &DownloadError) -> bool {
+pub(crate) fn is_disk_full(e: &DownloadError) -> bool {
     match e {
         DownloadError::Local { source, .. } => {
             matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))

@@ -17,6 +17,7 @@
 //! `sendfile(2)` on Linux (a plain `std::io::copy` elsewhere): memory stays constant
 //! whatever the file size.
 
+mod blockfile;
 mod blocks;
 mod download;
 mod files;
@@ -24,7 +25,9 @@ mod hashes;
 mod listener;
 mod speaks;
 
+pub(crate) use blockfile::BlockFile;
+pub(crate) use blocks::BlockSink;
 pub use blocks::{FetchedBlocks, fetch_blocks};
-pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source};
+pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source, Via, is_disk_full};
 pub(crate) use files::{SharedFiles, open_state_file};
 pub(crate) use listener::{PeerListener, ServeOptions};

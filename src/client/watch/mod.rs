@@ -70,6 +70,8 @@ pub(crate) struct Live {
     pub(crate) jobs: Arc<Jobs>,
     pub(crate) files: Arc<SharedFiles>,
     pub(crate) downloader: Downloader,
+    /// `--max-sources`: a watch's fetch is what FETCH's is.
+    pub(crate) max_sources: usize,
     pub(crate) out: Arc<Output>,
 }
 
@@ -101,7 +103,14 @@ impl World for Live {
             return Err("no owner other than this shell's user".into());
         }
         let target = self.files.local_path(local);
-        let transfer = Transfer::fetch(owners, remote, local, target, self.downloader.clone());
+        let transfer = Transfer::fetch(
+            owners,
+            remote,
+            local,
+            target,
+            self.downloader.clone(),
+            self.max_sources,
+        );
         // JOBS and the job's end show it: the name came from the index.
         let line = format!("FETCH {}", escape_for_terminal(remote));
         self.jobs.submit(line, transfer).map_err(|e| e.to_string())
