@@ -8,7 +8,9 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
@@ -139,9 +141,7 @@ impl ShellHelper {
     }
 
     fn matching(&self, word: &str, list: impl Fn(&Names) -> &Vec<String>) -> Vec<Pair> {
-        let Ok(names) = self.names.lock() else {
-            return Vec::new();
-        };
+        let names = self.names.lock();
         list(&names)
             .iter()
             .filter(|n| n.starts_with(word))
@@ -235,7 +235,7 @@ mod tests {
     fn helper(share: &Path) -> ShellHelper {
         let names = SharedNames::default();
         {
-            let mut n = names.lock().unwrap();
+            let mut n = names.lock();
             n.set_users(["alice", "bob", "albert"]);
             n.set_files(["notes.txt", "news.md", "big.bin"]);
             n.set_watched([".pdf", "lab"]);

@@ -10,10 +10,12 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
 
 use super::command::Kind;
 use super::fetch::{Owner, Report, Step, Transfer, names, sources};
@@ -172,10 +174,6 @@ pub(crate) struct Jobs {
     observer: Observer,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Jobs {
     pub(crate) fn new(max_workers: usize, observer: Observer) -> Arc<Jobs> {
         Arc::new(Jobs {
@@ -197,7 +195,7 @@ impl Jobs {
         command: String,
         transfer: Transfer,
     ) -> Result<u64, JobsError> {
-        let mut t = lock(&self.table);
+        let mut t = self.table.lock();
         if t.jobs.len() >= MAX_JOBS {
             let i = t
                 .jobs
@@ -239,7 +237,7 @@ impl Jobs {
     /// The next queued job, now running; `None` (and one worker less) when none is
     /// left.
     fn take_next(&self) -> Option<(u64, String, Transfer, Arc<AtomicBool>)> {
-        let mut t = lock(&self.table);
+        let mut t = self.table.lock();
         let next = t
             .jobs
             .iter_mut()
@@ -296,7 +294,7 @@ impl Jobs {
             _ => What::Failed(finished),
         };
         (self.observer)(JobEvent { job: id, what });
-        let mut t = lock(&self.table);
+        let mut t = self.table.lock();
         if let Some(j) = t.jobs.iter_mut().find(|j| j.id == id) {
             j.state = state;
             j.meter.ended = Some(Instant::now());
@@ -305,7 +303,7 @@ impl Jobs {
     }
 
     fn update(&self, id: u64, change: impl FnOnce(&mut Meter)) {
-        if let Some(j) = lock(&self.table).jobs.iter_mut().find(|j| j.id == id) {
+        if let Some(j) = self.table.lock().jobs.iter_mut().find(|j| j.id == id) {
             change(&mut j.meter);
         }
     }
@@ -313,7 +311,7 @@ impl Jobs {
     /// Stops job `id` (queued or running). False when there is no such job or it has
     /// ended.
     pub(crate) fn cancel(&self, id: u64) -> bool {
-        let mut t = lock(&self.table);
+        let mut t = self.table.lock();
         let Some(j) = t.jobs.iter_mut().find(|j| j.id == id) else {
             return false;
         };
@@ -345,7 +343,9 @@ impl Jobs {
 
     /// Cancels every job (the session ends).
     pub(crate) fn cancel_all(&self) {
-        let ids: Vec<u64> = lock(&self.table)
+        let ids: Vec<u64> = self
+            .table
+            .lock()
             .jobs
             .iter()
             .filter(|j| !j.state.finished())
@@ -358,7 +358,8 @@ impl Jobs {
 
     /// Jobs queued or running.
     pub(crate) fn active(&self) -> usize {
-        lock(&self.table)
+        self.table
+            .lock()
             .jobs
             .iter()
             .filter(|j| !j.state.finished())
@@ -367,16 +368,16 @@ impl Jobs {
 
     /// Waits until every job has ended.
     pub(crate) fn wait_all(&self) {
-        let mut t = lock(&self.table);
+        let mut t = self.table.lock();
         while t.jobs.iter().any(|j| !j.state.finished()) || t.workers > 0 {
-            t = self.ended.wait(t).unwrap_or_else(|e| e.into_inner());
+            self.ended.wait(&mut t);
         }
     }
 
     /// One line per job for JOBS: number, state, bytes (of the size when known),
     /// percentage, rate, command. Finished jobs are shown this once, then dropped.
     pub(crate) fn lines(&self) -> Vec<String> {
-        let mut t = lock(&self.table);
+        let mut t = self.table.lock();
         let lines = t.jobs.iter().map(line).collect();
         t.jobs.retain(|j| !j.state.finished());
         lines
@@ -555,7 +556,7 @@ mod tests {
     fn recording() -> (Observer, mpsc::Receiver<JobEvent>) {
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
-        (Arc::new(move |e| drop(lock(&tx).send(e))), rx)
+        (Arc::new(move |e| drop(tx.lock().send(e))), rx)
     }
 
     /// Waits for the first event `pick` accepts.

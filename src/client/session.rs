@@ -459,9 +459,9 @@ impl Session {
         let (outcome, users) = self.listed(Op::ListUsers, result, |u| {
             format!("{} {} {}", escape_for_terminal(&u.user), u.ip, u.port)
         });
-        if let Ok(mut names) = self.names.lock() {
-            names.set_users(users.iter().map(|u| u.user.as_str()));
-        }
+        self.names
+            .lock()
+            .set_users(users.iter().map(|u| u.user.as_str()));
         outcome
     }
 
@@ -479,9 +479,9 @@ impl Session {
                 None => file.into_owned(),
             }
         });
-        if let Ok(mut names) = self.names.lock() {
-            names.set_files(files.iter().map(|f| f.file.as_str()));
-        }
+        self.names
+            .lock()
+            .set_files(files.iter().map(|f| f.file.as_str()));
         outcome
     }
 
@@ -500,9 +500,9 @@ impl Session {
                 s.port
             )
         });
-        if let Ok(mut names) = self.names.lock() {
-            names.set_users(found.iter().map(|s| s.owner.as_str()));
-        }
+        self.names
+            .lock()
+            .set_users(found.iter().map(|s| s.owner.as_str()));
         outcome
     }
 
@@ -599,9 +599,9 @@ impl Session {
 
     /// The watched patterns, for UNWATCH's completion.
     fn set_watched(&self, patterns: &[String]) {
-        if let Ok(mut names) = self.names.lock() {
-            names.set_watched(patterns.iter().map(String::as_str));
-        }
+        self.names
+            .lock()
+            .set_watched(patterns.iter().map(String::as_str));
     }
 
     /// Stops searching for watched patterns (the session ends: nothing new may be

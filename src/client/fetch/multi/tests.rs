@@ -35,12 +35,12 @@ struct Fake {
     acts: Acts,
     /// Blocks it was asked for (twice when twice), and which.
     asked: AtomicU64,
-    which: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    which: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 #[derive(Default)]
 struct Fakes {
-    by_addr: std::sync::Mutex<HashMap<SocketAddr, Arc<Fake>>>,
+    by_addr: parking_lot::Mutex<HashMap<SocketAddr, Arc<Fake>>>,
 }
 
 fn addr(n: u16) -> SocketAddr {
@@ -57,11 +57,11 @@ impl Fakes {
             asked: AtomicU64::new(0),
             which: Default::default(),
         };
-        self.by_addr.lock().unwrap().insert(addr(n), Arc::new(fake));
+        self.by_addr.lock().insert(addr(n), Arc::new(fake));
     }
 
     fn get(&self, addr: SocketAddr) -> Arc<Fake> {
-        Arc::clone(&self.by_addr.lock().unwrap()[&addr])
+        Arc::clone(&self.by_addr.lock()[&addr])
     }
 
     fn asked(&self, n: u16) -> u64 {
@@ -69,7 +69,7 @@ impl Fakes {
     }
 
     fn which(&self, n: u16) -> std::collections::BTreeSet<u64> {
-        self.get(addr(n)).which.lock().unwrap().clone()
+        self.get(addr(n)).which.lock().clone()
     }
 }
 
@@ -94,7 +94,7 @@ impl BlockSource for Fakes {
     ) -> Result<(), DownloadError> {
         let fake = self.get(addr);
         fake.asked.fetch_add(count, Ordering::SeqCst);
-        fake.which.lock().unwrap().extend(first..first + count);
+        fake.which.lock().extend(first..first + count);
         assert_eq!(tree, &fake.tree, "asked with its own tree");
         for i in first..first + count {
             let (o, l) = fake.tree.span(i);
