@@ -14,6 +14,7 @@
 use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,16 +63,14 @@ pub(crate) trait BlockSource: Send + Sync {
     fn speaks_blocks(&self, addr: SocketAddr) -> Result<bool, DownloadError>;
     /// GET_FILE_HASHES; `DownloadError::NotReady` while the peer computes them.
     fn hash_tree(&self, addr: SocketAddr, remote: &str) -> Result<HashTree, DownloadError>;
-    /// GET_FILE_BLOCK of `count` blocks from `first`, each whole block given to `out`
-    /// in order; not verified.
-    #[allow(clippy::too_many_arguments)]
+    /// GET_FILE_BLOCK of the `blocks`, each whole block given to `out` in order;
+    /// not verified.
     fn read_blocks(
         &self,
         addr: SocketAddr,
         remote: &str,
         tree: &HashTree,
-        first: u64,
-        count: u64,
+        blocks: Range<u64>,
         cancel: &AtomicBool,
         out: &mut BlockSink<'_>,
     ) -> Result<(), DownloadError>;
@@ -633,8 +632,7 @@ impl Crew {
             addr,
             &self.remote,
             &member.tree,
-            run.first,
-            run.count,
+            run.first..run.first + run.count,
             &board.halt,
             &mut out,
         );
@@ -673,12 +671,11 @@ impl BlockSource for Downloader {
         addr: SocketAddr,
         remote: &str,
         tree: &HashTree,
-        first: u64,
-        count: u64,
+        blocks: Range<u64>,
         cancel: &AtomicBool,
         out: &mut BlockSink<'_>,
     ) -> Result<(), DownloadError> {
-        Downloader::read_blocks(self, addr, remote, tree, first, count, cancel, out)
+        Downloader::read_blocks(self, addr, remote, tree, blocks, cancel, out)
     }
 }
 

@@ -7,6 +7,7 @@
 //! deadline, idle timeout, minimum rate and cancel flag (`download`).
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 
 use super::download::{
@@ -87,29 +88,23 @@ impl Downloader {
     /// requests of at most [`MAX_BLOCKS_PER_REQUEST`]); `out` gets each whole block
     /// with its index, unverified (the caller verifies, block by block).
     /// [`DownloadError::Changed`] for code 3, `Short` for a peer that stopped early.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the signature multi codes against"
-    )]
     pub(crate) fn read_blocks(
         &self,
         addr: SocketAddr,
         remote: &str,
         tree: &HashTree,
-        first: u64,
-        count: u64,
+        blocks: Range<u64>,
         cancel: &AtomicBool,
         out: &mut BlockSink<'_>,
     ) -> Result<(), DownloadError> {
-        let blocks = tree.block_count();
-        let end = first
-            .checked_add(count)
-            .filter(|&end| end <= blocks)
-            .ok_or(DownloadError::BlockRange {
+        let Range { start: first, end } = blocks;
+        if first > end || end > tree.block_count() {
+            return Err(DownloadError::BlockRange {
                 first,
-                count,
-                blocks,
-            })?;
+                count: end.saturating_sub(first),
+                blocks: tree.block_count(),
+            });
+        }
         self.require_blocks(addr)?;
         let mut at = first;
         while at < end {
@@ -217,8 +212,7 @@ pub fn fetch_blocks(
             addr,
             remote,
             &tree,
-            first,
-            count,
+            first..first + count,
             &cancel,
             &mut |i, block| {
                 if !tree.verify(i, block) {
@@ -280,14 +274,14 @@ mod tests {
         );
         let cancel = AtomicBool::new(false);
         let mut got = Vec::new();
-        d.read_blocks(addr, "f", &tree, 1, 2, &cancel, &mut |i, b| {
+        d.read_blocks(addr, "f", &tree, 1..3, &cancel, &mut |i, b| {
             assert!(tree.verify(i, b), "block {i}");
             got.push((i, b.len()));
             Ok(())
         })
         .unwrap();
         assert_eq!(got, [(1, BLOCK_SIZE as usize), (2, 100)]);
-        let past = d.read_blocks(addr, "f", &tree, 2, 2, &cancel, &mut |_, _| Ok(()));
+        let past = d.read_blocks(addr, "f", &tree, 2..4, &cancel, &mut |_, _| Ok(()));
         assert!(
             matches!(past, Err(DownloadError::BlockRange { .. })),
             "{past:?}"
@@ -298,7 +292,7 @@ mod tests {
         ));
         // Rewritten: the old VERSION's blocks are refused, the old tree never given.
         std::fs::write(root.join("f"), b"new").unwrap();
-        let changed = d.read_blocks(addr, "f", &tree, 0, 1, &cancel, &mut |_, _| Ok(()));
+        let changed = d.read_blocks(addr, "f", &tree, 0..1, &cancel, &mut |_, _| Ok(()));
         assert!(
             matches!(changed, Err(DownloadError::Changed)),
             "{changed:?}"
@@ -370,7 +364,7 @@ mod tests {
         let cancel = AtomicBool::new(false);
         let mut calls = 0;
         let mut read = |d: &Downloader| {
-            d.read_blocks(addr, "f", &good, 0, 1, &cancel, &mut |_, _| {
+            d.read_blocks(addr, "f", &good, 0..1, &cancel, &mut |_, _| {
                 calls += 1;
                 Ok(())
             })
@@ -412,7 +406,7 @@ mod tests {
         ));
         let tree = HashTree::compute(&mut &b"x"[..], 1, "v").unwrap();
         let cancel = AtomicBool::new(false);
-        let r = d.read_blocks(addr, "f", &tree, 0, 1, &cancel, &mut |_, _| Ok(()));
+        let r = d.read_blocks(addr, "f", &tree, 0..1, &cancel, &mut |_, _| Ok(()));
         assert!(matches!(r, Err(DownloadError::NoBlocks)));
         peer.join().unwrap();
         // No connection after the discovery (one would wait in the backlog).

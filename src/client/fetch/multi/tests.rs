@@ -87,11 +87,11 @@ impl BlockSource for Fakes {
         addr: SocketAddr,
         _: &str,
         tree: &HashTree,
-        first: u64,
-        count: u64,
+        blocks: std::ops::Range<u64>,
         cancel: &AtomicBool,
         out: &mut BlockSink<'_>,
     ) -> Result<(), DownloadError> {
+        let (first, count) = (blocks.start, blocks.end - blocks.start);
         let fake = self.get(addr);
         fake.asked.fetch_add(count, Ordering::SeqCst);
         fake.which.lock().extend(first..first + count);
