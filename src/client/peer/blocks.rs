@@ -321,23 +321,29 @@ mod tests {
         (addr, peer)
     }
 
-    #[test]
-    fn a_lying_peers_tree_or_blocks_are_refused() {
-        let good = HashTree::compute(&mut &b"hello"[..], 5, "v1").unwrap();
+    /// GET_FILE_HASHES replies that lie about `good`: a root that is not the hash of
+    /// the hashes; a count past the limit (with the SIZE that would have it), to be
+    /// refused on the header, before any hash is read or memory reserved; fewer
+    /// hashes than the count, then the close.
+    fn lying_trees(good: &HashTree) -> Vec<Vec<u8>> {
         let mut bad_root = vec![0u8];
         bad_root.extend_from_slice(&good.encode());
         *bad_root.last_mut().unwrap() ^= 1;
-        // A count past the limit (with the SIZE that would have it): refused on the
-        // header, before any hash is read or memory reserved.
         let mut huge = vec![0u8];
         let blocks = crate::proto::tree::MAX_BLOCKS + 1;
         huge.extend_from_slice(format!("{}\0v\0{blocks}\0", blocks * BLOCK_SIZE).as_bytes());
-        // Fewer hashes than the count, then the close.
         let mut short = vec![0u8];
         short.extend_from_slice(b"5\0v1\x001\0");
         short.extend_from_slice(&[7u8; 40]);
-        // Blocks: one byte short of the block, then the close.
-        let replies = vec![bad_root, huge, short, b"\0hell".to_vec(), vec![3]];
+        vec![bad_root, huge, short]
+    }
+
+    #[test]
+    fn a_lying_peers_tree_or_blocks_are_refused() {
+        let good = HashTree::compute(&mut &b"hello"[..], 5, "v1").unwrap();
+        let mut replies = lying_trees(&good);
+        // Blocks: one byte short of the block, then the close; then code 3.
+        replies.extend([b"\0hell".to_vec(), vec![3]]);
         let (addr, peer) = lying_peer(replies);
         let d = Downloader::default();
         let tree = |d: &Downloader| d.hash_tree(addr, "f");
