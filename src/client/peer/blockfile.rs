@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::download::{Beside, DownloadError, check_space};
-use super::files::open_state_file;
+use super::open::open_state_file;
 use crate::proto::tree::{HashTree, MAX_BLOCKS};
 
 /// First line of a block record: its format and version.

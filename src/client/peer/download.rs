@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::files::{check_own, open_state_file};
+use super::open::{check_own, open_state_file};
 use super::speaks::{Known, Speaks, Unknown};
 use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{

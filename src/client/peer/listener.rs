@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::files::{Opened, SharedFiles};
+use super::files::SharedFiles;
+use super::open::Opened;
 use crate::net::{self, DeadlineReader, Permit, Shutdown};
 use crate::proto::index::Statement;
 use crate::proto::peer::{

@@ -23,11 +23,13 @@ mod download;
 mod files;
 mod hashes;
 mod listener;
+mod open;
 mod speaks;
 
 pub(crate) use blockfile::BlockFile;
 pub(crate) use blocks::BlockSink;
 pub use blocks::{FetchedBlocks, fetch_blocks};
 pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source, Via, is_disk_full};
-pub(crate) use files::{SharedFiles, open_state_file};
+pub(crate) use files::SharedFiles;
 pub(crate) use listener::{PeerListener, ServeOptions};
+pub(crate) use open::open_state_file;
