@@ -13,10 +13,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::peer::open_state_file;
+pub(super) use super::peer::{StateReadError, read_state};
 
 /// A record larger than this is refused (it would be 10,000s of publications; a
 /// corrupt or planted huge file must not be read into memory whole).
@@ -169,32 +169,6 @@ impl Record {
         let text = serde_json::to_vec_pretty(&self.files).expect("a map of strings encodes");
         write_atomically(&self.path, &text).map_err(io_err)
     }
-}
-
-/// Why a state file could not be read whole.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum StateReadError {
-    #[error("{0}")]
-    Io(#[source] io::Error),
-    #[error("larger than the limit")]
-    TooLarge,
-}
-
-/// Reads a state file of this client whole, `Ok(None)` when there is none. Never
-/// through a link, never blocking on a FIFO, only a regular file with one link (see
-/// `open_state_file`), and never more than `max` bytes into memory.
-pub(super) fn read_state(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StateReadError> {
-    let Some(file) = open_state_file(path).map_err(StateReadError::Io)? else {
-        return Ok(None);
-    };
-    let mut text = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut text)
-        .map_err(StateReadError::Io)?;
-    if text.len() as u64 > max {
-        return Err(StateReadError::TooLarge);
-    }
-    Ok(Some(text))
 }
 
 /// Writes a state file whole to a temporary file in its folder (created if need

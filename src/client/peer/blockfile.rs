@@ -18,7 +18,7 @@
 //! verified instead, so a prefix a GET_FILE_RANGE left is not lost either.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::download::{Beside, DownloadError, check_space};
-use super::open::open_state_file;
+use super::open::read_state_text;
 use crate::proto::tree::{HashTree, MAX_BLOCKS};
 
 /// First line of a block record: its format and version.
@@ -248,16 +248,7 @@ fn render_record(tree: &HashTree, bits: &[u8]) -> String {
 /// The bitmap of the record beside the partial, when there is one for this root and
 /// size, of the right length.
 fn read_record(beside: &Beside, tree: &HashTree) -> Option<Vec<u8>> {
-    let file = match open_state_file(&beside.record) {
-        Ok(f) => f?,
-        Err(e) => {
-            log::warn!("{}: ignored: {e}", beside.record.display());
-            return None;
-        }
-    };
-    let mut text = String::new();
-    file.take(MAX_RECORD).read_to_string(&mut text).ok()?;
-    parse_record(&text, tree)
+    parse_record(&read_state_text(&beside.record, MAX_RECORD)?, tree)
 }
 
 fn parse_record(text: &str, tree: &HashTree) -> Option<Vec<u8>> {

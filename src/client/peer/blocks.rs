@@ -6,7 +6,7 @@
 //! ([`DownloadError::NoBlocks`] instead). Each uses the downloader's connect, header
 //! deadline, idle timeout, minimum rate and cancel flag (`download`).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 
@@ -60,14 +60,7 @@ impl Downloader {
     ) -> Result<HashTree, DownloadError> {
         self.require_blocks(addr)?;
         let stream = connect(addr, &encode_hashes_request(remote))?;
-        let timed = DeadlineReader::new(&stream, HEADER_TIMEOUT).with_idle(DOWNLOAD_IDLE_TIMEOUT);
-        let mut reader = FieldReader::new(timed);
-        match reader.read_u8(Field::Code).map_err(DownloadError::Reply)? {
-            CODE_OK => {}
-            CODE_NOT_FOUND => return Err(DownloadError::NotFound),
-            CODE_NOT_READY => return Err(DownloadError::NotReady),
-            code => return Err(DownloadError::Refused(code)),
-        }
+        let mut reader = after_code(&stream, DownloadError::NotReady)?;
         let (size, version, count) = read_tree_header(&mut reader).map_err(DownloadError::Tree)?;
         let (_, head) = reader.into_parts();
         // The hashes and the root: up to 32 MiB for the largest file, so they come
@@ -137,15 +130,7 @@ impl Downloader {
         } = *ask;
         let request = encode_blocks_request(remote, &tree.version, first, count);
         let stream = connect(addr, &request)?;
-        let timed = DeadlineReader::new(&stream, HEADER_TIMEOUT).with_idle(DOWNLOAD_IDLE_TIMEOUT);
-        let mut reader = FieldReader::new(timed);
-        match reader.read_u8(Field::Code).map_err(DownloadError::Reply)? {
-            CODE_OK => {}
-            CODE_NOT_FOUND => return Err(DownloadError::NotFound),
-            CODE_NOT_READY => return Err(DownloadError::Changed),
-            code => return Err(DownloadError::Refused(code)),
-        }
-        let (_, head) = reader.into_parts();
+        let (_, head) = after_code(&stream, DownloadError::Changed)?.into_parts();
         let start = tree.span(first).0;
         let (last, last_len) = tree.span(first + count - 1);
         let mut incoming = Incoming::new(&stream, cancel, self.options)?;
@@ -230,6 +215,23 @@ pub fn fetch_blocks(
         blocks: tree.blocks.clone(),
         data,
     })
+}
+
+/// The reader of a GET_FILE_HASHES or GET_FILE_BLOCK reply on `stream`, past its
+/// code 0 (within the header deadline); the error its code means otherwise: 1 not
+/// published, 3 `code_3` (hashes not ready, or the file changed), any other refused.
+fn after_code(
+    stream: &TcpStream,
+    code_3: DownloadError,
+) -> Result<FieldReader<DeadlineReader<'_>>, DownloadError> {
+    let timed = DeadlineReader::new(stream, HEADER_TIMEOUT).with_idle(DOWNLOAD_IDLE_TIMEOUT);
+    let mut reader = FieldReader::new(timed);
+    match reader.read_u8(Field::Code).map_err(DownloadError::Reply)? {
+        CODE_OK => Ok(reader),
+        CODE_NOT_FOUND => Err(DownloadError::NotFound),
+        CODE_NOT_READY => Err(code_3),
+        code => Err(DownloadError::Refused(code)),
+    }
 }
 
 #[cfg(test)]

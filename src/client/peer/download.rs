@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::open::{check_own, open_state_file};
+use super::open::{check_own, read_state_text};
 use super::speaks::{Known, Speaks, Unknown};
 use crate::net::{self, DeadlineReader};
 use crate::proto::peer::{
@@ -319,18 +319,9 @@ impl Beside {
         Ok(file)
     }
 
-    /// The partial's info, when there is a readable one (see [`open_state_file`]).
+    /// The partial's info, when there is a readable one (see `open::read_state_text`).
     fn read_info(&self) -> Option<Info> {
-        let file = match open_state_file(&self.info) {
-            Ok(f) => f?,
-            Err(e) => {
-                log::warn!("{}: ignored: {e}", self.info.display());
-                return None;
-            }
-        };
-        let mut text = String::new();
-        file.take(MAX_INFO).read_to_string(&mut text).ok()?;
-        Info::parse(&text)
+        Info::parse(&read_state_text(&self.info, MAX_INFO)?)
     }
 
     /// Writes the info file whole to a temporary file renamed over it: whatever was

@@ -32,4 +32,4 @@ pub use blocks::{FetchedBlocks, fetch_blocks};
 pub(crate) use download::{Done, DownloadError, Downloader, Progress, Source, Via, is_disk_full};
 pub(crate) use files::SharedFiles;
 pub(crate) use listener::{PeerListener, ServeOptions};
-pub(crate) use open::open_state_file;
+pub(crate) use open::{StateReadError, read_state};

@@ -4,7 +4,7 @@
 //! ([`open_state_file`], [`check_own`]).
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
 /// A published file opened for serving.
@@ -70,6 +70,45 @@ impl Identity {
             "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
             self.dev, self.ino, self.size, self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1
         )
+    }
+}
+
+/// Why a state file could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StateReadError {
+    #[error("{0}")]
+    Io(#[source] io::Error),
+    #[error("larger than the limit")]
+    TooLarge,
+}
+
+/// Reads a state file of this client whole, `Ok(None)` when there is none. Never
+/// through a link, never blocking on a FIFO, only a regular file with one link (see
+/// `open_state_file`), and never more than `max` bytes into memory.
+pub(crate) fn read_state(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StateReadError> {
+    let Some(file) = open_state_file(path).map_err(StateReadError::Io)? else {
+        return Ok(None);
+    };
+    let mut text = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut text)
+        .map_err(StateReadError::Io)?;
+    if text.len() as u64 > max {
+        return Err(StateReadError::TooLarge);
+    }
+    Ok(Some(text))
+}
+
+/// The text of the small state file at `path` (at most `max` bytes), when there is
+/// one that [`read_state`] takes and that is UTF-8; a bad one is logged and ignored
+/// (the caller starts without it).
+pub(super) fn read_state_text(path: &Path, max: u64) -> Option<String> {
+    match read_state(path, max) {
+        Ok(bytes) => String::from_utf8(bytes?).ok(),
+        Err(e) => {
+            log::warn!("{}: ignored: {e}", path.display());
+            None
+        }
     }
 }
 
