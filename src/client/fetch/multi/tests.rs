@@ -288,8 +288,11 @@ fn a_slow_owner_does_not_hold_up_the_end() {
     let (ran, steps) = fetch(&fakes, &t, &AtomicBool::new(false));
     assert_eq!(ran.unwrap().end, End::Done, "{steps:?}");
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), *good);
-    // The fast owner also fetched the slow one's run, which stopped at the end.
-    assert_eq!((fakes.asked(1), fakes.asked(2)), (9, 1), "{steps:?}");
+    // The fast owner fetched every block, also the slow one's run (which stopped at
+    // the end); on a busy machine the slow owner may not have asked for its run
+    // before the fast one had fetched everything.
+    assert_eq!(fakes.asked(1), 9, "{steps:?}");
+    assert!(fakes.asked(2) <= 1, "{steps:?}");
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "{:?}",
