@@ -6,86 +6,14 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
+use support::tmpfs::Tmpfs;
 use support::*;
 
 /// Size of the test file system: a few pages, filled in a blink.
-const TMPFS_SIZE: &str = "size=256k";
-
-/// A tmpfs mounted on a temporary directory, unmounted when dropped (also when
-/// the test fails).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts one, or says why it cannot (skip, or fail in CI).
-    fn mount(test: &str) -> Option<Tmpfs> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        if !require_tools(
-            test,
-            &(if root {
-                vec![]
-            } else {
-                vec!["root (to mount a tmpfs)".into()]
-            }),
-        ) {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", TMPFS_SIZE, "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !require_tools(
-            test,
-            &(if ok {
-                vec![]
-            } else {
-                vec!["mount -t tmpfs".into()]
-            }),
-        ) {
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn filler(&self) -> PathBuf {
-        self.path().join("filler")
-    }
-
-    /// Fills the file system to the last byte.
-    fn fill(&self) {
-        let mut f = std::fs::File::create(self.filler()).unwrap();
-        let chunk = [0u8; 4096];
-        while f.write_all(&chunk).is_ok() {}
-        let byte = [0u8; 1];
-        while f.write_all(&byte).is_ok() {}
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.filler()).unwrap();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
+const TMPFS_SIZE: &str = "256k";
 
 /// Every line of a JSON-lines file, parsed; panics naming a line that is not JSON
 /// (the remains of a failed write glued to a later record).
@@ -123,7 +51,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn a_full_disk_under_the_spool_loses_no_record_acknowledged_after_it() {
-    let Some(fs) = Tmpfs::mount("spool disk-full test") else {
+    let Some(fs) = Tmpfs::mount("spool disk-full test", TMPFS_SIZE) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -189,7 +117,7 @@ fn a_full_disk_under_the_spool_loses_no_record_acknowledged_after_it() {
 
 #[test]
 fn a_full_disk_under_the_logger_audit_file_loses_no_record() {
-    let Some(fs) = Tmpfs::mount("logger disk-full test") else {
+    let Some(fs) = Tmpfs::mount("logger disk-full test", TMPFS_SIZE) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -250,7 +178,7 @@ fn a_full_disk_under_the_logger_audit_file_loses_no_record() {
 /// main, 94 of 100 such records never reached the logger.
 #[test]
 fn a_full_disk_under_the_spool_still_ships_every_record_to_a_live_logger() {
-    let Some(fs) = Tmpfs::mount("spool disk-full shipping test") else {
+    let Some(fs) = Tmpfs::mount("spool disk-full shipping test", TMPFS_SIZE) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

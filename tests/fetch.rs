@@ -6,24 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use support::*;
 
 const MIB: usize = 1024 * 1024;
-
-/// Waits until a stderr line of `c` contains `text` and returns it.
-fn wait_stderr(c: &Client, text: &str) -> String {
-    let deadline = Instant::now() + CMD_TIMEOUT;
-    loop {
-        if let Some(l) = c.stderr().into_iter().find(|l| l.contains(text)) {
-            return l;
-        }
-        assert!(Instant::now() < deadline, "no {text:?}: {:?}", c.stderr());
-        thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// The next `n` messages, sorted (background results arrive in any order).
 fn messages(c: &mut Client, n: usize) -> Vec<String> {
@@ -69,7 +55,7 @@ fn fetch_fails_over_to_the_second_owner_and_starts_over() {
     );
     bob.register_connect("bob");
     bob.send("FETCH slow.bin got.bin");
-    let line = wait_stderr(&bob, "peerdex: FETCH slow.bin from ");
+    let line = bob.wait_stderr(CMD_TIMEOUT, "peerdex: FETCH slow.bin from ");
     let first = line["peerdex: FETCH slow.bin from ".len()..]
         .split(' ')
         .next()
@@ -80,7 +66,7 @@ fn fetch_fails_over_to_the_second_owner_and_starts_over() {
     owners[i].1.proc.signal("KILL");
     assert_eq!(bob.next_message(), "c> FETCH OK");
     let second = &owners[1 - i].0;
-    let over = wait_stderr(&bob, "came from another owner and is not trusted");
+    let over = bob.wait_stderr(CMD_TIMEOUT, "came from another owner and is not trusted");
     assert!(
         over.contains(second) && over.ends_with("starting over"),
         "{over}"
@@ -151,7 +137,7 @@ fn three_background_downloads_leave_the_shell_answering() {
     bob.send("GET_FILE alice a.bin a.bin &");
     bob.send("FETCH b.bin &");
     bob.send("get_file alice c.bin c2.bin&");
-    wait_stderr(&bob, "peerdex: [3] started");
+    bob.wait_stderr(CMD_TIMEOUT, "peerdex: [3] started");
     // Each transfer takes about 4 s; the shell answers at once meanwhile.
     let (msg, users) = bob.cmd_list("LIST_USERS", 2);
     assert_eq!(msg, "c> LIST_USERS OK");
@@ -199,7 +185,7 @@ fn cancel_stops_a_running_background_download() {
     let mut bob = Client::with_state(s.addr, down.path(), sb.path(), &[]);
     bob.register_connect("bob");
     bob.send("GET_FILE alice big.bin got.bin &");
-    wait_stderr(&bob, "peerdex: [1] started");
+    bob.wait_stderr(CMD_TIMEOUT, "peerdex: [1] started");
     wait_bytes(&down.path().join(".got.bin.peerdex-partial"), 256 * 1024);
     bob.send("CANCEL 1");
     // CANCEL's message and the job's end, in either order.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::tmpfs::Tmpfs;
 use support::*;
 
 const MIB: usize = 1024 * 1024;
@@ -28,6 +29,9 @@ struct OwnerProc {
     _client: Client,
     _state: tempfile::TempDir,
 }
+
+/// How long a test waits for a line on stderr.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn owner(s: &Server, share: &Path, user: &str, file: &str, extra: &[&str]) -> OwnerProc {
     let state = tempfile::tempdir().unwrap();
@@ -60,17 +64,6 @@ fn tree_reply(port: u16, file: &str) -> Vec<u8> {
     });
     assert!(ready, "no tree of {file} at {port}: {reply:?}");
     reply
-}
-
-/// Waits until a stderr line of `c` contains `text` and returns it.
-fn wait_stderr(c: &Client, text: &str) -> String {
-    let mut found = None;
-    let seen = wait_until(Duration::from_secs(60), || {
-        found = c.stderr().into_iter().find(|l| l.contains(text));
-        found.is_some()
-    });
-    assert!(seen, "no {text:?}: {:?}", c.stderr());
-    found.unwrap()
 }
 
 fn downloader(s: &Server, down: &Path, user: &str, extra: &[&str]) -> (Client, tempfile::TempDir) {
@@ -107,7 +100,7 @@ fn three_rate_limited_owners_fetch_in_at_most_0_6_of_one_owner() {
     let want = file_hash(&share.path().join("big.bin"));
     assert_eq!(file_hash(&down.path().join("one.bin")), want);
     assert_eq!(file_hash(&down.path().join("three.bin")), want);
-    let served = wait_stderr(&bob, "peerdex: FETCH big.bin from ");
+    let served = bob.wait_stderr(WAIT, "peerdex: FETCH big.bin from ");
     assert!(served.contains("(3 sources): 24.0 MiB in "), "{served}");
     eprintln!("GET_FILE from one owner {one:.2} s, FETCH from three {three:.2} s");
     // The criterion, timed in this run: at most 0.6 of one owner.
@@ -250,9 +243,9 @@ fn a_liar_replaying_the_honest_tree_and_sending_junk_blocks_is_dropped_and_named
         asked.blocks.load(Ordering::SeqCst) > 0,
         "the liar was asked"
     );
-    let dropped = wait_stderr(&bob, "mallory sent a wrong block ");
+    let dropped = bob.wait_stderr(WAIT, "mallory sent a wrong block ");
     assert!(dropped.ends_with(": dropped"), "{dropped}");
-    let served = wait_stderr(&bob, "peerdex: FETCH f.bin from ");
+    let served = bob.wait_stderr(WAIT, "peerdex: FETCH f.bin from ");
     assert!(!served.contains("mallory"), "{served}");
     assert_eq!(dir_names(down.path()), ["got.bin"]);
 }
@@ -308,9 +301,9 @@ fn an_owner_of_other_content_with_the_same_name_and_size_is_never_mixed() {
     for (i, (mine, theirs)) in got.chunks(MIB).zip(dans.chunks(MIB)).enumerate() {
         assert!(mine != theirs, "block {i} is dan's");
     }
-    let spread = wait_stderr(&bob, "owners have the same content");
+    let spread = bob.wait_stderr(WAIT, "owners have the same content");
     assert!(spread.contains("FETCH f.bin: 2 owners"), "{spread}");
-    let served = wait_stderr(&bob, "peerdex: FETCH f.bin from ");
+    let served = bob.wait_stderr(WAIT, "peerdex: FETCH f.bin from ");
     assert!(!served.contains("dan"), "{served}");
 }
 
@@ -340,7 +333,7 @@ fn a_source_rewritten_mid_transfer_gives_a_fail_or_the_old_file_never_a_torn_one
     }
     let (mut bob, _state) = downloader(&s, down.path(), "bob", &[]);
     bob.send("FETCH f.bin got.bin");
-    wait_stderr(&bob, "owners have the same content");
+    bob.wait_stderr(WAIT, "owners have the same content");
     wait_verified(&down.path().join(".got.bin.peerdex-partial.blocks"), 1);
     rewrite_in_place(&src, 7);
     let reply = bob.next_message();
@@ -396,7 +389,7 @@ fn a_cancelled_fetch_resumes_block_by_block_from_other_owners() {
     }
     let (mut bob, _state) = downloader(&s, down.path(), "bob", &[]);
     bob.send("FETCH f.bin got.bin &");
-    wait_stderr(&bob, "peerdex: [1] started");
+    bob.wait_stderr(WAIT, "peerdex: [1] started");
     let record: PathBuf = down.path().join(".got.bin.peerdex-partial.blocks");
     wait_verified(&record, 3);
     let (_, jobs) = bob.cmd_list("JOBS", 1);
@@ -421,12 +414,12 @@ fn a_cancelled_fetch_resumes_block_by_block_from_other_owners() {
         tree_reply(peer_port(s.addr, u), "f.bin");
     }
     assert_eq!(bob.cmd("FETCH f.bin got.bin"), "c> FETCH OK");
-    let spread = wait_stderr(&bob, " verified blocks kept");
+    let spread = bob.wait_stderr(WAIT, " verified blocks kept");
     assert!(
         spread.starts_with("peerdex: FETCH f.bin: 2 owners have the same content"),
         "{spread}"
     );
-    let served = wait_stderr(&bob, "peerdex: FETCH f.bin from ");
+    let served = bob.wait_stderr(WAIT, "peerdex: FETCH f.bin from ");
     assert!(served.contains("(resumed at "), "{served}");
     assert_eq!(
         file_hash(&down.path().join("got.bin")),
@@ -447,7 +440,7 @@ fn a_verified_multi_source_download_is_reshared_and_fetched_from_the_resharer() 
         .collect();
     let (mut bob, _bstate) = downloader(&s, bdir.path(), "bob", &["--reshare"]);
     assert_eq!(bob.cmd("FETCH doc.bin"), "c> FETCH OK");
-    let served = wait_stderr(&bob, "peerdex: FETCH doc.bin from ");
+    let served = bob.wait_stderr(WAIT, "peerdex: FETCH doc.bin from ");
     assert!(served.contains("(2 sources)"), "{served}");
     // Published with the description SEARCH gave, as a one-owner FETCH is.
     assert!(bob.stderr_has("peerdex: re-shared doc.bin \"data\""));
@@ -465,48 +458,6 @@ fn a_verified_multi_source_download_is_reshared_and_fetched_from_the_resharer() 
     );
 }
 
-/// A tmpfs of `size` mounted on a temporary directory, unmounted when dropped; the
-/// test is skipped without root (as tests/peer_limits.rs does).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(test: &str, size: &str) -> Option<Tmpfs> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            skip(test, "needs root (to mount a tmpfs)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            skip(test, "needs mount -t tmpfs");
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    /// Fills the file system to the last byte with the file `filler`.
-    fn fill(&self) {
-        let mut f = std::fs::File::create(self.dir.path().join("filler")).unwrap();
-        while f.write_all(&[0u8; 4096]).is_ok() {}
-        while f.write_all(&[0u8]).is_ok() {}
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 #[test]
 fn a_multi_source_fetch_that_fills_the_disk_leaves_no_partial_file() {
     let Some(disk) = Tmpfs::mount("multi-source disk-full cleanup", "4m") else {
@@ -521,15 +472,15 @@ fn a_multi_source_fetch_that_fills_the_disk_leaves_no_partial_file() {
         .iter()
         .map(|u| owner(&s, share.path(), u, "big.bin", &args(&limit)))
         .collect();
-    let (mut bob, _state) = downloader(&s, disk.dir.path(), "bob", &[]);
+    let (mut bob, _state) = downloader(&s, disk.path(), "bob", &[]);
     bob.send("FETCH big.bin got");
     // Some blocks verified (and recorded), some not yet.
-    wait_verified(&disk.dir.path().join(".got.peerdex-partial.blocks"), 1);
+    wait_verified(&disk.path().join(".got.peerdex-partial.blocks"), 1);
     disk.fill();
     assert_eq!(bob.next_message(), "c> FETCH FAIL", "{:?}", bob.stderr());
     assert!(bob.stderr_has("No space left"), "{:?}", bob.stderr());
     // Kept, the partial and its record would hold the space the disk lacks.
-    assert_eq!(dir_names(disk.dir.path()), ["filler"]);
+    assert_eq!(dir_names(disk.path()), ["filler"]);
 }
 
 #[test]
@@ -549,7 +500,7 @@ fn a_silent_owner_loses_its_run_and_does_not_hold_up_the_end() {
         file_hash(&share.path().join("f.bin"))
     );
     // ann took sid's run too, and FETCH did not wait for sid's idle timeout (10 s).
-    let served = wait_stderr(&bob, "peerdex: FETCH f.bin from ");
+    let served = bob.wait_stderr(WAIT, "peerdex: FETCH f.bin from ");
     assert!(served.contains("from ann (1 source)"), "{served}");
     assert!(took < 9.0, "{took:.2} s");
 }

@@ -10,9 +10,9 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::tmpfs::Tmpfs;
 use support::*;
 
 /// How long a peer's upload runs before it may be evicted (src/client/peer/listener.rs
@@ -154,52 +154,6 @@ fn stalled_downloaders_do_not_lock_a_download_out() {
         started.elapsed()
     );
     drop(stalled);
-}
-
-/// A tmpfs of `size` (mount's `size=` syntax) mounted on a temporary directory,
-/// unmounted when dropped (also when the test fails). Mounting needs root: the test
-/// is skipped otherwise (a failure in CI), as in tests/audit_diskfull.rs.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(test: &str, size: &str) -> Option<Tmpfs> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            skip(test, "needs root (to mount a tmpfs)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            skip(test, "needs mount -t tmpfs");
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the file system to the last byte with the file `filler`.
-    fn fill(&self) {
-        let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
-        let chunk = [0u8; 4096];
-        while f.write_all(&chunk).is_ok() {}
-        while f.write_all(&[0u8]).is_ok() {}
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
 }
 
 /// The stderr line of `c` that says a download had no space (stderr is read by

@@ -16,18 +16,6 @@ const WATCH_WAIT: Duration = Duration::from_secs(60);
 
 const FAST: [&str; 2] = ["--watch-interval", "5"];
 
-/// Waits until a stderr line of `c` contains `text` and returns it.
-fn wait_stderr(c: &Client, text: &str) -> String {
-    let deadline = Instant::now() + WATCH_WAIT;
-    loop {
-        if let Some(l) = c.stderr().into_iter().find(|l| l.contains(text)) {
-            return l;
-        }
-        assert!(Instant::now() < deadline, "no {text:?}: {:?}", c.stderr());
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// The watch list file of `user` at `server` under `state`.
 fn watch_file(state: &Path, server: std::net::SocketAddr, user: &str) -> PathBuf {
     state
@@ -56,7 +44,7 @@ fn a_watch_fetches_a_file_published_after_it_and_survives_a_restart() {
     assert_eq!(bob.cmd("PUBLISH notes.txt week 3"), "c> PUBLISH OK");
     let published = Instant::now();
 
-    let told = wait_stderr(&ann, "WATCH .pdf: new match notes.pdf");
+    let told = ann.wait_stderr(WATCH_WAIT, "WATCH .pdf: new match notes.pdf");
     assert!(
         told.ends_with("new match notes.pdf from bob, fetching (job 1)"),
         "{told}"
@@ -92,7 +80,10 @@ fn a_watch_fetches_a_file_published_after_it_and_survives_a_restart() {
     assert_eq!(lines, ["\t.pdf fetched 1"]);
     write_random(&share_b.path().join("new.pdf"), 100_000, 29);
     assert_eq!(bob.cmd("PUBLISH new.pdf later"), "c> PUBLISH OK");
-    wait_stderr(&ann, "WATCH .pdf: new match new.pdf from bob, fetching");
+    ann.wait_stderr(
+        WATCH_WAIT,
+        "WATCH .pdf: new match new.pdf from bob, fetching",
+    );
     assert_eq!(ann.next_message(), "c> FETCH OK");
     assert_eq!(
         file_hash(&share_a.path().join("new.pdf")),
@@ -172,7 +163,7 @@ fn a_bad_watch_file_is_set_aside_with_a_warning() {
     std::fs::write(&file, b"{\"watches\": [{\"pattern\": \"\\u001b[2J\"").unwrap();
     let mut c = Client::with_state(s.addr, share.path(), state.path(), &FAST);
     c.register_connect("dee");
-    let warning = wait_stderr(&c, "watch list");
+    let warning = c.wait_stderr(WATCH_WAIT, "watch list");
     assert!(
         warning.contains("not used") && warning.contains("set aside as"),
         "{warning}"

@@ -249,6 +249,7 @@ pub mod group;
 pub mod partner;
 pub mod pmap;
 pub mod redis;
+pub mod tmpfs;
 
 // ---- Client shells driven through stdin (client and peer tests) ----
 
@@ -407,6 +408,18 @@ impl Client {
     /// Every stderr line so far.
     pub fn stderr(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The first stderr line containing `text`, waiting at most `timeout` for it;
+    /// panics with the whole of stderr otherwise.
+    pub fn wait_stderr(&self, timeout: Duration, text: &str) -> String {
+        let mut found = None;
+        let seen = wait_until(timeout, || {
+            found = self.stderr().into_iter().find(|l| l.contains(text));
+            found.is_some()
+        });
+        assert!(seen, "no {text:?}: {:?}", self.stderr());
+        found.unwrap()
     }
 
     /// Whether a stderr line containing `text` arrives within 5 s (stderr is
