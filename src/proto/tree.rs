@@ -114,16 +114,24 @@ impl HashTree {
         blocks: Vec<Hash>,
         root: Hash,
     ) -> Result<HashTree, TreeError> {
-        check_count(size, blocks.len() as u64)?;
-        if root_of(&blocks) != root {
-            return Err(TreeError::Root);
-        }
-        Ok(HashTree {
+        let tree = HashTree {
             size,
             version,
             blocks,
             root,
-        })
+        };
+        tree.check()?;
+        Ok(tree)
+    }
+
+    /// Whether the tree holds together: as many blocks as its size gives, and a root
+    /// that is the hash of its block hashes.
+    pub(crate) fn check(&self) -> Result<(), TreeError> {
+        check_count(self.size, self.blocks.len() as u64)?;
+        if root_of(&self.blocks) != self.root {
+            return Err(TreeError::Root);
+        }
+        Ok(())
     }
 
     pub(crate) fn block_count(&self) -> u64 {

@@ -162,7 +162,8 @@ fn ask_tree(
     let mut pause = Duration::from_millis(50);
     loop {
         match source.hash_tree(owner.addr, remote) {
-            Ok(tree) if holds_together(&tree) => return Some(tree),
+            // A source other than the wire (the unit tests' fakes) gets the checks too.
+            Ok(tree) if tree.check().is_ok() => return Some(tree),
             Ok(_) => log::warn!("{}: a hash tree whose root is not its blocks'", owner.addr),
             Err(e) if is_not_ready(&e) && Instant::now() + pause < deadline => {
                 if cancel.load(Ordering::SeqCst) {
@@ -182,18 +183,6 @@ fn ask_tree(
 /// Whether a GET_FILE_HASHES answer is code 3 (not ready yet).
 fn is_not_ready(e: &DownloadError) -> bool {
     matches!(e, DownloadError::NotReady)
-}
-
-/// Whether a tree passes the checks of one received (`HashTree::from_parts`): a
-/// source other than the wire (the unit tests' fakes) gets them too.
-fn holds_together(tree: &HashTree) -> bool {
-    let HashTree {
-        size,
-        version,
-        blocks,
-        root,
-    } = tree.clone();
-    HashTree::from_parts(size, version, blocks, root).is_ok()
 }
 
 /// A run of consecutive missing blocks.

@@ -418,12 +418,12 @@ fn one_owner_of_a_content_or_none_speaking_blocks_goes_one_at_a_time() {
 fn a_tree_whose_root_is_not_its_blocks_is_refused() {
     let good = content(3, 8);
     let mut tree = tree_of(&good);
-    assert!(holds_together(&tree));
+    assert!(tree.check().is_ok());
     tree.blocks[1] = [0; 32];
-    assert!(!holds_together(&tree), "honest root, other block hashes");
+    assert!(tree.check().is_err(), "honest root, other block hashes");
     let mut short = tree_of(&good);
     short.blocks.pop();
-    assert!(!holds_together(&short));
+    assert!(short.check().is_err());
 }
 
 #[test]
