@@ -185,23 +185,20 @@ impl<R: Read> FieldReader<R> {
     }
 
     /// Fills `out` with the next raw bytes (fixed-size binary data after the fields,
-    /// such as hashes): first what is buffered, then straight from the inner reader.
+    /// such as hashes), through the buffer like every other read.
     /// `Truncated(field)` when the stream ends first.
     pub fn read_raw(&mut self, field: Field, out: &mut [u8]) -> Result<(), WireError> {
-        let have = (self.end - self.start).min(out.len());
-        out[..have].copy_from_slice(&self.buf[self.start..self.start + have]);
-        self.start += have;
-        let mut filled = have;
-        while filled < out.len() {
-            match self.inner.read(&mut out[filled..]) {
-                Ok(0) => return Err(WireError::Truncated(field)),
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(WireError::Timeout(field)),
-                Err(e) => return Err(WireError::Io(e)),
+        let mut filled = 0;
+        loop {
+            let have = (self.end - self.start).min(out.len() - filled);
+            out[filled..filled + have].copy_from_slice(&self.buf[self.start..self.start + have]);
+            self.start += have;
+            filled += have;
+            if filled == out.len() {
+                return Ok(());
             }
+            self.more(field, 1)?;
         }
-        Ok(())
     }
 
     /// Buffers up to `n` bytes (at most [`READ_BUFFER`]) without consuming them and
