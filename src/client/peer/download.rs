@@ -689,13 +689,16 @@ impl Attempt<'_> {
         let mut content = PlainContent::new(temp_beside(&self.beside)?);
         progress.start(None, 0);
         let local_err = self.beside.local_err(&self.beside.target);
+        // A file that cannot fit is refused before it fills the disk (issue 26 item 7).
+        let fits = |size| check_space(&self.beside.dir, size, 0);
+        let take = |content: &mut PlainContent, data: &[u8]| content.push(data, &fits, &local_err);
         if !head.is_empty() {
-            self.take_plain(&mut content, &head)?;
+            take(&mut content, &head)?;
         } else if one {
             // 1 then the close: no such file. 1 then content: a reference peer's
             // success.
             match incoming.read(DOWNLOAD_BUFFER) {
-                Ok(data) => self.take_plain(&mut content, data)?,
+                Ok(data) => take(&mut content, data)?,
                 Err(Stop::Closed | Stop::Reset) => return Err(DownloadError::NotFound),
                 Err(stop) => return Err(stop.into_error(0, self.options.min_rate)),
             }
@@ -703,7 +706,7 @@ impl Attempt<'_> {
         progress.advance(content.received());
         loop {
             match incoming.read(DOWNLOAD_BUFFER) {
-                Ok(data) => self.take_plain(&mut content, data)?,
+                Ok(data) => take(&mut content, data)?,
                 Err(Stop::Closed) => break,
                 Err(Stop::Reset) => {
                     return Err(DownloadError::Reset {
@@ -728,22 +731,6 @@ impl Attempt<'_> {
                 (false, false) => Via::Plain,
             },
         })
-    }
-}
-
-impl Attempt<'_> {
-    /// Takes the next bytes of plain GET_FILE content. When they complete a size
-    /// string (the 2025 statement's reply, the slides'), the announced size is
-    /// compared with the free space before anything is written: a file that cannot
-    /// fit is refused at once, not after it filled the disk (issue 26 item 7). On any
-    /// failure the temporary file is dropped, and with it removed.
-    fn take_plain(&self, content: &mut PlainContent, data: &[u8]) -> Result<(), DownloadError> {
-        if let Some(size) = content.announces(data) {
-            check_space(&self.beside.dir, size, 0)?;
-        }
-        content
-            .push(data)
-            .map_err(self.beside.local_err(&self.beside.target))
     }
 }
 
@@ -996,25 +983,17 @@ impl PlainContent {
         Ok(())
     }
 
-    /// The size `data` would make the content announce, when the bytes held so far
-    /// and `data` complete a size string; nothing is taken.
-    fn announces(&self, data: &[u8]) -> Option<u64> {
+    /// Takes the next bytes of content. When they complete a size string (the 2025
+    /// statement's reply, the slides'), `fits` is asked about the announced size
+    /// before anything is written; a failed write is `local_err` of its error.
+    fn push(
+        &mut self,
+        data: &[u8],
+        fits: &dyn Fn(u64) -> Result<(), DownloadError>,
+        local_err: &dyn Fn(io::Error) -> DownloadError,
+    ) -> Result<(), DownloadError> {
         if !matches!(self.decided, Decided::No) {
-            return None;
-        }
-        let take = data.len().min(LEAD_MAX - self.lead.len());
-        let mut lead = self.lead.clone();
-        lead.extend_from_slice(&data[..take]);
-        match classify_lead(&lead) {
-            Lead::Sized { size, .. } => Some(size),
-            _ => None,
-        }
-    }
-
-    /// Takes the next bytes of content.
-    fn push(&mut self, data: &[u8]) -> io::Result<()> {
-        if !matches!(self.decided, Decided::No) {
-            return self.write(data);
+            return self.write(data).map_err(local_err);
         }
         let take = data.len().min(LEAD_MAX - self.lead.len());
         self.lead.extend_from_slice(&data[..take]);
@@ -1023,16 +1002,17 @@ impl PlainContent {
             Lead::Plain => {
                 self.decided = Decided::Plain;
                 let lead = std::mem::take(&mut self.lead);
-                self.write(&lead)?;
+                self.write(&lead).map_err(local_err)?;
             }
             Lead::Sized { prefix, size } => {
+                fits(size)?;
                 self.decided = Decided::Sized { prefix, size };
                 let lead = std::mem::take(&mut self.lead);
-                self.write(&lead[prefix..])?;
+                self.write(&lead[prefix..]).map_err(local_err)?;
                 self.lead = lead;
             }
         }
-        self.write(&data[take..])
+        self.write(&data[take..]).map_err(local_err)
     }
 
     /// The complete temporary file, its size, and whether a size prefix was
@@ -1126,7 +1106,9 @@ mod tests {
         let beside = Beside::new(&dir.path().join("f"));
         let mut plain = PlainContent::new(temp_beside(&beside).unwrap());
         for piece in content.chunks(step) {
-            plain.push(piece).unwrap();
+            plain
+                .push(piece, &|_| Ok(()), &beside.local_err(&beside.target))
+                .unwrap();
         }
         let (temp, size, sized) = plain.finish(&beside).unwrap();
         let stored = std::fs::read(temp.path()).unwrap();
