@@ -307,16 +307,6 @@ fn an_owner_of_other_content_with_the_same_name_and_size_is_never_mixed() {
     assert!(!served.contains("dan"), "{served}");
 }
 
-/// Rewrites `path` in place with other bytes of the same length.
-fn rewrite_in_place(path: &Path, seed: u8) {
-    let len = std::fs::metadata(path).unwrap().len() as usize;
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    let junk: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
-        .collect();
-    f.write_all(&junk).unwrap();
-}
-
 #[test]
 fn a_source_rewritten_mid_transfer_gives_a_fail_or_the_old_file_never_a_torn_one() {
     let s = Server::start(&[]);

@@ -460,17 +460,6 @@ fn names_published_by_someone_else_in_my_name_are_reported_not_served() {
     assert_eq!(std::fs::read(down.path().join("m")).unwrap(), b"mine");
 }
 
-/// Overwrites `path` in place with other bytes of the same length (no truncation,
-/// no rename: the inode and the size stay).
-fn rewrite_in_place(path: &Path, seed: u64) {
-    let len = std::fs::metadata(path).unwrap().len() as usize;
-    let fresh = tempfile::NamedTempFile::new().unwrap();
-    write_random(fresh.path(), len, seed);
-    let bytes = std::fs::read(fresh.path()).unwrap();
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all(&bytes).unwrap();
-}
-
 #[test]
 fn a_file_rewritten_in_place_mid_transfer_is_never_reported_ok() {
     let s = Server::start(&[]);

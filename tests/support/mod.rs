@@ -494,6 +494,17 @@ pub fn write_random(path: &std::path::Path, len: usize, seed: u64) {
     out.flush().unwrap();
 }
 
+/// Overwrites `path` in place with other bytes of the same length (no truncation,
+/// no rename: the inode and the size stay).
+pub fn rewrite_in_place(path: &std::path::Path, seed: u64) {
+    let len = std::fs::metadata(path).unwrap().len() as usize;
+    let fresh = tempfile::NamedTempFile::new().unwrap();
+    write_random(fresh.path(), len, seed);
+    let bytes = std::fs::read(fresh.path()).unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all(&bytes).unwrap();
+}
+
 /// A 64-bit FNV-1a hash of a file's content and its length.
 pub fn file_hash(path: &std::path::Path) -> (u64, u64) {
     let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
